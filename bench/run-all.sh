@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every benchmark recorded in docs/benchmarks.md (release build expected in build/release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=build/release
+echo "== B+tree micro-benchmarks (Google Benchmark)"
+"$B/src/btree/btree_benchmark" --benchmark_min_time=0.5
+echo
+echo "== daxfs vs LMDB"
+"$B/bench/lmdb_compare" "$@"

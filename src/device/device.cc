@@ -1,0 +1,297 @@
+// Opens a device file under an flock: real pmem is mapped and flushed through libpmem2, anything
+// else with mmap(MAP_SHARED) and msync. Also creates emulated device files.
+// Knows only paths, file descriptors and mappings: nothing of superblocks, trees or the engine.
+#include "device/device.h"
+
+#include <fcntl.h>
+#include <libpmem2.h>
+#include <linux/fs.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <utility>
+
+#include "base/log.h"
+
+namespace daxfs::device {
+namespace {
+
+constexpr uint64_t kSizeUnit = 4096;
+
+Status ErrnoError(const std::string& path, int err) {
+  return Status::Error(err, path + ": " + std::strerror(err));
+}
+
+Status CheckDeviceSize(const std::string& path, uint64_t size) {
+  if (size > 0 && size % kSizeUnit == 0) return Status::Ok();
+  return Status::Invalid(path + ": size " + std::to_string(size) +
+                         " is not a positive multiple of " + std::to_string(kSizeUnit));
+}
+
+enum class FileKind { kRegular, kBlock, kChar };
+
+Result<FileKind> KindOf(const std::string& path, const struct stat& st) {
+  if (S_ISREG(st.st_mode)) return FileKind::kRegular;
+  if (S_ISBLK(st.st_mode)) return FileKind::kBlock;
+  if (S_ISCHR(st.st_mode)) return FileKind::kChar;
+  if (S_ISDIR(st.st_mode)) return ErrnoError(path, EISDIR);
+  return Status::Invalid(path + ": not a regular file, block device or DAX device");
+}
+
+// Appends libpmem2's last error text, when it left one.
+std::string WithPmemReason(std::string message) {
+  const char* reason = pmem2_errormsg();
+  if (reason != nullptr && reason[0] != '\0') message += std::string(" (") + reason + ")";
+  return message;
+}
+
+// Owners for libpmem2's C handles.
+struct SourceDeleter {
+  void operator()(pmem2_source* s) const { pmem2_source_delete(&s); }
+};
+struct ConfigDeleter {
+  void operator()(pmem2_config* c) const { pmem2_config_delete(&c); }
+};
+using SourcePtr = std::unique_ptr<pmem2_source, SourceDeleter>;
+using ConfigPtr = std::unique_ptr<pmem2_config, ConfigDeleter>;
+
+SourcePtr SourceFromFd(int fd) {
+  pmem2_source* source = nullptr;
+  if (pmem2_source_from_fd(&source, fd) != 0) return nullptr;
+  return SourcePtr(source);
+}
+
+// Maps the whole source with libpmem2, or returns nullptr (pmem2_errormsg() says why).
+pmem2_map* NewPmemMap(const pmem2_source& source, bool read_only) {
+  pmem2_config* raw_config = nullptr;
+  if (pmem2_config_new(&raw_config) != 0) return nullptr;
+  ConfigPtr config(raw_config);
+  unsigned protection = PMEM2_PROT_READ | (read_only ? 0 : PMEM2_PROT_WRITE);
+  if (pmem2_config_set_required_store_granularity(config.get(), PMEM2_GRANULARITY_PAGE) != 0 ||
+      pmem2_config_set_protection(config.get(), protection) != 0) {
+    return nullptr;
+  }
+  pmem2_map* map = nullptr;
+  if (pmem2_map_new(&map, config.get(), &source) != 0) return nullptr;
+  return map;
+}
+
+class FileDevice final : public Device {
+ public:
+  FileDevice(std::string path, int fd, bool read_only)
+      : path_(std::move(path)), fd_(fd), read_only_(read_only) {}
+  ~FileDevice() override;
+
+  // Everything after open(2): lock, type check, size (read under the lock), mapping.
+  Status Open(const OpenOptions& options);
+
+  bool IsPmem() const override { return pmem_map_ != nullptr; }
+  std::string Describe() const override;
+  int Fd() const override { return fd_; }
+  Status Flush(uint64_t offset, uint64_t length) override;
+  Status Drain() override;
+
+ private:
+  Status Lock();
+  Result<uint64_t> DeviceSize(FileKind kind, const struct stat& st, const pmem2_source* source);
+  // Maps through libpmem2 and keeps the mapping only if it is real pmem (cache-line or byte
+  // granularity). False if libpmem2 cannot map the file or it is page-granular.
+  bool MapPmem(const pmem2_source& source);
+  Status Map(FileKind kind, const pmem2_source* source, const OpenOptions& options);
+  Status MapShared();
+
+  std::string path_;
+  int fd_;
+  bool read_only_;
+  bool locked_ = false;
+  pmem2_map* pmem_map_ = nullptr;  // set only for real pmem; otherwise base_ is our own mmap
+  pmem2_granularity granularity_ = PMEM2_GRANULARITY_PAGE;
+  pmem2_flush_fn flush_fn_ = nullptr;
+  pmem2_drain_fn drain_fn_ = nullptr;
+};
+
+FileDevice::~FileDevice() {
+  if (pmem_map_ != nullptr) {
+    pmem2_map_delete(&pmem_map_);
+  } else if (base_ != nullptr) {
+    munmap(base_, size_);
+  }
+  if (locked_) flock(fd_, LOCK_UN);
+  close(fd_);
+}
+
+Status FileDevice::Open(const OpenOptions& options) {
+  RETURN_IF_ERROR(Lock());
+  struct stat st;
+  if (fstat(fd_, &st) != 0) return ErrnoError(path_, errno);
+  ASSIGN_OR_RETURN(FileKind kind, KindOf(path_, st));
+  SourcePtr source = SourceFromFd(fd_);
+  if (source == nullptr) {
+    base::Log(base::LogLevel::kDebug, "{}: libpmem2 cannot use it: {}", path_, pmem2_errormsg());
+    if (kind == FileKind::kChar) {
+      return Status::Invalid(WithPmemReason(path_ + ": not a DAX device"));
+    }
+  }
+  ASSIGN_OR_RETURN(size_, DeviceSize(kind, st, source.get()));
+  RETURN_IF_ERROR(CheckDeviceSize(path_, size_));
+  return Map(kind, source.get(), options);
+}
+
+Status FileDevice::Lock() {
+  if (flock(fd_, (read_only_ ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return Status::Busy(path_ + ": device is in use");
+    return ErrnoError(path_, errno);
+  }
+  locked_ = true;
+  return Status::Ok();
+}
+
+Result<uint64_t> FileDevice::DeviceSize(FileKind kind, const struct stat& st,
+                                        const pmem2_source* source) {
+  if (kind == FileKind::kRegular) return static_cast<uint64_t>(st.st_size);
+  if (kind == FileKind::kBlock) {
+    uint64_t size = 0;
+    if (ioctl(fd_, BLKGETSIZE64, &size) != 0) return ErrnoError(path_, errno);
+    return size;
+  }
+  size_t size = 0;
+  if (pmem2_source_size(source, &size) != 0) {
+    return Status::IoError(WithPmemReason(path_ + ": cannot read the DAX device size"));
+  }
+  return static_cast<uint64_t>(size);
+}
+
+bool FileDevice::MapPmem(const pmem2_source& source) {
+  pmem2_map* map = NewPmemMap(source, read_only_);
+  if (map == nullptr) {
+    base::Log(base::LogLevel::kDebug, "{}: libpmem2 cannot map it: {}", path_, pmem2_errormsg());
+    return false;
+  }
+  pmem2_granularity granularity = pmem2_map_get_store_granularity(map);
+  if (granularity == PMEM2_GRANULARITY_PAGE) {
+    pmem2_map_delete(&map);
+    return false;
+  }
+  pmem_map_ = map;
+  granularity_ = granularity;
+  base_ = static_cast<uint8_t*>(pmem2_map_get_address(map));
+  flush_fn_ = pmem2_get_flush_fn(map);
+  drain_fn_ = pmem2_get_drain_fn(map);
+  return true;
+}
+
+Status FileDevice::Map(FileKind kind, const pmem2_source* source, const OpenOptions& options) {
+  if (source != nullptr && MapPmem(*source)) return Status::Ok();
+  if (kind == FileKind::kChar) {
+    return Status::IoError(WithPmemReason(path_ + ": cannot map the DAX device"));
+  }
+  if (options.require_pmem) {
+    return Status::NotSupported(path_ + ": not persistent memory (only page-granular msync)");
+  }
+  return MapShared();
+}
+
+Status FileDevice::MapShared() {
+  int protection = PROT_READ | (read_only_ ? 0 : PROT_WRITE);
+  void* address = mmap(nullptr, size_, protection, MAP_SHARED, fd_, 0);
+  if (address == MAP_FAILED) return ErrnoError(path_, errno);
+  base_ = static_cast<uint8_t*>(address);
+  return Status::Ok();
+}
+
+std::string FileDevice::Describe() const {
+  std::string kind = "emulated pmem, msync";
+  if (granularity_ == PMEM2_GRANULARITY_CACHE_LINE) kind = "persistent memory, cache-line flush";
+  if (granularity_ == PMEM2_GRANULARITY_BYTE) kind = "persistent memory, eADR";
+  return path_ + " (" + kind + (read_only_ ? ", read-only)" : ")");
+}
+
+Status FileDevice::Flush(uint64_t offset, uint64_t length) {
+  if (read_only_) return Status::ReadOnly(path_ + ": device is read-only");
+  if (!Contains(offset, length)) {
+    return Status::Invalid(path_ + ": flush of [" + std::to_string(offset) + ", +" +
+                           std::to_string(length) + ") is outside the device");
+  }
+  if (length == 0) return Status::Ok();
+  if (pmem_map_ != nullptr) {
+    flush_fn_(base_ + offset, length);
+    return Status::Ok();
+  }
+  static const uint64_t kPage = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  uint64_t start = offset / kPage * kPage;
+  if (msync(base_ + start, offset + length - start, MS_SYNC) != 0) {
+    return Status::IoError(path_ + ": msync failed: " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+Status FileDevice::Drain() {
+  if (read_only_) return Status::ReadOnly(path_ + ": device is read-only");
+  if (drain_fn_ != nullptr) drain_fn_();  // msync in Flush is already synchronous
+  return Status::Ok();
+}
+
+// Refuses anything but a regular file, and takes the lock so that a device in use is never
+// truncated under its owner. Changes nothing.
+Status LockNewFile(const std::string& path, int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return ErrnoError(path, errno);
+  if (!S_ISREG(st.st_mode)) return Status::Invalid(path + ": not a regular file");
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return Status::Busy(path + ": device is in use");
+    return ErrnoError(path, errno);
+  }
+  return Status::Ok();
+}
+
+// Empties the file, sizes it, and reserves its space so that a full file system fails here
+// rather than with SIGBUS on a later store.
+Status SizeNewFile(const std::string& path, int fd, uint64_t size) {
+  if (ftruncate(fd, 0) != 0 || ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    return ErrnoError(path, errno);
+  }
+  int err = posix_fallocate(fd, 0, static_cast<off_t>(size));
+  if (err == EOPNOTSUPP || err == EINVAL) {
+    base::Log(base::LogLevel::kDebug, "{}: no fallocate ({}), left sparse", path,
+              std::strerror(err));
+    return Status::Ok();
+  }
+  return err == 0 ? Status::Ok() : ErrnoError(path, err);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Device>> OpenDevice(const std::string& path, const OpenOptions& options) {
+  int fd = open(path.c_str(), (options.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (fd < 0) return ErrnoError(path, errno);
+  auto device = std::make_unique<FileDevice>(path, fd, options.read_only);
+  RETURN_IF_ERROR(device->Open(options));
+  return std::unique_ptr<Device>(std::move(device));
+}
+
+Status CreateDeviceFile(const std::string& path, uint64_t size, bool overwrite) {
+  RETURN_IF_ERROR(CheckDeviceSize(path, size));
+  if (size > static_cast<uint64_t>(std::numeric_limits<off_t>::max())) {
+    return Status::TooBig(path + ": size " + std::to_string(size) + " is too large");
+  }
+  // Not O_TRUNC: that would happen before the lock. SizeNewFile truncates once it is held.
+  int flags = O_RDWR | O_CREAT | O_CLOEXEC | (overwrite ? 0 : O_EXCL);
+  int fd = open(path.c_str(), flags, 0644);
+  if (fd < 0) return ErrnoError(path, errno);
+  Status status = LockNewFile(path, fd);
+  if (status.ok()) {
+    status = SizeNewFile(path, fd, size);
+    if (!status.ok()) unlink(path.c_str());  // its old contents, if any, are gone already
+  }
+  close(fd);
+  return status;
+}
+
+}  // namespace daxfs::device

@@ -1,0 +1,114 @@
+#include "space/node_allocator.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace daxfs::space {
+namespace {
+
+constexpr uint64_t kChunkBlocks = 64;
+
+TEST(NodeAllocatorTest, AllocatesOnlyInMetadataChunks) {
+  NodeAllocator a(kChunkBlocks * 4, kChunkBlocks);
+  EXPECT_EQ(a.Allocate().status().code(), ENOSPC);
+  ASSERT_TRUE(a.AddChunk(2).ok());
+  std::set<uint64_t> got;
+  for (uint64_t i = 0; i < kChunkBlocks; ++i) {
+    Result<uint64_t> b = a.Allocate();
+    ASSERT_TRUE(b.ok());
+    EXPECT_GE(*b, 2 * kChunkBlocks);
+    EXPECT_LT(*b, 3 * kChunkBlocks);
+    EXPECT_TRUE(got.insert(*b).second) << "block handed out twice";
+  }
+  EXPECT_EQ(a.Allocate().status().code(), ENOSPC);
+  EXPECT_EQ(a.Counts().fresh, kChunkBlocks);
+}
+
+TEST(NodeAllocatorTest, ReservedPrefixIsNeverHandedOut) {
+  NodeAllocator a(kChunkBlocks * 2, kChunkBlocks);
+  ASSERT_TRUE(a.AddChunk(0, 2).ok());
+  EXPECT_EQ(a.Counts().total, kChunkBlocks - 2);
+  while (true) {
+    Result<uint64_t> b = a.Allocate();
+    if (!b.ok()) break;
+    EXPECT_GE(*b, 2u);
+  }
+  EXPECT_EQ(a.State(0), NodeState::kNotMetadata);
+}
+
+TEST(NodeAllocatorTest, LifecycleFreshUsedDeferredFree) {
+  NodeAllocator a(kChunkBlocks * 2, kChunkBlocks);
+  ASSERT_TRUE(a.AddChunk(1).ok());
+  uint64_t b = *a.Allocate();
+  EXPECT_TRUE(a.IsFresh(b));
+  a.CommitFresh({b});
+  EXPECT_EQ(a.State(b), NodeState::kUsed);
+  a.Defer(b, 7);
+  EXPECT_EQ(a.State(b), NodeState::kDeferred);
+  a.ReleaseDeferred(6);
+  EXPECT_EQ(a.State(b), NodeState::kDeferred) << "released before its generation was safe";
+  a.ReleaseDeferred(7);
+  EXPECT_EQ(a.State(b), NodeState::kFree);
+  NodeCounts c = a.Counts();
+  EXPECT_EQ(c.free, c.total);
+}
+
+TEST(NodeAllocatorTest, UndoDeferRestoresUsed) {
+  NodeAllocator a(kChunkBlocks * 2, kChunkBlocks);
+  ASSERT_TRUE(a.AddChunk(1).ok());
+  uint64_t b = *a.Allocate();
+  a.CommitFresh({b});
+  a.Defer(b, 3);
+  a.UndoDefer({b});
+  EXPECT_EQ(a.State(b), NodeState::kUsed);
+  a.ReleaseDeferred(100);
+  EXPECT_EQ(a.State(b), NodeState::kUsed);
+}
+
+TEST(NodeAllocatorTest, MarkUsedDetectsDoubleOwnership) {
+  NodeAllocator a(kChunkBlocks * 2, kChunkBlocks);
+  ASSERT_TRUE(a.AddChunk(0, 2).ok());
+  EXPECT_TRUE(a.MarkUsed(10).ok());
+  EXPECT_EQ(a.MarkUsed(10).code(), EUCLEAN);
+  EXPECT_EQ(a.MarkUsed(1).code(), EUCLEAN);                  // a superblock slot
+  EXPECT_EQ(a.MarkUsed(kChunkBlocks + 3).code(), EUCLEAN);   // not a metadata chunk
+}
+
+TEST(NodeAllocatorTest, MarksClearOnReallocation) {
+  NodeAllocator a(kChunkBlocks, kChunkBlocks);
+  ASSERT_TRUE(a.AddChunk(0).ok());
+  uint64_t b = *a.Allocate();
+  a.SetMark(b);
+  EXPECT_TRUE(a.TestMark(b));
+  a.FreeFresh(b);
+  for (uint64_t i = 0; i < kChunkBlocks; ++i) {
+    Result<uint64_t> again = a.Allocate();
+    ASSERT_TRUE(again.ok());
+    if (*again == b) {
+      EXPECT_FALSE(a.TestMark(b));
+      return;
+    }
+  }
+  FAIL() << "freed block never reallocated";
+}
+
+TEST(NodeAllocatorTest, RemoveChunkOnlyWhenAllFree) {
+  NodeAllocator a(kChunkBlocks * 3, kChunkBlocks);
+  ASSERT_TRUE(a.AddChunk(1).ok());
+  uint64_t b = *a.Allocate();
+  EXPECT_EQ(a.RemoveChunk(1).code(), EBUSY);
+  a.FreeFresh(b);
+  EXPECT_TRUE(a.RemoveChunk(1).ok());
+  EXPECT_FALSE(a.IsMetadataChunk(1));
+  EXPECT_EQ(a.Counts().total, 0u);
+}
+
+TEST(NodeAllocatorTest, ShortLastChunk) {
+  NodeAllocator a(kChunkBlocks + 5, kChunkBlocks);
+  ASSERT_TRUE(a.AddChunk(1).ok());
+  EXPECT_EQ(a.Counts().total, 5u);
+}
+
+}  // namespace
+}  // namespace daxfs::space

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "daxfs/filesystem.h"
 #include "daxfs/status.h"
 
 namespace daxfs {
@@ -18,6 +19,8 @@ struct MkfsOptions {
   bool force = false;
   uint64_t chunk_size = 0;  // 0: chosen from the device size
   std::string label;
+  bool rmap = true;     // keep the reverse map (feature flag)
+  bool reflink = true;  // allow shared blocks (needs rmap)
 };
 
 struct TreeInfo {

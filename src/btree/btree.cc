@@ -1,7 +1,6 @@
-// The copy-on-write B+tree: point lookups, cursors, overlap queries, path-copying updates with
-// splits and merges, and the invariant checker. Node bytes are touched only through
-// format::NodeLayout and NodeEditor, nodes only through the NodeStore; knows nothing about
-// transactions or what records mean. Invariants and algorithms: docs/btree.md.
+// The copy-on-write B+tree: lookups, cursors, overlap queries, path-copying changes with splits
+// and merges, and the invariant checker (docs/btree.md). Touches nodes only through the NodeStore
+// and format::NodeLayout; knows nothing about transactions or what records mean.
 #include "btree/btree.h"
 
 #include <fmt/core.h>
@@ -59,9 +58,7 @@ BTree::BTree(const TreeSpec& spec, NodeStore* store, uint64_t root)
   }
 }
 
-int BTree::MinFill(int level) const {
-  return std::max<int>(1, layout_.capacity(level) / 3);
-}
+int BTree::MinFill(int level) const { return std::max<int>(1, layout_.capacity(level) / 3); }
 
 std::string BTree::Where(uint64_t blockno) const {
   return fmt::format("tree {} node {}", spec_.name, blockno);
@@ -82,8 +79,8 @@ Result<const uint8_t*> BTree::ReadNode(uint64_t blockno, int level) const {
       format::DecodeBTreeNode(*node, blockno, layout_, static_cast<uint16_t>(spec_.id));
   if (!header.ok()) return header.status().WithContext(fmt::format("tree {}", spec_.name));
   if (level >= 0 && header->level != level) {
-    return Status::Corruption(fmt::format("{}: level {} where {} was expected", Where(blockno),
-                                          header->level, level));
+    return Status::Corruption(
+        fmt::format("{}: level {} where {} was expected", Where(blockno), header->level, level));
   }
   return node;
 }
@@ -94,7 +91,8 @@ Result<const uint8_t*> BTree::ReadChild(const uint8_t* parent, uint64_t parent_b
                                         int level) const {
   uint64_t child = layout_.Child(parent, i);
   if (child == 0) {
-    return Status::Corruption(fmt::format("{} entry {}: null child pointer", Where(parent_blockno), i));
+    return Status::Corruption(
+        fmt::format("{} entry {}: null child pointer", Where(parent_blockno), i));
   }
   Result<const uint8_t*> node = ReadNode(child, level);
   if (!node.ok() && node.status().code() == EINVAL) {
@@ -409,7 +407,8 @@ Status BTree::UpdateAtPath(Path* path, const uint8_t* value) {
   RETURN_IF_ERROR(Reserve(need, &pool));
   PathStep& leaf_step = path->step[path->depth - 1];
   uint8_t* leaf = MakeWritable(&leaf_step.blockno, &leaf_step.node, &pool);
-  if (layout_.value_size) std::memcpy(layout_.value(leaf, leaf_step.index), value, layout_.value_size);
+  if (layout_.value_size)
+    std::memcpy(layout_.value(leaf, leaf_step.index), value, layout_.value_size);
   bool split[kMaxLevels] = {};
   AscendAfterInsert(path, 0, split, &pool);
   return Status::Ok();
@@ -521,7 +520,8 @@ Status BTree::Insert(const Key& key, std::span<const uint8_t> value) {
   bool found;
   RETURN_IF_ERROR(Descend(key, &path, &found));
   if (found) {
-    return Status::Exists(fmt::format("tree {}: key {} already exists", spec_.name, KeyString(key)));
+    return Status::Exists(
+        fmt::format("tree {}: key {} already exists", spec_.name, KeyString(key)));
   }
   return InsertAtPath(&path, key, value.data());
 }
@@ -646,7 +646,8 @@ Status Cursor::SeekGE(const Key& key) {
   BTree::Path path;
   bool found;
   RETURN_IF_ERROR(tree_->Descend(key, &path, &found));
-  for (int d = 0; d < path.depth; ++d) path_.push_back(Level{path.step[d].blockno, path.step[d].index});
+  for (int d = 0; d < path.depth; ++d)
+    path_.push_back(Level{path.step[d].blockno, path.step[d].index});
   const BTree::PathStep& leaf = path.step[path.depth - 1];
   leaf_ = leaf.node;
   leaf_count_ = leaf.count;
@@ -664,7 +665,8 @@ Status Cursor::SeekLE(const Key& key) {
   BTree::Path path;
   bool found;
   RETURN_IF_ERROR(tree_->Descend(key, &path, &found));
-  for (int d = 0; d < path.depth; ++d) path_.push_back(Level{path.step[d].blockno, path.step[d].index});
+  for (int d = 0; d < path.depth; ++d)
+    path_.push_back(Level{path.step[d].blockno, path.step[d].index});
   const BTree::PathStep& leaf = path.step[path.depth - 1];
   leaf_ = leaf.node;
   leaf_count_ = leaf.count;
@@ -707,10 +709,12 @@ Status Cursor::Prev() {
 Status BTree::Overlaps(uint64_t start, uint64_t end, const RecordFn& fn) const {
   RETURN_IF_ERROR(spec_status_);
   if (!spec_.is_interval()) {
-    return Status::Invalid(fmt::format("tree {}: overlap query on a tree without intervals", spec_.name));
+    return Status::Invalid(
+        fmt::format("tree {}: overlap query on a tree without intervals", spec_.name));
   }
   if (start >= end) {
-    return Status::Invalid(fmt::format("tree {}: empty query range [{}, {})", spec_.name, start, end));
+    return Status::Invalid(
+        fmt::format("tree {}: empty query range [{}, {})", spec_.name, start, end));
   }
   if (root_ == 0) return Status::Ok();
   struct Frame {
@@ -779,9 +783,8 @@ struct BTree::ValidateState {
 };
 
 Status BTree::Broken(uint64_t blockno, int level, int rule, const std::string& what) const {
-  static constexpr const char* kRules[] = {"",          "node header",   "levels",
-                                           "fill",      "key order",     "separator keys",
-                                           "interval ends"};
+  static constexpr const char* kRules[] = {"",          "node header",    "levels",       "fill",
+                                           "key order", "separator keys", "interval ends"};
   return Status::Corruption(fmt::format("{} (level {}): rule {} ({}): {}", Where(blockno), level,
                                         rule, kRules[rule], what));
 }
@@ -808,8 +811,8 @@ Status BTree::ValidateSubtree(uint64_t blockno, const uint8_t* node, bool is_roo
     return Broken(blockno, level, 3, fmt::format("internal root with {} entry", count));
   }
   if (!is_root && count < MinFill(level)) {
-    return Broken(blockno, level, 3, fmt::format("{} entries, fewer than the minimum {}", count,
-                                                 MinFill(level)));
+    return Broken(blockno, level, 3,
+                  fmt::format("{} entries, fewer than the minimum {}", count, MinFill(level)));
   }
   if (level == 0) return ValidateLeaf(blockno, node, state, max_end);
   return ValidateInternal(blockno, node, state, max_end);
@@ -824,16 +827,18 @@ Status BTree::ValidateLeaf(uint64_t blockno, const uint8_t* node, ValidateState*
   for (int i = 0; i < count; ++i) {
     Key key = KeyAt(node, i);
     if (state->have_last && CompareKeys(state->last, key, spec_.key_words) >= 0) {
-      return Broken(blockno, 0, 4, fmt::format("key {} at entry {} does not follow key {}",
-                                               KeyString(key), i, KeyString(state->last)));
+      return Broken(blockno, 0, 4,
+                    fmt::format("key {} at entry {} does not follow key {}", KeyString(key), i,
+                                KeyString(state->last)));
     }
     state->last = key;
     state->have_last = true;
     if (!spec_.is_interval()) continue;
     uint64_t end = RecordEnd(node, i);
     if (end <= key.w[0]) {
-      return Broken(blockno, 0, 6, fmt::format("record {} at entry {} ends at {}, not after its start",
-                                               KeyString(key), i, end));
+      return Broken(blockno, 0, 6,
+                    fmt::format("record {} at entry {} ends at {}, not after its start",
+                                KeyString(key), i, end));
     }
     *max_end = std::max(*max_end, end);
   }
@@ -847,28 +852,28 @@ Status BTree::ValidateInternal(uint64_t blockno, const uint8_t* node, ValidateSt
   *max_end = 0;
   for (int i = 0; i < count; ++i) {
     if (i > 0 && Compare(node, i, KeyAt(node, i - 1)) <= 0) {
-      return Broken(blockno, level, 4, fmt::format("key {} at entry {} does not follow key {}",
-                                                   KeyString(KeyAt(node, i)), i,
-                                                   KeyString(KeyAt(node, i - 1))));
+      return Broken(blockno, level, 4,
+                    fmt::format("key {} at entry {} does not follow key {}",
+                                KeyString(KeyAt(node, i)), i, KeyString(KeyAt(node, i - 1))));
     }
     Result<const uint8_t*> child = ReadChild(node, blockno, i, level - 1);
     if (!child.ok()) {
-      return child.status().WithContext(
-          fmt::format("{} (level {}) entry {}: rule 1 or 2 (node header, levels)", Where(blockno),
-                      level, i));
+      return child.status().WithContext(fmt::format(
+          "{} (level {}) entry {}: rule 1 or 2 (node header, levels)", Where(blockno), level, i));
     }
     if (std::memcmp(layout_.key(node, i), layout_.key(*child, 0), layout_.key_size) != 0) {
-      return Broken(blockno, level, 5, fmt::format("key {} at entry {} differs from the first key {} of "
-                                                   "child {}",
-                                                   KeyString(KeyAt(node, i)), i,
-                                                   KeyString(KeyAt(*child, 0)), layout_.Child(node, i)));
+      return Broken(blockno, level, 5,
+                    fmt::format("key {} at entry {} differs from the first key {} of "
+                                "child {}",
+                                KeyString(KeyAt(node, i)), i, KeyString(KeyAt(*child, 0)),
+                                layout_.Child(node, i)));
     }
     uint64_t child_max_end;
     RETURN_IF_ERROR(ValidateSubtree(layout_.Child(node, i), *child, false, state, &child_max_end));
     if (spec_.is_interval() && layout_.MaxEnd(node, i) != child_max_end) {
-      return Broken(blockno, level, 6, fmt::format("max_end {} at entry {}, but child {} ends at {}",
-                                                   layout_.MaxEnd(node, i), i,
-                                                   layout_.Child(node, i), child_max_end));
+      return Broken(blockno, level, 6,
+                    fmt::format("max_end {} at entry {}, but child {} ends at {}",
+                                layout_.MaxEnd(node, i), i, layout_.Child(node, i), child_max_end));
     }
     *max_end = std::max(*max_end, child_max_end);
   }

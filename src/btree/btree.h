@@ -95,7 +95,7 @@ class Cursor {
   void Load();  // fills key_/value_ from leaf_ at path_.back().index
 
   const BTree* tree_;
-  std::vector<Level> path_;  // root first; its capacity is kept across seeks
+  std::vector<Level> path_;        // root first; its capacity is kept across seeks
   const uint8_t* leaf_ = nullptr;  // the node at path_.back()
   int leaf_count_ = 0;
   bool valid_ = false;
@@ -195,8 +195,8 @@ class BTree {
 
   Status VisitSubtree(uint64_t blockno, const uint8_t* node,
                       const std::function<Status(uint64_t, int)>& fn) const;
-  Status ValidateSubtree(uint64_t blockno, const uint8_t* node, bool is_root,
-                         ValidateState* state, uint64_t* max_end) const;
+  Status ValidateSubtree(uint64_t blockno, const uint8_t* node, bool is_root, ValidateState* state,
+                         uint64_t* max_end) const;
   Status ValidateLeaf(uint64_t blockno, const uint8_t* node, ValidateState* state,
                       uint64_t* max_end) const;
   Status ValidateInternal(uint64_t blockno, const uint8_t* node, ValidateState* state,

@@ -1,7 +1,6 @@
-// Randomized model test of the B+tree (short run for CI): every operation is checked against a
-// std::map and, for interval trees, brute-force overlap search; Validate and a node leak check
-// run after every commit. Prints its seed; DAXFS_SEED=<seed> replays. The long run is
-// btree_long_test.cc.
+// Randomized model test of the B+tree, short run for CI (testing/model_driver.h; the long run is
+// btree_long_test.cc): checked against std::map and brute-force overlap search, validated and
+// leak-checked after every commit. Prints its seed; DAXFS_SEED=<seed> replays.
 #include <gtest/gtest.h>
 
 #include <random>

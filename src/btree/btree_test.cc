@@ -321,7 +321,9 @@ struct SizeCase {
 
 class BTreeSizeTest : public BTreeTest, public ::testing::WithParamInterface<SizeCase> {
  protected:
-  void SetUp() override { Open(Spec(GetParam().key_words, GetParam().value_size, GetParam().interval)); }
+  void SetUp() override {
+    Open(Spec(GetParam().key_words, GetParam().value_size, GetParam().interval));
+  }
   // Inserts keys 0..n-1 (times 10) in the given order, checking along the way.
   void InsertAll(const std::vector<uint64_t>& order) {
     for (size_t i = 0; i < order.size(); ++i) {
@@ -367,12 +369,16 @@ TEST_P(BTreeSizeTest, InsertAndDeleteAtSeveralSizes) {
   for (uint64_t n : {uint64_t{1}, leaf, leaf + 1, 3 * leaf, leaf * internal / 2 + 7}) {
     for (int order = 0; order < 3; ++order) {
       SCOPED_TRACE(::testing::Message() << "n=" << n << " order=" << order);
-      std::vector<uint64_t> in = order == 0 ? Ascending(n) : order == 1 ? Descending(n) : Shuffled(n, n);
+      std::vector<uint64_t> in = order == 0   ? Ascending(n)
+                                 : order == 1 ? Descending(n)
+                                              : Shuffled(n, n);
       ASSERT_NO_FATAL_FAILURE(InsertAll(in));
       ExpectAll(n);
       EXPECT_EQ(ScanForward().size(), n);
       Commit();
-      std::vector<uint64_t> out = order == 0 ? Shuffled(n, n + 1) : order == 1 ? Ascending(n) : Descending(n);
+      std::vector<uint64_t> out = order == 0   ? Shuffled(n, n + 1)
+                                  : order == 1 ? Ascending(n)
+                                               : Descending(n);
       ASSERT_NO_FATAL_FAILURE(DeleteAll(out));
       EXPECT_EQ(tree_->root(), 0u);
       Commit();
@@ -491,8 +497,8 @@ TEST_F(BTreeCursorTest, SeekGEEdges) {
   struct {
     uint64_t key;
     int64_t expected;  // -1: invalid
-  } cases[] = {{0, 10}, {10, 10}, {11, 20}, {19, 20}, {9999, 10000}, {10000, 10000},
-               {10001, -1}, {~0ull, -1}};
+  } cases[] = {{0, 10},       {10, 10},       {11, 20},    {19, 20},
+               {9999, 10000}, {10000, 10000}, {10001, -1}, {~0ull, -1}};
   for (auto [key, expected] : cases) {
     ASSERT_TRUE(c.SeekGE(K(key)).ok());
     if (expected < 0) {
@@ -509,8 +515,8 @@ TEST_F(BTreeCursorTest, SeekLEEdges) {
   struct {
     uint64_t key;
     int64_t expected;
-  } cases[] = {{0, -1}, {9, -1}, {10, 10}, {11, 10}, {19, 10}, {20, 20}, {10000, 10000},
-               {10001, 10000}, {~0ull, 10000}};
+  } cases[] = {{0, -1},  {9, -1},        {10, 10},       {11, 10},      {19, 10},
+               {20, 20}, {10000, 10000}, {10001, 10000}, {~0ull, 10000}};
   for (auto [key, expected] : cases) {
     ASSERT_TRUE(c.SeekLE(K(key)).ok());
     if (expected < 0) {
@@ -591,7 +597,7 @@ TEST_F(BTreeOverlapTest, EmptyTree) { EXPECT_TRUE(Overlapping(0, 100).empty()); 
 // Many levels, long records far to the left, updates and deletes that move max_end.
 TEST_F(BTreeOverlapTest, AgainstBruteForce) {
   Open(Spec(4, 200, /*interval=*/true));  // 17 records per leaf, 84 per internal node
-  std::map<uint64_t, uint64_t> records;  // start -> length
+  std::map<uint64_t, uint64_t> records;   // start -> length
   base::Random rnd(base::SeedFromEnv(11));
   for (int i = 0; i < 5000; ++i) {
     uint64_t start = rnd.Uniform(1000000);
@@ -691,6 +697,13 @@ TEST_F(BTreeCorruptionTest, WrongMaxEnd) {
   ExpectCorrupt(NodeName(tree_->root()) + " (level 1): rule 6 (interval ends)");
 }
 
+TEST_F(BTreeCorruptionTest, RecordEndingAtItsStart) {
+  uint64_t leaf = NthNodeAtLevel(0, 2);
+  Corrupt(leaf, [&](uint8_t* p) { base::EncodeU64(L().value(p, 4), 0); });  // length 0
+  ExpectCorrupt(NodeName(leaf) + " (level 0): rule 6 (interval ends)");
+  ExpectCorrupt("not after its start");
+}
+
 TEST_F(BTreeCorruptionTest, UnderfullNode) {
   uint64_t leaf = NthNodeAtLevel(0, 2);
   Corrupt(leaf, [&](uint8_t* p) { format::SetBTreeNodeCount(p, 2); });
@@ -753,12 +766,15 @@ TEST_F(BTreeCorruptionTest, ChecksumMismatchIsFoundByEveryReader) {
   EXPECT_EQ(tree_->Delete(inside).code(), EUCLEAN);
   EXPECT_EQ(tree_->VisitNodes([](uint64_t, int) { return Status::Ok(); }).code(), EUCLEAN);
   Cursor c(tree_.get());
-  EXPECT_EQ(c.SeekFirst().ok() && [&] {
-    while (c.Valid()) {
-      if (!c.Next().ok()) return false;
-    }
-    return true;
-  }(), false);
+  EXPECT_EQ(
+      c.SeekFirst().ok() &&
+          [&] {
+            while (c.Valid()) {
+              if (!c.Next().ok()) return false;
+            }
+            return true;
+          }(),
+      false);
   store_.RawForTest(leaf)[3000] ^= 0x40;
   EXPECT_TRUE(tree_->Validate().ok());
 }
@@ -766,7 +782,7 @@ TEST_F(BTreeCorruptionTest, ChecksumMismatchIsFoundByEveryReader) {
 // A leaf that falls below the minimum next to a full sibling borrows from it; all three nodes
 // are committed, so the delete needs three new nodes, and fails cleanly with fewer.
 TEST_F(BTreeTest, DeleteBorrowsFromAFullSibling) {
-  Open(Spec(1, 200));  // 19 records per leaf, at least 6
+  Open(Spec(1, 200));                                       // 19 records per leaf, at least 6
   for (uint64_t i = 0; i <= 19; ++i) Insert(K(i * 10), i);  // splits 14 + 6 (append at the end)
   for (uint64_t i = 1; i <= 5; ++i) Insert(K(i), i);        // the left leaf is full again
   Commit();
@@ -961,9 +977,8 @@ TEST_F(BTreeTest, VisitNodesIsPreOrderWithLevels) {
             int64_t(stats.leaves));
   // A visitor error stops the walk and is returned.
   int calls = 0;
-  Status s = tree_->VisitNodes([&](uint64_t, int) {
-    return ++calls == 3 ? Status::IoError("stop") : Status::Ok();
-  });
+  Status s = tree_->VisitNodes(
+      [&](uint64_t, int) { return ++calls == 3 ? Status::IoError("stop") : Status::Ok(); });
   EXPECT_EQ(s.code(), EIO);
   EXPECT_EQ(calls, 3);
 }

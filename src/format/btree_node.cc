@@ -30,12 +30,12 @@ BTreeNodeHeader DecodeBTreeNodeHeader(const uint8_t* block) {
 
 Result<NodeLayout> ComputeNodeLayout(int key_words, int value_size, bool interval) {
   if (key_words < 1 || key_words > kBTreeMaxKeyWords) {
-    return Status::Invalid(fmt::format("B+tree key of {} words (1..{} allowed)", key_words,
-                                       kBTreeMaxKeyWords));
+    return Status::Invalid(
+        fmt::format("B+tree key of {} words (1..{} allowed)", key_words, kBTreeMaxKeyWords));
   }
   if (value_size < 0 || value_size > kBTreeMaxValueSize) {
-    return Status::Invalid(fmt::format("B+tree value of {} bytes (0..{} allowed)", value_size,
-                                       kBTreeMaxValueSize));
+    return Status::Invalid(
+        fmt::format("B+tree value of {} bytes (0..{} allowed)", value_size, kBTreeMaxValueSize));
   }
   NodeLayout l;
   l.key_words = key_words;
@@ -53,8 +53,7 @@ Result<NodeLayout> ComputeNodeLayout(int key_words, int value_size, bool interva
 // The smallest key and value give the largest capacities; both must fit the u16 count.
 static_assert(kBTreeEntryBytes / 8 <= UINT16_MAX);
 // The largest key and value still give the minimum capacity.
-static_assert(kBTreeEntryBytes / (8 * kBTreeMaxKeyWords + kBTreeMaxValueSize) >=
-              kBTreeMinCapacity);
+static_assert(kBTreeEntryBytes / (8 * kBTreeMaxKeyWords + kBTreeMaxValueSize) >= kBTreeMinCapacity);
 
 namespace {
 
@@ -84,16 +83,16 @@ Result<BTreeNodeHeader> DecodeBTreeNode(const uint8_t* block, uint64_t blockno,
     return Bad(blockno, fmt::format("level {} (at most {})", h.level, kBTreeMaxLevels - 1));
   }
   if (h.flags != layout.flags()) {
-    return Bad(blockno, fmt::format("flags 0x{:x} where 0x{:x} was expected", h.flags,
-                                    layout.flags()));
+    return Bad(blockno,
+               fmt::format("flags 0x{:x} where 0x{:x} was expected", h.flags, layout.flags()));
   }
   if (DecodeU64(block + 40) != 0) {
     return Bad(blockno, "reserved bytes 40..47 are not zero");
   }
   uint32_t capacity = layout.capacity(h.level);
   if (h.count == 0 || h.count > capacity) {
-    return Bad(blockno, fmt::format("{} entries at level {} (1..{} allowed)", h.count, h.level,
-                                    capacity));
+    return Bad(blockno,
+               fmt::format("{} entries at level {} (1..{} allowed)", h.count, h.level, capacity));
   }
   return h;
 }

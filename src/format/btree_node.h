@@ -1,6 +1,6 @@
-// On-media layout of a B+tree node: the B+tree header after the common node header, and the
-// parallel entry arrays (keys, values or child pointers, interval max_end). Pure encode/decode on
-// block bytes, no I/O; knows nothing about how trees are searched or changed. Table: docs/format.md.
+// On-media layout of a B+tree node (docs/format.md): the B+tree header after the common header
+// and the parallel entry arrays. Pure encode/decode on block bytes, no I/O; knows nothing about
+// how trees are searched or changed.
 //
 //   offset size field
 //   0      32   common node header (format/node.h), type kBTreeNode

@@ -11,6 +11,7 @@
 #include "btree/btree.h"
 #include "device/device.h"
 #include "format/superblock.h"
+#include "fs/fs_impl.h"
 #include "txn/pool.h"
 
 namespace daxfs {
@@ -102,10 +103,11 @@ Status Mkfs(const std::string& path, const MkfsOptions& options) {
   if (existed && !options.force && HoldsDaxfs(**dev)) {
     return Status::Exists(fmt::format("{}: already holds a daxfs filesystem (use --force to replace it)", path));
   }
-  txn::FormatOptions fo{.chunk_size = options.chunk_size, .label = options.label};
-  Result<std::unique_ptr<txn::Pool>> pool = txn::Pool::Format(dev->get(), fo);
-  if (!pool.ok()) return undo_create(pool.status().WithContext(path));
-  return (*pool)->Close().WithContext(path);
+  FormatOptions fo{.chunk_size = options.chunk_size, .label = options.label,
+                   .rmap = options.rmap, .reflink = options.reflink};
+  Status formatted = fs::FsImpl::FormatDevice(dev->get(), fo);
+  if (!formatted.ok()) return undo_create(formatted.WithContext(path));
+  return Status::Ok();
 }
 
 Result<ImageInfo> Inspect(const std::string& path) {
@@ -171,13 +173,10 @@ Result<ImageInfo> Inspect(const std::string& path) {
 }
 
 Result<CheckResult> Check(const std::string& path) {
-  ASSIGN_OR_RETURN(auto dev, device::OpenDevice(path, {.read_only = true}));
-  Result<std::unique_ptr<txn::Pool>> opened = txn::Pool::Open(dev.get(), {.read_only = true});
-  if (!opened.ok()) return opened.status().WithContext(path);
-  (*opened)->RegisterTree(txn::ScratchSpec());
-  txn::CheckReport report = (*opened)->Check();
+  ASSIGN_OR_RETURN(auto fs, Filesystem::Open(path, {.read_only = true}));
+  ASSIGN_OR_RETURN(FsCheckResult report, fs->Check());
   return CheckResult{.problems = report.problems, .nodes_checked = report.nodes_checked,
-                     .records_checked = report.records_checked};
+                     .records_checked = report.inodes_checked + report.extents_checked};
 }
 
 }  // namespace daxfs

@@ -143,12 +143,12 @@ Result<uint64_t> WriteTxn::Allocate() {
     nodes.ReleaseDeferred(pool_->SafeGeneration());
     if (nodes.Counts().free < kNodeReserve) {
       Status grown = GrowMetadata();
-      if (!grown.ok() && nodes.Counts().free == 0) return Fail(grown);
+      if (!grown.ok() && nodes.Counts().free == 0) return grown;
     }
   }
   Result<uint64_t> b = nodes.Allocate();
   if (!b.ok()) {
-    return Fail(Status::NoSpace(fmt::format("no space for metadata nodes ({})", b.status().message())));
+    return Status::NoSpace(fmt::format("no space for metadata nodes ({})", b.status().message()));
   }
   fresh_.push_back(*b);
   return *b;
@@ -181,15 +181,43 @@ Result<uint64_t> WriteTxn::AllocateChunk(ChunkType type) {
     chunk = it - types.begin();
     *it = static_cast<int8_t>(type);
   }
-  typed_chunks_.push_back({chunk, type});
+  auto untype = [&] {
+    std::lock_guard<std::mutex> g(pool_->state_mutex_);
+    pool_->chunk_types_[chunk] = -1;
+  };
   if (type == ChunkType::kMetadata) {
     Status added = pool_->nodes_.AddChunk(chunk);
-    if (!added.ok()) return Fail(added);
-    new_chunks_.push_back(chunk);
+    if (!added.ok()) {
+      untype();
+      return Fail(added);
+    }
   }
-  RETURN_IF_ERROR(AddChunkRecord(chunk, type));
+  Status recorded = AddChunkRecord(chunk, type);
+  if (!recorded.ok()) {
+    if (type == ChunkType::kMetadata) pool_->nodes_.RemoveChunk(chunk).IgnoreError();
+    untype();
+    return recorded;
+  }
+  typed_chunks_.push_back({chunk, type});
+  if (type == ChunkType::kMetadata) new_chunks_.push_back(chunk);
   return chunk;
 }
+
+Status WriteTxn::EnsureNodes(uint64_t count) {
+  if (!failed_.ok()) return failed_;
+  space::NodeAllocator& nodes = pool_->nodes_;
+  if (nodes.Counts().free < count + kNodeReserve) nodes.ReleaseDeferred(pool_->SafeGeneration());
+  while (nodes.Counts().free < count + kNodeReserve) {
+    Status grown = GrowMetadata();
+    if (!grown.ok()) {
+      return Status::NoSpace(fmt::format("need {} metadata nodes, {} free and no free chunk left",
+                                         count, nodes.Counts().free));
+    }
+  }
+  return Status::Ok();
+}
+
+uint64_t WriteTxn::free_nodes() const { return pool_->nodes_.Counts().free; }
 
 Status WriteTxn::AddChunkRecord(uint64_t chunk, ChunkType type) {
   ASSIGN_OR_RETURN(btree::BTree * table, Tree(ChunkTableSpec()));
@@ -198,8 +226,7 @@ Status WriteTxn::AddChunkRecord(uint64_t chunk, ChunkType type) {
   in_chunk_op_ = true;
   Status s = table->Insert(btree::Key{{chunk}}, value);
   in_chunk_op_ = false;
-  if (!s.ok()) return Fail(s.WithContext(fmt::format("recording chunk {}", chunk)));
-  return Status::Ok();
+  return s.WithContext(fmt::format("recording chunk {}", chunk));
 }
 
 Status WriteTxn::Commit() {

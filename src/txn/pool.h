@@ -75,8 +75,10 @@ class ReadTxn : public btree::NodeStore {
 
 // The one write transaction. Trees obtained from it are changed copy-on-write; nothing is
 // visible to readers or durable until Commit(). Destroying it without Commit() aborts.
-// Any failure inside (no space, a corrupt node) poisons the transaction: Commit() then returns
-// that error and the caller must Abort(); the committed state is untouched.
+// A corrupt node or a failed flush poisons the transaction: Commit() then returns that error and
+// the caller must Abort(); the committed state is untouched. Running out of nodes (ENOSPC) does
+// not poison it: the B+tree reserves before it changes anything, so the failed update had no
+// effect and the transaction may go on.
 class WriteTxn : public btree::NodeStore {
  public:
   ~WriteTxn() override;
@@ -90,8 +92,16 @@ class WriteTxn : public btree::NodeStore {
   // The first error inside the transaction, or OK.
   const Status& status() const { return failed_; }
 
-  // Types a free chunk (one with no chunk-table record) and returns its number; ENOSPC if none.
+  // Types a free chunk (one with no chunk-table record) and returns its number; ENOSPC if none
+  // (the transaction is then unchanged).
   Result<uint64_t> AllocateChunk(format::ChunkType type);
+
+  // Makes sure `count` more nodes can be allocated: reclaims deferred nodes that are safe and
+  // types new METADATA chunks as needed. ENOSPC when the device cannot provide them; chunks
+  // typed on the way stay typed (harmless, empty) in this transaction.
+  Status EnsureNodes(uint64_t count);
+  // Free metadata nodes available right now (not counting chunks that could still be typed).
+  uint64_t free_nodes() const;
 
   uint64_t generation() const override { return generation_; }
   Result<const uint8_t*> Read(uint64_t blockno) override;

@@ -1,0 +1,175 @@
+// The daxfs filesystem API: format, mount, namespace, file I/O, durability, checking.
+// Everything outside the engine (the daxfs command, FUSE later) uses only this header and
+// daxfs/status.h. Semantics follow POSIX where it applies; errors are errno codes.
+// Thread safety: every method may be called from any thread; operations are serialised.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daxfs/status.h"
+
+namespace daxfs {
+
+namespace device {
+class Device;
+}
+
+using Ino = uint64_t;
+inline constexpr Ino kRootIno = 1;
+
+enum class FileType : uint8_t { kRegular = 1, kDirectory = 2, kSymlink = 3 };
+
+struct Attr {
+  Ino ino = 0;
+  FileType type = FileType::kRegular;
+  uint32_t mode = 0;  // permission bits (07777)
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t nlink = 0;
+  uint64_t size = 0;    // bytes; directories: number of entries
+  uint64_t blocks = 0;  // 4 KiB blocks allocated
+  int64_t atime_ns = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  int64_t btime_ns = 0;
+};
+
+// Which attributes SetAttr changes.
+struct SetAttrRequest {
+  std::optional<uint32_t> mode;
+  std::optional<uint32_t> uid;
+  std::optional<uint32_t> gid;
+  std::optional<int64_t> atime_ns;
+  std::optional<int64_t> mtime_ns;
+};
+
+struct DirEntry {
+  std::string name;
+  Ino ino = 0;
+  FileType type = FileType::kRegular;
+  uint64_t cookie = 0;  // pass to ReadDir to resume after this entry
+};
+
+// One mapped range of a file (Bmap).
+struct FileExtent {
+  uint64_t file_offset = 0;    // bytes
+  uint64_t device_offset = 0;  // bytes
+  uint64_t length = 0;         // bytes
+  bool unwritten = false;      // allocated, reads as zeros
+  bool shared = false;         // (issue 4)
+};
+
+enum class Durability {
+  kOnReturn,     // every operation is durable when it returns
+  kGroupCommit,  // durable at Fsync/Sync/Unmount or every `group_commit_ops` operations
+};
+
+struct FormatOptions {
+  uint64_t chunk_size = 0;  // 0: chosen from the device size
+  std::string label;
+  bool rmap = true;         // keep the reverse map (feature flag; used from issue 4)
+  bool reflink = true;      // allow shared blocks (requires rmap)
+};
+
+struct MountOptions {
+  bool read_only = false;
+  Durability durability = Durability::kOnReturn;
+  uint32_t group_commit_ops = 1024;
+  bool verify_every_read = false;
+};
+
+// fallocate modes (combinable as in fallocate(2) where it makes sense).
+enum FallocateMode : uint32_t {
+  kFallocKeepSize = 0x01,   // FALLOC_FL_KEEP_SIZE
+  kFallocPunchHole = 0x02,  // FALLOC_FL_PUNCH_HOLE (requires kFallocKeepSize)
+  kFallocZeroRange = 0x10,  // FALLOC_FL_ZERO_RANGE
+};
+
+struct FsStats {
+  uint64_t block_size = 4096;
+  uint64_t total_blocks = 0;      // whole device
+  uint64_t free_blocks = 0;       // blocks a file could still get (free data + unallocated chunks)
+  uint64_t data_blocks_used = 0;
+  uint64_t metadata_blocks_used = 0;
+  uint64_t inodes = 0;
+  uint64_t files = 0;
+  uint64_t directories = 0;
+  uint64_t symlinks = 0;
+  uint64_t generation = 0;
+};
+
+struct FsCheckResult {
+  std::vector<std::string> problems;  // empty: consistent
+  uint64_t inodes_checked = 0;
+  uint64_t extents_checked = 0;
+  uint64_t nodes_checked = 0;
+  bool ok() const { return problems.empty(); }
+};
+
+class Filesystem {
+ public:
+  virtual ~Filesystem() = default;
+
+  // Makes an empty filesystem (root directory only) on a file or pmem device and leaves it
+  // cleanly unmounted. On error nothing on the device changed.
+  static Status Format(const std::string& path, const FormatOptions& options);
+  static Result<std::unique_ptr<Filesystem>> Open(const std::string& path,
+                                                  const MountOptions& options = {});
+  // The same over an already opened device (tests, crash devices); the device must outlive it.
+  static Status Format(device::Device* device, const FormatOptions& options);
+  static Result<std::unique_ptr<Filesystem>> Open(device::Device* device,
+                                                  const MountOptions& options = {});
+
+  // ---- Namespace. Names are 1..255 bytes without '/' or NUL, not "." or "..".
+  virtual Result<Attr> Lookup(Ino dir, std::string_view name) = 0;
+  // Resolves an absolute path ("/a/b"); symlinks in the middle are followed (at most 40), the
+  // last one only when `follow` is true. ENAMETOOLONG past 4096 bytes.
+  virtual Result<Attr> Resolve(std::string_view path, bool follow = true) = 0;
+  virtual Result<Attr> GetAttr(Ino ino) = 0;
+  virtual Result<Attr> SetAttr(Ino ino, const SetAttrRequest& request) = 0;
+  virtual Result<Attr> Create(Ino dir, std::string_view name, uint32_t mode) = 0;  // EEXIST
+  virtual Result<Attr> Mkdir(Ino dir, std::string_view name, uint32_t mode) = 0;
+  virtual Result<Attr> Symlink(Ino dir, std::string_view name, std::string_view target) = 0;
+  virtual Result<std::string> ReadLink(Ino ino) = 0;  // EINVAL if not a symlink
+  // Hard link: `ino` gets the new name. EPERM for directories.
+  virtual Result<Attr> Link(Ino ino, Ino new_dir, std::string_view new_name) = 0;
+  virtual Status Unlink(Ino dir, std::string_view name) = 0;  // EISDIR for directories
+  virtual Status Rmdir(Ino dir, std::string_view name) = 0;   // ENOTEMPTY, ENOTDIR
+  // POSIX rename, including over an existing entry of a compatible type (a file over a file, a
+  // directory over an empty directory). EINVAL when a directory would move into itself.
+  virtual Status Rename(Ino old_dir, std::string_view old_name, Ino new_dir,
+                        std::string_view new_name) = 0;
+  // Calls `fn` for each entry after `cookie` (0: from the start, including "." and "..") in a
+  // stable order; `fn` returns false to stop. Entries added or removed meanwhile may or may not
+  // be seen; no entry is seen twice.
+  virtual Status ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& fn) = 0;
+
+  // ---- File data. Offsets and lengths are bytes; a file may be sparse up to 2^63 - 1.
+  virtual Result<size_t> Read(Ino ino, uint64_t offset, std::span<uint8_t> out) = 0;
+  virtual Result<size_t> Write(Ino ino, uint64_t offset, std::span<const uint8_t> data) = 0;
+  virtual Status Truncate(Ino ino, uint64_t size) = 0;
+  virtual Status Fallocate(Ino ino, uint32_t mode, uint64_t offset, uint64_t length) = 0;
+  // SEEK_DATA / SEEK_HOLE: ENXIO when offset >= size (or no data after it).
+  virtual Result<uint64_t> SeekData(Ino ino, uint64_t offset) = 0;
+  virtual Result<uint64_t> SeekHole(Ino ino, uint64_t offset) = 0;
+  virtual Result<std::vector<FileExtent>> Bmap(Ino ino) = 0;
+
+  // ---- Durability and state.
+  virtual Status Fsync(Ino ino) = 0;
+  virtual Status Sync() = 0;
+  virtual Result<FsStats> StatFs() = 0;
+  // Full consistency check of the committed state (commits pending work first).
+  virtual Result<FsCheckResult> Check() = 0;
+  // Commits, marks the image cleanly unmounted; later calls fail with EIO.
+  virtual Status Unmount() = 0;
+  virtual bool read_only() const = 0;
+};
+
+}  // namespace daxfs

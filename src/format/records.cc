@@ -1,0 +1,134 @@
+// Inode, directory-entry and extent record coding. No I/O.
+#include "format/records.h"
+
+#include <fmt/core.h>
+
+#include <cstring>
+
+#include "base/checksum.h"
+#include "base/coding.h"
+
+namespace daxfs::format {
+
+const char* FileTypeName(FileType type) {
+  switch (type) {
+    case FileType::kRegular:
+      return "file";
+    case FileType::kDirectory:
+      return "directory";
+    case FileType::kSymlink:
+      return "symlink";
+  }
+  return "unknown";
+}
+
+namespace {
+bool KnownType(uint8_t t) { return t >= 1 && t <= 3; }
+}  // namespace
+
+//   0 type u8 | 1 reserved u8 | 2 mode u16 | 4 uid | 8 gid | 12 nlink | 16 size u64 | 24 blocks
+//   32 atime | 40 mtime | 48 ctime | 56 btime (i64 ns) | 64 parent | 72 flags u32 | 76 generation
+//   80..127 reserved
+void EncodeInode(const Inode& n, uint8_t* v) {
+  std::memset(v, 0, kInodeValueSize);
+  base::Encoder e(v, kInodeValueSize);
+  e.PutU8(static_cast<uint8_t>(n.type));
+  e.PutU8(0);
+  e.PutU16(n.mode);
+  e.PutU32(n.uid);
+  e.PutU32(n.gid);
+  e.PutU32(n.nlink);
+  e.PutU64(n.size);
+  e.PutU64(n.blocks);
+  e.PutU64(static_cast<uint64_t>(n.atime_ns));
+  e.PutU64(static_cast<uint64_t>(n.mtime_ns));
+  e.PutU64(static_cast<uint64_t>(n.ctime_ns));
+  e.PutU64(static_cast<uint64_t>(n.btime_ns));
+  e.PutU64(n.parent);
+  e.PutU32(n.flags);
+  e.PutU32(n.generation);
+}
+
+Result<Inode> DecodeInode(uint64_t ino, const uint8_t* v) {
+  base::Decoder d(v, kInodeValueSize);
+  Inode n;
+  n.ino = ino;
+  uint8_t type = d.GetU8();
+  d.GetU8();
+  n.mode = d.GetU16();
+  n.uid = d.GetU32();
+  n.gid = d.GetU32();
+  n.nlink = d.GetU32();
+  n.size = d.GetU64();
+  n.blocks = d.GetU64();
+  n.atime_ns = static_cast<int64_t>(d.GetU64());
+  n.mtime_ns = static_cast<int64_t>(d.GetU64());
+  n.ctime_ns = static_cast<int64_t>(d.GetU64());
+  n.btime_ns = static_cast<int64_t>(d.GetU64());
+  n.parent = d.GetU64();
+  n.flags = d.GetU32();
+  n.generation = d.GetU32();
+  if (!KnownType(type)) {
+    return Status::Corruption(fmt::format("inode {}: unknown file type {}", ino, type));
+  }
+  if (n.mode & ~07777) {
+    return Status::Corruption(fmt::format("inode {}: invalid mode 0{:o}", ino, n.mode));
+  }
+  if (n.flags & ~kInodeFlagReflinked) {
+    return Status::Corruption(fmt::format("inode {}: unknown flags 0x{:x}", ino, n.flags));
+  }
+  n.type = static_cast<FileType>(type);
+  return n;
+}
+
+uint64_t NameHashSlot(std::string_view name) {
+  uint64_t h = base::Checksum64(name.data(), name.size(), 0x6469726e616d65ULL);
+  return (h | (1ULL << 63)) & ~kSlotCollisionMask;
+}
+
+//   0 ino u64 | 8 type u8 | 9 name length u8 | 10 name (255 bytes, zero padded) | 265..271 reserved
+void EncodeDirent(const Dirent& d, uint8_t* v) {
+  std::memset(v, 0, kDirentValueSize);
+  base::EncodeU64(v, d.ino);
+  v[8] = static_cast<uint8_t>(d.type);
+  v[9] = static_cast<uint8_t>(d.name.size());
+  std::memcpy(v + 10, d.name.data(), std::min(d.name.size(), kMaxNameLen));
+}
+
+Result<Dirent> DecodeDirent(uint64_t dir, uint64_t slot, const uint8_t* v) {
+  Dirent d;
+  d.ino = base::DecodeU64(v);
+  uint8_t type = v[8];
+  uint8_t len = v[9];
+  if (!KnownType(type) || len == 0 || d.ino == 0) {
+    return Status::Corruption(fmt::format(
+        "directory {}: entry at slot 0x{:x} is malformed (type {}, name length {}, inode {})", dir,
+        slot, type, len, d.ino));
+  }
+  d.type = static_cast<FileType>(type);
+  d.name.assign(reinterpret_cast<const char*>(v + 10), len);
+  return d;
+}
+
+bool DirentNameIs(const uint8_t* v, std::string_view name) {
+  return v[9] == name.size() && std::memcmp(v + 10, name.data(), name.size()) == 0;
+}
+
+//   0 device block u64 | 8 length in blocks u32 | 12 flags u32
+void EncodeExtent(const ExtentRecord& x, uint8_t* v) {
+  base::EncodeU64(v, x.device_block);
+  base::EncodeU32(v + 8, x.blocks);
+  base::EncodeU32(v + 12, x.flags);
+}
+
+Result<ExtentRecord> DecodeExtent(uint64_t ino, uint64_t file_block, const uint8_t* v) {
+  ExtentRecord x{base::DecodeU64(v), base::DecodeU32(v + 8), base::DecodeU32(v + 12)};
+  if (x.blocks == 0 || x.device_block == 0 || (x.flags & ~kExtentKnownFlags)) {
+    return Status::Corruption(fmt::format(
+        "extent of inode {} at file block {}: malformed (device block {}, {} blocks, flags 0x{:x})",
+        ino, file_block, x.device_block, x.blocks, x.flags));
+  }
+  return x;
+}
+
+}  // namespace daxfs::format

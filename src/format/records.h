@@ -1,0 +1,83 @@
+// Records of the filesystem trees: inodes, directory entries and extents. Pure encode/decode on
+// value bytes (keys are B+tree words); no I/O, no knowledge of how the trees are searched.
+// Layouts: docs/format.md ("Inode record", "Directory entry", "Extent record").
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "daxfs/status.h"
+
+namespace daxfs::format {
+
+inline constexpr uint64_t kRootIno = 1;
+inline constexpr size_t kMaxNameLen = 255;
+inline constexpr size_t kMaxPathLen = 4096;
+inline constexpr size_t kMaxSymlinkLen = 4095;
+
+// File types (inode `type`; also in directory entries). Never renumbered.
+enum class FileType : uint8_t {
+  kRegular = 1,
+  kDirectory = 2,
+  kSymlink = 3,
+};
+const char* FileTypeName(FileType type);
+
+// ---- Inode tree (TreeId::kInodes): key = {ino}, value = kInodeValueSize bytes.
+inline constexpr uint16_t kInodeValueSize = 128;
+struct Inode {
+  uint64_t ino = 0;  // from the key, not stored in the value
+  FileType type = FileType::kRegular;
+  uint16_t mode = 0644;  // permission bits (07777)
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t nlink = 1;
+  uint64_t size = 0;     // bytes (directories: number of entries)
+  uint64_t blocks = 0;   // 4 KiB blocks mapped (written or unwritten)
+  int64_t atime_ns = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  int64_t btime_ns = 0;
+  uint64_t parent = 0;   // directories: the directory that holds this one ("..")
+  uint32_t flags = 0;    // kInodeFlag*
+  uint32_t generation = 0;
+};
+inline constexpr uint32_t kInodeFlagReflinked = 1;  // may share blocks (issue 4)
+
+void EncodeInode(const Inode& inode, uint8_t* value);
+// EUCLEAN naming the inode on an unknown type, mode bits or flags.
+Result<Inode> DecodeInode(uint64_t ino, const uint8_t* value);
+
+// ---- Directory-entry tree (TreeId::kDirents): key = {dir ino, slot}, value = kDirentValueSize.
+// slot = (hash(name) with the top bit set and the low 8 bits cleared) | collision index, so
+// entries of one directory sort by hash, every slot is > 2 (1 and 2 are the readdir cookies of
+// "." and ".."), and up to 256 names may share a hash. The slot is the readdir resume cookie.
+inline constexpr uint16_t kDirentValueSize = 272;
+struct Dirent {
+  uint64_t ino = 0;
+  FileType type = FileType::kRegular;
+  std::string name;
+};
+uint64_t NameHashSlot(std::string_view name);  // collision index 0
+inline constexpr uint64_t kSlotCollisionMask = 0xff;
+
+void EncodeDirent(const Dirent& dirent, uint8_t* value);
+Result<Dirent> DecodeDirent(uint64_t dir, uint64_t slot, const uint8_t* value);
+// Compares the stored name with `name` without building a string.
+bool DirentNameIs(const uint8_t* value, std::string_view name);
+
+// ---- Extent-map tree (TreeId::kExtents): key = {ino, file block}, value = kExtentValueSize.
+inline constexpr uint16_t kExtentValueSize = 16;
+inline constexpr uint32_t kExtentUnwritten = 1;  // allocated, reads as zeros
+inline constexpr uint32_t kExtentKnownFlags = kExtentUnwritten;
+inline constexpr uint64_t kMaxExtentBlocks = 0xffffffffULL;
+struct ExtentRecord {
+  uint64_t device_block = 0;
+  uint32_t blocks = 0;
+  uint32_t flags = 0;
+};
+void EncodeExtent(const ExtentRecord& extent, uint8_t* value);
+Result<ExtentRecord> DecodeExtent(uint64_t ino, uint64_t file_block, const uint8_t* value);
+
+}  // namespace daxfs::format

@@ -1,0 +1,330 @@
+// The one place that changes extent maps (the extent tree) and data space: mapping, unmapping,
+// converting unwritten extents, allocating and releasing data blocks, the mount-time rebuild.
+// Knows nothing of byte offsets, file sizes or file types: callers speak in blocks. (Issue 4
+// adds the reverse map and refcounts here, next to every extent change.)
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <limits>
+#include <map>
+
+#include "base/log.h"
+#include "fs/fs_impl.h"
+
+namespace daxfs::fs {
+
+using format::ExtentRecord;
+
+namespace {
+
+constexpr uint64_t kNoEnd = std::numeric_limits<uint64_t>::max();
+
+uint64_t SaturatingEnd(uint64_t first, uint64_t count) {
+  return count > kNoEnd - first ? kNoEnd : first + count;
+}
+
+btree::Key ExtentKey(Ino ino, uint64_t file_block) { return btree::Key{{ino, file_block}}; }
+
+struct Value {
+  uint8_t bytes[format::kExtentValueSize];
+  explicit Value(const ExtentRecord& x) { format::EncodeExtent(x, bytes); }
+  std::span<const uint8_t> span() const { return bytes; }
+};
+
+bool Mergeable(const ExtentRecord& left, const ExtentRecord& right) {
+  return left.flags == right.flags && left.device_block + left.blocks == right.device_block &&
+         uint64_t{left.blocks} + right.blocks <= format::kMaxExtentBlocks;
+}
+
+}  // namespace
+
+// ---- Reading the map.
+
+Status FsImpl::ForEachExtent(Ino ino, uint64_t first_block, uint64_t count,
+                             const std::function<bool(uint64_t, const ExtentRecord&)>& fn) {
+  uint64_t end = SaturatingEnd(first_block, count);
+  btree::Cursor c(trees_.extents);
+  RETURN_IF_ERROR(c.SeekLE(ExtentKey(ino, first_block)));
+  if (!c.Valid()) {
+    RETURN_IF_ERROR(c.SeekGE(ExtentKey(ino, first_block)));
+  } else if (c.key().w[0] != ino) {
+    RETURN_IF_ERROR(c.Next());
+  } else {
+    ASSIGN_OR_RETURN(ExtentRecord before,
+                     format::DecodeExtent(ino, c.key().w[1], c.value().data()));
+    if (c.key().w[1] + before.blocks <= first_block) RETURN_IF_ERROR(c.Next());
+  }
+  while (c.Valid() && c.key().w[0] == ino && c.key().w[1] < end) {
+    uint64_t file_block = c.key().w[1];
+    ASSIGN_OR_RETURN(ExtentRecord x, format::DecodeExtent(ino, file_block, c.value().data()));
+    if (!device_->Contains(x.device_block * format::kBlockSize,
+                           uint64_t{x.blocks} * format::kBlockSize)) {
+      return Status::Corruption(fmt::format(
+          "extent of inode {} at file block {}: device blocks {}..{} are beyond the device", ino,
+          file_block, x.device_block, x.device_block + x.blocks - 1));
+    }
+    if (!fn(file_block, x)) break;
+    RETURN_IF_ERROR(c.Next());
+  }
+  return Status::Ok();
+}
+
+Result<uint64_t> FsImpl::CountExtents(Ino ino, uint64_t first_block, uint64_t count) {
+  uint64_t n = 0;
+  RETURN_IF_ERROR(ForEachExtent(ino, first_block, count, [&](uint64_t, const ExtentRecord&) {
+    ++n;
+    return true;
+  }));
+  return n;
+}
+
+Result<uint64_t> FsImpl::DataGoal(Ino ino, uint64_t file_block) {
+  btree::Cursor c(trees_.extents);
+  RETURN_IF_ERROR(c.SeekLE(ExtentKey(ino, file_block)));
+  if (!c.Valid() || c.key().w[0] != ino) return uint64_t{0};
+  ASSIGN_OR_RETURN(ExtentRecord x, format::DecodeExtent(ino, c.key().w[1], c.value().data()));
+  return x.device_block + x.blocks;
+}
+
+// ---- Changing the map.
+
+Status FsImpl::MapExtent(Ino ino, uint64_t file_block, const ExtentRecord& x) {
+  uint64_t end = file_block + x.blocks;
+  std::optional<std::pair<uint64_t, ExtentRecord>> left, right;
+  btree::Cursor c(trees_.extents);
+  RETURN_IF_ERROR(c.SeekLE(ExtentKey(ino, file_block)));
+  if (c.Valid() && c.key().w[0] == ino) {
+    ASSIGN_OR_RETURN(ExtentRecord l, format::DecodeExtent(ino, c.key().w[1], c.value().data()));
+    if (c.key().w[1] + l.blocks > file_block) {
+      return Status::Invalid(
+          fmt::format("inode {}: mapping file block {} over a mapped one", ino, file_block));
+    }
+    if (c.key().w[1] + l.blocks == file_block && Mergeable(l, x)) left.emplace(c.key().w[1], l);
+  }
+  RETURN_IF_ERROR(c.SeekGE(ExtentKey(ino, file_block)));
+  if (c.Valid() && c.key().w[0] == ino && c.key().w[1] < end) {
+    return Status::Invalid(fmt::format("inode {}: mapping file blocks {}..{} over a mapped one",
+                                       ino, file_block, end - 1));
+  }
+  if (c.Valid() && c.key().w[0] == ino && c.key().w[1] == end) {
+    ASSIGN_OR_RETURN(ExtentRecord r, format::DecodeExtent(ino, end, c.value().data()));
+    if (Mergeable(x, r)) right.emplace(end, r);
+  }
+  if (left && right &&
+      !Mergeable({left->second.device_block, left->second.blocks + x.blocks, x.flags},
+                 right->second)) {
+    right.reset();  // all three would be too long for one extent
+  }
+  ExtentRecord merged = x;
+  if (right) {
+    RETURN_IF_ERROR(trees_.extents->Delete(ExtentKey(ino, right->first)));
+    merged.blocks += right->second.blocks;
+  }
+  if (left) {
+    merged = {left->second.device_block, left->second.blocks + merged.blocks, x.flags};
+    return trees_.extents->Update(ExtentKey(ino, left->first), Value(merged).span());
+  }
+  return trees_.extents->Insert(ExtentKey(ino, file_block), Value(merged).span());
+}
+
+Status FsImpl::MapRun(Ino ino, uint64_t file_block, uint64_t device_block, uint64_t count,
+                      uint32_t flags) {
+  while (count > 0) {
+    uint64_t n = std::min(count, format::kMaxExtentBlocks);
+    RETURN_IF_ERROR(MapExtent(ino, file_block, {device_block, static_cast<uint32_t>(n), flags}));
+    file_block += n;
+    device_block += n;
+    count -= n;
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+using ExtentList = std::vector<std::pair<uint64_t, ExtentRecord>>;
+
+}  // namespace
+
+Result<uint64_t> FsImpl::UnmapRange(Ino ino, uint64_t first_block, uint64_t count) {
+  uint64_t end = SaturatingEnd(first_block, count);
+  ExtentList found;
+  RETURN_IF_ERROR(ForEachExtent(ino, first_block, count, [&](uint64_t fb, const ExtentRecord& x) {
+    found.emplace_back(fb, x);
+    return true;
+  }));
+  uint64_t unmapped = 0;
+  for (auto& [start, x] : found) {
+    uint64_t x_end = start + x.blocks;
+    uint64_t from = std::max(start, first_block), to = std::min(x_end, end);
+    if (start < first_block) {
+      ExtentRecord head{x.device_block, static_cast<uint32_t>(first_block - start), x.flags};
+      RETURN_IF_ERROR(trees_.extents->Update(ExtentKey(ino, start), Value(head).span()));
+    } else {
+      RETURN_IF_ERROR(trees_.extents->Delete(ExtentKey(ino, start)));
+    }
+    if (x_end > end) {
+      ExtentRecord tail{x.device_block + (end - start), static_cast<uint32_t>(x_end - end),
+                        x.flags};
+      RETURN_IF_ERROR(trees_.extents->Insert(ExtentKey(ino, end), Value(tail).span()));
+    }
+    ReleaseData(x.device_block + (from - start), to - from);
+    unmapped += to - from;
+  }
+  return unmapped;
+}
+
+Status FsImpl::ConvertUnwritten(Ino ino, uint64_t file_block, uint64_t count) {
+  uint64_t end = SaturatingEnd(file_block, count);
+  ExtentList found;
+  RETURN_IF_ERROR(ForEachExtent(ino, file_block, count, [&](uint64_t fb, const ExtentRecord& x) {
+    if (x.flags & format::kExtentUnwritten) found.emplace_back(fb, x);
+    return true;
+  }));
+  for (auto& [start, x] : found) {
+    uint64_t x_end = start + x.blocks;
+    uint64_t from = std::max(start, file_block), to = std::min(x_end, end);
+    if (start < from) {
+      ExtentRecord head{x.device_block, static_cast<uint32_t>(from - start), x.flags};
+      RETURN_IF_ERROR(trees_.extents->Update(ExtentKey(ino, start), Value(head).span()));
+    } else {
+      RETURN_IF_ERROR(trees_.extents->Delete(ExtentKey(ino, start)));
+    }
+    if (to < x_end) {
+      ExtentRecord tail{x.device_block + (to - start), static_cast<uint32_t>(x_end - to), x.flags};
+      RETURN_IF_ERROR(trees_.extents->Insert(ExtentKey(ino, to), Value(tail).span()));
+    }
+    uint32_t written = x.flags & ~format::kExtentUnwritten;
+    RETURN_IF_ERROR(MapExtent(
+        ino, from, {x.device_block + (from - start), static_cast<uint32_t>(to - from), written}));
+  }
+  return Status::Ok();
+}
+
+// ---- Data space.
+
+Result<std::vector<space::Run>> FsImpl::AllocateData(uint64_t count, uint64_t goal) {
+  if (count == 0) return std::vector<space::Run>{};
+  RETURN_IF_ERROR(DropAbortedDataChunks());
+  Result<std::vector<space::Run>> runs = data_.Allocate(count, goal);
+  if (runs.ok() || runs.status().code() != ENOSPC) return runs;
+
+  // Type DATA chunks until the blocks fit; first make sure they can, so that nothing is typed
+  // in vain.
+  format::Superblock sb = pool_->superblock();
+  std::vector<bool> typed(sb.chunk_count, false);
+  for (auto& [chunk, type] : pool_->Chunks()) typed[chunk] = true;
+  uint64_t untyped_blocks = 0;
+  for (uint64_t c = 0; c < sb.chunk_count; ++c) {
+    if (!typed[c]) untyped_blocks += sb.ChunkBlockCount(c);
+  }
+  if (data_.free_blocks() + untyped_blocks < count) {
+    return Status::NoSpace(fmt::format("need {} data blocks: {} free and {} in unallocated chunks",
+                                       count, data_.free_blocks(), untyped_blocks));
+  }
+  while (data_.free_blocks() < count) {
+    Result<uint64_t> chunk = txn_->AllocateChunk(format::ChunkType::kData);
+    if (!chunk.ok()) {
+      ForgetDataChunksOfFailingOp();
+      return chunk.status().code() == ENOSPC
+                 ? Status::NoSpace("no chunk left for data: " + chunk.status().message())
+                 : chunk.status();
+    }
+    data_.AddFree(sb.ChunkFirstBlock(*chunk), sb.ChunkBlockCount(*chunk));
+    pending_data_chunks_.push_back({*chunk, txn_->generation()});
+  }
+  return data_.Allocate(count, goal);
+}
+
+void FsImpl::ReleaseData(uint64_t device_block, uint64_t count) {
+  if (count == 0) return;
+  data_.Release(device_block, count, txn_->generation());
+}
+
+void FsImpl::NoteDirty(uint64_t device_offset, uint64_t length) {
+  if (length == 0) return;
+  if (!dirty_.empty()) {
+    auto& [last_offset, last_length] = dirty_.back();
+    if (device_offset >= last_offset && device_offset <= last_offset + last_length) {
+      last_length = std::max(last_length, device_offset + length - last_offset);
+      return;
+    }
+  }
+  dirty_.emplace_back(device_offset, length);
+}
+
+// A chunk typed DATA stays typed once its transaction commits; if the transaction aborts, the
+// pool forgets the typing, and so must `data_` before it hands out a block of that chunk.
+Status FsImpl::DropAbortedDataChunks() {
+  if (pending_data_chunks_.empty()) return Status::Ok();
+  format::Superblock sb = pool_->superblock();
+  std::map<uint64_t, format::ChunkType> types;
+  for (auto& [chunk, type] : pool_->Chunks()) types[chunk] = type;
+  Status result;
+  std::erase_if(pending_data_chunks_, [&](const PendingDataChunk& p) {
+    auto it = types.find(p.chunk);
+    if (it != types.end() && it->second == format::ChunkType::kData) {
+      return sb.generation >= p.generation;  // committed: no longer pending
+    }
+    Status s = data_.MarkUsed(sb.ChunkFirstBlock(p.chunk), sb.ChunkBlockCount(p.chunk));
+    if (!s.ok() && result.ok()) {
+      result = Status::Corruption(
+          fmt::format("data chunk {} was untyped by an abort but {}", p.chunk, s.message()));
+    }
+    return true;
+  });
+  return result;
+}
+
+// Called when an operation is about to fail after AllocateData typed chunks for it (the blocks it
+// got are already released). WriteOp aborts the transaction when its first operation fails,
+// which untypes those chunks; later operations of a group leave the transaction, and the
+// chunks, in place.
+void FsImpl::ForgetDataChunksOfFailingOp() {
+  if (ops_in_txn_ != 0 || !txn_) return;
+  format::Superblock sb = pool_->superblock();
+  std::erase_if(pending_data_chunks_, [&](const PendingDataChunk& p) {
+    if (p.generation != txn_->generation()) return false;
+    Status s = data_.MarkUsed(sb.ChunkFirstBlock(p.chunk), sb.ChunkBlockCount(p.chunk));
+    if (!s.ok()) {
+      base::Log(base::LogLevel::kError, "data chunk {} typed by a failing operation: {}", p.chunk,
+                s.ToString());
+    }
+    return true;
+  });
+}
+
+Status FsImpl::ReserveExtentUpdates(uint64_t records, uint64_t updates) {
+  // Each update may copy a root-to-leaf path and split every level (ReserveNodes' worst case),
+  // but updates among consecutive records share their paths: once a leaf is copied it is fresh
+  // and later updates in it copy nothing. Leaves touched: at most one per MinFill records
+  // (existing ones plus those the updates add), plus the neighbours a rebalance borrows from.
+  uint64_t per_leaf = std::max(1, trees_.extents->MinFill(0));
+  uint64_t by_leaves = (records + updates) / per_leaf + 4;
+  return ReserveNodes(std::min(updates, by_leaves) + 1);  // + the inode's update
+}
+
+// ---- Mount.
+
+Status FsImpl::RebuildDataSpace() {
+  format::Superblock sb = pool_->superblock();
+  for (auto& [chunk, type] : pool_->Chunks()) {
+    if (type == format::ChunkType::kData)
+      data_.AddFree(sb.ChunkFirstBlock(chunk), sb.ChunkBlockCount(chunk));
+  }
+  btree::Cursor c(trees_.extents);
+  RETURN_IF_ERROR(c.SeekFirst());
+  while (c.Valid()) {
+    uint64_t ino = c.key().w[0], file_block = c.key().w[1];
+    ASSIGN_OR_RETURN(ExtentRecord x, format::DecodeExtent(ino, file_block, c.value().data()));
+    Status used = data_.MarkUsed(x.device_block, x.blocks);
+    if (!used.ok()) {
+      return Status::Corruption(fmt::format("inode {} file block {} (device blocks {}..{}): {}",
+                                            ino, file_block, x.device_block,
+                                            x.device_block + x.blocks - 1, used.message()));
+    }
+    RETURN_IF_ERROR(c.Next());
+  }
+  return Status::Ok();
+}
+
+}  // namespace daxfs::fs

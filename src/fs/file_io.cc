@@ -1,0 +1,565 @@
+// File data: read, copy-on-write write, truncate, fallocate, SEEK_DATA/SEEK_HOLE and bmap, in
+// bytes over the block extent map. Changes extent maps and data space only through
+// extent_map.cc; knows nothing of directories or names (namespace.cc calls WriteData/ReadData/
+// FreeAllData for symlink targets and unlinked files).
+//
+// Every mutating operation follows docs/fs.md: it plans from the current map (validate), then
+// allocates all its new blocks and reserves metadata nodes (reserve: ENOSPC changes nothing),
+// then copies bytes and changes the map (apply). Invariant kept by every write path: bytes of a
+// file's last block past its size read as zeros, so growing a file never exposes old bytes.
+// Reads change nothing, not even atime (daxfs does not keep access times up to date).
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "fs/fs_impl.h"
+
+namespace daxfs::fs {
+
+using format::ExtentRecord;
+using format::Inode;
+
+namespace {
+
+constexpr uint64_t kBlock = format::kBlockSize;
+constexpr uint64_t kMaxFileSize = std::numeric_limits<int64_t>::max();  // 2^63 - 1 bytes
+constexpr uint64_t kMaxFileBlocks = kMaxFileSize / kBlock + 1;
+
+uint64_t BlocksCovering(uint64_t bytes) { return bytes / kBlock + (bytes % kBlock != 0); }
+
+Status CheckRegular(const Inode& n) {
+  if (n.type == format::FileType::kDirectory) {
+    return Status::Error(EISDIR, fmt::format("inode {} is a directory", n.ino));
+  }
+  if (n.type == format::FileType::kSymlink) {
+    return Status::Invalid(fmt::format("inode {} is a symlink, not a regular file", n.ino));
+  }
+  return Status::Ok();
+}
+
+// EFBIG unless [offset, offset + length) fits in the largest file.
+Status CheckFileRange(uint64_t offset, uint64_t length) {
+  if (offset > kMaxFileSize || length > kMaxFileSize - offset) {
+    return Status::TooBig(fmt::format(
+        "offset {} + length {} is beyond the largest file size (2^63 - 1)", offset, length));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+// ---- Plans: how each block of a byte range will be written.
+
+struct FsImpl::WritePlan {
+  enum class Kind {
+    kHole,       // unmapped: a new block, the rest of a partial block zeroed
+    kInPlace,    // written and fresh: overwrite where it is
+    kUnwritten,  // allocated, reads as zeros: write in place, zero the rest, mark written
+    kCopy,       // written and committed: a new block, the rest copied from the old one
+  };
+  struct Piece {
+    Kind kind;
+    uint64_t file_block;
+    uint64_t blocks;
+    uint64_t device_block;  // current mapping of file_block (not for kHole)
+    uint64_t byte_begin;    // the file bytes this piece writes, inside its blocks
+    uint64_t byte_end;
+    const uint8_t* src;  // the bytes for byte_begin.., or null for zeros
+  };
+  std::vector<Piece> pieces;
+  uint64_t new_blocks = 0;                  // kHole + kCopy
+  uint64_t hole_blocks = 0;                 // blocks the file gains
+  uint64_t extents = 0;                     // existing extents the plan touches
+  std::optional<uint64_t> first_new_block;  // file block of the first kHole/kCopy piece
+
+  // Tree updates the plan may make, before counting the runs its new blocks come in.
+  uint64_t Updates() const { return 6 * pieces.size() + 2; }
+};
+
+// New blocks of one operation, handed out in file order.
+struct FsImpl::BlockSource {
+  std::vector<space::Run> runs;
+  size_t next = 0;
+  uint64_t used_in_next = 0;
+
+  space::Run Take(uint64_t max) {
+    const space::Run& r = runs[next];
+    space::Run out{r.start + used_in_next, std::min(max, r.count - used_in_next)};
+    used_in_next += out.count;
+    if (used_in_next == r.count) {
+      ++next;
+      used_in_next = 0;
+    }
+    return out;
+  }
+};
+
+Status FsImpl::PlanWrite(Ino ino, uint64_t offset, uint64_t length, const uint8_t* src,
+                         bool zeroing, WritePlan* plan) {
+  if (length == 0) return Status::Ok();
+  uint64_t first = offset / kBlock;
+  uint64_t end = BlocksCovering(offset + length);
+  auto add = [&](WritePlan::Kind kind, uint64_t fb, uint64_t n, uint64_t device_block) {
+    bool reads_zero = kind == WritePlan::Kind::kHole || kind == WritePlan::Kind::kUnwritten;
+    if (zeroing && reads_zero) return;  // already reads as zeros
+    uint64_t begin = std::max(offset, fb * kBlock);
+    uint64_t finish = std::min(offset + length, (fb + n) * kBlock);
+    plan->pieces.push_back(
+        {kind, fb, n, device_block, begin, finish, src ? src + (begin - offset) : nullptr});
+    if (kind == WritePlan::Kind::kHole || kind == WritePlan::Kind::kCopy) {
+      plan->new_blocks += n;
+      if (!plan->first_new_block) plan->first_new_block = fb;
+    }
+    if (kind == WritePlan::Kind::kHole) plan->hole_blocks += n;
+  };
+  uint64_t pos = first;
+  RETURN_IF_ERROR(
+      ForEachExtent(ino, first, end - first, [&](uint64_t start, const ExtentRecord& x) {
+        if (start > pos) add(WritePlan::Kind::kHole, pos, start - pos, 0);
+        uint64_t from = std::max(start, pos), to = std::min(start + x.blocks, end);
+        uint64_t device = x.device_block + (from - start);
+        ++plan->extents;
+        pos = to;
+        if (x.flags & format::kExtentUnwritten) {
+          add(WritePlan::Kind::kUnwritten, from, to - from, device);
+          return true;
+        }
+        if (data_.AllFresh(device, to - from)) {
+          add(WritePlan::Kind::kInPlace, from, to - from, device);
+          return true;
+        }
+        // Mixed (a new block merged onto a committed extent): split by freshness, block by block.
+        for (uint64_t b = from; b < to;) {
+          bool fresh = data_.IsFresh(device + (b - from));
+          uint64_t e = b + 1;
+          while (e < to && data_.IsFresh(device + (e - from)) == fresh) ++e;
+          add(fresh ? WritePlan::Kind::kInPlace : WritePlan::Kind::kCopy, b, e - b,
+              device + (b - from));
+          b = e;
+        }
+        return true;
+      }));
+  if (pos < end) add(WritePlan::Kind::kHole, pos, end - pos, 0);
+  return Status::Ok();
+}
+
+namespace {
+
+// The file bytes [byte_begin, byte_end) of a piece and their source (null: zeros).
+struct Bytes {
+  uint64_t byte_begin, byte_end;
+  const uint8_t* src;
+};
+
+// Fills `dst`, the device copy of file blocks [file_block, +blocks): the bytes of `p` that fall
+// in those blocks, and the rest of the blocks from `old` (same layout) or zeros. `old == dst`
+// leaves the rest as it is.
+void FillBlocks(uint8_t* dst, const uint8_t* old, uint64_t file_block, uint64_t blocks,
+                const Bytes& p) {
+  uint64_t span_begin = file_block * kBlock, span_end = (file_block + blocks) * kBlock;
+  uint64_t begin = std::clamp(p.byte_begin, span_begin, span_end);
+  uint64_t end = std::clamp(p.byte_end, begin, span_end);
+  auto rest = [&](uint64_t from, uint64_t to) {
+    if (from == to || old == dst) return;
+    if (old) {
+      std::memcpy(dst + (from - span_begin), old + (from - span_begin), to - from);
+    } else {
+      std::memset(dst + (from - span_begin), 0, to - from);
+    }
+  };
+  rest(span_begin, begin);
+  if (p.src) {
+    std::memcpy(dst + (begin - span_begin), p.src + (begin - p.byte_begin), end - begin);
+  } else {
+    std::memset(dst + (begin - span_begin), 0, end - begin);
+  }
+  rest(end, span_end);
+}
+
+}  // namespace
+
+Status FsImpl::ApplyPlan(Ino ino, const WritePlan& plan, BlockSource* blocks) {
+  using Kind = WritePlan::Kind;
+  for (const WritePlan::Piece& p : plan.pieces) {
+    uint8_t* current = device_->At(p.device_block * kBlock);
+    Bytes bytes{p.byte_begin, p.byte_end, p.src};
+    switch (p.kind) {
+      case Kind::kInPlace: {
+        uint64_t skip = p.byte_begin - p.file_block * kBlock;
+        FillBlocks(current, current, p.file_block, p.blocks, bytes);
+        NoteDirty(p.device_block * kBlock + skip, p.byte_end - p.byte_begin);
+        break;
+      }
+      case Kind::kUnwritten:
+        FillBlocks(current, nullptr, p.file_block, p.blocks, bytes);
+        NoteDirty(p.device_block * kBlock, p.blocks * kBlock);
+        RETURN_IF_ERROR(ConvertUnwritten(ino, p.file_block, p.blocks));
+        break;
+      case Kind::kHole:
+      case Kind::kCopy:
+        for (uint64_t done = 0; done < p.blocks;) {
+          space::Run run = blocks->Take(p.blocks - done);
+          uint64_t fb = p.file_block + done;
+          const uint8_t* old = p.kind == Kind::kCopy ? current + done * kBlock : nullptr;
+          FillBlocks(device_->At(run.start * kBlock), old, fb, run.count, bytes);
+          NoteDirty(run.start * kBlock, run.count * kBlock);
+          if (p.kind == Kind::kCopy) RETURN_IF_ERROR(UnmapRange(ino, fb, run.count).status());
+          RETURN_IF_ERROR(MapRun(ino, fb, run.start, run.count, 0));
+          done += run.count;
+        }
+        break;
+    }
+  }
+  return Status::Ok();
+}
+
+// Allocates `new_blocks` (goal: a device block) and reserves nodes for `updates` extent-tree
+// updates among `records` existing records. On ENOSPC nothing is left allocated.
+Result<FsImpl::BlockSource> FsImpl::ReserveForOp(uint64_t new_blocks, uint64_t goal,
+                                                 uint64_t records, uint64_t updates) {
+  BlockSource source;
+  if (new_blocks > 0) {
+    ASSIGN_OR_RETURN(source.runs, AllocateData(new_blocks, goal));
+  }
+  // Each run boundary may split a piece into one more extent to map.
+  Status reserved = ReserveExtentUpdates(records, updates + 4 * source.runs.size());
+  if (!reserved.ok()) {
+    for (const space::Run& r : source.runs) ReleaseData(r.start, r.count);
+    ForgetDataChunksOfFailingOp();
+    return reserved;
+  }
+  return source;
+}
+
+// ---- Reading.
+
+Result<size_t> FsImpl::ReadData(const Inode& inode, uint64_t offset, std::span<uint8_t> out) {
+  if (offset >= inode.size || out.empty()) return size_t{0};
+  uint64_t n = std::min<uint64_t>(out.size(), inode.size - offset);
+  uint64_t end = offset + n;
+  uint64_t pos = offset;  // bytes before it are filled
+  auto zero_to = [&](uint64_t to) {
+    if (to > pos) std::memset(out.data() + (pos - offset), 0, to - pos);
+    pos = std::max(pos, to);
+  };
+  uint64_t first = offset / kBlock;
+  RETURN_IF_ERROR(ForEachExtent(
+      inode.ino, first, BlocksCovering(end) - first, [&](uint64_t start, const ExtentRecord& x) {
+        uint64_t x_begin = start * kBlock, x_end = std::min(end, (start + x.blocks) * kBlock);
+        zero_to(std::min(x_begin, end));
+        if (x.flags & format::kExtentUnwritten) {
+          zero_to(x_end);
+        } else if (x_end > pos) {
+          const uint8_t* data = device_->At(x.device_block * kBlock + (pos - x_begin));
+          std::memcpy(out.data() + (pos - offset), data, x_end - pos);
+          pos = x_end;
+        }
+        return true;
+      }));
+  zero_to(end);
+  return static_cast<size_t>(n);
+}
+
+Result<size_t> FsImpl::Read(Ino ino, uint64_t offset, std::span<uint8_t> out) {
+  size_t read = 0;
+  RETURN_IF_ERROR(ReadOp([&]() -> Status {
+    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+    RETURN_IF_ERROR(CheckRegular(inode));
+    ASSIGN_OR_RETURN(read, ReadData(inode, offset, out));
+    return Status::Ok();
+  }));
+  return read;
+}
+
+// ---- Writing.
+
+// Writes `data` at `offset` and updates size, blocks, mtime and ctime in `*inode`, and stores
+// the inode. Allocates and reserves before it changes anything (ENOSPC: nothing changed) -- but
+// a caller that changed the trees before calling it must have reserved for its own updates.
+Status FsImpl::WriteData(Inode* inode, uint64_t offset, std::span<const uint8_t> data) {
+  if (data.empty()) return Status::Ok();
+  RETURN_IF_ERROR(CheckFileRange(offset, data.size()));
+  WritePlan plan;
+  RETURN_IF_ERROR(PlanWrite(inode->ino, offset, data.size(), data.data(), false, &plan));
+  uint64_t goal = 0;
+  if (plan.first_new_block) {
+    ASSIGN_OR_RETURN(goal, DataGoal(inode->ino, *plan.first_new_block));
+  }
+  ASSIGN_OR_RETURN(BlockSource blocks,
+                   ReserveForOp(plan.new_blocks, goal, plan.extents, plan.Updates()));
+  RETURN_IF_ERROR(ApplyPlan(inode->ino, plan, &blocks));
+  inode->size = std::max<uint64_t>(inode->size, offset + data.size());
+  inode->blocks += plan.hole_blocks;
+  inode->mtime_ns = inode->ctime_ns = NowNs();
+  return PutInode(*inode);
+}
+
+Result<size_t> FsImpl::Write(Ino ino, uint64_t offset, std::span<const uint8_t> data) {
+  if (data.empty()) {  // no change, no commit: only the checks
+    RETURN_IF_ERROR(ReadOp([&]() -> Status {
+      ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+      return CheckRegular(inode);
+    }));
+    return size_t{0};
+  }
+  RETURN_IF_ERROR(WriteOp([&]() -> Status {
+    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+    RETURN_IF_ERROR(CheckRegular(inode));
+    return WriteData(&inode, offset, data);
+  }));
+  return data.size();
+}
+
+// ---- Truncate.
+
+// Adds to `plan` the zeroing of the partial blocks at the edges of [offset, end) (the whole
+// blocks between are the caller's): the bytes of those blocks inside the range and before the
+// file's size (bytes past the size already read as zeros).
+Status FsImpl::PlanEdgeZeroing(const Inode& inode, uint64_t offset, uint64_t end, WritePlan* plan) {
+  uint64_t head_end = std::min(end, BlocksCovering(offset) * kBlock);
+  uint64_t tail_begin = std::max(head_end, end / kBlock * kBlock);
+  auto zero = [&](uint64_t from, uint64_t to) {
+    to = std::min(to, inode.size);
+    return from < to ? PlanWrite(inode.ino, from, to - from, nullptr, true, plan) : Status::Ok();
+  };
+  if (offset % kBlock != 0) RETURN_IF_ERROR(zero(offset, head_end));
+  if (end % kBlock != 0) RETURN_IF_ERROR(zero(tail_begin, end));
+  return Status::Ok();
+}
+
+Status FsImpl::TruncateData(Inode* inode, uint64_t size) {
+  if (size < inode->size) {
+    uint64_t keep = BlocksCovering(size);
+    WritePlan plan;
+    RETURN_IF_ERROR(PlanEdgeZeroing(*inode, size, keep * kBlock, &plan));
+    ASSIGN_OR_RETURN(uint64_t records, CountExtents(inode->ino, keep, kMaxFileBlocks - keep));
+    ASSIGN_OR_RETURN(BlockSource blocks, ReserveForOp(plan.new_blocks, 0, records + plan.extents,
+                                                      plan.Updates() + records + 2));
+    RETURN_IF_ERROR(ApplyPlan(inode->ino, plan, &blocks));
+    ASSIGN_OR_RETURN(uint64_t unmapped, UnmapRange(inode->ino, keep, kMaxFileBlocks - keep));
+    inode->blocks -= unmapped;
+  } else {
+    RETURN_IF_ERROR(ReserveNodes(1));
+  }
+  inode->size = size;
+  inode->mtime_ns = inode->ctime_ns = NowNs();
+  return PutInode(*inode);
+}
+
+Status FsImpl::Truncate(Ino ino, uint64_t size) {
+  return WriteOp([&]() -> Status {
+    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+    RETURN_IF_ERROR(CheckRegular(inode));
+    RETURN_IF_ERROR(CheckFileRange(size, 0));
+    return TruncateData(&inode, size);
+  });
+}
+
+// ---- Fallocate.
+
+// A stretch of file blocks with one state.
+struct FsImpl::FileSpan {
+  uint64_t file_block;
+  uint64_t blocks;
+  bool mapped;
+  bool unwritten;
+};
+
+// Maps the file blocks of `span` to unwritten new blocks from `blocks`.
+Status FsImpl::MapUnwritten(Ino ino, const FileSpan& span, BlockSource* blocks) {
+  for (uint64_t done = 0; done < span.blocks;) {
+    space::Run run = blocks->Take(span.blocks - done);
+    RETURN_IF_ERROR(
+        MapRun(ino, span.file_block + done, run.start, run.count, format::kExtentUnwritten));
+    done += run.count;
+  }
+  return Status::Ok();
+}
+
+// Mode 0 / KEEP_SIZE: unwritten blocks for every hole of the range; mapped blocks stay as they are.
+Status FsImpl::AllocateRange(Inode* inode, uint64_t offset, uint64_t length, bool keep_size) {
+  uint64_t first = offset / kBlock, end = BlocksCovering(offset + length);
+  std::vector<FileSpan> holes;
+  uint64_t pos = first, records = 0, need = 0;
+  RETURN_IF_ERROR(
+      ForEachExtent(inode->ino, first, end - first, [&](uint64_t start, const ExtentRecord& x) {
+        if (start > pos) holes.push_back({pos, start - pos, false, false});
+        pos = start + x.blocks;
+        ++records;
+        return true;
+      }));
+  if (pos < end) holes.push_back({pos, end - pos, false, false});
+  for (const FileSpan& h : holes) need += h.blocks;
+  uint64_t goal = 0;
+  if (!holes.empty()) {
+    ASSIGN_OR_RETURN(goal, DataGoal(inode->ino, holes[0].file_block));
+  }
+  ASSIGN_OR_RETURN(BlockSource blocks, ReserveForOp(need, goal, records, 2 * holes.size() + 2));
+  for (const FileSpan& h : holes) RETURN_IF_ERROR(MapUnwritten(inode->ino, h, &blocks));
+  inode->blocks += need;
+  int64_t now = NowNs();
+  if (!keep_size && offset + length > inode->size) {
+    inode->size = offset + length;
+    inode->mtime_ns = now;
+  }
+  inode->ctime_ns = now;
+  return PutInode(*inode);
+}
+
+// PUNCH_HOLE: whole blocks unmapped, partial edge blocks zeroed.
+// ZERO_RANGE: whole blocks become unwritten (allocated, reading as zeros: written ones are
+// replaced by new unwritten blocks, holes get them, unwritten ones stay), partial edge blocks
+// zeroed (an edge block that is a hole stays a hole).
+Status FsImpl::PunchOrZero(Inode* inode, uint64_t offset, uint64_t length, bool zero,
+                           bool keep_size) {
+  uint64_t end = offset + length;
+  uint64_t whole_first = BlocksCovering(offset), whole_end = end / kBlock;
+  WritePlan edges;
+  RETURN_IF_ERROR(PlanEdgeZeroing(*inode, offset, end, &edges));
+  std::vector<FileSpan> spans;  // the whole blocks, by what is there now
+  uint64_t records = 0, need = 0;
+  if (whole_first < whole_end) {
+    uint64_t pos = whole_first;
+    RETURN_IF_ERROR(ForEachExtent(
+        inode->ino, whole_first, whole_end - whole_first,
+        [&](uint64_t start, const ExtentRecord& x) {
+          if (start > pos) spans.push_back({pos, start - pos, false, false});
+          uint64_t from = std::max(start, pos), to = std::min(start + x.blocks, whole_end);
+          spans.push_back({from, to - from, true, (x.flags & format::kExtentUnwritten) != 0});
+          pos = to;
+          ++records;
+          return true;
+        }));
+    if (pos < whole_end) spans.push_back({pos, whole_end - pos, false, false});
+  }
+  if (zero) {
+    for (const FileSpan& s : spans) need += s.unwritten ? 0 : s.blocks;
+  }
+  uint64_t goal = 0;
+  if (whole_first < whole_end) {
+    ASSIGN_OR_RETURN(goal, DataGoal(inode->ino, whole_first));
+  }
+  ASSIGN_OR_RETURN(BlockSource blocks,
+                   ReserveForOp(edges.new_blocks + need, goal, records + edges.extents,
+                                edges.Updates() + 4 * spans.size() + 4));
+  RETURN_IF_ERROR(ApplyPlan(inode->ino, edges, &blocks));
+  for (const FileSpan& s : spans) {
+    if (!s.mapped && !zero) continue;
+    if (s.mapped && (!zero || !s.unwritten)) {
+      ASSIGN_OR_RETURN(uint64_t unmapped, UnmapRange(inode->ino, s.file_block, s.blocks));
+      inode->blocks -= unmapped;
+    }
+    if (zero && !s.unwritten) {
+      RETURN_IF_ERROR(MapUnwritten(inode->ino, s, &blocks));
+      inode->blocks += s.blocks;
+    }
+  }
+  if (zero && !keep_size) inode->size = std::max(inode->size, end);
+  inode->mtime_ns = inode->ctime_ns = NowNs();
+  return PutInode(*inode);
+}
+
+Status FsImpl::Fallocate(Ino ino, uint32_t mode, uint64_t offset, uint64_t length) {
+  constexpr uint32_t kKnown = kFallocKeepSize | kFallocPunchHole | kFallocZeroRange;
+  if (length == 0) return Status::Invalid("fallocate: length 0");
+  if (mode & ~kKnown) {
+    return Status::NotSupported(fmt::format("fallocate mode 0x{:x} is not supported", mode));
+  }
+  bool punch = mode & kFallocPunchHole, zero = mode & kFallocZeroRange;
+  bool keep_size = mode & kFallocKeepSize;
+  // As Linux (fs/open.c, vfs_fallocate): these combinations are EOPNOTSUPP.
+  if (punch && zero) return Status::NotSupported("fallocate: PUNCH_HOLE and ZERO_RANGE together");
+  if (punch && !keep_size) return Status::NotSupported("fallocate: PUNCH_HOLE needs KEEP_SIZE");
+  RETURN_IF_ERROR(CheckFileRange(offset, length));
+  return WriteOp([&]() -> Status {
+    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+    RETURN_IF_ERROR(CheckRegular(inode));
+    if (punch || zero) return PunchOrZero(&inode, offset, length, zero, keep_size);
+    return AllocateRange(&inode, offset, length, keep_size);
+  });
+}
+
+// ---- SEEK_DATA / SEEK_HOLE and bmap. Unwritten extents count as holes (they read as zeros;
+// daxfs has no page cache that could hold dirty data over them), and there is an implicit hole
+// at the end of the file.
+
+Result<uint64_t> FsImpl::SeekData(Ino ino, uint64_t offset) {
+  uint64_t found = 0;
+  RETURN_IF_ERROR(ReadOp([&]() -> Status {
+    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+    RETURN_IF_ERROR(CheckRegular(inode));
+    std::optional<uint64_t> data;
+    if (offset < inode.size) {
+      uint64_t first = offset / kBlock;
+      RETURN_IF_ERROR(ForEachExtent(ino, first, BlocksCovering(inode.size) - first,
+                                    [&](uint64_t start, const ExtentRecord& x) {
+                                      if (x.flags & format::kExtentUnwritten) return true;
+                                      data = std::max(offset, start * kBlock);
+                                      return false;
+                                    }));
+    }
+    if (!data || *data >= inode.size) {
+      return Status::Error(ENXIO,
+                           fmt::format("inode {}: no data at or after offset {}", ino, offset));
+    }
+    found = *data;
+    return Status::Ok();
+  }));
+  return found;
+}
+
+Result<uint64_t> FsImpl::SeekHole(Ino ino, uint64_t offset) {
+  uint64_t found = 0;
+  RETURN_IF_ERROR(ReadOp([&]() -> Status {
+    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+    RETURN_IF_ERROR(CheckRegular(inode));
+    if (offset >= inode.size) {
+      return Status::Error(ENXIO,
+                           fmt::format("inode {}: offset {} is at or past the end", ino, offset));
+    }
+    uint64_t pos = offset;  // data runs without a gap from `offset` to here
+    uint64_t first = offset / kBlock;
+    RETURN_IF_ERROR(ForEachExtent(
+        ino, first, BlocksCovering(inode.size) - first, [&](uint64_t start, const ExtentRecord& x) {
+          if (start * kBlock > pos || (x.flags & format::kExtentUnwritten)) return false;
+          pos = std::max(pos, (start + x.blocks) * kBlock);
+          return true;
+        }));
+    found = std::min(pos, inode.size);
+    return Status::Ok();
+  }));
+  return found;
+}
+
+Result<std::vector<FileExtent>> FsImpl::Bmap(Ino ino) {
+  std::vector<FileExtent> out;
+  RETURN_IF_ERROR(ReadOp([&]() -> Status {
+    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+    if (inode.type == format::FileType::kDirectory) {
+      return Status::Error(EISDIR, fmt::format("inode {} is a directory", ino));
+    }
+    return ForEachExtent(ino, 0, kMaxFileBlocks, [&](uint64_t start, const ExtentRecord& x) {
+      out.push_back({.file_offset = start * kBlock,
+                     .device_offset = x.device_block * kBlock,
+                     .length = uint64_t{x.blocks} * kBlock,
+                     .unwritten = (x.flags & format::kExtentUnwritten) != 0});
+      return true;
+    });
+  }));
+  return out;
+}
+
+// ---- Unlinked files.
+
+Status FsImpl::FreeAllData(Inode* inode) {
+  ASSIGN_OR_RETURN(uint64_t records, CountExtents(inode->ino, 0, kMaxFileBlocks));
+  if (records == 0) return Status::Ok();
+  RETURN_IF_ERROR(ReserveExtentUpdates(records, records + 2));
+  RETURN_IF_ERROR(UnmapRange(inode->ino, 0, kMaxFileBlocks).status());
+  inode->blocks = 0;
+  return Status::Ok();
+}
+
+}  // namespace daxfs::fs

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <optional>
 
 #include "base/log.h"
 #include "fs/fs_impl.h"
@@ -42,6 +43,7 @@ bool Mergeable(const ExtentRecord& left, const ExtentRecord& right) {
 
 Status FsImpl::ForEachExtent(Ino ino, uint64_t first_block, uint64_t count,
                              const std::function<bool(uint64_t, const ExtentRecord&)>& fn) {
+  if (count == 0) return Status::Ok();
   uint64_t end = SaturatingEnd(first_block, count);
   btree::Cursor c(trees_.extents);
   RETURN_IF_ERROR(c.SeekLE(ExtentKey(ino, first_block)));

@@ -105,6 +105,44 @@ struct FsStats {
   uint64_t generation = 0;
 };
 
+// Special owners in fsmap records (file data is owned by its inode number).
+inline constexpr uint64_t kOwnerSuperblock = 0xfffffffffffffff0ULL;
+inline constexpr uint64_t kOwnerMetadata = 0xfffffffffffffff1ULL;
+inline constexpr uint64_t kOwnerBad = 0xfffffffffffffff2ULL;
+inline constexpr uint64_t kOwnerFree = 0xfffffffffffffff3ULL;  // never stored; fsmap may report free space
+
+// One GETFSMAP record: a device range and its owner. All sizes in bytes.
+struct FsmapRecord {
+  uint64_t physical = 0;  // device offset
+  uint64_t length = 0;
+  uint64_t owner = 0;     // inode number, or a kOwner* constant
+  uint64_t offset = 0;    // file offset (0 for special owners)
+  uint32_t flags = 0;     // kFsmap*
+};
+enum FsmapFlags : uint32_t {
+  kFsmapShared = 0x1,        // some block of the range has more than one owner
+  kFsmapSpecialOwner = 0x2,  // owner is a kOwner* constant
+  kFsmapUnwritten = 0x4,     // allocated, reads as zeros
+  kFsmapLast = 0x8,          // no record of the query follows this one
+};
+// Where a paginated fsmap query resumes: strictly after this (physical, owner, offset).
+struct FsmapKey {
+  uint64_t physical = 0;
+  uint64_t owner = 0;
+  uint64_t offset = 0;
+};
+
+struct DedupeResult {
+  uint64_t bytes_deduped = 0;
+  bool differs = false;  // contents differed: nothing was shared (FILE_DEDUPE_RANGE_DIFFERS)
+};
+
+struct RepairReport {
+  uint64_t rmap_records = 0;      // records in the rebuilt reverse map
+  uint64_t refcount_records = 0;  // records in the rebuilt refcount tree
+  std::vector<std::string> fixed; // what differed from the rebuilt trees before repair
+};
+
 struct FsCheckResult {
   std::vector<std::string> problems;  // empty: consistent
   uint64_t inodes_checked = 0;
@@ -160,6 +198,36 @@ class Filesystem {
   virtual Result<uint64_t> SeekData(Ino ino, uint64_t offset) = 0;
   virtual Result<uint64_t> SeekHole(Ino ino, uint64_t offset) = 0;
   virtual Result<std::vector<FileExtent>> Bmap(Ino ino) = 0;
+
+  // ---- Reflink (needs a filesystem made with reflink, which needs the rmap: EOPNOTSUPP
+  // otherwise). Byte offsets; the semantics and errors are those of the Linux ioctls.
+  // FICLONE: `dst` (a regular file) becomes a copy of `src` sharing all of src's blocks.
+  virtual Status Clone(Ino src, Ino dst) = 0;
+  // FICLONERANGE: offsets block-aligned; length block-aligned, or reaching src's EOF, or 0 for
+  // "to src's EOF". Within one file the ranges must not overlap. EINVAL for misaligned,
+  // overlapping or past-EOF ranges; EISDIR / EINVAL for directories and symlinks.
+  virtual Status CloneRange(Ino src, uint64_t src_offset, Ino dst, uint64_t dst_offset,
+                            uint64_t length) = 0;
+  // FIDEDUPERANGE with one destination: shares the range only if both hold the same bytes.
+  virtual Result<DedupeResult> Dedupe(Ino src, uint64_t src_offset, Ino dst, uint64_t dst_offset,
+                                      uint64_t length) = 0;
+  // FALLOC_FL_UNSHARE_RANGE: blocks of the range that are shared get private copies.
+  virtual Status Unshare(Ino ino, uint64_t offset, uint64_t length) = 0;
+  // copy_file_range: clones the block-aligned part when reflink is on, copies the rest.
+  virtual Result<uint64_t> CopyFileRange(Ino src, uint64_t src_offset, Ino dst,
+                                         uint64_t dst_offset, uint64_t length) = 0;
+
+  // ---- Owners: GETFSMAP. Records overlapping device bytes [start, end), in order of
+  // (physical, owner, offset), one per owner for shared blocks, resuming strictly after `after`
+  // when given, at most `max` (0: all). Uses the reverse map; on a filesystem without it, the
+  // same answers come from scanning every extent map (slower).
+  virtual Result<std::vector<FsmapRecord>> Fsmap(uint64_t start, uint64_t end,
+                                                 const std::optional<FsmapKey>& after,
+                                                 size_t max) = 0;
+  // A path naming `ino` ("/a/b"; "/" for the root), for display; ENOENT if none.
+  virtual Result<std::string> PathOf(Ino ino) = 0;
+  // Offline repair: rebuilds the reverse map and the refcount tree from the extent maps.
+  virtual Result<RepairReport> RebuildReverseMaps() = 0;
 
   // ---- Durability and state.
   virtual Status Fsync(Ino ino) = 0;

@@ -3,6 +3,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/checksum.h"
@@ -129,6 +130,58 @@ Result<ExtentRecord> DecodeExtent(uint64_t ino, uint64_t file_block, const uint8
         ino, file_block, x.device_block, x.blocks, x.flags));
   }
   return x;
+}
+
+const char* SpecialOwnerName(uint64_t owner) {
+  switch (owner) {
+    case kOwnerSuperblock:
+      return "superblock";
+    case kOwnerMetadata:
+      return "metadata";
+    case kOwnerBad:
+      return "bad";
+  }
+  return nullptr;
+}
+
+void EncodeRmapValue(const RmapRecord& r, uint8_t* v) {
+  base::EncodeU64(v, r.blocks);
+  base::EncodeU32(v + 8, r.flags);
+  base::EncodeU32(v + 12, 0);
+}
+
+Result<RmapRecord> DecodeRmap(uint64_t device_block, uint64_t owner, uint64_t file_block,
+                              const uint8_t* v) {
+  RmapRecord r{device_block, owner, file_block, base::DecodeU64(v), base::DecodeU32(v + 8)};
+  bool special = IsSpecialOwner(owner);
+  if (r.blocks == 0 || r.blocks > UINT64_MAX - device_block || (r.flags & ~kRmapKnownFlags) ||
+      (special && SpecialOwnerName(owner) == nullptr) || (special && file_block != 0) || owner == 0) {
+    return Status::Corruption(fmt::format(
+        "rmap record at device block {}: malformed (owner {}, file block {}, {} blocks, flags 0x{:x})",
+        device_block, owner, file_block, r.blocks, r.flags));
+  }
+  return r;
+}
+
+uint64_t RmapIntervalEnd(uint64_t device_block, const uint8_t* v) {
+  uint64_t blocks = base::DecodeU64(v);
+  return blocks > UINT64_MAX - device_block ? UINT64_MAX : device_block + std::max<uint64_t>(blocks, 1);
+}
+
+void EncodeRefcountValue(const RefcountRecord& r, uint8_t* v) {
+  base::EncodeU64(v, r.blocks);
+  base::EncodeU32(v + 8, r.refcount);
+  base::EncodeU32(v + 12, 0);
+}
+
+Result<RefcountRecord> DecodeRefcount(uint64_t device_block, const uint8_t* v) {
+  RefcountRecord r{device_block, base::DecodeU64(v), base::DecodeU32(v + 8)};
+  if (r.blocks == 0 || r.blocks > UINT64_MAX - device_block || r.refcount < 2) {
+    return Status::Corruption(fmt::format(
+        "refcount record at device block {}: malformed ({} blocks, count {})", device_block,
+        r.blocks, r.refcount));
+  }
+  return r;
 }
 
 }  // namespace daxfs::format

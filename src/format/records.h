@@ -80,4 +80,45 @@ struct ExtentRecord {
 void EncodeExtent(const ExtentRecord& extent, uint8_t* value);
 Result<ExtentRecord> DecodeExtent(uint64_t ino, uint64_t file_block, const uint8_t* value);
 
+// ---- Reverse map (TreeId::kRmap), an interval tree: key = {device block, owner, file block},
+// value = kRmapValueSize bytes; the record covers device blocks [key.w[0], key.w[0] + blocks).
+// For file data there is exactly one rmap record per extent record (same device range, owner =
+// inode, file block = the extent's first file block, same flags): the rmap is the extent map
+// turned around. Non-file space has special owners (file block 0).
+inline constexpr uint16_t kRmapValueSize = 16;
+inline constexpr uint64_t kOwnerSuperblock = 0xfffffffffffffff0ULL;  // blocks 0-1
+inline constexpr uint64_t kOwnerMetadata = 0xfffffffffffffff1ULL;    // a METADATA chunk's nodes
+inline constexpr uint64_t kOwnerBad = 0xfffffffffffffff2ULL;         // retired (bad) space (issue 5)
+inline constexpr uint64_t kOwnerSpecialMin = 0xfffffffffffffff0ULL;
+inline bool IsSpecialOwner(uint64_t owner) { return owner >= kOwnerSpecialMin; }
+const char* SpecialOwnerName(uint64_t owner);  // "superblock", "metadata", "bad", or nullptr
+inline constexpr uint32_t kRmapUnwritten = 1;  // same bit as kExtentUnwritten
+inline constexpr uint32_t kRmapKnownFlags = kRmapUnwritten;
+struct RmapRecord {
+  uint64_t device_block = 0;
+  uint64_t owner = 0;
+  uint64_t file_block = 0;
+  uint64_t blocks = 0;
+  uint32_t flags = 0;
+};
+//   value: 0 blocks u64 | 8 flags u32 | 12 reserved u32
+void EncodeRmapValue(const RmapRecord& r, uint8_t* value);
+Result<RmapRecord> DecodeRmap(uint64_t device_block, uint64_t owner, uint64_t file_block,
+                              const uint8_t* value);
+// The interval end for the B+tree's TreeSpec::interval_end.
+uint64_t RmapIntervalEnd(uint64_t device_block, const uint8_t* value);
+
+// ---- Refcount tree (TreeId::kRefcount): key = {device block}, value = kRefcountValueSize.
+// A record exists only where a range has two or more owners (no record: one owner or free), as
+// in XFS. Records never overlap; adjacent records with equal counts are merged.
+inline constexpr uint16_t kRefcountValueSize = 16;
+struct RefcountRecord {
+  uint64_t device_block = 0;
+  uint64_t blocks = 0;
+  uint32_t refcount = 0;  // >= 2
+};
+//   value: 0 blocks u64 | 8 refcount u32 | 12 reserved u32
+void EncodeRefcountValue(const RefcountRecord& r, uint8_t* value);
+Result<RefcountRecord> DecodeRefcount(uint64_t device_block, const uint8_t* value);
+
 }  // namespace daxfs::format

@@ -54,14 +54,41 @@ btree::TreeSpec ExtentTreeSpec() {
   return {.id = TreeId::kExtents, .name = "extents", .key_words = 2,
           .value_size = format::kExtentValueSize};
 }
+btree::TreeSpec RmapTreeSpec() {
+  return {.id = TreeId::kRmap, .name = "rmap", .key_words = 3, .value_size = format::kRmapValueSize,
+          .interval_end = [](const btree::Key& k, const uint8_t* v) {
+            return format::RmapIntervalEnd(k.w[0], v);
+          }};
+}
+btree::TreeSpec RefcountTreeSpec() {
+  return {.id = TreeId::kRefcount, .name = "refcount", .key_words = 1,
+          .value_size = format::kRefcountValueSize};
+}
 
 namespace {
 void RegisterTrees(txn::Pool* pool) {
   pool->RegisterTree(InodeTreeSpec());
   pool->RegisterTree(DirentTreeSpec());
   pool->RegisterTree(ExtentTreeSpec());
+  pool->RegisterTree(RmapTreeSpec());
+  pool->RegisterTree(RefcountTreeSpec());
 }
 }  // namespace
+
+// The trees an operation uses, in the order of FsImpl::Trees.
+std::vector<btree::TreeSpec> FsImpl::TreeSpecs() const {
+  std::vector<btree::TreeSpec> specs = {InodeTreeSpec(), DirentTreeSpec(), ExtentTreeSpec()};
+  if (has_rmap_) specs.push_back(RmapTreeSpec());
+  if (has_reflink_) specs.push_back(RefcountTreeSpec());
+  return specs;
+}
+
+void FsImpl::SetTrees(btree::BTree** trees, size_t n) {
+  trees_ = {};
+  btree::BTree** slots[] = {&trees_.inodes, &trees_.dirents, &trees_.extents, &trees_.rmap,
+                            &trees_.refcount};
+  for (size_t i = 0; i < n; ++i) *slots[i] = trees[i];  // reflink implies rmap: order holds
+}
 
 // ---- Format and mount.
 
@@ -118,7 +145,11 @@ FsImpl::FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,
       owned_device_(std::move(owned)),
       pool_(std::move(pool)),
       options_(options),
-      read_only_(options.read_only) {}
+      read_only_(options.read_only) {
+  uint64_t ro_compat = pool_->superblock().ro_compat;
+  has_rmap_ = ro_compat & format::feature::kRoCompatRmap;
+  has_reflink_ = has_rmap_ && (ro_compat & format::feature::kRoCompatReflink);
+}
 
 FsImpl::~FsImpl() {
   if (!unmounted_) {
@@ -132,25 +163,28 @@ FsImpl::~FsImpl() {
 Status FsImpl::ReadOp(const std::function<Status()>& body) {
   std::lock_guard<std::mutex> lock(mu_);
   if (unmounted_) return Status::IoError("the filesystem is unmounted");
+  std::vector<btree::TreeSpec> specs = TreeSpecs();
+  btree::BTree* trees[5] = {};
   if (txn_) {
-    ASSIGN_OR_RETURN(trees_.inodes, txn_->Tree(InodeTreeSpec()));
-    ASSIGN_OR_RETURN(trees_.dirents, txn_->Tree(DirentTreeSpec()));
-    ASSIGN_OR_RETURN(trees_.extents, txn_->Tree(ExtentTreeSpec()));
+    for (size_t i = 0; i < specs.size(); ++i) {
+      ASSIGN_OR_RETURN(trees[i], txn_->Tree(specs[i]));
+    }
+    SetTrees(trees, specs.size());
     Status s = body();
     trees_ = {};
     return s;
   }
   read_view_ = pool_->BeginRead();
-  const btree::TreeSpec specs[3] = {InodeTreeSpec(), DirentTreeSpec(), ExtentTreeSpec()};
-  for (int i = 0; i < 3; ++i) {
+  for (size_t i = 0; i < specs.size(); ++i) {
     Result<btree::BTree> t = read_view_->Tree(specs[i]);
     if (!t.ok()) {
       read_view_.reset();
       return t.status();
     }
     read_trees_[i].emplace(std::move(*t));
+    trees[i] = &*read_trees_[i];
   }
-  trees_ = {&*read_trees_[0], &*read_trees_[1], &*read_trees_[2]};
+  SetTrees(trees, specs.size());
   Status s = body();
   trees_ = {};
   for (auto& t : read_trees_) t.reset();
@@ -170,9 +204,12 @@ Status FsImpl::WriteOp(const std::function<Status()>& body) {
     data_.ReleaseDeferred(pool_->superblock().generation);
   }
   Status opened = [&]() -> Status {
-    ASSIGN_OR_RETURN(trees_.inodes, txn_->Tree(InodeTreeSpec()));
-    ASSIGN_OR_RETURN(trees_.dirents, txn_->Tree(DirentTreeSpec()));
-    ASSIGN_OR_RETURN(trees_.extents, txn_->Tree(ExtentTreeSpec()));
+    std::vector<btree::TreeSpec> specs = TreeSpecs();
+    btree::BTree* trees[5] = {};
+    for (size_t i = 0; i < specs.size(); ++i) {
+      ASSIGN_OR_RETURN(trees[i], txn_->Tree(specs[i]));
+    }
+    SetTrees(trees, specs.size());
     return Status::Ok();
   }();
   if (!opened.ok()) {

@@ -25,6 +25,8 @@ namespace daxfs::fs {
 btree::TreeSpec InodeTreeSpec();
 btree::TreeSpec DirentTreeSpec();
 btree::TreeSpec ExtentTreeSpec();
+btree::TreeSpec RmapTreeSpec();      // interval tree
+btree::TreeSpec RefcountTreeSpec();
 
 class FsImpl final : public Filesystem {
  public:
@@ -60,6 +62,26 @@ class FsImpl final : public Filesystem {
   Result<uint64_t> SeekHole(Ino ino, uint64_t offset) override;
   Result<std::vector<FileExtent>> Bmap(Ino ino) override;
 
+  // ---- reflink.cc
+  Status Clone(Ino src, Ino dst) override;
+  Status CloneRange(Ino src, uint64_t src_offset, Ino dst, uint64_t dst_offset,
+                    uint64_t length) override;
+  Result<DedupeResult> Dedupe(Ino src, uint64_t src_offset, Ino dst, uint64_t dst_offset,
+                              uint64_t length) override;
+  Status Unshare(Ino ino, uint64_t offset, uint64_t length) override;
+  Result<uint64_t> CopyFileRange(Ino src, uint64_t src_offset, Ino dst, uint64_t dst_offset,
+                                 uint64_t length) override;
+
+  // ---- fsmap.cc
+  Result<std::vector<FsmapRecord>> Fsmap(uint64_t start, uint64_t end,
+                                         const std::optional<FsmapKey>& after, size_t max) override;
+  Result<std::string> PathOf(Ino ino) override;
+  // ---- repair.cc
+  Result<RepairReport> RebuildReverseMaps() override;
+
+  bool has_rmap() const { return has_rmap_; }
+  bool has_reflink() const { return has_reflink_; }
+
   // ---- fs_impl.cc
   Status Fsync(Ino ino) override;
   Status Sync() override;
@@ -91,12 +113,16 @@ class FsImpl final : public Filesystem {
   // case the transaction is aborted and the filesystem shuts down read-only.
   Status WriteOp(const std::function<Status()>& body);
   Status CommitLocked();         // REQUIRES: mu_ held
+  std::vector<btree::TreeSpec> TreeSpecs() const;
+  void SetTrees(btree::BTree** trees, size_t n);
   void ShutDown(const Status& why);  // REQUIRES: mu_ held
 
   struct Trees {
     btree::BTree* inodes = nullptr;
     btree::BTree* dirents = nullptr;
     btree::BTree* extents = nullptr;
+    btree::BTree* rmap = nullptr;      // null on a filesystem made without the rmap
+    btree::BTree* refcount = nullptr;  // null on a filesystem made without reflink
   };
 
   // ---- Inode helpers (fs_impl.cc); valid inside an operation.
@@ -223,7 +249,9 @@ class FsImpl final : public Filesystem {
   std::unique_ptr<txn::WriteTxn> txn_;  // open write transaction (group commit keeps it open)
   uint32_t ops_in_txn_ = 0;
   std::unique_ptr<txn::ReadTxn> read_view_;
-  std::optional<btree::BTree> read_trees_[3];
+  std::optional<btree::BTree> read_trees_[5];
+  bool has_rmap_ = false;
+  bool has_reflink_ = false;
   Trees trees_;
   bool in_write_op_ = false;
 

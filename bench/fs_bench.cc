@@ -1,0 +1,939 @@
+// Filesystem scenarios (issue 3): the same workloads on daxfs and, in the same run, on XFS
+// (mkfs.xfs -m reflink=1,rmapbt=1 on a loop device over a /dev/shm image, through ordinary
+// buffered syscalls), plus sequential bandwidth against plain memcpy into a raw mapping of a
+// /dev/shm file. Prints ops/s (MiB/s for sequential), the ratio daxfs/baseline and the target.
+// Uses only the public API (include/daxfs/) and device.h to create the emulated device file.
+//   fs_bench [--size 1G] [--ops 200000] [--durable-ops 20000] [--files 100000]
+//            [--durable-files 20000] [--reps 3] [--dir /dev/shm] [--only daxfs|xfs]
+//            [--workloads seq,pread,pwrite,pwrite-durable,create,create-durable] [--seed 42]
+#include <CLI/CLI.hpp>
+#include <fcntl.h>
+#include <fmt/core.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "daxfs/filesystem.h"
+#include "daxfs/status.h"
+#include "device/device.h"
+
+extern char** environ;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using daxfs::Ino;
+using daxfs::Result;
+using daxfs::Status;
+
+constexpr uint64_t kSmall = 4096;         // random I/O and small-file size
+constexpr uint64_t kLarge = 1ULL << 20;   // sequential I/O size
+constexpr uint64_t kMiB = 1ULL << 20;
+constexpr uint32_t kGroupCommitOps = 4096;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+Status Errno(const std::string& what) {
+  int err = errno;
+  return Status::Error(err, what + ": " + std::strerror(err));
+}
+
+// ---- Cleanup of everything the run made outside the process. Fixed buffers and only
+// async-signal-safe calls (fork, execve, waitpid, unlink, rmdir), so that SIGINT/SIGTERM can
+// clean up too. Each field is cleared once undone.
+
+struct Leftovers {
+  char umount_bin[64] = "";
+  char losetup_bin[64] = "";
+  char mount_dir[256] = "";
+  char loop_dev[64] = "";
+  char xfs_image[256] = "";
+  char daxfs_image[256] = "";
+  char raw_file[256] = "";
+};
+Leftovers g_left;
+
+void SetField(char* field, size_t size, const std::string& value) {
+  std::snprintf(field, size, "%s", value.c_str());
+}
+
+// Runs argv quietly (output to /dev/null); returns true on exit status 0.
+bool RunQuiet(const char* bin, const char* const* argv) {
+  if (bin[0] == '\0') return false;
+  pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    if (null >= 0) {
+      dup2(null, 1);
+      dup2(null, 2);
+    }
+    execve(bin, const_cast<char* const*>(argv), environ);
+    _exit(127);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// Unmounts XFS, detaches the loop device and removes its image.
+void CleanUpXfs() {
+  Leftovers& l = g_left;
+  if (l.mount_dir[0]) {
+    const char* um[] = {"umount", l.mount_dir, nullptr};
+    const char* lazy[] = {"umount", "-l", l.mount_dir, nullptr};
+    if (RunQuiet(l.umount_bin, um) || RunQuiet(l.umount_bin, lazy)) {
+      rmdir(l.mount_dir);
+      l.mount_dir[0] = '\0';
+    }
+  }
+  if (l.loop_dev[0]) {
+    const char* detach[] = {"losetup", "-d", l.loop_dev, nullptr};
+    RunQuiet(l.losetup_bin, detach);
+    l.loop_dev[0] = '\0';
+  }
+  if (l.xfs_image[0]) {
+    unlink(l.xfs_image);
+    l.xfs_image[0] = '\0';
+  }
+}
+
+void CleanUp() {
+  CleanUpXfs();
+  for (char* f : {g_left.daxfs_image, g_left.raw_file}) {
+    if (f[0]) {
+      unlink(f);
+      f[0] = '\0';
+    }
+  }
+}
+
+void OnSignal(int sig) {
+  CleanUp();
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+[[noreturn]] void Fatal(const std::string& message) {
+  fmt::print(stderr, "fs_bench: {}\n", message);
+  std::exit(1);  // atexit runs CleanUp
+}
+
+void CheckOk(const Status& s, const char* what) {
+  if (!s.ok()) Fatal(fmt::format("daxfs {}: {}", what, s.ToString()));
+}
+
+// ---- Running commands (setup only): argv, combined stdout+stderr captured.
+
+std::string FindBinary(const std::string& name) {
+  for (const char* d : {"/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/local/bin"}) {
+    std::string p = std::string(d) + "/" + name;
+    if (access(p.c_str(), X_OK) == 0) return p;
+  }
+  return "";
+}
+
+Result<std::string> Run(const std::vector<std::string>& argv) {
+  int fds[2];
+  if (pipe(fds) != 0) return Errno("pipe");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid;
+  int err = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  if (err != 0) {
+    close(fds[0]);
+    return Status::Error(err, argv[0] + ": " + std::strerror(err));
+  }
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::string cmd;
+    for (const std::string& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+    return Status::Error(EIO, fmt::format("`{}` failed (status {}): {}", cmd, status, out));
+  }
+  return out;
+}
+
+// ---- What a workload runs against: daxfs through its API, or a mounted directory through
+// syscalls. One data file ("data") and one directory of small files ("files").
+
+enum class PerOp { kNone, kFsync, kFdatasync };  // what makes each operation durable
+
+class Side {
+ public:
+  virtual ~Side() = default;
+  // Per-operation durability from now on (daxfs: remount kOnReturn/kGroupCommit).
+  virtual Status SetPerOp(PerOp mode) = 0;
+  // Removes the data file (if any) and makes that durable (untimed preparation).
+  virtual Status RemoveData() = 0;
+  virtual Status CreateData() = 0;
+  virtual Status OpenData() = 0;
+  virtual Status ReadAt(uint64_t offset, std::span<uint8_t> out) = 0;
+  virtual Status WriteAt(uint64_t offset, std::span<const uint8_t> data) = 0;
+  virtual Status SyncData() = 0;
+  virtual Status MakeFilesDir() = 0;
+  virtual Status RemoveFilesDir() = 0;
+  virtual Status CreateSmall(const std::string& name, std::span<const uint8_t> data) = 0;
+  virtual Status RemoveSmall(const std::string& name) = 0;
+  virtual Status SyncAll() = 0;
+};
+
+class DaxfsSide : public Side {
+ public:
+  explicit DaxfsSide(std::string image) : image_(std::move(image)) {}
+  ~DaxfsSide() override {
+    if (fs_) fs_->Unmount().IgnoreError();
+  }
+
+  Status Mount(PerOp mode) {
+    daxfs::MountOptions o;
+    o.durability = mode == PerOp::kNone ? daxfs::Durability::kGroupCommit : daxfs::Durability::kOnReturn;
+    o.group_commit_ops = kGroupCommitOps;
+    auto fs = daxfs::Filesystem::Open(image_, o);
+    if (!fs.ok()) return fs.status();
+    fs_ = std::move(*fs);
+    mode_ = mode;
+    return Status::Ok();
+  }
+  daxfs::Filesystem* fs() { return fs_.get(); }
+
+  Status SetPerOp(PerOp mode) override {
+    bool durable = mode != PerOp::kNone, now = mode_ != PerOp::kNone;
+    if (durable == now) return Status::Ok();
+    RETURN_IF_ERROR(fs_->Unmount());
+    fs_.reset();
+    return Mount(mode);
+  }
+  Status RemoveData() override {
+    Status s = fs_->Unlink(daxfs::kRootIno, "data");
+    if (!s.ok() && !s.IsNotFound()) return s;
+    data_ = 0;
+    return fs_->Sync();
+  }
+  Status CreateData() override {
+    auto a = fs_->Create(daxfs::kRootIno, "data", 0644);
+    if (!a.ok()) return a.status();
+    data_ = a->ino;
+    return Status::Ok();
+  }
+  Status OpenData() override {
+    auto a = fs_->Lookup(daxfs::kRootIno, "data");
+    if (!a.ok()) return a.status();
+    data_ = a->ino;
+    return Status::Ok();
+  }
+  Status ReadAt(uint64_t offset, std::span<uint8_t> out) override {
+    auto n = fs_->Read(data_, offset, out);
+    if (!n.ok()) return n.status();
+    return *n == out.size() ? Status::Ok() : Status::IoError("short read");
+  }
+  Status WriteAt(uint64_t offset, std::span<const uint8_t> data) override {
+    auto n = fs_->Write(data_, offset, data);
+    return n.ok() ? Status::Ok() : n.status();
+  }
+  Status SyncData() override { return fs_->Fsync(data_); }
+  Status MakeFilesDir() override {
+    auto a = fs_->Mkdir(daxfs::kRootIno, "files", 0755);
+    if (!a.ok()) return a.status();
+    dir_ = a->ino;
+    return fs_->Sync();
+  }
+  Status RemoveFilesDir() override {
+    RETURN_IF_ERROR(fs_->Rmdir(daxfs::kRootIno, "files"));
+    return fs_->Sync();
+  }
+  Status CreateSmall(const std::string& name, std::span<const uint8_t> data) override {
+    auto a = fs_->Create(dir_, name, 0644);
+    if (!a.ok()) return a.status();
+    auto n = fs_->Write(a->ino, 0, data);
+    return n.ok() ? Status::Ok() : n.status();
+  }
+  Status RemoveSmall(const std::string& name) override { return fs_->Unlink(dir_, name); }
+  Status SyncAll() override { return fs_->Sync(); }
+
+ private:
+  std::string image_;
+  std::unique_ptr<daxfs::Filesystem> fs_;
+  PerOp mode_ = PerOp::kNone;
+  Ino data_ = 0;
+  Ino dir_ = 0;
+};
+
+class PosixSide : public Side {
+ public:
+  explicit PosixSide(std::string root) : root_(std::move(root)) {}
+  ~PosixSide() override { CloseAll(); }
+
+  void CloseAll() {
+    for (int* fd : {&data_fd_, &dir_fd_, &root_fd_}) {
+      if (*fd >= 0) close(*fd);
+      *fd = -1;
+    }
+  }
+  Status Open() {
+    root_fd_ = open(root_.c_str(), O_RDONLY | O_DIRECTORY);
+    return root_fd_ >= 0 ? Status::Ok() : Errno("open " + root_);
+  }
+
+  Status SetPerOp(PerOp mode) override {
+    mode_ = mode;
+    return Status::Ok();
+  }
+  Status RemoveData() override {
+    if (data_fd_ >= 0) close(data_fd_);
+    data_fd_ = -1;
+    if (unlinkat(root_fd_, "data", 0) != 0 && errno != ENOENT) return Errno("unlink data");
+    return SyncAll();
+  }
+  Status CreateData() override {
+    data_fd_ = openat(root_fd_, "data", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    return data_fd_ >= 0 ? Status::Ok() : Errno("create data");
+  }
+  Status OpenData() override {
+    if (data_fd_ >= 0) return Status::Ok();
+    data_fd_ = openat(root_fd_, "data", O_RDWR);
+    return data_fd_ >= 0 ? Status::Ok() : Errno("open data");
+  }
+  Status ReadAt(uint64_t offset, std::span<uint8_t> out) override {
+    ssize_t n = pread(data_fd_, out.data(), out.size(), static_cast<off_t>(offset));
+    if (n < 0) return Errno("pread");
+    return static_cast<size_t>(n) == out.size() ? Status::Ok() : Status::IoError("short read");
+  }
+  Status WriteAt(uint64_t offset, std::span<const uint8_t> data) override {
+    ssize_t n = pwrite(data_fd_, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0) return Errno("pwrite");
+    if (static_cast<size_t>(n) != data.size()) return Status::IoError("short write");
+    return SyncPerOp(data_fd_);
+  }
+  Status SyncData() override { return fsync(data_fd_) == 0 ? Status::Ok() : Errno("fsync data"); }
+  Status MakeFilesDir() override {
+    if (mkdirat(root_fd_, "files", 0755) != 0) return Errno("mkdir files");
+    dir_fd_ = openat(root_fd_, "files", O_RDONLY | O_DIRECTORY);
+    if (dir_fd_ < 0) return Errno("open files");
+    return SyncAll();
+  }
+  Status RemoveFilesDir() override {
+    close(dir_fd_);
+    dir_fd_ = -1;
+    if (unlinkat(root_fd_, "files", AT_REMOVEDIR) != 0) return Errno("rmdir files");
+    return SyncAll();
+  }
+  Status CreateSmall(const std::string& name, std::span<const uint8_t> data) override {
+    int fd = openat(dir_fd_, name.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0) return Errno("create " + name);
+    ssize_t n = write(fd, data.data(), data.size());
+    Status s = n < 0 ? Errno("write " + name)
+               : static_cast<size_t>(n) != data.size() ? Status::IoError("short write")
+                                                       : SyncPerOp(fd);
+    if (close(fd) != 0 && s.ok()) s = Errno("close " + name);
+    return s;
+  }
+  Status RemoveSmall(const std::string& name) override {
+    if (unlinkat(dir_fd_, name.c_str(), 0) != 0) return Errno("unlink " + name);
+    return SyncPerOp(dir_fd_);
+  }
+  Status SyncAll() override { return syncfs(root_fd_) == 0 ? Status::Ok() : Errno("syncfs"); }
+
+ private:
+  Status SyncPerOp(int fd) {
+    if (mode_ == PerOp::kFsync && fsync(fd) != 0) return Errno("fsync");
+    if (mode_ == PerOp::kFdatasync && fdatasync(fd) != 0) return Errno("fdatasync");
+    return Status::Ok();
+  }
+
+  std::string root_;
+  int root_fd_ = -1;
+  int data_fd_ = -1;
+  int dir_fd_ = -1;
+  PerOp mode_ = PerOp::kNone;
+};
+
+// ---- XFS on a loop device over a /dev/shm image. Every step is checked; Leftovers records
+// what to undo.
+
+Result<std::string> MountXfs(const std::string& dir, uint64_t image_size) {
+  if (geteuid() != 0) return Status::Error(EPERM, "not root (losetup and mount need root)");
+  if (access("/dev/loop-control", F_OK) != 0) return Status::NotFound("no /dev/loop-control");
+  if (FindBinary("mkfs.xfs").empty()) return Status::NotFound("mkfs.xfs not found (install xfsprogs)");
+  std::string losetup = FindBinary("losetup"), umount = FindBinary("umount");
+  if (losetup.empty() || umount.empty()) return Status::NotFound("losetup or umount not found");
+  SetField(g_left.losetup_bin, sizeof g_left.losetup_bin, losetup);
+  SetField(g_left.umount_bin, sizeof g_left.umount_bin, umount);
+
+  std::string image = fmt::format("{}/fs_bench-xfs-{}.img", dir, getpid());
+  int fd = open(image.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) return Errno("create " + image);
+  SetField(g_left.xfs_image, sizeof g_left.xfs_image, image);
+  bool sized = ftruncate(fd, static_cast<off_t>(image_size)) == 0;
+  close(fd);
+  if (!sized) return Errno("truncate " + image);
+
+  ASSIGN_OR_RETURN(std::string loop, Run({losetup, "--find", "--show", image}));
+  if (loop.rfind("/dev/loop", 0) != 0) return Status::IoError("losetup printed " + loop);
+  SetField(g_left.loop_dev, sizeof g_left.loop_dev, loop);
+  ASSIGN_OR_RETURN(std::string mkfs_out, Run({"mkfs.xfs", "-f", "-m", "reflink=1,rmapbt=1", loop}));
+
+  char tmpl[] = "/tmp/fs_bench-xfs-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) return Errno("mkdtemp");
+  std::string mnt = tmpl;
+  auto mounted = Run({"mount", "-t", "xfs", loop, mnt});
+  if (!mounted.ok()) {
+    rmdir(mnt.c_str());
+    return mounted.status();
+  }
+  SetField(g_left.mount_dir, sizeof g_left.mount_dir, mnt);
+  return mnt;
+}
+
+// ---- Workloads. Every 4 KiB block of the data file starts with its block number, so reads
+// check what they got.
+
+void Stamp(uint8_t* buf, uint64_t bytes, uint64_t first_block) {
+  for (uint64_t b = 0; b < bytes / kSmall; ++b) {
+    uint64_t v = first_block + b;
+    std::memcpy(buf + b * kSmall, &v, sizeof v);
+  }
+}
+
+Status CheckStamp(const uint8_t* buf, uint64_t bytes, uint64_t first_block) {
+  for (uint64_t b = 0; b < bytes / kSmall; ++b) {
+    uint64_t v;
+    std::memcpy(&v, buf + b * kSmall, sizeof v);
+    if (v != first_block + b) {
+      return Status::Corruption(fmt::format("block {} reads stamp {}", first_block + b, v));
+    }
+  }
+  return Status::Ok();
+}
+
+struct Buffers {
+  std::vector<uint8_t> large = std::vector<uint8_t>(kLarge, 0xa5);
+  std::vector<uint8_t> small = std::vector<uint8_t>(kSmall, 0x5a);
+};
+
+// Each returns operations per second (MiB/s for the sequential ones).
+
+Result<double> SeqWrite(Side& s, uint64_t size, Buffers& b) {
+  RETURN_IF_ERROR(s.RemoveData());
+  auto t0 = Clock::now();
+  RETURN_IF_ERROR(s.CreateData());
+  for (uint64_t off = 0; off < size; off += kLarge) {
+    Stamp(b.large.data(), kLarge, off / kSmall);
+    RETURN_IF_ERROR(s.WriteAt(off, b.large));
+  }
+  RETURN_IF_ERROR(s.SyncData());
+  return static_cast<double>(size) / kMiB / Seconds(t0, Clock::now());
+}
+
+Result<double> SeqRead(Side& s, uint64_t size, Buffers& b) {
+  RETURN_IF_ERROR(s.OpenData());
+  auto t0 = Clock::now();
+  for (uint64_t off = 0; off < size; off += kLarge) {
+    RETURN_IF_ERROR(s.ReadAt(off, b.large));
+    RETURN_IF_ERROR(CheckStamp(b.large.data(), kLarge, off / kSmall));
+  }
+  return static_cast<double>(size) / kMiB / Seconds(t0, Clock::now());
+}
+
+Result<double> RandRead(Side& s, const std::vector<uint64_t>& blocks, Buffers& b) {
+  RETURN_IF_ERROR(s.OpenData());
+  auto t0 = Clock::now();
+  for (uint64_t blk : blocks) {
+    RETURN_IF_ERROR(s.ReadAt(blk * kSmall, b.small));
+    RETURN_IF_ERROR(CheckStamp(b.small.data(), kSmall, blk));
+  }
+  return blocks.size() / Seconds(t0, Clock::now());
+}
+
+// `count` writes from the sequence, then one sync (included).
+Result<double> RandWrite(Side& s, const std::vector<uint64_t>& blocks, size_t count, Buffers& b) {
+  RETURN_IF_ERROR(s.OpenData());
+  count = std::min(count, blocks.size());
+  auto t0 = Clock::now();
+  for (size_t i = 0; i < count; ++i) {
+    Stamp(b.small.data(), kSmall, blocks[i]);
+    RETURN_IF_ERROR(s.WriteAt(blocks[i] * kSmall, b.small));
+  }
+  RETURN_IF_ERROR(s.SyncData());
+  return count / Seconds(t0, Clock::now());
+}
+
+struct CreateUnlink {
+  double create = 0, unlink = 0;
+};
+
+// Create + 4 KiB write + close of each name, one sync (included); then unlink of each, one sync.
+Result<CreateUnlink> CreateThenUnlink(Side& s, const std::vector<std::string>& names, Buffers& b) {
+  RETURN_IF_ERROR(s.MakeFilesDir());
+  CreateUnlink r;
+  auto t0 = Clock::now();
+  for (const std::string& n : names) RETURN_IF_ERROR(s.CreateSmall(n, b.small));
+  RETURN_IF_ERROR(s.SyncAll());
+  auto t1 = Clock::now();
+  for (const std::string& n : names) RETURN_IF_ERROR(s.RemoveSmall(n));
+  RETURN_IF_ERROR(s.SyncAll());
+  auto t2 = Clock::now();
+  RETURN_IF_ERROR(s.RemoveFilesDir());
+  r.create = names.size() / Seconds(t0, t1);
+  r.unlink = names.size() / Seconds(t1, t2);
+  return r;
+}
+
+// The physical limit: memcpy between the same 1 MiB user buffer and a MAP_SHARED mapping of a
+// same-size /dev/shm file (allocated and touched once before timing).
+class RawMapping {
+ public:
+  static Result<std::unique_ptr<RawMapping>> Make(const std::string& path, uint64_t size) {
+    RETURN_IF_ERROR(daxfs::device::CreateDeviceFile(path, size));
+    SetField(g_left.raw_file, sizeof g_left.raw_file, path);
+    int fd = open(path.c_str(), O_RDWR);
+    if (fd < 0) return Errno("open " + path);
+    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return Errno("mmap " + path);
+    auto m = std::unique_ptr<RawMapping>(new RawMapping(static_cast<uint8_t*>(p), size));
+    for (uint64_t off = 0; off < size; off += kSmall) m->base_[off] = 1;  // fault every page in
+    return m;
+  }
+  ~RawMapping() { munmap(base_, size_); }
+
+  double Write(Buffers& b) {
+    auto t0 = Clock::now();
+    for (uint64_t off = 0; off < size_; off += kLarge) {
+      Stamp(b.large.data(), kLarge, off / kSmall);
+      std::memcpy(base_ + off, b.large.data(), kLarge);
+    }
+    return static_cast<double>(size_) / kMiB / Seconds(t0, Clock::now());
+  }
+  Result<double> Read(Buffers& b) {
+    auto t0 = Clock::now();
+    for (uint64_t off = 0; off < size_; off += kLarge) {
+      std::memcpy(b.large.data(), base_ + off, kLarge);
+      RETURN_IF_ERROR(CheckStamp(b.large.data(), kLarge, off / kSmall));
+    }
+    return static_cast<double>(size_) / kMiB / Seconds(t0, Clock::now());
+  }
+
+ private:
+  RawMapping(uint8_t* base, uint64_t size) : base_(base), size_(size) {}
+  uint8_t* base_;
+  uint64_t size_;
+};
+
+// ---- Results table.
+
+struct Row {
+  std::string workload;
+  std::string unit;  // "ops/s" or "MiB/s"
+  std::optional<double> daxfs;
+  std::string baseline_name;
+  std::optional<double> baseline;
+  std::optional<double> target;  // minimum ratio daxfs/baseline
+};
+
+std::string Num(std::optional<double> v) {
+  if (!v) return "-";
+  return *v >= 100 ? fmt::format("{:.0f}", *v) : fmt::format("{:.1f}", *v);
+}
+
+void PrintTable(const std::vector<Row>& rows) {
+  fmt::print("\n| workload | unit | daxfs | baseline | baseline value | ratio | target | met |\n");
+  fmt::print("|---|---|---:|---|---:|---:|---:|---|\n");
+  for (const Row& r : rows) {
+    std::optional<double> ratio;
+    if (r.daxfs && r.baseline && *r.baseline > 0) ratio = *r.daxfs / *r.baseline;
+    std::string target = r.target ? fmt::format(">= {:g}x", *r.target) : "-";
+    std::string met = !r.target || !ratio ? "-" : *ratio >= *r.target ? "met" : "NOT met";
+    fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} |\n", r.workload, r.unit, Num(r.daxfs),
+               r.baseline_name, Num(r.baseline), ratio ? fmt::format("{:.2f}x", *ratio) : "-",
+               target, met);
+  }
+}
+
+// ---- Options and the run.
+
+uint64_t ParseSize(const std::string& s) {
+  size_t pos = 0;
+  uint64_t v = std::stoull(s, &pos);
+  std::string suffix = s.substr(pos);
+  if (!suffix.empty() && (suffix.back() == 'B' || suffix.back() == 'b')) suffix.pop_back();
+  if (suffix.size() > 1 && suffix.back() == 'i') suffix.pop_back();
+  if (suffix.empty()) return v;
+  switch (suffix[0]) {
+    case 'k': case 'K': return v << 10;
+    case 'm': case 'M': return v << 20;
+    case 'g': case 'G': return v << 30;
+    case 't': case 'T': return v << 40;
+    default: throw CLI::ValidationError("size", "bad size suffix in " + s);
+  }
+}
+
+uint64_t RoundUp(uint64_t v, uint64_t unit) { return (v + unit - 1) / unit * unit; }
+
+std::string Machine() {
+  utsname u{};
+  uname(&u);
+  std::string cpu;
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  long mem_gib = sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) >> 30;
+  return fmt::format("{} cpus ({}), {} GiB RAM, {} {} {} {}", sysconf(_SC_NPROCESSORS_ONLN), cpu,
+                     mem_gib, u.sysname, u.release, u.version, u.machine);
+}
+
+struct Options {
+  uint64_t size = 1ULL << 30;
+  size_t ops = 200000;
+  size_t durable_ops = 20000;
+  size_t files = 100000;
+  size_t durable_files = 20000;
+  size_t reps = 3;
+  std::string dir = "/dev/shm";
+  std::string only;
+  std::vector<std::string> workloads = {"seq", "pread", "pwrite", "pwrite-durable", "create",
+                                        "create-durable"};
+  uint64_t seed = 42;
+
+  bool Wants(const std::string& w) const {
+    return std::find(workloads.begin(), workloads.end(), w) != workloads.end();
+  }
+};
+
+// Runs `fn` on each side `reps` times, alternating (so that noise from other processes on the
+// machine hits both alike), and returns the median per side. A failing side reports and drops
+// out of this workload; a failing daxfs ends the run.
+struct Pair {
+  std::optional<double> daxfs, xfs;
+};
+
+Pair Measure(const std::string& what, size_t reps, DaxfsSide* d, PosixSide* x,
+             const std::function<Result<double>(Side&)>& fn) {
+  std::vector<double> dv, xv;
+  bool x_failed = false;
+  for (size_t r = 0; r < reps; ++r) {
+    if (d) {
+      auto v = fn(*d);
+      if (!v.ok()) Fatal(fmt::format("daxfs {}: {}", what, v.status().ToString()));
+      dv.push_back(*v);
+    }
+    if (x && !x_failed) {
+      auto v = fn(*x);
+      if (!v.ok()) {
+        fmt::print("XFS {} failed: {}\n", what, v.status().ToString());
+        x_failed = true;
+      } else {
+        xv.push_back(*v);
+      }
+    }
+  }
+  Pair p;
+  if (!dv.empty()) p.daxfs = Median(dv);
+  if (!xv.empty() && !x_failed) p.xfs = Median(xv);
+  fmt::print("  {:<44} daxfs {:>12} | XFS {:>12}\n", what, Num(p.daxfs), Num(p.xfs));
+  std::fflush(stdout);
+  return p;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  std::string size_text = "1G", workloads_text;
+  CLI::App app{"daxfs filesystem scenarios vs XFS (issue 3)"};
+  app.add_option("--size", size_text, "data file size (K/M/G suffixes)")->capture_default_str();
+  app.add_option("--ops", opt.ops, "random 4 KiB reads and non-durable writes")->capture_default_str();
+  app.add_option("--durable-ops", opt.durable_ops, "random 4 KiB writes durable each")->capture_default_str();
+  app.add_option("--files", opt.files, "files created then unlinked")->capture_default_str();
+  app.add_option("--durable-files", opt.durable_files, "files created/unlinked durable each")
+      ->capture_default_str();
+  app.add_option("--reps", opt.reps, "repetitions (median reported)")->capture_default_str();
+  app.add_option("--dir", opt.dir, "where the images go (tmpfs)")->capture_default_str();
+  app.add_option("--only", opt.only, "run one side only")->check(CLI::IsMember({"daxfs", "xfs"}));
+  app.add_option("--workloads", opt.workloads, "comma-separated list")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"seq", "pread", "pwrite", "pwrite-durable", "create", "create-durable"}))
+      ->capture_default_str();
+  app.add_option("--seed", opt.seed, "seed of the random offsets")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    opt.size = ParseSize(size_text);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "fs_bench: bad --size {}: {}\n", size_text, e.what());
+    return 2;
+  }
+  if (opt.size < kLarge || opt.size % kLarge != 0 || opt.reps == 0) {
+    fmt::print(stderr, "fs_bench: --size must be a positive multiple of 1 MiB, --reps >= 1\n");
+    return 2;
+  }
+
+  std::string command;
+  for (int i = 0; i < argc; ++i) command += (i ? " " : "") + std::string(argv[i]);
+  char date[64];
+  std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S %Z", std::localtime(&now));
+  fmt::print("command: {}\nmachine: {}\ndate:    {}\n", command, Machine(), date);
+
+  std::atexit(CleanUp);
+  signal(SIGINT, OnSignal);
+  signal(SIGTERM, OnSignal);
+  signal(SIGHUP, OnSignal);
+
+  // Space: daxfs image (allocated up front) + the memcpy file + the XFS image (grows as used).
+  uint64_t daxfs_size =
+      RoundUp(std::max<uint64_t>(3ULL << 30, 2 * opt.size + 2 * opt.files * kSmall + (256 << 20)), 64 << 20);
+  uint64_t xfs_size = RoundUp(2 * opt.size + 4 * opt.files * kSmall + (512 << 20), 64 << 20);
+  uint64_t xfs_used = opt.size + 2 * opt.files * kSmall + (256 << 20);
+  struct statvfs vfs{};
+  if (statvfs(opt.dir.c_str(), &vfs) != 0) Fatal(fmt::format("statvfs {}: {}", opt.dir, std::strerror(errno)));
+  uint64_t avail = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  bool run_daxfs = opt.only != "xfs", run_xfs = opt.only != "daxfs";
+  uint64_t need_daxfs = run_daxfs ? daxfs_size + opt.size : 0;
+  fmt::print("space:   {} has {:.1f} GiB free; daxfs image {:.2f} GiB + memcpy file {:.2f} GiB"
+             " + XFS image {:.2f} GiB (sparse, ~{:.2f} GiB used)\n",
+             opt.dir, avail / double(1ULL << 30), daxfs_size / double(1ULL << 30),
+             opt.size / double(1ULL << 30), xfs_size / double(1ULL << 30), xfs_used / double(1ULL << 30));
+  if (avail < need_daxfs) {
+    Fatal(fmt::format("{} is too small: daxfs needs {:.2f} GiB, {:.2f} GiB free", opt.dir,
+                      need_daxfs / double(1ULL << 30), avail / double(1ULL << 30)));
+  }
+  fmt::print("sizes:   file {} MiB, {} random ops ({} durable), {} files ({} durable), {} reps,"
+             " seed {}, daxfs group_commit_ops {}\n\n",
+             opt.size / kMiB, opt.ops, opt.durable_ops, opt.files, opt.durable_files, opt.reps,
+             opt.seed, kGroupCommitOps);
+
+  // daxfs side.
+  std::unique_ptr<DaxfsSide> dax;
+  std::unique_ptr<RawMapping> raw;
+  if (run_daxfs) {
+    std::string image = fmt::format("{}/fs_bench-daxfs-{}.img", opt.dir, getpid());
+    CheckOk(daxfs::device::CreateDeviceFile(image, daxfs_size), "create image");
+    SetField(g_left.daxfs_image, sizeof g_left.daxfs_image, image);
+    CheckOk(daxfs::Filesystem::Format(image, {}), "format");
+    dax = std::make_unique<DaxfsSide>(image);
+    CheckOk(dax->Mount(PerOp::kNone), "mount");
+    if (opt.Wants("seq")) {
+      auto m = RawMapping::Make(fmt::format("{}/fs_bench-raw-{}.img", opt.dir, getpid()), opt.size);
+      CheckOk(m.ok() ? Status::Ok() : m.status(), "memcpy file");
+      raw = std::move(*m);
+    }
+  }
+
+  // XFS side.
+  std::unique_ptr<PosixSide> xfs;
+  if (run_xfs) {
+    Result<std::string> mnt = Status::Error(ENOSPC, fmt::format("not enough space in {}", opt.dir));
+    if (avail >= need_daxfs + xfs_used) mnt = MountXfs(opt.dir, xfs_size);
+    if (!mnt.ok()) {
+      fmt::print("XFS part skipped: {}\n", mnt.status().ToString());
+      CleanUpXfs();
+    } else {
+      xfs = std::make_unique<PosixSide>(*mnt);
+      Status s = xfs->Open();
+      if (!s.ok()) {
+        fmt::print("XFS part skipped: {}\n", s.ToString());
+        xfs.reset();
+        CleanUpXfs();
+      } else {
+        fmt::print("XFS: mkfs.xfs -f -m reflink=1,rmapbt=1 on {} (image {}), mounted at {}\n",
+                   g_left.loop_dev, g_left.xfs_image, *mnt);
+      }
+    }
+  } else {
+    fmt::print("XFS part skipped: --only daxfs\n");
+  }
+  if (!dax && !xfs) Fatal("nothing to run");
+
+  std::vector<Row> rows;
+  Buffers buf;
+  DaxfsSide* d = dax.get();
+  PosixSide* x = xfs.get();
+  std::string mib = fmt::format("{} MiB", opt.size / kMiB);
+
+  // The data file, 1 MiB sequential writes of a fresh file (sync included), then reads.
+  if (opt.Wants("seq")) {
+    fmt::print("sequential, 1 MiB I/O, {} file:\n", mib);
+    Pair w = Measure("seq write (fresh file, +fsync)", opt.reps, d, x,
+                     [&](Side& s) { return SeqWrite(s, opt.size, buf); });
+    Pair r = Measure("seq read", opt.reps, d, x, [&](Side& s) { return SeqRead(s, opt.size, buf); });
+    rows.push_back({"1 MiB seq write, fresh " + mib + " file, fsync at end", "MiB/s", w.daxfs,
+                    "XFS", w.xfs, std::nullopt});
+    rows.push_back({"1 MiB seq read, " + mib + " file", "MiB/s", r.daxfs, "XFS", r.xfs, std::nullopt});
+    if (raw) {
+      std::vector<double> mw, mr;
+      for (size_t i = 0; i < opt.reps; ++i) {
+        mw.push_back(raw->Write(buf));
+        auto v = raw->Read(buf);
+        CheckOk(v.ok() ? Status::Ok() : v.status(), "memcpy read check");
+        mr.push_back(*v);
+      }
+      fmt::print("  {:<44} write {:>12} | read {:>12}\n", "memcpy (raw /dev/shm mapping)",
+                 Num(Median(mw)), Num(Median(mr)));
+      rows.push_back({"seq write bandwidth (daxfs Write 1 MiB)", "MiB/s", w.daxfs, "memcpy", Median(mw), 0.8});
+      rows.push_back({"seq read bandwidth (daxfs Read 1 MiB)", "MiB/s", r.daxfs, "memcpy", Median(mr), 0.8});
+      raw.reset();
+      unlink(g_left.raw_file);
+      g_left.raw_file[0] = '\0';
+    }
+  } else {
+    fmt::print("preparing the {} data file (untimed)\n", mib);
+    Measure("prepare (seq write)", 1, d, x, [&](Side& s) { return SeqWrite(s, opt.size, buf); });
+  }
+
+  std::mt19937_64 rng(opt.seed);
+  std::vector<uint64_t> blocks(std::max(opt.ops, opt.durable_ops));
+  for (uint64_t& b : blocks) b = rng() % (opt.size / kSmall);
+
+  if (opt.Wants("pread") || opt.Wants("pwrite") || opt.Wants("pwrite-durable")) {
+    fmt::print("random 4 KiB, aligned, seed {}:\n", opt.seed);
+  }
+  if (opt.Wants("pread")) {
+    std::vector<uint64_t> reads(blocks.begin(), blocks.begin() + opt.ops);
+    Pair p = Measure("pread", opt.reps, d, x, [&](Side& s) { return RandRead(s, reads, buf); });
+    rows.push_back({"4 KiB random pread", "ops/s", p.daxfs, "XFS", p.xfs, 3.0});
+  }
+  if (opt.Wants("pwrite")) {
+    Pair p = Measure("pwrite, one fsync at end", opt.reps, d, x,
+                     [&](Side& s) { return RandWrite(s, blocks, opt.ops, buf); });
+    rows.push_back({"4 KiB random pwrite, not durable per write (daxfs group commit; XFS buffered), "
+                    "fsync at end",
+                    "ops/s", p.daxfs, "XFS", p.xfs, 2.0});
+  }
+  if (opt.Wants("pwrite-durable")) {
+    auto durable = [&](PerOp mode) {
+      return [&, mode](Side& s) -> Result<double> {
+        RETURN_IF_ERROR(s.SetPerOp(mode));
+        auto v = RandWrite(s, blocks, opt.durable_ops, buf);
+        RETURN_IF_ERROR(s.SetPerOp(PerOp::kNone));
+        return v;
+      };
+    };
+    Pair f = Measure("pwrite durable each (XFS fsync)", opt.reps, d, x, durable(PerOp::kFsync));
+    Pair fd = Measure("pwrite durable each (XFS fdatasync)", opt.reps, nullptr, x, durable(PerOp::kFdatasync));
+    rows.push_back({"4 KiB random pwrite, durable per write (daxfs kOnReturn)", "ops/s", f.daxfs,
+                    "XFS pwrite+fsync", f.xfs, 20.0});
+    rows.push_back({"4 KiB random pwrite, durable per write (daxfs kOnReturn)", "ops/s", f.daxfs,
+                    "XFS pwrite+fdatasync", fd.xfs, std::nullopt});
+  }
+
+  auto names = [](size_t n) {
+    std::vector<std::string> v(n);
+    for (size_t i = 0; i < n; ++i) v[i] = fmt::format("f{:07}", i);
+    return v;
+  };
+  auto create_unlink = [&](const std::vector<std::string>& list, PerOp mode, CreateUnlink* dr,
+                           CreateUnlink* xr, const std::string& what) {
+    std::vector<double> dc, du, xc, xu;
+    auto run = [&](Side& s, std::vector<double>& c, std::vector<double>& u) -> Status {
+      RETURN_IF_ERROR(s.SetPerOp(mode));
+      ASSIGN_OR_RETURN(CreateUnlink r, CreateThenUnlink(s, list, buf));
+      c.push_back(r.create);
+      u.push_back(r.unlink);
+      return s.SetPerOp(PerOp::kNone);
+    };
+    bool x_ok = x != nullptr;
+    for (size_t i = 0; i < opt.reps; ++i) {
+      if (d) CheckOk(run(*d, dc, du), what.c_str());
+      if (x_ok) {
+        Status s = run(*x, xc, xu);
+        if (!s.ok()) {
+          fmt::print("XFS {} failed: {}\n", what, s.ToString());
+          x_ok = false;
+        }
+      }
+    }
+    if (d) *dr = {Median(dc), Median(du)};
+    if (x_ok) *xr = {Median(xc), Median(xu)};
+    fmt::print("  {:<44} daxfs {:>12} | XFS {:>12}\n", what + " create", d ? Num(dr->create) : "-",
+               x_ok ? Num(xr->create) : "-");
+    fmt::print("  {:<44} daxfs {:>12} | XFS {:>12}\n", what + " unlink", d ? Num(dr->unlink) : "-",
+               x_ok ? Num(xr->unlink) : "-");
+    std::fflush(stdout);
+    return x_ok;
+  };
+  auto opt_of = [](bool present, double v) { return present ? std::optional<double>(v) : std::nullopt; };
+  if (opt.Wants("create")) {
+    fmt::print("small files, one directory, {} files:\n", opt.files);
+    CreateUnlink dr, xr;
+    bool x_ok = create_unlink(names(opt.files), PerOp::kNone, &dr, &xr, "sync at end");
+    rows.push_back({fmt::format("create + 4 KiB write + close x{}, sync at end", opt.files), "ops/s",
+                    opt_of(d, dr.create), "XFS", opt_of(x_ok, xr.create), 2.0});
+    rows.push_back({fmt::format("unlink x{}, sync at end", opt.files), "ops/s", opt_of(d, dr.unlink),
+                    "XFS", opt_of(x_ok, xr.unlink), 2.0});
+  }
+  if (opt.Wants("create-durable")) {
+    fmt::print("small files, one directory, {} files, durable each:\n", opt.durable_files);
+    CreateUnlink dr, xr;
+    bool x_ok = create_unlink(names(opt.durable_files), PerOp::kFsync, &dr, &xr, "durable each");
+    rows.push_back({fmt::format("create + 4 KiB write + close x{}, durable each (daxfs kOnReturn)",
+                                opt.durable_files),
+                    "ops/s", opt_of(d, dr.create), "XFS +fsync(file)", opt_of(x_ok, xr.create),
+                    std::nullopt});
+    rows.push_back({fmt::format("unlink x{}, durable each (daxfs kOnReturn)", opt.durable_files),
+                    "ops/s", opt_of(d, dr.unlink), "XFS +fsync(dir)", opt_of(x_ok, xr.unlink),
+                    std::nullopt});
+  }
+
+  if (d) {
+    auto check = d->fs()->Check();
+    CheckOk(check.ok() ? Status::Ok() : check.status(), "check");
+    if (!check->ok()) Fatal("daxfs check found problems: " + check->problems.front());
+    fmt::print("daxfs check: consistent ({} inodes, {} extents)\n", check->inodes_checked,
+               check->extents_checked);
+    CheckOk(d->fs()->Unmount(), "unmount");
+    dax.reset();
+  }
+  xfs.reset();  // closes its descriptors so that the unmount below succeeds
+  PrintTable(rows);
+  CleanUp();
+  return 0;
+}

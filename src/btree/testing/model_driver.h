@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -40,6 +42,7 @@ struct ModelConfig {
 inline std::string PrintConfig(const ::testing::TestParamInfo<ModelConfig>& info) {
   return info.param.name;
 }
+inline void PrintTo(const ModelConfig& config, std::ostream* os) { *os << config.name; }
 
 class ModelDriver {
  public:
@@ -84,16 +87,31 @@ class ModelDriver {
     if (rnd_.OneIn(config_.commit_one_in * 20)) return Abort();
     if (rnd_.OneIn(60)) return NoSpaceStep();
     // Insert-heavy and delete-heavy phases grow the tree and shrink it back (merges, collapse).
-    bool growing = (op_ / config_.phase_ops) % 2 == 0;
-    uint64_t r = rnd_.Uniform(100);
-    if (r < (growing ? 40u : 10u)) return DoInsert();
-    if (r < 45) return DoPut();
-    if (r < 52) return DoUpdate();
-    if (r < (growing ? 62u : 75u)) return DoDelete();
-    if (r < 84) return DoGet();
-    if (r < 90) return DoScan();
-    if (r < 94) return DoSeek();
-    DoOverlaps();
+    // Weights in percent: insert, put, update, delete, get, scan, seek, overlaps.
+    static constexpr int kGrow[] = {35, 10, 7, 10, 12, 10, 6, 10};
+    static constexpr int kShrink[] = {6, 4, 7, 50, 12, 8, 5, 8};
+    const int* weights = (op_ / config_.phase_ops) % 2 == 0 ? kGrow : kShrink;
+    int r = static_cast<int>(rnd_.Uniform(100));
+    int op = 0;
+    while (op < 7 && r >= weights[op]) r -= weights[op++];
+    switch (op) {
+      case 0:
+        return DoInsert();
+      case 1:
+        return DoPut();
+      case 2:
+        return DoUpdate();
+      case 3:
+        return DoDelete();
+      case 4:
+        return DoGet();
+      case 5:
+        return DoScan();
+      case 6:
+        return DoSeek();
+      default:
+        return DoOverlaps();
+    }
   }
 
   // Keys: half the time one present in the model (the first at or after a random key).
@@ -134,6 +152,21 @@ class ModelDriver {
   // No record is longer: brute-force overlap search can start this far before the query.
   uint64_t MaxLength() const { return config_.key_range / 128 + 1; }
 
+  // Sets (or with null, erases) a model record, remembering the old state for Abort().
+  void Set(const ModelKey& key, const std::vector<uint8_t>* value) {
+    auto it = model_.find(key);
+    if (it == model_.end()) {
+      undo_.emplace_back(key, std::nullopt);
+    } else {
+      undo_.emplace_back(key, std::move(it->second));
+    }
+    if (value) {
+      model_[key] = *value;
+    } else {
+      model_.erase(key);
+    }
+  }
+
   void DoInsert() {
     Key k = WithNoise(RandomKey());
     std::vector<uint8_t> v = RandomValue();
@@ -143,7 +176,7 @@ class ModelDriver {
       ASSERT_EQ(s.code(), EEXIST) << s.ToString();
     } else {
       ASSERT_TRUE(s.ok()) << s.ToString();
-      model_[Trim(k)] = v;
+      Set(Trim(k), &v);
       max_records_ = std::max(max_records_, model_.size());
     }
   }
@@ -154,7 +187,7 @@ class ModelDriver {
     Result<bool> added = tree_->Put(k, v);
     ASSERT_TRUE(added.ok()) << added.status().ToString();
     ASSERT_EQ(*added, model_.count(Trim(k)) == 0);
-    model_[Trim(k)] = v;
+    Set(Trim(k), &v);
   }
 
   void DoUpdate() {
@@ -166,17 +199,18 @@ class ModelDriver {
       ASSERT_EQ(s.code(), ENOENT) << s.ToString();
     } else {
       ASSERT_TRUE(s.ok()) << s.ToString();
-      it->second = v;
+      Set(it->first, &v);
     }
   }
 
   void DoDelete() {
     Key k = WithNoise(RandomKey());
     Status s = tree_->Delete(k);
-    if (model_.erase(Trim(k)) == 0) {
+    if (model_.count(Trim(k)) == 0) {
       ASSERT_EQ(s.code(), ENOENT) << s.ToString();
     } else {
       ASSERT_TRUE(s.ok()) << s.ToString();
+      Set(Trim(k), nullptr);
     }
   }
 
@@ -312,11 +346,7 @@ class ModelDriver {
       return;
     }
     ASSERT_TRUE(s.ok()) << s.ToString();
-    if (remove) {
-      model_.erase(Trim(k));
-    } else {
-      model_[Trim(k)] = v;
-    }
+    Set(Trim(k), remove ? nullptr : &v);
   }
 
   void Commit() {
@@ -325,7 +355,7 @@ class ModelDriver {
     store_.Commit();
     ++commits_;
     committed_root_ = tree_->root();
-    committed_model_ = model_;
+    undo_.clear();
     CheckTree();
     CheckNoLeak();
   }
@@ -334,7 +364,14 @@ class ModelDriver {
   void Abort() {
     store_.Abort();
     tree_ = std::make_unique<BTree>(spec_, &store_, committed_root_);
-    model_ = committed_model_;
+    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+      if (it->second) {
+        model_[it->first] = *it->second;
+      } else {
+        model_.erase(it->first);
+      }
+    }
+    undo_.clear();
     CheckTree();
     CheckNoLeak();
   }
@@ -378,7 +415,8 @@ class ModelDriver {
   MemNodeStore store_;
   std::unique_ptr<BTree> tree_;
   Model model_;
-  Model committed_model_;
+  // The model's changes since the last commit, each with the value it replaced (none: absent).
+  std::vector<std::pair<ModelKey, std::optional<std::vector<uint8_t>>>> undo_;
   uint64_t committed_root_ = 0;
   uint64_t op_ = 0;
   uint64_t commits_ = 0;

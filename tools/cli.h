@@ -3,7 +3,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -38,6 +37,7 @@ using Runner = std::function<Status(Reporter&)>;
 struct Command {
   const char* name;
   const char* help;
+  const char* example;
   Runner (*setup)(CLI::App* sub);
 };
 

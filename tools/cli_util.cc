@@ -71,7 +71,7 @@ Status WithImage(const std::string& image, Access access,
 
 Status CheckAbsolute(std::string_view path) {
   if (!path.empty() && path[0] == '/') return Status::Ok();
-  return Status::Invalid(fmt::format("'{}' is not an absolute path (paths in the image start with '/')", path));
+  return Status::Invalid("not an absolute path: paths in the image start with '/'");
 }
 
 std::string StripTrailingSlashes(std::string_view path) {
@@ -96,7 +96,8 @@ Result<ParentAndName> ResolveParent(Filesystem& fs, std::string_view path) {
   size_t slash = stripped.rfind('/');
   std::string parent = slash == 0 ? "/" : stripped.substr(0, slash);
   ASSIGN_OR_RETURN(Attr dir, fs.Resolve(parent, /*follow=*/true));
-  if (dir.type != FileType::kDirectory) return Errno(ENOTDIR, fmt::format("{} is not a directory", parent));
+  if (dir.type != FileType::kDirectory)
+    return Errno(ENOTDIR, fmt::format("{} is not a directory", parent));
   return ParentAndName{.dir = dir, .name = stripped.substr(slash + 1)};
 }
 

@@ -9,8 +9,8 @@
 #include <array>
 #include <cerrno>
 #include <cstdlib>
-#include <span>
 #include <nlohmann/json.hpp>
+#include <span>
 
 #include "cli.h"
 
@@ -90,8 +90,9 @@ Result<std::pair<int, uint32_t>> OpenHostSource(const std::string& host) {
 // The file `path` names (inside it under `name` when it is a directory; through a symlink),
 // emptied, or else created with `mode`.
 Result<Attr> CreateOrTruncate(Filesystem& fs, const std::string& path, std::string_view name,
-                              uint32_t mode) {
+                              uint32_t mode, std::string* dest_out) {
   ASSIGN_OR_RETURN(std::string dest, DestinationPath(fs, path, name));
+  *dest_out = dest;
   Result<Attr> existing = fs.Resolve(dest, /*follow=*/true);
   if (!existing.ok()) {
     if (!existing.status().IsNotFound()) return existing.status();
@@ -109,21 +110,22 @@ Status RunPut(const PutArgs& a) {
   auto [fd, mode] = source;
   std::string name = a.host == "-" ? "" : Basename(a.host);
   uint64_t copied = 0;
+  std::string dest = a.path;
   Status s = WithImage(a.image, Access::kReadWrite, [&](Filesystem& fs) -> Status {
-    Result<Attr> file = CreateOrTruncate(fs, a.path, name, mode);
+    Result<Attr> file = CreateOrTruncate(fs, a.path, name, mode, &dest);
     if (!file.ok()) return At(a.path, file.status());
     std::vector<uint8_t> buf(kChunkBytes);
     for (;;) {
       ASSIGN_OR_RETURN(size_t n, ReadHost(fd, a.host, buf));
       if (n == 0) break;
-      RETURN_IF_ERROR(At(a.path, WriteAll(fs, file->ino, copied, {buf.data(), n})));
+      RETURN_IF_ERROR(At(dest, WriteAll(fs, file->ino, copied, {buf.data(), n})));
       copied += n;
     }
     return Status::Ok();
   });
   if (fd != STDIN_FILENO) ::close(fd);
   RETURN_IF_ERROR(s);
-  fmt::print("{} -> {}: {} bytes ({})\n", a.host, a.path, copied, HumanSize(copied));
+  fmt::print("{} -> {}: {} bytes ({})\n", a.host, dest, copied, HumanSize(copied));
   return Status::Ok();
 }
 
@@ -137,7 +139,7 @@ struct GetArgs {
 
 // Opens the host destination ("-": stdout; a directory: the file's basename inside it).
 Result<std::pair<int, std::string>> OpenHostDest(const std::string& host, std::string_view name,
-                                                  uint32_t mode) {
+                                                 uint32_t mode) {
   if (host == "-") return std::pair<int, std::string>{STDOUT_FILENO, host};
   std::string target = host;
   struct stat st;
@@ -201,7 +203,8 @@ Result<std::string> WriteUnit(const WriteArgs& a) {
   errno = 0;
   unsigned long byte = std::strtoul(a.pattern.c_str(), &end, 0);
   if (errno != 0 || *end != '\0' || byte > 255 || a.pattern[0] == '-') {
-    return Status::Invalid(fmt::format("--pattern: '{}' is not a byte (0..255, e.g. 0xab)", a.pattern));
+    return Status::Invalid(
+        fmt::format("--pattern: '{}' is not a byte (0..255, e.g. 0xab)", a.pattern));
   }
   return std::string(1, static_cast<char>(byte));
 }
@@ -280,7 +283,10 @@ Status RunFallocate(const RangeArgs& a, uint32_t mode, std::string_view verb) {
 }
 
 uint32_t FallocateMode(const RangeArgs& a) {
-  return (a.keep_size ? kFallocKeepSize : 0) | (a.zero ? kFallocZeroRange : 0);
+  uint32_t mode = 0;
+  if (a.keep_size) mode |= kFallocKeepSize;
+  if (a.zero) mode |= kFallocZeroRange;
+  return mode;
 }
 
 // ---- bmap
@@ -328,10 +334,9 @@ void PrintBmap(const std::string& path, const Attr& file, const std::vector<MapR
   std::vector<std::array<std::string, 4>> cells;
   size_t w[4] = {4, 11, 13, 6};
   for (const auto& r : rows) {
-    std::array<std::string, 4> c = {
-        Range(r.file_offset, r.length),
-        r.extent ? Range(r.extent->device_offset, r.length) : "hole",
-        fmt::format("{}", r.length), r.extent ? Flags(*r.extent) : ""};
+    std::array<std::string, 4> c = {Range(r.file_offset, r.length),
+                                    r.extent ? Range(r.extent->device_offset, r.length) : "hole",
+                                    fmt::format("{}", r.length), r.extent ? Flags(*r.extent) : ""};
     for (int i = 0; i < 3; ++i) w[i + 1] = std::max(w[i + 1], c[i].size());
     cells.push_back(std::move(c));
   }
@@ -339,23 +344,29 @@ void PrintBmap(const std::string& path, const Attr& file, const std::vector<MapR
              w[2], "LENGTH", w[3], "FLAGS");
   for (size_t i = 0; i < cells.size(); ++i) {
     const auto& c = cells[i];
-    fmt::print(" {:>4}  {:<{}}  {:<{}}  {:>{}}  {}\n", fmt::format("{}:", i), c[0], w[1], c[1], w[2],
-               c[2], w[3], c[3]);
+    fmt::print(" {:>4}  {:<{}}  {:<{}}  {:>{}}  {}\n", fmt::format("{}:", i), c[0], w[1], c[1],
+               w[2], c[2], w[3], c[3]);
   }
 }
 
-nlohmann::json BmapJson(const std::string& path, const Attr& file, const std::vector<MapRow>& rows) {
+nlohmann::json BmapJson(const std::string& path, const Attr& file,
+                        const std::vector<MapRow>& rows) {
   nlohmann::json extents = nlohmann::json::array(), holes = nlohmann::json::array();
   for (const auto& r : rows) {
     if (!r.extent) {
       holes.push_back({{"file_offset", r.file_offset}, {"length", r.length}});
       continue;
     }
-    extents.push_back({{"file_offset", r.file_offset}, {"device_offset", r.extent->device_offset},
-                       {"length", r.length}, {"unwritten", r.extent->unwritten},
+    extents.push_back({{"file_offset", r.file_offset},
+                       {"device_offset", r.extent->device_offset},
+                       {"length", r.length},
+                       {"unwritten", r.extent->unwritten},
                        {"shared", r.extent->shared}});
   }
-  return {{"path", path}, {"ino", file.ino}, {"size", file.size}, {"extents", extents},
+  return {{"path", path},
+          {"ino", file.ino},
+          {"size", file.size},
+          {"extents", extents},
           {"holes", holes}};
 }
 
@@ -433,9 +444,7 @@ Runner SetupTruncate(CLI::App* sub) {
 Runner SetupPunch(CLI::App* sub) {
   auto a = std::make_shared<RangeArgs>();
   AddRange(sub, a.get());
-  return [a](Reporter&) {
-    return RunFallocate(*a, kFallocPunchHole | kFallocKeepSize, "punched");
-  };
+  return [a](Reporter&) { return RunFallocate(*a, kFallocPunchHole | kFallocKeepSize, "punched"); };
 }
 
 Runner SetupFallocate(CLI::App* sub) {

@@ -26,13 +26,19 @@ nlohmann::json InfoJson(const ImageInfo& info) {
                       {"metadata_chunks", info.metadata_chunks},
                       {"data_chunks", info.data_chunks},
                       {"free_chunks", info.free_chunks},
-                      {"metadata_nodes", {{"total", info.metadata_nodes_total},
-                                          {"used", info.metadata_nodes_used},
-                                          {"free", info.metadata_nodes_free}}}};
+                      {"metadata_nodes",
+                       {{"total", info.metadata_nodes_total},
+                        {"used", info.metadata_nodes_used},
+                        {"free", info.metadata_nodes_free}}}};
   j["trees"] = nlohmann::json::array();
   for (const auto& t : info.trees) {
-    j["trees"].push_back({{"name", t.name}, {"id", t.id}, {"root", t.root}, {"records", t.records},
-                          {"nodes", t.nodes}, {"height", t.height}, {"key_bytes", t.key_bytes},
+    j["trees"].push_back({{"name", t.name},
+                          {"id", t.id},
+                          {"root", t.root},
+                          {"records", t.records},
+                          {"nodes", t.nodes},
+                          {"height", t.height},
+                          {"key_bytes", t.key_bytes},
                           {"value_bytes", t.value_bytes}});
   }
   j["chunks"] = nlohmann::json::array();
@@ -55,8 +61,8 @@ void PrintInfo(const ImageInfo& info) {
   fmt::print("label:           {}\n", info.label.empty() ? "(none)" : info.label);
   fmt::print("format version:  {}\n", info.version);
   fmt::print("features:        {}\n", Features(info));
-  fmt::print("generation:      {} (superblock slot {}, {})\n", info.generation, info.superblock_slot,
-             info.clean ? "clean" : "not cleanly unmounted");
+  fmt::print("generation:      {} (superblock slot {}, {})\n", info.generation,
+             info.superblock_slot, info.clean ? "clean" : "not cleanly unmounted");
   fmt::print("size:            {} ({} bytes), block size {}\n", HumanSize(info.device_size),
              info.device_size, info.block_size);
   fmt::print("chunks:          {} x {}: {} metadata, {} data, {} free\n", info.chunk_count,
@@ -186,8 +192,8 @@ Status RunCheck(const std::string& image) {
   if (!got->ok()) {
     return At(image, Status::Corruption(fmt::format("{} problem(s) found", got->problems.size())));
   }
-  fmt::print("{}: clean: {} nodes and {} records checked, no problems\n", image,
-             got->nodes_checked, got->records_checked);
+  fmt::print("{}: clean: {} nodes and {} records checked, no problems\n", image, got->nodes_checked,
+             got->records_checked);
   return Status::Ok();
 }
 

@@ -47,9 +47,10 @@ void PrintRows(const std::vector<LsRow>& rows, const LsArgs& a) {
   for (const auto& r : rows) {
     std::string line = a.inodes ? fmt::format("{:>{}} ", r.attr.ino, w_ino) : "";
     if (a.long_format) {
-      line += fmt::format("{} {:>{}} {:>{}} {:>{}} {:>{}} {} ", ModeString(r.attr.type, r.attr.mode),
-                          r.attr.nlink, w_nlink, r.attr.uid, w_uid, r.attr.gid, w_gid, r.attr.size,
-                          w_size, ShortTime(r.attr.mtime_ns));
+      line +=
+          fmt::format("{} {:>{}} {:>{}} {:>{}} {:>{}} {} ", ModeString(r.attr.type, r.attr.mode),
+                      r.attr.nlink, w_nlink, r.attr.uid, w_uid, r.attr.gid, w_gid, r.attr.size,
+                      w_size, ShortTime(r.attr.mtime_ns));
     }
     line += r.name;
     if (!r.target.empty()) line += " -> " + r.target;
@@ -77,9 +78,10 @@ Status RunLs(Reporter& r, const LsArgs& a) {
     std::vector<LsRow> files;
     std::vector<std::pair<std::string, Attr>> dirs;
     for (const auto& path : a.paths) {
-      Status ok = CheckAbsolute(path);
       // ls -l shows a symlink itself unless the path ends in '/'.
-      Result<Attr> attr = ok.ok() ? fs.Resolve(path, !a.long_format || path.ends_with('/')) : ok;
+      Status absolute = CheckAbsolute(path);
+      Result<Attr> attr =
+          absolute.ok() ? fs.Resolve(path, !a.long_format || path.ends_with('/')) : absolute;
       if (!attr.ok()) {
         r.Error(At(path, attr.status()));
         continue;
@@ -95,6 +97,10 @@ Status RunLs(Reporter& r, const LsArgs& a) {
       }
       files.push_back(std::move(*row));
     }
+    auto by_name = [](const auto& x, const auto& y) { return x.name < y.name; };
+    std::sort(files.begin(), files.end(), by_name);
+    std::sort(dirs.begin(), dirs.end(),
+              [](const auto& x, const auto& y) { return x.first < y.first; });
     PrintRows(files, a);
     bool headers = a.paths.size() > 1;
     for (size_t i = 0; i < dirs.size(); ++i) {
@@ -144,12 +150,18 @@ nlohmann::json StatJson(const std::string& path, const StatInfo& s) {
   const char* type = a.type == FileType::kDirectory ? "directory"
                      : a.type == FileType::kSymlink ? "symlink"
                                                     : "file";
-  nlohmann::json j = {{"path", path},        {"ino", a.ino},
-                      {"type", type},        {"mode", fmt::format("{:04o}", a.mode)},
-                      {"nlink", a.nlink},    {"uid", a.uid},
-                      {"gid", a.gid},        {"size", a.size},
-                      {"blocks", a.blocks},  {"atime", IsoTime(a.atime_ns)},
-                      {"mtime", IsoTime(a.mtime_ns)}, {"ctime", IsoTime(a.ctime_ns)},
+  nlohmann::json j = {{"path", path},
+                      {"ino", a.ino},
+                      {"type", type},
+                      {"mode", fmt::format("{:04o}", a.mode)},
+                      {"nlink", a.nlink},
+                      {"uid", a.uid},
+                      {"gid", a.gid},
+                      {"size", a.size},
+                      {"blocks", a.blocks},
+                      {"atime", IsoTime(a.atime_ns)},
+                      {"mtime", IsoTime(a.mtime_ns)},
+                      {"ctime", IsoTime(a.ctime_ns)},
                       {"btime", IsoTime(a.btime_ns)}};
   if (a.type == FileType::kRegular) j["extents"] = s.extents;
   if (a.type == FileType::kSymlink) j["target"] = s.target;
@@ -211,6 +223,7 @@ struct MkdirArgs {
 };
 
 Status MkdirOne(Filesystem& fs, const std::string& path, uint32_t mode) {
+  if (StripTrailingSlashes(path) == "/") return Errno(EEXIST);
   ASSIGN_OR_RETURN(ParentAndName where, ResolveParent(fs, path));
   return fs.Mkdir(where.dir.ino, where.name, mode).status();
 }
@@ -273,7 +286,8 @@ Status RemoveContents(Filesystem& fs, Ino dir) {
 Status RmOne(Filesystem& fs, const std::string& path, const RmArgs& a) {
   ASSIGN_OR_RETURN(ParentAndName where, ResolveParent(fs, path));
   Result<Attr> victim = fs.Lookup(where.dir.ino, where.name);
-  if (!victim.ok()) return (a.force && victim.status().IsNotFound()) ? Status::Ok() : victim.status();
+  if (!victim.ok())
+    return (a.force && victim.status().IsNotFound()) ? Status::Ok() : victim.status();
   if (victim->type != FileType::kDirectory) return fs.Unlink(where.dir.ino, where.name);
   if (!a.recursive) return Errno(EISDIR, "use -r to remove a directory");
   RETURN_IF_ERROR(RemoveContents(fs, victim->ino));
@@ -283,8 +297,9 @@ Status RmOne(Filesystem& fs, const std::string& path, const RmArgs& a) {
 Status RunRm(Reporter& r, const RmArgs& a) {
   return WithImage(a.image, Access::kReadWrite, [&](Filesystem& fs) -> Status {
     for (const auto& path : a.paths) {
-      Status s = StripTrailingSlashes(path) == "/" ? Errno(EBUSY, "refusing to remove the root directory")
-                                                   : RmOne(fs, path, a);
+      Status s = StripTrailingSlashes(path) == "/"
+                     ? Errno(EBUSY, "refusing to remove the root directory")
+                     : RmOne(fs, path, a);
       if (!s.ok()) r.Error(At(path, s));
     }
     return Status::Ok();

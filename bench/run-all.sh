@@ -8,3 +8,6 @@ echo "== B+tree micro-benchmarks (Google Benchmark)"
 echo
 echo "== daxfs vs LMDB"
 "$B/bench/lmdb_compare" "$@"
+echo
+echo "== Filesystem scenarios vs XFS (issue 3; the XFS part needs root, a loop device and mkfs.xfs)"
+"$B/bench/fs_bench"

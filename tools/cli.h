@@ -61,6 +61,12 @@ Runner SetupTruncate(CLI::App* sub);
 Runner SetupPunch(CLI::App* sub);
 Runner SetupFallocate(CLI::App* sub);
 Runner SetupBmap(CLI::App* sub);
+// commands_reflink.cc
+Runner SetupReflink(CLI::App* sub);
+Runner SetupDedupe(CLI::App* sub);
+Runner SetupUnshare(CLI::App* sub);
+Runner SetupFsmap(CLI::App* sub);
+Runner SetupRepair(CLI::App* sub);
 
 // ---- Errors.
 

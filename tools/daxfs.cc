@@ -44,6 +44,16 @@ const Command kCommands[] = {
      "daxfs fallocate pool.img /f --offset 0 --length 1M", SetupFallocate},
     {"bmap", "Show a file's extents: file range to device range, holes, flags",
      "daxfs bmap pool.img /f", SetupBmap},
+    {"reflink", "Clone a file or a range: the copy shares the source's blocks",
+     "daxfs reflink pool.img /f /f.copy", SetupReflink},
+    {"dedupe", "Share a range between two files if their bytes are equal",
+     "daxfs dedupe pool.img /a /b --length 1M", SetupDedupe},
+    {"unshare", "Give a file private copies of its shared blocks", "daxfs unshare pool.img /f",
+     SetupUnshare},
+    {"fsmap", "Show who owns device ranges (every owner of shared blocks)",
+     "daxfs fsmap pool.img -d 0 64M", SetupFsmap},
+    {"repair", "Rebuild the reverse map and refcounts from the extent maps (offline)",
+     "daxfs repair pool.img", SetupRepair},
 };
 
 // CLI11's usage errors in the house format: "daxfs: <command>: <what is wrong>".

@@ -1,10 +1,12 @@
 // The filesystem consistency checker: the pool's node-level check plus every cross-structure
-// rule of the filesystem (entries, link counts, parents, sizes, extents, data space).
-// Read-only; reports every discrepancy with what and where.
+// rule of the filesystem (entries, link counts, parents, sizes, extents, data space) and the
+// scrub of the reverse map and refcount tree against the extent maps and the chunk table.
+// Read-only; reports every discrepancy with what and where (device block, owner, file block).
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <map>
+#include <tuple>
 
 #include "fs/fs_impl.h"
 
@@ -24,9 +26,8 @@ struct InodeFacts {
   uint64_t mapped_blocks = 0;
 };
 
-struct DeviceRange {
-  uint64_t start, count, ino, file_block;
-};
+using format::RefcountRecord;
+using format::RmapRecord;
 
 }  // namespace
 
@@ -43,7 +44,9 @@ Result<FsCheckResult> FsImpl::Check() {
   }
 
   std::map<uint64_t, InodeFacts> inodes;
-  std::vector<DeviceRange> used;
+  std::vector<RmapRecord> used;  // every extent turned around: what the rmap must hold for files
+  std::vector<RmapRecord> rmap;
+  std::vector<RefcountRecord> refcounts;
   Status walked = ReadOp([&]() -> Status {
     btree::Cursor c(trees_.inodes);
     for (Status s = c.SeekFirst(); c.Valid(); s = c.Next()) {
@@ -110,8 +113,13 @@ Result<FsCheckResult> FsImpl::Check() {
       }
       last_ino = ino;
       last_end = fblock + ext->blocks;
-      used.push_back({ext->device_block, ext->blocks, ino, fblock});
+      used.push_back({.device_block = ext->device_block, .owner = ino, .file_block = fblock,
+                      .blocks = ext->blocks, .flags = ext->flags});
     }
+    std::vector<std::string> bad;
+    if (trees_.rmap != nullptr) RETURN_IF_ERROR(ReadRmapTreeLocked(&rmap, &bad, nullptr));
+    if (trees_.refcount != nullptr) RETURN_IF_ERROR(ReadRefcountTreeLocked(&refcounts, &bad, nullptr));
+    for (auto& b : bad) problem(std::move(b));
     return Status::Ok();
   });
   if (!walked.ok()) {
@@ -157,46 +165,259 @@ Result<FsCheckResult> FsImpl::Check() {
     }
   }
 
-  // Data space: every extent inside DATA chunks, no block owned twice, none both owned and free.
+  // Data space: every extent inside DATA chunks, none both owned and free, and without reflink
+  // no block owned twice (with it, sharing is judged by the refcount scrub below).
   std::lock_guard<std::mutex> lock(mu_);
   format::Superblock sb = pool_->superblock();
   std::vector<int8_t> chunk_type(sb.chunk_count, -1);
   for (auto& [c, t] : pool_->Chunks()) chunk_type[c] = static_cast<int8_t>(t);
-  std::sort(used.begin(), used.end(), [](auto& a, auto& b) { return a.start < b.start; });
-  uint64_t used_blocks = 0;
-  for (size_t i = 0; i < used.size(); ++i) {
-    const DeviceRange& r = used[i];
-    used_blocks += r.count;
-    uint64_t first_chunk = r.start / sb.chunk_blocks();
-    uint64_t last_chunk = (r.start + r.count - 1) / sb.chunk_blocks();
+  std::vector<RmapRecord> by_device = used;
+  std::sort(by_device.begin(), by_device.end(),
+            [](auto& a, auto& b) { return a.device_block < b.device_block; });
+  uint64_t used_blocks = 0;  // blocks owned at least once
+  uint64_t covered_end = 0;  // the highest end of the ranges so far
+  for (size_t i = 0; i < by_device.size(); ++i) {
+    const RmapRecord& r = by_device[i];
+    uint64_t end = r.device_block + r.blocks;
+    uint64_t from = std::max(r.device_block, covered_end);
+    if (end > from) used_blocks += end - from;
+    covered_end = std::max(covered_end, end);
+    uint64_t first_chunk = r.device_block / sb.chunk_blocks();
+    uint64_t last_chunk = (end - 1) / sb.chunk_blocks();
     for (uint64_t c = first_chunk; c <= last_chunk; ++c) {
       if (c >= sb.chunk_count || chunk_type[c] != static_cast<int8_t>(format::ChunkType::kData)) {
         problem(fmt::format("inode {} file block {}: device blocks {}..{} are not in a DATA chunk",
-                            r.ino, r.file_block, r.start, r.start + r.count - 1));
+                            r.owner, r.file_block, r.device_block, end - 1));
         break;
       }
     }
-    if (i > 0 && used[i - 1].start + used[i - 1].count > r.start) {
-      problem(fmt::format("device block {} is owned twice: inode {} file block {} and inode {} file block {}",
-                          r.start, used[i - 1].ino, used[i - 1].file_block, r.ino, r.file_block));
+    if (!has_reflink_ && i > 0 &&
+        by_device[i - 1].device_block + by_device[i - 1].blocks > r.device_block) {
+      problem(fmt::format(
+          "device block {} is owned twice: inode {} file block {} and inode {} file block {}",
+          r.device_block, by_device[i - 1].owner, by_device[i - 1].file_block, r.owner,
+          r.file_block));
     }
-    for (uint64_t b = r.start; b < r.start + r.count; ++b) {
+    for (uint64_t b = r.device_block; b < end; ++b) {
       if (data_.IsFree(b)) {
-        problem(fmt::format("device block {} is mapped by inode {} but the allocator has it free", b, r.ino));
+        problem(fmt::format("device block {} is mapped by inode {} but the allocator has it free",
+                            b, r.owner));
         break;
       }
     }
   }
   uint64_t data_chunk_blocks = 0;
   for (uint64_t c = 0; c < sb.chunk_count; ++c) {
-    if (chunk_type[c] == static_cast<int8_t>(format::ChunkType::kData)) data_chunk_blocks += sb.ChunkBlockCount(c);
+    if (chunk_type[c] == static_cast<int8_t>(format::ChunkType::kData))
+      data_chunk_blocks += sb.ChunkBlockCount(c);
   }
   uint64_t accounted = used_blocks + data_.free_blocks() + data_.deferred_blocks();
   if (accounted != data_chunk_blocks) {
-    problem(fmt::format("data space: {} blocks in DATA chunks but {} mapped + {} free + {} deferred = {}",
-                        data_chunk_blocks, used_blocks, data_.free_blocks(), data_.deferred_blocks(), accounted));
+    problem(fmt::format(
+        "data space: {} blocks in DATA chunks but {} mapped + {} free + {} deferred = {}",
+        data_chunk_blocks, used_blocks, data_.free_blocks(), data_.deferred_blocks(), accounted));
   }
+  CheckReverseMaps(used, rmap, refcounts, &result);
   return result;
+}
+
+// ---- The reverse-map scrub.
+
+namespace {
+
+auto RmapKey(const RmapRecord& r) { return std::tie(r.device_block, r.owner, r.file_block); }
+
+std::string Blocks(uint64_t first, uint64_t count) {
+  return count == 1 ? fmt::format("device block {}", first)
+                    : fmt::format("device blocks {}..{}", first, first + count - 1);
+}
+
+std::string Describe(const RmapRecord& r) {
+  if (format::IsSpecialOwner(r.owner)) {
+    const char* name = format::SpecialOwnerName(r.owner);
+    return fmt::format("'{}' space at {}", name ? name : "?", Blocks(r.device_block, r.blocks));
+  }
+  return fmt::format("inode {} file block {} at {}", r.owner, r.file_block,
+                     Blocks(r.device_block, r.blocks));
+}
+
+std::string Shape(uint64_t blocks, uint32_t flags) {
+  return fmt::format("{} block{}{}", blocks, blocks == 1 ? "" : "s",
+                     (flags & format::kRmapUnwritten) ? ", unwritten" : "");
+}
+
+// The file owners of device block `b` ("inode 5 file block 3, ..."), from records sorted by key.
+std::string OwnersAt(const std::vector<RmapRecord>& want, uint64_t b, uint64_t* count) {
+  std::string list;
+  *count = 0;
+  for (const RmapRecord& r : want) {
+    if (r.device_block > b) break;
+    if (format::IsSpecialOwner(r.owner) || r.device_block + r.blocks <= b) continue;
+    if (++*count <= 8) {
+      list += fmt::format("{}inode {} file block {}", list.empty() ? "" : ", ", r.owner,
+                          r.file_block + (b - r.device_block));
+    }
+  }
+  if (*count > 8) list += ", ...";
+  return list;
+}
+
+// A refcount tree (or what it should be) as disjoint steps: overlapping records are cut so that
+// each block is counted once (the overlap itself is reported elsewhere).
+struct Step {
+  uint64_t start, end;
+  uint32_t count;
+};
+std::vector<Step> Steps(const std::vector<RefcountRecord>& records) {
+  std::vector<Step> out;
+  uint64_t floor = 0;
+  for (const RefcountRecord& r : records) {
+    uint64_t s = std::max(r.device_block, floor), e = r.device_block + r.blocks;
+    if (s < e) out.push_back({s, e, r.refcount});
+    floor = std::max(floor, e);
+  }
+  return out;
+}
+
+}  // namespace
+
+void FsImpl::DiffReverseMaps(const std::vector<RmapRecord>& want_rmap,
+                             const std::vector<RmapRecord>& have_rmap,
+                             const std::vector<RefcountRecord>& want_refcount,
+                             const std::vector<RefcountRecord>& have_refcount,
+                             std::vector<std::string>* out) {
+  // The rmap: a merge of two lists in key order.
+  for (size_t i = 0, j = 0; i < want_rmap.size() || j < have_rmap.size();) {
+    if (j == have_rmap.size() ||
+        (i < want_rmap.size() && RmapKey(want_rmap[i]) < RmapKey(have_rmap[j]))) {
+      out->push_back("rmap: no record for " + Describe(want_rmap[i++]));
+    } else if (i == want_rmap.size() || RmapKey(have_rmap[j]) < RmapKey(want_rmap[i])) {
+      const RmapRecord& h = have_rmap[j++];
+      out->push_back(fmt::format(
+          "rmap: record for {} matches no {}", Describe(h),
+          format::IsSpecialOwner(h.owner) ? "superblock slot or METADATA chunk" : "extent"));
+    } else {
+      const RmapRecord &w = want_rmap[i++], &h = have_rmap[j++];
+      if (w.blocks != h.blocks || w.flags != h.flags) {
+        out->push_back(fmt::format(
+            "rmap: record for {} says {} but {} says {}", Describe(h), Shape(h.blocks, h.flags),
+            format::IsSpecialOwner(w.owner) ? "the chunk table" : "the extent",
+            Shape(w.blocks, w.flags)));
+      }
+    }
+  }
+
+  // Refcounts: walk both step functions boundary by boundary; report maximal ranges where they
+  // differ with one (wanted, found) pair.
+  std::vector<Step> want = Steps(want_refcount), have = Steps(have_refcount);
+  struct Diff {
+    uint64_t start, end;
+    uint32_t want, have;
+  };
+  std::vector<Diff> diffs;
+  constexpr uint64_t kNone = UINT64_MAX;
+  uint64_t p = 0;
+  for (size_t i = 0, j = 0;;) {
+    while (i < want.size() && want[i].end <= p) ++i;
+    while (j < have.size() && have[j].end <= p) ++j;
+    if (i == want.size() && j == have.size()) break;
+    p = std::max(p, std::min(i < want.size() ? want[i].start : kNone,
+                             j < have.size() ? have[j].start : kNone));
+    uint32_t wc = i < want.size() && want[i].start <= p ? want[i].count : 0;
+    uint32_t hc = j < have.size() && have[j].start <= p ? have[j].count : 0;
+    uint64_t q = kNone;
+    if (i < want.size()) q = std::min(q, want[i].start > p ? want[i].start : want[i].end);
+    if (j < have.size()) q = std::min(q, have[j].start > p ? have[j].start : have[j].end);
+    if (wc != hc) {
+      if (!diffs.empty() && diffs.back().end == p && diffs.back().want == wc &&
+          diffs.back().have == hc) {
+        diffs.back().end = q;
+      } else {
+        diffs.push_back({p, q, wc, hc});
+      }
+    }
+    p = q;
+  }
+  for (const Diff& d : diffs) {
+    uint64_t owners = 0;
+    std::string list = OwnersAt(want_rmap, d.start, &owners);
+    out->push_back(fmt::format("refcount: {}: {} owner{}{} but the refcount tree {}",
+                               Blocks(d.start, d.end - d.start), owners, owners == 1 ? "" : "s",
+                               list.empty() ? "" : " (" + list + ")",
+                               d.have == 0 ? std::string("has no record (at most one owner)")
+                                           : fmt::format("says {}", d.have)));
+  }
+}
+
+void FsImpl::CheckReverseMaps(const std::vector<RmapRecord>& file_owners,
+                              const std::vector<RmapRecord>& rmap,
+                              const std::vector<RefcountRecord>& refcounts, FsCheckResult* result) {
+  auto problem = [&](std::string text) { result->problems.push_back(std::move(text)); };
+  format::Superblock sb = pool_->superblock();
+  auto expect_empty = [&](format::TreeId id, const char* what) {
+    const format::TreeRoot& t = sb.tree(id);
+    if (t.root != 0 || t.records != 0) {
+      problem(
+          fmt::format("{}: the filesystem has no {} tree but it holds {} records (root node {})",
+                      what, what, t.records, t.root));
+    }
+  };
+  if (!has_rmap_) {
+    expect_empty(format::TreeId::kRmap, "rmap");
+    expect_empty(format::TreeId::kRefcount, "refcount");
+    return;
+  }
+  if (!has_reflink_) expect_empty(format::TreeId::kRefcount, "refcount");
+
+  std::vector<RmapRecord> want = file_owners;
+  for (const RmapRecord& s : SpecialOwnerRecords()) want.push_back(s);
+  std::sort(want.begin(), want.end(), [](auto& a, auto& b) { return RmapKey(a) < RmapKey(b); });
+  // Without reflink sharing is already reported as "owned twice".
+  std::vector<RefcountRecord> want_refcounts;
+  if (has_reflink_) want_refcounts = SweepRefcounts(file_owners);
+
+  // The refcount tree's own shape: no overlap, equal neighbours merged (count >= 2 is checked
+  // when a record is decoded).
+  for (size_t i = 1; i < refcounts.size(); ++i) {
+    const RefcountRecord &a = refcounts[i - 1], &b = refcounts[i];
+    if (a.device_block + a.blocks > b.device_block) {
+      problem(fmt::format("refcount: records at device blocks {} ({} blocks) and {} overlap",
+                          a.device_block, a.blocks, b.device_block));
+    } else if (a.device_block + a.blocks == b.device_block && a.refcount == b.refcount) {
+      problem(
+          fmt::format("refcount: records at device blocks {} and {} are adjacent with the same "
+                      "count {} and should be one record",
+                      a.device_block, b.device_block, a.refcount));
+    }
+  }
+  // Unwritten extents are never shared.
+  for (const RmapRecord& r : file_owners) {
+    if (!(r.flags & format::kExtentUnwritten)) continue;
+    auto it = std::upper_bound(
+        want_refcounts.begin(), want_refcounts.end(), r.device_block,
+        [](uint64_t b, const RefcountRecord& s) { return b < s.device_block + s.blocks; });
+    if (it != want_refcounts.end() && it->device_block < r.device_block + r.blocks) {
+      problem(fmt::format(
+          "inode {} file block {}: unwritten extent at {} shares blocks with another owner",
+          r.owner, r.file_block, Blocks(r.device_block, r.blocks)));
+    }
+  }
+  DiffReverseMaps(want, rmap, want_refcounts, refcounts, &result->problems);
+  // No free block is owned: an rmap record that no extent explains must not cover free space.
+  for (const RmapRecord& r : rmap) {
+    if (format::IsSpecialOwner(r.owner)) continue;
+    auto it = std::lower_bound(want.begin(), want.end(), r,
+                               [](auto& a, auto& b) { return RmapKey(a) < RmapKey(b); });
+    if (it != want.end() && RmapKey(*it) == RmapKey(r)) continue;
+    uint64_t end = std::min(r.device_block + r.blocks, sb.total_blocks());
+    for (uint64_t b = r.device_block; b < end; ++b) {
+      if (data_.IsFree(b)) {
+        problem(fmt::format("rmap: record for {} covers device block {}, which is free",
+                            Describe(r), b));
+        break;
+      }
+    }
+  }
 }
 
 }  // namespace daxfs::fs

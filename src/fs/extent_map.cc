@@ -1,7 +1,9 @@
 // The one place that changes extent maps (the extent tree) and data space: mapping, unmapping,
-// converting unwritten extents, allocating and releasing data blocks, the mount-time rebuild.
-// Knows nothing of byte offsets, file sizes or file types: callers speak in blocks. (Issue 4
-// adds the reverse map and refcounts here, next to every extent change.)
+// converting unwritten extents, allocating and releasing data blocks, reserving metadata nodes
+// for map changes, the mount-time rebuild. Every extent-record write goes through the rmap.cc
+// primitives (which keep the reverse map in step) and every unmapped range through DropDataRef
+// (refcounts: freed only at the last owner). Knows nothing of byte offsets, file sizes or file
+// types: callers speak in blocks.
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <optional>
 
 #include "base/log.h"
+#include "format/btree_node.h"
 #include "fs/fs_impl.h"
 
 namespace daxfs::fs {
@@ -25,12 +28,6 @@ uint64_t SaturatingEnd(uint64_t first, uint64_t count) {
 }
 
 btree::Key ExtentKey(Ino ino, uint64_t file_block) { return btree::Key{{ino, file_block}}; }
-
-struct Value {
-  uint8_t bytes[format::kExtentValueSize];
-  explicit Value(const ExtentRecord& x) { format::EncodeExtent(x, bytes); }
-  std::span<const uint8_t> span() const { return bytes; }
-};
 
 bool Mergeable(const ExtentRecord& left, const ExtentRecord& right) {
   return left.flags == right.flags && left.device_block + left.blocks == right.device_block &&
@@ -119,14 +116,14 @@ Status FsImpl::MapExtent(Ino ino, uint64_t file_block, const ExtentRecord& x) {
   }
   ExtentRecord merged = x;
   if (right) {
-    RETURN_IF_ERROR(trees_.extents->Delete(ExtentKey(ino, right->first)));
+    RETURN_IF_ERROR(DeleteExtentRecord(ino, right->first, right->second));
     merged.blocks += right->second.blocks;
   }
   if (left) {
     merged = {left->second.device_block, left->second.blocks + merged.blocks, x.flags};
-    return trees_.extents->Update(ExtentKey(ino, left->first), Value(merged).span());
+    return UpdateExtentRecord(ino, left->first, left->second, merged);
   }
-  return trees_.extents->Insert(ExtentKey(ino, file_block), Value(merged).span());
+  return InsertExtentRecord(ino, file_block, merged);
 }
 
 Status FsImpl::MapRun(Ino ino, uint64_t file_block, uint64_t device_block, uint64_t count,
@@ -137,6 +134,32 @@ Status FsImpl::MapRun(Ino ino, uint64_t file_block, uint64_t device_block, uint6
     file_block += n;
     device_block += n;
     count -= n;
+  }
+  return Status::Ok();
+}
+
+Status FsImpl::MapPieces(Ino ino, const std::vector<std::pair<uint64_t, ExtentRecord>>& pieces) {
+  // Merge in memory what MapExtent would merge; then no middle piece can merge with anything
+  // already stored (its left neighbour is the previous piece, its right one not mapped yet).
+  std::vector<std::pair<uint64_t, ExtentRecord>> merged;
+  merged.reserve(pieces.size());
+  for (const auto& [file_block, x] : pieces) {
+    if (!merged.empty()) {
+      auto& [last_block, last] = merged.back();
+      if (last_block + last.blocks == file_block && Mergeable(last, x)) {
+        last.blocks += x.blocks;
+        continue;
+      }
+    }
+    merged.emplace_back(file_block, x);
+  }
+  for (size_t i = 0; i < merged.size(); ++i) {
+    const auto& [file_block, x] = merged[i];
+    if (i == 0 || i + 1 == merged.size()) {
+      RETURN_IF_ERROR(MapExtent(ino, file_block, x));  // may merge with a neighbour outside
+    } else {
+      RETURN_IF_ERROR(InsertExtentRecord(ino, file_block, x));
+    }
   }
   return Status::Ok();
 }
@@ -160,16 +183,16 @@ Result<uint64_t> FsImpl::UnmapRange(Ino ino, uint64_t first_block, uint64_t coun
     uint64_t from = std::max(start, first_block), to = std::min(x_end, end);
     if (start < first_block) {
       ExtentRecord head{x.device_block, static_cast<uint32_t>(first_block - start), x.flags};
-      RETURN_IF_ERROR(trees_.extents->Update(ExtentKey(ino, start), Value(head).span()));
+      RETURN_IF_ERROR(UpdateExtentRecord(ino, start, x, head));
     } else {
-      RETURN_IF_ERROR(trees_.extents->Delete(ExtentKey(ino, start)));
+      RETURN_IF_ERROR(DeleteExtentRecord(ino, start, x));
     }
     if (x_end > end) {
       ExtentRecord tail{x.device_block + (end - start), static_cast<uint32_t>(x_end - end),
                         x.flags};
-      RETURN_IF_ERROR(trees_.extents->Insert(ExtentKey(ino, end), Value(tail).span()));
+      RETURN_IF_ERROR(InsertExtentRecord(ino, end, tail));
     }
-    ReleaseData(x.device_block + (from - start), to - from);
+    RETURN_IF_ERROR(DropDataRef(x.device_block + (from - start), to - from));
     unmapped += to - from;
   }
   return unmapped;
@@ -187,13 +210,13 @@ Status FsImpl::ConvertUnwritten(Ino ino, uint64_t file_block, uint64_t count) {
     uint64_t from = std::max(start, file_block), to = std::min(x_end, end);
     if (start < from) {
       ExtentRecord head{x.device_block, static_cast<uint32_t>(from - start), x.flags};
-      RETURN_IF_ERROR(trees_.extents->Update(ExtentKey(ino, start), Value(head).span()));
+      RETURN_IF_ERROR(UpdateExtentRecord(ino, start, x, head));
     } else {
-      RETURN_IF_ERROR(trees_.extents->Delete(ExtentKey(ino, start)));
+      RETURN_IF_ERROR(DeleteExtentRecord(ino, start, x));
     }
     if (to < x_end) {
       ExtentRecord tail{x.device_block + (to - start), static_cast<uint32_t>(x_end - to), x.flags};
-      RETURN_IF_ERROR(trees_.extents->Insert(ExtentKey(ino, to), Value(tail).span()));
+      RETURN_IF_ERROR(InsertExtentRecord(ino, to, tail));
     }
     uint32_t written = x.flags & ~format::kExtentUnwritten;
     RETURN_IF_ERROR(MapExtent(
@@ -296,18 +319,93 @@ void FsImpl::ForgetDataChunksOfFailingOp() {
 }
 
 Status FsImpl::ReserveExtentUpdates(uint64_t records, uint64_t updates) {
-  // Each update may copy a root-to-leaf path and split every level (ReserveNodes' worst case),
-  // but updates among consecutive records share their paths: once a leaf is copied it is fresh
-  // and later updates in it copy nothing. Leaves touched: at most one per MinFill records
-  // (existing ones plus those the updates add), plus the neighbours a rebalance borrows from.
-  uint64_t per_leaf = std::max(1, trees_.extents->MinFill(0));
-  uint64_t by_leaves = (records + updates) / per_leaf + 4;
-  return ReserveNodes(std::min(updates, by_leaves) + 1);  // + the inode's update
+  // Every extent update may unmap a piece (one refcount call); the rmap follows the extent map.
+  return ReserveTreeWork(
+      {.local_records = records, .local_updates = updates, .refcount_calls = updates});
+}
+
+namespace {
+
+uint64_t SaturatingMul(uint64_t a, uint64_t b) {
+  return b != 0 && a > std::numeric_limits<uint64_t>::max() / b ? kNoEnd : a * b;
+}
+
+}  // namespace
+
+// Two bounds, the smaller wins. Per update: a copied root-to-leaf path, a split at every level,
+// a new root, a copied sibling (2 * height + 4, the height allowed to grow by one). For the
+// whole batch: a committed node is copied at most once per transaction (the copy is fresh and
+// then changed in place), so copies are at most the nodes there are; splits make at most one
+// node per full leaf plus one per MinFill - 1 records added, and internal splits at most as many
+// again. Node counts come from the record count, every non-root node being at least MinFill full.
+Result<uint64_t> FsImpl::TreeHeight(btree::BTree* tree) {
+  if (tree == nullptr || tree->root() == 0) return uint64_t{0};
+  ASSIGN_OR_RETURN(const uint8_t* root, txn_->Read(tree->root()));
+  return uint64_t{format::BTreeNodeLevel(root)} + 1;
+}
+
+Result<uint64_t> FsImpl::WorstCaseNodes(btree::BTree* tree, uint64_t updates, uint64_t inserts) {
+  if (tree == nullptr || updates == 0) return uint64_t{0};
+  ASSIGN_OR_RETURN(uint64_t height, TreeHeight(tree));
+  const uint64_t per_update = 2 * height + 4;
+  int64_t records = static_cast<int64_t>(pool_->superblock().tree(tree->spec().id).records) +
+                    tree->count_delta();
+  uint64_t m0 = std::max(2, tree->MinFill(0)), m1 = std::max(2, tree->MinFill(1));
+  uint64_t leaves = static_cast<uint64_t>(std::max<int64_t>(records, 0)) / m0 + 1;
+  uint64_t nodes_now = leaves + leaves / (m1 - 1) + height + 1;
+  uint64_t splits = 2 * (leaves + inserts / (m0 - 1) + 1);
+  return std::min(SaturatingMul(updates, per_update), nodes_now + splits + per_update);
+}
+
+Status FsImpl::ReserveTreeWork(const TreeWork& w) {
+  uint64_t nodes = 0;
+  if (w.local_updates > 0) {
+    // The data path's estimate: each update may copy a root-to-leaf path and split every level
+    // (ReserveNodes' worst case, at the tallest of the inode, dirent and extent trees), but
+    // updates among consecutive records share their paths: once a leaf is copied it is fresh
+    // and later updates in it copy nothing. Leaves touched: at most one per MinFill records
+    // (existing ones plus those the updates add), plus the neighbours a rebalance borrows from.
+    uint64_t height = 1;
+    for (btree::BTree* t : {trees_.inodes, trees_.dirents, trees_.extents}) {
+      ASSIGN_OR_RETURN(uint64_t h, TreeHeight(t));
+      height = std::max(height, h);
+    }
+    uint64_t per_leaf = std::max(1, trees_.extents->MinFill(0));
+    uint64_t by_leaves = (w.local_records + w.local_updates) / per_leaf + 4;
+    nodes += (std::min(w.local_updates, by_leaves) + 1) * (2 * height + 2);  // + the inode's
+  }
+  ASSIGN_OR_RETURN(uint64_t extents,
+                   WorstCaseNodes(trees_.extents, w.extent_updates, w.extent_inserts));
+  ASSIGN_OR_RETURN(uint64_t inodes, WorstCaseNodes(trees_.inodes, w.other_updates, w.other_updates));
+  nodes += extents + inodes;
+  // One rmap change per extent-record change (no caller moves a record's device block, which
+  // would cost two). The local updates are anywhere in the rmap: it is ordered by device block.
+  uint64_t map_updates = w.local_updates + w.extent_updates;
+  ASSIGN_OR_RETURN(uint64_t rmap, WorstCaseNodes(trees_.rmap, map_updates,
+                                                 w.local_updates + w.extent_inserts));
+  nodes += rmap;
+  if (trees_.refcount != nullptr && w.refcount_calls > 0) {
+    int64_t signed_records =
+        static_cast<int64_t>(pool_->superblock().tree(format::TreeId::kRefcount).records) +
+        trees_.refcount->count_delta();
+    uint64_t records = static_cast<uint64_t>(std::max<int64_t>(signed_records, 0));
+    // Lowering counts where there are no records changes nothing. Otherwise each call splits at
+    // most two records at its edges and changes every record (and, raising, every hole) inside;
+    // records never outnumber the distinct boundaries: those there are plus two per call.
+    if (records > 0 || w.increments) {
+      uint64_t most_records = records + 2 * w.refcount_calls;
+      uint64_t updates = SaturatingMul(w.refcount_calls, 2 * most_records + 5);
+      ASSIGN_OR_RETURN(uint64_t refcount, WorstCaseNodes(trees_.refcount, updates, most_records));
+      nodes += refcount;
+    }
+  }
+  return txn_->EnsureNodes(nodes);
 }
 
 // ---- Mount.
 
 Status FsImpl::RebuildDataSpace() {
+  if (trees_.rmap != nullptr) return RebuildDataSpaceFromRmap();
   format::Superblock sb = pool_->superblock();
   for (auto& [chunk, type] : pool_->Chunks()) {
     if (type == format::ChunkType::kData)

@@ -7,6 +7,8 @@
 // allocates all its new blocks and reserves metadata nodes (reserve: ENOSPC changes nothing),
 // then copies bytes and changes the map (apply). Invariant kept by every write path: bytes of a
 // file's last block past its size read as zeros, so growing a file never exposes old bytes.
+// A block is written in place only when it is not shared (docs/reflink.md) and either fresh or
+// unwritten; shared blocks are copied, so a write never shows through another owner.
 // Reads change nothing, not even atime (daxfs does not keep access times up to date).
 #include <fmt/core.h>
 
@@ -114,7 +116,26 @@ Status FsImpl::PlanWrite(Ino ino, uint64_t offset, uint64_t length, const uint8_
     }
     if (kind == WritePlan::Kind::kHole) plan->hole_blocks += n;
   };
+  // Written blocks [b, e) (device `device` at file block `from`) that no other owner shares:
+  // in place where fresh, copied where committed.
+  auto unshared = [&](uint64_t from, uint64_t device, uint64_t b, uint64_t e) {
+    if (b == e) return;
+    if (data_.AllFresh(device + (b - from), e - b)) {
+      add(WritePlan::Kind::kInPlace, b, e - b, device + (b - from));
+      return;
+    }
+    // Mixed (a new block merged onto a committed extent): split by freshness, block by block.
+    while (b < e) {
+      bool fresh = data_.IsFresh(device + (b - from));
+      uint64_t run_end = b + 1;
+      while (run_end < e && data_.IsFresh(device + (run_end - from)) == fresh) ++run_end;
+      add(fresh ? WritePlan::Kind::kInPlace : WritePlan::Kind::kCopy, b, run_end - b,
+          device + (b - from));
+      b = run_end;
+    }
+  };
   uint64_t pos = first;
+  Status inner;  // an error met inside the walk
   RETURN_IF_ERROR(
       ForEachExtent(ino, first, end - first, [&](uint64_t start, const ExtentRecord& x) {
         if (start > pos) add(WritePlan::Kind::kHole, pos, start - pos, 0);
@@ -122,25 +143,26 @@ Status FsImpl::PlanWrite(Ino ino, uint64_t offset, uint64_t length, const uint8_
         uint64_t device = x.device_block + (from - start);
         ++plan->extents;
         pos = to;
-        if (x.flags & format::kExtentUnwritten) {
+        if (x.flags & format::kExtentUnwritten) {  // never shared
           add(WritePlan::Kind::kUnwritten, from, to - from, device);
           return true;
         }
-        if (data_.AllFresh(device, to - from)) {
-          add(WritePlan::Kind::kInPlace, from, to - from, device);
-          return true;
+        Result<std::vector<space::Run>> shared = SharedRuns(device, to - from);
+        if (!shared.ok()) {
+          inner = shared.status();
+          return false;
         }
-        // Mixed (a new block merged onto a committed extent): split by freshness, block by block.
-        for (uint64_t b = from; b < to;) {
-          bool fresh = data_.IsFresh(device + (b - from));
-          uint64_t e = b + 1;
-          while (e < to && data_.IsFresh(device + (e - from)) == fresh) ++e;
-          add(fresh ? WritePlan::Kind::kInPlace : WritePlan::Kind::kCopy, b, e - b,
-              device + (b - from));
-          b = e;
+        uint64_t b = from;
+        for (const space::Run& r : *shared) {
+          uint64_t shared_from = from + (r.start - device);
+          unshared(from, device, b, shared_from);
+          add(WritePlan::Kind::kCopy, shared_from, r.count, r.start);
+          b = shared_from + r.count;
         }
+        unshared(from, device, b, to);
         return true;
       }));
+  RETURN_IF_ERROR(inner);
   if (pos < end) add(WritePlan::Kind::kHole, pos, end - pos, 0);
   return Status::Ok();
 }
@@ -219,12 +241,22 @@ Status FsImpl::ApplyPlan(Ino ino, const WritePlan& plan, BlockSource* blocks) {
 // updates among `records` existing records. On ENOSPC nothing is left allocated.
 Result<FsImpl::BlockSource> FsImpl::ReserveForOp(uint64_t new_blocks, uint64_t goal,
                                                  uint64_t records, uint64_t updates) {
+  return ReserveForWork(
+      new_blocks, goal,
+      {.local_records = records, .local_updates = updates, .refcount_calls = updates});
+}
+
+// The same for any tree work (reflink operations add remaps to their byte writes).
+Result<FsImpl::BlockSource> FsImpl::ReserveForWork(uint64_t new_blocks, uint64_t goal,
+                                                   TreeWork work) {
   BlockSource source;
   if (new_blocks > 0) {
     ASSIGN_OR_RETURN(source.runs, AllocateData(new_blocks, goal));
   }
   // Each run boundary may split a piece into one more extent to map.
-  Status reserved = ReserveExtentUpdates(records, updates + 4 * source.runs.size());
+  work.local_updates += 4 * source.runs.size();
+  work.refcount_calls += 4 * source.runs.size();
+  Status reserved = ReserveTreeWork(work);
   if (!reserved.ok()) {
     for (const space::Run& r : source.runs) ReleaseData(r.start, r.count);
     ForgetDataChunksOfFailingOp();
@@ -540,15 +572,97 @@ Result<std::vector<FileExtent>> FsImpl::Bmap(Ino ino) {
     if (inode.type == format::FileType::kDirectory) {
       return Status::Error(EISDIR, fmt::format("inode {} is a directory", ino));
     }
-    return ForEachExtent(ino, 0, kMaxFileBlocks, [&](uint64_t start, const ExtentRecord& x) {
-      out.push_back({.file_offset = start * kBlock,
-                     .device_offset = x.device_block * kBlock,
-                     .length = uint64_t{x.blocks} * kBlock,
-                     .unwritten = (x.flags & format::kExtentUnwritten) != 0});
-      return true;
-    });
+    // An extent partly shared is reported as its shared and unshared parts.
+    Status inner;
+    auto piece = [&](uint64_t file_block, uint64_t device_block, uint64_t blocks, bool unwritten,
+                     bool shared) {
+      if (blocks == 0) return;
+      out.push_back({.file_offset = file_block * kBlock, .device_offset = device_block * kBlock,
+                     .length = blocks * kBlock, .unwritten = unwritten, .shared = shared});
+    };
+    RETURN_IF_ERROR(
+        ForEachExtent(ino, 0, kMaxFileBlocks, [&](uint64_t start, const ExtentRecord& x) {
+          bool unwritten = (x.flags & format::kExtentUnwritten) != 0;
+          Result<std::vector<space::Run>> shared = SharedRuns(x.device_block, x.blocks);
+          if (!shared.ok()) {
+            inner = shared.status();
+            return false;
+          }
+          uint64_t done = 0;  // blocks of the extent reported
+          for (const space::Run& r : *shared) {
+            uint64_t at = r.start - x.device_block;
+            piece(start + done, x.device_block + done, at - done, unwritten, false);
+            piece(start + at, r.start, r.count, unwritten, true);
+            done = at + r.count;
+          }
+          piece(start + done, x.device_block + done, x.blocks - done, unwritten, false);
+          return true;
+        }));
+    return inner;
   }));
   return out;
+}
+
+// ---- Reflink helpers (declared with the reflink/rmap helpers).
+
+Status FsImpl::UnshareData(Inode* inode, uint64_t first_block, uint64_t count) {
+  // Each shared run becomes a copy piece that writes no bytes: the whole blocks are copied.
+  WritePlan plan;
+  uint64_t end = first_block + count;
+  Status inner;
+  RETURN_IF_ERROR(
+      ForEachExtent(inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
+        if (x.flags & format::kExtentUnwritten) return true;
+        uint64_t from = std::max(start, first_block), to = std::min(start + x.blocks, end);
+        uint64_t device = x.device_block + (from - start);
+        Result<std::vector<space::Run>> shared = SharedRuns(device, to - from);
+        if (!shared.ok()) {
+          inner = shared.status();
+          return false;
+        }
+        if (!shared->empty()) ++plan.extents;
+        for (const space::Run& r : *shared) {
+          uint64_t fb = from + (r.start - device);
+          plan.pieces.push_back({WritePlan::Kind::kCopy, fb, r.count, r.start, fb * kBlock,
+                                 fb * kBlock, nullptr});
+          plan.new_blocks += r.count;
+          if (!plan.first_new_block) plan.first_new_block = fb;
+        }
+        return true;
+      }));
+  RETURN_IF_ERROR(inner);
+  if (plan.pieces.empty()) return Status::Ok();
+  ASSIGN_OR_RETURN(uint64_t goal, DataGoal(inode->ino, *plan.first_new_block));
+  ASSIGN_OR_RETURN(BlockSource blocks,
+                   ReserveForOp(plan.new_blocks, goal, plan.extents, plan.Updates()));
+  return ApplyPlan(inode->ino, plan, &blocks);
+}
+
+Status FsImpl::CopyBytesAndRemap(Inode* src, Inode* dst, const std::vector<ByteCopy>& copies,
+                                 const RemapPlan* remap, const TreeWork& remap_work) {
+  // Every source byte is read before anything changes (the ranges may be in one file).
+  std::vector<std::vector<uint8_t>> bytes(copies.size());
+  WritePlan plan;
+  for (size_t i = 0; i < copies.size(); ++i) {
+    const ByteCopy& c = copies[i];
+    RETURN_IF_ERROR(CheckFileRange(c.dst_offset, c.length));
+    bytes[i].resize(c.length);
+    ASSIGN_OR_RETURN(size_t n, ReadData(*src, c.src_offset, bytes[i]));
+    std::fill(bytes[i].begin() + n, bytes[i].end(), 0);
+    RETURN_IF_ERROR(PlanWrite(dst->ino, c.dst_offset, c.length, bytes[i].data(), false, &plan));
+  }
+  uint64_t goal = 0;
+  if (plan.first_new_block) {
+    ASSIGN_OR_RETURN(goal, DataGoal(dst->ino, *plan.first_new_block));
+  }
+  TreeWork work = remap_work;
+  work += {.local_records = plan.extents, .local_updates = plan.Updates(),
+           .refcount_calls = plan.Updates()};
+  ASSIGN_OR_RETURN(BlockSource blocks, ReserveForWork(plan.new_blocks, goal, work));
+  RETURN_IF_ERROR(ApplyPlan(dst->ino, plan, &blocks));
+  dst->blocks += plan.hole_blocks;
+  if (remap != nullptr) RETURN_IF_ERROR(ApplyRemap(*remap, src, dst));
+  return Status::Ok();
 }
 
 // ---- Unlinked files.

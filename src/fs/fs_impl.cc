@@ -112,6 +112,10 @@ Status FsImpl::FormatDevice(device::Device* device, const FormatOptions& options
     uint8_t value[format::kInodeValueSize];
     format::EncodeInode(root, value);
     RETURN_IF_ERROR(inodes->Insert(btree::Key{{format::kRootIno}}, value));
+    if (options.rmap) {
+      ASSIGN_OR_RETURN(btree::BTree * rmap, txn->Tree(RmapTreeSpec()));
+      RETURN_IF_ERROR(AddFormatRmapRecords(txn.get(), rmap, pool->superblock()));
+    }
     RETURN_IF_ERROR(txn->Commit());
   }
   return pool->Close();
@@ -244,7 +248,9 @@ Status FsImpl::WriteOp(const std::function<Status()>& body) {
 Status FsImpl::CommitLocked() {
   if (!txn_) return Status::Ok();
   Status s;
+  if (has_rmap_) s = ReconcileAllMetadataChunks();  // new METADATA chunks get rmap records
   for (auto& [offset, length] : dirty_) {
+    if (!s.ok()) break;
     s = device_->Flush(offset, length);
     if (!s.ok()) break;
   }

@@ -95,6 +95,63 @@ class FsImpl final : public Filesystem {
   // For tests: the pool underneath (do not write through it).
   txn::Pool* pool() { return pool_.get(); }
 
+  // ---- BEGIN fsmap/scrub private helpers (fsmap.cc, check.cc, repair.cc) ---------------------
+  // For tests and benchmarks: Fsmap answered by the no-rmap baseline (a scan of every extent map
+  // and the chunk table), even on a filesystem that keeps the reverse map. Same contract as Fsmap.
+  Result<std::vector<FsmapRecord>> FsmapByScan(uint64_t start, uint64_t end,
+                                               const std::optional<FsmapKey>& after, size_t max);
+
+ private:
+  struct FsmapQuery;  // a validated query in device blocks plus its resume key (fsmap.cc)
+  // fsmap.cc; the *Locked methods run inside an operation.
+  Result<FsmapQuery> MakeFsmapQuery(uint64_t start, uint64_t end,
+                                    const std::optional<FsmapKey>& after, size_t max) const;
+  Result<std::vector<FsmapRecord>> FsmapFromRmapLocked(const FsmapQuery& q);
+  Result<std::vector<FsmapRecord>> FsmapFromScanLocked(const FsmapQuery& q);
+  // Whether any block of [device_block, +blocks) has a refcount record (two or more owners).
+  Result<bool> RefcountSharedLocked(uint64_t device_block, uint64_t blocks);
+  Result<std::string> PathOfLocked(Ino ino);
+  // What the reverse maps must hold, computed from the extent maps and the chunk table (used by
+  // the fsmap baseline, the checker and the repair):
+  // every extent record turned around (one rmap record per extent), in rmap key order;
+  Status ScanFileOwnersLocked(std::vector<format::RmapRecord>* out);
+  // the special-owner records the chunk table implies: the superblock slots, then one
+  // `metadata` record per METADATA chunk (chunk 0 without the superblock slots), in key order;
+  std::vector<format::RmapRecord> SpecialOwnerRecords() const;
+  // the refcount records of a set of file ranges, by a sweep line over their ends: one record
+  // per maximal range with the same number (>= 2) of owners. Special owners are ignored.
+  static std::vector<format::RefcountRecord> SweepRefcounts(
+      const std::vector<format::RmapRecord>& ranges);
+  // Reads the whole rmap / refcount tree in key order; records that fail to decode are
+  // described in `bad` (and their keys kept in `bad_keys` when given, so a repair can drop them).
+  Status ReadRmapTreeLocked(std::vector<format::RmapRecord>* out, std::vector<std::string>* bad,
+                            std::vector<btree::Key>* bad_keys);
+  Status ReadRefcountTreeLocked(std::vector<format::RefcountRecord>* out,
+                                std::vector<std::string>* bad, std::vector<btree::Key>* bad_keys);
+  // check.cc: every difference between the reverse maps as they should be (`want_*`, sorted)
+  // and as they are (`have_*`, in tree order), one line each naming device blocks and owners.
+  static void DiffReverseMaps(const std::vector<format::RmapRecord>& want_rmap,
+                              const std::vector<format::RmapRecord>& have_rmap,
+                              const std::vector<format::RefcountRecord>& want_refcount,
+                              const std::vector<format::RefcountRecord>& have_refcount,
+                              std::vector<std::string>* out);
+  // check.cc: the scrub rules of the reverse map and refcount tree (REQUIRES: mu_ held, no
+  // operation running; `file_owners` from the extent walk).
+  void CheckReverseMaps(const std::vector<format::RmapRecord>& file_owners,
+                        const std::vector<format::RmapRecord>& rmap,
+                        const std::vector<format::RefcountRecord>& refcounts,
+                        FsCheckResult* result);
+  // repair.cc: makes sure the pool can give the nodes of deleting every record of the rmap and
+  // refcount trees and inserting `rmap_records` and `refcount_records` new ones.
+  Status ReserveRebuildLocked(uint64_t rmap_records, uint64_t refcount_records);
+  // repair.cc: makes the data allocator's free space (built at mount from the reverse map as it
+  // was) the DATA chunks minus `file_owners`. Offline only: leaked blocks are given back only
+  // when nothing is deferred.
+  void ResyncDataSpaceLocked(const std::vector<format::RmapRecord>& file_owners);
+
+ public:
+  // ---- END fsmap/scrub private helpers --------------------------------------------------------
+
  private:
   FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,
          std::unique_ptr<txn::Pool> pool, const MountOptions& options);
@@ -205,6 +262,100 @@ class FsImpl final : public Filesystem {
   Status DropAbortedDataChunks();
   void ForgetDataChunksOfFailingOp();
   // ---- END data-path private helpers ----------------------------------------------------------
+
+  // ---- BEGIN reflink/rmap private helpers (rmap.cc, refcount.cc, reflink.cc) ------------------
+  // A few live in extent_map.cc and file_io.cc, where they extend the data path (as marked).
+  // rmap.cc. The three extent-record primitives: the only writes to the extent tree. Each makes
+  // the matching change to the reverse map (key {device block, ino, file block}) when has_rmap().
+  Status InsertExtentRecord(Ino ino, uint64_t file_block, const format::ExtentRecord& x);
+  Status DeleteExtentRecord(Ino ino, uint64_t file_block, const format::ExtentRecord& x);
+  Status UpdateExtentRecord(Ino ino, uint64_t file_block, const format::ExtentRecord& old,
+                            const format::ExtentRecord& x);
+  // The special-owner records of a new filesystem (superblock slots, chunk 0's nodes), then
+  // ReconcileMetadataChunks.
+  static Status AddFormatRmapRecords(txn::WriteTxn* txn, btree::BTree* rmap,
+                                     const format::Superblock& sb);
+  // Gives every METADATA chunk typed by `txn` its `metadata` rmap record (the inserts may type
+  // more chunks: loops until none lacks its record). Runs just before every commit.
+  static Status ReconcileMetadataChunks(txn::WriteTxn* txn, btree::BTree* rmap,
+                                        const format::Superblock& sb);
+  // Mount with the rmap: data free space = DATA chunks minus every file-owned rmap range.
+  Status RebuildDataSpaceFromRmap();
+
+  // What an operation will change in the trees, for ReserveTreeWork.
+  struct TreeWork {
+    // Extent-record changes (inserts, deletes, updates) that all fall among `local_records`
+    // consecutive records of one inode: the data path's reservation (its leaf estimate, docs/fs.md,
+    // includes one inode update).
+    uint64_t local_records = 0;
+    uint64_t local_updates = 0;
+    // Extent-record changes that may fall anywhere (remaps), `extent_inserts` of them inserts.
+    uint64_t extent_updates = 0;
+    uint64_t extent_inserts = 0;
+    uint64_t refcount_calls = 0;  // IncRef / DecRef calls (one per unmapped or shared piece)
+    bool increments = false;      // some of those calls are IncRef
+    uint64_t other_updates = 0;   // inode-tree updates beyond the data path's one
+    TreeWork& operator+=(const TreeWork& o) {
+      local_records += o.local_records;
+      local_updates += o.local_updates;
+      extent_updates += o.extent_updates;
+      extent_inserts += o.extent_inserts;
+      refcount_calls += o.refcount_calls;
+      increments = increments || o.increments;
+      other_updates += o.other_updates;
+      return *this;
+    }
+  };
+  // Makes sure the pool can hand out every node `work` may need in the worst case, over the
+  // extent, rmap, refcount and inode trees (each bounded by its own height and size). ENOSPC.
+  // (extent_map.cc, next to ReserveExtentUpdates, which uses it.)
+  Status ReserveTreeWork(const TreeWork& work);
+  // Nodes `updates` updates of `tree` (`inserts` of them inserts) may allocate, at most.
+  Result<uint64_t> WorstCaseNodes(btree::BTree* tree, uint64_t updates, uint64_t inserts);
+  Result<uint64_t> TreeHeight(btree::BTree* tree);  // 0 for an empty (or absent) tree
+  // METADATA chunks known to have their rmap records (CommitLocked checks every chunk again
+  // when the pool's count differs, e.g. after a chunk was typed outside the filesystem).
+  uint64_t metadata_chunks_reconciled_ = 0;
+  Status ReconcileAllMetadataChunks();  // REQUIRES: a write transaction, has_rmap()
+
+  // refcount.cc. Refcounts with XFS semantics: no record = one owner (or free).
+  // Raises the count of every block of [device_block, +count) by one.
+  Status IncRef(uint64_t device_block, uint64_t count);
+  // Lowers it by one; appends to `freed` the runs whose count reached zero (caller frees them).
+  Status DecRef(uint64_t device_block, uint64_t count, std::vector<space::Run>* freed);
+  // The runs of [device_block, +count) with two or more owners, in order.
+  Result<std::vector<space::Run>> SharedRuns(uint64_t device_block, uint64_t count);
+  // Unmapped device blocks: DecRef with reflink (freeing at zero), else ReleaseData.
+  Status DropDataRef(uint64_t device_block, uint64_t count);
+
+  // reflink.cc and file_io.cc.
+  struct InodePair;  // the source and destination inodes of a two-file operation (maybe one)
+  // Loads both (ENOENT) and checks they are regular files (EISDIR, EINVAL).
+  Status LoadInodePair(Ino src, Ino dst, InodePair* pair);
+  struct RemapPlan;  // the source pieces of a remap and the destination range it replaces
+  Result<RemapPlan> PlanRemap(const format::Inode& src, uint64_t src_block, uint64_t blocks,
+                              const format::Inode& dst, uint64_t dst_block,
+                              uint64_t dst_unmap_blocks, TreeWork* work);
+  Status ApplyRemap(const RemapPlan& plan, format::Inode* src, format::Inode* dst);
+  // Maps `pieces` (file block, extent; in order, inside an unmapped range of `ino`) as MapExtent
+  // one by one would, without neighbour lookups for the middle ones (extent_map.cc).
+  Status MapPieces(Ino ino, const std::vector<std::pair<uint64_t, format::ExtentRecord>>& pieces);
+  // Private copies of the shared blocks of [first_block, +count) of `inode` (file_io.cc).
+  Status UnshareData(format::Inode* inode, uint64_t first_block, uint64_t count);
+  // Byte ranges to copy from one file to another (or within one, without overlap).
+  struct ByteCopy {
+    uint64_t src_offset, dst_offset, length;
+  };
+  // Copies `copies` from `src` into `dst` and then applies `remap` (may be null), with one
+  // allocation and reservation for both: nothing changes on error (file_io.cc). `src` and `dst`
+  // may be the same inode object; no two copies, nor a copy and the remap, may touch one block
+  // of dst. Validated by the caller, who sets dst's size and times and stores both inodes.
+  Status CopyBytesAndRemap(format::Inode* src, format::Inode* dst,
+                           const std::vector<ByteCopy>& copies, const RemapPlan* remap,
+                           const TreeWork& remap_work);
+  // ReserveForOp for any tree work: allocates `new_blocks`, then reserves nodes (file_io.cc).
+  Result<BlockSource> ReserveForWork(uint64_t new_blocks, uint64_t goal, TreeWork work);
+  // ---- END reflink/rmap private helpers -------------------------------------------------------
 
   // ---- namespace.cc helpers (valid inside an operation unless they say they run one).
   struct NameSlot;    // where a name is, or could go, in a directory

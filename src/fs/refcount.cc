@@ -1,2 +1,188 @@
-// Refcount maintenance (issue 4): placeholder, filled by the reflink work.
+// Refcount maintenance with XFS semantics (docs/reflink.md, "Refcounts and freeing"): a record
+// only where a range has two or more owners, no record meaning one owner (or free), records
+// never overlapping and neighbours with equal counts merged. Knows device blocks and the refcount
+// tree only: nothing of files, extents or the rmap.
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <limits>
+
 #include "fs/fs_impl.h"
+
+namespace daxfs::fs {
+
+using format::RefcountRecord;
+
+namespace {
+
+// A count that reached the largest value stays there for good (as XFS's MAXREFCOUNT): the
+// blocks are then never freed, which is safe.
+constexpr uint32_t kStuckCount = std::numeric_limits<uint32_t>::max();
+
+btree::Key RefcountKey(uint64_t device_block) { return btree::Key{{device_block}}; }
+
+struct RefcountValue {
+  uint8_t bytes[format::kRefcountValueSize];
+  explicit RefcountValue(const RefcountRecord& r) { format::EncodeRefcountValue(r, bytes); }
+};
+
+uint64_t End(const RefcountRecord& r) { return r.device_block + r.blocks; }
+
+// The records overlapping [start, end) and those touching it at either end (they may merge with
+// what the adjustment leaves), in order.
+Result<std::vector<RefcountRecord>> RecordsAround(btree::BTree* tree, uint64_t start,
+                                                  uint64_t end) {
+  std::vector<RefcountRecord> out;
+  if (tree->root() == 0) return out;
+  btree::Cursor c(tree);
+  uint64_t probe = start > 0 ? start - 1 : 0;  // the left neighbour may end exactly at start
+  RETURN_IF_ERROR(c.SeekLE(RefcountKey(probe)));
+  if (!c.Valid()) RETURN_IF_ERROR(c.SeekGE(RefcountKey(probe)));
+  while (c.Valid() && c.key().w[0] <= end) {
+    ASSIGN_OR_RETURN(RefcountRecord r, format::DecodeRefcount(c.key().w[0], c.value().data()));
+    if (End(r) >= start) {
+      if (!out.empty() && End(out.back()) > r.device_block) {
+        return Status::Corruption(fmt::format(
+            "refcount: records at device blocks {} and {} overlap", out.back().device_block,
+            r.device_block));
+      }
+      out.push_back(r);
+    }
+    RETURN_IF_ERROR(c.Next());
+  }
+  return out;
+}
+
+// Appends [start, end) with `count` to `want` (records of count >= 2 only, merged with an equal
+// neighbour) or, at zero, to `freed`.
+void Emit(uint64_t start, uint64_t end, uint32_t count, std::vector<RefcountRecord>* want,
+          std::vector<space::Run>* freed) {
+  if (start >= end) return;
+  if (count == 0) {
+    if (!freed->empty() && freed->back().start + freed->back().count == start) {
+      freed->back().count += end - start;
+    } else {
+      freed->push_back({start, end - start});
+    }
+    return;
+  }
+  if (count == 1) return;
+  if (!want->empty() && End(want->back()) == start && want->back().refcount == count) {
+    want->back().blocks += end - start;
+    return;
+  }
+  want->push_back({start, end - start, count});
+}
+
+// Lowers or raises by one the count of every block of [start, start + count): reads the records
+// around the range, computes what they become (split at the range's edges, adjusted inside,
+// holes inside counted as one owner, merged where equal), and writes only the difference.
+Status Adjust(btree::BTree* tree, uint64_t start, uint64_t count, int delta,
+                     std::vector<space::Run>* freed) {
+  if (count == 0) return Status::Ok();
+  uint64_t end = start + count;
+  ASSIGN_OR_RETURN(std::vector<RefcountRecord> old, RecordsAround(tree, start, end));
+  auto adjusted = [&](uint32_t c) -> uint32_t {
+    if (c == kStuckCount) return c;
+    return delta > 0 ? c + 1 : c - 1;
+  };
+  // Emits [from, to) whose count is `base` outside the range and adjusted inside it.
+  std::vector<RefcountRecord> want;
+  std::vector<space::Run> zero;
+  auto emit = [&](uint64_t from, uint64_t to, uint32_t base) {
+    uint64_t in_from = std::clamp(from, start, end), in_to = std::clamp(to, start, end);
+    if (in_from >= in_to) {
+      Emit(from, to, base, &want, &zero);
+      return;
+    }
+    Emit(from, in_from, base, &want, &zero);
+    Emit(in_from, in_to, adjusted(base), &want, &zero);
+    Emit(in_to, to, base, &want, &zero);
+  };
+  uint64_t pos = old.empty() ? start : std::min(start, old.front().device_block);
+  for (const RefcountRecord& r : old) {
+    emit(pos, r.device_block, 1);  // a hole between records: one owner
+    emit(r.device_block, End(r), r.refcount);
+    pos = End(r);
+  }
+  emit(pos, std::max(pos, end), 1);
+  if (delta > 0 && !zero.empty()) {
+    return Status::Corruption("refcount: raising a count gave zero");  // cannot happen
+  }
+
+  // Write the difference: records that vanish or change, then new ones.
+  size_t j = 0;
+  for (const RefcountRecord& o : old) {
+    while (j < want.size() && want[j].device_block < o.device_block) ++j;
+    if (j < want.size() && want[j].device_block == o.device_block) {
+      if (want[j].blocks != o.blocks || want[j].refcount != o.refcount) {
+        RETURN_IF_ERROR(tree->Update(RefcountKey(o.device_block), RefcountValue(want[j]).bytes));
+      }
+    } else {
+      RETURN_IF_ERROR(tree->Delete(RefcountKey(o.device_block)));
+    }
+  }
+  size_t i = 0;
+  for (const RefcountRecord& w : want) {
+    while (i < old.size() && old[i].device_block < w.device_block) ++i;
+    if (i < old.size() && old[i].device_block == w.device_block) continue;
+    RETURN_IF_ERROR(tree->Insert(RefcountKey(w.device_block), RefcountValue(w).bytes));
+  }
+  if (freed != nullptr) freed->insert(freed->end(), zero.begin(), zero.end());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status FsImpl::IncRef(uint64_t device_block, uint64_t count) {
+  if (trees_.refcount == nullptr) {
+    return Status::NotSupported("sharing blocks needs a filesystem made with reflink");
+  }
+  return Adjust(trees_.refcount, device_block, count, +1, nullptr)
+      .WithContext(fmt::format("raising the refcount of device blocks {}..{}", device_block,
+                               device_block + count - 1));
+}
+
+Status FsImpl::DecRef(uint64_t device_block, uint64_t count, std::vector<space::Run>* freed) {
+  if (trees_.refcount == nullptr) {  // nothing is ever shared
+    if (count > 0) freed->push_back({device_block, count});
+    return Status::Ok();
+  }
+  return Adjust(trees_.refcount, device_block, count, -1, freed);
+}
+
+Result<std::vector<space::Run>> FsImpl::SharedRuns(uint64_t device_block, uint64_t count) {
+  std::vector<space::Run> out;
+  if (trees_.refcount == nullptr || trees_.refcount->root() == 0 || count == 0) return out;
+  uint64_t end = device_block + count;
+  btree::Cursor c(trees_.refcount);
+  RETURN_IF_ERROR(c.SeekLE(RefcountKey(device_block)));
+  if (!c.Valid()) RETURN_IF_ERROR(c.SeekGE(RefcountKey(device_block)));
+  while (c.Valid() && c.key().w[0] < end) {
+    ASSIGN_OR_RETURN(RefcountRecord r, format::DecodeRefcount(c.key().w[0], c.value().data()));
+    uint64_t from = std::max(r.device_block, device_block), to = std::min(End(r), end);
+    if (from < to) {
+      if (!out.empty() && out.back().start + out.back().count == from) {
+        out.back().count += to - from;
+      } else {
+        out.push_back({from, to - from});
+      }
+    }
+    RETURN_IF_ERROR(c.Next());
+  }
+  return out;
+}
+
+Status FsImpl::DropDataRef(uint64_t device_block, uint64_t count) {
+  if (count == 0) return Status::Ok();
+  if (trees_.refcount == nullptr) {
+    ReleaseData(device_block, count);
+    return Status::Ok();
+  }
+  std::vector<space::Run> freed;
+  RETURN_IF_ERROR(DecRef(device_block, count, &freed));
+  for (const space::Run& r : freed) ReleaseData(r.start, r.count);
+  return Status::Ok();
+}
+
+}  // namespace daxfs::fs

@@ -102,6 +102,8 @@ class WriteTxn : public btree::NodeStore {
   Status EnsureNodes(uint64_t count);
   // Free metadata nodes available right now (not counting chunks that could still be typed).
   uint64_t free_nodes() const;
+  // The METADATA chunks this transaction typed, in order (the list only grows).
+  const std::vector<uint64_t>& metadata_chunks_typed() const { return new_chunks_; }
 
   uint64_t generation() const override { return generation_; }
   Result<const uint8_t*> Read(uint64_t blockno) override;

@@ -77,12 +77,18 @@ std::vector<Args> EveryCommandOn(const std::string& image) {
           {"truncate", image, "/f", "0"},
           {"punch", image, "/f", "--length", "4K"},
           {"fallocate", image, "/f", "--length", "4K"},
-          {"bmap", image, "/f"}};
+          {"bmap", image, "/f"},
+          {"reflink", image, "/a", "/b"},
+          {"dedupe", image, "/a", "/b", "--length", "4K"},
+          {"unshare", image, "/a"},
+          {"fsmap", image},
+          {"repair", image}};
 }
 
 const char* const kCommands[] = {"mkfs",  "info",     "df",    "check",     "ls",  "stat", "mkdir",
                                  "rm",    "rmdir",    "mv",    "ln",        "put", "get",  "cat",
-                                 "write", "truncate", "punch", "fallocate", "bmap"};
+                                 "write", "truncate", "punch", "fallocate", "bmap",
+                                 "reflink", "dedupe", "unshare", "fsmap", "repair"};
 
 class CliTest : public ::testing::Test {
  protected:
@@ -709,6 +715,76 @@ TEST_F(CliTest, MutatingCommandsLeaveTheImageClean) {
   json info = Json({"info", image_, "--json"});
   EXPECT_EQ(info["clean"], true);
   EXPECT_EQ(Ok({"ls", image_}).out, "d\ng\n");
+}
+
+}  // namespace
+
+namespace {
+
+// The reflink commands, end to end: clones share blocks (fsmap names both owners with paths and
+// the shared flag, bmap marks the extents shared), a write to one copy leaves the other alone,
+// dedupe, unshare, repair, and refusal on a filesystem made without reflink.
+TEST_F(CliTest, ReflinkFsmapDedupeUnshareRepair) {
+  Mkfs();
+  std::string host = dir_ + "/data.bin", back = dir_ + "/back.bin";
+  std::string bytes = RandomBytes(256 << 10, 7);
+  WriteFile(host, bytes);
+  Ok({"put", image_, host, "/orig"});
+  Outcome r = Ok({"reflink", image_, "/orig", "/copy"});
+  EXPECT_TRUE(Contains(r.out, "shared")) << r;
+  r = Ok({"bmap", image_, "/copy"});
+  EXPECT_TRUE(Contains(r.out, "shared")) << r;
+
+  r = Ok({"fsmap", image_, "--json"});
+  json records = json::parse(r.out);
+  int orig_records = 0, copy_records = 0;
+  for (const auto& rec : records) {
+    if (rec["path"] == "/orig") ++orig_records;
+    if (rec["path"] == "/copy") ++copy_records;
+    if (rec["path"] == "/orig" || rec["path"] == "/copy") {
+      EXPECT_TRUE(Contains(rec["flags"].get<std::string>(), "shared")) << rec.dump();
+    }
+  }
+  EXPECT_GE(orig_records, 1);
+  EXPECT_EQ(orig_records, copy_records);
+  r = Ok({"fsmap", image_});
+  EXPECT_TRUE(Contains(r.out, "special:superblock")) << r;
+  EXPECT_TRUE(Contains(r.out, "/orig")) << r;
+  EXPECT_TRUE(Contains(r.out, "/copy")) << r;
+
+  Ok({"write", image_, "/copy", "--offset", "0", "--length", "4K", "--pattern", "0x11"});
+  Ok({"get", image_, "/orig", back});
+  EXPECT_EQ(ReadFile(back), bytes) << "writing the clone changed the original";
+
+  Ok({"put", image_, host, "/twin"});
+  r = Ok({"dedupe", image_, "/orig", "/twin", "--length", "256K"});
+  EXPECT_TRUE(Contains(r.out, "262144 bytes deduplicated")) << r;
+  r = Ok({"dedupe", image_, "/orig", "/copy", "--length", "4K"});
+  EXPECT_TRUE(Contains(r.out, "differ")) << r;
+
+  Ok({"unshare", image_, "/twin"});
+  r = Ok({"bmap", image_, "/twin"});
+  EXPECT_FALSE(Contains(r.out, "shared")) << r;
+
+  r = Ok({"repair", image_});
+  EXPECT_TRUE(Contains(r.out, "0 problem(s) fixed")) << r;
+
+  r = Daxfs({"reflink", image_, "/missing", "/x"});
+  EXPECT_EQ(r.code, 1) << r;
+  EXPECT_TRUE(Contains(r.err, "daxfs: reflink: /missing:")) << r;
+  r = Daxfs({"fsmap", image_, "-d", "64K", "4K"});
+  EXPECT_EQ(r.code, 1) << r;
+}
+
+TEST_F(CliTest, ReflinkIsRefusedWithoutTheReverseMap) {
+  Ok({"mkfs", image_, "64M", "--no-rmap"});
+  Ok({"write", image_, "/f", "--length", "8K", "--create"});
+  Outcome r = Daxfs({"reflink", image_, "/f", "/g"});
+  EXPECT_EQ(r.code, 1) << r;
+  EXPECT_TRUE(Contains(r.err, "reverse map")) << r;
+  // fsmap still answers, from a full scan of the extent maps.
+  r = Ok({"fsmap", image_});
+  EXPECT_TRUE(Contains(r.out, "/f")) << r;
 }
 
 }  // namespace

@@ -1,15 +1,18 @@
-// Model-based test of the filesystem: random sequences of namespace and file operations on a few
-// directories and files, compared after every step with a plain in-memory model (contents, sizes,
-// holes, directory listings, link counts, symlink targets, error codes), with the consistency
-// checker after every step. Seeded and replayable: DAXFS_SEED=<n>; DAXFS_MODEL_STEPS=<n> for a
-// longer run (the "long" target runs many more).
+// Model-based test of the filesystem: random sequences of namespace, file and reflink operations
+// (clone, clone range, dedupe, unshare, copy_file_range) on a few directories and files, compared
+// after every step with a plain in-memory model (contents, sizes, holes, directory listings, link
+// counts, symlink targets, error codes, and which file blocks share one device block), with the
+// consistency checker after every step. Seeded and replayable: DAXFS_SEED=<n>;
+// DAXFS_MODEL_STEPS=<n> for a longer run (the "long" target runs many more).
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/random.h"
@@ -20,10 +23,17 @@
 namespace daxfs {
 namespace {
 
+constexpr uint64_t kBlock = 4096;
+uint64_t BlocksCovering(uint64_t bytes) { return (bytes + kBlock - 1) / kBlock; }
+
 struct Node {
   FileType type;
   std::string data;    // files: contents; symlinks: target
   uint32_t links = 1;  // files and symlinks: names pointing here
+  // Files: for each block below the size, the "physical block" it holds (0: a hole or unwritten,
+  // which is never shared). File blocks holding one id must share one device block, and only
+  // those.
+  std::vector<uint64_t> phys;
 };
 
 class Model {
@@ -55,6 +65,14 @@ class Model {
     std::vector<std::string> out;
     for (auto& [p, id] : paths_) {
       if (nodes_.at(id).type == type) out.push_back(p);
+    }
+    return out;
+  }
+  // Every regular file once (by node id), with one of its paths.
+  std::map<int, std::string> Files() const {
+    std::map<int, std::string> out;
+    for (auto& [p, id] : paths_) {
+      if (nodes_.at(id).type == FileType::kRegular) out.emplace(id, p);
     }
     return out;
   }
@@ -169,7 +187,7 @@ class FsModelRun {
   }
 
   void Step() {
-    switch (rng_.Uniform(16)) {
+    switch (rng_.Uniform(21)) {
       case 0: case 1: return DoCreate(FileType::kRegular);
       case 2: return DoCreate(FileType::kDirectory);
       case 3: case 4: case 5: return DoWrite();
@@ -182,6 +200,11 @@ class FsModelRun {
       case 12: return DoFallocate();
       case 13: return DoRmdir();
       case 14: return DoReadCompare();
+      case 16: return DoClone();
+      case 17: return DoCloneRange();
+      case 18: return DoDedupe();
+      case 19: return DoUnshare();
+      case 20: return DoCopyFileRange();
       case 15:
         if (rng_.OneIn(4)) {
           ASSERT_TRUE(fs_->Unmount().ok());
@@ -225,8 +248,38 @@ class FsModelRun {
     auto r = fs_->Write(InoOf(p), off, std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
     ASSERT_TRUE(r.ok()) << "write " << p << ": " << r.status().ToString();
     ASSERT_EQ(*r, bytes.size());
-    if (n->data.size() < off + bytes.size()) n->data.resize(off + bytes.size(), '\0');
+    if (n->data.size() < off + bytes.size()) Resize(n, off + bytes.size());
     n->data.replace(off, bytes.size(), bytes);
+    Rewrite(n, off / kBlock, BlocksCovering(off + bytes.size()));
+  }
+
+  // ---- Physical blocks of the model.
+  uint64_t FreshPhys() { return next_phys_++; }
+  // New size: blocks past it go, new ones are holes.
+  void Resize(Node* n, uint64_t size) {
+    n->data.resize(size, '\0');
+    n->phys.resize(BlocksCovering(size), 0);
+  }
+  // Blocks [first, end) now hold data of their own (a write, a copy).
+  void Rewrite(Node* n, uint64_t first, uint64_t end) {
+    for (uint64_t b = first; b < end && b < n->phys.size(); ++b) n->phys[b] = FreshPhys();
+  }
+  // Zeroing bytes [from, to) of a partial block: the block gets its own copy if it holds data
+  // and some of those bytes are below the size (holes and unwritten blocks already read zero).
+  void ZeroPartial(Node* n, uint64_t from, uint64_t to) {
+    to = std::min<uint64_t>(to, n->data.size());
+    uint64_t b = from / kBlock;
+    if (from < to && b < n->phys.size() && n->phys[b] != 0) n->phys[b] = FreshPhys();
+  }
+  // Zeroing (punch or zero range) [offset, end): whole blocks lose their data, edges are zeroed.
+  void ZeroRange(Node* n, uint64_t offset, uint64_t end) {
+    uint64_t head_end = std::min(end, BlocksCovering(offset) * kBlock);
+    uint64_t tail_begin = std::max(head_end, end / kBlock * kBlock);
+    if (offset % kBlock != 0) ZeroPartial(n, offset, head_end);
+    if (end % kBlock != 0) ZeroPartial(n, tail_begin, end);
+    for (uint64_t b = BlocksCovering(offset); b < end / kBlock && b < n->phys.size(); ++b) {
+      n->phys[b] = 0;
+    }
   }
 
   void DoTruncate() {
@@ -236,7 +289,10 @@ class FsModelRun {
     Node* n = model_.GetMutable(p);
     uint64_t size = rng_.Uniform(n->data.size() + 9000);
     ASSERT_TRUE(fs_->Truncate(InoOf(p), size).ok());
-    n->data.resize(size, '\0');
+    if (size < n->data.size() && size % kBlock != 0) {
+      ZeroPartial(n, size, BlocksCovering(size) * kBlock);
+    }
+    Resize(n, size);
   }
 
   void DoPunchOrZero() {
@@ -251,6 +307,7 @@ class FsModelRun {
     uint32_t mode = punch ? (kFallocPunchHole | kFallocKeepSize) : kFallocZeroRange | kFallocKeepSize;
     Status s = fs_->Fallocate(InoOf(p), mode, off, len);
     ASSERT_TRUE(s.ok()) << (punch ? "punch " : "zero ") << p << ": " << s.ToString();
+    ZeroRange(n, off, off + len);
     uint64_t end = std::min<uint64_t>(n->data.size(), off + len);
     if (end > off) n->data.replace(off, end - off, std::string(end - off, '\0'));
   }
@@ -263,7 +320,7 @@ class FsModelRun {
     uint64_t off = rng_.Uniform(n->data.size() + 8000), len = 1 + rng_.Uniform(16000);
     bool keep = rng_.OneIn(2);
     ASSERT_TRUE(fs_->Fallocate(InoOf(p), keep ? kFallocKeepSize : 0, off, len).ok());
-    if (!keep && n->data.size() < off + len) n->data.resize(off + len, '\0');
+    if (!keep && n->data.size() < off + len) Resize(n, off + len);
   }
 
   void DoUnlink() {
@@ -327,6 +384,219 @@ class FsModelRun {
     model_.Move(from, to);
   }
 
+  // ---- Reflink steps. Offsets are mostly block-aligned and lengths whole blocks or to EOF, with
+  // some misaligned or out-of-range ones for the errors.
+
+  uint64_t AlignedOffset(const Node* n, uint64_t extra_blocks) {
+    uint64_t off = kBlock * rng_.Uniform(BlocksCovering(n->data.size()) + extra_blocks);
+    if (rng_.OneIn(12)) off += 1 + rng_.Uniform(kBlock - 1);
+    return off;
+  }
+  uint64_t RemapLength(const Node* src, uint64_t src_off) {
+    switch (rng_.Uniform(5)) {
+      case 0: return 0;
+      case 1: return src_off < src->data.size() ? src->data.size() - src_off : kBlock;
+      case 2: return 1 + rng_.Uniform(3 * kBlock);
+      default: return kBlock * (1 + rng_.Uniform(6));
+    }
+  }
+  static bool Overlap(uint64_t a, uint64_t b, uint64_t length) {
+    return a < b + length && b < a + length;
+  }
+  // Copies src's bytes [so, so + len) and physical blocks [so, so + blocks) to dst at `d`.
+  void ShareInto(const Node& src, Node* dst, uint64_t so, uint64_t d, uint64_t len,
+                 uint64_t blocks) {
+    Node from = src;  // src may be dst
+    if (dst->data.size() < d + len) Resize(dst, d + len);
+    dst->data.replace(d, len, from.data.substr(so, len));
+    for (uint64_t i = 0; i < blocks; ++i) dst->phys[d / kBlock + i] = from.phys[so / kBlock + i];
+  }
+
+  void DoClone() {
+    auto files = Files();
+    if (files.empty()) return;
+    std::string sp = Pick(files), dp = Pick(files);
+    Status s = fs_->Clone(InoOf(sp), InoOf(dp));
+    Node* src = model_.GetMutable(sp);
+    Node* dst = model_.GetMutable(dp);
+    if (src == dst) {
+      return ExpectCode(s, src->data.empty() ? 0 : EINVAL, "clone onto itself " + sp);
+    }
+    ASSERT_TRUE(s.ok()) << "clone " << sp << " " << dp << ": " << s.ToString();
+    dst->data = src->data;
+    dst->phys = src->phys;
+  }
+
+  void DoCloneRange() {
+    auto files = Files();
+    if (files.empty()) return;
+    std::string sp = Pick(files), dp = Pick(files);
+    Node* src = model_.GetMutable(sp);
+    Node* dst = model_.GetMutable(dp);
+    uint64_t so = AlignedOffset(src, 1), d = AlignedOffset(dst, 3);
+    uint64_t len = RemapLength(src, so);
+    Status s = fs_->CloneRange(InoOf(sp), so, InoOf(dp), d, len);
+    std::string what = fmt::format("clone range {}@{} -> {}@{} len {}", sp, so, dp, d, len);
+    uint64_t size = src->data.size();
+    if (so % kBlock != 0 || d % kBlock != 0) return ExpectCode(s, EINVAL, what);
+    if (len == 0) {
+      if (so == size) return ExpectCode(s, 0, what);
+      if (so > size) return ExpectCode(s, EINVAL, what);
+      len = size - so;
+    }
+    if (so >= size || len > size - so) return ExpectCode(s, EINVAL, what);
+    bool partial = len % kBlock != 0;
+    if (partial && so + len != size) return ExpectCode(s, EINVAL, what);
+    uint64_t blocks = BlocksCovering(len);
+    if (src == dst && Overlap(so, d, blocks * kBlock)) return ExpectCode(s, EINVAL, what);
+    if (partial && d + len < dst->data.size()) return ExpectCode(s, EINVAL, what);
+    ASSERT_TRUE(s.ok()) << what << ": " << s.ToString();
+    ShareInto(*src, dst, so, d, len, blocks);
+  }
+
+  void DoDedupe() {
+    auto files = Files();
+    if (files.empty()) return;
+    std::string sp = Pick(files), dp = Pick(files);
+    Node* src = model_.GetMutable(sp);
+    Node* dst = model_.GetMutable(dp);
+    uint64_t so = AlignedOffset(src, 1), d = AlignedOffset(dst, 1);
+    uint64_t len = RemapLength(src, so);
+    // Usually first make the contents equal (an ordinary write), so that dedupe has work to do.
+    if (src != dst && rng_.OneIn(2) && so % kBlock == 0 && d % kBlock == 0 &&
+        so < src->data.size() && d < dst->data.size()) {
+      uint64_t n = std::min({len ? len : kBlock, src->data.size() - so, dst->data.size() - d});
+      std::string bytes = src->data.substr(so, n);
+      auto r = fs_->Write(InoOf(dp), d, std::span(reinterpret_cast<const uint8_t*>(bytes.data()), n));
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      dst->data.replace(d, n, bytes);
+      Rewrite(dst, d / kBlock, BlocksCovering(d + n));
+      len = n;
+    }
+    Result<DedupeResult> r = fs_->Dedupe(InoOf(sp), so, InoOf(dp), d, len);
+    std::string what = fmt::format("dedupe {}@{} -> {}@{} len {}", sp, so, dp, d, len);
+    if (so % kBlock != 0 || d % kBlock != 0) return ExpectCode(r.status(), EINVAL, what);
+    if (len == 0) {
+      ASSERT_TRUE(r.ok()) << what << ": " << r.status().ToString();
+      EXPECT_EQ(r->bytes_deduped, 0u);
+      return;
+    }
+    auto within = [&](uint64_t off, const Node* n) {
+      return off < n->data.size() && len <= n->data.size() - off;
+    };
+    if (!within(so, src) || !within(d, dst)) return ExpectCode(r.status(), EINVAL, what);
+    uint64_t count = len;
+    if (!(so + len == src->data.size() && d + len == dst->data.size())) {
+      count = len / kBlock * kBlock;
+    }
+    if (count > 0 && src == dst && Overlap(so, d, BlocksCovering(count) * kBlock)) {
+      return ExpectCode(r.status(), EINVAL, what);
+    }
+    ASSERT_TRUE(r.ok()) << what << ": " << r.status().ToString();
+    bool equal = count == 0 || src->data.compare(so, count, dst->data, d, count) == 0;
+    EXPECT_EQ(r->differs, !equal) << what;
+    EXPECT_EQ(r->bytes_deduped, equal ? count : 0) << what;
+    if (equal && count > 0) ShareInto(*src, dst, so, d, count, BlocksCovering(count));
+  }
+
+  void DoUnshare() {
+    auto files = Files();
+    if (files.empty()) return;
+    std::string p = Pick(files);
+    Node* n = model_.GetMutable(p);
+    uint64_t off = rng_.Uniform(n->data.size() + 8000), len = 1 + rng_.Uniform(20000);
+    Status s = fs_->Unshare(InoOf(p), off, len);
+    ASSERT_TRUE(s.ok()) << "unshare " << p << ": " << s.ToString();
+    // Shared blocks get copies; relabelling the others too changes no sharing.
+    for (uint64_t b = off / kBlock; b < BlocksCovering(off + len) && b < n->phys.size(); ++b) {
+      if (n->phys[b] != 0) n->phys[b] = FreshPhys();
+    }
+  }
+
+  void DoCopyFileRange() {
+    auto files = Files();
+    if (files.empty()) return;
+    std::string sp = Pick(files), dp = Pick(files);
+    Node* src = model_.GetMutable(sp);
+    Node* dst = model_.GetMutable(dp);
+    uint64_t so = rng_.Uniform(src->data.size() + 2000);
+    uint64_t d = rng_.OneIn(2) ? AlignedOffset(dst, 2) + so % kBlock : rng_.Uniform(dst->data.size() + 8000);
+    uint64_t len = rng_.Uniform(30000);
+    Result<uint64_t> r = fs_->CopyFileRange(InoOf(sp), so, InoOf(dp), d, len);
+    std::string what = fmt::format("copy_file_range {}@{} -> {}@{} len {}", sp, so, dp, d, len);
+    uint64_t n = so < src->data.size() ? std::min<uint64_t>(len, src->data.size() - so) : 0;
+    if (n > 0 && src == dst && Overlap(so, d, n)) return ExpectCode(r.status(), EINVAL, what);
+    ASSERT_TRUE(r.ok()) << what << ": " << r.status().ToString();
+    ASSERT_EQ(*r, n) << what;
+    if (n == 0) return;
+    Node from = *src;
+    if (dst->data.size() < d + n) Resize(dst, d + n);
+    dst->data.replace(d, n, from.data.substr(so, n));
+    // The whole blocks in the middle are shared when the offsets agree within a block.
+    uint64_t mid_begin = BlocksCovering(so) * kBlock, mid_end = (so + n) / kBlock * kBlock;
+    if (so % kBlock == d % kBlock && mid_begin < mid_end) {
+      if (so % kBlock != 0) Rewrite(dst, d / kBlock, d / kBlock + 1);
+      if ((so + n) % kBlock != 0) {
+        uint64_t tail = (d + n) / kBlock;
+        Rewrite(dst, tail, tail + 1);
+      }
+      for (uint64_t i = 0; i < (mid_end - mid_begin) / kBlock; ++i) {
+        dst->phys[(d + (mid_begin - so)) / kBlock + i] = from.phys[mid_begin / kBlock + i];
+      }
+    } else {
+      Rewrite(dst, d / kBlock, BlocksCovering(d + n));
+    }
+  }
+
+  // Which (file, block) pairs share one device block, from Bmap, must be what the model says,
+  // and Bmap's shared flag must be set exactly on the blocks with two or more owners.
+  void VerifySharing(int step) {
+    using Place = std::pair<int, uint64_t>;  // (model node id, file block)
+    std::map<uint64_t, std::vector<Place>> by_device;
+    std::map<uint64_t, std::vector<Place>> by_phys;
+    std::map<Place, bool> flagged;
+    for (auto& [id, path] : model_.Files()) {
+      const Node* n = model_.Get(path);
+      for (uint64_t b = 0; b < n->phys.size(); ++b) {
+        if (n->phys[b] != 0) by_phys[n->phys[b]].push_back({id, b});
+      }
+      auto map = fs_->Bmap(InoOf(path));
+      ASSERT_TRUE(map.ok()) << map.status().ToString();
+      for (const FileExtent& e : *map) {
+        if (e.unwritten) continue;  // never shared; the model holds 0 for them
+        for (uint64_t i = 0; i < e.length / kBlock; ++i) {
+          Place place{id, e.file_offset / kBlock + i};
+          by_device[e.device_offset / kBlock + i].push_back(place);
+          flagged[place] = e.shared;
+        }
+      }
+    }
+    std::set<std::vector<Place>> fs_groups, model_groups;
+    for (auto& [device, places] : by_device) {
+      for (const Place& p : places) {
+        EXPECT_EQ(flagged[p], places.size() > 1)
+            << "step " << step << ": shared flag of node " << p.first << " block " << p.second;
+      }
+      fs_groups.insert(places);
+    }
+    for (auto& [phys, places] : by_phys) model_groups.insert(places);
+    if (fs_groups != model_groups) {
+      auto text = [](const std::set<std::vector<Place>>& groups) {
+        std::string out;
+        for (auto& g : groups) {
+          if (g.size() < 2) continue;
+          out += "{";
+          for (auto& [id, b] : g) out += fmt::format(" {}:{}", id, b);
+          out += " } ";
+        }
+        return out;
+      };
+      FAIL() << "step " << step << ": sharing differs (or written blocks differ)\n  fs:    "
+                    << text(fs_groups) << "\n  model: " << text(model_groups)
+                    << "\n  fs has " << fs_groups.size() << " groups, model " << model_groups.size();
+    }
+  }
+
   void DoReadCompare() {
     auto files = Files();
     if (files.empty()) return;
@@ -347,6 +617,8 @@ class FsModelRun {
     auto snap = testing::Snapshot(fs_.get());
     ASSERT_TRUE(snap.ok()) << snap.status().ToString();
     ASSERT_EQ(*snap, model_.Snapshot()) << "after step " << step;
+    VerifySharing(step);
+    if (::testing::Test::HasFatalFailure()) return;
     auto check = fs_->Check();
     ASSERT_TRUE(check.ok()) << check.status().ToString();
     for (auto& p : check->problems) ADD_FAILURE() << "step " << step << ": " << p;
@@ -368,6 +640,7 @@ class FsModelRun {
   bool group_;
   std::unique_ptr<Filesystem> fs_;
   Model model_;
+  uint64_t next_phys_ = 1;
 };
 
 int Steps(int fallback) {

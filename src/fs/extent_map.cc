@@ -405,7 +405,9 @@ Status FsImpl::ReserveTreeWork(const TreeWork& w) {
 // ---- Mount.
 
 Status FsImpl::RebuildDataSpace() {
-  if (trees_.rmap != nullptr) return RebuildDataSpaceFromRmap();
+  // A kept rmap always holds the superblock's record: an empty one was never kept (an image
+  // from before the rmap was maintained), so the extent maps are the only truth there.
+  if (trees_.rmap != nullptr && trees_.rmap->root() != 0) return RebuildDataSpaceFromRmap();
   format::Superblock sb = pool_->superblock();
   for (auto& [chunk, type] : pool_->Chunks()) {
     if (type == format::ChunkType::kData)

@@ -463,9 +463,11 @@ class FsModelRun {
     uint64_t so = AlignedOffset(src, 1), d = AlignedOffset(dst, 1);
     uint64_t len = RemapLength(src, so);
     // Usually first make the contents equal (an ordinary write), so that dedupe has work to do.
-    if (src != dst && rng_.OneIn(2) && so % kBlock == 0 && d % kBlock == 0 &&
-        so < src->data.size() && d < dst->data.size()) {
-      uint64_t n = std::min({len ? len : kBlock, src->data.size() - so, dst->data.size() - d});
+    if (src != dst && !rng_.OneIn(3) && !src->data.empty() && !dst->data.empty()) {
+      so = kBlock * rng_.Uniform(BlocksCovering(src->data.size()));
+      d = kBlock * rng_.Uniform(BlocksCovering(dst->data.size()));
+      uint64_t n = std::min({kBlock * (1 + rng_.Uniform(4)), src->data.size() - so,
+                             dst->data.size() - d});
       std::string bytes = src->data.substr(so, n);
       auto r = fs_->Write(InoOf(dp), d, std::span(reinterpret_cast<const uint8_t*>(bytes.data()), n));
       ASSERT_TRUE(r.ok()) << r.status().ToString();

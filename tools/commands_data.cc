@@ -107,7 +107,8 @@ Result<Attr> CreateOrTruncate(Filesystem& fs, const std::string& path, std::stri
 Status RunPut(const PutArgs& a) {
   RETURN_IF_ERROR(At(a.path, CheckAbsolute(a.path)));
   ASSIGN_OR_RETURN(auto source, OpenHostSource(a.host));
-  auto [fd, mode] = source;
+  int fd = source.first;  // (no structured binding: clang 14 cannot capture one in a lambda)
+  uint32_t mode = source.second;
   std::string name = a.host == "-" ? "" : Basename(a.host);
   uint64_t copied = 0;
   std::string dest = a.path;

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daxfs/media.h"
 #include "daxfs/status.h"
 
 namespace daxfs {
@@ -145,6 +146,9 @@ struct RepairReport {
 
 struct FsCheckResult {
   std::vector<std::string> problems;  // empty: consistent
+  // Known media damage recorded in the poison tree (lost file ranges, retired space): reported,
+  // but not an inconsistency. Bad bytes under metadata are problems.
+  std::vector<std::string> damage;
   uint64_t inodes_checked = 0;
   uint64_t extents_checked = 0;
   uint64_t nodes_checked = 0;
@@ -228,6 +232,19 @@ class Filesystem {
   virtual Result<std::string> PathOf(Ino ino) = 0;
   // Offline repair: rebuilds the reverse map and the refcount tree from the extent maps.
   virtual Result<RepairReport> RebuildReverseMaps() = 0;
+
+  // ---- Media failures (docs/failure.md): the filesystem half of notify_failure. Classifies the
+  // failed device bytes [offset, +length) and acts: superblock or metadata -> read-only shutdown
+  // with the reason; file data -> every owner (from the rmap; from a scan without it), shared
+  // owners included, is recorded lost in the poison tree (reads of it fail with EIO until a
+  // whole-block write replaces it) and the bad blocks are never allocated again; free space ->
+  // retired. `flags` are FailureFlags. kFailureRemove records nothing. On a read-only filesystem
+  // the loss is kept in memory for this mount (recorded = false). EINVAL for an empty range,
+  // ENXIO for one wholly past the device end (a crossing one is clipped).
+  virtual Result<MediaFailureRecord> RecordMediaFailure(uint64_t offset, uint64_t length,
+                                                        uint32_t flags) = 0;
+  // Every lost file range, retired range and metadata damage known (daxfs errors).
+  virtual Result<MediaErrorList> MediaErrors() = 0;
 
   // ---- Durability and state.
   virtual Status Fsync(Ino ino) = 0;

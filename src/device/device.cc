@@ -295,3 +295,27 @@ Status CreateDeviceFile(const std::string& path, uint64_t size, bool overwrite) 
 }
 
 }  // namespace daxfs::device
+
+// PLACEHOLDER (issue 5, media-failure work): poison list.
+namespace daxfs::device {
+std::vector<BadRange> Device::BadRanges() const {
+  std::lock_guard<std::mutex> lock(bad_mu_);
+  return bad_;
+}
+bool Device::IsBad(uint64_t offset, uint64_t length) const {
+  if (bad_count_.load(std::memory_order_relaxed) == 0) return false;
+  std::lock_guard<std::mutex> lock(bad_mu_);
+  for (const BadRange& r : bad_) {
+    if (r.offset < offset + length && offset < r.offset + r.length) return true;
+  }
+  return false;
+}
+Status Device::InjectPoison(uint64_t offset, uint64_t length) {
+  return Status::NotSupported("InjectPoison: not implemented yet");
+}
+void Device::AddBadRange(uint64_t offset, uint64_t length) {
+  std::lock_guard<std::mutex> lock(bad_mu_);
+  bad_.push_back({offset, length});
+  bad_count_.store(bad_.size(), std::memory_order_relaxed);
+}
+}  // namespace daxfs::device

@@ -8,14 +8,24 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "daxfs/status.h"
 
 namespace daxfs::device {
 
 inline constexpr size_t kCacheLine = 64;
+
+// A range of bad device bytes (poison).
+struct BadRange {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  bool operator==(const BadRange&) const = default;
+};
 
 class Device {
  public:
@@ -46,6 +56,19 @@ class Device {
     return Drain();
   }
 
+  // ---- Poison (bad device bytes; docs/failure.md "Sources"). Real pmem reports its bad blocks
+  // through libpmem2's bad-block API; an emulated device keeps a list beside its file
+  // ("<path>.badblocks", one "offset length" line per range, bytes); memory devices keep it in
+  // memory. The engine never loads from a bad range: node reads and file reads check IsBad.
+  // Every bad range known, sorted and merged.
+  std::vector<BadRange> BadRanges() const;
+  // Whether any byte of [offset, +length) is bad. One relaxed atomic load when none is.
+  bool IsBad(uint64_t offset, uint64_t length) const;
+  // Marks [offset, +length) bad, like `ndctl inject-error`: emulated and memory devices add it
+  // to their list (a file device persistently, in "<path>.badblocks"); real pmem: EOPNOTSUPP
+  // (use ndctl inject-error). EINVAL for an empty range or one past the device end.
+  virtual Status InjectPoison(uint64_t offset, uint64_t length);
+
   // Bytes of the device as a pointer, with bounds checked by the caller.
   uint8_t* At(uint64_t offset) const { return base_ + offset; }
   bool Contains(uint64_t offset, uint64_t length) const {
@@ -55,6 +78,12 @@ class Device {
  protected:
   uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
+
+  // The bad ranges (sorted, merged), for BadRanges/IsBad; subclasses fill it at open.
+  void AddBadRange(uint64_t offset, uint64_t length);
+  mutable std::mutex bad_mu_;
+  std::vector<BadRange> bad_;
+  std::atomic<size_t> bad_count_{0};
 };
 
 struct OpenOptions {

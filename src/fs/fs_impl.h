@@ -16,6 +16,7 @@
 #include "daxfs/filesystem.h"
 #include "device/device.h"
 #include "format/records.h"
+#include "fs/mapping_hooks.h"
 #include "space/extent_allocator.h"
 #include "txn/pool.h"
 
@@ -91,6 +92,52 @@ class FsImpl final : public Filesystem {
 
   // ---- check.cc
   Result<FsCheckResult> Check() override;
+
+  // ---- media.cc (issue 5): media failures, the poison tree, and what the DAX layer needs.
+  Result<MediaFailureRecord> RecordMediaFailure(uint64_t offset, uint64_t length,
+                                                uint32_t flags) override;
+  Result<MediaErrorList> MediaErrors() override;
+  // The device bytes [offset, +length) cut by kind, by address (clipped to the device; a piece
+  // past its end is kOutside). Runs its own read operation.
+  Result<std::vector<RangePiece>> ClassifyRange(uint64_t offset, uint64_t length);
+  // The DAX layer's observer of watched files (null: none). Set before the first mapping.
+  void SetMappingObserver(MappingObserver* observer);
+  // One operation that makes [offset, +length) of regular file `ino` mappable and hands its
+  // layout to `install` under the filesystem lock (so no extent changes in between; `install`
+  // must not call back into the filesystem; its error is returned and, for a writable mapping,
+  // the preparation stays done). offset block-aligned, length > 0, the range within the file
+  // size rounded up to a block: else EINVAL. writable: first allocates holes (zeroed, written),
+  // zeroes and converts unwritten extents and unshares shared blocks, so the layout is all kData
+  // of private blocks (kLost stays kLost); EROFS on a read-only filesystem, ENOSPC. Read-only:
+  // unwritten and holes are kZero.
+  Status PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
+                        const std::function<Status(const MapLayout&)>& install);
+  device::Device* device() const { return device_; }
+
+ private:
+  // ---- BEGIN media/DAX private helpers (media.cc, dax_hooks.cc) ------------------------------
+  // media.cc: calls fn(file_block, blocks, device_block or kNoDevice) for every lost range of
+  // `ino` overlapping [first_block, +count), in order (inside an operation).
+  Status ForEachLostRangeLocked(
+      Ino ino, uint64_t first_block, uint64_t count,
+      const std::function<void(uint64_t, uint64_t, uint64_t)>& fn);
+  // dax_hooks.cc: notes that the layout of [first_block, +count) of `ino` may have changed
+  // (cheap: does nothing unless the observer watches ino). Every extent-record primitive calls it,
+  // and so must anything else that changes a layout (size, losses).
+  void NoteLayoutChange(Ino ino, uint64_t first_block, uint64_t count);
+  // dax_hooks.cc: tells the observer the new layout of every noted range and forgets them. The
+  // write-operation scaffolding calls it after a successful body (before commit); code that
+  // changes layouts outside a write operation calls it itself. REQUIRES: mu_ held.
+  void PublishLayoutChangesLocked();
+  MappingObserver* observer_ = nullptr;
+  struct NotedChange {
+    Ino ino;
+    uint64_t first_block, count;
+  };
+  std::vector<NotedChange> noted_changes_;
+  // ---- END media/DAX private helpers ----------------------------------------------------------
+
+ public:
 
   // For tests: the pool underneath (do not write through it).
   txn::Pool* pool() { return pool_.get(); }

@@ -1,0 +1,2 @@
+// PLACEHOLDER: the fs-rmap design (issue 5, DAX work).
+#include "dax/fs_rmap_tracker.h"

@@ -1,0 +1,2 @@
+// PLACEHOLDER: the mapping table (issue 5, DAX work).
+#include "dax/mapping_table.h"

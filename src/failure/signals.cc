@@ -1,0 +1,2 @@
+// PLACEHOLDER: SIGBUS source (issue 5, signals work).
+#include "failure/signals.h"

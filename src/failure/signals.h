@@ -1,0 +1,34 @@
+// The SIGBUS/SIGSEGV source of media failures: a process-wide handler that recognises
+// BUS_MCEERR_AR, BUS_MCEERR_AO, BUS_ADRERR and fence traps (a load or store on a fenced page)
+// inside a daxfs mapping, turns the address into a device offset with dax::AddressDirectory,
+// and queues an event (doing only async-signal-safe work); a monitor thread hands each event to
+// the owner's callback. Signals elsewhere go to the handler that was installed before.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "dax/mapping_table.h"
+#include "daxfs/status.h"
+
+namespace daxfs::failure {
+
+struct SignalEvent {
+  int signo = 0;          // SIGBUS or SIGSEGV
+  int code = 0;           // si_code (BUS_MCEERR_AR, BUS_MCEERR_AO, BUS_ADRERR, SEGV_ACCERR...)
+  uintptr_t address = 0;  // si_addr
+  int address_lsb = 12;   // log2 of the failed granule (si_addr_lsb; 12 when not given)
+  bool fence_trap = false;       // the page was already fenced: a consumed access of lost data
+  bool action_required = false;  // BUS_MCEERR_AR, BUS_ADRERR or a fence trap
+  dax::AddressInfo info;         // what the address is
+};
+
+// Installs the handler and starts the monitor thread, which calls `on_event` for every event in
+// the order caught. One owner at a time: EBUSY if installed already.
+Status InstallSignalHandler(std::function<void(const SignalEvent&)> on_event);
+// Restores the previous handlers and stops the monitor thread (after draining its queue).
+void UninstallSignalHandler();
+// Waits until every event caught before the call has been handed to `on_event`.
+Status WaitForSignalEvents();
+
+}  // namespace daxfs::failure

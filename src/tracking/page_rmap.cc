@@ -1,0 +1,2 @@
+// PLACEHOLDER: page-rmap design (issue 5, tracking work).
+#include "tracking/trackers.h"

@@ -1,1 +1,148 @@
-// PLACEHOLDER
+// Failure routing: victims first (the layout still maps them), then the filesystem's record of
+// the loss (which fences the lost pages through the mapping observer), then an explicit fence
+// of every victim, then the handlers, then the log.
+#include "failure/router.h"
+
+#include <fmt/core.h>
+
+#include <map>
+
+#include "base/log.h"
+
+namespace daxfs::failure {
+
+namespace {
+constexpr uint64_t kPage = 4096;
+}
+
+std::string Router::PathOf(Ino ino) {
+  Result<std::string> p = fs_->PathOf(ino);
+  return p.ok() ? *p : std::string();
+}
+
+void Router::Log(std::string_view event, const FailureReport& report) {
+  if (log_ == nullptr) return;
+  Status s = log_->Append(event, report);
+  if (!s.ok()) base::Log(base::LogLevel::kError, "event log: {}", s.ToString());
+}
+
+Result<FailureReport> Router::NotifyFailure(uint64_t offset, uint64_t length, uint32_t flags) {
+  if (length == 0) return Status::Invalid("media failure: the range is empty");
+  uint64_t size = fs_->device()->size();
+  if (offset >= size) {
+    return Status::Error(ENXIO, fmt::format("media failure at device offset {}: past the end of "
+                                            "the device ({} bytes)", offset, size));
+  }
+  FailureReport report;
+  report.offset = offset;
+  report.length = std::min(length, size - offset);
+  report.flags = flags;
+  if (flags & kFailureRemove) return Remove(std::move(report));
+
+  // 1. Victims while the mappings still map the bad bytes.
+  ASSIGN_OR_RETURN(std::vector<Victim> victims,
+                   tracker_->FindVictims(report.offset, report.length));
+  // 2. The filesystem's part: owners recorded lost, free space retired, metadata -> shutdown.
+  Result<MediaFailureRecord> media = fs_->RecordMediaFailure(report.offset, report.length, flags);
+  if (!media.ok()) {
+    report.actions.push_back("the filesystem could not record the failure: " +
+                             media.status().ToString());
+  } else {
+    report.media = std::move(*media);
+  }
+  // 3. Notices, one per victim piece, and the fence.
+  std::map<Ino, std::string> paths;
+  for (const FileRangeLoss& o : report.media.owners) paths.emplace(o.ino, o.path);
+  size_t fenced_pages = 0;
+  for (const Victim& v : victims) {
+    auto it = paths.find(v.ino);
+    if (it == paths.end()) it = paths.emplace(v.ino, PathOf(v.ino)).first;
+    Status fenced = table_->Fence(v.mapping_id, v.address, v.length);
+    if (fenced.ok()) {
+      fenced_pages += v.length / kPage;
+    } else {
+      report.actions.push_back(fmt::format("could not fence {:#x}+{} of mapping {}: {}",
+                                           reinterpret_cast<uintptr_t>(v.address), v.length,
+                                           v.mapping_id, fenced.ToString()));
+    }
+    report.notices.push_back({.mapping_id = v.mapping_id, .address = v.address,
+                              .length = v.length, .ino = v.ino, .path = it->second,
+                              .file_offset = v.file_offset, .device_offset = v.device_offset,
+                              .action_required = (flags & kFailureActionRequired) != 0});
+  }
+  // 4. What was done, in order.
+  for (const RangePiece& p : report.media.pieces) {
+    report.actions.push_back(fmt::format("device bytes {}+{}: {}", p.offset, p.length,
+                                         RangeKindName(p.kind)));
+  }
+  if (!report.media.owners.empty()) {
+    report.actions.push_back(fmt::format(
+        "recorded {} lost file range{} {}", report.media.owners.size(),
+        report.media.owners.size() == 1 ? "" : "s",
+        report.media.recorded ? "in the poison tree" : "in memory only (read-only)"));
+  }
+  for (const DeviceRange& d : report.media.retired) {
+    report.actions.push_back(fmt::format("retired free device bytes {}+{}", d.offset, d.length));
+  }
+  if (report.media.metadata_hit) {
+    report.shut_down = true;
+    report.actions.push_back("metadata hit: " + report.media.message);
+  }
+  if (!victims.empty()) {
+    std::map<uint64_t, int> mappings;
+    for (const Victim& v : victims) mappings[v.mapping_id]++;
+    report.actions.push_back(fmt::format("fenced {} page{} in {} mapping{}", fenced_pages,
+                                         fenced_pages == 1 ? "" : "s", mappings.size(),
+                                         mappings.size() == 1 ? "" : "s"));
+  }
+  size_t told = table_->Notify(report.notices);
+  if (!report.notices.empty()) {
+    report.actions.push_back(fmt::format("notified {} mapping handler call{}", told,
+                                         told == 1 ? "" : "s"));
+  }
+  Log("failure", report);
+  return report;
+}
+
+Result<FailureReport> Router::Remove(FailureReport report) {
+  std::vector<MappingNotice> notices = table_->RemovalNotices();
+  std::map<Ino, std::string> paths;
+  for (MappingNotice& n : notices) {
+    auto it = paths.find(n.ino);
+    if (it == paths.end()) it = paths.emplace(n.ino, PathOf(n.ino)).first;
+    n.path = it->second;
+  }
+  report.notices = notices;
+  size_t told = table_->Notify(notices);
+  report.actions.push_back(fmt::format("device removal: notified {} mapping{}", told,
+                                       told == 1 ? "" : "s"));
+  table_->KillAll();
+  report.actions.push_back(fmt::format("made {} mapping{} inaccessible", notices.size(),
+                                       notices.size() == 1 ? "" : "s"));
+  Status s = fs_->Unmount();
+  report.unmounted = true;
+  report.actions.push_back(s.ok() ? std::string("unmounted the filesystem")
+                                  : "unmount: " + s.ToString());
+  Log("removal", report);
+  return report;
+}
+
+FailureReport Router::ReportTrap(const dax::AddressInfo& info) {
+  FailureReport report;
+  report.offset = info.device_offset == fs::kNoDevice ? 0 : info.device_offset;
+  report.length = kPage;
+  report.flags = kFailureActionRequired;
+  MappingNotice n{.mapping_id = info.mapping_id, .address = info.page, .length = kPage,
+                  .ino = info.ino, .path = PathOf(info.ino), .file_offset = info.file_offset,
+                  .device_offset = report.offset, .action_required = true, .consumed = true};
+  report.notices.push_back(n);
+  report.actions.push_back(fmt::format(
+      "a load or store trapped on the fenced page {:#x} of mapping {} ({} at file offset {})",
+      reinterpret_cast<uintptr_t>(info.page), info.mapping_id, n.path.empty() ? "?" : n.path,
+      info.file_offset));
+  table_->Notify(report.notices);
+  Log("trap", report);
+  return report;
+}
+
+}  // namespace daxfs::failure

@@ -1,0 +1,35 @@
+// The JSON-lines event log of media failures: one line per event (a routed failure, a trap on a
+// fenced page, a device removal, the bad-block scan at mount), naming the device range, every
+// owner with path and offset, every mapping notified and the actions taken (docs/failure.md).
+#pragma once
+
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "daxfs/dax.h"
+#include "daxfs/status.h"
+
+namespace daxfs::failure {
+
+// One event as a JSON object (no newline). `event` names it: "failure", "trap", "removal".
+std::string EventJson(std::string_view event, const FailureReport& report);
+
+class EventLog {
+ public:
+  // Appends to `path` (created if missing). Each line is written with one write(2) and fsync'd,
+  // so a crash loses no event that was reported as logged.
+  static Result<std::unique_ptr<EventLog>> Open(const std::string& path);
+  ~EventLog();
+  Status Append(std::string_view event, const FailureReport& report);
+  const std::string& path() const { return path_; }
+
+ private:
+  EventLog(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  std::string path_;
+  int fd_;
+  std::mutex mu_;
+};
+
+}  // namespace daxfs::failure

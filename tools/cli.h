@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daxfs/dax.h"
 #include "daxfs/filesystem.h"
 #include "daxfs/image.h"
 #include "daxfs/status.h"
@@ -67,6 +68,10 @@ Runner SetupDedupe(CLI::App* sub);
 Runner SetupUnshare(CLI::App* sub);
 Runner SetupFsmap(CLI::App* sub);
 Runner SetupRepair(CLI::App* sub);
+// commands_media.cc
+Runner SetupInjectError(CLI::App* sub);
+Runner SetupErrors(CLI::App* sub);
+Runner SetupMap(CLI::App* sub);
 
 // ---- Errors.
 
@@ -91,8 +96,16 @@ Result<uint32_t> ParseMode(const std::string& text);
 enum class Access { kReadOnly, kReadWrite };
 // Opens `image`, runs `body` and unmounts, so a changed image is clean and durable on return.
 // The first error wins; errors from opening and unmounting name the image.
+// Every command opens the image through the DAX engine (daxfs/dax.h), so the device's
+// bad-block list is routed at mount (reports go to stderr) and failure events go to the JSON-lines
+// log "<image>.events.jsonl" (or $DAXFS_EVENT_LOG).
 Status WithImage(const std::string& image, Access access,
                  const std::function<Status(Filesystem&)>& body);
+Status WithDax(const std::string& image, Access access, DaxOptions options,
+               const std::function<Status(DaxFs&)>& body);
+std::string EventLogPath(const std::string& image);
+// A failure report as indented lines (inject-error, map, the bad-block scan).
+void PrintFailureReport(const FailureReport& report, std::FILE* out);
 
 // ---- Paths inside the image: always absolute.
 

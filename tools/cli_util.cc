@@ -8,6 +8,10 @@
 
 #include "cli.h"
 
+#include <sys/stat.h>
+
+#include <cstdlib>
+
 namespace daxfs::cli {
 
 void Reporter::Error(const Status& status) {
@@ -57,14 +61,60 @@ Result<uint32_t> ParseMode(const std::string& text) {
 
 // ---- The image.
 
-Status WithImage(const std::string& image, Access access,
-                 const std::function<Status(Filesystem&)>& body) {
-  bool read_only = access == Access::kReadOnly;
-  Result<std::unique_ptr<Filesystem>> opened = Filesystem::Open(image, {.read_only = read_only});
+std::string EventLogPath(const std::string& image) {
+  if (const char* env = std::getenv("DAXFS_EVENT_LOG")) return env;
+  struct stat st;
+  if (::stat(image.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return image + ".events.jsonl";
+  return "";
+}
+
+Status WithDax(const std::string& image, Access access, DaxOptions options,
+               const std::function<Status(DaxFs&)>& body) {
+  options.mount.read_only = access == Access::kReadOnly;
+  if (options.event_log.empty()) options.event_log = EventLogPath(image);
+  Result<std::unique_ptr<DaxFs>> opened = DaxFs::Open(image, options);
   if (!opened.ok()) return At(image, opened.status());
+  for (const FailureReport& r : (*opened)->mount_reports()) {
+    fmt::print(stderr, "daxfs: {}: the device's bad-block list names device bytes {}+{}:\n",
+               image, r.offset, r.length);
+    PrintFailureReport(r, stderr);
+  }
   Status done = body(**opened);
   Status unmounted = (*opened)->Unmount();
   return done.ok() ? At(image, unmounted) : done;
+}
+
+Status WithImage(const std::string& image, Access access,
+                 const std::function<Status(Filesystem&)>& body) {
+  return WithDax(image, access, {}, [&](DaxFs& dax) { return body(dax.fs()); });
+}
+
+void PrintFailureReport(const FailureReport& r, std::FILE* out) {
+  std::string flags;
+  if (r.flags & kFailureActionRequired) flags += ", action required";
+  if (r.flags & kFailureSimulated) flags += ", simulated";
+  if (r.flags & kFailureRemove) flags += ", device removal";
+  fmt::print(out, "media failure at device bytes {}+{}{}\n", r.offset, r.length, flags);
+  for (const RangePiece& p : r.media.pieces) {
+    fmt::print(out, "  {}+{}: {}\n", p.offset, p.length, RangeKindName(p.kind));
+  }
+  if (!r.media.owners.empty()) {
+    fmt::print(out, "  owners ({}):\n", r.media.owners.size());
+    for (const FileRangeLoss& o : r.media.owners) {
+      fmt::print(out, "    {:<24} inode {:<5} file bytes {}+{}  device {}{}\n",
+                 o.path.empty() ? "(no path)" : o.path, o.ino, o.file_offset, o.length,
+                 o.device_offset, o.shared ? "  shared" : "");
+    }
+  }
+  if (!r.notices.empty()) {
+    fmt::print(out, "  mappings notified ({}):\n", r.notices.size());
+    for (const MappingNotice& n : r.notices) {
+      fmt::print(out, "    mapping #{:<3} {:<24} address {:#x}+{}  file offset {}{}\n",
+                 n.mapping_id, n.path, reinterpret_cast<uintptr_t>(n.address), n.length,
+                 n.file_offset, n.action_required ? "  action required" : "");
+    }
+  }
+  for (const std::string& a : r.actions) fmt::print(out, "  - {}\n", a);
 }
 
 // ---- Paths.

@@ -54,6 +54,12 @@ const Command kCommands[] = {
      "daxfs fsmap pool.img -d 0 64M", SetupFsmap},
     {"repair", "Rebuild the reverse map and refcounts from the extent maps (offline)",
      "daxfs repair pool.img", SetupRepair},
+    {"inject-error", "Mark device bytes bad (emulated poison) and route the failure",
+     "daxfs inject-error pool.img --at /f:0", SetupInjectError},
+    {"errors", "List lost file ranges, retired space and metadata damage",
+     "daxfs errors pool.img", SetupErrors},
+    {"map", "Map files directly (DAX); optionally inject an error under the mappings",
+     "daxfs map pool.img /a /b --inject-at /a:0 --load", SetupMap},
 };
 
 // CLI11's usage errors in the house format: "daxfs: <command>: <what is wrong>".

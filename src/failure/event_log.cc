@@ -78,21 +78,21 @@ std::string EventJson(std::string_view event, const FailureReport& r) {
   return j.dump();
 }
 
-Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return Status::Error(errno, fmt::format("{}: cannot open the event log: {}", path,
-                                            std::strerror(errno)));
-  }
-  return std::unique_ptr<EventLog>(new EventLog(path, fd));
+EventLog::~EventLog() {
+  if (fd_ >= 0) ::close(fd_);
 }
-
-EventLog::~EventLog() { ::close(fd_); }
 
 Status EventLog::Append(std::string_view event, const FailureReport& report) {
   std::string line = EventJson(event, report);
   line.push_back('\n');
   std::lock_guard<std::mutex> lock(mu_);
+  if (fd_ < 0) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd_ < 0) {
+      return Status::Error(errno, fmt::format("{}: cannot open the event log: {}", path_,
+                                              std::strerror(errno)));
+    }
+  }
   size_t done = 0;
   while (done < line.size()) {
     ssize_t n = ::write(fd_, line.data() + done, line.size() - done);

@@ -18,17 +18,16 @@ std::string EventJson(std::string_view event, const FailureReport& report);
 
 class EventLog {
  public:
-  // Appends to `path` (created if missing). Each line is written with one write(2) and fsync'd,
-  // so a crash loses no event that was reported as logged.
-  static Result<std::unique_ptr<EventLog>> Open(const std::string& path);
+  // Appends to `path`, which is created (0644) at the first event. Each line is written whole
+  // and fdatasync'd, so a crash loses no event that was reported as logged.
+  explicit EventLog(std::string path) : path_(std::move(path)) {}
   ~EventLog();
   Status Append(std::string_view event, const FailureReport& report);
   const std::string& path() const { return path_; }
 
  private:
-  EventLog(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
   std::string path_;
-  int fd_;
+  int fd_ = -1;
   std::mutex mu_;
 };
 

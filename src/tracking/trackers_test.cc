@@ -93,24 +93,25 @@ class Model {
         if (!live_.empty()) Unmap(rnd_.Uniform(live_.size()));
         break;
       case 3: {  // copy-on-write by write(): fresh device pages (possibly a run)
-        auto [f, from, to] = RandomRange();
-        Relayout(f, from, to, [&] { Write(f, from, to); });
+        const Range r = RandomRange();
+        Relayout(r, [&] { Write(r.file, r.from, r.to); });
         break;
       }
       case 4: {  // punch
-        auto [f, from, to] = RandomRange();
-        Relayout(f, from, to, [&] {
-          for (uint64_t p = from; p < to; ++p) files_[f][p] = kHole;
+        const Range r = RandomRange();
+        Relayout(r, [&] {
+          for (uint64_t p = r.from; p < r.to; ++p) files_[r.file][p] = kHole;
         });
         break;
       }
       case 5: {  // clone a range of another file (or the same one) over it: shared blocks
-        auto [f, from, to] = RandomRange();
+        const Range r = RandomRange();
         size_t src = rnd_.Uniform(files_.size());
-        uint64_t src_from = rnd_.Uniform(kFilePages - (to - from) + 1);
-        FileLayout copy(files_[src].begin() + src_from, files_[src].begin() + src_from + (to - from));
-        Relayout(f, from, to, [&] {
-          for (uint64_t p = from; p < to; ++p) files_[f][p] = copy[p - from];
+        uint64_t src_from = rnd_.Uniform(kFilePages - (r.to - r.from) + 1);
+        FileLayout copy(files_[src].begin() + src_from,
+                        files_[src].begin() + src_from + (r.to - r.from));
+        Relayout(r, [&] {
+          for (uint64_t p = r.from; p < r.to; ++p) files_[r.file][p] = copy[p - r.from];
         });
         break;
       }
@@ -145,7 +146,11 @@ class Model {
  private:
   static constexpr uint64_t kFilePages = 24;
 
-  std::tuple<size_t, uint64_t, uint64_t> RandomRange() {
+  struct Range {
+    size_t file;
+    uint64_t from, to;  // file pages
+  };
+  Range RandomRange() {
     size_t f = rnd_.Uniform(files_.size());
     uint64_t from = rnd_.Uniform(kFilePages);
     uint64_t to = from + 1 + rnd_.Uniform(std::min<uint64_t>(6, kFilePages - from));
@@ -189,7 +194,9 @@ class Model {
   // What a mapping table does on LayoutChanged: every live mapping of the file leaves the old
   // pages of the changed range and joins the new ones.
   template <typename Change>
-  void Relayout(size_t f, uint64_t from, uint64_t to, Change change) {
+  void Relayout(const Range& r, Change change) {
+    const size_t f = r.file;
+    const uint64_t from = r.from, to = r.to;
     std::vector<std::pair<size_t, std::vector<fs::MapSegment>>> old;
     for (size_t i = 0; i < live_.size(); ++i) {
       const LiveMapping& lm = live_[i];

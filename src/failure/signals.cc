@@ -289,18 +289,19 @@ struct Owner {
   std::mutex mu;
   std::condition_variable handled_cv;
   uint64_t handled = 0;  // every position below this one was handed to on_event (or discarded)
+  uint64_t reported_drops = 0;  // g_dropped when the last event was delivered (monitor only)
   bool stop = false;
   bool stopped = false;
 };
 std::mutex g_admin_mu;
 std::shared_ptr<Owner> g_owner;  // under g_admin_mu
 
-void DrainOnce(Owner& owner, uint64_t* reported_drops) {
+void DrainOnce(Owner& owner) {
   SignalEvent event;
   while (Dequeue(&event)) {
     uint64_t dropped = g_dropped.load();
-    event.dropped = dropped - *reported_drops;
-    *reported_drops = dropped;
+    event.dropped = dropped - owner.reported_drops;
+    owner.reported_drops = dropped;
     if (owner.on_event) owner.on_event(event);
     PruneFenceSet();
     std::lock_guard<std::mutex> lock(owner.mu);
@@ -311,9 +312,8 @@ void DrainOnce(Owner& owner, uint64_t* reported_drops) {
 
 void MonitorLoop(Owner* owner) {
   EnsureSignalStack();
-  uint64_t reported_drops = g_dropped.load();
   for (;;) {
-    DrainOnce(*owner, &reported_drops);
+    DrainOnce(*owner);
     {
       std::lock_guard<std::mutex> lock(owner->mu);
       if (owner->stop) break;
@@ -322,7 +322,7 @@ void MonitorLoop(Owner* owner) {
     ssize_t n = read(g_eventfd.load(), &count, sizeof count);
     if (n < 0 && errno != EINTR && errno != EAGAIN) break;
   }
-  DrainOnce(*owner, &reported_drops);
+  DrainOnce(*owner);
   std::lock_guard<std::mutex> lock(owner->mu);
   owner->stopped = true;
   owner->handled_cv.notify_all();
@@ -392,6 +392,7 @@ Status InstallSignalHandler(std::function<void(const SignalEvent&)> on_event) {
   auto owner = std::make_shared<Owner>();
   owner->on_event = std::move(on_event);
   owner->handled = g_head.load();
+  owner->reported_drops = g_dropped.load();  // before the handler can drop anything for us
 
   // Remember the previous actions before ours can run, so the handler always has them.
   if (sigaction(SIGBUS, nullptr, &g_prev_bus) != 0) return ErrnoStatus("sigaction(SIGBUS)");

@@ -229,8 +229,10 @@ TEST_F(SignalsTest, RealLoadPastTheFileIsFencedThenTraps) {
 
 // A handler of the test's own, installed before daxfs's.
 std::atomic<uintptr_t> g_chained_address{0};
+std::atomic<int> g_chained_calls{0};
 uint8_t* g_own_page = nullptr;
 void OwnHandler(int, siginfo_t* si, void*) {
+  g_chained_calls.fetch_add(1);
   g_chained_address.store(reinterpret_cast<uintptr_t>(si->si_addr));
   mprotect(g_own_page, kPage, PROT_READ);  // the load re-executes and succeeds
 }
@@ -253,6 +255,13 @@ TEST_F(SignalsTest, FaultsOutsideDaxfsGoToThePreviousHandler) {
   // A machine-check report for memory that is not daxfs's goes there too.
   SendSelf(SIGBUS, BUS_MCEERR_AO, g_own_page + 9, 12);
   EXPECT_EQ(g_chained_address.load(), reinterpret_cast<uintptr_t>(g_own_page + 9));
+  // A signal sent by a process (si_code <= 0) carries no address: never daxfs's, even when
+  // the bytes where si_addr would be happen to point into a daxfs mapping.
+  const int calls = g_chained_calls.load();
+  ASSERT_EQ(sigqueue(getpid(), SIGBUS, sigval{}), 0);
+  EXPECT_EQ(g_chained_calls.load(), calls + 1);
+  SendSelf(SIGBUS, SI_QUEUE, base_ + kPage, 12);
+  EXPECT_EQ(g_chained_calls.load(), calls + 2);
   EXPECT_TRUE(Events().empty());
 
   UninstallSignalHandler();
@@ -322,10 +331,9 @@ TEST_F(SignalsTest, OverflowIsCountedAndReported) {
               }).ok());
   const uint64_t dropped_before = DroppedSignalEvents();
   const uint64_t kSent = kSignalQueueSize + 100;
+  // The callback holds the monitor on its first event, so the ring fills: whether or not the
+  // monitor took the first event before the rest came, every event is kept or counted.
   SendSelf(SIGBUS, BUS_MCEERR_AO, base_, 12);
-  // Wait until the monitor has taken the first event (it then blocks in the callback)...
-  // Without a sleep: the ring holds kSignalQueueSize, so sending that many more cannot be
-  // all kept unless the first one left; count exactly what was kept below.
   for (uint64_t i = 1; i < kSent; ++i) SendSelf(SIGBUS, BUS_MCEERR_AO, base_ + (i % 4) * kPage, 12);
   {
     std::lock_guard<std::mutex> lock(gate_mu);

@@ -15,11 +15,16 @@ namespace daxfs {
 
 const char* RangeKindName(RangeKind kind) {
   switch (kind) {
-    case RangeKind::kSuperblock: return "superblock";
-    case RangeKind::kMetadata: return "metadata";
-    case RangeKind::kData: return "data";
-    case RangeKind::kFree: return "free";
-    case RangeKind::kOutside: return "outside";
+    case RangeKind::kSuperblock:
+      return "superblock";
+    case RangeKind::kMetadata:
+      return "metadata";
+    case RangeKind::kData:
+      return "data";
+    case RangeKind::kFree:
+      return "free";
+    case RangeKind::kOutside:
+      return "outside";
   }
   return "unknown";
 }
@@ -31,7 +36,9 @@ using format::LostRecord;
 using format::RmapRecord;
 
 btree::TreeSpec PoisonTreeSpec() {
-  return {.id = format::TreeId::kPoison, .name = "poison", .key_words = 3,
+  return {.id = format::TreeId::kPoison,
+          .name = "poison",
+          .key_words = 3,
           .value_size = format::kPoisonValueSize};
 }
 
@@ -43,7 +50,9 @@ constexpr uint64_t kNoEnd = std::numeric_limits<uint64_t>::max();
 btree::Key LostKey(Ino ino, uint64_t file_block) {
   return btree::Key{{format::kPoisonLost, ino, file_block}};
 }
-btree::Key BadKey(uint64_t device_block) { return btree::Key{{format::kPoisonBad, device_block, 0}}; }
+btree::Key BadKey(uint64_t device_block) {
+  return btree::Key{{format::kPoisonBad, device_block, 0}};
+}
 
 uint64_t SaturatingEnd(uint64_t first, uint64_t count) {
   return count > kNoEnd - first ? kNoEnd : first + count;
@@ -65,7 +74,7 @@ Result<std::vector<LostRecord>> CollectLosses(btree::BTree* tree,
   if (tree != nullptr && tree->root() != 0) {
     btree::Cursor c(tree);
     RETURN_IF_ERROR(SeekOverlapStart(&c, LostKey(ino, first)));
-    for (Status st; ; st = c.Next()) {
+    for (Status st;; st = c.Next()) {
       RETURN_IF_ERROR(st);
       if (!c.Valid()) break;
       const btree::Key& k = c.key();
@@ -114,7 +123,8 @@ std::vector<space::Run> Union(std::vector<space::Run> runs) {
   return out;
 }
 
-void AppendPiece(std::vector<RangePiece>* pieces, uint64_t offset, uint64_t length, RangeKind kind) {
+void AppendPiece(std::vector<RangePiece>* pieces, uint64_t offset, uint64_t length,
+                 RangeKind kind) {
   if (length == 0) return;
   if (!pieces->empty() && pieces->back().kind == kind &&
       pieces->back().offset + pieces->back().length == offset) {
@@ -124,7 +134,9 @@ void AppendPiece(std::vector<RangePiece>* pieces, uint64_t offset, uint64_t leng
   pieces->push_back({offset, length, kind});
 }
 
-bool IsMetadataKind(RangeKind k) { return k == RangeKind::kSuperblock || k == RangeKind::kMetadata; }
+bool IsMetadataKind(RangeKind k) {
+  return k == RangeKind::kSuperblock || k == RangeKind::kMetadata;
+}
 
 }  // namespace
 
@@ -152,7 +164,8 @@ Status FsImpl::CheckNotLostLocked(Ino ino, uint64_t first_block, uint64_t count,
   uint64_t b = std::max(r.file_block, first_block);
   return Status::IoError(fmt::format(
       "media error: {} of inode {} at file offset {}: the data is lost (bad media at device "
-      "offset {})", what, ino, b * kB, (r.device_block + (b - r.file_block)) * kB));
+      "offset {})",
+      what, ino, b * kB, (r.device_block + (b - r.file_block)) * kB));
 }
 
 Status FsImpl::CheckDeviceGoodLocked(Ino ino, uint64_t file_block, uint64_t device_block,
@@ -160,14 +173,13 @@ Status FsImpl::CheckDeviceGoodLocked(Ino ino, uint64_t file_block, uint64_t devi
   if (!device_->IsBad(device_block * kB, count * kB)) return Status::Ok();
   uint64_t i = 0;
   while (i + 1 < count && !device_->IsBad((device_block + i) * kB, kB)) ++i;
-  return Status::IoError(fmt::format(
-      "media error: {} of inode {} at file offset {}: device offset {} is on bad media", what, ino,
-      (file_block + i) * kB, (device_block + i) * kB));
+  return Status::IoError(
+      fmt::format("media error: {} of inode {} at file offset {}: device offset {} is on bad media",
+                  what, ino, (file_block + i) * kB, (device_block + i) * kB));
 }
 
-Status FsImpl::ForEachLostRangeLocked(
-    Ino ino, uint64_t first_block, uint64_t count,
-    const std::function<void(uint64_t, uint64_t, uint64_t)>& fn) {
+Status FsImpl::ForEachLostRangeLocked(Ino ino, uint64_t first_block, uint64_t count,
+                                      const std::function<void(uint64_t, uint64_t, uint64_t)>& fn) {
   if (!PoisonActive() || count == 0) return Status::Ok();
   uint64_t end = SaturatingEnd(first_block, count);
   ASSIGN_OR_RETURN(std::vector<LostRecord> losses,
@@ -193,8 +205,8 @@ Status FsImpl::ForgetLossesLocked(Ino ino, uint64_t first_block, uint64_t count)
   for (const LostRecord& r : losses) {
     RETURN_IF_ERROR(trees_.poison->Delete(LostKey(ino, r.file_block)));
     if (r.file_block < first_block) {  // the head stays lost
-      format::EncodeLostValue({.blocks = first_block - r.file_block, .device_block = r.device_block},
-                              value);
+      format::EncodeLostValue(
+          {.blocks = first_block - r.file_block, .device_block = r.device_block}, value);
       RETURN_IF_ERROR(trees_.poison->Insert(LostKey(ino, r.file_block), value));
     }
     uint64_t r_end = r.file_block + r.blocks;
@@ -214,7 +226,8 @@ Status FsImpl::ReleaseOrRetireLocked(uint64_t device_block, uint64_t count) {
   ASSIGN_OR_RETURN(std::vector<BadRecord> bad, BadRecordsLocked(device_block, end));
   uint64_t at = device_block;
   for (const BadRecord& r : bad) {
-    uint64_t s = std::max(r.device_block, device_block), e = std::min(r.device_block + r.blocks, end);
+    uint64_t s = std::max(r.device_block, device_block),
+             e = std::min(r.device_block + r.blocks, end);
     if (s > at) ReleaseData(at, s - at);
     RETURN_IF_ERROR(RetireLocked(s, e - s));  // never free again: its last owner is gone
     at = e;
@@ -229,16 +242,17 @@ Status FsImpl::RetireLocked(uint64_t device_block, uint64_t count) {
   uint64_t lo = device_block > 0 ? device_block - 1 : 0, hi = device_block + count + 1;
   std::vector<RmapRecord> found;
   Status bad;
-  RETURN_IF_ERROR(trees_.rmap->Overlaps(lo, hi, [&](const btree::Key& k, std::span<const uint8_t> v) {
-    if (k.w[1] != format::kOwnerBad) return true;
-    Result<RmapRecord> r = format::DecodeRmap(k.w[0], k.w[1], k.w[2], v.data());
-    if (!r.ok()) {
-      bad = r.status();
-      return false;
-    }
-    found.push_back(*r);
-    return true;
-  }));
+  RETURN_IF_ERROR(
+      trees_.rmap->Overlaps(lo, hi, [&](const btree::Key& k, std::span<const uint8_t> v) {
+        if (k.w[1] != format::kOwnerBad) return true;
+        Result<RmapRecord> r = format::DecodeRmap(k.w[0], k.w[1], k.w[2], v.data());
+        if (!r.ok()) {
+          bad = r.status();
+          return false;
+        }
+        found.push_back(*r);
+        return true;
+      }));
   RETURN_IF_ERROR(bad);
   uint64_t start = device_block, end = device_block + count;
   for (const RmapRecord& r : found) {
@@ -256,7 +270,7 @@ Result<std::vector<BadRecord>> FsImpl::BadRecordsLocked(uint64_t first, uint64_t
   if (trees_.poison == nullptr || trees_.poison->root() == 0 || first >= end) return out;
   btree::Cursor c(trees_.poison);
   RETURN_IF_ERROR(SeekOverlapStart(&c, BadKey(first)));
-  for (Status st; ; st = c.Next()) {
+  for (Status st;; st = c.Next()) {
     RETURN_IF_ERROR(st);
     if (!c.Valid()) break;
     const btree::Key& k = c.key();
@@ -372,11 +386,12 @@ struct FsImpl::FailurePlan {
   uint64_t first = 0, end = 0;  // device blocks, the failure widened to whole blocks
   uint32_t flags = 0;           // FailureFlags
   std::vector<RangePiece> pieces;
-  std::vector<FileRangeLoss> owners;     // every file owner of the data pieces
-  std::vector<LostRecord> new_lost;      // losses not known yet
-  std::vector<BadRecord> new_bad;        // bad device ranges not known yet
-  std::vector<space::Run> retire_free;   // free DATA blocks to take out of service
-  std::vector<uint64_t> chunks_to_type;  // unallocated chunks hit: typed DATA to hold the retirement
+  std::vector<FileRangeLoss> owners;    // every file owner of the data pieces
+  std::vector<LostRecord> new_lost;     // losses not known yet
+  std::vector<BadRecord> new_bad;       // bad device ranges not known yet
+  std::vector<space::Run> retire_free;  // free DATA blocks to take out of service
+  std::vector<uint64_t>
+      chunks_to_type;  // unallocated chunks hit: typed DATA to hold the retirement
   std::vector<space::Run> retire_chunk;  // the bad blocks in those chunks
   std::optional<RangePiece> metadata;    // the first metadata piece hit
   bool any_metadata() const { return metadata.has_value(); }
@@ -399,16 +414,17 @@ Status FsImpl::PlanFailureLocked(uint64_t offset, uint64_t length, FailurePlan* 
     uint64_t s = p.offset / kB, e = (p.offset + p.length) / kB;
     if (trees_.rmap != nullptr) {
       Status bad;
-      RETURN_IF_ERROR(trees_.rmap->Overlaps(s, e, [&](const btree::Key& k, std::span<const uint8_t> v) {
-        if (format::IsSpecialOwner(k.w[1])) return true;
-        Result<RmapRecord> r = format::DecodeRmap(k.w[0], k.w[1], k.w[2], v.data());
-        if (!r.ok()) {
-          bad = r.status();
-          return false;
-        }
-        owners.push_back(*r);
-        return true;
-      }));
+      RETURN_IF_ERROR(
+          trees_.rmap->Overlaps(s, e, [&](const btree::Key& k, std::span<const uint8_t> v) {
+            if (format::IsSpecialOwner(k.w[1])) return true;
+            Result<RmapRecord> r = format::DecodeRmap(k.w[0], k.w[1], k.w[2], v.data());
+            if (!r.ok()) {
+              bad = r.status();
+              return false;
+            }
+            owners.push_back(*r);
+            return true;
+          }));
       RETURN_IF_ERROR(bad);
     } else {
       if (!scanned_done) {
@@ -436,8 +452,12 @@ Status FsImpl::PlanFailureLocked(uint64_t offset, uint64_t length, FailurePlan* 
     }
     uint64_t fb = r.file_block + (s - r.device_block);
     Result<std::string> path = PathOfLocked(r.owner);
-    plan->owners.push_back({.ino = r.owner, .path = path.ok() ? *path : "", .file_offset = fb * kB,
-                            .length = (e - s) * kB, .device_offset = s * kB, .shared = shared});
+    plan->owners.push_back({.ino = r.owner,
+                            .path = path.ok() ? *path : "",
+                            .file_offset = fb * kB,
+                            .length = (e - s) * kB,
+                            .device_offset = s * kB,
+                            .shared = shared});
     ASSIGN_OR_RETURN(std::vector<LostRecord> known,
                      CollectLosses(trees_.poison, overlay_lost_, r.owner, fb, fb + (e - s)));
     for (const LostRecord& n : plan->new_lost) {
@@ -446,8 +466,10 @@ Status FsImpl::PlanFailureLocked(uint64_t offset, uint64_t length, FailurePlan* 
     std::vector<space::Run> covered;
     for (const LostRecord& k : known) covered.push_back({k.file_block, k.blocks});
     for (const space::Run& g : Gaps(fb, fb + (e - s), Union(std::move(covered)))) {
-      plan->new_lost.push_back(
-          {.ino = r.owner, .file_block = g.start, .blocks = g.count, .device_block = s + (g.start - fb)});
+      plan->new_lost.push_back({.ino = r.owner,
+                                .file_block = g.start,
+                                .blocks = g.count,
+                                .device_block = s + (g.start - fb)});
     }
   }
   // Bad device ranges (data and free pieces) not recorded yet, and the free space to retire.
@@ -546,8 +568,9 @@ MediaFailureRecord Report(const std::vector<RangePiece>& pieces,
 }
 
 std::string Describe(const MediaFailureRecord& rec, uint64_t offset, uint64_t length) {
-  return fmt::format("media failure at device offset {} (+{}): {} file owner(s), {} retired range(s)",
-                     offset, length, rec.owners.size(), rec.retired.size());
+  return fmt::format(
+      "media failure at device offset {} (+{}): {} file owner(s), {} retired range(s)", offset,
+      length, rec.owners.size(), rec.retired.size());
 }
 
 }  // namespace
@@ -558,15 +581,18 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
   uint64_t fs_bytes = pool_->superblock().total_blocks() * kB;
   if (offset >= fs_bytes) {
     return Status::Error(ENXIO, fmt::format("media failure at device offset {} is past the end of "
-                                            "the filesystem ({} bytes)", offset, fs_bytes));
+                                            "the filesystem ({} bytes)",
+                                            offset, fs_bytes));
   }
   length = std::min(length, fs_bytes - offset);  // a crossing range is clipped
   if (flags & kFailureRemove) {  // the device is going away: nothing is corrupt, nothing recorded
     ASSIGN_OR_RETURN(std::vector<RangePiece> pieces, ClassifyRange(offset, length));
     MediaFailureRecord rec = Report(pieces, {});
     rec.recorded = false;
-    rec.message = fmt::format("device range at offset {} (+{}) is about to be removed: nothing "
-                              "recorded", offset, length);
+    rec.message = fmt::format(
+        "device range at offset {} (+{}) is about to be removed: nothing "
+        "recorded",
+        offset, length);
     return rec;
   }
   bool writable;
@@ -589,8 +615,10 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
     rec = Report(plan.pieces, plan.owners);
     rec.recorded = false;
     KeepFailureInMemoryLocked(plan);
-    for (const space::Run& r : plan.retire_free) rec.retired.push_back({r.start * kB, r.count * kB});
-    for (const space::Run& r : plan.retire_chunk) rec.retired.push_back({r.start * kB, r.count * kB});
+    for (const space::Run& r : plan.retire_free)
+      rec.retired.push_back({r.start * kB, r.count * kB});
+    for (const space::Run& r : plan.retire_chunk)
+      rec.retired.push_back({r.start * kB, r.count * kB});
     if (plan.any_metadata()) {
       rec.metadata_hit = true;
       rec.message = fmt::format(
@@ -636,7 +664,8 @@ Result<MediaErrorList> FsImpl::MediaErrors() {
       for (Status s = c.SeekGE(LostKey(0, 0));; s = c.Next()) {
         RETURN_IF_ERROR(s);
         if (!c.Valid() || c.key().w[0] != format::kPoisonLost) break;
-        ASSIGN_OR_RETURN(LostRecord r, format::DecodeLost(c.key().w[1], c.key().w[2], c.value().data()));
+        ASSIGN_OR_RETURN(LostRecord r,
+                         format::DecodeLost(c.key().w[1], c.key().w[2], c.value().data()));
         lost.push_back(r);
       }
     }
@@ -649,9 +678,12 @@ Result<MediaErrorList> FsImpl::MediaErrors() {
         ASSIGN_OR_RETURN(shared, RefcountSharedLocked(r.device_block, r.blocks));
       }
       Result<std::string> path = PathOfLocked(r.ino);
-      out.lost.push_back({.ino = r.ino, .path = path.ok() ? *path : "",
-                          .file_offset = r.file_block * kB, .length = r.blocks * kB,
-                          .device_offset = r.device_block * kB, .shared = shared});
+      out.lost.push_back({.ino = r.ino,
+                          .path = path.ok() ? *path : "",
+                          .file_offset = r.file_block * kB,
+                          .length = r.blocks * kB,
+                          .device_offset = r.device_block * kB,
+                          .shared = shared});
       bad.push_back({r.device_block, r.blocks});
     }
     std::vector<RmapRecord> files;
@@ -669,7 +701,8 @@ Result<MediaErrorList> FsImpl::MediaErrors() {
     if (r.offset < slots_end) {
       uint64_t n = std::min(r.length, slots_end - r.offset);
       out.metadata_damage.push_back({r.offset, n, RangeKind::kSuperblock});
-      if (n < r.length) out.metadata_damage.push_back({slots_end, r.length - n, RangeKind::kMetadata});
+      if (n < r.length)
+        out.metadata_damage.push_back({slots_end, r.length - n, RangeKind::kMetadata});
     } else {
       out.metadata_damage.push_back({r.offset, r.length, RangeKind::kMetadata});
     }

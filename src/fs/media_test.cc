@@ -327,7 +327,7 @@ TEST_F(MediaTest, FreeSpaceHitIsRetiredAndSurvivesRemount) {
   Format();
   Ino a = MakeFile("a", 2, 3);
   uint64_t used = DeviceOffsetOf(a, 1);
-  uint64_t free_block = used + 10 * kB;  // free DATA space in the same chunk
+  uint64_t free_block = used + 10 * kB;                  // free DATA space in the same chunk
   uint64_t unallocated = kDeviceSize - kChunk + 5 * kB;  // the last chunk: not typed yet
   MediaFailureRecord rec = Fail(free_block, kB);
   ASSERT_EQ(rec.pieces.size(), 1u);
@@ -365,7 +365,8 @@ TEST_F(MediaTest, MetadataHitShutsDownAndMountWithDamageIsReadOnly) {
   EXPECT_TRUE(rec->metadata_hit);
   EXPECT_FALSE(rec->recorded);
   EXPECT_NE(rec->message.find("media error in metadata at device offset 12288 (chunk 0)"),
-            std::string::npos) << rec->message;
+            std::string::npos)
+      << rec->message;
   EXPECT_TRUE(fs_->read_only());
   EXPECT_EQ(fs_->Write(a, 0, Pattern(10, 1)).status().code(), EROFS);
   EXPECT_EQ(fs_->Create(kRootIno, "x", 0644).status().code(), EROFS);
@@ -520,7 +521,8 @@ TEST_F(MediaTest, RandomFailuresAgainstAModel) {
   for (int f = 0; f < kFiles; ++f) {
     files.push_back(MakeFile("f" + std::to_string(f), kBlocks, static_cast<uint8_t>(f)));
     auto data = Pattern(kBlocks * kB, static_cast<uint8_t>(f));
-    for (int b = 0; b < kBlocks; ++b) model[f].push_back({data.begin() + b * kB, data.begin() + (b + 1) * kB});
+    for (int b = 0; b < kBlocks; ++b)
+      model[f].push_back({data.begin() + b * kB, data.begin() + (b + 1) * kB});
   }
   std::vector<std::vector<bool>> lost(kFiles, std::vector<bool>(kBlocks, false));
   for (int step = 0; step < 150; ++step) {
@@ -547,9 +549,11 @@ TEST_F(MediaTest, RandomFailuresAgainstAModel) {
     for (int g = 0; g < kFiles; ++g) {
       for (int c = 0; c < kBlocks; ++c) {
         if (lost[g][c]) {
-          ASSERT_EQ(ReadErrno(files[g], c * kB), EIO) << "step " << step << " file " << g << " block " << c;
+          ASSERT_EQ(ReadErrno(files[g], c * kB), EIO)
+              << "step " << step << " file " << g << " block " << c;
         } else {
-          ASSERT_TRUE(ReadsAs(files[g], c * kB, model[g][c])) << "step " << step << " file " << g << " block " << c;
+          ASSERT_TRUE(ReadsAs(files[g], c * kB, model[g][c]))
+              << "step " << step << " file " << g << " block " << c;
         }
       }
     }

@@ -65,8 +65,9 @@ class MediaCrashTest : public ::testing::Test {
     images_.clear();
     dev_.SetPersistHook([&](uint64_t point) {
       for (uint64_t seed : kImageSeeds) {
-        images_.push_back({"persist point " + std::to_string(point) + " seed " + std::to_string(seed),
-                           dev_.CrashImage(seed)});
+        images_.push_back(
+            {"persist point " + std::to_string(point) + " seed " + std::to_string(seed),
+             dev_.CrashImage(seed)});
       }
     });
     op();
@@ -113,7 +114,8 @@ TEST_F(MediaCrashTest, RecordingIsAllOrNothingAtEveryPersistPoint) {
   ASSERT_GT(images_.size(), 1u);
   for (const Image& image : images_) {
     auto lost = Recover(image);
-    EXPECT_TRUE(lost.empty() || lost == all) << image.where << ": " << lost.size() << " owners lost";
+    EXPECT_TRUE(lost.empty() || lost == all)
+        << image.where << ": " << lost.size() << " owners lost";
   }
   EXPECT_EQ(Recover(images_.back()), all);
 }

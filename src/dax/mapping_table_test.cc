@@ -21,6 +21,7 @@
 #include "dax/fs_rmap_tracker.h"
 #include "dax/interval_index.h"
 #include "device/device.h"
+#include "daxfs/media.h"
 #include "fs/fs_impl.h"
 
 namespace daxfs::dax {
@@ -426,6 +427,37 @@ TEST_F(MappingTableTest, MappingOutlivesTable) {
   std::unique_ptr<Mapping> again = MapOk(ino, 0, kB, MapProt::kRead);
   ASSERT_NE(again, nullptr);
   EXPECT_EQ(View(*again, 0, kB), ReadAll(ino, 0, kB));
+}
+
+// A loss recorded by the filesystem (media failure) fences the page in every mapping of every
+// owner; a write of the whole block gives that owner a fresh block and the page comes back.
+// Skipped where the media-failure work is not merged yet.
+TEST_F(MappingTableTest, RecordedLossFencesEveryOwnersMapping) {
+  Ino a = NewFile("a");
+  WriteAt(a, 0, Pattern(4 * kB, 22));
+  Ino b = NewFile("b");
+  ASSERT_OK(fs_->Clone(a, b));
+  uint64_t bad = BmapPages(a)[kB];
+  std::unique_ptr<Mapping> ma = MapOk(a, 0, 4 * kB, MapProt::kRead);
+  std::unique_ptr<Mapping> mb = MapOk(b, 0, 4 * kB, MapProt::kRead);
+  ASSERT_TRUE(ma && mb);
+  ASSERT_EQ(rmap_->FindVictims(bad, kB)->size(), 2u);
+  Status injected = dev_->InjectPoison(bad, kB);
+  if (injected.code() == EOPNOTSUPP) GTEST_SKIP() << injected.ToString();
+  ASSERT_OK(injected);
+  Result<MediaFailureRecord> r = fs_->RecordMediaFailure(bad, kB, kFailureSimulated);
+  if (r.status().code() == EOPNOTSUPP) GTEST_SKIP() << r.status().ToString();
+  ASSERT_OK(r);
+  EXPECT_DEATH(Load(ma->data() + kB), "");
+  EXPECT_DEATH(Load(mb->data() + kB), "");
+  EXPECT_EQ(View(*ma, 0, kB), ReadAll(a, 0, kB));
+  EXPECT_EQ(DevicePages(*ma).count(kB) + DevicePages(*mb).count(kB), 0u);
+  EXPECT_TRUE(rmap_->FindVictims(bad, kB)->empty());
+  std::string fresh = Pattern(kB, 23);
+  WriteAt(a, kB, fresh);  // a whole lost block rewritten: a's loss is cleared
+  EXPECT_EQ(View(*ma, kB, kB), fresh);
+  EXPECT_NE(DevicePages(*ma)[kB], bad);
+  EXPECT_DEATH(Load(mb->data() + kB), "");  // b's stays lost
 }
 
 // ---- Many mappings of shared blocks: the index and the trackers.

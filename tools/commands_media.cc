@@ -47,8 +47,9 @@ Status RunInjectError(const InjectArgs& a) {
       ASSIGN_OR_RETURN(offset, ParseSizeArg("--offset", a.offset));
     }
     ASSIGN_OR_RETURN(uint64_t length, ParseSizeArg("--length", a.length));
-    ASSIGN_OR_RETURN(FailureReport r, dax.InjectError(offset, length));
-    PrintFailureReport(r, stdout);
+    Result<FailureReport> r = dax.InjectError(offset, length);
+    if (!r.ok()) return At(a.image, r.status());
+    PrintFailureReport(*r, stdout);
     return Status::Ok();
   });
 }

@@ -148,7 +148,8 @@ class DaxFs {
 };
 
 // Runs `fn`; a load or store in it that traps on a fenced (bad) page of a daxfs mapping makes
-// GuardMediaErrors return EIO naming the address instead of killing the process. The trap is
+// GuardMediaErrors return EIO naming the address instead of killing the process (this needs the
+// signal handler: DaxOptions::handle_signals; without it the trap is a plain SIGSEGV). The trap is
 // also routed as a consumed, action-required failure. `fn` must not own objects with
 // destructors across the faulting access (the trap leaves it by siglongjmp).
 Status GuardMediaErrors(const std::function<void()>& fn);

@@ -54,7 +54,10 @@ class DaxFsImpl final : public DaxFs {
 
   Status Start(const DaxOptions& options) {
     table_ = std::make_unique<dax::MappingTable>(fs_.get());
-    std::vector<Tracking> designs = {options.tracking};
+    // Without the rmap, fs-rmap falls back to its own baseline: owners by scanning extent maps.
+    Tracking primary = options.tracking;
+    if (primary == Tracking::kFsRmap && !fs_->has_rmap()) primary = Tracking::kFullScan;
+    std::vector<Tracking> designs = {primary};
     for (Tracking t : options.shadow_tracking) {
       if (std::find(designs.begin(), designs.end(), t) == designs.end()) designs.push_back(t);
     }
@@ -95,10 +98,10 @@ class DaxFsImpl final : public DaxFs {
   Result<FailureReport> InjectError(uint64_t offset, uint64_t length) override {
     if (unmounted_) return Status::IoError("the filesystem is unmounted");
     device::Device* dev = fs_->device();
-    if (length == 0) return Status::Invalid("inject-error: the length is 0");
+    if (length == 0) return Status::Invalid("the length of the bad range is 0");
     if (offset >= dev->size()) {
-      return Status::Error(ENXIO, fmt::format("inject-error: offset {} is past the end of the "
-                                              "device ({} bytes)", offset, dev->size()));
+      return Status::Error(ENXIO, fmt::format("device offset {} is past the end of the device "
+                                              "({} bytes)", offset, dev->size()));
     }
     length = std::min(length, dev->size() - offset);
     RETURN_IF_ERROR(dev->InjectPoison(offset, length));

@@ -239,6 +239,20 @@ TEST(FailureRouting, RandomAgedFilesystemsAllDesignsAgreeWithGroundTruth) {
         }
       }
     }
+    // Make sure both kinds exist whatever the aging did: a private file and a shared pair.
+    for (const char* name : {"private", "pair-a", "pair-b"}) {
+      Result<Attr> a = fs.Create(kRootIno, name, 0644);
+      ASSERT_TRUE(a.ok());
+      files.push_back(a->ino);
+      if (std::string(name) == "pair-b") {
+        ASSERT_TRUE(fs.Clone(files[files.size() - 2], a->ino).ok());
+        model[a->ino] = model[files[files.size() - 2]];
+      } else {
+        std::string data = Pattern(rng.Next(), 4 * kBlock);
+        ASSERT_TRUE(WriteAll(fs, a->ino, 0, data).ok());
+        model[a->ino] = data;
+      }
+    }
     // Live mappings: several per file, some overlapping.
     std::vector<std::unique_ptr<Live>> lives;
     for (Ino ino : files) {

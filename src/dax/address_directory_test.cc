@@ -167,6 +167,17 @@ TEST(AddressDirectory, ConcurrentWritersAndReadersStress) {
       AddressDirectory::UpdateLayout(slot_of[b], StressLayout(id_of[b], step, kPages));
     }
   }
+  // The readers must have seen something: keep one mapping live until they have (no timing
+  // assumption: they spin until they hit it).
+  if (!live[0]) {
+    id_of[0] = kBases * (++next_round);
+    auto slot = AddressDirectory::Register(id_of[0], 0, FakeBase(100), 0, kPages * kPage,
+                                           StressLayout(id_of[0], 0, kPages));
+    ASSERT_TRUE(slot.ok());
+    slot_of[0] = *slot;
+    live[0] = true;
+  }
+  while (hits.load() == 0) std::this_thread::yield();
   done.store(true);
   r1.join();
   r2.join();

@@ -115,6 +115,7 @@ struct MappingTableState {
   std::unordered_map<uint64_t, std::shared_ptr<MapState>> live;
   std::unordered_map<Ino, IntervalIndex> files;  // the per-file index of live mappings
   std::atomic<size_t> watched_files{0};          // files.size(), for a lock-free Watches
+  std::unordered_map<Ino, size_t> writable_mappings;  // indexed writable mappings per file
 
   // Makes [file_off, +length) of `m` hold what `s` says (s covers exactly that range).
   Status MapPiece(const MapState& m, const MapSegment& s);
@@ -207,11 +208,16 @@ void MappingTableState::Index(MapState* m) {
   if (index.empty()) watched_files.store(files.size(), std::memory_order_relaxed);
   index.Insert(m->file_offset, m->file_offset + m->length, m->id);
   m->indexed = true;
+  if (m->writable) ++writable_mappings[m->ino];
 }
 
 void MappingTableState::Unindex(MapState* m) {
   if (!m->indexed) return;
   m->indexed = false;
+  if (m->writable) {
+    auto w = writable_mappings.find(m->ino);
+    if (w != writable_mappings.end() && --w->second == 0) writable_mappings.erase(w);
+  }
   auto f = files.find(m->ino);
   if (f == files.end()) return;
   f->second.Erase(m->file_offset, m->file_offset + m->length, m->id);
@@ -454,6 +460,12 @@ bool MappingTable::Watches(Ino ino) const {
   if (impl_->watched_files.load(std::memory_order_relaxed) == 0) return false;
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->files.count(ino) != 0;
+}
+
+bool MappingTable::HasWritableMappings(Ino ino) const {
+  if (impl_->watched_files.load(std::memory_order_relaxed) == 0) return false;
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->writable_mappings.count(ino) != 0;
 }
 
 void MappingTable::LayoutChanged(Ino ino, uint64_t offset, uint64_t length,

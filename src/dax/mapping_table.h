@@ -38,6 +38,7 @@ class MappingTable final : public fs::MappingObserver {
   // whose stores are lost; the filesystem never makes them in a writable mapping except by
   // punch/truncate), kLost -> fenced (PROT_NONE), kBeyondEof -> inaccessible (PROT_NONE).
   bool Watches(Ino ino) const override;
+  bool HasWritableMappings(Ino ino) const override;
   void LayoutChanged(Ino ino, uint64_t offset, uint64_t length,
                      const fs::MapLayout& layout) override;
 

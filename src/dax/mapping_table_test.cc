@@ -281,6 +281,13 @@ TEST_F(MappingTableTest, WritableMappingOfClonedFileUnshares) {
   std::string want = old;
   want.replace(kB, kB, std::string(kB, 'X'));
   EXPECT_EQ(ReadAll(a, 0, 4 * kB), want);
+  // While the writable mapping lives, a's blocks may not be shared again, in either direction.
+  Ino c = NewFile("c");
+  EXPECT_EQ(fs_->Clone(a, c).code(), ETXTBSY);
+  EXPECT_EQ(fs_->CloneRange(b, 0, a, 0, kB).code(), ETXTBSY);
+  EXPECT_EQ(fs_->Dedupe(b, 0, a, 0, kB).status().code(), ETXTBSY);
+  m.reset();
+  EXPECT_OK(fs_->Clone(a, c));
 }
 
 // ---- What a mapping sees when extents change under it.

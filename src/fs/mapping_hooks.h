@@ -41,6 +41,9 @@ class MappingObserver {
   // Whether `ino` has live mappings. Called inside filesystem operations (under the filesystem
   // lock) on every extent change, so it must be cheap; thread-safe.
   virtual bool Watches(Ino ino) const = 0;
+  // Whether `ino` has a live writable mapping: stores through it go straight to its blocks, so
+  // the filesystem refuses to share them (clone, dedupe) while it lives.
+  virtual bool HasWritableMappings(Ino ino) const { return false; }
   // The layout of [offset, offset + length) of `ino` changed to `layout` (a truncate, punch,
   // copy-on-write by write(), unwritten conversion, clone over it, a loss recorded or cleared,
   // the file removed: then the whole range is kBeyondEof). Called under the filesystem lock at

@@ -78,7 +78,16 @@ Status FsImpl::LoadInodePair(Ino src, Ino dst, InodePair* p) {
     p->dst = &p->other;
   }
   RETURN_IF_ERROR(CheckRegularFile(p->src));
-  return CheckRegularFile(*p->dst);
+  RETURN_IF_ERROR(CheckRegularFile(*p->dst));
+  // A live writable DAX mapping stores straight into its blocks: sharing them would let those
+  // stores reach the other file (there is no copy-on-write at fault time).
+  for (Ino ino : {src, dst}) {
+    if (observer_ != nullptr && observer_->HasWritableMappings(ino)) {
+      return Status::Error(ETXTBSY, fmt::format("inode {} has a live writable DAX mapping: unmap "
+                                                "it before sharing its blocks", ino));
+    }
+  }
+  return Status::Ok();
 }
 
 // ---- Remapping: the core of clone and dedupe.

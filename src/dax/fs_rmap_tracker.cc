@@ -1,2 +1,81 @@
-// PLACEHOLDER: the fs-rmap design (issue 5, DAX work).
+// The fs-rmap design (Linux's choice: xfs_dax_notify_failure + mf_dax_kill_procs): nothing is
+// kept per mapping or per page. At failure time the filesystem names every (file, offset) owner
+// of the bad range from its reverse map (or, as the no-rmap baseline, by scanning every extent
+// map), and each owner file's mapping index names the pages mapped there.
+// Knows nothing of signals or of what is done to the victims.
 #include "dax/fs_rmap_tracker.h"
+
+#include <algorithm>
+
+namespace daxfs::dax {
+namespace {
+
+constexpr uint64_t kPage = 4096;
+
+class FsRmapTracker final : public OwnerTracker {
+ public:
+  FsRmapTracker(fs::FsImpl* fs, const MappingTable* table, bool full_scan)
+      : fs_(fs), table_(table), full_scan_(full_scan) {}
+
+  Tracking design() const override { return full_scan_ ? Tracking::kFullScan : Tracking::kFsRmap; }
+  void Join(const TrackedMapping&, std::span<const fs::MapSegment>) override {}
+  void Leave(const TrackedMapping&, std::span<const fs::MapSegment>) override {}
+  uint64_t TrackingBytes() const override { return 0; }
+
+  Result<std::vector<Victim>> FindVictims(uint64_t offset, uint64_t length) override {
+    std::vector<Victim> victims;
+    if (length == 0) return victims;
+    uint64_t first = offset / kPage * kPage;
+    uint64_t end = offset + std::min<uint64_t>(length, ~0ULL - offset);
+    end = end > ~0ULL - (kPage - 1) ? ~0ULL / kPage * kPage : (end + kPage - 1) / kPage * kPage;
+    // The owners first (under the filesystem lock), then the mappings (under the table lock):
+    // never both at once.
+    Result<std::vector<FsmapRecord>> owners =
+        full_scan_ ? fs_->FsmapByScan(first, end, std::nullopt, 0)
+                   : fs_->Fsmap(first, end, std::nullopt, 0);
+    if (!owners.ok()) return owners.status();
+    for (const FsmapRecord& r : *owners) {
+      if (r.flags & kFsmapSpecialOwner) continue;  // metadata: no mapping maps it
+      for (const Victim& v : table_->MappedPages(r.owner, r.offset, r.length)) {
+        // Only the pages whose device bytes (as the mapping holds them) failed.
+        uint64_t a = std::max(v.device_offset, first);
+        uint64_t b = std::min(v.device_offset + v.length, end);
+        if (a >= b) continue;
+        uint64_t skip = a - v.device_offset;
+        victims.push_back({.mapping_id = v.mapping_id, .address = v.address + skip,
+                           .length = b - a, .ino = v.ino, .file_offset = v.file_offset + skip,
+                           .device_offset = a});
+      }
+    }
+    // Owner records have disjoint file ranges, so no page is named twice.
+    NormalizeVictims(&victims);
+    return victims;
+  }
+
+ private:
+  fs::FsImpl* fs_;
+  const MappingTable* table_;
+  bool full_scan_;
+};
+
+class NullTracker final : public OwnerTracker {
+ public:
+  Tracking design() const override { return Tracking::kNone; }
+  void Join(const TrackedMapping&, std::span<const fs::MapSegment>) override {}
+  void Leave(const TrackedMapping&, std::span<const fs::MapSegment>) override {}
+  Result<std::vector<Victim>> FindVictims(uint64_t, uint64_t) override {
+    return std::vector<Victim>{};
+  }
+  uint64_t TrackingBytes() const override { return 0; }
+};
+
+}  // namespace
+
+std::unique_ptr<OwnerTracker> NewFsRmapTracker(fs::FsImpl* fs, const MappingTable* table,
+                                               bool full_scan) {
+  return std::make_unique<FsRmapTracker>(fs, table, full_scan);
+}
+
+std::unique_ptr<OwnerTracker> NewNullTracker() { return std::make_unique<NullTracker>(); }
+
+}  // namespace daxfs::dax

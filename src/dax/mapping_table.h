@@ -18,6 +18,8 @@
 
 namespace daxfs::dax {
 
+struct MappingTableState;  // mapping_table.cc: the table's state, shared with mapping handles
+
 class MappingTable final : public fs::MappingObserver {
  public:
   // Registers itself as `fs`'s mapping observer. `fs` must outlive the table.
@@ -45,7 +47,8 @@ class MappingTable final : public fs::MappingObserver {
   std::vector<Victim> MappedPages(Ino ino, uint64_t file_offset, uint64_t length) const;
 
   // Calls each notice's mapping handler (in order; outside the table lock). Notices of mappings
-  // gone meanwhile are skipped. Returns how many handlers ran.
+  // gone meanwhile (unmapped or killed: notify before KillAll) are skipped. Returns how many
+  // handlers ran.
   size_t Notify(const std::vector<MappingNotice>& notices);
 
   // Device removal: one notice per live mapping (the whole mapping, removal = true, no path).
@@ -58,12 +61,14 @@ class MappingTable final : public fs::MappingObserver {
   Status Fence(uint64_t mapping_id, uint8_t* address, uint64_t length);
 
   uint64_t live_mappings() const;
+  // Tests: a lower limit than AddressDirectory::kMaxLiveMappings (65,536), so that ENOMEM can be
+  // reached without exhausting the process's address-space map count.
+  void SetMappingLimitForTesting(size_t limit);
   // Every live mapping (for removal notices and benchmarks).
   std::vector<TrackedMapping> LiveMappings() const;
 
  private:
-  struct Impl;
-  std::shared_ptr<Impl> impl_;  // shared with the Mapping handles
+  std::shared_ptr<MappingTableState> impl_;  // shared with the Mapping handles
 };
 
 }  // namespace daxfs::dax

@@ -1,15 +1,271 @@
-// What the DAX layer needs from the filesystem: preparing a file range for mapping and telling
-// the mapping observer when layouts change. PLACEHOLDER (issue 5, DAX work).
+// What the DAX layer needs from the filesystem: preparing a file range for a direct mapping (one
+// write operation that leaves it all private written blocks, then the layout handed over under
+// the filesystem lock), file layouts as device segments, and telling the mapping observer about
+// every layout change of a watched file before the operation that made it commits.
+// Knows nothing of address spaces, mmap or mapping handles: only fs::MappingObserver.
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/log.h"
 #include "fs/fs_impl.h"
 
 namespace daxfs::fs {
 
-void FsImpl::SetMappingObserver(MappingObserver* observer) { observer_ = observer; }
-Status FsImpl::PrepareMapping(Ino, uint64_t, uint64_t, bool,
-                              const std::function<Status(const MapLayout&)>&) {
-  return Status::NotSupported("PrepareMapping: not implemented yet");
+using format::ExtentRecord;
+using format::Inode;
+
+namespace {
+
+constexpr uint64_t kB = format::kBlockSize;
+constexpr uint64_t kMaxFileBlocks = kWholeFile / kB;  // 2^51: every block a file can have
+// A writable preparation that keeps being undone by other operations between its write and its
+// install (clones racing the map) gives up after this many rounds.
+constexpr int kPrepareAttempts = 8;
+
+uint64_t BlocksCovering(uint64_t bytes) { return bytes / kB + (bytes % kB != 0); }
+
+Status CheckMappable(const Inode& n, uint64_t offset, uint64_t length) {
+  if (n.type == format::FileType::kDirectory) {
+    return Status::Error(EISDIR, fmt::format("map: inode {} is a directory", n.ino));
+  }
+  if (n.type != format::FileType::kRegular) {
+    return Status::Invalid(fmt::format("map: inode {} is not a regular file", n.ino));
+  }
+  if (offset % kB != 0) {
+    return Status::Invalid(
+        fmt::format("map: offset {} is not a multiple of the block size ({})", offset, kB));
+  }
+  if (length == 0) return Status::Invalid("map: length 0");
+  uint64_t limit = BlocksCovering(n.size) * kB;
+  if (offset > limit || length > limit - offset) {
+    return Status::Invalid(fmt::format(
+        "map: inode {}: [{}, +{}) reaches past the end of the file (size {}, mappable up to {})",
+        n.ino, offset, length, n.size, limit));
+  }
+  return Status::Ok();
 }
-void FsImpl::NoteLayoutChange(Ino, uint64_t, uint64_t) {}
-void FsImpl::PublishLayoutChangesLocked() {}
+
+// Appends [file_offset, +length) of `kind` to `layout`, merging with the last segment when it
+// is of the same kind and (for device-backed kinds) the device ranges are contiguous.
+void Append(MapLayout* layout, uint64_t file_offset, uint64_t length, SegmentKind kind,
+            uint64_t device_offset) {
+  if (length == 0) return;
+  if (!layout->empty()) {
+    MapSegment& last = layout->back();
+    bool device_fits = last.device_offset == kNoDevice
+                           ? device_offset == kNoDevice
+                           : device_offset == last.device_offset + last.length;
+    if (last.kind == kind && last.file_offset + last.length == file_offset &&
+        (kind == SegmentKind::kZero || kind == SegmentKind::kBeyondEof || device_fits)) {
+      last.length += length;
+      return;
+    }
+  }
+  layout->push_back({file_offset, length, kind, device_offset});
+}
+
+// `layout` with [from, to) (bytes) recorded lost: device bytes at `device_offset` for `from`
+// (kNoDevice when the file no longer maps them).
+MapLayout OverlayLoss(const MapLayout& layout, uint64_t from, uint64_t to, uint64_t device_offset) {
+  MapLayout out;
+  for (const MapSegment& s : layout) {
+    uint64_t s_end = s.file_offset + s.length;
+    uint64_t a = std::clamp(from, s.file_offset, s_end), b = std::clamp(to, a, s_end);
+    if (a == b || s.kind == SegmentKind::kBeyondEof) {
+      Append(&out, s.file_offset, s.length, s.kind, s.device_offset);
+      continue;
+    }
+    auto part = [&](uint64_t x) {
+      return s.device_offset == kNoDevice ? kNoDevice : s.device_offset + (x - s.file_offset);
+    };
+    Append(&out, s.file_offset, a - s.file_offset, s.kind, part(s.file_offset));
+    Append(&out, a, b - a, SegmentKind::kLost,
+           device_offset == kNoDevice ? kNoDevice : device_offset + (a - from));
+    Append(&out, b, s_end - b, s.kind, part(b));
+  }
+  return out;
+}
+
+}  // namespace
+
+void FsImpl::SetMappingObserver(MappingObserver* observer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  observer_ = observer;
+  noted_changes_.clear();
+}
+
+// ---- Layouts.
+
+Result<MapLayout> FsImpl::ComputeLayoutLocked(Ino ino, uint64_t first_block, uint64_t count) {
+  uint64_t end = std::min(kMaxFileBlocks, first_block + std::min(count, kMaxFileBlocks));
+  MapLayout layout;
+  if (first_block >= end) return layout;
+  Result<Inode> inode = GetInode(ino);
+  if (!inode.ok()) {
+    if (!inode.status().IsNotFound()) return inode.status();
+    Append(&layout, first_block * kB, (end - first_block) * kB, SegmentKind::kBeyondEof, kNoDevice);
+    return layout;
+  }
+  uint64_t data_end = std::clamp(BlocksCovering(inode->size), first_block, end);
+  uint64_t pos = first_block;
+  if (data_end > first_block) {
+    RETURN_IF_ERROR(ForEachExtent(
+        ino, first_block, data_end - first_block, [&](uint64_t start, const ExtentRecord& x) {
+          if (start > pos) Append(&layout, pos * kB, (start - pos) * kB, SegmentKind::kZero, kNoDevice);
+          uint64_t from = std::max(start, pos), to = std::min<uint64_t>(start + x.blocks, data_end);
+          if (x.flags & format::kExtentUnwritten) {
+            Append(&layout, from * kB, (to - from) * kB, SegmentKind::kZero, kNoDevice);
+          } else {
+            Append(&layout, from * kB, (to - from) * kB, SegmentKind::kData,
+                   (x.device_block + (from - start)) * kB);
+          }
+          pos = to;
+          return true;
+        }));
+  }
+  Append(&layout, pos * kB, (data_end - pos) * kB, SegmentKind::kZero, kNoDevice);
+  Append(&layout, data_end * kB, (end - data_end) * kB, SegmentKind::kBeyondEof, kNoDevice);
+  if (data_end > first_block) {
+    std::vector<MapSegment> losses;
+    RETURN_IF_ERROR(ForEachLostRangeLocked(
+        ino, first_block, data_end - first_block,
+        [&](uint64_t file_block, uint64_t blocks, uint64_t device_block) {
+          losses.push_back({file_block * kB, blocks * kB, SegmentKind::kLost,
+                            device_block == kNoDevice ? kNoDevice : device_block * kB});
+        }));
+    for (const MapSegment& l : losses) {
+      layout = OverlayLoss(layout, l.file_offset, l.file_offset + l.length, l.device_offset);
+    }
+  }
+  return layout;
+}
+
+// ---- Observing changes.
+
+void FsImpl::NoteLayoutChange(Ino ino, uint64_t first_block, uint64_t count) {
+  if (observer_ == nullptr || count == 0 || !observer_->Watches(ino)) return;
+  noted_changes_.push_back({ino, first_block, count});
+}
+
+void FsImpl::PublishLayoutChangesLocked() {
+  if (noted_changes_.empty()) return;
+  std::vector<NotedChange> changes = std::move(noted_changes_);
+  noted_changes_.clear();
+  if (observer_ == nullptr) return;
+  for (NotedChange& c : changes) {  // clip to the largest file
+    uint64_t end = std::min(kMaxFileBlocks, c.first_block + std::min(c.count, kMaxFileBlocks));
+    c.first_block = std::min(c.first_block, end);
+    c.count = end - c.first_block;
+  }
+  std::sort(changes.begin(), changes.end(), [](const NotedChange& a, const NotedChange& b) {
+    return a.ino != b.ino ? a.ino < b.ino : a.first_block < b.first_block;
+  });
+  std::vector<NotedChange> merged;
+  for (const NotedChange& c : changes) {
+    if (c.count == 0) continue;
+    if (!merged.empty() && merged.back().ino == c.ino &&
+        c.first_block <= merged.back().first_block + merged.back().count) {
+      NotedChange& m = merged.back();
+      m.count = std::max(m.first_block + m.count, c.first_block + c.count) - m.first_block;
+      continue;
+    }
+    merged.push_back(c);
+  }
+  for (const NotedChange& m : merged) {
+    Result<MapLayout> layout = ComputeLayoutLocked(m.ino, m.first_block, m.count);
+    if (!layout.ok()) {
+      // Never leave a mapping on blocks it may no longer own: make the range inaccessible.
+      base::Log(base::LogLevel::kError,
+                "layout of inode {} blocks {}..{} for its mappings: {} (made inaccessible)", m.ino,
+                m.first_block, m.first_block + m.count - 1, layout.status().ToString());
+      layout = MapLayout{{m.first_block * kB, m.count * kB, SegmentKind::kBeyondEof, kNoDevice}};
+    }
+    observer_->LayoutChanged(m.ino, m.first_block * kB, m.count * kB, *layout);
+  }
+}
+
+// ---- Preparing a mapping.
+
+Status FsImpl::MakeWritableLocked(Inode* inode, uint64_t first_block, uint64_t count) {
+  // Each step reserves before it applies and changes no byte a reader sees, so an ENOSPC in a
+  // later step leaves the earlier ones done but the file's contents as they were.
+  RETURN_IF_ERROR(UnshareData(inode, first_block, count));
+  bool holes = false;
+  uint64_t pos = first_block;
+  RETURN_IF_ERROR(ForEachExtent(inode->ino, first_block, count,
+                                [&](uint64_t start, const ExtentRecord& x) {
+                                  holes = holes || start > pos;
+                                  pos = start + x.blocks;
+                                  return !holes;
+                                }));
+  if (holes || pos < first_block + count) {
+    // Holes become unwritten blocks (the size stays), zeroed and converted below.
+    RETURN_IF_ERROR(AllocateRange(inode, first_block * kB, count * kB, /*keep_size=*/true));
+  }
+  std::vector<std::pair<uint64_t, uint64_t>> unwritten;  // device block, blocks
+  uint64_t records = 0;
+  RETURN_IF_ERROR(ForEachExtent(inode->ino, first_block, count,
+                                [&](uint64_t start, const ExtentRecord& x) {
+                                  ++records;
+                                  if (!(x.flags & format::kExtentUnwritten)) return true;
+                                  uint64_t from = std::max(start, first_block);
+                                  uint64_t to = std::min(start + x.blocks, first_block + count);
+                                  unwritten.emplace_back(x.device_block + (from - start), to - from);
+                                  return true;
+                                }));
+  if (unwritten.empty()) return Status::Ok();
+  RETURN_IF_ERROR(ReserveExtentUpdates(records, 4 * unwritten.size() + 4));
+  for (auto [device_block, blocks] : unwritten) {
+    std::memset(device_->At(device_block * kB), 0, blocks * kB);
+    NoteDirty(device_block * kB, blocks * kB);
+  }
+  return ConvertUnwritten(inode->ino, first_block, count);
+}
+
+Status FsImpl::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
+                              const std::function<Status(const MapLayout&)>& install) {
+  for (int attempt = 0; attempt < kPrepareAttempts; ++attempt) {
+    // Install if the range is ready as it is: always for a read-only mapping; for a writable one
+    // when every block is written, private and committed (no transaction open).
+    bool installed = false;
+    Status read = ReadOp([&]() -> Status {
+      ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+      RETURN_IF_ERROR(CheckMappable(inode, offset, length));
+      if (writable && read_only_) {
+        if (!shutdown_.ok()) {
+          return Status::ReadOnly("map: the filesystem was shut down: " + shutdown_.message());
+        }
+        return Status::ReadOnly("map: a writable mapping on a filesystem mounted read-only");
+      }
+      ASSIGN_OR_RETURN(MapLayout layout,
+                       ComputeLayoutLocked(ino, offset / kB, BlocksCovering(length)));
+      if (writable) {
+        if (txn_ != nullptr) return Status::Ok();  // blocks of it may not be durable yet
+        for (const MapSegment& s : layout) {
+          if (s.kind == SegmentKind::kLost) continue;
+          if (s.kind != SegmentKind::kData) return Status::Ok();
+          ASSIGN_OR_RETURN(std::vector<space::Run> shared,
+                           SharedRuns(s.device_offset / kB, s.length / kB));
+          if (!shared.empty()) return Status::Ok();
+        }
+      }
+      installed = true;
+      return install(layout);
+    });
+    if (!read.ok() || installed) return read;
+    RETURN_IF_ERROR(WriteOp([&]() -> Status {
+      ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+      RETURN_IF_ERROR(CheckMappable(inode, offset, length));
+      return MakeWritableLocked(&inode, offset / kB, BlocksCovering(length));
+    }));
+    // Stores through the mapping go straight to these blocks: their extents must be durable
+    // whatever the durability mode.
+    RETURN_IF_ERROR(Sync());
+  }
+  return Status::Busy(fmt::format(
+      "map: inode {} kept changing while its range was prepared for a writable mapping", ino));
+}
 
 }  // namespace daxfs::fs

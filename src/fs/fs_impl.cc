@@ -4,6 +4,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "base/log.h"
@@ -223,6 +224,11 @@ Status FsImpl::WriteOp(const std::function<Status()>& body) {
   in_write_op_ = true;
   Status s = body();
   in_write_op_ = false;
+  if (s.ok() && txn_->status().ok()) {
+    PublishLayoutChangesLocked();  // mappings follow before anything freed can be reused
+  } else {
+    noted_changes_.clear();
+  }
   trees_ = {};
   if (!txn_->status().ok()) {
     Status why = txn_->status();
@@ -350,6 +356,14 @@ Result<Inode> FsImpl::GetInode(Ino ino) {
 }
 
 Status FsImpl::PutInode(const Inode& inode) {
+  if (observer_ != nullptr && observer_->Watches(inode.ino)) {  // a size change moves EOF
+    Result<Inode> old = GetInode(inode.ino);
+    uint64_t was = old.ok() ? (old->size + format::kBlockSize - 1) / format::kBlockSize : 0;
+    uint64_t is = (inode.size + format::kBlockSize - 1) / format::kBlockSize;
+    if (old.ok() && was != is) {
+      NoteLayoutChange(inode.ino, std::min(was, is), std::max(was, is) - std::min(was, is));
+    }
+  }
   uint8_t value[format::kInodeValueSize];
   format::EncodeInode(inode, value);
   ASSIGN_OR_RETURN(bool added, trees_.inodes->Put(btree::Key{{inode.ino}}, value));
@@ -357,7 +371,10 @@ Status FsImpl::PutInode(const Inode& inode) {
   return Status::Ok();
 }
 
-Status FsImpl::DeleteInode(Ino ino) { return trees_.inodes->Delete(btree::Key{{ino}}); }
+Status FsImpl::DeleteInode(Ino ino) {
+  NoteLayoutChange(ino, 0, kWholeFile / format::kBlockSize);  // the file is gone
+  return trees_.inodes->Delete(btree::Key{{ino}});
+}
 
 Result<Ino> FsImpl::NextIno() {
   btree::Cursor c(trees_.inodes);

@@ -129,6 +129,12 @@ class FsImpl final : public Filesystem {
   // write-operation scaffolding calls it after a successful body (before commit); code that
   // changes layouts outside a write operation calls it itself. REQUIRES: mu_ held.
   void PublishLayoutChangesLocked();
+  // dax_hooks.cc: the layout of [first_block, +count) of `ino` now (a removed inode: all
+  // kBeyondEof). REQUIRES: inside an operation.
+  Result<MapLayout> ComputeLayoutLocked(Ino ino, uint64_t first_block, uint64_t count);
+  // dax_hooks.cc: makes [first_block, +count) of `inode` all written private blocks (unshares,
+  // allocates holes zeroed, zeroes and converts unwritten extents). Inside a write operation.
+  Status MakeWritableLocked(format::Inode* inode, uint64_t first_block, uint64_t count);
   MappingObserver* observer_ = nullptr;
   struct NotedChange {
     Ino ino;

@@ -19,6 +19,9 @@ enum class SegmentKind : uint8_t {
   kBeyondEof = 4,  // past the end of the file (rounded up to a block): no data at all
 };
 inline constexpr uint64_t kNoDevice = ~0ULL;
+// LayoutChanged(ino, 0, kWholeFile, one kBeyondEof segment) means the file itself was removed
+// (its inode number may be reused later): mappings of it can never see data again.
+inline constexpr uint64_t kWholeFile = 1ULL << 63;
 
 struct MapSegment {
   uint64_t file_offset = 0;  // bytes, block-aligned

@@ -57,12 +57,14 @@ Status DeleteRmap(btree::BTree* rmap, Ino ino, uint64_t file_block, const Extent
 // ---- The extent-record primitives.
 
 Status FsImpl::InsertExtentRecord(Ino ino, uint64_t file_block, const ExtentRecord& x) {
+  NoteLayoutChange(ino, file_block, x.blocks);
   RETURN_IF_ERROR(trees_.extents->Insert(ExtentKey(ino, file_block), ExtentValue(x).bytes));
   if (trees_.rmap == nullptr) return Status::Ok();
   return InsertRmap(trees_.rmap, ino, file_block, x);
 }
 
 Status FsImpl::DeleteExtentRecord(Ino ino, uint64_t file_block, const ExtentRecord& x) {
+  NoteLayoutChange(ino, file_block, x.blocks);
   RETURN_IF_ERROR(trees_.extents->Delete(ExtentKey(ino, file_block)));
   if (trees_.rmap == nullptr) return Status::Ok();
   return DeleteRmap(trees_.rmap, ino, file_block, x);
@@ -70,6 +72,7 @@ Status FsImpl::DeleteExtentRecord(Ino ino, uint64_t file_block, const ExtentReco
 
 Status FsImpl::UpdateExtentRecord(Ino ino, uint64_t file_block, const ExtentRecord& old,
                                   const ExtentRecord& x) {
+  NoteLayoutChange(ino, file_block, std::max(old.blocks, x.blocks));
   RETURN_IF_ERROR(trees_.extents->Update(ExtentKey(ino, file_block), ExtentValue(x).bytes));
   if (trees_.rmap == nullptr) return Status::Ok();
   if (old.device_block != x.device_block) {  // the rmap key moves

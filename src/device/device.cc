@@ -12,9 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -97,9 +100,13 @@ class FileDevice final : public Device {
   int Fd() const override { return fd_; }
   Status Flush(uint64_t offset, uint64_t length) override;
   Status Drain() override;
+  Status InjectPoison(uint64_t offset, uint64_t length) override;
 
  private:
   Status Lock();
+  // The bad list at open: libpmem2's bad blocks for real pmem, "<path>.badblocks" otherwise.
+  Status LoadPmemBadBlocks(const pmem2_source& source);
+  Status LoadBadBlockFile();
   Result<uint64_t> DeviceSize(FileKind kind, const struct stat& st, const pmem2_source* source);
   // Maps through libpmem2 and keeps the mapping only if it is real pmem (cache-line or byte
   // granularity). False if libpmem2 cannot map the file or it is page-granular.
@@ -141,7 +148,9 @@ Status FileDevice::Open(const OpenOptions& options) {
   }
   ASSIGN_OR_RETURN(size_, DeviceSize(kind, st, source.get()));
   RETURN_IF_ERROR(CheckDeviceSize(path_, size_));
-  return Map(kind, source.get(), options);
+  RETURN_IF_ERROR(Map(kind, source.get(), options));
+  if (pmem_map_ != nullptr) return LoadPmemBadBlocks(*source);
+  return LoadBadBlockFile();
 }
 
 Status FileDevice::Lock() {
@@ -296,26 +305,204 @@ Status CreateDeviceFile(const std::string& path, uint64_t size, bool overwrite) 
 
 }  // namespace daxfs::device
 
-// PLACEHOLDER (issue 5, media-failure work): poison list.
+
+// ---- Poison: the bad-range list every device keeps, its file beside an emulated device, and
+// libpmem2's bad blocks for real pmem.
 namespace daxfs::device {
+
 std::vector<BadRange> Device::BadRanges() const {
+  if (bad_count_.load(std::memory_order_acquire) == 0) return {};
   std::lock_guard<std::mutex> lock(bad_mu_);
   return bad_;
 }
+
 bool Device::IsBad(uint64_t offset, uint64_t length) const {
-  if (bad_count_.load(std::memory_order_relaxed) == 0) return false;
+  if (bad_count_.load(std::memory_order_relaxed) == 0 || length == 0) return false;
   std::lock_guard<std::mutex> lock(bad_mu_);
-  for (const BadRange& r : bad_) {
-    if (r.offset < offset + length && offset < r.offset + r.length) return true;
+  // The first range ending after `offset` overlaps iff it starts before the end.
+  auto it = std::upper_bound(bad_.begin(), bad_.end(), offset, [](uint64_t o, const BadRange& r) {
+    return o < r.offset + r.length;
+  });
+  return it != bad_.end() && it->offset < offset + std::min(length, UINT64_MAX - offset);
+}
+
+Status Device::CheckPoisonRange(uint64_t offset, uint64_t length) const {
+  if (length == 0) return Status::Invalid("inject poison: empty range");
+  if (!Contains(offset, length)) {
+    return Status::Invalid("inject poison: [" + std::to_string(offset) + ", +" +
+                           std::to_string(length) + ") is past the end of the device (" +
+                           std::to_string(size_) + " bytes)");
   }
-  return false;
+  return Status::Ok();
 }
+
 Status Device::InjectPoison(uint64_t offset, uint64_t length) {
-  return Status::NotSupported("InjectPoison: not implemented yet");
+  RETURN_IF_ERROR(CheckPoisonRange(offset, length));
+  AddBadRange(offset, length);
+  return Status::Ok();
 }
+
 void Device::AddBadRange(uint64_t offset, uint64_t length) {
+  if (length == 0) return;
   std::lock_guard<std::mutex> lock(bad_mu_);
-  bad_.push_back({offset, length});
-  bad_count_.store(bad_.size(), std::memory_order_relaxed);
+  uint64_t end = offset + length;
+  // Merge with every range that overlaps or touches [offset, end).
+  auto first = std::lower_bound(bad_.begin(), bad_.end(), offset, [](const BadRange& r, uint64_t o) {
+    return r.offset + r.length < o;
+  });
+  auto last = first;
+  while (last != bad_.end() && last->offset <= end) {
+    offset = std::min(offset, last->offset);
+    end = std::max(end, last->offset + last->length);
+    ++last;
+  }
+  first = bad_.erase(first, last);
+  bad_.insert(first, BadRange{offset, end - offset});
+  bad_count_.store(bad_.size(), std::memory_order_release);
 }
+
+namespace {
+
+// "<offset> <length>" per line, decimal bytes; blank lines and '#' comments are allowed.
+Result<std::vector<BadRange>> ParseBadBlocks(const std::string& file, const std::string& text) {
+  std::vector<BadRange> out;
+  size_t line_no = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t nl = text.find('\n', pos);
+    std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? text.size() : nl + 1;
+    ++line_no;
+    size_t hash = line.find('#');
+    if (hash != std::string::npos) line.resize(hash);
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    unsigned long long offset = 0, length = 0;
+    char extra = 0;
+    int n = std::sscanf(line.c_str(), " %llu %llu %c", &offset, &length, &extra);
+    bool digits_only = line.find_first_not_of("0123456789 \t\r") == std::string::npos;
+    if (n != 2 || !digits_only || length == 0) {
+      return Status::Invalid(file + ":" + std::to_string(line_no) +
+                             ": expected \"<offset> <length>\" (decimal bytes, length > 0), got \"" +
+                             line + "\"");
+    }
+    out.push_back({offset, length});
+  }
+  return out;
+}
+
+std::string BadBlocksPath(const std::string& path) { return path + ".badblocks"; }
+
+Result<std::optional<std::string>> ReadWholeFile(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::optional<std::string>();
+    return ErrnoError(path, errno);
+  }
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0) {
+      int err = errno;
+      close(fd);
+      return ErrnoError(path, err);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return std::optional<std::string>(std::move(text));
+}
+
+// Writes `text` to `path` atomically: a temporary file, fsync, rename, fsync of the directory.
+Status WriteFileAtomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError(tmp, errno);
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = write(fd, text.data() + done, text.size() - done);
+    if (n < 0) {
+      int err = errno;
+      close(fd);
+      unlink(tmp.c_str());
+      return ErrnoError(tmp, err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0) {
+    int err = errno;
+    close(fd);
+    unlink(tmp.c_str());
+    return ErrnoError(tmp, err);
+  }
+  close(fd);
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    unlink(tmp.c_str());
+    return ErrnoError(path, err);
+  }
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+// Real pmem: the bad blocks libpmem2 reports for the source ("not supported": none known).
+Status FileDevice::LoadPmemBadBlocks(const pmem2_source& source) {
+  pmem2_badblock_context* ctx = nullptr;
+  int err = pmem2_badblock_context_new(&ctx, &source);
+  if (err != 0) {
+    base::Log(base::LogLevel::kDebug, "{}: no bad-block information: {}", path_, pmem2_errormsg());
+    return Status::Ok();
+  }
+  pmem2_badblock bb;
+  while (pmem2_badblock_next(ctx, &bb) == 0) {
+    uint64_t offset = bb.offset, length = bb.length;
+    if (offset >= size_) continue;
+    AddBadRange(offset, std::min<uint64_t>(length, size_ - offset));
+  }
+  pmem2_badblock_context_delete(&ctx);
+  return Status::Ok();
+}
+
+Status FileDevice::LoadBadBlockFile() {
+  std::string file = BadBlocksPath(path_);
+  ASSIGN_OR_RETURN(std::optional<std::string> text, ReadWholeFile(file));
+  if (!text) return Status::Ok();
+  ASSIGN_OR_RETURN(std::vector<BadRange> ranges, ParseBadBlocks(file, *text));
+  for (const BadRange& r : ranges) {
+    if (r.offset >= size_) continue;  // a range past a shrunk device no longer matters
+    AddBadRange(r.offset, std::min(r.length, size_ - r.offset));
+  }
+  return Status::Ok();
+}
+
+Status FileDevice::InjectPoison(uint64_t offset, uint64_t length) {
+  if (pmem_map_ != nullptr) {
+    return Status::NotSupported(path_ + ": real persistent memory: use ndctl inject-error");
+  }
+  RETURN_IF_ERROR(CheckPoisonRange(offset, length));
+  std::vector<BadRange> ranges = BadRanges();
+  // The list as it will be, written first: the file never lags behind what we report.
+  {
+    std::vector<BadRange> merged = ranges;
+    merged.push_back({offset, length});
+    std::sort(merged.begin(), merged.end(),
+              [](const BadRange& a, const BadRange& b) { return a.offset < b.offset; });
+    std::string text;
+    for (const BadRange& r : merged) {
+      text += std::to_string(r.offset) + " " + std::to_string(r.length) + "\n";
+    }
+    RETURN_IF_ERROR(WriteFileAtomically(BadBlocksPath(path_), text));
+  }
+  AddBadRange(offset, length);
+  return Status::Ok();
+}
+
 }  // namespace daxfs::device

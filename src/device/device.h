@@ -81,6 +81,8 @@ class Device {
 
   // The bad ranges (sorted, merged), for BadRanges/IsBad; subclasses fill it at open.
   void AddBadRange(uint64_t offset, uint64_t length);
+  // InjectPoison's argument check: EINVAL for an empty range or one past the device end.
+  Status CheckPoisonRange(uint64_t offset, uint64_t length) const;
   mutable std::mutex bad_mu_;
   std::vector<BadRange> bad_;
   std::atomic<size_t> bad_count_{0};

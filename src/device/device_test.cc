@@ -11,6 +11,9 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <sys/mman.h>
+#include <fstream>
+#include <sstream>
 
 namespace daxfs::device {
 namespace {
@@ -30,7 +33,10 @@ class DeviceFileTest : public ::testing::Test {
     path_ = "/dev/shm/daxfs-device_test-" + std::to_string(getpid()) + "-" + info->name() + ".img";
     unlink(path_.c_str());
   }
-  void TearDown() override { unlink(path_.c_str()); }
+  void TearDown() override {
+    unlink(path_.c_str());
+    unlink((path_ + ".badblocks").c_str());
+  }
 
   // Makes a file of exactly `size` bytes without going through CreateDeviceFile.
   void MakeRawFile(uint64_t size) {
@@ -283,7 +289,7 @@ TEST(MemoryDeviceTest, StartsZeroed) {
   auto device = NewMemoryDevice(64 * 1024);
   EXPECT_EQ(device->size(), 64u * 1024);
   EXPECT_FALSE(device->IsPmem());
-  EXPECT_EQ(device->Fd(), -1);
+  EXPECT_GE(device->Fd(), 0);  // a memfd, so that ranges can be mapped again
   EXPECT_EQ(device->Describe(), "memory device (65536 bytes)");
   for (uint64_t i = 0; i < device->size(); ++i) ASSERT_EQ(device->base()[i], 0) << i;
   device->base()[device->size() - 1] = 1;
@@ -311,6 +317,104 @@ TEST(MemoryDeviceTest, FlushChecksBounds) {
   EXPECT_TRUE(device->Flush(0, 4096).ok());
   EXPECT_EQ(device->Flush(4000, 100).code(), EINVAL);
   EXPECT_TRUE(device->Drain().ok());
+}
+
+// ---- Poison lists.
+
+TEST(PoisonListTest, InjectedRangesAreSortedAndMerged) {
+  auto dev = NewMemoryDevice(kMiB);
+  EXPECT_TRUE(dev->BadRanges().empty());
+  EXPECT_FALSE(dev->IsBad(0, kMiB));
+  ASSERT_TRUE(dev->InjectPoison(8192, 100).ok());
+  ASSERT_TRUE(dev->InjectPoison(4096, 10).ok());
+  ASSERT_TRUE(dev->InjectPoison(20000, 5).ok());
+  EXPECT_EQ(dev->BadRanges(), (std::vector<BadRange>{{4096, 10}, {8192, 100}, {20000, 5}}));
+  ASSERT_TRUE(dev->InjectPoison(4100, 8192 - 4100).ok());  // bridges the first two
+  EXPECT_EQ(dev->BadRanges(), (std::vector<BadRange>{{4096, 4196}, {20000, 5}}));
+  ASSERT_TRUE(dev->InjectPoison(19000, 2000).ok());  // swallows the third
+  EXPECT_EQ(dev->BadRanges(), (std::vector<BadRange>{{4096, 4196}, {19000, 2000}}));
+}
+
+TEST(PoisonListTest, IsBadFindsEveryOverlapAndNothingElse) {
+  auto dev = NewMemoryDevice(kMiB);
+  ASSERT_TRUE(dev->InjectPoison(4096, 4096).ok());
+  ASSERT_TRUE(dev->InjectPoison(65536, 1).ok());
+  EXPECT_FALSE(dev->IsBad(0, 4096));
+  EXPECT_TRUE(dev->IsBad(0, 4097));
+  EXPECT_TRUE(dev->IsBad(8191, 1));
+  EXPECT_FALSE(dev->IsBad(8192, 65536 - 8192));
+  EXPECT_TRUE(dev->IsBad(8192, 65536 - 8192 + 1));
+  EXPECT_TRUE(dev->IsBad(65536, 1));
+  EXPECT_FALSE(dev->IsBad(65537, 4096));
+  EXPECT_FALSE(dev->IsBad(4096, 0));
+  EXPECT_TRUE(dev->IsBad(0, kMiB));
+}
+
+TEST(PoisonListTest, InjectRefusesEmptyAndOutOfRange) {
+  auto dev = NewMemoryDevice(kMiB);
+  EXPECT_EQ(dev->InjectPoison(0, 0).code(), EINVAL);
+  EXPECT_EQ(dev->InjectPoison(kMiB, 1).code(), EINVAL);
+  EXPECT_EQ(dev->InjectPoison(kMiB - 1, 2).code(), EINVAL);
+  EXPECT_EQ(dev->InjectPoison(1, UINT64_MAX).code(), EINVAL);
+  EXPECT_TRUE(dev->BadRanges().empty());
+  EXPECT_TRUE(dev->InjectPoison(kMiB - 1, 1).ok());
+}
+
+TEST(MemoryDeviceTest, FdMapsTheSameMemory) {
+  auto dev = NewMemoryDevice(64 * 1024);
+  ASSERT_GE(dev->Fd(), 0);
+  dev->base()[4096 + 7] = 0x5a;
+  void* again = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, dev->Fd(), 4096);
+  ASSERT_NE(again, MAP_FAILED) << std::strerror(errno);
+  EXPECT_EQ(static_cast<uint8_t*>(again)[7], 0x5a);
+  static_cast<uint8_t*>(again)[8] = 0xa5;
+  EXPECT_EQ(dev->base()[4096 + 8], 0xa5);
+  munmap(again, 4096);
+}
+
+TEST_F(DeviceFileTest, InjectedPoisonIsKeptBesideTheFileAndReloaded) {
+  ASSERT_TRUE(CreateDeviceFile(path_, kMiB).ok());
+  {
+    auto dev = OpenDevice(path_);
+    ASSERT_TRUE(dev.ok()) << dev.status().ToString();
+    EXPECT_TRUE((*dev)->BadRanges().empty());
+    ASSERT_TRUE((*dev)->InjectPoison(12288, 4096).ok());
+    ASSERT_TRUE((*dev)->InjectPoison(100, 1).ok());
+    EXPECT_EQ((*dev)->InjectPoison(kMiB, 1).code(), EINVAL);
+  }
+  std::ifstream in(path_ + ".badblocks");
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(), "100 1\n12288 4096\n");
+  auto dev = OpenDevice(path_);
+  ASSERT_TRUE(dev.ok()) << dev.status().ToString();
+  EXPECT_EQ((*dev)->BadRanges(), (std::vector<BadRange>{{100, 1}, {12288, 4096}}));
+  EXPECT_TRUE((*dev)->IsBad(12288 + 4095, 1));
+  EXPECT_FALSE(FileExists(path_ + ".badblocks.tmp"));
+}
+
+TEST_F(DeviceFileTest, MalformedBadBlockFileNamesFileAndLine) {
+  ASSERT_TRUE(CreateDeviceFile(path_, kMiB).ok());
+  {
+    std::ofstream out(path_ + ".badblocks");
+    out << "# comment\n4096 4096\n\n8192 x\n";
+  }
+  auto dev = OpenDevice(path_);
+  ASSERT_FALSE(dev.ok());
+  EXPECT_EQ(dev.status().code(), EINVAL);
+  EXPECT_NE(dev.status().message().find(path_ + ".badblocks:4"), std::string::npos)
+      << dev.status().ToString();
+}
+
+TEST_F(DeviceFileTest, BadBlockFileWithZeroLengthIsRefused) {
+  ASSERT_TRUE(CreateDeviceFile(path_, kMiB).ok());
+  {
+    std::ofstream out(path_ + ".badblocks");
+    out << "4096 0\n";
+  }
+  auto dev = OpenDevice(path_);
+  ASSERT_FALSE(dev.ok());
+  EXPECT_NE(dev.status().message().find(".badblocks:1"), std::string::npos);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // A device in anonymous memory for tests and fuzzing: memory is its own durability domain, so
-// Flush and Drain only check their arguments. Knows nothing of files, pmem or formats.
+// Flush and Drain only check their arguments. The memory is a memfd, so that Fd() can map device
+// ranges again (the DAX layer does, with MAP_FIXED). Knows nothing of files, pmem or formats.
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -21,7 +23,11 @@ class MemoryDevice final : public Device {
  public:
   // `size` is rounded up to a multiple of 4096; the memory starts zeroed.
   explicit MemoryDevice(uint64_t size);
-  ~MemoryDevice() override { munmap(base_, mapped_size_); }
+  ~MemoryDevice() override {
+    munmap(base_, mapped_size_);
+    close(fd_);
+  }
+  int Fd() const override { return fd_; }
 
   bool IsPmem() const override { return false; }
   std::string Describe() const override {
@@ -36,19 +42,24 @@ class MemoryDevice final : public Device {
 
  private:
   uint64_t mapped_size_;  // size_, but at least one page so that base() is never null
+  int fd_ = -1;
 };
+
+// The factory cannot report errors: running out of memory or address space here is fatal, like new.
+[[noreturn]] void Fatal(const char* what, uint64_t size) {
+  base::Log(base::LogLevel::kError, "memory device of {} bytes: {}: {}", size, what,
+            std::strerror(errno));
+  std::abort();
+}
 
 MemoryDevice::MemoryDevice(uint64_t size) {
   size_ = RoundUpToUnit(size);
   mapped_size_ = size_ == 0 ? kSizeUnit : size_;
-  void* address = mmap(nullptr, mapped_size_, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (address == MAP_FAILED) {
-    // The factory cannot report errors: running out of address space here is fatal, like new.
-    base::Log(base::LogLevel::kError, "memory device of {} bytes: mmap: {}", size_,
-              std::strerror(errno));
-    std::abort();
-  }
+  fd_ = memfd_create("daxfs-memory-device", MFD_CLOEXEC);
+  if (fd_ < 0) Fatal("memfd_create", size_);
+  if (ftruncate(fd_, static_cast<off_t>(mapped_size_)) != 0) Fatal("ftruncate", size_);
+  void* address = mmap(nullptr, mapped_size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+  if (address == MAP_FAILED) Fatal("mmap", size_);
   base_ = static_cast<uint8_t*>(address);
 }
 

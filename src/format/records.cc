@@ -184,4 +184,40 @@ Result<RefcountRecord> DecodeRefcount(uint64_t device_block, const uint8_t* v) {
   return r;
 }
 
+static_assert(sizeof(uint64_t) + sizeof(uint64_t) == kPoisonValueSize, "lost value: blocks, device block");
+static_assert(sizeof(uint64_t) + 2 * sizeof(uint32_t) == kPoisonValueSize, "bad value: blocks, flags, reserved");
+
+void EncodeLostValue(const LostRecord& r, uint8_t* v) {
+  base::EncodeU64(v, r.blocks);
+  base::EncodeU64(v + 8, r.device_block);
+}
+
+Result<LostRecord> DecodeLost(uint64_t ino, uint64_t file_block, const uint8_t* v) {
+  LostRecord r{ino, file_block, base::DecodeU64(v), base::DecodeU64(v + 8)};
+  if (ino == 0 || r.blocks == 0 || r.blocks > UINT64_MAX - file_block ||
+      r.blocks > UINT64_MAX - r.device_block || r.device_block == 0) {
+    return Status::Corruption(fmt::format(
+        "poison: lost-range record of inode {} at file block {} is malformed ({} blocks at device "
+        "block {})", ino, file_block, r.blocks, r.device_block));
+  }
+  return r;
+}
+
+void EncodeBadValue(const BadRecord& r, uint8_t* v) {
+  base::EncodeU64(v, r.blocks);
+  base::EncodeU32(v + 8, r.flags);
+  base::EncodeU32(v + 12, 0);
+}
+
+Result<BadRecord> DecodeBad(uint64_t device_block, uint64_t zero, const uint8_t* v) {
+  BadRecord r{device_block, base::DecodeU64(v), base::DecodeU32(v + 8)};
+  if (zero != 0 || r.blocks == 0 || r.blocks > UINT64_MAX - device_block ||
+      (r.flags & ~kBadKnownFlags)) {
+    return Status::Corruption(fmt::format(
+        "poison: bad-range record at device block {} is malformed ({} blocks, flags 0x{:x}, key "
+        "word {})", device_block, r.blocks, r.flags, zero));
+  }
+  return r;
+}
+
 }  // namespace daxfs::format

@@ -121,4 +121,38 @@ struct RefcountRecord {
 void EncodeRefcountValue(const RefcountRecord& r, uint8_t* value);
 Result<RefcountRecord> DecodeRefcount(uint64_t device_block, const uint8_t* value);
 
+// ---- Poison tree (TreeId::kPoison): media damage that must survive remount (docs/media.md).
+// key = {kind, a, b}, value = kPoisonValueSize bytes. Two record kinds:
+// - a lost file range, key {kPoisonLost, ino, file block}: file blocks [file block, +blocks) of
+//   `ino` sit on bad device blocks [device block, +blocks); reads of them fail with EIO until a
+//   whole-block write replaces them. One inode's records never overlap.
+// - a bad device range, key {kPoisonBad, device block, 0}: device blocks [device block, +blocks)
+//   are bad; they are never allocated again (owned by files that lost them, or retired: owner
+//   `bad` in the rmap). Bad-range records never overlap.
+// So the losses of an inode's file range and the bad ranges overlapping a device range are each
+// one seek and a short forward scan.
+inline constexpr uint16_t kPoisonValueSize = 16;
+inline constexpr uint64_t kPoisonLost = 1;
+inline constexpr uint64_t kPoisonBad = 2;
+inline constexpr uint32_t kBadHitFree = 1;       // the range was free space when it went bad
+inline constexpr uint32_t kBadSimulated = 2;     // injected by software (kFailureSimulated)
+inline constexpr uint32_t kBadKnownFlags = kBadHitFree | kBadSimulated;
+struct LostRecord {
+  uint64_t ino = 0;
+  uint64_t file_block = 0;
+  uint64_t blocks = 0;
+  uint64_t device_block = 0;
+};
+struct BadRecord {
+  uint64_t device_block = 0;
+  uint64_t blocks = 0;
+  uint32_t flags = 0;
+};
+//   lost value: 0 blocks u64 | 8 device block u64
+void EncodeLostValue(const LostRecord& r, uint8_t* value);
+Result<LostRecord> DecodeLost(uint64_t ino, uint64_t file_block, const uint8_t* value);
+//   bad value:  0 blocks u64 | 8 flags u32 | 12 reserved u32
+void EncodeBadValue(const BadRecord& r, uint8_t* value);
+Result<BadRecord> DecodeBad(uint64_t device_block, uint64_t zero, const uint8_t* value);
+
 }  // namespace daxfs::format

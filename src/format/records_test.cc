@@ -74,5 +74,31 @@ TEST(RecordsTest, ExtentRoundTripAndValidation) {
   EXPECT_NE(bad.status().message().find("inode 3 at file block 10"), std::string::npos);
 }
 
+TEST(RecordsTest, PoisonRecordsRoundTripAndValidation) {
+  uint8_t v[kPoisonValueSize];
+  EncodeLostValue({.ino = 7, .file_block = 3, .blocks = 2, .device_block = 900}, v);
+  Result<LostRecord> lost = DecodeLost(7, 3, v);
+  ASSERT_TRUE(lost.ok());
+  EXPECT_EQ(lost->blocks, 2u);
+  EXPECT_EQ(lost->device_block, 900u);
+  EXPECT_FALSE(DecodeLost(0, 3, v).ok());
+  EncodeLostValue({.blocks = 0, .device_block = 900}, v);
+  Result<LostRecord> empty = DecodeLost(7, 3, v);
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.status().code(), EUCLEAN);
+  EXPECT_NE(empty.status().message().find("inode 7 at file block 3"), std::string::npos);
+
+  EncodeBadValue({.device_block = 64, .blocks = 4, .flags = kBadHitFree}, v);
+  Result<BadRecord> bad = DecodeBad(64, 0, v);
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->blocks, 4u);
+  EXPECT_EQ(bad->flags, kBadHitFree);
+  EXPECT_FALSE(DecodeBad(64, 1, v).ok());  // the key's last word must be zero
+  EncodeBadValue({.blocks = 4, .flags = 0x80}, v);
+  EXPECT_FALSE(DecodeBad(64, 0, v).ok());  // unknown flag
+  EncodeBadValue({.blocks = UINT64_MAX, .flags = 0}, v);
+  EXPECT_FALSE(DecodeBad(64, 0, v).ok());  // wraps past the end of the device space
+}
+
 }  // namespace
 }  // namespace daxfs::format

@@ -170,16 +170,30 @@ Status WriteTxn::GrowMetadata() {
   return Status::Ok();
 }
 
-Result<uint64_t> WriteTxn::AllocateChunk(ChunkType type) {
+Result<uint64_t> WriteTxn::AllocateChunk(ChunkType type, std::optional<uint64_t> which) {
   if (!failed_.ok()) return failed_;
   uint64_t chunk = 0;
   {
     std::lock_guard<std::mutex> g(pool_->state_mutex_);
     auto& types = pool_->chunk_types_;
-    auto it = std::find(types.begin(), types.end(), -1);
-    if (it == types.end()) return Status::NoSpace("every chunk is in use");
-    chunk = it - types.begin();
-    *it = static_cast<int8_t>(type);
+    if (which) {
+      if (*which >= types.size()) return Status::Invalid(fmt::format("no chunk {}", *which));
+      if (types[*which] != -1) return Status::Exists(fmt::format("chunk {} is already typed", *which));
+      chunk = *which;
+    } else {
+      // Nodes never go to a chunk with bad bytes (a DATA chunk may: its bad blocks are retired).
+      auto usable = [&](size_t c) {
+        if (types[c] != -1) return false;
+        if (type != ChunkType::kMetadata) return true;
+        return !pool_->device_->IsBad(c * pool_->sb_.chunk_size,
+                                      pool_->sb_.ChunkBlockCount(c) * kBlockSize);
+      };
+      size_t c = 0;
+      while (c < types.size() && !usable(c)) ++c;
+      if (c == types.size()) return Status::NoSpace("every chunk is in use");
+      chunk = c;
+    }
+    types[chunk] = static_cast<int8_t>(type);
   }
   auto untype = [&] {
     std::lock_guard<std::mutex> g(pool_->state_mutex_);
@@ -353,7 +367,15 @@ Result<std::unique_ptr<Pool>> Pool::Open(device::Device* device, const OpenOptio
     return Status::Corruption(fmt::format("device too small to hold a superblock: {} bytes", device->size()));
   }
   int slot = 0;
-  ASSIGN_OR_RETURN(Superblock sb, format::SelectSuperblock(device->At(0), device->At(kBlockSize), &slot));
+  // A slot on bad media is never loaded: it reads as an invalid (zeroed) slot.
+  static const uint8_t kUnreadable[kBlockSize] = {};
+  bool bad0 = device->IsBad(0, kBlockSize), bad1 = device->IsBad(kBlockSize, kBlockSize);
+  if (bad0 && bad1) {
+    return Status::IoError("media error: both superblock slots (device offsets 0 and 4096) are on bad media");
+  }
+  ASSIGN_OR_RETURN(Superblock sb, format::SelectSuperblock(bad0 ? kUnreadable : device->At(0),
+                                                           bad1 ? kUnreadable : device->At(kBlockSize),
+                                                           &slot));
   bool ro_only = false;
   Status supported = format::CheckSupported(sb, &ro_only);
   if (!supported.ok() && !(ro_only && options.read_only)) return supported;
@@ -366,7 +388,15 @@ Result<std::unique_ptr<Pool>> Pool::Open(device::Device* device, const OpenOptio
   pool->was_clean_ = sb.state & format::kStateClean;
   pool->mounting_ = true;
   RETURN_IF_ERROR(pool->LoadChunkTable());
-  RETURN_IF_ERROR(pool->RebuildFreeNodes());
+  if (!pool->MetadataDamage().empty()) {
+    // Bad bytes under metadata: read-only for this mount. A tree walk stopped by a bad node
+    // leaves the free-node set unknown, which a read-only pool never needs.
+    pool->read_only_ = true;
+    Status walked = pool->RebuildFreeNodes();
+    if (!walked.ok()) base::Log(base::LogLevel::kError, "mount with metadata damage: {}", walked.ToString());
+  } else {
+    RETURN_IF_ERROR(pool->RebuildFreeNodes());
+  }
   pool->mounting_ = false;
   return pool;
 }
@@ -376,6 +406,10 @@ Result<const uint8_t*> Pool::ReadNode(uint64_t blockno, bool fresh_ok, bool veri
     return Status::Corruption(fmt::format("node pointer to block {} is outside the metadata space", blockno));
   }
   const uint8_t* p = device_->At(blockno * kBlockSize);
+  if (device_->IsBad(blockno * kBlockSize, kBlockSize)) {
+    return Status::IoError(fmt::format("media error: metadata node {} at device offset {} is on bad media",
+                                       blockno, blockno * kBlockSize));
+  }
   if (mounting_) {
     RETURN_IF_ERROR(format::VerifyBlock(p, format::BlockType::kBTreeNode, blockno));
     return p;
@@ -450,6 +484,32 @@ Status Pool::RebuildFreeNodes() {
     RETURN_IF_ERROR(s.WithContext(TreeName(id)));
   }
   return Status::Ok();
+}
+
+std::vector<device::BadRange> Pool::MetadataDamage() const {
+  std::vector<device::BadRange> out;
+  std::vector<device::BadRange> bad = device_->BadRanges();
+  if (bad.empty()) return out;
+  std::lock_guard<std::mutex> g(state_mutex_);
+  uint64_t chunk_bytes = sb_.chunk_size;
+  for (const device::BadRange& r : bad) {
+    uint64_t end = std::min(r.offset + r.length, sb_.device_size);
+    for (uint64_t at = r.offset; at < end;) {
+      uint64_t chunk = at / chunk_bytes;
+      uint64_t piece_end = std::min(end, (chunk + 1) * chunk_bytes);
+      bool metadata = chunk < chunk_types_.size() &&
+                      chunk_types_[chunk] == static_cast<int8_t>(ChunkType::kMetadata);
+      if (metadata) {
+        if (!out.empty() && out.back().offset + out.back().length == at) {
+          out.back().length += piece_end - at;
+        } else {
+          out.push_back({at, piece_end - at});
+        }
+      }
+      at = piece_end;
+    }
+  }
+  return out;
 }
 
 void Pool::RegisterTree(const btree::TreeSpec& spec) { specs_[static_cast<uint16_t>(spec.id)] = spec; }

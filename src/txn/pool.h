@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -93,8 +94,9 @@ class WriteTxn : public btree::NodeStore {
   const Status& status() const { return failed_; }
 
   // Types a free chunk (one with no chunk-table record) and returns its number; ENOSPC if none
-  // (the transaction is then unchanged).
-  Result<uint64_t> AllocateChunk(format::ChunkType type);
+  // (the transaction is then unchanged). `which`: that chunk (EEXIST if it is typed already).
+  // A METADATA chunk is never one with bad device bytes.
+  Result<uint64_t> AllocateChunk(format::ChunkType type, std::optional<uint64_t> which = {});
 
   // Makes sure `count` more nodes can be allocated: reclaims deferred nodes that are safe and
   // types new METADATA chunks as needed. ENOSPC when the device cannot provide them; chunks
@@ -184,6 +186,9 @@ class Pool {
   bool was_clean() const { return was_clean_; }
   device::Device* device() const { return device_; }
   SpaceInfo Space() const;
+  // Bad device bytes (Device::BadRanges) under the superblock slots or METADATA chunks, merged.
+  // Mount makes the pool read-only when there are any.
+  std::vector<device::BadRange> MetadataDamage() const;
   std::vector<std::pair<uint64_t, format::ChunkType>> Chunks() const;
 
  private:

@@ -194,6 +194,10 @@ class DaxFsImpl final : public DaxFs {
   }
 
   void OnSignal(const failure::SignalEvent& e) {
+    if (e.dropped > 0) {
+      base::Log(base::LogLevel::kError, "{} SIGBUS events were dropped (the queue of {} was full)",
+                e.dropped, failure::kSignalQueueSize);
+    }
     if (e.fence_trap) {
       router_->ReportTrap(e.info);
       return;

@@ -5,6 +5,7 @@
 // the owner's callback. Signals elsewhere go to the handler that was installed before.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 
@@ -21,14 +22,27 @@ struct SignalEvent {
   bool fence_trap = false;       // the page was already fenced: a consumed access of lost data
   bool action_required = false;  // BUS_MCEERR_AR, BUS_ADRERR or a fence trap
   dax::AddressInfo info;         // what the address is
+  // Events lost to a full queue (kSignalQueueSize pending) since the previous delivered event;
+  // they were caught after the events still queued. DroppedSignalEvents() keeps the total.
+  uint64_t dropped = 0;
 };
+
+// Events the handler can hold before the monitor thread takes them; more are counted, not kept.
+inline constexpr size_t kSignalQueueSize = 1024;
 
 // Installs the handler and starts the monitor thread, which calls `on_event` for every event in
 // the order caught. One owner at a time: EBUSY if installed already.
 Status InstallSignalHandler(std::function<void(const SignalEvent&)> on_event);
 // Restores the previous handlers and stops the monitor thread (after draining its queue).
 void UninstallSignalHandler();
-// Waits until every event caught before the call has been handed to `on_event`.
+// Waits until every event caught before the call has been handed to `on_event`. OK at once when
+// no handler is installed; EDEADLK when called from `on_event` (the monitor thread).
 Status WaitForSignalEvents();
+// Events dropped because the queue was full, since the process started.
+uint64_t DroppedSignalEvents();
+// Gives the calling thread an alternate signal stack (64 KiB, freed at thread exit) unless it has
+// one already, so the handler runs even when the fault is a stack overflow. The installing
+// thread, the monitor thread and every GuardMediaErrors caller get one.
+void EnsureSignalStack();
 
 }  // namespace daxfs::failure

@@ -31,7 +31,7 @@ class MappingTable final : public fs::MappingObserver {
 
   // See DaxFs::Map. Uses FsImpl::PrepareMapping, so the layout cannot change in between.
   Result<std::unique_ptr<Mapping>> Map(Ino ino, uint64_t offset, uint64_t length, MapProt prot,
-                                       MappingHandler handler);
+                                       MappingHandler handler = {});
 
   // fs::MappingObserver: re-lays the affected pages of every mapping of `ino` in the range:
   // kData -> the (new) device bytes, kZero -> zero pages (a writable mapping: private zero pages

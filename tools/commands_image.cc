@@ -189,11 +189,15 @@ Status RunCheck(const std::string& image) {
   Result<CheckResult> got = Check(image);
   if (!got.ok()) return At(image, got.status());
   for (const auto& p : got->problems) fmt::print("{}: {}\n", image, p);
+  for (const auto& d : got->damage) fmt::print("{}: recorded media damage: {}\n", image, d);
   if (!got->ok()) {
     return At(image, Status::Corruption(fmt::format("{} problem(s) found", got->problems.size())));
   }
-  fmt::print("{}: clean: {} nodes and {} records checked, no problems\n", image, got->nodes_checked,
-             got->records_checked);
+  fmt::print("{}: clean: {} nodes and {} records checked, no problems{}\n", image,
+             got->nodes_checked, got->records_checked,
+             got->damage.empty() ? ""
+                                 : fmt::format(" ({} recorded media damage: see daxfs errors)",
+                                               got->damage.size()));
   return Status::Ok();
 }
 

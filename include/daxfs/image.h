@@ -67,6 +67,7 @@ struct ImageInfo {
 
 struct CheckResult {
   std::vector<std::string> problems;
+  std::vector<std::string> damage;  // recorded media damage (lost ranges, retired space): not a problem
   uint64_t nodes_checked = 0;
   uint64_t records_checked = 0;
   bool ok() const { return problems.empty(); }

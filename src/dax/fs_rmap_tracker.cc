@@ -30,9 +30,9 @@ class FsRmapTracker final : public OwnerTracker {
     end = end > ~0ULL - (kPage - 1) ? ~0ULL / kPage * kPage : (end + kPage - 1) / kPage * kPage;
     // The owners first (under the filesystem lock), then the mappings (under the table lock):
     // never both at once.
-    Result<std::vector<FsmapRecord>> owners =
-        full_scan_ ? fs_->FsmapByScan(first, end, std::nullopt, 0)
-                   : fs_->Fsmap(first, end, std::nullopt, 0);
+    Result<std::vector<FsmapRecord>> owners = full_scan_
+                                                  ? fs_->FsmapByScan(first, end, std::nullopt, 0)
+                                                  : fs_->Fsmap(first, end, std::nullopt, 0);
     if (!owners.ok()) return owners.status();
     for (const FsmapRecord& r : *owners) {
       if (r.flags & kFsmapSpecialOwner) continue;  // metadata: no mapping maps it
@@ -42,8 +42,11 @@ class FsRmapTracker final : public OwnerTracker {
         uint64_t b = std::min(v.device_offset + v.length, end);
         if (a >= b) continue;
         uint64_t skip = a - v.device_offset;
-        victims.push_back({.mapping_id = v.mapping_id, .address = v.address + skip,
-                           .length = b - a, .ino = v.ino, .file_offset = v.file_offset + skip,
+        victims.push_back({.mapping_id = v.mapping_id,
+                           .address = v.address + skip,
+                           .length = b - a,
+                           .ino = v.ino,
+                           .file_offset = v.file_offset + skip,
                            .device_offset = a});
       }
     }

@@ -38,7 +38,7 @@ class IntervalIndex {
     if (a >= b) return;
     for (const auto& [c, by_start] : classes_) {
       uint64_t longest = c >= 63 ? ~0ULL : (2ULL << c) - 1;  // the class's longest interval
-      uint64_t lowest = a > longest ? a - longest : 0;        // the lowest start that may reach a
+      uint64_t lowest = a > longest ? a - longest : 0;       // the lowest start that may reach a
       for (auto it = by_start.lower_bound({lowest, 0}); it != by_start.end() && it->first.first < b;
            ++it) {
         if (it->second > a) fn(it->first.first, it->second, it->first.second);

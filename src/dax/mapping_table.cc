@@ -59,7 +59,8 @@ MapSegment Slice(const MapSegment& s, uint64_t from, uint64_t to) {
   MapSegment out = s;
   out.file_offset = from;
   out.length = to - from;
-  if (s.device_offset != fs::kNoDevice) out.device_offset = s.device_offset + (from - s.file_offset);
+  if (s.device_offset != fs::kNoDevice)
+    out.device_offset = s.device_offset + (from - s.file_offset);
   return out;
 }
 
@@ -88,10 +89,10 @@ struct MapState {
   uint64_t length = 0;  // whole pages
   bool writable = false;
   MappingHandler handler;
-  MapLayout layout;     // covers [file_offset, +length); what the address range holds
-  size_t slot = 0;      // in the address directory
-  bool live = false;    // in the table (index, trackers, directory); false once unmapped or killed
-  bool indexed = false; // in its file's index (false after the file was removed)
+  MapLayout layout;      // covers [file_offset, +length); what the address range holds
+  size_t slot = 0;       // in the address directory
+  bool live = false;     // in the table (index, trackers, directory); false once unmapped or killed
+  bool indexed = false;  // in its file's index (false after the file was removed)
 
   TrackedMapping Tracked() const { return {id, ino, base, file_offset, length}; }
   uint8_t* At(uint64_t file_off) const { return base + (file_off - file_offset); }
@@ -146,9 +147,9 @@ Status MappingTableState::MapPiece(const MapState& m, const MapSegment& s) {
   switch (s.kind) {
     case SegmentKind::kData: {
       if (s.device_offset == fs::kNoDevice || !device->Contains(s.device_offset, s.length)) {
-        return Status::Corruption(fmt::format(
-            "mapping of inode {}: device range {}+{} is outside the device", m.ino,
-            s.device_offset, s.length));
+        return Status::Corruption(
+            fmt::format("mapping of inode {}: device range {}+{} is outside the device", m.ino,
+                        s.device_offset, s.length));
       }
       int prot = PROT_READ | (m.writable ? PROT_WRITE : 0);
 #if defined(MAP_SYNC) && defined(MAP_SHARED_VALIDATE)
@@ -170,7 +171,8 @@ Status MappingTableState::MapPiece(const MapState& m, const MapSegment& s) {
       // Read-only: the shared zero page. Writable: private zero pages; stores there never
       // reach the file (docs/dax.md).
       int prot = PROT_READ | (m.writable ? PROT_WRITE : 0);
-      got = mmap(at, s.length, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+      got =
+          mmap(at, s.length, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
       err = errno;
       break;
     }
@@ -182,8 +184,8 @@ Status MappingTableState::MapPiece(const MapState& m, const MapSegment& s) {
       break;
   }
   if (got == MAP_FAILED) {
-    return ErrnoStatus(err, fmt::format("mapping file bytes {}+{} of inode {}", s.file_offset,
-                                        s.length, m.ino));
+    return ErrnoStatus(
+        err, fmt::format("mapping file bytes {}+{} of inode {}", s.file_offset, s.length, m.ino));
   }
   return Status::Ok();
 }
@@ -191,7 +193,8 @@ Status MappingTableState::MapPiece(const MapState& m, const MapSegment& s) {
 bool MappingTableState::MapPieceOrFence(const MapState& m, const MapSegment& s) {
   Status st = MapPiece(m, s);
   if (st.ok()) return true;
-  base::Log(base::LogLevel::kError, "mapping {}: {} (pages made inaccessible)", m.id, st.ToString());
+  base::Log(base::LogLevel::kError, "mapping {}: {} (pages made inaccessible)", m.id,
+            st.ToString());
   if (mprotect(m.At(s.file_offset), s.length, PROT_NONE) != 0) {
     base::Log(base::LogLevel::kError, "mapping {}: mprotect failed too: {}", m.id,
               std::strerror(errno));
@@ -219,14 +222,14 @@ void MappingTableState::Unindex(MapState* m) {
 }
 
 Result<std::shared_ptr<MapState>> MappingTableState::Install(Ino ino, uint64_t offset,
-                                                               uint64_t length, bool writable,
-                                                               MappingHandler handler,
-                                                               const MapLayout& layout) {
+                                                             uint64_t length, bool writable,
+                                                             MappingHandler handler,
+                                                             const MapLayout& layout) {
   std::lock_guard<std::mutex> lock(mu);
   if (!alive) return Status::IoError("map: the mapping table is gone");
   if (live.size() >= limit) {
-    return Status::Error(ENOMEM, fmt::format("map: {} mappings are live, the most there may be",
-                                             limit));
+    return Status::Error(ENOMEM,
+                         fmt::format("map: {} mappings are live, the most there may be", limit));
   }
   void* reserved =
       mmap(nullptr, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -266,7 +269,8 @@ void MappingTableState::Relay(MapState* m, uint64_t from, uint64_t to, const Map
   std::vector<MapSegment> left, joined;
   MapLayout layout;
   for (const MapSegment& s : m->layout) {  // the part before `from`, as it is
-    if (s.file_offset < from) Append(&layout, Slice(s, s.file_offset, std::min(from, s.file_offset + s.length)));
+    if (s.file_offset < from)
+      Append(&layout, Slice(s, s.file_offset, std::min(from, s.file_offset + s.length)));
   }
   // Walk old and new together over [from, to): pieces where both are one segment each.
   size_t i = 0, j = 0;
@@ -338,8 +342,12 @@ class MappingHandle final : public Mapping {
   uint64_t file_offset() const override { return state_->file_offset; }
   bool writable() const override { return state_->writable; }
 
-  Status Persist(uint64_t offset, uint64_t length) override { return FlushRange(offset, length, true); }
-  Status Flush(uint64_t offset, uint64_t length) override { return FlushRange(offset, length, false); }
+  Status Persist(uint64_t offset, uint64_t length) override {
+    return FlushRange(offset, length, true);
+  }
+  Status Flush(uint64_t offset, uint64_t length) override {
+    return FlushRange(offset, length, false);
+  }
   Status Drain() override {
     std::shared_ptr<MappingTableState> t = table_.lock();
     if (!t) return Gone();
@@ -350,8 +358,8 @@ class MappingHandle final : public Mapping {
 
  private:
   Status Gone() const {
-    return Status::IoError(fmt::format("mapping {}: it was killed or its filesystem is gone",
-                                       state_->id));
+    return Status::IoError(
+        fmt::format("mapping {}: it was killed or its filesystem is gone", state_->id));
   }
   // The device ranges behind [offset, +length) of the mapping (kData pieces only: zero pages of
   // a writable mapping have nowhere to go), flushed, then drained when `drain`.
@@ -414,8 +422,8 @@ Result<std::unique_ptr<Mapping>> MappingTable::Map(Ino ino, uint64_t offset, uin
     return Status::NotSupported("map: DAX mappings need 4 KiB pages");
   }
   if (impl_->device->Fd() < 0) {
-    return Status::NotSupported("map: the device has no file to map (" +
-                                impl_->device->Describe() + ")");
+    return Status::NotSupported("map: the device has no file to map (" + impl_->device->Describe() +
+                                ")");
   }
   if (length == 0) return Status::Invalid("map: length 0");
   if (length > ~0ULL - (kPage - 1)) {
@@ -455,9 +463,8 @@ void MappingTable::LayoutChanged(Ino ino, uint64_t offset, uint64_t length,
   if (f == impl_->files.end() || length == 0) return;
   uint64_t end = offset + length;
   bool removed = offset == 0 && length >= fs::kWholeFile &&
-                 std::all_of(layout.begin(), layout.end(), [](const MapSegment& s) {
-                   return s.kind == SegmentKind::kBeyondEof;
-                 });
+                 std::all_of(layout.begin(), layout.end(),
+                             [](const MapSegment& s) { return s.kind == SegmentKind::kBeyondEof; });
   std::vector<MapState*> hit;
   f->second.ForEachOverlap(offset, end, [&](uint64_t, uint64_t, uint64_t id) {
     auto m = impl_->live.find(id);
@@ -475,7 +482,8 @@ void MappingTable::LayoutChanged(Ino ino, uint64_t offset, uint64_t length,
     for (const MapSegment& s : next) covered += s.length;
     if (covered != to - from) {  // the filesystem broke its contract: fail safe
       base::Log(base::LogLevel::kError,
-                "layout of inode {} [{}, +{}) does not cover the range: mapping {} made inaccessible there",
+                "layout of inode {} [{}, +{}) does not cover the range: mapping {} made "
+                "inaccessible there",
                 ino, offset, length, m->id);
       next = {{from, to - from, SegmentKind::kBeyondEof, fs::kNoDevice}};
     }
@@ -502,8 +510,12 @@ std::vector<Victim> MappingTable::MappedPages(Ino ino, uint64_t file_offset,
       if (s.kind != SegmentKind::kData) continue;
       uint64_t a = std::max(from, s.file_offset), b = std::min(to, s.file_offset + s.length);
       if (a >= b) continue;
-      out.push_back({.mapping_id = m.id, .address = m.At(a), .length = b - a, .ino = m.ino,
-                     .file_offset = a, .device_offset = s.device_offset + (a - s.file_offset)});
+      out.push_back({.mapping_id = m.id,
+                     .address = m.At(a),
+                     .length = b - a,
+                     .ino = m.ino,
+                     .file_offset = a,
+                     .device_offset = s.device_offset + (a - s.file_offset)});
     }
   });
   return out;
@@ -527,9 +539,14 @@ std::vector<MappingNotice> MappingTable::RemovalNotices() const {
   std::vector<MappingNotice> out;
   std::lock_guard<std::mutex> lock(impl_->mu);
   for (const auto& [id, m] : impl_->live) {
-    out.push_back({.mapping_id = id, .address = m->base, .length = m->length, .ino = m->ino,
-                   .file_offset = m->file_offset, .device_offset = fs::kNoDevice,
-                   .action_required = false, .removal = true});
+    out.push_back({.mapping_id = id,
+                   .address = m->base,
+                   .length = m->length,
+                   .ino = m->ino,
+                   .file_offset = m->file_offset,
+                   .device_offset = fs::kNoDevice,
+                   .action_required = false,
+                   .removal = true});
   }
   std::sort(out.begin(), out.end(), [](const MappingNotice& a, const MappingNotice& b) {
     return a.mapping_id < b.mapping_id;

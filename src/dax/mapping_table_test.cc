@@ -4,6 +4,8 @@
 // extents under it (copy-on-write by write(), punch, truncate, unlink, fences). Then the
 // per-file index and the fs-rmap tracker over many mappings of shared blocks, checked against a
 // brute-force answer, and every error. Every test ends with the consistency checker.
+#include "dax/mapping_table.h"
+
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -18,8 +20,8 @@
 #include "base/random.h"
 #include "dax/fs_rmap_tracker.h"
 #include "dax/interval_index.h"
-#include "dax/mapping_table.h"
 #include "device/device.h"
+#include "daxfs/media.h"
 #include "fs/fs_impl.h"
 
 namespace daxfs::dax {
@@ -180,18 +182,18 @@ class MappingTableTest : public ::testing::Test {
 
 TEST_F(MappingTableTest, ReadOnlyMappingShowsWhatReadReturns) {
   Ino ino = NewFile("f");
-  WriteAt(ino, 0, Pattern(3 * kB + 100, 1));                      // blocks 0-3
-  WriteAt(ino, 8 * kB + 7, Pattern(2 * kB, 2));                   // blocks 8-10, hole 4-7
+  WriteAt(ino, 0, Pattern(3 * kB + 100, 1));                         // blocks 0-3
+  WriteAt(ino, 8 * kB + 7, Pattern(2 * kB, 2));                      // blocks 8-10, hole 4-7
   ASSERT_OK(fs_->Fallocate(ino, kFallocKeepSize, 12 * kB, 2 * kB));  // unwritten 12-13
-  WriteAt(ino, 16 * kB, Pattern(kB + 5, 3));                      // size 17 blocks + 5
+  WriteAt(ino, 16 * kB, Pattern(kB + 5, 3));                         // size 17 blocks + 5
   uint64_t size = 17 * kB + 5;
   std::unique_ptr<Mapping> m = MapOk(ino, 0, size, MapProt::kRead);
   ASSERT_NE(m, nullptr);
   EXPECT_EQ(m->length(), 18 * kB);  // whole pages
   EXPECT_FALSE(m->writable());
   EXPECT_EQ(View(*m, 0, size), ReadAll(ino, 0, size));
-  EXPECT_EQ(View(*m, 4 * kB, 4 * kB), std::string(4 * kB, '\0'));   // hole
-  EXPECT_EQ(View(*m, 12 * kB, 2 * kB), std::string(2 * kB, '\0'));  // unwritten
+  EXPECT_EQ(View(*m, 4 * kB, 4 * kB), std::string(4 * kB, '\0'));                // hole
+  EXPECT_EQ(View(*m, 12 * kB, 2 * kB), std::string(2 * kB, '\0'));               // unwritten
   EXPECT_EQ(View(*m, size, 18 * kB - size), std::string(18 * kB - size, '\0'));  // past EOF
   // Only the written blocks are device-backed, each where Bmap says.
   EXPECT_EQ(DevicePages(*m), BmapPages(ino));
@@ -427,6 +429,37 @@ TEST_F(MappingTableTest, MappingOutlivesTable) {
   EXPECT_EQ(View(*again, 0, kB), ReadAll(ino, 0, kB));
 }
 
+// A loss recorded by the filesystem (media failure) fences the page in every mapping of every
+// owner; a write of the whole block gives that owner a fresh block and the page comes back.
+// Skipped where the media-failure work is not merged yet.
+TEST_F(MappingTableTest, RecordedLossFencesEveryOwnersMapping) {
+  Ino a = NewFile("a");
+  WriteAt(a, 0, Pattern(4 * kB, 22));
+  Ino b = NewFile("b");
+  ASSERT_OK(fs_->Clone(a, b));
+  uint64_t bad = BmapPages(a)[kB];
+  std::unique_ptr<Mapping> ma = MapOk(a, 0, 4 * kB, MapProt::kRead);
+  std::unique_ptr<Mapping> mb = MapOk(b, 0, 4 * kB, MapProt::kRead);
+  ASSERT_TRUE(ma && mb);
+  ASSERT_EQ(rmap_->FindVictims(bad, kB)->size(), 2u);
+  Status injected = dev_->InjectPoison(bad, kB);
+  if (injected.code() == EOPNOTSUPP) GTEST_SKIP() << injected.ToString();
+  ASSERT_OK(injected);
+  Result<MediaFailureRecord> r = fs_->RecordMediaFailure(bad, kB, kFailureSimulated);
+  if (r.status().code() == EOPNOTSUPP) GTEST_SKIP() << r.status().ToString();
+  ASSERT_OK(r);
+  EXPECT_DEATH(Load(ma->data() + kB), "");
+  EXPECT_DEATH(Load(mb->data() + kB), "");
+  EXPECT_EQ(View(*ma, 0, kB), ReadAll(a, 0, kB));
+  EXPECT_EQ(DevicePages(*ma).count(kB) + DevicePages(*mb).count(kB), 0u);
+  EXPECT_TRUE(rmap_->FindVictims(bad, kB)->empty());
+  std::string fresh = Pattern(kB, 23);
+  WriteAt(a, kB, fresh);  // a whole lost block rewritten: a's loss is cleared
+  EXPECT_EQ(View(*ma, kB, kB), fresh);
+  EXPECT_NE(DevicePages(*ma)[kB], bad);
+  EXPECT_DEATH(Load(mb->data() + kB), "");  // b's stays lost
+}
+
 // ---- Many mappings of shared blocks: the index and the trackers.
 
 TEST_F(MappingTableTest, SharedBlockNamesEveryMappingWithItsOwnAddress) {
@@ -557,9 +590,8 @@ TEST(IntervalIndexTest, OverlapsMatchBruteForce) {
   }
   index.Insert(0, ~0ULL, 99999);  // the longest interval there is
   bool found = false;
-  index.ForEachOverlap(~0ULL - 1, ~0ULL, [&](uint64_t, uint64_t, uint64_t id) {
-    found = found || id == 99999;
-  });
+  index.ForEachOverlap(~0ULL - 1, ~0ULL,
+                       [&](uint64_t, uint64_t, uint64_t id) { found = found || id == 99999; });
   EXPECT_TRUE(found);
 }
 
@@ -567,9 +599,9 @@ TEST(IntervalIndexTest, OverlapsMatchBruteForce) {
 
 TEST_F(MappingTableTest, Errors) {
   Ino ino = NewFile("f");
-  WriteAt(ino, 0, Pattern(2 * kB + 1, 21));  // mappable up to 3 blocks
-  EXPECT_ERRNO(table_->Map(ino, 100, kB, MapProt::kRead), EINVAL);     // unaligned offset
-  EXPECT_ERRNO(table_->Map(ino, 0, 0, MapProt::kRead), EINVAL);        // empty
+  WriteAt(ino, 0, Pattern(2 * kB + 1, 21));                               // mappable up to 3 blocks
+  EXPECT_ERRNO(table_->Map(ino, 100, kB, MapProt::kRead), EINVAL);        // unaligned offset
+  EXPECT_ERRNO(table_->Map(ino, 0, 0, MapProt::kRead), EINVAL);           // empty
   EXPECT_ERRNO(table_->Map(ino, 0, 3 * kB + 1, MapProt::kRead), EINVAL);  // past EOF
   EXPECT_ERRNO(table_->Map(ino, 4 * kB, kB, MapProt::kRead), EINVAL);
   EXPECT_ERRNO(table_->Map(ino, 0, ~0ULL, MapProt::kRead), EINVAL);
@@ -590,7 +622,8 @@ TEST_F(MappingTableTest, Errors) {
   for (int i = 0; i < 3; ++i) maps.push_back(MapOk(ino, 0, kB, MapProt::kRead));
   Result<std::unique_ptr<Mapping>> over = table_->Map(ino, 0, kB, MapProt::kRead);
   EXPECT_ERRNO(over, ENOMEM);
-  EXPECT_NE(over.status().message().find("3 mappings"), std::string::npos) << over.status().ToString();
+  EXPECT_NE(over.status().message().find("3 mappings"), std::string::npos)
+      << over.status().ToString();
   maps.pop_back();
   EXPECT_NE(MapOk(ino, 0, kB, MapProt::kRead), nullptr);
   maps.clear();

@@ -29,6 +29,12 @@ struct InodeFacts {
 using format::RefcountRecord;
 using format::RmapRecord;
 
+std::map<uint64_t, bool> inodes_are_files(const std::map<uint64_t, InodeFacts>& inodes) {
+  std::map<uint64_t, bool> out;
+  for (auto& [ino, f] : inodes) out[ino] = f.inode.type == FileType::kRegular;
+  return out;
+}
+
 }  // namespace
 
 Result<FsCheckResult> FsImpl::Check() {
@@ -47,6 +53,9 @@ Result<FsCheckResult> FsImpl::Check() {
   std::vector<RmapRecord> used;  // every extent turned around: what the rmap must hold for files
   std::vector<RmapRecord> rmap;
   std::vector<RefcountRecord> refcounts;
+  std::vector<format::LostRecord> lost;
+  std::vector<format::BadRecord> bad_ranges;
+  std::vector<RmapRecord> retired;  // bad space no file owns (owner `bad`)
   Status walked = ReadOp([&]() -> Status {
     btree::Cursor c(trees_.inodes);
     for (Status s = c.SeekFirst(); c.Valid(); s = c.Next()) {
@@ -120,6 +129,22 @@ Result<FsCheckResult> FsImpl::Check() {
     if (trees_.rmap != nullptr) RETURN_IF_ERROR(ReadRmapTreeLocked(&rmap, &bad, nullptr));
     if (trees_.refcount != nullptr) RETURN_IF_ERROR(ReadRefcountTreeLocked(&refcounts, &bad, nullptr));
     for (auto& b : bad) problem(std::move(b));
+    // Media damage: the poison tree's records and the retired space they imply.
+    btree::Cursor p(trees_.poison);
+    for (Status s = p.SeekFirst(); p.Valid(); s = p.Next()) {
+      RETURN_IF_ERROR(s);
+      const btree::Key& k = p.key();
+      if (k.w[0] == format::kPoisonLost) {
+        Result<format::LostRecord> r = format::DecodeLost(k.w[1], k.w[2], p.value().data());
+        if (r.ok()) lost.push_back(*r); else problem(r.status().message());
+      } else if (k.w[0] == format::kPoisonBad) {
+        Result<format::BadRecord> r = format::DecodeBad(k.w[1], k.w[2], p.value().data());
+        if (r.ok()) bad_ranges.push_back(*r); else problem(r.status().message());
+      } else {
+        problem(fmt::format("poison: record of unknown kind {}", k.w[0]));
+      }
+    }
+    ASSIGN_OR_RETURN(retired, RetiredRecordsLocked(used));
     return Status::Ok();
   });
   if (!walked.ok()) {
@@ -211,14 +236,101 @@ Result<FsCheckResult> FsImpl::Check() {
     if (chunk_type[c] == static_cast<int8_t>(format::ChunkType::kData))
       data_chunk_blocks += sb.ChunkBlockCount(c);
   }
-  uint64_t accounted = used_blocks + data_.free_blocks() + data_.deferred_blocks();
+  uint64_t retired_blocks = 0;
+  for (const RmapRecord& r : retired) retired_blocks += r.blocks;
+  uint64_t accounted = used_blocks + retired_blocks + data_.free_blocks() + data_.deferred_blocks();
   if (accounted != data_chunk_blocks) {
     problem(fmt::format(
-        "data space: {} blocks in DATA chunks but {} mapped + {} free + {} deferred = {}",
-        data_chunk_blocks, used_blocks, data_.free_blocks(), data_.deferred_blocks(), accounted));
+        "data space: {} blocks in DATA chunks but {} mapped + {} retired + {} free + {} deferred = {}",
+        data_chunk_blocks, used_blocks, retired_blocks, data_.free_blocks(),
+        data_.deferred_blocks(), accounted));
   }
-  CheckReverseMaps(used, rmap, refcounts, &result);
+  CheckMediaDamage(inodes_are_files(inodes), used, lost, bad_ranges, retired, &result);
+  std::vector<RmapRecord> owners = used;  // the rmap holds retired space as owner `bad`
+  owners.insert(owners.end(), retired.begin(), retired.end());
+  CheckReverseMaps(owners, rmap, refcounts, &result);
   return result;
+}
+
+// Lost records name regular files whose blocks map exactly where the record says, inside bad
+// ranges; bad ranges never overlap and are never free; known damage is reported, not a problem;
+// bad bytes under metadata are.
+void FsImpl::CheckMediaDamage(const std::map<uint64_t, bool>& regular_files,
+                              const std::vector<RmapRecord>& used,
+                              const std::vector<format::LostRecord>& lost,
+                              const std::vector<format::BadRecord>& bad_ranges,
+                              const std::vector<RmapRecord>& retired, FsCheckResult* result) {
+  auto problem = [&](std::string text) { result->problems.push_back(std::move(text)); };
+  constexpr uint64_t kB = format::kBlockSize;
+  for (size_t i = 1; i < bad_ranges.size(); ++i) {
+    const format::BadRecord &a = bad_ranges[i - 1], &b = bad_ranges[i];
+    if (a.device_block + a.blocks > b.device_block) {
+      problem(fmt::format("poison: bad ranges at device blocks {} and {} overlap", a.device_block,
+                          b.device_block));
+    }
+  }
+  auto in_bad = [&](uint64_t block) {
+    auto it = std::upper_bound(bad_ranges.begin(), bad_ranges.end(), block,
+                               [](uint64_t b, const format::BadRecord& r) { return b < r.device_block; });
+    return it != bad_ranges.begin() && std::prev(it)->device_block + std::prev(it)->blocks > block;
+  };
+  for (const format::BadRecord& r : bad_ranges) {
+    for (uint64_t b = r.device_block; b < r.device_block + r.blocks; ++b) {
+      if (data_.IsFree(b) || data_.IsFresh(b)) {
+        problem(fmt::format("poison: bad device block {} is in free space", b));
+        break;
+      }
+    }
+  }
+  for (const format::LostRecord& l : lost) {
+    result->damage.push_back(fmt::format(
+        "lost: inode {} file offset {} (+{} bytes) on bad media at device offset {}", l.ino,
+        l.file_block * kB, l.blocks * kB, l.device_block * kB));
+    auto file = regular_files.find(l.ino);
+    if (file == regular_files.end() || !file->second) {
+      problem(fmt::format("poison: lost range of inode {} at file block {}: no such regular file",
+                          l.ino, l.file_block));
+      continue;
+    }
+    // `used` is in extent-key order: (inode, file block).
+    auto it = std::lower_bound(used.begin(), used.end(), std::make_pair(l.ino, l.file_block),
+                               [](const RmapRecord& r, const std::pair<uint64_t, uint64_t>& k) {
+                                 return std::tie(r.owner, r.file_block) < std::tie(k.first, k.second);
+                               });
+    if (it != used.begin()) --it;
+    uint64_t mapped = 0;
+    for (; it != used.end() && it->owner <= l.ino; ++it) {
+      if (it->owner != l.ino) continue;
+      uint64_t s = std::max(it->file_block, l.file_block);
+      uint64_t e = std::min(it->file_block + it->blocks, l.file_block + l.blocks);
+      if (s >= e) continue;
+      if (it->device_block + (s - it->file_block) != l.device_block + (s - l.file_block)) {
+        problem(fmt::format("poison: inode {} file block {} is lost at device block {} but maps "
+                            "device block {}", l.ino, s, l.device_block + (s - l.file_block),
+                            it->device_block + (s - it->file_block)));
+      }
+      mapped += e - s;
+    }
+    if (mapped != l.blocks) {
+      problem(fmt::format("poison: lost range of inode {} at file block {} ({} blocks): only {} "
+                          "of them are mapped", l.ino, l.file_block, l.blocks, mapped));
+    }
+    for (uint64_t b = l.device_block; b < l.device_block + l.blocks; ++b) {
+      if (!in_bad(b)) {
+        problem(fmt::format("poison: inode {} lost device block {}, which is not in a bad range",
+                            l.ino, b));
+        break;
+      }
+    }
+  }
+  for (const RmapRecord& r : retired) {
+    result->damage.push_back(fmt::format("retired: device offset {} (+{} bytes)",
+                                         r.device_block * kB, r.blocks * kB));
+  }
+  for (const device::BadRange& r : pool_->MetadataDamage()) {
+    problem(fmt::format("media: bad bytes under metadata at device offset {} (+{} bytes, chunk {})",
+                        r.offset, r.length, r.offset / pool_->superblock().chunk_size));
+  }
 }
 
 // ---- The reverse-map scrub.

@@ -113,7 +113,8 @@ Result<MapLayout> FsImpl::ComputeLayoutLocked(Ino ino, uint64_t first_block, uin
   if (data_end > first_block) {
     RETURN_IF_ERROR(ForEachExtent(
         ino, first_block, data_end - first_block, [&](uint64_t start, const ExtentRecord& x) {
-          if (start > pos) Append(&layout, pos * kB, (start - pos) * kB, SegmentKind::kZero, kNoDevice);
+          if (start > pos)
+            Append(&layout, pos * kB, (start - pos) * kB, SegmentKind::kZero, kNoDevice);
           uint64_t from = std::max(start, pos), to = std::min<uint64_t>(start + x.blocks, data_end);
           if (x.flags & format::kExtentUnwritten) {
             Append(&layout, from * kB, (to - from) * kB, SegmentKind::kZero, kNoDevice);
@@ -194,27 +195,27 @@ Status FsImpl::MakeWritableLocked(Inode* inode, uint64_t first_block, uint64_t c
   RETURN_IF_ERROR(UnshareData(inode, first_block, count));
   bool holes = false;
   uint64_t pos = first_block;
-  RETURN_IF_ERROR(ForEachExtent(inode->ino, first_block, count,
-                                [&](uint64_t start, const ExtentRecord& x) {
-                                  holes = holes || start > pos;
-                                  pos = start + x.blocks;
-                                  return !holes;
-                                }));
+  RETURN_IF_ERROR(
+      ForEachExtent(inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
+        holes = holes || start > pos;
+        pos = start + x.blocks;
+        return !holes;
+      }));
   if (holes || pos < first_block + count) {
     // Holes become unwritten blocks (the size stays), zeroed and converted below.
     RETURN_IF_ERROR(AllocateRange(inode, first_block * kB, count * kB, /*keep_size=*/true));
   }
   std::vector<std::pair<uint64_t, uint64_t>> unwritten;  // device block, blocks
   uint64_t records = 0;
-  RETURN_IF_ERROR(ForEachExtent(inode->ino, first_block, count,
-                                [&](uint64_t start, const ExtentRecord& x) {
-                                  ++records;
-                                  if (!(x.flags & format::kExtentUnwritten)) return true;
-                                  uint64_t from = std::max(start, first_block);
-                                  uint64_t to = std::min(start + x.blocks, first_block + count);
-                                  unwritten.emplace_back(x.device_block + (from - start), to - from);
-                                  return true;
-                                }));
+  RETURN_IF_ERROR(
+      ForEachExtent(inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
+        ++records;
+        if (!(x.flags & format::kExtentUnwritten)) return true;
+        uint64_t from = std::max(start, first_block);
+        uint64_t to = std::min(start + x.blocks, first_block + count);
+        unwritten.emplace_back(x.device_block + (from - start), to - from);
+        return true;
+      }));
   if (unwritten.empty()) return Status::Ok();
   RETURN_IF_ERROR(ReserveExtentUpdates(records, 4 * unwritten.size() + 4));
   for (auto [device_block, blocks] : unwritten) {

@@ -177,6 +177,7 @@ Result<uint64_t> FsImpl::UnmapRange(Ino ino, uint64_t first_block, uint64_t coun
     found.emplace_back(fb, x);
     return true;
   }));
+  if (PoisonActive()) RETURN_IF_ERROR(ForgetLossesLocked(ino, first_block, count));
   uint64_t unmapped = 0;
   for (auto& [start, x] : found) {
     uint64_t x_end = start + x.blocks;
@@ -384,6 +385,10 @@ Status FsImpl::ReserveTreeWork(const TreeWork& w) {
   ASSIGN_OR_RETURN(uint64_t rmap, WorstCaseNodes(trees_.rmap, map_updates,
                                                  w.local_updates + w.extent_inserts));
   nodes += rmap;
+  if (PoisonActive()) {  // lost records trimmed, bad blocks retired (docs/media.md)
+    ASSIGN_OR_RETURN(uint64_t poison, PoisonWorkNodes(map_updates, w.refcount_calls));
+    nodes += poison;
+  }
   if (trees_.refcount != nullptr && w.refcount_calls > 0) {
     int64_t signed_records =
         static_cast<int64_t>(pool_->superblock().tree(format::TreeId::kRefcount).records) +

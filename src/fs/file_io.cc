@@ -103,7 +103,22 @@ Status FsImpl::PlanWrite(Ino ino, uint64_t offset, uint64_t length, const uint8_
   if (length == 0) return Status::Ok();
   uint64_t first = offset / kBlock;
   uint64_t end = BlocksCovering(offset + length);
-  auto add = [&](WritePlan::Kind kind, uint64_t fb, uint64_t n, uint64_t device_block) {
+  // Lost blocks (docs/media.md): a write must cover them whole, and then always gets new blocks.
+  std::vector<space::Run> lost;
+  if (PoisonActive()) {
+    ASSIGN_OR_RETURN(lost, LostRunsLocked(ino, first, end - first));
+    bool partial_head = offset % kBlock != 0, partial_tail = (offset + length) % kBlock != 0;
+    for (const space::Run& r : lost) {
+      if ((partial_head && r.start == first) || (partial_tail && r.start + r.count == end)) {
+        uint64_t b = partial_head && r.start == first ? first : end - 1;
+        return Status::IoError(fmt::format(
+            "media error: inode {} file offset {} is lost (bad media); only a write of the whole "
+            "block replaces it", ino, b * kBlock));
+      }
+    }
+  }
+  Status edge;  // a partial block to copy that sits on bad media not recorded yet
+  auto add_piece = [&](WritePlan::Kind kind, uint64_t fb, uint64_t n, uint64_t device_block) {
     bool reads_zero = kind == WritePlan::Kind::kHole || kind == WritePlan::Kind::kUnwritten;
     if (zeroing && reads_zero) return;  // already reads as zeros
     uint64_t begin = std::max(offset, fb * kBlock);
@@ -115,6 +130,27 @@ Status FsImpl::PlanWrite(Ino ino, uint64_t offset, uint64_t length, const uint8_
       if (!plan->first_new_block) plan->first_new_block = fb;
     }
     if (kind == WritePlan::Kind::kHole) plan->hole_blocks += n;
+    if (kind == WritePlan::Kind::kCopy && edge.ok()) {
+      if (begin % kBlock != 0) edge = CheckDeviceGoodLocked(ino, fb, device_block, 1, "write");
+      if (edge.ok() && finish % kBlock != 0) {
+        edge = CheckDeviceGoodLocked(ino, fb + n - 1, device_block + n - 1, 1, "write");
+      }
+    }
+  };
+  // Lost blocks are never written in place: they become copy pieces (covering them whole, so
+  // nothing is read from them), and the copy path unmaps them, which forgets the loss.
+  auto add = [&](WritePlan::Kind kind, uint64_t fb, uint64_t n, uint64_t device_block) {
+    bool in_place = kind == WritePlan::Kind::kInPlace || kind == WritePlan::Kind::kUnwritten;
+    if (lost.empty() || !in_place) return add_piece(kind, fb, n, device_block);
+    uint64_t at = fb, piece_end = fb + n;
+    for (const space::Run& r : lost) {
+      uint64_t s = std::max(r.start, at), e = std::min(r.start + r.count, piece_end);
+      if (s >= e) continue;
+      if (s > at) add_piece(kind, at, s - at, device_block + (at - fb));
+      add_piece(WritePlan::Kind::kCopy, s, e - s, device_block + (s - fb));
+      at = e;
+    }
+    if (at < piece_end) add_piece(kind, at, piece_end - at, device_block + (at - fb));
   };
   // Written blocks [b, e) (device `device` at file block `from`) that no other owner shares:
   // in place where fresh, copied where committed.
@@ -164,7 +200,7 @@ Status FsImpl::PlanWrite(Ino ino, uint64_t offset, uint64_t length, const uint8_
       }));
   RETURN_IF_ERROR(inner);
   if (pos < end) add(WritePlan::Kind::kHole, pos, end - pos, 0);
-  return Status::Ok();
+  return edge;
 }
 
 namespace {
@@ -277,6 +313,10 @@ Result<size_t> FsImpl::ReadData(const Inode& inode, uint64_t offset, std::span<u
     pos = std::max(pos, to);
   };
   uint64_t first = offset / kBlock;
+  if (PoisonActive()) {
+    RETURN_IF_ERROR(CheckNotLostLocked(inode.ino, first, BlocksCovering(end) - first, "read"));
+  }
+  Status bad;  // bytes on bad media that no failure recorded yet (the engine never loads them)
   RETURN_IF_ERROR(ForEachExtent(
       inode.ino, first, BlocksCovering(end) - first, [&](uint64_t start, const ExtentRecord& x) {
         uint64_t x_begin = start * kBlock, x_end = std::min(end, (start + x.blocks) * kBlock);
@@ -284,12 +324,19 @@ Result<size_t> FsImpl::ReadData(const Inode& inode, uint64_t offset, std::span<u
         if (x.flags & format::kExtentUnwritten) {
           zero_to(x_end);
         } else if (x_end > pos) {
+          if (device_->IsBad(x.device_block * kBlock + (pos - x_begin), x_end - pos)) {
+            uint64_t fb = pos / kBlock;
+            bad = CheckDeviceGoodLocked(inode.ino, fb, x.device_block + (fb - start),
+                                        BlocksCovering(x_end) - fb, "read");
+            return false;
+          }
           const uint8_t* data = device_->At(x.device_block * kBlock + (pos - x_begin));
           std::memcpy(out.data() + (pos - offset), data, x_end - pos);
           pos = x_end;
         }
         return true;
       }));
+  RETURN_IF_ERROR(bad);
   zero_to(end);
   return static_cast<size_t>(n);
 }
@@ -632,6 +679,10 @@ Status FsImpl::UnshareData(Inode* inode, uint64_t first_block, uint64_t count) {
       }));
   RETURN_IF_ERROR(inner);
   if (plan.pieces.empty()) return Status::Ok();
+  for (const WritePlan::Piece& p : plan.pieces) {  // copies read every block: none may be bad
+    if (PoisonActive()) RETURN_IF_ERROR(CheckNotLostLocked(inode->ino, p.file_block, p.blocks, "unshare"));
+    RETURN_IF_ERROR(CheckDeviceGoodLocked(inode->ino, p.file_block, p.device_block, p.blocks, "unshare"));
+  }
   ASSIGN_OR_RETURN(uint64_t goal, DataGoal(inode->ino, *plan.first_new_block));
   ASSIGN_OR_RETURN(BlockSource blocks,
                    ReserveForOp(plan.new_blocks, goal, plan.extents, plan.Updates()));

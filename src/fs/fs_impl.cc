@@ -73,6 +73,7 @@ void RegisterTrees(txn::Pool* pool) {
   pool->RegisterTree(ExtentTreeSpec());
   pool->RegisterTree(RmapTreeSpec());
   pool->RegisterTree(RefcountTreeSpec());
+  pool->RegisterTree(PoisonTreeSpec());
 }
 }  // namespace
 
@@ -81,14 +82,23 @@ std::vector<btree::TreeSpec> FsImpl::TreeSpecs() const {
   std::vector<btree::TreeSpec> specs = {InodeTreeSpec(), DirentTreeSpec(), ExtentTreeSpec()};
   if (has_rmap_) specs.push_back(RmapTreeSpec());
   if (has_reflink_) specs.push_back(RefcountTreeSpec());
+  specs.push_back(PoisonTreeSpec());
   return specs;
 }
 
 void FsImpl::SetTrees(btree::BTree** trees, size_t n) {
   trees_ = {};
-  btree::BTree** slots[] = {&trees_.inodes, &trees_.dirents, &trees_.extents, &trees_.rmap,
-                            &trees_.refcount};
-  for (size_t i = 0; i < n; ++i) *slots[i] = trees[i];  // reflink implies rmap: order holds
+  for (size_t i = 0; i < n; ++i) {
+    switch (trees[i]->spec().id) {
+      case TreeId::kInodes: trees_.inodes = trees[i]; break;
+      case TreeId::kDirents: trees_.dirents = trees[i]; break;
+      case TreeId::kExtents: trees_.extents = trees[i]; break;
+      case TreeId::kRmap: trees_.rmap = trees[i]; break;
+      case TreeId::kRefcount: trees_.refcount = trees[i]; break;
+      case TreeId::kPoison: trees_.poison = trees[i]; break;
+      default: break;
+    }
+  }
 }
 
 // ---- Format and mount.
@@ -128,6 +138,7 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(device::Device* device,
   ASSIGN_OR_RETURN(auto pool, txn::Pool::Open(device, {.read_only = options.read_only,
                                                        .verify_every_read = options.verify_every_read}));
   RegisterTrees(pool.get());
+  std::vector<device::BadRange> damage = pool->MetadataDamage();
   std::unique_ptr<FsImpl> fs(new FsImpl(device, std::move(owned), std::move(pool), options));
   Status root = fs->ReadOp([&]() -> Status {
     Result<Inode> r = fs->GetInode(format::kRootIno);
@@ -138,8 +149,19 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(device::Device* device,
     if (r->type != format::FileType::kDirectory) {
       return Status::Corruption("inode 1 (the root) is not a directory");
     }
-    return fs->RebuildDataSpace();
+    RETURN_IF_ERROR(fs->RebuildDataSpace());
+    return fs->ExcludeBadFromDataSpaceLocked();
   });
+  if (!damage.empty()) {
+    // Bad bytes under metadata: mount read-only (shut down) so that check and errors still work.
+    if (!root.ok()) base::Log(base::LogLevel::kError, "mount with metadata damage: {}", root.ToString());
+    uint64_t chunk = damage[0].offset / fs->pool_->superblock().chunk_size;
+    std::lock_guard<std::mutex> lock(fs->mu_);
+    fs->ShutDown(Status::IoError(fmt::format(
+        "media error in metadata at device offset {} (chunk {}): filesystem shut down read-only",
+        damage[0].offset, chunk)));
+    return fs;
+  }
   RETURN_IF_ERROR(root);
   return fs;
 }
@@ -169,7 +191,7 @@ Status FsImpl::ReadOp(const std::function<Status()>& body) {
   std::lock_guard<std::mutex> lock(mu_);
   if (unmounted_) return Status::IoError("the filesystem is unmounted");
   std::vector<btree::TreeSpec> specs = TreeSpecs();
-  btree::BTree* trees[5] = {};
+  btree::BTree* trees[6] = {};
   if (txn_) {
     for (size_t i = 0; i < specs.size(); ++i) {
       ASSIGN_OR_RETURN(trees[i], txn_->Tree(specs[i]));
@@ -210,7 +232,7 @@ Status FsImpl::WriteOp(const std::function<Status()>& body) {
   }
   Status opened = [&]() -> Status {
     std::vector<btree::TreeSpec> specs = TreeSpecs();
-    btree::BTree* trees[5] = {};
+    btree::BTree* trees[6] = {};
     for (size_t i = 0; i < specs.size(); ++i) {
       ASSIGN_OR_RETURN(trees[i], txn_->Tree(specs[i]));
     }

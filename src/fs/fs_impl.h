@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,6 +29,7 @@ btree::TreeSpec DirentTreeSpec();
 btree::TreeSpec ExtentTreeSpec();
 btree::TreeSpec RmapTreeSpec();      // interval tree
 btree::TreeSpec RefcountTreeSpec();
+btree::TreeSpec PoisonTreeSpec();    // media damage (media.cc)
 
 class FsImpl final : public Filesystem {
  public:
@@ -143,6 +145,50 @@ class FsImpl final : public Filesystem {
   std::vector<NotedChange> noted_changes_;
   // ---- END media/DAX private helpers ----------------------------------------------------------
 
+  // ---- BEGIN media private helpers (media.cc) ------------------------------------------------
+  // Whether any loss or bad range is known (inside an operation). When false -- the normal case --
+  // the data path skips every media check: one pointer test and one load.
+  bool PoisonActive() const {
+    return (trees_.poison != nullptr && trees_.poison->root() != 0) || !overlay_lost_.empty() ||
+           !overlay_bad_.empty();
+  }
+  // The lost file blocks of `ino` in [first_block, +count) (tree and overlay), clipped, as runs
+  // of file blocks in order (start = file block).
+  Result<std::vector<space::Run>> LostRunsLocked(Ino ino, uint64_t first_block, uint64_t count);
+  // EIO naming the first lost file offset of `ino` in [first_block, +count), if any (`what`: the
+  // operation, for the message).
+  Status CheckNotLostLocked(Ino ino, uint64_t first_block, uint64_t count, const char* what);
+  // EIO when device blocks [device_block, +count) hold bad bytes not recorded yet.
+  Status CheckDeviceGoodLocked(Ino ino, uint64_t file_block, uint64_t device_block, uint64_t count,
+                               const char* what);
+  // UnmapRange: `ino` no longer maps [first_block, +count): its losses there are forgotten.
+  Status ForgetLossesLocked(Ino ino, uint64_t first_block, uint64_t count);
+  // DropDataRef: device blocks whose last owner went away. Bad ones are retired, the rest released.
+  Status ReleaseOrRetireLocked(uint64_t device_block, uint64_t count);
+  // Takes bad device blocks out of service for good: an rmap record of owner `bad` (merged with
+  // retired neighbours). The caller has taken them out of the allocator's free space.
+  Status RetireLocked(uint64_t device_block, uint64_t count);
+  // The bad-range records overlapping device blocks [first, end), in order.
+  Result<std::vector<format::BadRecord>> BadRecordsLocked(uint64_t first, uint64_t end);
+  // Retired space (bad blocks no file owns) as `bad`-owner rmap records, maximal runs, in order;
+  // `file_owners` is every file extent turned around (ScanFileOwnersLocked).
+  Result<std::vector<format::RmapRecord>> RetiredRecordsLocked(
+      const std::vector<format::RmapRecord>& file_owners);
+  // Mount: bad ranges never count as free data space.
+  Status ExcludeBadFromDataSpaceLocked();
+  // Nodes the poison and rmap trees may need on top of `work` (zero unless PoisonActive()).
+  Result<uint64_t> PoisonWorkNodes(uint64_t extent_changes, uint64_t frees);
+  std::vector<RangePiece> ClassifyRangeLocked(uint64_t offset, uint64_t length);
+  struct FailurePlan;  // what RecordMediaFailure found and will record (media.cc)
+  Status PlanFailureLocked(uint64_t offset, uint64_t length, FailurePlan* plan);
+  Status ApplyFailureLocked(const FailurePlan& plan);
+  void KeepFailureInMemoryLocked(const FailurePlan& plan);
+  // Losses and bad ranges known only to this mount (read-only filesystem or after a shutdown).
+  std::vector<format::LostRecord> overlay_lost_;
+  std::vector<space::Run> overlay_bad_;        // device blocks
+  std::vector<RangePiece> overlay_metadata_;   // metadata hits routed to this mount
+  // ---- END media private helpers --------------------------------------------------------------
+
  public:
 
   // For tests: the pool underneath (do not write through it).
@@ -194,6 +240,13 @@ class FsImpl final : public Filesystem {
                         const std::vector<format::RmapRecord>& rmap,
                         const std::vector<format::RefcountRecord>& refcounts,
                         FsCheckResult* result);
+  // check.cc: the scrub of the poison tree (lost records, bad ranges, retired space) and the
+  // metadata damage (`regular_files`: inode -> is a regular file; `used` in extent-key order).
+  void CheckMediaDamage(const std::map<uint64_t, bool>& regular_files,
+                        const std::vector<format::RmapRecord>& used,
+                        const std::vector<format::LostRecord>& lost,
+                        const std::vector<format::BadRecord>& bad_ranges,
+                        const std::vector<format::RmapRecord>& retired, FsCheckResult* result);
   // repair.cc: makes sure the pool can give the nodes of deleting every record of the rmap and
   // refcount trees and inserting `rmap_records` and `refcount_records` new ones.
   Status ReserveRebuildLocked(uint64_t rmap_records, uint64_t refcount_records);
@@ -233,6 +286,7 @@ class FsImpl final : public Filesystem {
     btree::BTree* extents = nullptr;
     btree::BTree* rmap = nullptr;      // null on a filesystem made without the rmap
     btree::BTree* refcount = nullptr;  // null on a filesystem made without reflink
+    btree::BTree* poison = nullptr;    // media damage (every filesystem; empty unless damaged)
   };
 
   // ---- Inode helpers (fs_impl.cc); valid inside an operation.
@@ -453,7 +507,7 @@ class FsImpl final : public Filesystem {
   std::unique_ptr<txn::WriteTxn> txn_;  // open write transaction (group commit keeps it open)
   uint32_t ops_in_txn_ = 0;
   std::unique_ptr<txn::ReadTxn> read_view_;
-  std::optional<btree::BTree> read_trees_[5];
+  std::optional<btree::BTree> read_trees_[6];
   bool has_rmap_ = false;
   bool has_reflink_ = false;
   Trees trees_;

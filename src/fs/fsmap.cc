@@ -180,7 +180,9 @@ Result<bool> FsImpl::RefcountSharedLocked(uint64_t device_block, uint64_t blocks
 Result<std::vector<FsmapRecord>> FsImpl::FsmapFromScanLocked(const FsmapQuery& q) {
   std::vector<RmapRecord> all;
   RETURN_IF_ERROR(ScanFileOwnersLocked(&all));
+  ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, RetiredRecordsLocked(all));  // owner `bad`
   for (const RmapRecord& s : SpecialOwnerRecords()) all.push_back(s);
+  all.insert(all.end(), retired.begin(), retired.end());
   std::vector<RmapRecord> in_range;  // trimmed to the query, for the sharing sweep
   std::vector<FsmapRecord> out;
   for (const RmapRecord& r : all) {
@@ -227,7 +229,7 @@ Status FsImpl::ScanFileOwnersLocked(std::vector<RmapRecord>* out) {
   return Status::Ok();
 }
 
-// (Retired space, owner `bad`, will come from the poison tree with issue 5.)
+// (Retired space, owner `bad`, comes from the poison tree: RetiredRecordsLocked, media.cc.)
 std::vector<RmapRecord> FsImpl::SpecialOwnerRecords() const {
   format::Superblock sb = pool_->superblock();
   std::vector<RmapRecord> out;

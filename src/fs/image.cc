@@ -175,7 +175,7 @@ Result<ImageInfo> Inspect(const std::string& path) {
 Result<CheckResult> Check(const std::string& path) {
   ASSIGN_OR_RETURN(auto fs, Filesystem::Open(path, {.read_only = true}));
   ASSIGN_OR_RETURN(FsCheckResult report, fs->Check());
-  return CheckResult{.problems = report.problems, .nodes_checked = report.nodes_checked,
+  return CheckResult{.problems = report.problems, .damage = report.damage, .nodes_checked = report.nodes_checked,
                      .records_checked = report.inodes_checked + report.extents_checked};
 }
 

@@ -176,12 +176,19 @@ Result<std::vector<space::Run>> FsImpl::SharedRuns(uint64_t device_block, uint64
 Status FsImpl::DropDataRef(uint64_t device_block, uint64_t count) {
   if (count == 0) return Status::Ok();
   if (trees_.refcount == nullptr) {
+    if (PoisonActive()) return ReleaseOrRetireLocked(device_block, count);  // docs/media.md
     ReleaseData(device_block, count);
     return Status::Ok();
   }
   std::vector<space::Run> freed;
   RETURN_IF_ERROR(DecRef(device_block, count, &freed));
-  for (const space::Run& r : freed) ReleaseData(r.start, r.count);
+  for (const space::Run& r : freed) {
+    if (PoisonActive()) {
+      RETURN_IF_ERROR(ReleaseOrRetireLocked(r.start, r.count));  // bad blocks are retired
+    } else {
+      ReleaseData(r.start, r.count);
+    }
+  }
   return Status::Ok();
 }
 

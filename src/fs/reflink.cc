@@ -108,6 +108,12 @@ Result<FsImpl::RemapPlan> FsImpl::PlanRemap(const Inode& src, uint64_t src_block
         plan.shared_blocks += to - from;
         return true;
       }));
+  // Sharing a lost or bad block would hand bad bytes to a new owner: EIO, nothing changed.
+  if (PoisonActive()) RETURN_IF_ERROR(CheckNotLostLocked(src.ino, src_block, blocks, "clone"));
+  for (const auto& [file_block, x] : plan.pieces) {
+    RETURN_IF_ERROR(CheckDeviceGoodLocked(src.ino, src_block + (file_block - dst_block),
+                                          x.device_block, x.blocks, "clone"));
+  }
   ASSIGN_OR_RETURN(uint64_t dst_records, CountExtents(dst.ino, dst_block, dst_unmap_blocks));
   // Unmapping: each destination record deleted or trimmed, one split at each end (+ a margin for
   // records split by byte writes before the remap). Mapping: an insert per piece, plus merges at

@@ -136,6 +136,7 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
     std::vector<RmapRecord> files;
     RETURN_IF_ERROR(ScanFileOwnersLocked(&files));
     std::vector<RefcountRecord> refcounts = SweepRefcounts(files);
+    ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, RetiredRecordsLocked(files));  // owner `bad`
     if (!has_reflink_ && !refcounts.empty()) {
       const RefcountRecord& r = refcounts.front();
       return Status::Corruption(fmt::format(
@@ -154,9 +155,10 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
     }
 
     // 2. Reserve (this may type METADATA chunks, so their owners are read after it).
-    uint64_t special_bound = pool_->superblock().chunk_count + 1;
+    uint64_t special_bound = pool_->superblock().chunk_count + 1 + retired.size();
     RETURN_IF_ERROR(ReserveRebuildLocked(files.size() + special_bound, refcounts.size()));
     std::vector<RmapRecord> want = files;
+    want.insert(want.end(), retired.begin(), retired.end());
     for (const RmapRecord& s : SpecialOwnerRecords()) want.push_back(s);
     std::sort(want.begin(), want.end(), RmapKeyLess);
     report.fixed = unreadable;
@@ -192,7 +194,9 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
       }
     }
     // The allocator's free space came from the old rmap at mount.
-    ResyncDataSpaceLocked(files);
+    std::vector<RmapRecord> in_use = files;  // retired space is never free either
+    in_use.insert(in_use.end(), retired.begin(), retired.end());
+    ResyncDataSpaceLocked(in_use);
     report.rmap_records = want.size();
     report.refcount_records = refcounts.size();
     return Status::Ok();

@@ -82,13 +82,17 @@ std::vector<Args> EveryCommandOn(const std::string& image) {
           {"dedupe", image, "/a", "/b", "--length", "4K"},
           {"unshare", image, "/a"},
           {"fsmap", image},
-          {"repair", image}};
+          {"repair", image},
+          {"errors", image},
+          {"inject-error", image, "--offset", "60M"},
+          {"map", image, "/f"}};
 }
 
 const char* const kCommands[] = {"mkfs",  "info",     "df",    "check",     "ls",  "stat", "mkdir",
                                  "rm",    "rmdir",    "mv",    "ln",        "put", "get",  "cat",
                                  "write", "truncate", "punch", "fallocate", "bmap",
-                                 "reflink", "dedupe", "unshare", "fsmap", "repair"};
+                                 "reflink", "dedupe", "unshare", "fsmap", "repair",
+                                 "inject-error", "errors", "map"};
 
 class CliTest : public ::testing::Test {
  protected:
@@ -785,6 +789,77 @@ TEST_F(CliTest, ReflinkIsRefusedWithoutTheReverseMap) {
   // fsmap still answers, from a full scan of the extent maps.
   r = Ok({"fsmap", image_});
   EXPECT_TRUE(Contains(r.out, "/f")) << r;
+}
+
+// ---- Media failures: the demo's story, asserted.
+
+TEST_F(CliTest, InjectedErrorInASharedBlockReachesEveryOwnerAndMapping) {
+  Mkfs();
+  std::string host = Host("data.bin");
+  std::string bytes = RandomBytes(64 << 10, 11);
+  WriteFile(host, bytes);
+  Ok({"put", image_, host, "/orig"});
+  Ok({"reflink", image_, "/orig", "/c1"});
+  Ok({"reflink", image_, "/orig", "/c2"});
+  Outcome r = Ok({"map", image_, "/orig", "/c1", "/c2", "--inject-at", "/orig:4096", "--load"});
+  for (const char* path : {"/orig", "/c1", "/c2"}) {
+    EXPECT_TRUE(Contains(r.out, std::string("mapped ") + path)) << r;
+    EXPECT_TRUE(std::regex_search(r.out, std::regex(std::string("handler of mapping #[0-9]+ \\(") +
+                                                    path + "\\): bad bytes at 0x[0-9a-f]+\\+4096 = "
+                                                           "file offset 4096"))) << r;
+  }
+  EXPECT_TRUE(Contains(r.out, "owners (3)")) << r;
+  EXPECT_TRUE(Contains(r.out, "the load trapped")) << r;
+  EXPECT_TRUE(Contains(r.out, "trapped access")) << r;
+  json errors = Json({"errors", image_, "--json"});
+  ASSERT_EQ(errors["lost"].size(), 3u) << errors.dump();
+  for (const auto& l : errors["lost"]) {
+    EXPECT_EQ(l["file_offset"], 4096) << l.dump();
+    EXPECT_TRUE(l["shared"].get<bool>()) << l.dump();
+  }
+  Fails({"cat", image_, "/c1"}, "daxfs: cat: /c1: ", "Input/output error");
+  r = Ok({"check", image_});
+  EXPECT_TRUE(Contains(r.out, "recorded media damage")) << r;
+  // A whole-block rewrite restores one copy; the others stay lost.
+  Ok({"write", image_, "/c1", "--offset", "4096", "--length", "4096", "--pattern", "0xab"});
+  errors = Json({"errors", image_, "--json"});
+  EXPECT_EQ(errors["lost"].size(), 2u) << errors.dump();
+  Ok({"cat", image_, "/c1"});
+  // Once every owner rewrote it, the bad block is retired: fsmap names it `bad`.
+  for (const char* path : {"/orig", "/c2"}) {
+    Ok({"write", image_, path, "--offset", "4096", "--length", "4096", "--pattern", "0xab"});
+  }
+  errors = Json({"errors", image_, "--json"});
+  EXPECT_EQ(errors["lost"].size(), 0u) << errors.dump();
+  EXPECT_EQ(errors["retired"].size(), 1u) << errors.dump();
+  r = Ok({"fsmap", image_});
+  EXPECT_TRUE(Contains(r.out, "bad")) << r;
+  // Every event is one JSON line.
+  std::string log = ReadFile(image_ + ".events.jsonl");
+  ASSERT_FALSE(log.empty());
+  std::istringstream lines(log);
+  std::string line;
+  int events = 0;
+  while (std::getline(lines, line)) {
+    json e = json::parse(line, nullptr, false);
+    ASSERT_FALSE(e.is_discarded()) << line;
+    EXPECT_TRUE(e.contains("device") && e.contains("owners") && e.contains("actions")) << line;
+    ++events;
+  }
+  EXPECT_GE(events, 2);  // the failure and the trap
+}
+
+TEST_F(CliTest, InjectErrorAndErrorsReportBadInput) {
+  Mkfs();
+  Fails({"inject-error", image_, "--offset", "1G"}, "daxfs: inject-error: " + image_ + ": ",
+        "past the end");
+  Outcome r = Daxfs({"inject-error", image_});
+  EXPECT_EQ(r.code, 1) << r;
+  r = Ok({"inject-error", image_, "--offset", "40M"});
+  EXPECT_TRUE(Contains(r.out, "free")) << r;
+  json errors = Json({"errors", image_, "--json"});
+  EXPECT_EQ(errors["retired"].size(), 1u) << errors.dump();
+  EXPECT_TRUE(std::filesystem::exists(image_ + ".badblocks"));
 }
 
 }  // namespace

@@ -917,7 +917,8 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
       auto t0 = Clock::now();
       auto report = CheckOk(m.dax->NotifyFailure(block, kBlock, daxfs::kFailureSimulated), "notify failure");
       double us = Seconds(t0, Clock::now()) * 1e6;
-      bool ok = report.notices.size() == victims.size() && heard.load() == report.notices.size();
+      bool ok = report.notices.size() == victims.size() && heard.load() == report.notices.size() &&
+                report.media.owners.size() == owners.front();
       std::string fs_part;
       for (const std::string& a : report.actions) {
         if (a.find("could not record") != std::string::npos) fs_part = "  (" + a + ")";
@@ -925,7 +926,7 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
       fmt::print("  {:<13} victims {:>6}  notices {:>6}  handlers run {:>6}  owners recorded lost {:>6}  "
                  "NotifyFailure {:>10.1f} us  {}{}\n",
                  daxfs::TrackingName(m.design), victims.size(), report.notices.size(), heard.load(),
-                 report.media.owners.size(), us, ok ? "ok (notices = victims = handlers run)" : "MISMATCH",
+                 report.media.owners.size(), us, ok ? "ok (notices = victims = handlers run; every owner recorded)" : "MISMATCH",
                  fs_part);
       maps.clear();
     }

@@ -587,6 +587,7 @@ struct Workload {
 
 struct Mount {
   Tracking design;
+  std::string label;  // the design's name; "none-again" for the A/A control
   std::string image;
   std::unique_ptr<DaxFs> dax;
   std::map<std::string, Ino> inos;  // path -> inode, resolved once
@@ -718,8 +719,8 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
   std::sort(owners.begin(), owners.end());
   fmt::print("\n== 2. Owner tracking designs side by side: each in its own DaxFs mount of a copy of "
              "the same image; read-only mappings, pages not touched; map+unmap median of {} "
-             "repetitions (each: >= 10,000 mappings per design, or 1 s, in 10 rounds in which the designs "
-             "take turns)\n", reps);
+             "repetitions (each: >= 30,000 mappings per design, or 1 s, in up to 10 rounds in which the "
+             "designs take turns)\n", reps);
   uint64_t most = std::max<uint64_t>({small_maps, huge_maps, owners.empty() ? 0 : owners.back()});
   if (!EnsureMapCount(most)) Fatal("lower --small-maps / --owners to fit vm.max_map_count");
   uint64_t image_size = RoundUp(huge_size + huge_size / 4 + 2 * small_maps * kBlock +
@@ -757,11 +758,17 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
 
   // One mount per design, each of its own copy of the image.
   std::vector<Mount> mounts;
-  for (Tracking t : kDesigns) {
-    Mount m{t, CopyImage(base, dir, daxfs::TrackingName(t))};
+  // Plus a second mount without tracking: an A/A control whose ratio to the first shows how much
+  // of a difference this measurement makes on its own (none and fs-rmap do the same work when
+  // mapping: fs-rmap's Join and Leave are empty).
+  std::vector<std::pair<Tracking, std::string>> designs;
+  for (Tracking t : kDesigns) designs.emplace_back(t, daxfs::TrackingName(t));
+  designs.emplace_back(Tracking::kNone, "none-again");
+  for (const auto& [t, label] : designs) {
+    Mount m{t, label, CopyImage(base, dir, label)};
     auto d = DaxFs::Open(m.image, DaxOptionsFor(t));
     if (!d.ok()) {
-      fmt::print("design {} skipped: {}\n", daxfs::TrackingName(t), d.status().ToString());
+      fmt::print("design {} skipped: {}\n", label, d.status().ToString());
       RemoveImage(m.image);
       continue;
     }
@@ -769,7 +776,7 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
     mounts.push_back(std::move(m));
   }
   RemoveImage(base);
-  std::map<std::pair<std::string, Tracking>, Cell> cells;
+  std::map<std::pair<std::string, std::string>, Cell> cells;  // (workload, mount label)
 
   // Map+unmap throughput, designs alternating within each repetition.
   // One untimed round first (first use of the tables' memory, resolving the paths). A
@@ -777,7 +784,7 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
   // which the designs take turns (the first one rotating), so that noise from other processes and
   // the cache damage one design does to the next hit all alike; a design stops early once it has
   // spent kBudget seconds (page-rmap on huge mappings). Reported: the mean per cycle.
-  constexpr uint64_t kMinMaps = 10000;
+  constexpr uint64_t kMinMaps = 30000;
   constexpr uint64_t kRounds = 10;
   constexpr double kBudget = 1.0;
   for (int r = -1; r < reps; ++r) {
@@ -807,7 +814,7 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
       }
       if (r < 0) continue;
       for (size_t i = 0; i < mounts.size(); ++i) {
-        Cell& c = cells[{w.name, mounts[i].design}];
+        Cell& c = cells[{w.name, mounts[i].label}];
         c.map_s.push_back(map_s[i] / static_cast<double>(done[i]));
         c.unmap_s.push_back(unmap_s[i] / static_cast<double>(done[i]));
         c.cycles += done[i];
@@ -820,7 +827,7 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
   constexpr size_t kKeyed = 20;
   for (const Workload& w : works) {
     for (Mount& m : mounts) {
-      Cell& c = cells[{w.name, m.design}];
+      Cell& c = cells[{w.name, m.label}];
       c.bytes_empty = m.dax->TrackingBytes(m.design);
       auto maps = MapAll(m, w);
       c.bytes_live = m.dax->TrackingBytes(m.design);
@@ -849,10 +856,10 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
                "maps+unmaps/s", "map us", "unmap us", "x none", "tracking B", "B/page", "median us",
                "p99 us", "queries", "victims/q", "cycles");
     const Cell* none = nullptr;
-    if (cells.count({w.name, Tracking::kNone})) none = &cells[{w.name, Tracking::kNone}];
-    const Cell* fsr = cells.count({w.name, Tracking::kFsRmap}) ? &cells[{w.name, Tracking::kFsRmap}] : nullptr;
+    if (cells.count({w.name, "none"})) none = &cells[{w.name, "none"}];
+    const Cell* fsr = cells.count({w.name, "fs-rmap"}) ? &cells[{w.name, "fs-rmap"}] : nullptr;
     for (Mount& m : mounts) {
-      Cell& c = cells[{w.name, m.design}];
+      Cell& c = cells[{w.name, m.label}];
       if (!c.ran) continue;
       double n = static_cast<double>(w.maps.size());
       std::vector<double> total;
@@ -871,7 +878,7 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
       double per_page = static_cast<double>(c.bytes_live - std::min(c.bytes_live, c.bytes_empty)) /
                         static_cast<double>(w.pages());
       fmt::print("  {:<13} {:>13.0f} {:>11.2f} {:>11.2f} {:>9} {:>14} {:>13.2f} {:>10.2f} {:>10.2f} {:>8} {:>10.1f} {:>7}{}\n",
-                 daxfs::TrackingName(m.design), n / tot, Median(c.map_s) / n * 1e6,
+                 m.label, n / tot, Median(c.map_s) / n * 1e6,
                  Median(c.unmap_s) / n * 1e6, none ? fmt::format("{:.3f}", rel) : "-", c.bytes_live,
                  per_page, Median(c.lat_us), Quantile(c.lat_us, 0.99), c.lat_us.size(),
                  static_cast<double>(c.victims_total) / static_cast<double>(c.lat_us.size()), c.cycles,
@@ -880,7 +887,13 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
       if (fsr && m.design != Tracking::kNone && m.design != Tracking::kFsRmap) same = c.keys == fsr->keys;
       if (!same) fmt::print("  !! {} named other victims than fs-rmap in the first queries\n", daxfs::TrackingName(m.design));
 
-      std::string tag = fmt::format("{} [{}]", w.what, daxfs::TrackingName(m.design));
+      std::string tag = fmt::format("{} [{}]", w.what, m.label);
+      if (m.label == "none-again" && none) {
+        g_rows.push_back({"map+unmap cost: " + tag + " (A/A control: the same work as none)",
+                          fmt::format("{:.0f} maps+unmaps/s", n / tot),
+                          fmt::format("none (no tracking): {:.0f}", n / Median(none_total)),
+                          fmt::format("{:.3f}x cost", rel), "-", "-"});
+      }
       if (m.design != Tracking::kNone && none) {
         bool fs = m.design == Tracking::kFsRmap;
         g_rows.push_back({"map+unmap cost: " + tag, fmt::format("{:.0f} maps+unmaps/s", n / tot),
@@ -925,7 +938,7 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
       }
       fmt::print("  {:<13} victims {:>6}  notices {:>6}  handlers run {:>6}  owners recorded lost {:>6}  "
                  "NotifyFailure {:>10.1f} us  {}{}\n",
-                 daxfs::TrackingName(m.design), victims.size(), report.notices.size(), heard.load(),
+                 m.label, victims.size(), report.notices.size(), heard.load(),
                  report.media.owners.size(), us, ok ? "ok (notices = victims = handlers run; every owner recorded)" : "MISMATCH",
                  fs_part);
       maps.clear();

@@ -17,7 +17,6 @@
 //             [--small-maps 10000] [--huge-maps 4] [--huge-size 256M] [--owners 100,10000]
 //             [--queries 1000] [--extents 1000000] [--p3-maps 8] [--p3-queries 1000]
 //             [--scan-queries 5] [--seed 42]
-#include <CLI/CLI.hpp>
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <signal.h>
@@ -27,6 +26,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -55,8 +55,8 @@ namespace {
 
 using daxfs::DaxFs;
 using daxfs::Ino;
-using daxfs::MapProt;
 using daxfs::Mapping;
+using daxfs::MapProt;
 using daxfs::Result;
 using daxfs::Status;
 using daxfs::Tracking;
@@ -115,9 +115,15 @@ uint64_t ParseSize(const std::string& s) {
   if (suffix.empty()) return v;
   if (suffix.size() == 1) {
     switch (suffix[0]) {
-      case 'k': case 'K': return v << 10;
-      case 'm': case 'M': return v << 20;
-      case 'g': case 'G': return v << 30;
+      case 'k':
+      case 'K':
+        return v << 10;
+      case 'm':
+      case 'M':
+        return v << 20;
+      case 'g':
+      case 'G':
+        return v << 30;
     }
   }
   throw std::invalid_argument("bad size suffix in " + s);
@@ -196,7 +202,7 @@ std::string MakeSparseImage(const std::string& dir, const std::string& name, uin
 
 // Copies `from` into a new sparse file, skipping all-zero 1 MiB pieces.
 std::string CopyImage(const std::string& from, const std::string& dir, const std::string& name) {
-  struct stat st{};
+  struct stat st {};
   if (stat(from.c_str(), &st) != 0) Fatal(Errno("stat " + from).ToString());
   std::string to = MakeSparseImage(dir, name, static_cast<uint64_t>(st.st_size));
   int in = open(from.c_str(), O_RDONLY), out = open(to.c_str(), O_WRONLY);
@@ -248,8 +254,9 @@ void DaxfsFill(daxfs::Filesystem& fs, Ino ino, uint64_t size) {
 
 // The device byte behind file offset `off` (which must be mapped).
 uint64_t DeviceOffsetOf(const std::vector<daxfs::FileExtent>& extents, uint64_t off) {
-  auto it = std::upper_bound(extents.begin(), extents.end(), off,
-                             [](uint64_t o, const daxfs::FileExtent& e) { return o < e.file_offset; });
+  auto it =
+      std::upper_bound(extents.begin(), extents.end(), off,
+                       [](uint64_t o, const daxfs::FileExtent& e) { return o < e.file_offset; });
   if (it == extents.begin()) Fatal(fmt::format("file offset {} is not mapped", off));
   --it;
   if (off >= it->file_offset + it->length) Fatal(fmt::format("file offset {} is not mapped", off));
@@ -309,7 +316,8 @@ struct Loops {
 class RawMapping {
  public:
   ~RawMapping() { Unmap(); }
-  Status Map(const std::string& image, const std::vector<daxfs::FileExtent>& extents, uint64_t size) {
+  Status Map(const std::string& image, const std::vector<daxfs::FileExtent>& extents,
+             uint64_t size) {
     int fd = open(image.c_str(), O_RDWR);
     if (fd < 0) return Errno("open " + image);
     void* r = mmap(nullptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -381,7 +389,8 @@ struct XfsFile {
   }
   Status Open(const std::string& dir, uint64_t file_size) {
     size = file_size;
-    ASSIGN_OR_RETURN(mnt, MountLoop("dax_bench", dir, "xfs", RoundUp(2 * size + 512 * kMiB, 64 * kMiB)));
+    ASSIGN_OR_RETURN(mnt,
+                     MountLoop("dax_bench", dir, "xfs", RoundUp(2 * size + 512 * kMiB, 64 * kMiB)));
     std::string path = mnt + "/data";
     fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) return Errno("create " + path);
@@ -389,7 +398,8 @@ struct XfsFile {
     for (uint64_t off = 0; off < size; off += buf.size()) {
       uint64_t n = std::min<uint64_t>(buf.size(), size - off);
       Stamp(buf.data(), n, off / kBlock);
-      if (pwrite(fd, buf.data(), n, static_cast<off_t>(off)) != static_cast<ssize_t>(n)) return Errno("pwrite");
+      if (pwrite(fd, buf.data(), n, static_cast<off_t>(off)) != static_cast<ssize_t>(n))
+        return Errno("pwrite");
     }
     if (fsync(fd) != 0) return Errno("fsync");
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -411,8 +421,10 @@ struct Series {
 };
 
 void PartBandwidth(const std::string& dir, uint64_t size, uint64_t chunk, int reps, bool want_xfs) {
-  fmt::print("\n== 1. Mapped bandwidth: a {} MiB file, memcpy in {} KiB chunks; median of {} "
-             "repetitions, contenders alternating within each\n", size / kMiB, chunk >> 10, reps);
+  fmt::print(
+      "\n== 1. Mapped bandwidth: a {} MiB file, memcpy in {} KiB chunks; median of {} "
+      "repetitions, contenders alternating within each\n",
+      size / kMiB, chunk >> 10, reps);
   std::string image = fmt::format("{}/dax_bench-bw-{}.img", dir, getpid());
   TrackImage(image);
   unlink(image.c_str());
@@ -442,9 +454,10 @@ void PartBandwidth(const std::string& dir, uint64_t size, uint64_t chunk, int re
       xfs.reset();
       CleanUpLoop();
     } else {
-      fmt::print("XFS: mkfs.xfs -f -m reflink=1,rmapbt=1 on {} over {} (sparse), file written with "
-                 "pwrite + fsync, then mmap MAP_SHARED; its pages stay in the page cache (warm)\n",
-                 g_loop.loop_dev, g_loop.image);
+      fmt::print(
+          "XFS: mkfs.xfs -f -m reflink=1,rmapbt=1 on {} over {} (sparse), file written with "
+          "pwrite + fsync, then mmap MAP_SHARED; its pages stay in the page cache (warm)\n",
+          g_loop.loop_dev, g_loop.image);
     }
   }
 
@@ -461,11 +474,12 @@ void PartBandwidth(const std::string& dir, uint64_t size, uint64_t chunk, int re
   }
 
   auto pmd = [&](const void* p) {
-    return fmt::format("Rss {} MiB, of it PMD-mapped (2 MiB pages) {} MiB", SmapsKb(p, size, "Rss") >> 10,
-                       (SmapsKb(p, size, "FilePmdMapped") + SmapsKb(p, size, "ShmemPmdMapped")) >> 10);
+    return fmt::format(
+        "Rss {} MiB, of it PMD-mapped (2 MiB pages) {} MiB", SmapsKb(p, size, "Rss") >> 10,
+        (SmapsKb(p, size, "FilePmdMapped") + SmapsKb(p, size, "ShmemPmdMapped")) >> 10);
   };
-  fmt::print("page tables after the untimed pass: daxfs read-only mapping: {}; raw: {}{}\n", pmd(ro->data()),
-             pmd(raw.data()), xfs ? "; XFS: " + pmd(xfs->base) : "");
+  fmt::print("page tables after the untimed pass: daxfs read-only mapping: {}; raw: {}{}\n",
+             pmd(ro->data()), pmd(raw.data()), xfs ? "; XFS: " + pmd(xfs->base) : "");
 
   Series d_read{"daxfs"}, r_read{"raw"}, x_read{"XFS"};
   Series d_write{"daxfs"}, r_write{"raw"}, x_write{"XFS"};
@@ -482,10 +496,13 @@ void PartBandwidth(const std::string& dir, uint64_t size, uint64_t chunk, int re
     if (xfs) x_write.v.push_back(loops.Write(xfs->base, {}));
     if (xfs) msync(xfs->base, size, MS_SYNC);  // untimed: no dirty pages carried into the next
 
-    d_wp.v.push_back(loops.Write(rw->data(), [&](uint64_t o, uint64_t n) { return rwm->Persist(o, n); }));
-    r_wp.v.push_back(loops.Write(raw.data(), [&](uint64_t o, uint64_t n) { return Msync(raw.data(), o, n); }));
+    d_wp.v.push_back(
+        loops.Write(rw->data(), [&](uint64_t o, uint64_t n) { return rwm->Persist(o, n); }));
+    r_wp.v.push_back(
+        loops.Write(raw.data(), [&](uint64_t o, uint64_t n) { return Msync(raw.data(), o, n); }));
     if (xfs) {
-      x_wp.v.push_back(loops.Write(xfs->base, [&](uint64_t o, uint64_t n) { return Msync(xfs->base, o, n); }));
+      x_wp.v.push_back(
+          loops.Write(xfs->base, [&](uint64_t o, uint64_t n) { return Msync(xfs->base, o, n); }));
     }
 
     // First read after mapping: Map (or mmap) + one read pass (every page faults in) + unmap.
@@ -531,8 +548,9 @@ void PartBandwidth(const std::string& dir, uint64_t size, uint64_t chunk, int re
     fmt::print("  {:<36} | daxfs {} | raw {} | XFS {}\n", l.what, l.d->Text(), l.r->Text(),
                l.x->v.empty() ? "-" : l.x->Text());
   }
-  fmt::print("persist: daxfs Mapping::Persist (the device's flush + drain: msync(MS_SYNC) of the "
-             "range on emulated pmem); raw and XFS: msync(MS_SYNC) of the same range\n");
+  fmt::print(
+      "persist: daxfs Mapping::Persist (the device's flush + drain: msync(MS_SYNC) of the "
+      "range on emulated pmem); raw and XFS: msync(MS_SYNC) of the same range\n");
   for (const Line& l : lines) {
     double d = l.d->median(), rr = l.r->median();
     bool has_target = l.what.find("map +") == std::string::npos;
@@ -608,8 +626,9 @@ std::vector<std::unique_ptr<Mapping>> MapAll(Mount& m, const Workload& w,
   daxfs::MappingHandler handler;
   if (heard) handler = [heard](const daxfs::MappingNotice&) { heard->fetch_add(1); };
   for (const auto& s : w.maps) {
-    out.push_back(CheckOk(m.dax->Map(m.Resolve(s.path), s.offset, s.length, MapProt::kRead, handler),
-                          "map " + s.path));
+    out.push_back(
+        CheckOk(m.dax->Map(m.Resolve(s.path), s.offset, s.length, MapProt::kRead, handler),
+                "map " + s.path));
   }
   return out;
 }
@@ -668,23 +687,32 @@ Part2Layout BuildPart2Image(const std::string& image, uint64_t small_maps, uint6
       CheckOk(fs.Clone(src, dst), "clone");
     }
     auto e = CheckOk(fs.Bmap(src), "bmap");
-    if (e.size() != 1 || (n > 1 && !e[0].shared)) Fatal(fmt::format("o{}/f0 is not one shared block", n));
+    if (e.size() != 1 || (n > 1 && !e[0].shared))
+      Fatal(fmt::format("o{}/f0 is not one shared block", n));
     out.shared_dev[n] = e[0].device_offset;
-    auto owners_found = CheckOk(fs.Fsmap(e[0].device_offset, e[0].device_offset + kBlock, std::nullopt, 0), "fsmap");
-    if (owners_found.size() != n) Fatal(fmt::format("the o{} block has {} owners", n, owners_found.size()));
+    auto owners_found = CheckOk(
+        fs.Fsmap(e[0].device_offset, e[0].device_offset + kBlock, std::nullopt, 0), "fsmap");
+    if (owners_found.size() != n)
+      Fatal(fmt::format("the o{} block has {} owners", n, owners_found.size()));
   }
   CheckOk(fs.Sync(), "sync");
   auto se = CheckOk(fs.Bmap(small), "bmap");
-  if (se.size() != small_maps) Fatal(fmt::format("/small has {} extents, expected {}", se.size(), small_maps));
+  if (se.size() != small_maps)
+    Fatal(fmt::format("/small has {} extents, expected {}", se.size(), small_maps));
   for (const auto& e : se) out.small_dev.push_back(e.device_offset);
   out.huge_extents = CheckOk(fs.Bmap(huge), "bmap");
   auto check = CheckOk(fs.Check(), "check");
   if (!check.ok()) Fatal("check of the part-2 image: " + check.problems.front());
-  fmt::print("image built in {:.1f} s: /small {} one-block extents, /huge {} MiB in {} extent(s), "
-             "shared blocks with {} owners; check: consistent ({} inodes, {} extents)\n",
-             Seconds(t0, Clock::now()), se.size(), huge_size / kMiB, out.huge_extents.size(),
-             [&] { std::string s; for (uint64_t n : owners) s += fmt::format("{}{}", s.empty() ? "" : ", ", n); return s; }(),
-             check.inodes_checked, check.extents_checked);
+  fmt::print(
+      "image built in {:.1f} s: /small {} one-block extents, /huge {} MiB in {} extent(s), "
+      "shared blocks with {} owners; check: consistent ({} inodes, {} extents)\n",
+      Seconds(t0, Clock::now()), se.size(), huge_size / kMiB, out.huge_extents.size(),
+      [&] {
+        std::string s;
+        for (uint64_t n : owners) s += fmt::format("{}{}", s.empty() ? "" : ", ", n);
+        return s;
+      }(),
+      check.inodes_checked, check.extents_checked);
   CheckOk(dax->Unmount(), "unmount");
   return out;
 }
@@ -698,7 +726,8 @@ bool EnsureMapCount(uint64_t mappings) {
     in >> have;
   }
   if (have >= need) {
-    fmt::print("vm.max_map_count {} (at least one VMA per mapping; {} mappings live at most)\n", have, mappings);
+    fmt::print("vm.max_map_count {} (at least one VMA per mapping; {} mappings live at most)\n",
+               have, mappings);
     return true;
   }
   if (geteuid() == 0) {
@@ -706,21 +735,25 @@ bool EnsureMapCount(uint64_t mappings) {
     out << need;
     out.close();
     if (out) {
-      fmt::print("vm.max_map_count raised from {} to {} (at most {} mappings live)\n", have, need, mappings);
+      fmt::print("vm.max_map_count raised from {} to {} (at most {} mappings live)\n", have, need,
+                 mappings);
       return true;
     }
   }
-  fmt::print("vm.max_map_count is {} and cannot be raised (not root): {} mappings may not fit\n", have, mappings);
+  fmt::print("vm.max_map_count is {} and cannot be raised (not root): {} mappings may not fit\n",
+             have, mappings);
   return have >= mappings + 1024;
 }
 
 void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t huge_maps,
                  uint64_t huge_size, std::vector<uint64_t> owners, size_t queries, uint64_t seed) {
   std::sort(owners.begin(), owners.end());
-  fmt::print("\n== 2. Owner tracking designs side by side: each in its own DaxFs mount of a copy of "
-             "the same image; read-only mappings, pages not touched; map+unmap median of {} "
-             "repetitions (each: >= 30,000 mappings per design, or 1 s, in up to 10 rounds in which the "
-             "designs take turns)\n", reps);
+  fmt::print(
+      "\n== 2. Owner tracking designs side by side: each in its own DaxFs mount of a copy of "
+      "the same image; read-only mappings, pages not touched; map+unmap median of {} "
+      "repetitions (each: >= 30,000 mappings per design, or 1 s, in up to 10 rounds in which the "
+      "designs take turns)\n",
+      reps);
   uint64_t most = std::max<uint64_t>({small_maps, huge_maps, owners.empty() ? 0 : owners.back()});
   if (!EnsureMapCount(most)) Fatal("lower --small-maps / --owners to fit vm.max_map_count");
   uint64_t image_size = RoundUp(huge_size + huge_size / 4 + 2 * small_maps * kBlock +
@@ -733,23 +766,27 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
   std::mt19937_64 rng(seed);
   std::vector<Workload> works;
   {
-    Workload w{"small", fmt::format("(a) {} one-page mappings of /small, one extent each", small_maps)};
+    Workload w{"small",
+               fmt::format("(a) {} one-page mappings of /small, one extent each", small_maps)};
     for (uint64_t i = 0; i < small_maps; ++i) w.maps.push_back({"/small", 2 * i * kBlock, kBlock});
     for (size_t q = 0; q < queries; ++q) w.queries.push_back(layout.small_dev[rng() % small_maps]);
     w.victims_each = 1;
     works.push_back(std::move(w));
   }
   {
-    Workload w{"huge", fmt::format("(b) {} mappings of all of /huge ({} MiB each)", huge_maps, huge_size / kMiB)};
+    Workload w{"huge", fmt::format("(b) {} mappings of all of /huge ({} MiB each)", huge_maps,
+                                   huge_size / kMiB)};
     for (uint64_t i = 0; i < huge_maps; ++i) w.maps.push_back({"/huge", 0, huge_size});
     for (size_t q = 0; q < queries; ++q) {
-      w.queries.push_back(DeviceOffsetOf(layout.huge_extents, (rng() % (huge_size / kBlock)) * kBlock));
+      w.queries.push_back(
+          DeviceOffsetOf(layout.huge_extents, (rng() % (huge_size / kBlock)) * kBlock));
     }
     w.victims_each = huge_maps;
     works.push_back(std::move(w));
   }
   for (uint64_t n : owners) {
-    Workload w{fmt::format("shared{}", n), fmt::format("(c) one block shared by {} files, each mapped", n)};
+    Workload w{fmt::format("shared{}", n),
+               fmt::format("(c) one block shared by {} files, each mapped", n)};
     for (uint64_t i = 0; i < n; ++i) w.maps.push_back({fmt::format("/o{}/f{}", n, i), 0, kBlock});
     w.queries.assign(queries, layout.shared_dev[n]);  // one block: the same query each time
     w.victims_each = n;
@@ -852,9 +889,10 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
   // Print: per workload, per design.
   for (const Workload& w : works) {
     fmt::print("\n{} ({} mappings, {} pages mapped):\n", w.what, w.maps.size(), w.pages());
-    fmt::print("  {:<13} {:>13} {:>11} {:>11} {:>9} {:>14} {:>13} {:>10} {:>10} {:>8} {:>10} {:>7}\n", "design",
-               "maps+unmaps/s", "map us", "unmap us", "x none", "tracking B", "B/page", "median us",
-               "p99 us", "queries", "victims/q", "cycles");
+    fmt::print(
+        "  {:<13} {:>13} {:>11} {:>11} {:>9} {:>14} {:>13} {:>10} {:>10} {:>8} {:>10} {:>7}\n",
+        "design", "maps+unmaps/s", "map us", "unmap us", "x none", "tracking B", "B/page",
+        "median us", "p99 us", "queries", "victims/q", "cycles");
     const Cell* none = nullptr;
     if (cells.count({w.name, "none"})) none = &cells[{w.name, "none"}];
     const Cell* fsr = cells.count({w.name, "fs-rmap"}) ? &cells[{w.name, "fs-rmap"}] : nullptr;
@@ -877,15 +915,20 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
       double rel = none ? Median(ratios) : 0;
       double per_page = static_cast<double>(c.bytes_live - std::min(c.bytes_live, c.bytes_empty)) /
                         static_cast<double>(w.pages());
-      fmt::print("  {:<13} {:>13.0f} {:>11.2f} {:>11.2f} {:>9} {:>14} {:>13.2f} {:>10.2f} {:>10.2f} {:>8} {:>10.1f} {:>7}{}\n",
-                 m.label, n / tot, Median(c.map_s) / n * 1e6,
-                 Median(c.unmap_s) / n * 1e6, none ? fmt::format("{:.3f}", rel) : "-", c.bytes_live,
-                 per_page, Median(c.lat_us), Quantile(c.lat_us, 0.99), c.lat_us.size(),
-                 static_cast<double>(c.victims_total) / static_cast<double>(c.lat_us.size()), c.cycles,
-                 c.wrong_counts ? fmt::format("  WRONG victim count in {} queries", c.wrong_counts) : "");
+      fmt::print(
+          "  {:<13} {:>13.0f} {:>11.2f} {:>11.2f} {:>9} {:>14} {:>13.2f} {:>10.2f} {:>10.2f} {:>8} "
+          "{:>10.1f} {:>7}{}\n",
+          m.label, n / tot, Median(c.map_s) / n * 1e6, Median(c.unmap_s) / n * 1e6,
+          none ? fmt::format("{:.3f}", rel) : "-", c.bytes_live, per_page, Median(c.lat_us),
+          Quantile(c.lat_us, 0.99), c.lat_us.size(),
+          static_cast<double>(c.victims_total) / static_cast<double>(c.lat_us.size()), c.cycles,
+          c.wrong_counts ? fmt::format("  WRONG victim count in {} queries", c.wrong_counts) : "");
       bool same = true;
-      if (fsr && m.design != Tracking::kNone && m.design != Tracking::kFsRmap) same = c.keys == fsr->keys;
-      if (!same) fmt::print("  !! {} named other victims than fs-rmap in the first queries\n", daxfs::TrackingName(m.design));
+      if (fsr && m.design != Tracking::kNone && m.design != Tracking::kFsRmap)
+        same = c.keys == fsr->keys;
+      if (!same)
+        fmt::print("  !! {} named other victims than fs-rmap in the first queries\n",
+                   daxfs::TrackingName(m.design));
 
       std::string tag = fmt::format("{} [{}]", w.what, m.label);
       if (m.label == "none-again" && none) {
@@ -903,32 +946,40 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
       }
       if (m.design != Tracking::kNone) {
         bool fs = m.design == Tracking::kFsRmap;
-        g_rows.push_back({"tracking memory: " + tag, fmt::format("{:.2f} B/page ({} B)", per_page, c.bytes_live),
-                          "-", "-", fs ? "0" : "-", fs ? Met(c.bytes_live == 0) : "-"});
+        g_rows.push_back({"tracking memory: " + tag,
+                          fmt::format("{:.2f} B/page ({} B)", per_page, c.bytes_live), "-", "-",
+                          fs ? "0" : "-", fs ? Met(c.bytes_live == 0) : "-"});
         bool latency_target = fs && w.name == "shared100";
         std::string vs_fs = fsr && !fs ? fmt::format("fs-rmap: {:.2f}", Median(fsr->lat_us)) : "-";
-        g_rows.push_back({"FindVictims 4 KiB: " + tag,
-                          fmt::format("median {:.2f} us, p99 {:.2f} us", Median(c.lat_us), Quantile(c.lat_us, 0.99)),
-                          vs_fs, fsr && !fs ? fmt::format("{:.2f}x", Median(c.lat_us) / Median(fsr->lat_us)) : "-",
-                          latency_target ? "median <= 50 us" : "-",
-                          latency_target ? Met(Median(c.lat_us) <= 50) : "-"});
+        g_rows.push_back(
+            {"FindVictims 4 KiB: " + tag,
+             fmt::format("median {:.2f} us, p99 {:.2f} us", Median(c.lat_us),
+                         Quantile(c.lat_us, 0.99)),
+             vs_fs,
+             fsr && !fs ? fmt::format("{:.2f}x", Median(c.lat_us) / Median(fsr->lat_us)) : "-",
+             latency_target ? "median <= 50 us" : "-",
+             latency_target ? Met(Median(c.lat_us) <= 50) : "-"});
       }
     }
   }
 
   // One real failure per design: the block shared by the smallest owner count, all mapped.
   if (!owners.empty()) {
-    const Workload& w = *std::find_if(works.begin(), works.end(),
-                                      [&](const Workload& x) { return x.name == fmt::format("shared{}", owners.front()); });
+    const Workload& w = *std::find_if(works.begin(), works.end(), [&](const Workload& x) {
+      return x.name == fmt::format("shared{}", owners.front());
+    });
     uint64_t block = layout.shared_dev[owners.front()];
-    fmt::print("\nOne real NotifyFailure per design: device block {} ({} owners, each mapped), "
-               "flags simulated:\n", block, owners.front());
+    fmt::print(
+        "\nOne real NotifyFailure per design: device block {} ({} owners, each mapped), "
+        "flags simulated:\n",
+        block, owners.front());
     for (Mount& m : mounts) {
       std::atomic<uint64_t> heard{0};
       auto maps = MapAll(m, w, &heard);
       auto victims = CheckOk(m.dax->FindVictims(m.design, block, kBlock), "find victims");
       auto t0 = Clock::now();
-      auto report = CheckOk(m.dax->NotifyFailure(block, kBlock, daxfs::kFailureSimulated), "notify failure");
+      auto report =
+          CheckOk(m.dax->NotifyFailure(block, kBlock, daxfs::kFailureSimulated), "notify failure");
       double us = Seconds(t0, Clock::now()) * 1e6;
       bool ok = report.notices.size() == victims.size() && heard.load() == report.notices.size() &&
                 report.media.owners.size() == owners.front();
@@ -936,11 +987,12 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
       for (const std::string& a : report.actions) {
         if (a.find("could not record") != std::string::npos) fs_part = "  (" + a + ")";
       }
-      fmt::print("  {:<13} victims {:>6}  notices {:>6}  handlers run {:>6}  owners recorded lost {:>6}  "
-                 "NotifyFailure {:>10.1f} us  {}{}\n",
-                 m.label, victims.size(), report.notices.size(), heard.load(),
-                 report.media.owners.size(), us, ok ? "ok (notices = victims = handlers run; every owner recorded)" : "MISMATCH",
-                 fs_part);
+      fmt::print(
+          "  {:<13} victims {:>6}  notices {:>6}  handlers run {:>6}  owners recorded lost {:>6}  "
+          "NotifyFailure {:>10.1f} us  {}{}\n",
+          m.label, victims.size(), report.notices.size(), heard.load(), report.media.owners.size(),
+          us, ok ? "ok (notices = victims = handlers run; every owner recorded)" : "MISMATCH",
+          fs_part);
       maps.clear();
     }
   }
@@ -955,18 +1007,23 @@ void PartDesigns(const std::string& dir, int reps, uint64_t small_maps, uint64_t
 
 void PartManyExtents(const std::string& dir, uint64_t records, int maps, size_t queries,
                      size_t scan_queries, uint64_t seed) {
-  struct statvfs sv{};
+  struct statvfs sv {};
   uint64_t avail = statvfs(dir.c_str(), &sv) == 0 ? sv.f_bavail * sv.f_frsize : 0;
   uint64_t requested = records;
   while (records > 1000 && records * kBlock * 3 / 2 > avail / 2) records = records * 3 / 4;
-  fmt::print("\n== 3. Victims on one file of {} one-block extents (at every other block): fs-rmap "
-             "vs the no-rmap full scan, in one mount (full-scan as a shadow design)\n", records);
+  fmt::print(
+      "\n== 3. Victims on one file of {} one-block extents (at every other block): fs-rmap "
+      "vs the no-rmap full scan, in one mount (full-scan as a shadow design)\n",
+      records);
   if (records != requested) {
-    fmt::print("NOTE: scaled down from {} extents: {} has only {} MiB free\n", requested, dir, avail >> 20);
+    fmt::print("NOTE: scaled down from {} extents: {} has only {} MiB free\n", requested, dir,
+               avail >> 20);
   }
-  std::string image = MakeSparseImage(dir, "aged", RoundUp(records * kBlock * 3 / 2 + 1024 * kMiB, 64 * kMiB));
+  std::string image =
+      MakeSparseImage(dir, "aged", RoundUp(records * kBlock * 3 / 2 + 1024 * kMiB, 64 * kMiB));
   CheckOk(daxfs::Filesystem::Format(image, {}), "format");
-  auto dax = CheckOk(DaxFs::Open(image, DaxOptionsFor(Tracking::kFsRmap, {Tracking::kFullScan})), "open");
+  auto dax =
+      CheckOk(DaxFs::Open(image, DaxOptionsFor(Tracking::kFsRmap, {Tracking::kFullScan})), "open");
   daxfs::Filesystem& fs = dax->fs();
   auto t0 = Clock::now();
   Ino ino = CheckOk(fs.Create(daxfs::kRootIno, "aged", 0644), "create").ino;
@@ -1007,10 +1064,26 @@ void PartManyExtents(const std::string& dir, uint64_t records, int maps, size_t 
     uint64_t results = 0;
   };
   std::vector<Method> methods = {
-      {"FindVictims fs-rmap", [&](uint64_t d) { return CheckOk(dax->FindVictims(Tracking::kFsRmap, d, kBlock), "victims").size(); }, qs.size()},
-      {"FindVictims full-scan (no rmap)", [&](uint64_t d) { return CheckOk(dax->FindVictims(Tracking::kFullScan, d, kBlock), "victims").size(); }, scan_queries},
-      {"Fsmap (rmap)", [&](uint64_t d) { return CheckOk(fs.Fsmap(d, d + kBlock, std::nullopt, 0), "fsmap").size(); }, qs.size()},
-      {"FsmapByScan (no rmap)", [&](uint64_t d) { return CheckOk(impl->FsmapByScan(d, d + kBlock, std::nullopt, 0), "fsmap scan").size(); }, scan_queries},
+      {"FindVictims fs-rmap",
+       [&](uint64_t d) {
+         return CheckOk(dax->FindVictims(Tracking::kFsRmap, d, kBlock), "victims").size();
+       },
+       qs.size()},
+      {"FindVictims full-scan (no rmap)",
+       [&](uint64_t d) {
+         return CheckOk(dax->FindVictims(Tracking::kFullScan, d, kBlock), "victims").size();
+       },
+       scan_queries},
+      {"Fsmap (rmap)",
+       [&](uint64_t d) {
+         return CheckOk(fs.Fsmap(d, d + kBlock, std::nullopt, 0), "fsmap").size();
+       },
+       qs.size()},
+      {"FsmapByScan (no rmap)",
+       [&](uint64_t d) {
+         return CheckOk(impl->FsmapByScan(d, d + kBlock, std::nullopt, 0), "fsmap scan").size();
+       },
+       scan_queries},
   };
   for (Method& m : methods) {
     auto begin = Clock::now();
@@ -1029,25 +1102,31 @@ void PartManyExtents(const std::string& dir, uint64_t records, int maps, size_t 
     auto b = CheckOk(dax->FindVictims(Tracking::kFullScan, qs[q], kBlock), "victims");
     agree += a == b && a.size() == 1;
   }
-  fmt::print("{:<34} {:>8} {:>12} {:>12} {:>12} {:>14}\n", "method", "queries", "median us", "p99 us",
-             "results/q", "median/fs-rmap");
+  fmt::print("{:<34} {:>8} {:>12} {:>12} {:>12} {:>14}\n", "method", "queries", "median us",
+             "p99 us", "results/q", "median/fs-rmap");
   double base = Median(methods[0].us);
   for (const Method& m : methods) {
-    fmt::print("{:<34} {:>8} {:>12.2f} {:>12.2f} {:>12.2f} {:>14.1f}\n", m.name, m.us.size(), Median(m.us),
-               Quantile(m.us, 0.99), static_cast<double>(m.results) / static_cast<double>(m.us.size()),
+    fmt::print("{:<34} {:>8} {:>12.2f} {:>12.2f} {:>12.2f} {:>14.1f}\n", m.name, m.us.size(),
+               Median(m.us), Quantile(m.us, 0.99),
+               static_cast<double>(m.results) / static_cast<double>(m.us.size()),
                Median(m.us) / base);
   }
-  fmt::print("fs-rmap and full-scan named the same single victim in {} of {} queries{}\n", agree, compared,
-             agree == compared ? "" : "  MISMATCH");
-  g_rows.push_back({fmt::format("FindVictims 4 KiB, {} extents, {} mapped ranges [fs-rmap]", extents.size(), live.size()),
-                    fmt::format("median {:.2f} us, p99 {:.2f} us", Median(methods[0].us), Quantile(methods[0].us, 0.99)),
+  fmt::print("fs-rmap and full-scan named the same single victim in {} of {} queries{}\n", agree,
+             compared, agree == compared ? "" : "  MISMATCH");
+  g_rows.push_back({fmt::format("FindVictims 4 KiB, {} extents, {} mapped ranges [fs-rmap]",
+                                extents.size(), live.size()),
+                    fmt::format("median {:.2f} us, p99 {:.2f} us", Median(methods[0].us),
+                                Quantile(methods[0].us, 0.99)),
                     fmt::format("full scan: {:.0f} us", Median(methods[1].us)),
-                    fmt::format("{:.6f}x ({:.0f}x faster)", base / Median(methods[1].us), Median(methods[1].us) / base),
+                    fmt::format("{:.6f}x ({:.0f}x faster)", base / Median(methods[1].us),
+                                Median(methods[1].us) / base),
                     "-", "-"});
   g_rows.push_back({fmt::format("Fsmap 4 KiB, {} extents [rmap]", extents.size()),
-                    fmt::format("median {:.2f} us, p99 {:.2f} us", Median(methods[2].us), Quantile(methods[2].us, 0.99)),
+                    fmt::format("median {:.2f} us, p99 {:.2f} us", Median(methods[2].us),
+                                Quantile(methods[2].us, 0.99)),
                     fmt::format("FsmapByScan: {:.0f} us", Median(methods[3].us)),
-                    fmt::format("{:.0f}x faster", Median(methods[3].us) / Median(methods[2].us)), "-", "-"});
+                    fmt::format("{:.0f}x faster", Median(methods[3].us) / Median(methods[2].us)),
+                    "-", "-"});
   live.clear();
   CheckOk(dax->Unmount(), "unmount");
   dax.reset();
@@ -1058,7 +1137,8 @@ void PartManyExtents(const std::string& dir, uint64_t records, int maps, size_t 
 
 int main(int argc, char** argv) {
   CLI::App app{"daxfs DAX mappings and failure routing benchmarks (issue 5)"};
-  std::string dir = "/dev/shm", parts = "1,2,3", size_text = "1G", chunk_text = "2M", huge_text = "256M";
+  std::string dir = "/dev/shm", parts = "1,2,3", size_text = "1G", chunk_text = "2M",
+              huge_text = "256M";
   int reps = 5, p3_maps = 8;
   bool no_xfs = false;
   uint64_t small_maps = 10000, huge_maps = 4, extents = 1000000, seed = 42;
@@ -1066,19 +1146,26 @@ int main(int argc, char** argv) {
   size_t queries = 1000, p3_queries = 1000, scan_queries = 5;
   app.add_option("--dir", dir, "where the images go (tmpfs)")->capture_default_str();
   app.add_option("--parts", parts, "which parts to run, e.g. 2,3")->capture_default_str();
-  app.add_option("--reps", reps, "repetitions (median reported), parts 1 and 2")->capture_default_str();
+  app.add_option("--reps", reps, "repetitions (median reported), parts 1 and 2")
+      ->capture_default_str();
   app.add_option("--size", size_text, "part 1: file size (K/M/G)")->capture_default_str();
   app.add_option("--chunk", chunk_text, "part 1: memcpy chunk")->capture_default_str();
   app.add_flag("--no-xfs", no_xfs, "part 1: skip XFS");
-  app.add_option("--small-maps", small_maps, "part 2 (a): one-page mappings")->capture_default_str();
-  app.add_option("--huge-maps", huge_maps, "part 2 (b): mappings of the huge file")->capture_default_str();
-  app.add_option("--huge-size", huge_text, "part 2 (b): size of each huge mapping")->capture_default_str();
+  app.add_option("--small-maps", small_maps, "part 2 (a): one-page mappings")
+      ->capture_default_str();
+  app.add_option("--huge-maps", huge_maps, "part 2 (b): mappings of the huge file")
+      ->capture_default_str();
+  app.add_option("--huge-size", huge_text, "part 2 (b): size of each huge mapping")
+      ->capture_default_str();
   app.add_option("--owners", owners, "part 2 (c): owner counts of shared blocks")->delimiter(',');
-  app.add_option("--queries", queries, "part 2: FindVictims queries per workload and design")->capture_default_str();
-  app.add_option("--extents", extents, "part 3: one-block extents of the aged file")->capture_default_str();
+  app.add_option("--queries", queries, "part 2: FindVictims queries per workload and design")
+      ->capture_default_str();
+  app.add_option("--extents", extents, "part 3: one-block extents of the aged file")
+      ->capture_default_str();
   app.add_option("--p3-maps", p3_maps, "part 3: mapped 1 MiB ranges")->capture_default_str();
   app.add_option("--p3-queries", p3_queries, "part 3: fs-rmap queries")->capture_default_str();
-  app.add_option("--scan-queries", scan_queries, "part 3: full-scan queries")->capture_default_str();
+  app.add_option("--scan-queries", scan_queries, "part 3: full-scan queries")
+      ->capture_default_str();
   app.add_option("--seed", seed)->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   uint64_t size = 0, chunk = 0, huge_size = 0;
@@ -1090,19 +1177,23 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "dax_bench: {}\n", e.what());
     return 2;
   }
-  if (chunk == 0 || chunk % kBlock || size == 0 || size % chunk || huge_size == 0 || huge_size % kBlock ||
-      reps < 1 || small_maps == 0 || huge_maps == 0 || queries == 0 || p3_maps < 1 || p3_queries == 0) {
-    fmt::print(stderr, "dax_bench: --size must be a multiple of --chunk (a multiple of 4 KiB), --huge-size "
-                       "of 4 KiB; counts >= 1\n");
+  if (chunk == 0 || chunk % kBlock || size == 0 || size % chunk || huge_size == 0 ||
+      huge_size % kBlock || reps < 1 || small_maps == 0 || huge_maps == 0 || queries == 0 ||
+      p3_maps < 1 || p3_queries == 0) {
+    fmt::print(stderr,
+               "dax_bench: --size must be a multiple of --chunk (a multiple of 4 KiB), --huge-size "
+               "of 4 KiB; counts >= 1\n");
     return 2;
   }
 
   std::string command;
-  for (int i = 0; i < argc; ++i) command += fmt::format("{}{}", command.empty() ? "" : " ", argv[i]);
+  for (int i = 0; i < argc; ++i)
+    command += fmt::format("{}{}", command.empty() ? "" : " ", argv[i]);
   char date[64];
   std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S %Z", std::localtime(&now));
-  fmt::print("command: {}\nmachine: {}\ndate:    {} (load average {})\n", command, Machine(), date, LoadAverage());
+  fmt::print("command: {}\nmachine: {}\ndate:    {} (load average {})\n", command, Machine(), date,
+             LoadAverage());
 
   std::atexit(CleanUp);
   signal(SIGINT, OnSignal);
@@ -1113,12 +1204,17 @@ int main(int argc, char** argv) {
   if (parts.find('2') != std::string::npos) {
     PartDesigns(dir, reps, small_maps, huge_maps, huge_size, owners, queries, seed);
   }
-  if (parts.find('3') != std::string::npos) PartManyExtents(dir, extents, p3_maps, p3_queries, scan_queries, seed);
+  if (parts.find('3') != std::string::npos)
+    PartManyExtents(dir, extents, p3_maps, p3_queries, scan_queries, seed);
 
-  fmt::print("\nload average at the end: {}; whole run {:.0f} s\n", LoadAverage(), Seconds(start, Clock::now()));
-  fmt::print("\n| measure | value | baseline (same run) | ratio | target | met |\n|---|---|---|---|---|---|\n");
+  fmt::print("\nload average at the end: {}; whole run {:.0f} s\n", LoadAverage(),
+             Seconds(start, Clock::now()));
+  fmt::print(
+      "\n| measure | value | baseline (same run) | ratio | target | met "
+      "|\n|---|---|---|---|---|---|\n");
   for (const Row& r : g_rows) {
-    fmt::print("| {} | {} | {} | {} | {} | {} |\n", r.measure, r.value, r.baseline, r.ratio, r.target, r.met);
+    fmt::print("| {} | {} | {} | {} | {} | {} |\n", r.measure, r.value, r.baseline, r.ratio,
+               r.target, r.met);
   }
   CleanUp();
   return 0;

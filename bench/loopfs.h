@@ -90,7 +90,8 @@ inline void CleanUpLoop() {
 
 // The full path of an executable in the usual system directories, or "".
 inline std::string FindBinary(const std::string& name) {
-  for (const char* d : {"/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/local/bin"}) {
+  for (const char* d :
+       {"/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/local/bin"}) {
     std::string p = std::string(d) + "/" + name;
     if (access(p.c_str(), X_OK) == 0) return p;
   }

@@ -11,12 +11,10 @@
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,11 +36,15 @@
 #include "daxfs/filesystem.h"
 #include "daxfs/status.h"
 #include "device/device.h"
-
-extern char** environ;
+#include "loopfs.h"
 
 namespace {
 
+using daxfs::bench::CleanUpLoop;
+using daxfs::bench::Errno;
+using daxfs::bench::g_loop;
+using daxfs::bench::MountLoop;
+using daxfs::bench::SetField;
 using Clock = std::chrono::steady_clock;
 using daxfs::Ino;
 using daxfs::Result;
@@ -69,75 +71,19 @@ std::string Joined(const std::string& so_far, std::string_view word) {
   return out;
 }
 
-Status Errno(const std::string& what) {
-  int err = errno;
-  return Status::Error(err, what + ": " + std::strerror(err));
-}
-
-// ---- Cleanup of everything the run made outside the process. Fixed buffers and only
-// async-signal-safe calls (fork, execve, waitpid, unlink, rmdir), so that SIGINT/SIGTERM can
-// clean up too. Each field is cleared once undone.
+// ---- Cleanup of everything the run made outside the process: the XFS loop mount (loopfs.h)
+// and the files below. Fixed buffers and only async-signal-safe calls, so that SIGINT/SIGTERM
+// can clean up too. Each field is cleared once undone.
 
 struct Leftovers {
-  char umount_bin[64] = "";
-  char losetup_bin[64] = "";
-  char mount_dir[256] = "";
-  char loop_dev[64] = "";
-  char xfs_image[256] = "";
   char daxfs_image[256] = "";
   char raw_file[256] = "";
   char raw_fresh_file[256] = "";
 };
 Leftovers g_left;
 
-void SetField(char* field, size_t size, const std::string& value) {
-  std::snprintf(field, size, "%s", value.c_str());
-}
-
-// Runs argv quietly (output to /dev/null); returns true on exit status 0.
-bool RunQuiet(const char* bin, const char* const* argv) {
-  if (bin[0] == '\0') return false;
-  pid_t pid = fork();
-  if (pid < 0) return false;
-  if (pid == 0) {
-    int null = open("/dev/null", O_WRONLY);
-    if (null >= 0) {
-      dup2(null, 1);
-      dup2(null, 2);
-    }
-    execve(bin, const_cast<char* const*>(argv), environ);
-    _exit(127);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-// Unmounts XFS, detaches the loop device and removes its image.
-void CleanUpXfs() {
-  Leftovers& l = g_left;
-  if (l.mount_dir[0]) {
-    const char* um[] = {"umount", l.mount_dir, nullptr};
-    const char* lazy[] = {"umount", "-l", l.mount_dir, nullptr};
-    if (RunQuiet(l.umount_bin, um) || RunQuiet(l.umount_bin, lazy)) {
-      rmdir(l.mount_dir);
-      l.mount_dir[0] = '\0';
-    }
-  }
-  if (l.loop_dev[0]) {
-    const char* detach[] = {"losetup", "-d", l.loop_dev, nullptr};
-    RunQuiet(l.losetup_bin, detach);
-    l.loop_dev[0] = '\0';
-  }
-  if (l.xfs_image[0]) {
-    unlink(l.xfs_image);
-    l.xfs_image[0] = '\0';
-  }
-}
-
 void CleanUp() {
-  CleanUpXfs();
+  CleanUpLoop();
   for (char* f : {g_left.daxfs_image, g_left.raw_file, g_left.raw_fresh_file}) {
     if (f[0]) {
       unlink(f);
@@ -159,55 +105,6 @@ void OnSignal(int sig) {
 
 void CheckOk(const Status& s, const char* what) {
   if (!s.ok()) Fatal(fmt::format("daxfs {}: {}", what, s.ToString()));
-}
-
-// ---- Running commands (setup only): argv, combined stdout+stderr captured.
-
-std::string FindBinary(const std::string& name) {
-  for (const char* d : {"/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/local/bin"}) {
-    std::string p = std::string(d) + "/" + name;
-    if (access(p.c_str(), X_OK) == 0) return p;
-  }
-  return "";
-}
-
-Result<std::string> Run(const std::vector<std::string>& argv) {
-  int fds[2];
-  if (pipe(fds) != 0) return Errno("pipe");
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
-  posix_spawn_file_actions_addclose(&actions, fds[0]);
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid;
-  int err = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(fds[1]);
-  if (err != 0) {
-    close(fds[0]);
-    return Status::Error(err, argv[0] + ": " + std::strerror(err));
-  }
-  std::string out;
-  char buf[4096];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  close(fds[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::string cmd;
-    for (const std::string& a : argv) cmd += Joined(cmd, a);
-    return Status::Error(EIO, fmt::format("`{}` failed (status {}): {}", cmd, status, out));
-  }
-  return out;
 }
 
 // ---- What a workload runs against: daxfs through its API, or a mounted directory through
@@ -409,43 +306,6 @@ class PosixSide : public Side {
   int dir_fd_ = -1;
   PerOp mode_ = PerOp::kNone;
 };
-
-// ---- XFS on a loop device over a /dev/shm image. Every step is checked; Leftovers records
-// what to undo.
-
-Result<std::string> MountXfs(const std::string& dir, uint64_t image_size) {
-  if (geteuid() != 0) return Status::Error(EPERM, "not root (losetup and mount need root)");
-  if (access("/dev/loop-control", F_OK) != 0) return Status::NotFound("no /dev/loop-control");
-  if (FindBinary("mkfs.xfs").empty()) return Status::NotFound("mkfs.xfs not found (install xfsprogs)");
-  std::string losetup = FindBinary("losetup"), umount = FindBinary("umount");
-  if (losetup.empty() || umount.empty()) return Status::NotFound("losetup or umount not found");
-  SetField(g_left.losetup_bin, sizeof g_left.losetup_bin, losetup);
-  SetField(g_left.umount_bin, sizeof g_left.umount_bin, umount);
-
-  std::string image = fmt::format("{}/fs_bench-xfs-{}.img", dir, getpid());
-  int fd = open(image.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644);
-  if (fd < 0) return Errno("create " + image);
-  SetField(g_left.xfs_image, sizeof g_left.xfs_image, image);
-  bool sized = ftruncate(fd, static_cast<off_t>(image_size)) == 0;
-  close(fd);
-  if (!sized) return Errno("truncate " + image);
-
-  ASSIGN_OR_RETURN(std::string loop, Run({losetup, "--find", "--show", image}));
-  if (loop.rfind("/dev/loop", 0) != 0) return Status::IoError("losetup printed " + loop);
-  SetField(g_left.loop_dev, sizeof g_left.loop_dev, loop);
-  RETURN_IF_ERROR(Run({"mkfs.xfs", "-f", "-m", "reflink=1,rmapbt=1", loop}).status());
-
-  char tmpl[] = "/tmp/fs_bench-xfs-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) return Errno("mkdtemp");
-  std::string mnt = tmpl;
-  auto mounted = Run({"mount", "-t", "xfs", loop, mnt});
-  if (!mounted.ok()) {
-    rmdir(mnt.c_str());
-    return mounted.status();
-  }
-  SetField(g_left.mount_dir, sizeof g_left.mount_dir, mnt);
-  return mnt;
-}
 
 // ---- Workloads. Every 4 KiB block of the data file starts with its block number, so reads
 // check what they got.
@@ -934,20 +794,20 @@ int main(int argc, char** argv) {
   std::unique_ptr<PosixSide> xfs;
   if (run_xfs) {
     Result<std::string> mnt = Status::Error(ENOSPC, fmt::format("not enough space in {}", opt.dir));
-    if (avail >= need_daxfs + xfs_used) mnt = MountXfs(opt.dir, xfs_size);
+    if (avail >= need_daxfs + xfs_used) mnt = MountLoop("fs_bench", opt.dir, "xfs", xfs_size);
     if (!mnt.ok()) {
       fmt::print("XFS part skipped: {}\n", mnt.status().ToString());
-      CleanUpXfs();
+      CleanUpLoop();
     } else {
       xfs = std::make_unique<PosixSide>(*mnt);
       Status s = xfs->Open();
       if (!s.ok()) {
         fmt::print("XFS part skipped: {}\n", s.ToString());
         xfs.reset();
-        CleanUpXfs();
+        CleanUpLoop();
       } else {
         fmt::print("XFS:     mkfs.xfs -f -m reflink=1,rmapbt=1 on {} over {}, mounted at {}\n",
-                   g_left.loop_dev, g_left.xfs_image, *mnt);
+                   g_loop.loop_dev, g_loop.image, *mnt);
       }
     }
   } else {

@@ -15,12 +15,10 @@
 #include <linux/fs.h>
 #include <linux/fsmap.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,11 +35,15 @@
 #include "daxfs/status.h"
 #include "device/device.h"
 #include "fs/fs_impl.h"
-
-extern char** environ;
+#include "loopfs.h"
 
 namespace {
 
+using daxfs::bench::CleanUpLoop;
+using daxfs::bench::Errno;
+using daxfs::bench::FindBinary;
+using daxfs::bench::MountLoop;
+using daxfs::bench::SetField;
 using Clock = std::chrono::steady_clock;
 using daxfs::Ino;
 using daxfs::Result;
@@ -60,70 +62,14 @@ double Quantile(std::vector<double> v, double q) {
 }
 double Median(std::vector<double> v) { return Quantile(std::move(v), 0.5); }
 
-Status Errno(const std::string& what) {
-  int err = errno;
-  return Status::Error(err, what + ": " + std::strerror(err));
-}
-
-// ---- Cleanup of what the run made outside the process (fixed buffers, signal-safe calls).
-struct Leftovers {
-  char umount_bin[64] = "";
-  char losetup_bin[64] = "";
-  char mount_dir[256] = "";
-  char loop_dev[64] = "";
-  char loop_image[256] = "";
-  char daxfs_image[256] = "";
-};
-Leftovers g_left;
-
-void SetField(char* field, size_t size, const std::string& value) {
-  std::snprintf(field, size, "%s", value.c_str());
-}
-
-bool RunQuiet(const char* bin, const char* const* argv) {
-  if (bin[0] == '\0') return false;
-  pid_t pid = fork();
-  if (pid < 0) return false;
-  if (pid == 0) {
-    int null = open("/dev/null", O_WRONLY);
-    if (null >= 0) {
-      dup2(null, 1);
-      dup2(null, 2);
-    }
-    execve(bin, const_cast<char* const*>(argv), environ);
-    _exit(127);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-void CleanUpLoop() {
-  Leftovers& l = g_left;
-  if (l.mount_dir[0]) {
-    const char* um[] = {"umount", l.mount_dir, nullptr};
-    const char* lazy[] = {"umount", "-l", l.mount_dir, nullptr};
-    if (RunQuiet(l.umount_bin, um) || RunQuiet(l.umount_bin, lazy)) {
-      rmdir(l.mount_dir);
-      l.mount_dir[0] = '\0';
-    }
-  }
-  if (l.loop_dev[0]) {
-    const char* detach[] = {"losetup", "-d", l.loop_dev, nullptr};
-    RunQuiet(l.losetup_bin, detach);
-    l.loop_dev[0] = '\0';
-  }
-  if (l.loop_image[0]) {
-    unlink(l.loop_image);
-    l.loop_image[0] = '\0';
-  }
-}
+// ---- Cleanup of what the run made outside the process: the loop mount (loopfs.h) and the
+// daxfs image (a fixed buffer, signal-safe calls).
+char g_daxfs_image[256] = "";
 
 void CleanUpDaxfs() {
-  if (g_left.daxfs_image[0]) {
-    unlink(g_left.daxfs_image);
-    g_left.daxfs_image[0] = '\0';
+  if (g_daxfs_image[0]) {
+    unlink(g_daxfs_image);
+    g_daxfs_image[0] = '\0';
   }
 }
 
@@ -151,92 +97,6 @@ T CheckOk(Result<T> r, const char* what) {
   return std::move(*r);
 }
 
-std::string FindBinary(const std::string& name) {
-  for (const char* d : {"/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/local/bin"}) {
-    std::string p = std::string(d) + "/" + name;
-    if (access(p.c_str(), X_OK) == 0) return p;
-  }
-  return "";
-}
-
-Result<std::string> Run(const std::vector<std::string>& argv) {
-  int fds[2];
-  if (pipe(fds) != 0) return Errno("pipe");
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
-  posix_spawn_file_actions_addclose(&actions, fds[0]);
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid;
-  int err = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(fds[1]);
-  if (err != 0) {
-    close(fds[0]);
-    return Status::Error(err, argv[0] + ": " + std::strerror(err));
-  }
-  std::string out;
-  char buf[4096];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  close(fds[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::string cmd;
-    for (const std::string& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
-    return Status::Error(EIO, fmt::format("`{}` failed (status {}): {}", cmd, status, out));
-  }
-  return out;
-}
-
-// Makes `fstype` ("xfs" or "btrfs") on a loop device over a sparse image in `dir` and mounts it.
-Result<std::string> MountLoop(const std::string& dir, const std::string& fstype, uint64_t size) {
-  if (geteuid() != 0) return Status::Error(EPERM, "not root (losetup and mount need root)");
-  if (access("/dev/loop-control", F_OK) != 0) return Status::NotFound("no /dev/loop-control");
-  std::string mkfs = "mkfs." + fstype;
-  if (FindBinary(mkfs).empty()) return Status::NotFound(mkfs + " not found");
-  std::string losetup = FindBinary("losetup"), umount = FindBinary("umount");
-  if (losetup.empty() || umount.empty()) return Status::NotFound("losetup or umount not found");
-  SetField(g_left.losetup_bin, sizeof g_left.losetup_bin, losetup);
-  SetField(g_left.umount_bin, sizeof g_left.umount_bin, umount);
-
-  std::string image = fmt::format("{}/reflink_bench-{}-{}.img", dir, fstype, getpid());
-  int fd = open(image.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644);
-  if (fd < 0) return Errno("create " + image);
-  SetField(g_left.loop_image, sizeof g_left.loop_image, image);
-  bool sized = ftruncate(fd, static_cast<off_t>(size)) == 0;
-  close(fd);
-  if (!sized) return Errno("truncate " + image);
-
-  ASSIGN_OR_RETURN(std::string loop, Run({losetup, "--find", "--show", image}));
-  if (loop.rfind("/dev/loop", 0) != 0) return Status::IoError("losetup printed " + loop);
-  SetField(g_left.loop_dev, sizeof g_left.loop_dev, loop);
-  if (fstype == "xfs") {
-    ASSIGN_OR_RETURN(std::string out, Run({mkfs, "-f", "-m", "reflink=1,rmapbt=1", loop}));
-  } else {
-    ASSIGN_OR_RETURN(std::string out, Run({mkfs, "-f", loop}));
-  }
-  char tmpl[] = "/tmp/reflink_bench-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) return Errno("mkdtemp");
-  std::string mnt = tmpl;
-  auto mounted = Run({"mount", "-t", fstype, loop, mnt});
-  if (!mounted.ok()) {
-    rmdir(mnt.c_str());
-    return mounted.status();
-  }
-  SetField(g_left.mount_dir, sizeof g_left.mount_dir, mnt);
-  return mnt;
-}
-
 // ---- daxfs on a fresh image file.
 struct Daxfs {
   std::unique_ptr<daxfs::Filesystem> fs;
@@ -249,7 +109,7 @@ Daxfs MakeDaxfs(const std::string& dir, uint64_t size, const daxfs::FormatOption
   std::string image = fmt::format("{}/reflink_bench-daxfs-{}.img", dir, getpid());
   unlink(image.c_str());
   CheckOk(daxfs::device::CreateDeviceFile(image, size), "create image");
-  SetField(g_left.daxfs_image, sizeof g_left.daxfs_image, image);
+  SetField(g_daxfs_image, sizeof g_daxfs_image, image);
   CheckOk(daxfs::Filesystem::Format(image, fo), "format");
   daxfs::MountOptions mo;
   mo.durability = durability;
@@ -413,7 +273,7 @@ void PartClone(const std::string& dir, const std::vector<uint64_t>& sizes, int r
     CloseDaxfs(d);
   }
   for (const char* fstype : {"xfs", "btrfs"}) {
-    auto mnt = MountLoop(dir, fstype, image);
+    auto mnt = MountLoop("reflink_bench", dir, fstype, image);
     if (!mnt.ok()) {
       fmt::print("{} part skipped: {}\n", fstype == std::string("xfs") ? "XFS" : "btrfs", mnt.status().ToString());
       CleanUpLoop();
@@ -490,7 +350,7 @@ std::vector<uint64_t> RandomStarts(uint64_t lo, uint64_t hi, size_t count, uint6
 
 Result<LookupStats> XfsGetfsmap(const std::string& dir, uint64_t records, uint64_t image,
                                 size_t queries, uint64_t seed) {
-  ASSIGN_OR_RETURN(std::string mnt, MountLoop(dir, "xfs", image));
+  ASSIGN_OR_RETURN(std::string mnt, MountLoop("reflink_bench", dir, "xfs", image));
   std::string path = mnt + "/aged";
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) return Errno("create " + path);

@@ -77,6 +77,7 @@ Status RunErrors(const ErrorsArgs& a) {
       };
       out["retired"] = ranges(e.retired);
       out["bad"] = ranges(e.bad);
+      if (!e.incomplete.empty()) out["incomplete"] = e.incomplete;
       out["metadata_damage"] = nlohmann::json::array();
       for (const RangePiece& p : e.metadata_damage) {
         out["metadata_damage"].push_back(
@@ -84,6 +85,10 @@ Status RunErrors(const ErrorsArgs& a) {
       }
       fmt::print("{}\n", out.dump(2));
       return Status::Ok();
+    }
+    if (!e.incomplete.empty()) {
+      fmt::print("incomplete: damaged metadata keeps the lost and retired ranges from being read: "
+                 "{}\n", e.incomplete);
     }
     fmt::print("lost file ranges: {}\n", e.lost.size());
     for (const FileRangeLoss& l : e.lost) {

@@ -68,6 +68,8 @@ struct MediaErrorList {
   std::vector<DeviceRange> retired;         // bad device space no file owns (never allocated)
   std::vector<RangePiece> metadata_damage;  // bad bytes in the superblock or METADATA chunks
   std::vector<DeviceRange> bad;             // every bad device range known (media list + routed)
+  // Non-empty when damaged metadata kept lost/retired from being read: why.
+  std::string incomplete;
 };
 
 }  // namespace daxfs

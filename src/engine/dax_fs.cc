@@ -71,7 +71,16 @@ class DaxFsImpl final : public DaxFs {
     }
     router_ = std::make_unique<failure::Router>(fs_.get(), table_.get(), trackers_[0].get(),
                                                 log_.get());
-    if (options.scan_bad_blocks) RETURN_IF_ERROR(ScanBadBlocks());
+    if (options.scan_bad_blocks) {
+      Status scanned = ScanBadBlocks();
+      // A filesystem whose metadata is damaged mounts shut down (read-only) so that check and
+      // errors still work; routing its bad list may then fail: that must not stop the mount.
+      if (!scanned.ok()) {
+        if (!fs_->read_only()) return scanned;
+        base::Log(base::LogLevel::kError, "the bad-block list could not be routed: {}",
+                  scanned.ToString());
+      }
+    }
     if (options.handle_signals) {
       RETURN_IF_ERROR(failure::InstallSignalHandler(
           [this](const failure::SignalEvent& e) { OnSignal(e); }));

@@ -40,8 +40,17 @@ Result<FailureReport> Router::NotifyFailure(uint64_t offset, uint64_t length, ui
   if (flags & kFailureRemove) return Remove(std::move(report));
 
   // 1. Victims while the mappings still map the bad bytes.
-  ASSIGN_OR_RETURN(std::vector<Victim> victims,
-                   tracker_->FindVictims(report.offset, report.length));
+  // (A tracker reading damaged metadata must not stop the rest: the failure is still recorded.)
+  std::vector<Victim> victims;
+  {
+    Result<std::vector<Victim>> found = tracker_->FindVictims(report.offset, report.length);
+    if (found.ok()) {
+      victims = std::move(*found);
+    } else {
+      report.actions.push_back("could not look up the mappings of the range: " +
+                               found.status().ToString());
+    }
+  }
   // 2. The filesystem's part: owners recorded lost, free space retired, metadata -> shutdown.
   Result<MediaFailureRecord> media = fs_->RecordMediaFailure(report.offset, report.length, flags);
   if (!media.ok()) {

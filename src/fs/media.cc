@@ -609,7 +609,36 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
   FailurePlan plan;
   plan.flags = flags;
   RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    RETURN_IF_ERROR(PlanFailureLocked(offset, length, &plan));
+    // Metadata first, by address alone: a bad node must not stop the shutdown (planning the data
+    // part reads trees, which may be the very nodes that went bad).
+    uint64_t first = offset / kB, end = (offset + length + kB - 1) / kB;
+    std::vector<RangePiece> pieces = ClassifyRangeLocked(first * kB, (end - first) * kB);
+    const RangePiece* meta = nullptr;
+    for (const RangePiece& p : pieces) {
+      if (IsMetadataKind(p.kind)) {
+        meta = &p;
+        break;
+      }
+    }
+    Status planned = meta ? Status::Ok() : PlanFailureLocked(offset, length, &plan);
+    if (meta || planned.code() == EIO || planned.IsCorruption()) {
+      handled = true;
+      rec = Report(pieces, {});
+      rec.recorded = false;
+      rec.metadata_hit = true;
+      if (meta) {
+        rec.message = fmt::format(
+            "media error in {} at device offset {} (chunk {}): filesystem shut down read-only",
+            meta->kind == RangeKind::kSuperblock ? "the superblock" : "metadata", meta->offset,
+            meta->offset / pool_->superblock().chunk_size);
+      } else {
+        rec.message = "the metadata needed to record the failure cannot be read (" +
+                      planned.message() + "): filesystem shut down read-only";
+      }
+      ShutDown(Status::IoError(rec.message));
+      return Status::Ok();
+    }
+    RETURN_IF_ERROR(planned);
     if (!read_only_ && !plan.any_metadata()) return Status::Ok();
     handled = true;
     rec = Report(plan.pieces, plan.owners);
@@ -657,7 +686,7 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
 Result<MediaErrorList> FsImpl::MediaErrors() {
   MediaErrorList out;
   std::vector<space::Run> bad;  // device blocks
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
+  Status read = ReadOp([&]() -> Status {
     std::vector<LostRecord> lost = overlay_lost_;
     if (trees_.poison->root() != 0) {
       btree::Cursor c(trees_.poison);
@@ -695,7 +724,15 @@ Result<MediaErrorList> FsImpl::MediaErrors() {
     for (const space::Run& r : overlay_bad_) bad.push_back(r);
     for (const RangePiece& p : overlay_metadata_) out.metadata_damage.push_back(p);
     return Status::Ok();
-  }));
+  });
+  if (!read.ok()) {
+    // With damaged metadata the trees may be unreadable: report what is known by address (the
+    // metadata damage and the device's bad list) and say why the rest is missing.
+    if (pool_->MetadataDamage().empty()) return read;
+    out.lost.clear();
+    out.retired.clear();
+    out.incomplete = read.ToString();
+  }
   for (const device::BadRange& r : pool_->MetadataDamage()) {
     uint64_t slots_end = format::kFirstNodeBlock * kB;
     if (r.offset < slots_end) {

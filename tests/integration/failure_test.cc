@@ -366,12 +366,44 @@ TEST(FailureRouting, RandomAgedFilesystemsAllDesignsAgreeWithGroundTruth) {
         EXPECT_EQ(got.substr(0, *n), want.substr(b * kBlock, *n)) << "inode " << ino << " block " << b;
       }
     }
-    lives.clear();
     Result<FsCheckResult> c = fs.Check();
     ASSERT_TRUE(c.ok());
     EXPECT_TRUE(c->ok()) << (c->problems.empty() ? "" : c->problems[0]);
     EXPECT_FALSE(c->damage.empty());
-    ASSERT_TRUE(dax.Unmount().ok());
+    // Last, a metadata block: no mapping is told, the filesystem shuts down read-only, and the
+    // image mounts read-only afterwards with check reporting the damage.
+    ASSERT_FALSE(metadata.empty());
+    uint64_t meta = metadata[rng.Uniform(metadata.size())];
+    std::vector<size_t> heard_before;
+    for (auto& l : lives) heard_before.push_back(l->heard->size());
+    Result<FailureReport> m = dax.InjectError(meta, kBlock);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    std::string pieces;
+    for (const RangePiece& p : m->media.pieces) {
+      pieces += fmt::format("{}+{} {}; ", p.offset, p.length, RangeKindName(p.kind));
+    }
+    EXPECT_TRUE(m->media.metadata_hit) << "at " << meta << ": " << pieces << (m->actions.empty() ? "" : m->actions[0]);
+    EXPECT_TRUE(m->shut_down);
+    EXPECT_TRUE(m->notices.empty());
+    for (size_t i = 0; i < lives.size(); ++i) EXPECT_EQ(lives[i]->heard->size(), heard_before[i]);
+    EXPECT_EQ(fs.Create(kRootIno, "after", 0644).status().code(), EROFS);
+    lives.clear();
+    dax.Unmount().IgnoreError();
+    opened->reset();
+    DaxOptions ro;
+    ro.mount.read_only = true;
+    Result<std::unique_ptr<DaxFs>> again = DaxFs::Open(img.path, ro);
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    Result<FsCheckResult> after = (*again)->fs().Check();
+    ASSERT_TRUE(after.ok()) << after.status().ToString();
+    EXPECT_FALSE(after->ok());
+    Result<MediaErrorList> e = (*again)->fs().MediaErrors();
+    ASSERT_TRUE(e.ok());
+    EXPECT_FALSE(e->metadata_damage.empty());
+    // The lost ranges are still listed, unless the damaged node is one the list needs.
+    if (e->incomplete.empty()) {
+      EXPECT_EQ(e->lost.size(), errors->lost.size());
+    }
   }
 }
 
@@ -630,6 +662,36 @@ TEST(FailureRouting, DeviceRemovalNotifiesEveryMapperAndUnmounts) {
   }
   EXPECT_EQ(dax.fs().Create(kRootIno, "late", 0644).status().code(), EIO);
   EXPECT_EQ(dax.live_mappings(), 0u);
+}
+
+TEST(FailureRouting, BadBlockListIsRoutedAtMount) {
+  Image img("badlist");
+  uint64_t bad = 0;
+  {
+    Result<Cloned> c = MakeClones(img.path, 2);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    bad = DeviceOffsetOf(c->dax->fs(), c->copies[0], 2 * kBlock);
+    ASSERT_TRUE(c->dax->Unmount().ok());
+  }
+  {
+    // The device learns of the bad range (like a scrub adding to the kernel's list), nobody routes it.
+    Result<std::unique_ptr<device::Device>> dev = device::OpenDevice(img.path);
+    ASSERT_TRUE(dev.ok());
+    ASSERT_TRUE((*dev)->InjectPoison(bad + 100, 10).ok());
+  }
+  Result<std::unique_ptr<DaxFs>> dax = DaxFs::Open(img.path, AllDesigns());
+  ASSERT_TRUE(dax.ok()) << dax.status().ToString();
+  std::vector<FailureReport> reports = (*dax)->mount_reports();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].media.owners.size(), 3u);  // src, copy0, copy1 (shifted has blocks 0-1)
+  uint8_t buf[8];
+  EXPECT_EQ((*dax)->fs().Read(reports[0].media.owners[0].ino, 2 * kBlock, buf).status().code(), EIO);
+  ASSERT_TRUE((*dax)->Unmount().ok());
+  dax->reset();  // releases the device
+  // Recorded now: the next mount has nothing new to route.
+  Result<std::unique_ptr<DaxFs>> again = DaxFs::Open(img.path, AllDesigns());
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE((*again)->mount_reports().empty());
 }
 
 }  // namespace

@@ -626,6 +626,9 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
       rec = Report(pieces, {});
       rec.recorded = false;
       rec.metadata_hit = true;
+      for (const RangePiece& p : pieces) {
+        if (IsMetadataKind(p.kind)) overlay_metadata_.push_back(p);
+      }
       if (meta) {
         rec.message = fmt::format(
             "media error in {} at device offset {} (chunk {}): filesystem shut down read-only",

@@ -338,7 +338,9 @@ TEST(FailureRouting, RandomAgedFilesystemsAllDesignsAgreeWithGroundTruth) {
         uint8_t buf[16];
         Result<size_t> n = fs.Read(ino, block * kBlock, buf);
         EXPECT_FALSE(n.ok()) << "read of lost block " << block << " of inode " << ino;
-        if (!n.ok()) EXPECT_EQ(n.status().code(), EIO);
+        if (!n.ok()) {
+          EXPECT_EQ(n.status().code(), EIO);
+        }
       }
       for (Tracking t : {Tracking::kFsRmap, Tracking::kPageRmap, Tracking::kExtentSpace,
                          Tracking::kFullScan}) {

@@ -49,6 +49,7 @@
 #include "daxfs/status.h"
 #include "device/device.h"
 #include "fs/fs_impl.h"
+#include "bench_util.h"
 #include "loopfs.h"
 
 namespace {
@@ -67,44 +68,15 @@ using daxfs::bench::g_loop;
 using daxfs::bench::MountLoop;
 using daxfs::bench::SetField;
 using Clock = std::chrono::steady_clock;
+using bench_util::Seconds;
+using bench_util::Quantile;
+using bench_util::Median;
+using bench_util::RoundUp;
+using bench_util::LoadAverage;
+using bench_util::Machine;
 
 constexpr uint64_t kBlock = 4096;
 constexpr uint64_t kMiB = 1ULL << 20;
-
-double Seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-double Quantile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
-double Median(std::vector<double> v) { return Quantile(std::move(v), 0.5); }
-uint64_t RoundUp(uint64_t v, uint64_t unit) { return (v + unit - 1) / unit * unit; }
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  double a = 0, b = 0, c = 0;
-  in >> a >> b >> c;
-  return fmt::format("{:.2f} {:.2f} {:.2f}", a, b, c);
-}
-
-std::string Machine() {
-  utsname u{};
-  uname(&u);
-  std::string cpu;
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("model name", 0) == 0) {
-      cpu = line.substr(line.find(':') + 2);
-      break;
-    }
-  }
-  long mem_gib = sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) >> 30;
-  return fmt::format("{} cpus ({}), {} GiB RAM, {} {} {}", sysconf(_SC_NPROCESSORS_ONLN), cpu,
-                     mem_gib, u.sysname, u.release, u.machine);
-}
 
 uint64_t ParseSize(const std::string& s) {
   size_t pos = 0;

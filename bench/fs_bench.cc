@@ -36,6 +36,7 @@
 #include "daxfs/filesystem.h"
 #include "daxfs/status.h"
 #include "device/device.h"
+#include "bench_util.h"
 #include "loopfs.h"
 
 namespace {
@@ -46,6 +47,9 @@ using daxfs::bench::g_loop;
 using daxfs::bench::MountLoop;
 using daxfs::bench::SetField;
 using Clock = std::chrono::steady_clock;
+using bench_util::RoundUp;
+using bench_util::LoadAverage;
+using bench_util::Machine;
 using daxfs::Ino;
 using daxfs::Result;
 using daxfs::Status;
@@ -604,31 +608,6 @@ uint64_t ParseSize(const std::string& s) {
     }
   }
   throw std::invalid_argument("bad size suffix");
-}
-
-uint64_t RoundUp(uint64_t v, uint64_t unit) { return (v + unit - 1) / unit * unit; }
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  double a = 0, b = 0, c = 0;
-  in >> a >> b >> c;
-  return fmt::format("{:.2f} {:.2f} {:.2f}", a, b, c);
-}
-
-std::string Machine() {
-  utsname u{};
-  uname(&u);
-  std::string cpu;
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("model name", 0) == 0) {
-      cpu = line.substr(line.find(':') + 2);
-      break;
-    }
-  }
-  long mem_gib = sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) >> 30;
-  return fmt::format("{} cpus ({}), {} GiB RAM, {} {} {} {}", sysconf(_SC_NPROCESSORS_ONLN), cpu,
-                     mem_gib, u.sysname, u.release, u.version, u.machine);
 }
 
 struct Options {

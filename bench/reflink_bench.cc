@@ -35,6 +35,7 @@
 #include "daxfs/status.h"
 #include "device/device.h"
 #include "fs/fs_impl.h"
+#include "bench_util.h"
 #include "loopfs.h"
 
 namespace {
@@ -45,22 +46,14 @@ using daxfs::bench::FindBinary;
 using daxfs::bench::MountLoop;
 using daxfs::bench::SetField;
 using Clock = std::chrono::steady_clock;
+using bench_util::Seconds;
+using bench_util::Quantile;
+using bench_util::Median;
 using daxfs::Ino;
 using daxfs::Result;
 using daxfs::Status;
 
 constexpr uint64_t kBlock = 4096;
-
-double Seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-double Quantile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
-double Median(std::vector<double> v) { return Quantile(std::move(v), 0.5); }
 
 // ---- Cleanup of what the run made outside the process: the loop mount (loopfs.h) and the
 // daxfs image (a fixed buffer, signal-safe calls).

@@ -217,7 +217,7 @@ class DaxFsImpl final : public DaxFs {
     if (e.info.device_offset == fs::kNoDevice) return;  // a zero page: nothing on the device
     uint64_t granule = uint64_t{1} << std::clamp(e.address_lsb, 12, 30);
     uint64_t start = e.info.device_offset & ~(granule - 1);
-    uint32_t flags = e.action_required ? kFailureActionRequired : 0;
+    uint32_t flags = e.action_required ? uint32_t{kFailureActionRequired} : 0u;
     Result<FailureReport> r = NotifyFailure(start, granule, flags);
     if (!r.ok()) base::Log(base::LogLevel::kError, "routing a SIGBUS failed: {}", r.status().ToString());
   }

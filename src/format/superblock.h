@@ -20,8 +20,11 @@ inline constexpr uint32_t kFormatVersion = 1;
 namespace feature {
 inline constexpr uint64_t kRoCompatRmap = 1ULL << 0;     // reverse map kept (issue 4)
 inline constexpr uint64_t kRoCompatReflink = 1ULL << 1;  // blocks may be shared (issue 4)
+// Set by the first media failure recorded (issue 5): a build that does not know the poison tree
+// would serve lost data and hand out bad blocks, so it may only mount read-only.
+inline constexpr uint64_t kRoCompatPoison = 1ULL << 2;
 inline constexpr uint64_t kKnownCompat = 0;
-inline constexpr uint64_t kKnownRoCompat = kRoCompatRmap | kRoCompatReflink;
+inline constexpr uint64_t kKnownRoCompat = kRoCompatRmap | kRoCompatReflink | kRoCompatPoison;
 inline constexpr uint64_t kKnownIncompat = 0;
 }  // namespace feature
 

@@ -43,6 +43,7 @@ std::vector<std::string> FeatureNames(const format::Superblock& sb) {
   std::vector<std::string> out;
   if (sb.ro_compat & format::feature::kRoCompatRmap) out.push_back("rmap");
   if (sb.ro_compat & format::feature::kRoCompatReflink) out.push_back("reflink");
+  if (sb.ro_compat & format::feature::kRoCompatPoison) out.push_back("poison");
   return out;
 }
 

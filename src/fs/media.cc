@@ -515,6 +515,7 @@ Status FsImpl::ApplyFailureLocked(const FailurePlan& plan) {
   ASSIGN_OR_RETURN(uint64_t poison_nodes, WorstCaseNodes(trees_.poison, inserts, inserts));
   ASSIGN_OR_RETURN(uint64_t rmap_nodes, WorstCaseNodes(trees_.rmap, 3 * retires, retires));
   RETURN_IF_ERROR(txn_->EnsureNodes(poison_nodes + rmap_nodes + 8 * plan.chunks_to_type.size()));
+  txn_->AddRoCompat(format::feature::kRoCompatPoison);  // older builds: read-only from now on
 
   format::Superblock sb = pool_->superblock();
   for (uint64_t chunk : plan.chunks_to_type) {

@@ -60,7 +60,9 @@ class MediaTest : public ::testing::Test {
     if (fs_ == nullptr) return;
     auto check = fs_->Check();
     ASSERT_TRUE(check.ok()) << check.status().ToString();
-    if (!expect_problems_) EXPECT_TRUE(check->ok()) << Joined(check->problems);
+    if (!expect_problems_) {
+      EXPECT_TRUE(check->ok()) << Joined(check->problems);
+    }
   }
   fs::FsImpl* impl() { return static_cast<fs::FsImpl*>(fs_.get()); }
 
@@ -329,7 +331,11 @@ TEST_F(MediaTest, FreeSpaceHitIsRetiredAndSurvivesRemount) {
   uint64_t used = DeviceOffsetOf(a, 1);
   uint64_t free_block = used + 10 * kB;                  // free DATA space in the same chunk
   uint64_t unallocated = kDeviceSize - kChunk + 5 * kB;  // the last chunk: not typed yet
+  EXPECT_EQ(impl()->pool()->superblock().ro_compat & format::feature::kRoCompatPoison, 0u);
   MediaFailureRecord rec = Fail(free_block, kB);
+  // The first recorded failure marks the image: builds unaware of the poison tree mount it
+  // read-only only.
+  EXPECT_NE(impl()->pool()->superblock().ro_compat & format::feature::kRoCompatPoison, 0u);
   ASSERT_EQ(rec.pieces.size(), 1u);
   EXPECT_EQ(rec.pieces[0].kind, RangeKind::kFree);
   ASSERT_EQ(rec.retired.size(), 1u);

@@ -90,6 +90,8 @@ class WriteTxn : public btree::NodeStore {
 
   Status Commit();
   void Abort();
+  // Sets ro_compat feature bits in the superblock this transaction commits (known bits only).
+  void AddRoCompat(uint64_t bits) { sb_.ro_compat |= bits & format::feature::kKnownRoCompat; }
   // The first error inside the transaction, or OK.
   const Status& status() const { return failed_; }
 

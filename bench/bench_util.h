@@ -1,10 +1,17 @@
-// Small helpers every scenario benchmark in bench/ uses: timing, quantiles, rounding, and a
-// one-line description of the machine and its load for the reports.
+// Small helpers every scenario benchmark in bench/ uses: timing, quantiles, rounding, a
+// one-line description of the machine and its load for the reports, and dying cleanly.
 #pragma once
 
 #include <fmt/core.h>
 #include <sys/utsname.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <string_view>
+
+#include "daxfs/status.h"
 
 #include <algorithm>
 #include <chrono>
@@ -55,6 +62,34 @@ inline std::string Machine() {
   long mem_gib = sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) >> 30;
   return fmt::format("{} cpus ({}), {} GiB RAM, {} {} {} {}", sysconf(_SC_NPROCESSORS_ONLN), cpu,
                      mem_gib, u.sysname, u.release, u.version, u.machine);
+}
+
+// Runs the tool's `cleanup` (loop devices, images) at exit and on SIGINT, SIGTERM and SIGHUP,
+// after which the signal kills the process as usual.
+inline void (*g_cleanup)() = nullptr;
+inline void CleanUpThenDie(int sig) {
+  if (g_cleanup != nullptr) g_cleanup();
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+inline void CleanUpAtExitAndOnSignals(void (*cleanup)()) {
+  g_cleanup = cleanup;
+  std::atexit(cleanup);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, CleanUpThenDie);
+}
+
+// "<tool>: message" on stderr, exit 1 (the cleanup runs at exit).
+[[noreturn]] inline void Fatal(const std::string& message) {
+  fmt::print(stderr, "{}: {}\n", program_invocation_short_name, message);
+  std::exit(1);
+}
+inline void CheckOk(const daxfs::Status& s, std::string_view what) {
+  if (!s.ok()) Fatal(fmt::format("daxfs {}: {}", what, s.ToString()));
+}
+template <typename T>
+T CheckOk(daxfs::Result<T> r, std::string_view what) {
+  if (!r.ok()) Fatal(fmt::format("daxfs {}: {}", what, r.status().ToString()));
+  return std::move(*r);
 }
 
 }  // namespace bench_util

@@ -68,6 +68,8 @@ using daxfs::bench::g_loop;
 using daxfs::bench::MountLoop;
 using daxfs::bench::SetField;
 using Clock = std::chrono::steady_clock;
+using bench_util::CheckOk;
+using bench_util::Fatal;
 using bench_util::Seconds;
 using bench_util::Quantile;
 using bench_util::Median;
@@ -127,25 +129,6 @@ void CleanUp() {
       slot[0] = '\0';
     }
   }
-}
-
-void OnSignal(int sig) {
-  CleanUp();
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
-[[noreturn]] void Fatal(const std::string& message) {
-  fmt::print(stderr, "dax_bench: {}\n", message);
-  std::exit(1);  // atexit runs CleanUp
-}
-void CheckOk(const Status& s, const std::string& what) {
-  if (!s.ok()) Fatal(fmt::format("daxfs {}: {}", what, s.ToString()));
-}
-template <typename T>
-T CheckOk(Result<T> r, const std::string& what) {
-  if (!r.ok()) Fatal(fmt::format("daxfs {}: {}", what, r.status().ToString()));
-  return std::move(*r);
 }
 
 // Records `path` for cleanup (before it exists, so that an interrupt removes it too).
@@ -1167,10 +1150,7 @@ int main(int argc, char** argv) {
   fmt::print("command: {}\nmachine: {}\ndate:    {} (load average {})\n", command, Machine(), date,
              LoadAverage());
 
-  std::atexit(CleanUp);
-  signal(SIGINT, OnSignal);
-  signal(SIGTERM, OnSignal);
-  signal(SIGHUP, OnSignal);
+  bench_util::CleanUpAtExitAndOnSignals(CleanUp);
   auto start = Clock::now();
   if (parts.find('1') != std::string::npos) PartBandwidth(dir, size, chunk, reps, !no_xfs);
   if (parts.find('2') != std::string::npos) {

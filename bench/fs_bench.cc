@@ -47,6 +47,8 @@ using daxfs::bench::g_loop;
 using daxfs::bench::MountLoop;
 using daxfs::bench::SetField;
 using Clock = std::chrono::steady_clock;
+using bench_util::CheckOk;
+using bench_util::Fatal;
 using bench_util::RoundUp;
 using bench_util::LoadAverage;
 using bench_util::Machine;
@@ -94,21 +96,6 @@ void CleanUp() {
       f[0] = '\0';
     }
   }
-}
-
-void OnSignal(int sig) {
-  CleanUp();
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
-[[noreturn]] void Fatal(const std::string& message) {
-  fmt::print(stderr, "fs_bench: {}\n", message);
-  std::exit(1);  // atexit runs CleanUp
-}
-
-void CheckOk(const Status& s, const char* what) {
-  if (!s.ok()) Fatal(fmt::format("daxfs {}: {}", what, s.ToString()));
 }
 
 // ---- What a workload runs against: daxfs through its API, or a mounted directory through
@@ -716,10 +703,7 @@ int main(int argc, char** argv) {
   fmt::print("command: {}\nmachine: {}\ndate:    {} (load average {})\n", command, Machine(), date,
              LoadAverage());
 
-  std::atexit(CleanUp);
-  signal(SIGINT, OnSignal);
-  signal(SIGTERM, OnSignal);
-  signal(SIGHUP, OnSignal);
+  bench_util::CleanUpAtExitAndOnSignals(CleanUp);
 
   // Space: the daxfs image (allocated up front), two memcpy files of the data file's size, and
   // the XFS image (sparse, grows as used).

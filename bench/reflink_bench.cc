@@ -46,6 +46,8 @@ using daxfs::bench::FindBinary;
 using daxfs::bench::MountLoop;
 using daxfs::bench::SetField;
 using Clock = std::chrono::steady_clock;
+using bench_util::CheckOk;
+using bench_util::Fatal;
 using bench_util::Seconds;
 using bench_util::Quantile;
 using bench_util::Median;
@@ -69,25 +71,6 @@ void CleanUpDaxfs() {
 void CleanUp() {
   CleanUpLoop();
   CleanUpDaxfs();
-}
-
-void OnSignal(int sig) {
-  CleanUp();
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
-[[noreturn]] void Fatal(const std::string& message) {
-  fmt::print(stderr, "reflink_bench: {}\n", message);
-  std::exit(1);  // atexit runs CleanUp
-}
-void CheckOk(const Status& s, const char* what) {
-  if (!s.ok()) Fatal(fmt::format("daxfs {}: {}", what, s.ToString()));
-}
-template <typename T>
-T CheckOk(Result<T> r, const char* what) {
-  if (!r.ok()) Fatal(fmt::format("daxfs {}: {}", what, r.status().ToString()));
-  return std::move(*r);
 }
 
 // ---- daxfs on a fresh image file.
@@ -529,9 +512,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed);
   CLI11_PARSE(app, argc, argv);
 
-  std::atexit(CleanUp);
-  signal(SIGINT, OnSignal);
-  signal(SIGTERM, OnSignal);
+  bench_util::CleanUpAtExitAndOnSignals(CleanUp);
 
   if (parts.find('1') != std::string::npos) {
     std::vector<uint64_t> sizes;

@@ -100,7 +100,7 @@ class DaxFsImpl final : public DaxFs {
   Result<FailureReport> NotifyFailure(uint64_t offset, uint64_t length, uint32_t flags) override {
     if (unmounted_) return Status::IoError("the filesystem is unmounted");
     Result<FailureReport> r = router_->NotifyFailure(offset, length, flags);
-    if (r.ok() && r->unmounted) FinishUnmount();
+    if (r.ok() && r->unmounted) unmounted_ = true;
     return r;
   }
 
@@ -150,7 +150,7 @@ class DaxFsImpl final : public DaxFs {
     }
     if (table_) table_->KillAll();
     Status s = fs_->Unmount();
-    FinishUnmount();
+    unmounted_ = true;
     return s;
   }
 
@@ -220,10 +220,6 @@ class DaxFsImpl final : public DaxFs {
     uint32_t flags = e.action_required ? uint32_t{kFailureActionRequired} : 0u;
     Result<FailureReport> r = NotifyFailure(start, granule, flags);
     if (!r.ok()) base::Log(base::LogLevel::kError, "routing a SIGBUS failed: {}", r.status().ToString());
-  }
-
-  void FinishUnmount() {
-    unmounted_ = true;
   }
 
   std::unique_ptr<device::Device> owned_device_;

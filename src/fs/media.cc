@@ -403,13 +403,20 @@ Status FsImpl::PlanFailureLocked(uint64_t offset, uint64_t length, FailurePlan* 
   plan->end = (offset + length + kB - 1) / kB;
   plan->pieces = ClassifyRangeLocked(plan->first * kB, (plan->end - plan->first) * kB);
   bool simulated = plan->flags & kFailureSimulated;
+  // Metadata is found by address alone, before any tree is read: the bad bytes may be the very
+  // nodes that would name the owners, and the filesystem shuts down without recording them.
+  for (const RangePiece& p : plan->pieces) {
+    if (IsMetadataKind(p.kind)) {
+      plan->metadata = p;
+      return Status::Ok();
+    }
+  }
 
   // Owners of the data pieces: the rmap, or a scan of every extent map without it.
   std::vector<RmapRecord> owners;
   std::vector<RmapRecord> scanned;
   bool scanned_done = false;
   for (const RangePiece& p : plan->pieces) {
-    if (IsMetadataKind(p.kind) && !plan->metadata) plan->metadata = p;
     if (p.kind != RangeKind::kData) continue;
     uint64_t s = p.offset / kB, e = (p.offset + p.length) / kB;
     if (trees_.rmap != nullptr) {
@@ -610,35 +617,15 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
   FailurePlan plan;
   plan.flags = flags;
   RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    // Metadata first, by address alone: a bad node must not stop the shutdown (planning the data
-    // part reads trees, which may be the very nodes that went bad).
-    uint64_t first = offset / kB, end = (offset + length + kB - 1) / kB;
-    std::vector<RangePiece> pieces = ClassifyRangeLocked(first * kB, (end - first) * kB);
-    const RangePiece* meta = nullptr;
-    for (const RangePiece& p : pieces) {
-      if (IsMetadataKind(p.kind)) {
-        meta = &p;
-        break;
-      }
-    }
-    Status planned = meta ? Status::Ok() : PlanFailureLocked(offset, length, &plan);
-    if (meta || planned.code() == EIO || planned.IsCorruption()) {
+    Status planned = PlanFailureLocked(offset, length, &plan);
+    if (planned.code() == EIO || planned.IsCorruption()) {
+      // The trees that name the owners are unreadable: that is a metadata failure too.
       handled = true;
-      rec = Report(pieces, {});
+      rec = Report(plan.pieces, {});
       rec.recorded = false;
       rec.metadata_hit = true;
-      for (const RangePiece& p : pieces) {
-        if (IsMetadataKind(p.kind)) overlay_metadata_.push_back(p);
-      }
-      if (meta) {
-        rec.message = fmt::format(
-            "media error in {} at device offset {} (chunk {}): filesystem shut down read-only",
-            meta->kind == RangeKind::kSuperblock ? "the superblock" : "metadata", meta->offset,
-            meta->offset / pool_->superblock().chunk_size);
-      } else {
-        rec.message = "the metadata needed to record the failure cannot be read (" +
-                      planned.message() + "): filesystem shut down read-only";
-      }
+      rec.message = "the metadata needed to record the failure cannot be read (" +
+                    planned.message() + "): filesystem shut down read-only";
       ShutDown(Status::IoError(rec.message));
       return Status::Ok();
     }

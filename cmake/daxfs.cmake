@@ -25,6 +25,7 @@ function(daxfs_test name)
   endif()
   add_executable(${name} ${ARG_SRCS})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main GTest::gmock)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
   # A list of labels must reach the discovered tests as one escaped property value.
   string(REPLACE ";" "\\;" labels "${ARG_LABELS}")
   gtest_discover_tests(${name} PROPERTIES LABELS "${labels}" TIMEOUT ${ARG_TIMEOUT}

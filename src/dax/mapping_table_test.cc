@@ -23,28 +23,12 @@
 #include "device/device.h"
 #include "daxfs/media.h"
 #include "fs/fs_impl.h"
+#include "status_assert.h"
 
 namespace daxfs::dax {
 namespace {
 
 constexpr uint64_t kB = 4096;
-
-inline const Status& StatusOf(const Status& s) { return s; }
-template <typename T>
-const Status& StatusOf(const Result<T>& r) {
-  return r.status();
-}
-::testing::AssertionResult IsOk(const Status& s) {
-  if (s.ok()) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << s.ToString();
-}
-::testing::AssertionResult HasErrno(const Status& s, int err) {
-  if (s.code() == err) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "expected errno " << err << ", got " << s.ToString();
-}
-#define ASSERT_OK(expr) ASSERT_TRUE(IsOk(StatusOf(expr))) << #expr
-#define EXPECT_OK(expr) EXPECT_TRUE(IsOk(StatusOf(expr))) << #expr
-#define EXPECT_ERRNO(expr, err) EXPECT_TRUE(HasErrno(StatusOf(expr), err)) << #expr
 
 std::string Pattern(size_t n, uint64_t seed) {
   std::string s(n, '\0');

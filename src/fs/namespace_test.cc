@@ -16,31 +16,10 @@
 #include "format/records.h"
 #include "fs/fs_impl.h"
 #include "txn/pool.h"
+#include "status_assert.h"
 
 namespace daxfs {
 namespace {
-
-inline const Status& StatusOf(const Status& s) { return s; }
-template <typename T>
-const Status& StatusOf(const Result<T>& r) {
-  return r.status();
-}
-
-#define EXPECT_OK(expr)                                                         \
-  do {                                                                          \
-    const auto& r_ = (expr);                                                    \
-    EXPECT_TRUE(StatusOf(r_).ok()) << #expr << ": " << StatusOf(r_).ToString(); \
-  } while (0)
-#define ASSERT_OK(expr)                                                         \
-  do {                                                                          \
-    const auto& r_ = (expr);                                                    \
-    ASSERT_TRUE(StatusOf(r_).ok()) << #expr << ": " << StatusOf(r_).ToString(); \
-  } while (0)
-#define EXPECT_ERRNO(expr, err)                                                      \
-  do {                                                                               \
-    const auto& r_ = (expr);                                                         \
-    EXPECT_EQ(StatusOf(r_).code(), err) << #expr << ": " << StatusOf(r_).ToString(); \
-  } while (0)
 
 template <typename T>
 T Must(Result<T> r) {

@@ -14,29 +14,13 @@
 #include "base/random.h"
 #include "daxfs/filesystem.h"
 #include "device/device.h"
+#include "status_assert.h"
 
 namespace daxfs {
 namespace {
 
 constexpr uint64_t kB = 4096;
 constexpr uint64_t kMaxSize = (1ULL << 63) - 1;
-
-inline const Status& StatusOf(const Status& s) { return s; }
-template <typename T>
-const Status& StatusOf(const Result<T>& r) {
-  return r.status();
-}
-
-::testing::AssertionResult IsOk(const Status& s) {
-  if (s.ok()) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << s.ToString();
-}
-::testing::AssertionResult HasErrno(const Status& s, int err) {
-  if (s.code() == err) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "expected errno " << err << ", got " << s.ToString();
-}
-#define ASSERT_OK(expr) ASSERT_TRUE(IsOk(StatusOf(expr))) << #expr
-#define EXPECT_ERRNO(expr, err) EXPECT_TRUE(HasErrno(StatusOf(expr), err)) << #expr
 
 std::span<const uint8_t> Bytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};

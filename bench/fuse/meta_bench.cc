@@ -28,6 +28,7 @@ struct Options {
 [[noreturn]] void Usage() {
   fmt::print(stderr,
              "usage: meta_bench DIR [--files N] [--threads T] [--batch B] [--passes P]\n"
+             "       meta_bench --machine   (one line: CPUs, memory, kernel, load average)\n"
              "  Creates (open O_CREAT|O_EXCL, close), stats and unlinks N files (default 100000)\n"
              "  in DIR, split over T threads (default 1) each in its own subdirectory, B files\n"
              "  alive at once (default all N: create all, stat all, unlink all), P passes\n"
@@ -141,6 +142,10 @@ std::vector<double> RunPass(const Options& o, int pass) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "--machine") {
+    fmt::print("{}; load average {}\n", bench_util::Machine(), bench_util::LoadAverage());
+    return 0;
+  }
   Options o = Parse(argc, argv);
   g_work = fmt::format("{}/meta_bench.{}", o.dir, getpid());
   if (mkdir(g_work.c_str(), 0755) != 0) {

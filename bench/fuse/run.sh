@@ -13,18 +13,24 @@
 #
 #   bench/fuse/run.sh            (as root; build first: cmake --build --preset release
 #                                 --target meta_bench daxfs)
-# Environment: ROUNDS (3), RUNTIME seconds per fio run (5), FIO_SIZE_MB (256), META_FILES
-# (100000), META_BATCH (files alive at once, 10000: see below), TARGETS ("daxfs passthrough
-# xfs"), WORKLOADS (all: "randread randwrite seqread seqwrite meta"), DAXFS_MOUNT_OPTS (extra
-# `daxfs mount` options, e.g. "-o sync"), OUT (results directory; default
-# build/release/bench/fuse/results-DATE: raw.tsv, table.md, logs).
+# Environment: DAXFS (the daxfs command; default build/release/tools/daxfs), ROUNDS (3),
+# RUNTIME (seconds per fio run, 5), FIO_SIZE_MB (256), META_FILES (100000), META_BATCH (10000),
+# TARGETS ("daxfs passthrough xfs"), WORKLOADS ("randread randwrite seqread seqwrite meta"),
+# DAXFS_MOUNT_OPTS (extra `daxfs mount` options, e.g. "-o sync"), IMAGE_SIZE (4G), OUT (the
+# results directory; default build/release/bench/fuse/results-DATE: raw.tsv, table.md, logs).
+# META_BATCH: meta_bench keeps at most that many files alive at once (create a batch, stat it,
+# unlink it, until META_FILES are done), on every target alike, because passthrough_ll holds one
+# O_PATH descriptor per inode the kernel knows and fails with EMFILE beyond RLIMIT_NOFILE (20000
+# hard on the machines this was written on, not raisable without CAP_SYS_RESOURCE). Where the
+# hard limit allows, META_BATCH=100000 runs the plain all-at-once workload.
 # Every mount, daemon and loop device it makes is removed on every exit path (EXIT, INT, TERM,
-# HUP traps; each step under `timeout`).
+# HUP traps; each step under `timeout`); the daxfs daemon is unmounted with fusermount3 -u and
+# left to unmount its image.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 B=${BUILD:-$ROOT/build/release}
-DAXFS=$B/tools/daxfs
+DAXFS=${DAXFS:-$B/tools/daxfs}
 META=$B/bench/fuse/meta_bench
 PT_BIN=$B/bench/fuse/passthrough_ll
 PT_SRC=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c

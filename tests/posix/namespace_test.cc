@@ -15,6 +15,13 @@
 namespace posix {
 namespace {
 
+// "prefix" followed by the number (written so that GCC 12 sees no -Wrestrict false positive).
+std::string Numbered(const char* prefix, size_t i) {
+  std::string s = prefix;
+  s += std::to_string(i);
+  return s;
+}
+
 long Rename2(const std::string& from, const std::string& to, unsigned flags) {
   return syscall(SYS_renameat2, AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), flags);
 }
@@ -96,7 +103,8 @@ TEST_F(OpenFlags, NoFollow) {
   ASSERT_SYS(symlink("f", P("lf").c_str()));
   ASSERT_SYS(symlink("d", P("ld").c_str()));
   EXPECT_FAILS(ELOOP, open(P("lf").c_str(), O_RDONLY | O_NOFOLLOW));
-  EXPECT_FAILS(ELOOP, open(P("ld").c_str(), O_RDONLY | O_NOFOLLOW | O_DIRECTORY));
+  // With O_DIRECTORY too, Linux reports the symlink as not a directory.
+  EXPECT_FAILS(ENOTDIR, open(P("ld").c_str(), O_RDONLY | O_NOFOLLOW | O_DIRECTORY));
   // Only the last component is not followed.
   ASSERT_OPEN(inner, open(P("ld/inner").c_str(), O_RDONLY | O_NOFOLLOW));
   EXPECT_EQ(ReadAt(inner.get(), 16, 0), "inner");
@@ -135,7 +143,7 @@ TEST_F(Rename, FileAndDirectoryTargets) {
   MakeFile(P("d/inside"), "inside");
   EXPECT_FAILS(EISDIR, rename(P("f").c_str(), P("empty").c_str()));
   EXPECT_FAILS(ENOTDIR, rename(P("d").c_str(), P("f").c_str()));
-  EXPECT_FAILS(ENOTEMPTY, rename(P("d").c_str(), P("full").c_str()));
+  EXPECT_FAILS_EITHER(ENOTEMPTY, EEXIST, rename(P("d").c_str(), P("full").c_str()));
   EXPECT_EQ(Stat(dir()).st_nlink, 5u) << "2 + three subdirectories";
   // A directory replaces an empty directory.
   const ino_t ino_d = Stat(P("d")).st_ino;
@@ -322,7 +330,7 @@ TEST_F(Symlinks, ReadlinkAndLstat) {
                                             "with space\tand\ttabs",
                                             "trailing/"};
   for (size_t i = 0; i < targets.size(); ++i) {
-    const std::string link = P("l" + std::to_string(i));
+    const std::string link = P(Numbered("l", i));
     ASSERT_SYS(symlink(targets[i].c_str(), link.c_str())) << "target of " << targets[i].size();
     struct stat st = Lstat(link);
     EXPECT_TRUE(S_ISLNK(st.st_mode));
@@ -456,7 +464,7 @@ TEST_F(SpecialFiles, DeviceNodes) {
   EXPECT_EQ(Lstat(P("chr2")).st_rdev, null_dev);
   EXPECT_EQ(Lstat(P("blk2")).st_rdev, block_dev);
   // Opening the node opens the device (unless the mount says nodev).
-  if (GetProbes().nodev) {
+  if (!GetProbes().devices.ok) {
     EXPECT_FAILS(EACCES, open(P("chr2").c_str(), O_RDWR));
   } else {
     ASSERT_OPEN(fd, open(P("chr2").c_str(), O_RDWR));
@@ -537,7 +545,9 @@ TEST_F(Readdir, EveryEntryExactlyOnce) {
       if (name != "..") {
         EXPECT_EQ(e.ino, st.st_ino) << name;
       }
-      if (e.type != DT_UNKNOWN) EXPECT_EQ(e.type, TypeOf(st.st_mode)) << name;
+      if (e.type != DT_UNKNOWN) {
+        EXPECT_EQ(e.type, TypeOf(st.st_mode)) << name;
+      }
     }
     EXPECT_EQ(seen["."], 1);
     EXPECT_EQ(seen[".."], 1);
@@ -551,8 +561,11 @@ TEST_F(Readdir, EveryEntryExactlyOnce) {
   }
   // ".." names the parent.
   for (const auto& [name, e] : GetDents(P("dir-3"), 4096)) {
-    if (name == "..") EXPECT_EQ(e.ino, Stat(dir()).st_ino);
-    if (name == ".") EXPECT_EQ(e.ino, Stat(P("dir-3")).st_ino);
+    if (name == "..") {
+      EXPECT_EQ(e.ino, Stat(dir()).st_ino);
+    } else if (name == ".") {
+      EXPECT_EQ(e.ino, Stat(P("dir-3")).st_ino);
+    }
   }
 }
 
@@ -572,7 +585,7 @@ TEST_F(Readdir, EmptyDirectoryHasOnlyDotAndDotDot) {
 }
 
 TEST_F(Readdir, TelldirSeekdirResume) {
-  for (int i = 0; i < 300; ++i) MakeFile(P("f" + std::to_string(i)));
+  for (int i = 0; i < 300; ++i) MakeFile(P(Numbered("f", i)));
   DIR* d = opendir(dir().c_str());
   ASSERT_NE(d, nullptr);
   std::vector<std::string> first;

@@ -84,6 +84,7 @@ void MakeFile(const std::string& path, std::string_view data, mode_t mode) {
     ADD_FAILURE() << "create " << path << ": " << ErrnoName(errno);
     return;
   }
+  if (fchmod(fd, mode) != 0) ADD_FAILURE() << "fchmod " << path << ": " << ErrnoName(errno);
   WriteAt(fd, data, 0);
   close(fd);
 }
@@ -406,6 +407,8 @@ Probes RunProbes() {
   struct statvfs sv {};
   statvfs(dir.c_str(), &sv);
   p.atime = (sv.f_flag & ST_NOATIME) ? Feature{false, "mounted noatime"} : Feature{true, ""};
+  p.diratime = (sv.f_flag & (ST_NOATIME | ST_NODIRATIME)) ? Feature{false, "mounted nodiratime"}
+                                                          : Feature{true, ""};
   p.devices = (sv.f_flag & ST_NODEV) ? Feature{false, "mounted nodev"} : Feature{true, ""};
   std::ifstream ph("/proc/sys/fs/protected_hardlinks");
   int v = 0;

@@ -65,27 +65,46 @@ std::string Outcome(long r, int err);
 
 }  // namespace posix
 
-// ASSERT_SYS(expr) / EXPECT_SYS(expr): the call did not return -1; prints errno otherwise.
-#define POSIX_CHECK_SYS_(kind, expr)                                                  \
-  do {                                                                                \
-    errno = 0;                                                                        \
-    long posix_r_ = static_cast<long>(expr);                                          \
-    int posix_e_ = errno;                                                             \
-    kind##_NE(posix_r_, -1L) << #expr << " failed: " << ::posix::ErrnoName(posix_e_); \
-  } while (0)
-#define ASSERT_SYS(expr) POSIX_CHECK_SYS_(ASSERT, expr)
-#define EXPECT_SYS(expr) POSIX_CHECK_SYS_(EXPECT, expr)
+namespace posix {
+// What a system call returned, and errno right after it.
+struct CallResult {
+  long value;
+  int err;
+};
+inline ::testing::AssertionResult Succeeded(const CallResult& r, const char* expr) {
+  if (r.value != -1) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << expr << " failed: " << ErrnoName(r.err);
+}
+inline ::testing::AssertionResult FailedWith(const CallResult& r, int want, const char* expr) {
+  if (r.value == -1 && r.err == want) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << expr << ": want " << ErrnoName(want) << ", got " << Outcome(r.value, r.err);
+}
+inline ::testing::AssertionResult FailedWithEither(const CallResult& r, int a, int b,
+                                                   const char* expr) {
+  if (r.value == -1 && (r.err == a || r.err == b)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << expr << ": want " << ErrnoName(a) << " or "
+                                       << ErrnoName(b) << ", got " << Outcome(r.value, r.err);
+}
+}  // namespace posix
 
-// EXPECT_FAILS(err, expr): the call returned -1 with errno `err`.
-#define EXPECT_FAILS(err, expr)                                      \
-  do {                                                               \
-    errno = 0;                                                       \
-    long posix_r_ = static_cast<long>(expr);                         \
-    int posix_e_ = errno;                                            \
-    EXPECT_TRUE(posix_r_ == -1 && posix_e_ == (err))                 \
-        << #expr << ": want " << ::posix::ErrnoName(err) << ", got " \
-        << ::posix::Outcome(posix_r_, posix_e_);                     \
-  } while (0)
+// Evaluates a system call expression once and captures errno right after it.
+#define POSIX_CALL_(expr)                    \
+  ([&]() -> ::posix::CallResult {            \
+    errno = 0;                               \
+    long posix_r_ = static_cast<long>(expr); \
+    return {posix_r_, errno};                \
+  }())
+
+// ASSERT_SYS(expr) / EXPECT_SYS(expr): the call did not return -1 (prints errno otherwise).
+// EXPECT_FAILS(err, expr): the call returned -1 with errno `err`. All three take `<< message`.
+#define ASSERT_SYS(expr) ASSERT_TRUE(::posix::Succeeded(POSIX_CALL_(expr), #expr))
+#define EXPECT_SYS(expr) EXPECT_TRUE(::posix::Succeeded(POSIX_CALL_(expr), #expr))
+#define EXPECT_FAILS(err, expr) EXPECT_TRUE(::posix::FailedWith(POSIX_CALL_(expr), (err), #expr))
+// EXPECT_FAILS_EITHER(a, b, expr): where POSIX allows two codes and filesystems differ (renaming a
+// directory over a non-empty one: ENOTEMPTY on tmpfs, EEXIST on XFS).
+#define EXPECT_FAILS_EITHER(a, b, expr) \
+  EXPECT_TRUE(::posix::FailedWithEither(POSIX_CALL_(expr), (a), (b), #expr))
 
 // ASSERT_OPEN(var, expr): declares `posix::Fd var` from expr (an open-like call), which must work.
 #define ASSERT_OPEN(var, expr) \
@@ -114,7 +133,8 @@ std::string Pattern(size_t n, uint32_t seed);
 void WriteAt(int fd, std::string_view data, off_t offset);
 // Reads up to `n` bytes at `offset` (fewer only at end of file).
 std::string ReadAt(int fd, size_t n, off_t offset);
-// Creates (or truncates) `path` with `data` and `mode`; a test failure if it cannot.
+// Creates (or truncates) `path` with `data` and exactly `mode` (not masked by the umask); a test
+// failure if it cannot.
 void MakeFile(const std::string& path, std::string_view data = "", mode_t mode = 0644);
 std::string ReadFile(const std::string& path);
 // stat / lstat / fstat; a test failure and a zeroed struct if the call fails.
@@ -214,7 +234,8 @@ struct Probes {
   Feature holes;                     // SEEK_HOLE finds the hole in a sparse file (not the generic
                                      // "everything is data" answer)
   Feature zero_range;                // fallocate(FALLOC_FL_ZERO_RANGE)
-  Feature atime;                     // reads update atime (not mounted noatime)
+  Feature atime;                     // reads may update atime (not mounted noatime)
+  Feature diratime;                  // readdir may update atime (neither noatime nor nodiratime)
   Feature devices;                   // device nodes can be opened (not mounted nodev)
   bool protected_hardlinks = false;  // /proc/sys/fs/protected_hardlinks is 1
 };

@@ -1,5 +1,6 @@
 // statfs/statvfs sanity and space accounting of the filesystem under test: sizes consistent
 // with each other, fstatfs agreeing with statfs, written data consuming space. Plain syscalls.
+#include <linux/falloc.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 
@@ -53,6 +54,19 @@ TEST_F(StatfsTest, WrittenDataConsumesSpaceAndRemovalFreesIt) {
   // Freeing may finish in the background (XFS inactivates inodes asynchronously): wait for it.
   EXPECT_GE(FreeBytesReaching(dir(), before - kSize / 4) + kSize / 4, before)
       << "unlinking gave back less than 6 MiB";
+}
+
+TEST_F(StatfsTest, PunchedBlocksAreFreed) {
+  constexpr size_t kSize = 16 << 20;
+  ASSERT_OPEN(fd, open(P("big").c_str(), O_RDWR | O_CREAT, 0644));
+  WriteAt(fd.get(), Pattern(kSize, 2), 0);
+  ASSERT_SYS(fsync(fd.get()));
+  uint64_t written = FreeBytes(dir());
+  ASSERT_SYS(fallocate(fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, kSize / 2));
+  ASSERT_SYS(fsync(fd.get()));
+  EXPECT_GE(FreeBytesReaching(dir(), written + kSize / 4), written + kSize / 4)
+      << "punching 8 MiB gave back less than 4 MiB";
+  EXPECT_EQ(Fstat(fd.get()).st_size, off_t(kSize));
 }
 
 }  // namespace

@@ -41,9 +41,17 @@ cleanup() {
     kill -TERM "$child" 2>/dev/null
     wait "$child" 2>/dev/null
   fi
+  # Processes of a killed command may take a moment to go; retry before detaching lazily.
   for m in "$mnt" "$other"; do
-    if [ -n "$m" ] && mountpoint -q "$m"; then
-      timeout 60 umount "$m" 2>/dev/null || { say "umount $m failed: detaching lazily"; umount -l "$m"; }
+    [ -n "$m" ] || continue
+    for _ in $(seq 100); do
+      mountpoint -q "$m" || break
+      timeout 60 umount "$m" 2>/dev/null && break
+      sleep 0.1
+    done
+    if mountpoint -q "$m"; then
+      say "umount $m failed (busy): detaching lazily"
+      umount -l "$m"
     fi
   done
   if [ -n "$loop" ]; then timeout 60 losetup -d "$loop" || say "losetup -d $loop failed"; fi

@@ -148,6 +148,7 @@ direct=0
 verify=crc32c
 verify_fatal=1
 do_verify=1
+verify_state_save=0
 [rand4k]
 rw=randwrite
 bs=4k

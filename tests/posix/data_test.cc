@@ -69,7 +69,7 @@ TEST_F(UnlinkWhileOpen, SpaceFreedAfterLastClose) {
     if (Required("space")) FAIL() << "needs " << 4 * size / kMiB << " MiB free";
     GTEST_SKIP() << "needs " << 4 * size / kMiB << " MiB free";
   }
-  const uint64_t before = FreeBytes(dir());
+  const uint64_t before = FreeBytesSettled(dir());
   ASSERT_OPEN(fd, open(P("big").c_str(), O_RDWR | O_CREAT | O_EXCL, 0644));
   const std::string chunk = Pattern(kMiB, 9);
   for (uint64_t off = 0; off < size; off += kMiB) WriteAt(fd.get(), chunk, off);

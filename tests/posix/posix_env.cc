@@ -192,6 +192,21 @@ uint64_t FreeBytesReaching(const std::string& path, uint64_t at_least) {
   }
 }
 
+uint64_t FreeBytesSettled(const std::string& path) {
+  timespec deadline = ClockNow(CLOCK_MONOTONIC);
+  deadline.tv_sec += 10;
+  uint64_t last = FreeBytes(path);
+  int same = 0;
+  while (same < 2 && ClockNow(CLOCK_MONOTONIC) < deadline) {
+    timespec pause{0, 50 * 1000 * 1000};
+    nanosleep(&pause, nullptr);
+    uint64_t free = FreeBytes(path);
+    same = free == last ? same + 1 : 0;
+    last = free;
+  }
+  return last;
+}
+
 // ---- time ----------------------------------------------------------------------------------
 
 timespec ClockNow(clockid_t clock) {

@@ -151,6 +151,10 @@ uint64_t FreeBytes(const std::string& path);
 // FreeBytes once it has reached `at_least`, or after 10 s (space may be freed in the background,
 // as XFS inactivates unlinked inodes and a FUSE daemon hears the last close asynchronously).
 uint64_t FreeBytesReaching(const std::string& path, uint64_t at_least);
+// FreeBytes once it has stopped changing: three readings 50 ms apart agree (at most 10 s, then the
+// last reading). Space that earlier tests' unlinks are still giving back in the background (XFS's
+// inode inactivation) would otherwise be mistaken for space freed, or not consumed, by this test.
+uint64_t FreeBytesSettled(const std::string& path);
 
 // ---- time ----------------------------------------------------------------------------------
 

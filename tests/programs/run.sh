@@ -166,7 +166,8 @@ bsrange=512-64k
 size=16m
 fsync=16
 EOF
-fio --output="$work/fio/out.txt" "$work/fio/verify.fio" || fail "fio: $(grep -iE 'verify|err' "$work/fio/out.txt" | head -5)"
+# fio would save verify state (local-*-verify.state) into its cwd: not saved, and cwd is DIR anyway.
+(cd "$work/fio" && fio --output="$work/fio/out.txt" "$work/fio/verify.fio") || fail "fio: $(grep -iE 'verify|err' "$work/fio/out.txt" | head -5)"
 grep -q 'err= 0' "$work/fio/out.txt" || fail "fio reported errors"
 if grep -qE 'err= *[1-9]|verify: bad' "$work/fio/out.txt"; then fail "fio: $(grep -E 'err= *[1-9]|verify: bad' "$work/fio/out.txt" | head -3)"; fi
 echo "   $(grep -c 'err= 0' "$work/fio/out.txt") jobs, no errors"

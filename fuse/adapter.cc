@@ -517,7 +517,7 @@ void OpAccess(fuse_req_t req, fuse_ino_t ino, int mask) {
   Result<Attr> r = A(req).fs().GetAttr(ino);
   if (!r.ok()) return ReplyError(req, "access", ino, Stale(r.status()));
   if ((mask & X_OK) && r->type != FileType::kDirectory && (r->mode & 0111) == 0) {
-    return fuse_reply_err(req, EACCES);
+    return (void)fuse_reply_err(req, EACCES);
   }
   fuse_reply_err(req, 0);
 }
@@ -562,14 +562,14 @@ Status InjectError(fuse_req_t req, Ino ino, InjectErrorIoctl* io) {
   return Status::Ok();
 }
 
-void OpIoctl(fuse_req_t req, fuse_ino_t ino, int cmd, void*, fuse_file_info*, unsigned flags,
+void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*, unsigned flags,
              const void* in, size_t in_size, size_t out_size) {
-  if (flags & FUSE_IOCTL_COMPAT) return fuse_reply_err(req, ENOSYS);
-  if (static_cast<unsigned int>(cmd) != static_cast<unsigned int>(kIocInjectError)) {
-    return fuse_reply_err(req, ENOTTY);
+  if (flags & FUSE_IOCTL_COMPAT) return (void)fuse_reply_err(req, ENOSYS);
+  if (cmd != static_cast<unsigned int>(kIocInjectError)) {
+    return (void)fuse_reply_err(req, ENOTTY);
   }
   if (in_size < sizeof(InjectErrorIoctl) || out_size < sizeof(InjectErrorIoctl)) {
-    return fuse_reply_err(req, EINVAL);
+    return (void)fuse_reply_err(req, EINVAL);
   }
   InjectErrorIoctl io;
   std::memcpy(&io, in, sizeof io);

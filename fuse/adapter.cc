@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/fs.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
@@ -296,11 +297,14 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
               const char* new_name, unsigned int flags) {
-  if (flags != 0) {
-    // RENAME_NOREPLACE / RENAME_EXCHANGE need the engine (ENGINE_NEEDS.md); EINVAL is what Linux
-    // says for a filesystem without them (programs such as mv then fall back).
+  // RENAME_NOREPLACE: the kernel has already refused an existing target, under the locks of both
+  // directories, and every change reaches the engine through this kernel; so a plain rename is
+  // exact (as tmpfs does it). Once other writers exist (the client API) the engine must check
+  // (ENGINE_NEEDS.md). RENAME_EXCHANGE and the rest need the engine: EINVAL, as Linux says for a
+  // filesystem without them.
+  if (flags & ~static_cast<unsigned int>(RENAME_NOREPLACE)) {
     return ReplyError(req, "rename", parent,
-                      Status::Invalid("rename flags are not supported yet"));
+                      Status::Invalid("RENAME_EXCHANGE and RENAME_WHITEOUT are not supported yet"));
   }
   ReplyStatus(req, "rename", parent, A(req).fs().Rename(parent, name, new_parent, new_name));
 }

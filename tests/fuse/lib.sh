@@ -22,6 +22,7 @@ MNT=""          # the current mount point
 DAEMON_PID=""   # the foreground daemon started by mount_bg
 DAEMON_LOG=""
 SCRATCH=$(mktemp -d /tmp/daxfs-fuse-test.XXXXXX)
+chmod 755 "$SCRATCH"  # other users (setpriv tests) must reach the mount points
 
 say() { echo "== $*"; }
 fail() {

@@ -54,6 +54,7 @@ cleanup() {
   for d in "$SCRATCH"/mnt*; do
     [ -d "$d" ] && is_mounted "$d" && { fusermount3 -u -z "$d" 2>/dev/null || umount -l "$d"; }
   done
+  [ -n "${FUSECTL_MOUNTED:-}" ] && umount /sys/fs/fuse/connections 2>/dev/null
   [ -n "$IMG" ] && rm -f "$IMG" "$IMG.badblocks" "$IMG.events.jsonl"
   rm -rf "$SCRATCH"
   exit $rc
@@ -64,6 +65,7 @@ trap 'exit 143' TERM
 
 # new_image SIZE [mkfs options...]: IMG becomes a fresh image in /dev/shm.
 new_image() {
+  [ -n "${FUSECTL_MOUNTED:-}" ] && umount /sys/fs/fuse/connections 2>/dev/null
   [ -n "$IMG" ] && rm -f "$IMG" "$IMG.badblocks" "$IMG.events.jsonl"
   IMG=$(mktemp /dev/shm/daxfs-fuse-test.XXXXXX.img)
   rm -f "$IMG"
@@ -94,7 +96,9 @@ wait_mounted() {
 # mount_bg [mount options...]: daxfs mount IMG MNT -f in the background; waits until mounted.
 mount_bg() {
   DAEMON_LOG="$SCRATCH/daemon.$RANDOM.log"
-  "$DAXFS" mount "$IMG" "$MNT" -f "$@" 2>"$DAEMON_LOG" &
+  # A background job of a script starts with SIGINT ignored (and libfuse then leaves it so):
+  # give the daemon the default dispositions, as from a terminal.
+  env --default-signal=INT,TERM,HUP "$DAXFS" mount "$IMG" "$MNT" -f "$@" 2>"$DAEMON_LOG" &
   DAEMON_PID=$!
   wait_mounted "$MNT" "$DAEMON_PID"
 }

@@ -95,6 +95,7 @@ wait_mounted() {
 
 # mount_bg [mount options...]: daxfs mount IMG MNT -f in the background; waits until mounted.
 mount_bg() {
+  ! is_mounted "$MNT" || fail "mount_bg: $MNT is mounted already"
   DAEMON_LOG="$SCRATCH/daemon.$RANDOM.log"
   # A background job of a script starts with SIGINT ignored (and libfuse then leaves it so):
   # give the daemon the default dispositions, as from a terminal.

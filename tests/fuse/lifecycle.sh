@@ -79,6 +79,23 @@ probe pattern verify "$MNT/synced" 1000000 11 || fail "fsync'ed file after SIGKI
 # Not fsync'ed, with a one-hour commit interval and fewer than commit_ops operations: gone,
 # exactly as the durability rules say (the whole group after the last commit).
 [ ! -e "$MNT/unsynced" ] || fail "a file never committed survived SIGKILL"
+unmount_wait
+
+say "-o sync and commit_ops=1: every operation is durable on return (SIGKILL loses nothing)"
+for opts in sync commit=3600,commit_ops=1; do
+  mount_bg -o "$opts"
+  probe pattern write "$MNT/no-fsync.$opts" 300000 14 || fail "write"
+  mkdir "$MNT/dir.$opts"
+  kill -KILL "$DAEMON_PID"
+  wait_daemon 137
+  daxfs umount "$MNT" || fail "umount of a dead mount"
+  daxfs check "$IMG" >/dev/null || fail "check after SIGKILL with -o $opts"
+  mount_bg
+  probe pattern verify "$MNT/no-fsync.$opts" 300000 14 || fail "-o $opts: a returned write was lost"
+  [ -d "$MNT/dir.$opts" ] || fail "-o $opts: a returned mkdir was lost"
+  unmount_wait
+done
+mount_bg
 
 say "abort the connection (/sys/fs/fuse/connections/N/abort) under load"
 # The fusectl filesystem (systemd mounts it; a bare container may not): mounted for the test.

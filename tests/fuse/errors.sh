@@ -65,4 +65,17 @@ awk -v m="$MNT" '$5 == m { split($6, o, ","); exit o[1] != "ro" }' /proc/self/mo
 [ "$(cat "$MNT/kept")" = kept ] || fail "read on the damaged image"
 expect EROFS open "$MNT/new" wronly,creat
 daxfs umount "$MNT"
+say "ENOSPC mid-write: a clear errno, nothing half-made, the space comes back"
+new_image 16M
+mount_bg
+rc=0
+dd if=/dev/urandom of="$MNT/big" bs=1M count=64 status=none 2>"$SCRATCH/err" || rc=$?
+[ "$rc" -ne 0 ] && grep -q "No space left on device" "$SCRATCH/err" ||
+  fail "writing 64 MiB into 16 MiB: rc $rc, $(cat "$SCRATCH/err")"
+size=$(stat -c %s "$MNT/big")
+[ $((size % (1024 * 1024))) -eq 0 ] || fail "a failed 1 MiB write left part of itself: size $size"
+rm "$MNT/big"
+dd if=/dev/urandom of="$MNT/again" bs=1M count=4 status=none || fail "space did not come back"
+unmount_wait
+image_clean
 echo "errors.sh: all checks passed"

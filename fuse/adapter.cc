@@ -144,8 +144,8 @@ Result<Attr> GiveToCaller(fuse_req_t req, Ino parent, const char* name, Result<A
   owner.gid = ctx->gid;
   Result<Attr> owned = fs.SetAttr(made->ino, owner);
   if (!owned.ok()) {
-    Status undo = made->type == FileType::kDirectory ? fs.Rmdir(parent, name)
-                                                     : fs.Unlink(parent, name);
+    Status undo =
+        made->type == FileType::kDirectory ? fs.Rmdir(parent, name) : fs.Unlink(parent, name);
     undo.IgnoreError();
   }
   return owned;
@@ -167,14 +167,14 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   };
   auto refuse = [conn](unsigned cap) { conn->want &= ~cap; };
   want(FUSE_CAP_ASYNC_READ);
-  want(FUSE_CAP_ATOMIC_O_TRUNC);     // open(O_TRUNC) arrives as one open, truncated here
-  want(FUSE_CAP_PARALLEL_DIROPS);    // lookups and readdirs of one directory run at once
-  want(FUSE_CAP_AUTO_INVAL_DATA);    // cached pages dropped when mtime or size changes
+  want(FUSE_CAP_ATOMIC_O_TRUNC);   // open(O_TRUNC) arrives as one open, truncated here
+  want(FUSE_CAP_PARALLEL_DIROPS);  // lookups and readdirs of one directory run at once
+  want(FUSE_CAP_AUTO_INVAL_DATA);  // cached pages dropped when mtime or size changes
   want(FUSE_CAP_READDIRPLUS);
   want(FUSE_CAP_READDIRPLUS_AUTO);
-  want(FUSE_CAP_CACHE_SYMLINKS);     // symlink targets never change
+  want(FUSE_CAP_CACHE_SYMLINKS);  // symlink targets never change
   want(FUSE_CAP_ASYNC_DIO);
-  want(FUSE_CAP_IOCTL_DIR);          // control ioctls on directories too
+  want(FUSE_CAP_IOCTL_DIR);  // control ioctls on directories too
   // The daemon must see every write when it happens (durability), suid/sgid are cleared by the
   // kernel (the engine does not), data arrives in memory (the engine copies it to the device;
   // splicing through a pipe would add a copy), and there are no ACLs.
@@ -225,7 +225,8 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
   Filesystem& fs = A(req).fs();
   if (to_set & FUSE_SET_ATTR_SIZE) {
-    if (attr->st_size < 0) return ReplyError(req, "truncate", ino, Status::Invalid("negative size"));
+    if (attr->st_size < 0)
+      return ReplyError(req, "truncate", ino, Status::Invalid("negative size"));
     Status s = fs.Truncate(ino, static_cast<uint64_t>(attr->st_size));
     if (!s.ok()) return ReplyError(req, "truncate", ino, Stale(s));
   }
@@ -494,14 +495,14 @@ void OpLseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_in
 
 // The block-aligned part becomes a clone (shared blocks), the rest is copied (the engine's
 // CopyFileRange). This is how reflinks reach a FUSE mount: the clone ioctls cannot.
-void OpCopyFileRange(fuse_req_t req, fuse_ino_t in, off_t off_in, fuse_file_info*,
-                     fuse_ino_t out, off_t off_out, fuse_file_info*, size_t length, int flags) {
+void OpCopyFileRange(fuse_req_t req, fuse_ino_t in, off_t off_in, fuse_file_info*, fuse_ino_t out,
+                     off_t off_out, fuse_file_info*, size_t length, int flags) {
   if (flags != 0 || off_in < 0 || off_out < 0) {
     return ReplyError(req, "copy_file_range", in, Status::Invalid("flags or offsets"));
   }
-  Result<uint64_t> n = A(req).fs().CopyFileRange(in, static_cast<uint64_t>(off_in), out,
-                                                 static_cast<uint64_t>(off_out),
-                                                 std::min(length, kMaxCopyBytes));
+  Result<uint64_t> n =
+      A(req).fs().CopyFileRange(in, static_cast<uint64_t>(off_in), out,
+                                static_cast<uint64_t>(off_out), std::min(length, kMaxCopyBytes));
   if (!n.ok()) return ReplyError(req, "copy_file_range", in, Stale(n.status()));
   fuse_reply_write(req, *n);
 }
@@ -556,8 +557,9 @@ Status InjectError(fuse_req_t req, Ino ino, InjectErrorIoctl* io) {
                                      static_cast<off_t>(lost.length));
   }
   if (a.options().debug) {
-    fuse_log(FUSE_LOG_DEBUG, "daxfs: inject-error at device bytes %" PRIu64 "+%" PRIu64
-             ": %zu owners\n", report.offset, report.length, report.media.owners.size());
+    fuse_log(FUSE_LOG_DEBUG,
+             "daxfs: inject-error at device bytes %" PRIu64 "+%" PRIu64 ": %zu owners\n",
+             report.offset, report.length, report.media.owners.size());
   }
   io->offset = report.offset;
   io->length = report.length;
@@ -566,8 +568,8 @@ Status InjectError(fuse_req_t req, Ino ino, InjectErrorIoctl* io) {
   return Status::Ok();
 }
 
-void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*, unsigned flags,
-             const void* in, size_t in_size, size_t out_size) {
+void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*,
+             unsigned flags, const void* in, size_t in_size, size_t out_size) {
   if (flags & FUSE_IOCTL_COMPAT) return (void)fuse_reply_err(req, ENOSYS);
   if (cmd != static_cast<unsigned int>(kIocInjectError)) {
     return (void)fuse_reply_err(req, ENOTTY);

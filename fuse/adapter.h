@@ -18,7 +18,7 @@ namespace daxfs::fusefs {
 struct AdapterOptions {
   double timeout = 60.0;  // entry and attribute timeouts, seconds (also for negative entries)
   bool default_permissions = true;
-  bool debug = false;  // log every error with the engine's message (fuse_log, debug level)
+  bool debug = false;         // log every error with the engine's message (fuse_log, debug level)
   uint32_t max_io = 1 << 20;  // max_read and max_write, bytes
 };
 

@@ -38,7 +38,8 @@ void Committer::Run() {
     lock.lock();
     if (!s.ok()) {
       // A failed commit shuts the engine down read-only; say so once.
-      if (failures_++ == 0) fuse_log(FUSE_LOG_ERR, "daxfs: group commit failed: %s\n", s.ToString().c_str());
+      if (failures_++ == 0)
+        fuse_log(FUSE_LOG_ERR, "daxfs: group commit failed: %s\n", s.ToString().c_str());
     }
   }
 }

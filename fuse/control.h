@@ -12,10 +12,10 @@ namespace daxfs::fusefs {
 // inject-error on a mounted image: mark device bytes bad (emulated poison) and route the failure
 // through the daemon's DaxFs, as `daxfs inject-error` does on an unmounted image.
 struct InjectErrorIoctl {
-  uint64_t offset = 0;  // in: device offset, or file offset with kInjectAtFileOffset;
-                        // out: the device offset routed
-  uint64_t length = 0;  // in: bytes (whole 4 KiB blocks are marked); out: device bytes routed
-  uint32_t flags = 0;   // in: kInject*
+  uint64_t offset = 0;     // in: device offset, or file offset with kInjectAtFileOffset;
+                           // out: the device offset routed
+  uint64_t length = 0;     // in: bytes (whole 4 KiB blocks are marked); out: device bytes routed
+  uint32_t flags = 0;      // in: kInject*
   uint32_t owners = 0;     // out: file owners that lost data
   uint32_t shut_down = 0;  // out: 1 when metadata was hit (the filesystem is now read-only)
   uint32_t reserved = 0;

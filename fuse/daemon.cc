@@ -152,11 +152,14 @@ Result<std::string> CheckMountpoint(const std::string& given) {
   struct stat st;
   if (::stat(given.c_str(), &st) != 0) {
     int err = errno;
-    if (err == ENOENT) return Status::Error(err, fmt::format("mount point {} does not exist", given));
+    if (err == ENOENT)
+      return Status::Error(err, fmt::format("mount point {} does not exist", given));
     if (err == ENOTCONN) {
-      return Status::Error(err, fmt::format(
-          "mount point {}: a daemon died there (Transport endpoint is not connected): run "
-          "'daxfs umount {}' or 'fusermount3 -u {}' first", given, given, given));
+      return Status::Error(
+          err, fmt::format(
+                   "mount point {}: a daemon died there (Transport endpoint is not connected): run "
+                   "'daxfs umount {}' or 'fusermount3 -u {}' first",
+                   given, given, given));
     }
     return Status::Error(err, fmt::format("mount point {}: {}", given, std::strerror(err)));
   }
@@ -170,8 +173,8 @@ Result<std::string> CheckMountpoint(const std::string& given) {
   ASSIGN_OR_RETURN(std::vector<MountEntry> mounts, ReadMountInfo());
   const MountEntry* top = FindMount(mounts, real);
   if (top != nullptr && top->fstype == kDaxfsFsType) {
-    return Status::Busy(fmt::format("mount point {} is busy: daxfs already mounts {} there", real,
-                                    top->source));
+    return Status::Busy(
+        fmt::format("mount point {} is busy: daxfs already mounts {} there", real, top->source));
   }
   return std::string(real);
 }
@@ -205,9 +208,10 @@ Result<std::unique_ptr<DaxFs>> OpenImage(MountConfig* c, Handshake* hs) {
   }
   if (!dax.ok()) return dax.status();
   for (const FailureReport& r : (*dax)->mount_reports()) {
-    hs->Warn(fmt::format("{}: the device's bad-block list names device bytes {}+{}: {} file "
-                         "range(s) lost{}", c->image, r.offset, r.length, r.media.owners.size(),
-                         r.shut_down ? ", metadata hit" : ""));
+    hs->Warn(fmt::format(
+        "{}: the device's bad-block list names device bytes {}+{}: {} file "
+        "range(s) lost{}",
+        c->image, r.offset, r.length, r.media.owners.size(), r.shut_down ? ", metadata hit" : ""));
   }
   if (!c->read_only && (*dax)->fs().read_only()) {
     std::string reason = "the filesystem shut down at mount";
@@ -239,8 +243,8 @@ Result<Session> NewSession(const MountConfig& c, Adapter* adapter) {
       fuse_session_new(&fa, &Adapter::Operations(), sizeof(fuse_lowlevel_ops), adapter);
   fuse_opt_free_args(&fa);
   if (se == nullptr) {
-    return Status::Invalid(fmt::format("libfuse refused the options '{}'{}", argv[2],
-                                       LastFuseError()));
+    return Status::Invalid(
+        fmt::format("libfuse refused the options '{}'{}", argv[2], LastFuseError()));
   }
   return Session(se);
 }
@@ -248,9 +252,9 @@ Result<Session> NewSession(const MountConfig& c, Adapter* adapter) {
 // Daemon mode, once mounted: stdin and stdout to /dev/null, stderr to the log file or there.
 void DetachStdio(const std::string& log_file) {
   int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  int err = log_file.empty() ? -1
-                             : ::open(log_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                                      0644);
+  int err = log_file.empty()
+                ? -1
+                : ::open(log_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (null >= 0) {
     ::dup2(null, STDIN_FILENO);
     ::dup2(null, STDOUT_FILENO);
@@ -287,8 +291,8 @@ Status Serve(MountConfig c, Handshake* hs) {
   if (fuse_session_mount(se, c.mountpoint.c_str()) != 0) {
     fuse_remove_signal_handlers(se);
     dax->Unmount().IgnoreError();
-    return hs->Failed(Status::IoError(
-        fmt::format("cannot mount on {}{}", c.mountpoint, LastFuseError())));
+    return hs->Failed(
+        Status::IoError(fmt::format("cannot mount on {}{}", c.mountpoint, LastFuseError())));
   }
   adapter.Attach(se);
   hs->Mounted();
@@ -409,8 +413,8 @@ Status Unmount(const std::string& given, bool lazy) {
   const MountEntry* top = FindMount(mounts, mountpoint);
   if (top == nullptr) return Status::Invalid(fmt::format("{} is not mounted", mountpoint));
   if (top->fstype != kDaxfsFsType) {
-    return Status::Invalid(fmt::format("{} is not a daxfs mount (it is {})", mountpoint,
-                                       top->fstype));
+    return Status::Invalid(
+        fmt::format("{} is not a daxfs mount (it is {})", mountpoint, top->fstype));
   }
   const std::string image = top->source;
   if (::geteuid() == 0) {
@@ -419,7 +423,8 @@ Status Unmount(const std::string& given, bool lazy) {
       if (err == EBUSY) {
         return Status::Busy(fmt::format(
             "{} is busy: a process has a file open or its working directory there (-l detaches "
-            "it now; the daemon finishes when they are done)", mountpoint));
+            "it now; the daemon finishes when they are done)",
+            mountpoint));
       }
       return Status::Error(err, fmt::format("umount {}: {}", mountpoint, std::strerror(err)));
     }

@@ -14,9 +14,9 @@ namespace {
 
 // Standard mount flags that reach the kernel unchanged and change nothing daxfs promises.
 constexpr std::string_view kPassThrough[] = {
-    "nodev",   "dev",          "nosuid",      "suid",          "noexec",    "exec",
-    "noatime", "atime",        "relatime",    "norelatime",    "nodiratime", "diratime",
-    "lazytime", "nolazytime",  "strictatime", "nostrictatime", "auto_unmount",
+    "nodev",    "dev",        "nosuid",      "suid",          "noexec",       "exec",
+    "noatime",  "atime",      "relatime",    "norelatime",    "nodiratime",   "diratime",
+    "lazytime", "nolazytime", "strictatime", "nostrictatime", "auto_unmount",
 };
 
 // Splits at commas; a backslash keeps the next character (so "fsname=a\,b" is one option).
@@ -146,9 +146,9 @@ Status ValidateConfig(const MountConfig& config) {
 }
 
 std::string FuseOptionString(const MountConfig& config) {
-  std::string s = fmt::format("fsname={},subtype=daxfs,max_read={}",
-                              EscapeOption(config.fsname.empty() ? config.image : config.fsname),
-                              kMaxIoBytes);
+  std::string s =
+      fmt::format("fsname={},subtype=daxfs,max_read={}",
+                  EscapeOption(config.fsname.empty() ? config.image : config.fsname), kMaxIoBytes);
   if (config.default_permissions) s += ",default_permissions";
   if (config.allow_other) s += ",allow_other";
   if (config.read_only) s += ",ro";

@@ -19,15 +19,15 @@ struct MountConfig {
   bool foreground = false;
   bool debug = false;  // libfuse's request trace and the adapter's debug log; implies foreground
   bool read_only = false;
-  bool sync = false;              // every operation durable on return (Durability::kOnReturn)
-  uint32_t commit_seconds = 5;    // group commit interval (ext4's commit=)
-  uint32_t commit_ops = 1024;     // ... and a commit after this many operations
+  bool sync = false;                // every operation durable on return (Durability::kOnReturn)
+  uint32_t commit_seconds = 5;      // group commit interval (ext4's commit=)
+  uint32_t commit_ops = 1024;       // ... and a commit after this many operations
   bool default_permissions = true;  // the kernel checks permissions from mode, uid and gid
   bool allow_other = false;
-  uint32_t max_threads = 16;  // request threads of fuse_session_loop_mt
-  double timeout = 60.0;      // entry and attribute cache timeout, seconds
-  std::string fsname;         // the source in /proc/mounts; empty: the image path
-  std::string log_file;       // daemon mode: stderr goes here (empty: /dev/null)
+  uint32_t max_threads = 16;              // request threads of fuse_session_loop_mt
+  double timeout = 60.0;                  // entry and attribute cache timeout, seconds
+  std::string fsname;                     // the source in /proc/mounts; empty: the image path
+  std::string log_file;                   // daemon mode: stderr goes here (empty: /dev/null)
   std::vector<std::string> kernel_flags;  // standard flags passed through (nodev, noexec, ...)
 };
 

@@ -19,9 +19,10 @@ TEST(MountOptions, DefaultsAreGroupCommitEveryFiveSecondsWithKernelPermissions) 
 
 TEST(MountOptions, AppliesEveryOptionLeftToRight) {
   MountConfig c;
-  ASSERT_OK(ApplyOptions("ro,sync,commit=10,commit_ops=64,allow_other,max_threads=4,timeout=0.5,"
-                         "fsname=pool,log=/tmp/x.log,nodev,noexec",
-                         &c));
+  ASSERT_OK(
+      ApplyOptions("ro,sync,commit=10,commit_ops=64,allow_other,max_threads=4,timeout=0.5,"
+                   "fsname=pool,log=/tmp/x.log,nodev,noexec",
+                   &c));
   EXPECT_TRUE(c.read_only);
   EXPECT_TRUE(c.sync);
   EXPECT_EQ(c.commit_seconds, 10u);
@@ -84,7 +85,8 @@ TEST(MountOptions, FuseOptionString) {
   EXPECT_EQ(FuseOptionString(c),
             "fsname=/dev/shm/a\\,b.img,subtype=daxfs,max_read=1048576,default_permissions");
   ASSERT_OK(ApplyOptions("ro,allow_other,fsname=pool,noatime,no_default_permissions", &c));
-  EXPECT_EQ(FuseOptionString(c), "fsname=pool,subtype=daxfs,max_read=1048576,allow_other,ro,noatime");
+  EXPECT_EQ(FuseOptionString(c),
+            "fsname=pool,subtype=daxfs,max_read=1048576,allow_other,ro,noatime");
 }
 
 }  // namespace

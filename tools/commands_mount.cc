@@ -89,7 +89,8 @@ Status InjectErrorThroughMount(const std::string& mountpoint, const std::string&
   std::string target = mountpoint;
   if (!at.empty()) {
     size_t colon = at.rfind(':');
-    if (colon == std::string::npos) return Status::Invalid(fmt::format("'{}' is not PATH:OFFSET", at));
+    if (colon == std::string::npos)
+      return Status::Invalid(fmt::format("'{}' is not PATH:OFFSET", at));
     RETURN_IF_ERROR(CheckAbsolute(at.substr(0, colon)));
     target = JoinPath(mountpoint, at.substr(1, colon - 1));
     ASSIGN_OR_RETURN(io.offset, ParseSizeArg("--at", at.substr(colon + 1)));

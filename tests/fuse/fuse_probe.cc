@@ -8,8 +8,8 @@
 #include <linux/fs.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -45,7 +45,8 @@ std::string ErrName(int err) {
 }
 
 // Runs `call` (returns -1 and sets errno on error) and compares with `expected` ("OK", "ENOENT").
-void Expect(const std::string& expected, const std::string& what, const std::function<long()>& call) {
+void Expect(const std::string& expected, const std::string& what,
+            const std::function<long()>& call) {
   errno = 0;
   long r = call();
   std::string got = r < 0 ? ErrName(errno) : "OK";
@@ -86,7 +87,8 @@ int CmdExpect(std::vector<std::string> a) {
   auto arg = [&](size_t i) -> const char* { return i + 2 < a.size() ? a[i + 2].c_str() : ""; };
   const std::string what = fmt::format("{} {} {}", op, arg(0), arg(1));
   std::map<std::string, std::function<long()>> ops = {
-      {"open", [&] {
+      {"open",
+       [&] {
          int flags = 0;
          std::string f = arg(1);
          if (f.find("rdonly") != std::string::npos) flags |= O_RDONLY;
@@ -106,33 +108,44 @@ int CmdExpect(std::vector<std::string> a) {
       {"unlink", [&] { return static_cast<long>(::unlink(arg(0))); }},
       {"rename", [&] { return static_cast<long>(::rename(arg(0), arg(1))); }},
       {"rename-noreplace",
-       [&] { return static_cast<long>(::renameat2(AT_FDCWD, arg(0), AT_FDCWD, arg(1), RENAME_NOREPLACE)); }},
+       [&] {
+         return static_cast<long>(
+             ::renameat2(AT_FDCWD, arg(0), AT_FDCWD, arg(1), RENAME_NOREPLACE));
+       }},
       {"rename-exchange",
-       [&] { return static_cast<long>(::renameat2(AT_FDCWD, arg(0), AT_FDCWD, arg(1), RENAME_EXCHANGE)); }},
+       [&] {
+         return static_cast<long>(::renameat2(AT_FDCWD, arg(0), AT_FDCWD, arg(1), RENAME_EXCHANGE));
+       }},
       {"link", [&] { return static_cast<long>(::link(arg(0), arg(1))); }},
       {"symlink", [&] { return static_cast<long>(::symlink(arg(0), arg(1))); }},
-      {"readlink", [&] {
+      {"readlink",
+       [&] {
          char buf[4096];
          return static_cast<long>(::readlink(arg(0), buf, sizeof buf));
        }},
-      {"stat", [&] {
+      {"stat",
+       [&] {
          struct stat st;
          return static_cast<long>(::stat(arg(0), &st));
        }},
       {"truncate", [&] { return static_cast<long>(::truncate(arg(0), std::atoll(arg(1)))); }},
       {"mkfifo", [&] { return static_cast<long>(::mkfifo(arg(0), 0644)); }},
-      {"mknod-char", [&] { return static_cast<long>(::mknod(arg(0), S_IFCHR | 0644, makedev(1, 3))); }},
+      {"mknod-char",
+       [&] { return static_cast<long>(::mknod(arg(0), S_IFCHR | 0644, makedev(1, 3))); }},
       {"setxattr", [&] { return static_cast<long>(::setxattr(arg(0), "user.k", "v", 1, 0)); }},
-      {"getxattr", [&] {
+      {"getxattr",
+       [&] {
          char buf[64];
          return static_cast<long>(::getxattr(arg(0), "user.k", buf, sizeof buf));
        }},
-      {"listxattr", [&] {
+      {"listxattr",
+       [&] {
          char buf[256];
          return static_cast<long>(::listxattr(arg(0), buf, sizeof buf));
        }},
       {"chdir", [&] { return static_cast<long>(::chdir(arg(0))); }},
-      {"write", [&] {  // write ARG1 to the file (opened for writing, no create)
+      {"write",
+       [&] {  // write ARG1 to the file (opened for writing, no create)
          int fd = ::open(arg(0), O_WRONLY);
          if (fd < 0) return -1L;
          long r = ::write(fd, arg(1), std::strlen(arg(1)));
@@ -159,7 +172,8 @@ int CmdMmap(const std::string& path) {
   std::vector<uint8_t> data(kSize);
   for (size_t i = 0; i < kSize; ++i) data[i] = PatternByte(1, i);
   Check(WriteAll(fd, data.data(), kSize, 0), "write before mapping");
-  auto* map = static_cast<uint8_t*>(::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  auto* map =
+      static_cast<uint8_t*>(::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
   if (map == MAP_FAILED) {
     Fail(fmt::format("mmap: {}", std::strerror(errno)));
     return 1;
@@ -172,13 +186,15 @@ int CmdMmap(const std::string& path) {
   // A store through the mapping: read() sees it at once, and after msync so does a new open.
   std::memcpy(map + 40000, "stored through mmap", 19);
   char back[19];
-  Check(::pread(fd, back, sizeof back, 40000) == 19 && std::memcmp(back, "stored through mmap", 19) == 0,
+  Check(::pread(fd, back, sizeof back, 40000) == 19 &&
+            std::memcmp(back, "stored through mmap", 19) == 0,
         "pread shows a store through the mapping");
   Check(::msync(map, kSize, MS_SYNC) == 0, "msync");
   ::munmap(map, kSize);
   ::close(fd);
   int again = OpenOrDie(path, O_RDONLY);
-  Check(::pread(again, back, sizeof back, 40000) == 19 && std::memcmp(back, "stored through mmap", 19) == 0,
+  Check(::pread(again, back, sizeof back, 40000) == 19 &&
+            std::memcmp(back, "stored through mmap", 19) == 0,
         "a new open after msync reads the stored bytes");
   ::close(again);
   return failures ? 1 : 0;
@@ -197,8 +213,10 @@ int CmdSeek(const std::string& path) {
   Check(::lseek(fd, 4096, SEEK_DATA) == (1 << 20), "SEEK_DATA 4096 -> 1 MiB");
   Check(::lseek(fd, (1 << 20) + 1, SEEK_HOLE) == (1 << 20) + 4096, "SEEK_HOLE in the second block");
   Check(::lseek(fd, (1 << 20) + 4096, SEEK_HOLE) == (1 << 20) + 4096, "SEEK_HOLE at a hole");
-  Expect("ENXIO", "SEEK_DATA past the last data", [&] { return static_cast<long>(::lseek(fd, (1 << 20) + 4096, SEEK_DATA)); });
-  Expect("ENXIO", "SEEK_HOLE at EOF", [&] { return static_cast<long>(::lseek(fd, 2 << 20, SEEK_HOLE)); });
+  Expect("ENXIO", "SEEK_DATA past the last data",
+         [&] { return static_cast<long>(::lseek(fd, (1 << 20) + 4096, SEEK_DATA)); });
+  Expect("ENXIO", "SEEK_HOLE at EOF",
+         [&] { return static_cast<long>(::lseek(fd, 2 << 20, SEEK_HOLE)); });
   struct stat st;
   ::fstat(fd, &st);
   Check(st.st_size == (2 << 20), "size 2 MiB");
@@ -217,7 +235,8 @@ int CmdFallocate(const std::string& path) {
   Check(st.st_size == 64 * 1024 && st.st_blocks == 16 * 8, "plain sets size and allocates");
   Check(::fallocate(fd, FALLOC_FL_KEEP_SIZE, 64 * 1024, 64 * 1024) == 0, "fallocate KEEP_SIZE");
   ::fstat(fd, &st);
-  Check(st.st_size == 64 * 1024 && st.st_blocks == 32 * 8, "KEEP_SIZE allocates past EOF, size kept");
+  Check(st.st_size == 64 * 1024 && st.st_blocks == 32 * 8,
+        "KEEP_SIZE allocates past EOF, size kept");
   std::vector<uint8_t> ones(64 * 1024, 1);
   Check(WriteAll(fd, ones.data(), ones.size(), 0), "write");
   Check(::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 8192) == 0, "PUNCH_HOLE");
@@ -286,7 +305,8 @@ int CmdPattern(const std::string& mode, const std::string& path, uint64_t size, 
   int fd = OpenOrDie(path, O_RDONLY);
   struct stat st;
   ::fstat(fd, &st);
-  Check(static_cast<uint64_t>(st.st_size) == size, fmt::format("{}: size {} != {}", path, st.st_size, size));
+  Check(static_cast<uint64_t>(st.st_size) == size,
+        fmt::format("{}: size {} != {}", path, st.st_size, size));
   for (uint64_t off = 0; off < size && failures == 0; off += buf.size()) {
     size_t n = std::min<uint64_t>(buf.size(), size - off);
     ssize_t got = ::pread(fd, buf.data(), n, static_cast<off_t>(off));
@@ -327,22 +347,37 @@ int CmdStress(const std::string& dir, int threads, int rounds) {
         if (t % 2 == 0) {  // writer: own file, rewritten, read back, renamed, unlinked
           std::string f = fmt::format("{}/w{}.{}", dir, t, r);
           int fd = ::open(f.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
-          if (fd < 0) { ++errors; continue; }
+          if (fd < 0) {
+            ++errors;
+            continue;
+          }
           for (size_t i = 0; i < buf.size(); ++i) buf[i] = PatternByte(t * 1000 + r, i);
           if (!WriteAll(fd, buf.data(), buf.size(), 0)) ++errors;
           std::vector<uint8_t> back(buf.size());
-          if (::pread(fd, back.data(), back.size(), 0) != static_cast<ssize_t>(back.size()) || back != buf) ++errors;
+          if (::pread(fd, back.data(), back.size(), 0) != static_cast<ssize_t>(back.size()) ||
+              back != buf)
+            ++errors;
           ::close(fd);
           std::string g = f + ".renamed";
           if (::rename(f.c_str(), g.c_str()) != 0) ++errors;
           if (r % 2 == 0 && ::unlink(g.c_str()) != 0) ++errors;
         } else {  // reader: the shared file, and a listing
           int fd = ::open(shared.c_str(), O_RDONLY);
-          if (fd < 0) { ++errors; continue; }
+          if (fd < 0) {
+            ++errors;
+            continue;
+          }
           for (size_t off = 0; off < kShared; off += buf.size()) {
-            if (::pread(fd, buf.data(), buf.size(), static_cast<off_t>(off)) != static_cast<ssize_t>(buf.size())) { ++errors; break; }
+            if (::pread(fd, buf.data(), buf.size(), static_cast<off_t>(off)) !=
+                static_cast<ssize_t>(buf.size())) {
+              ++errors;
+              break;
+            }
             for (size_t i = 0; i < buf.size(); i += 511) {
-              if (buf[i] != PatternByte(99, off + i)) { ++errors; break; }
+              if (buf[i] != PatternByte(99, off + i)) {
+                ++errors;
+                break;
+              }
             }
           }
           ::close(fd);
@@ -377,9 +412,10 @@ int CmdUnlinkOpen(const std::string& path) {
 int main(int argc, char** argv) {
   std::vector<std::string> a(argv + 1, argv + argc);
   if (a.empty()) {
-    fmt::print(stderr, "usage: fuse_probe expect ERRNO OP ARGS | mmap F | seek F | fallocate F | "
-                       "copy-range SRC DST | pattern write|verify F SIZE SEED [fsync] | "
-                       "stress DIR THREADS ROUNDS | unlink-open F\n");
+    fmt::print(stderr,
+               "usage: fuse_probe expect ERRNO OP ARGS | mmap F | seek F | fallocate F | "
+               "copy-range SRC DST | pattern write|verify F SIZE SEED [fsync] | "
+               "stress DIR THREADS ROUNDS | unlink-open F\n");
     return 2;
   }
   const std::string cmd = a[0];
@@ -393,7 +429,8 @@ int main(int argc, char** argv) {
     return CmdPattern(a[0], a[1], std::strtoull(a[2].c_str(), nullptr, 0),
                       std::strtoull(a[3].c_str(), nullptr, 0), a.size() > 4 && a[4] == "fsync");
   }
-  if (cmd == "stress" && a.size() == 3) return CmdStress(a[0], std::atoi(a[1].c_str()), std::atoi(a[2].c_str()));
+  if (cmd == "stress" && a.size() == 3)
+    return CmdStress(a[0], std::atoi(a[1].c_str()), std::atoi(a[2].c_str()));
   if (cmd == "unlink-open" && a.size() == 1) return CmdUnlinkOpen(a[0]);
   fmt::print(stderr, "fuse_probe: bad command {}\n", cmd);
   return 2;

@@ -409,6 +409,7 @@ void ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
     used += need;
     return true;
   });
+  std::vector<Ino> counted;  // plus: lookups added for the entries in the buffer
   if (plus) {
     used = 0;
     for (const DirEntry& d : wanted) {
@@ -425,18 +426,18 @@ void ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
         }
         e = Entry(req, *attr);
         a.lookups().Add(d.ino);
+        counted.push_back(d.ino);
       }
       used += fuse_add_direntry_plus(req, buffer + used, size - used, d.name.c_str(), &e,
                                      static_cast<off_t>(d.cookie));
     }
   }
-  if (!s.ok() && s.IsNotFound() && off == 0 && used == 0) s = Status::Ok();  // removed: empty
+  if (!s.ok() && s.IsNotFound() && used == 0) s = Status::Ok();  // removed: no more entries
   if (!s.ok() && used == 0) return ReplyError(req, "readdir", ino, Stale(s));
-  // After an error, the entries already listed are still given: their lookups are counted.
-  if (fuse_reply_buf(req, buffer, used) != 0 && plus) {
-    for (const DirEntry& d : wanted) {
-      if (d.name != "." && d.name != "..") a.lookups().Forget(d.ino, 1);
-    }
+  // After an error, the entries already listed are still given (their lookups counted), as a
+  // reply cannot carry both.
+  if (fuse_reply_buf(req, buffer, used) != 0) {
+    for (Ino counted_ino : counted) a.lookups().Forget(counted_ino, 1);
   }
 }
 

@@ -311,6 +311,10 @@ Status Serve(MountConfig c, Handshake* hs) {
   fuse_loop_cfg_destroy(loop);
 
   // Every request thread has finished: no engine call is in flight.
+  if (c.debug) {
+    fmt::print(stderr, "daxfs: mount: inodes the kernel still knew: {}, forgets of unknown "
+               "lookups: {}\n", adapter.lookups().known(), adapter.lookups().underflows());
+  }
   fuse_session_unmount(se);
   if (committer) committer->Stop();
   Status unmounted = dax->Unmount();

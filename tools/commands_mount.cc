@@ -52,9 +52,11 @@ Runner SetupMount(CLI::App* sub) {
                 "Stay in the foreground (default: become a daemon once mounted)");
   sub->add_flag("-d,--debug", a->debug, "Print every request (implies -f)");
   sub->footer(fmt::format(
-      "{}\n\nThe image stays open (and locked) until the mount goes away: 'daxfs umount "
-      "MOUNTPOINT', 'fusermount3 -u MOUNTPOINT', or SIGINT/SIGTERM to the daemon; then it is "
-      "unmounted cleanly. Errors before the mount exist are reported here with exit code 1.\n\n{}",
+      "{}\n\nThe image stays open (and locked) until the mount goes away ('daxfs umount "
+      "MOUNTPOINT',\n'fusermount3 -u MOUNTPOINT', or SIGINT/SIGTERM to the daemon); then it is "
+      "unmounted cleanly.\nWithout -f, the command returns once the daemon has mounted; an error "
+      "before that is\nprinted here, exit code 1. README.md, 'Mounting', tells about durability "
+      "and crashes.\n\n{}",
       fusefs::OptionsHelp(), sub->get_footer()));
   return [a](Reporter&) { return RunMount(*a); };
 }

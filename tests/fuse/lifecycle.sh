@@ -112,7 +112,7 @@ if [ -n "${FUSECTL_MOUNTED:-}" ]; then umount /sys/fs/fuse/connections && FUSECT
 wait "$load" || true
 wait_daemon 0  # the daemon sees the connection end and unmounts the image cleanly
 expect ENOTCONN stat "$MNT"
-daxfs umount "$MNT" || fail "umount after abort"
+t fusermount3 -u "$MNT" || fail "fusermount3 -u after abort"
 image_clean
 mount_bg
 probe pattern verify "$MNT/before-abort" 200000 13 || fail "fsync'ed file after abort"

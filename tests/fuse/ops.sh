@@ -76,8 +76,10 @@ rm t3
 echo "== attributes: chmod, chown, utimes"
 chmod 640 t
 eq "$(stat -c %a t)" 640 "chmod"
-chown 1234:5678 t
-eq "$(stat -c %u:%g t)" 1234:5678 "chown"
+if [ "$(id -u)" -eq 0 ]; then
+  chown 1234:5678 t
+  eq "$(stat -c %u:%g t)" 1234:5678 "chown"
+fi
 TZ=UTC touch -m -d '2001-02-03 04:05:06.123456789' t
 eq "$(TZ=UTC stat -c %y t)" "2001-02-03 04:05:06.123456789 +0000" "mtime with nanoseconds"
 eq "$(stat -c %Y t)" 981173106 "mtime seconds"

@@ -8,6 +8,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 FUSE_PROBE=${FUSE_PROBE:-$HERE/../../build/release/tests/fuse/fuse_probe}
 fail() { echo "FAILED (concurrency.sh): $*" >&2; exit 1; }
 W=$(mktemp -d "$DIR/conc.XXXXXX")
+trap 'cd /; rm -rf "$W"' EXIT
 mkdir "$W/stress" "$W/copies"
 head -c 2M /dev/urandom > "$W/seed"
 pids=()

@@ -8,6 +8,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 FUSE_PROBE=${FUSE_PROBE:-$HERE/../../build/release/tests/fuse/fuse_probe}
 case "$(stat -f -c %T "$DIR")" in fuse*) ;; *) export FUSE_PROBE_HOST_FS=1 ;; esac
 W=$(mktemp -d "$DIR/ops.XXXXXX")
+trap 'cd /; rm -rf "$W"' EXIT
 cd "$W"
 
 fail() { echo "FAILED (ops.sh in $DIR): $*" >&2; exit 1; }

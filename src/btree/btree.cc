@@ -587,7 +587,8 @@ Result<uint64_t> BTree::Relocate(uint64_t blockno, int level, const Key& first_k
     ASSIGN_OR_RETURN(node, ReadChild(node, step.blockno, step.index, node_level - 1));
   }
   PathStep& target = path.step[path.depth - 1];
-  if (target.blockno != blockno || store_->IsFresh(blockno) || Compare(target.node, 0, first_key) != 0) {
+  if (target.blockno != blockno || store_->IsFresh(blockno) ||
+      Compare(target.node, 0, first_key) != 0) {
     return uint64_t{0};
   }
   int need = 0;

@@ -1079,10 +1079,10 @@ TEST_F(BTreeRelocateTest, AskingForTheWrongNodeChangesNothing) {
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(*r, 0u);
   };
-  zero(other, 0, first);                 // the node on that key's path is another block
-  zero(leaf, 1, first);                  // wrong level
-  zero(leaf, 7, first);                  // above the root
-  zero(leaf, 0, K(first.w[0] + 1));      // not its first key
+  zero(other, 0, first);             // the node on that key's path is another block
+  zero(leaf, 1, first);              // wrong level
+  zero(leaf, 7, first);              // above the root
+  zero(leaf, 0, K(first.w[0] + 1));  // not its first key
   zero(leaf, -1, first);
   EXPECT_EQ(tree_->root(), root);
   EXPECT_EQ(store_.fresh_count(), 0u);

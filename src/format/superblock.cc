@@ -72,7 +72,8 @@ void EncodeSuperblock(const Superblock& sb, uint64_t slot_block, uint8_t* block)
     r.PutU16(0);
   }
   const TwinTable& twins = sb.twins();
-  base::EncodeU32(block + kSbTwinTableOffset, static_cast<uint32_t>(std::min<size_t>(twins.size(), kMaxTwinPairs)));
+  base::EncodeU32(block + kSbTwinTableOffset,
+                  static_cast<uint32_t>(std::min<size_t>(twins.size(), kMaxTwinPairs)));
   for (size_t i = 0; i < twins.size() && i < kMaxTwinPairs; ++i) {
     uint8_t* pair = block + kSbTwinPairsOffset + i * kSbTwinPairSize;
     base::EncodeU32(pair, twins[i].primary);
@@ -118,8 +119,9 @@ Result<Superblock> DecodeSuperblock(const uint8_t* block, uint64_t slot_block) {
   }
   uint32_t pairs = base::DecodeU32(block + kSbTwinTableOffset);
   if (pairs > kMaxTwinPairs || base::DecodeU32(block + kSbTwinTableOffset + 4) != 0) {
-    return Status::Corruption(fmt::format("superblock slot {}: twin table holds {} pairs (at most {})",
-                                          slot_block, pairs, kMaxTwinPairs));
+    return Status::Corruption(
+        fmt::format("superblock slot {}: twin table holds {} pairs (at most {})", slot_block, pairs,
+                    kMaxTwinPairs));
   }
   if (pairs > 0) {
     TwinTable table(pairs);
@@ -167,11 +169,13 @@ Status CheckGeometry(const Superblock& sb) {
 
 Status CheckTwinTable(const Superblock& sb) {
   auto bad = [&](std::string why) {
-    return Status::Corruption(fmt::format("superblock (generation {}): twin table: {}", sb.generation, why));
+    return Status::Corruption(
+        fmt::format("superblock (generation {}): twin table: {}", sb.generation, why));
   };
   const TwinTable& twins = sb.twins();
   if (!sb.metadup()) {
-    if (!twins.empty()) return bad(fmt::format("{} pairs without the metadup feature", twins.size()));
+    if (!twins.empty())
+      return bad(fmt::format("{} pairs without the metadup feature", twins.size()));
     return Status::Ok();
   }
   if (sb.TwinOf(0) < 0) return bad("chunk 0 has no twin");
@@ -184,7 +188,8 @@ Status CheckTwinTable(const Superblock& sb) {
     if (p.primary == p.twin) return bad(fmt::format("chunk {} is its own twin", p.primary));
     if (p.twin == 0) return bad("chunk 0 is a twin");
     if (sb.ChunkBlockCount(p.twin) < sb.ChunkBlockCount(p.primary)) {
-      return bad(fmt::format("twin chunk {} is shorter than its primary chunk {}", p.twin, p.primary));
+      return bad(
+          fmt::format("twin chunk {} is shorter than its primary chunk {}", p.twin, p.primary));
     }
     chunks.push_back(p.primary);
     chunks.push_back(p.twin);

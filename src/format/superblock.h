@@ -79,7 +79,9 @@ struct Superblock {
   std::shared_ptr<const TwinTable> twin_table;
 
   const TwinTable& twins() const;
-  void SetTwins(TwinTable table) { twin_table = std::make_shared<const TwinTable>(std::move(table)); }
+  void SetTwins(TwinTable table) {
+    twin_table = std::make_shared<const TwinTable>(std::move(table));
+  }
   bool metadup() const { return (ro_compat & feature::kRoCompatMetadup) != 0; }
   // The twin chunk of `chunk` in the table, or -1.
   int64_t TwinOf(uint64_t chunk) const;

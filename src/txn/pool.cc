@@ -23,11 +23,11 @@ using format::Superblock;
 using format::TreeId;
 using format::TreeRoot;
 
+using internal::ChunkTypeLabel;
 using internal::kNodeReserve;
 using internal::NowNs;
 using internal::ShapeOf;
 using internal::TreeName;
-using internal::ChunkTypeLabel;
 
 namespace {
 
@@ -406,7 +406,8 @@ Result<std::unique_ptr<Pool>> Pool::Format(device::Device* device, const FormatO
       }
     }
     if (twin0 == 0) {
-      return Status::NoSpace("metadata twins need a second chunk as long as chunk 0, without bad bytes");
+      return Status::NoSpace(
+          "metadata twins need a second chunk as long as chunk 0, without bad bytes");
     }
     sb.SetTwins({{0, static_cast<uint32_t>(twin0)}});
   }
@@ -488,7 +489,8 @@ Result<const uint8_t*> Pool::ReadNode(uint64_t blockno, bool fresh_ok, bool veri
     space::NodeState state = nodes_.State(blockno);
     if (state == space::NodeState::kFresh) {
       if (fresh_ok) return p;
-      return Status::Corruption(fmt::format("block {}: a reader reached an uncommitted node", blockno));
+      return Status::Corruption(
+          fmt::format("block {}: a reader reached an uncommitted node", blockno));
     }
     if (state == space::NodeState::kFree) {
       return Status::Corruption(fmt::format("block {}: node pointer to a free block", blockno));
@@ -498,8 +500,8 @@ Result<const uint8_t*> Pool::ReadNode(uint64_t blockno, bool fresh_ok, bool veri
       std::unique_lock<std::mutex> g(repair_mutex_);
       if (redirected_.count(blockno)) {
         g.unlock();
-        return ReadTwin(blockno, Status::Corruption(
-                                     fmt::format("block {}: the primary copy is known to be bad", blockno)));
+        return ReadTwin(blockno, Status::Corruption(fmt::format(
+                                     "block {}: the primary copy is known to be bad", blockno)));
       }
     }
   }
@@ -543,9 +545,11 @@ Status Pool::LoadChunkTable() {
   for (const format::TwinPair& p : sb_.twins()) {
     if (chunk_types_[p.primary] != static_cast<int8_t>(ChunkType::kMetadata) ||
         chunk_types_[p.twin] != static_cast<int8_t>(ChunkType::kMetadataTwin)) {
-      return Status::Corruption(fmt::format(
-          "the superblock pairs chunk {} with twin chunk {}, but the chunk table has them as {} and {}",
-          p.primary, p.twin, ChunkTypeLabel(chunk_types_[p.primary]), ChunkTypeLabel(chunk_types_[p.twin])));
+      return Status::Corruption(
+          fmt::format("the superblock pairs chunk {} with twin chunk {}, but the chunk table has "
+                      "them as {} and {}",
+                      p.primary, p.twin, ChunkTypeLabel(chunk_types_[p.primary]),
+                      ChunkTypeLabel(chunk_types_[p.twin])));
     }
   }
   return Status::Ok();
@@ -721,7 +725,8 @@ SpaceInfo Pool::Space() const {
   for (int8_t t : chunk_types_) {
     if (t < 0) ++info.free_chunks;
     else if (t == static_cast<int8_t>(ChunkType::kMetadata)) ++info.metadata_chunks;
-    else if (t == static_cast<int8_t>(ChunkType::kMetadataTwin)) ++info.metadata_twin_chunks;
+    else if (t == static_cast<int8_t>(ChunkType::kMetadataTwin))
+      ++info.metadata_twin_chunks;
     else ++info.data_chunks;
   }
   info.nodes = nodes_.Counts();

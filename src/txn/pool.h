@@ -41,7 +41,7 @@ namespace daxfs::txn {
 struct FormatOptions {
   uint64_t chunk_size = 0;  // bytes, power of two; 0 picks one from the device size
   std::string label;
-  uint64_t ro_compat = 0;   // feature bits to set (kRoCompatMetadup here = metadata_dup)
+  uint64_t ro_compat = 0;  // feature bits to set (kRoCompatMetadup here = metadata_dup)
   uint64_t incompat = 0;
   uint64_t compat = 0;
   // A twin copy of every metadata node and of the superblock (ro_compat metadup); chunk 0's
@@ -62,8 +62,8 @@ struct RepairEvent {
   uint64_t twin_block = 0;  // its twin's block (0: none)
   bool primary_bad = false;
   bool twin_bad = false;
-  std::string reason;       // what was wrong, e.g. "block 1234: checksum mismatch (...)"
-  uint16_t tree = 0;        // the tree the node belonged to (kRelocated, kLost when known)
+  std::string reason;  // what was wrong, e.g. "block 1234: checksum mismatch (...)"
+  uint16_t tree = 0;   // the tree the node belonged to (kRelocated, kLost when known)
   int level = -1;
   uint64_t new_block = 0;
   uint64_t generation = 0;  // the commit that made the move durable (kRelocated)
@@ -79,11 +79,11 @@ struct PendingRepair {
 
 // What NoteMetadataFailure found in a bad device range.
 struct MetadataFailure {
-  std::vector<uint64_t> nodes;               // node slots with a reachable node, queued for repair
-  std::vector<uint64_t> free_slots;          // slots holding no node, to be retired
-  std::vector<uint64_t> superblock_copies;   // superblock slot blocks (primary or twin) hit
+  std::vector<uint64_t> nodes;              // node slots with a reachable node, queued for repair
+  std::vector<uint64_t> free_slots;         // slots holding no node, to be retired
+  std::vector<uint64_t> superblock_copies;  // superblock slot blocks (primary or twin) hit
   bool repairable() const { return lost.empty(); }
-  std::vector<std::string> lost;             // nodes with no good copy left, each naming blocks
+  std::vector<std::string> lost;  // nodes with no good copy left, each naming blocks
 };
 
 // What RebuildTwins did.
@@ -196,7 +196,7 @@ class WriteTxn : public btree::NodeStore {
   Result<uint64_t> AllocateMetadataPair(std::optional<uint64_t> which);
   Status PairChunk(uint64_t primary);  // types a twin for an existing METADATA chunk
   Status EnableTwins();
-  Status CopyToTwins();                // Commit: fresh nodes (and all, when enabling) to twins
+  Status CopyToTwins();  // Commit: fresh nodes (and all, when enabling) to twins
   void Finish();
 
   Pool* pool_;
@@ -211,7 +211,7 @@ class WriteTxn : public btree::NodeStore {
   std::vector<uint64_t> paired_chunks_;  // primaries given a twin in this transaction
   std::vector<RepairEvent> repairs_;     // relocations done in this transaction
   std::vector<std::pair<uint64_t, PendingRepair>> unqueued_;  // to re-queue on Abort
-  bool copy_all_to_twins_ = false;       // EnableMetadataDup: every reachable node
+  bool copy_all_to_twins_ = false;  // EnableMetadataDup: every reachable node
   bool in_chunk_op_ = false;
   bool done_ = false;
   Status failed_;
@@ -327,7 +327,7 @@ class Pool {
   // pool when null) and marks the others to be retired once released.
   void AbsorbRepairs(WriteTxn* txn);
   void RecordEvent(RepairEvent event);
-  void QueueBadMediaAtMount();                  // metadup: every node slot on a bad range
+  void QueueBadMediaAtMount();  // metadup: every node slot on a bad range
   // The node slot whose primary or twin copy is `block`, and whether `block` is the twin.
   std::optional<std::pair<uint64_t, bool>> SlotOf(uint64_t block) const;
   void SetTwinChunk(uint64_t primary, int64_t twin);
@@ -363,13 +363,13 @@ class Pool {
   // whose Abort clears it again; readers only look up chunks their snapshot reaches).
   std::unique_ptr<std::atomic<int64_t>[]> twin_chunk_;
   std::unique_ptr<std::atomic<int64_t>[]> primary_of_;  // the reverse: twin chunk -> primary
-  mutable std::mutex repair_mutex_;           // guards the three below
+  mutable std::mutex repair_mutex_;                     // guards the three below
   std::map<uint64_t, PendingRepair> repairs_;
-  std::set<uint64_t> redirected_;             // slots whose primary is bad: reads use the twin
+  std::set<uint64_t> redirected_;  // slots whose primary is bad: reads use the twin
   std::vector<RepairEvent> events_;
   std::atomic<size_t> repairs_queued_{0};
   std::atomic<size_t> redirected_count_{0};
-  std::atomic<bool> repairs_dirty_{false};    // queued since the writer last looked
+  std::atomic<bool> repairs_dirty_{false};  // queued since the writer last looked
   // A copy of the current superblock slot found invalid at mount (a crash between the two
   // copies): the next commit rewrites block `stale_sb_copy_` from `good_sb_copy_`.
   uint64_t stale_sb_copy_ = UINT64_MAX;

@@ -42,7 +42,8 @@ namespace {
 // One superblock copy, decoded and checked, at `block` holding slot `slot` (0 or 1).
 Result<Superblock> DecodeCopy(device::Device* dev, uint64_t block, int slot) {
   if ((block + 1) * kBlockSize > dev->size()) {
-    return Status::Corruption(fmt::format("superblock copy at block {} is beyond the device", block));
+    return Status::Corruption(
+        fmt::format("superblock copy at block {} is beyond the device", block));
   }
   if (dev->IsBad(block * kBlockSize, kBlockSize)) {
     return Status::IoError(fmt::format("superblock copy at block {} is on bad media", block));
@@ -62,8 +63,10 @@ bool IsTwinHome(const Superblock& sb, uint64_t offset, uint64_t device_size) {
 }
 
 bool HasSuperblockMagic(device::Device* dev, uint64_t block) {
-  if ((block + 1) * kBlockSize > dev->size() || dev->IsBad(block * kBlockSize, kBlockSize)) return false;
-  return base::DecodeU64(dev->At(block * kBlockSize) + format::kNodeHeaderSize) == format::kSuperblockMagic;
+  if ((block + 1) * kBlockSize > dev->size() || dev->IsBad(block * kBlockSize, kBlockSize))
+    return false;
+  return base::DecodeU64(dev->At(block * kBlockSize) + format::kNodeHeaderSize) ==
+         format::kSuperblockMagic;
 }
 
 // Every chunk start for any chunk size is a multiple of the smallest chunk size.
@@ -77,7 +80,8 @@ void ForEachChunkStart(device::Device* dev, bool thorough, Fn fn) {
     }
   }
   if (!thorough) return;
-  for (uint64_t at = format::kMinChunkSize; at + 2 * kBlockSize <= dev->size(); at += format::kMinChunkSize) {
+  for (uint64_t at = format::kMinChunkSize; at + 2 * kBlockSize <= dev->size();
+       at += format::kMinChunkSize) {
     if (fn(at)) return;
   }
 }
@@ -107,9 +111,8 @@ Result<SuperblockChoice> ChooseSuperblock(device::Device* dev) {
   static const uint8_t kUnreadable[kBlockSize] = {};
   bool bad0 = dev->IsBad(0, kBlockSize), bad1 = dev->IsBad(kBlockSize, kBlockSize);
   int primary_slot = 0;
-  Result<Superblock> primary = format::SelectSuperblock(bad0 ? kUnreadable : dev->At(0),
-                                                        bad1 ? kUnreadable : dev->At(kBlockSize),
-                                                        &primary_slot);
+  Result<Superblock> primary = format::SelectSuperblock(
+      bad0 ? kUnreadable : dev->At(0), bad1 ? kUnreadable : dev->At(kBlockSize), &primary_slot);
   // Candidates: (block, slot, decoded copy).
   struct Copy {
     uint64_t block;
@@ -132,8 +135,10 @@ Result<SuperblockChoice> ChooseSuperblock(device::Device* dev) {
     for (int slot = 0; slot < 2; ++slot) {
       uint64_t block = home / kBlockSize + slot;
       Result<Superblock> sb = DecodeCopy(dev, block, slot);
-      if (sb.ok() && (!IsTwinHome(*sb, home, dev->size()) || (primary.ok() && sb->uuid != primary->uuid))) {
-        sb = Status::Corruption(fmt::format("superblock twin at block {} belongs to another image", block));
+      if (sb.ok() &&
+          (!IsTwinHome(*sb, home, dev->size()) || (primary.ok() && sb->uuid != primary->uuid))) {
+        sb = Status::Corruption(
+            fmt::format("superblock twin at block {} belongs to another image", block));
       }
       copies.push_back({block, slot, std::move(sb)});
     }
@@ -153,10 +158,12 @@ Result<SuperblockChoice> ChooseSuperblock(device::Device* dev) {
   if (choice.sb.metadup()) {
     // The other copy of the chosen slot must be byte-identical; if not (a crash between the two
     // copies, or a damaged one), the next commit rewrites it. Bad media is left alone.
-    uint64_t twin_block = static_cast<uint64_t>(choice.sb.TwinOf(0)) * choice.sb.chunk_blocks() + best->slot;
+    uint64_t twin_block =
+        static_cast<uint64_t>(choice.sb.TwinOf(0)) * choice.sb.chunk_blocks() + best->slot;
     uint64_t other = best->block == twin_block ? static_cast<uint64_t>(best->slot) : twin_block;
     bool same = !dev->IsBad(other * kBlockSize, kBlockSize) &&
-                std::memcmp(dev->At(other * kBlockSize), dev->At(best->block * kBlockSize), kBlockSize) == 0;
+                std::memcmp(dev->At(other * kBlockSize), dev->At(best->block * kBlockSize),
+                            kBlockSize) == 0;
     if (!same && !dev->IsBad(other * kBlockSize, kBlockSize)) {
       choice.stale_copy = other;
       choice.good_copy = best->block;
@@ -216,7 +223,8 @@ std::optional<std::pair<uint64_t, bool>> Pool::SlotOf(uint64_t block) const {
   if (primary < 0) return std::nullopt;
   if (primary == 0 && index < format::kFirstNodeBlock) return std::nullopt;  // their twins
   uint64_t slot = static_cast<uint64_t>(primary) * chunk_blocks_ + index;
-  if (nodes_.State(slot) == space::NodeState::kNotMetadata) return std::nullopt;  // past a short primary
+  if (nodes_.State(slot) == space::NodeState::kNotMetadata)
+    return std::nullopt;  // past a short primary
   return std::make_pair(slot, true);
 }
 
@@ -225,9 +233,11 @@ std::optional<std::pair<uint64_t, bool>> Pool::SlotOf(uint64_t block) const {
 
 Status Pool::CheckCopy(uint64_t block, uint64_t own_blockno) const {
   if (device_->IsBad(block * kBlockSize, kBlockSize)) {
-    return Status::IoError(fmt::format("block {} (device offset {}) is on bad media", block, block * kBlockSize));
+    return Status::IoError(
+        fmt::format("block {} (device offset {}) is on bad media", block, block * kBlockSize));
   }
-  return format::VerifyBlock(device_->At(block * kBlockSize), format::BlockType::kBTreeNode, own_blockno);
+  return format::VerifyBlock(device_->At(block * kBlockSize), format::BlockType::kBTreeNode,
+                             own_blockno);
 }
 
 Result<const uint8_t*> Pool::ReadTwin(uint64_t blockno, const Status& why) {
@@ -237,28 +247,32 @@ Result<const uint8_t*> Pool::ReadTwin(uint64_t blockno, const Status& why) {
   Status twin_status = CheckCopy(twin, blockno);
   if (!twin_status.ok()) {
     int code = why.code() == EIO || twin_status.code() == EIO ? EIO : EUCLEAN;
-    return Status::Error(code, fmt::format("metadata node {}: both copies are bad: primary (block {}): {}; "
-                                           "twin (block {}): {}",
-                                           blockno, blockno, why.message(), twin, twin_status.message()));
+    return Status::Error(
+        code, fmt::format("metadata node {}: both copies are bad: primary (block {}): {}; "
+                          "twin (block {}): {}",
+                          blockno, blockno, why.message(), twin, twin_status.message()));
   }
   QueueRepair(blockno, /*primary_bad=*/true, /*twin_bad=*/false, why.message());
   return device_->At(twin * kBlockSize);
 }
 
-void Pool::QueueRepair(uint64_t blockno, bool primary_bad, bool twin_bad, const std::string& reason) {
+void Pool::QueueRepair(uint64_t blockno, bool primary_bad, bool twin_bad,
+                       const std::string& reason) {
   std::lock_guard<std::mutex> g(repair_mutex_);
   PendingRepair& r = repairs_[blockno];
   if (r.reason.empty()) r.reason = reason;
   r.primary_bad |= primary_bad;
   r.twin_bad |= twin_bad;
-  if (primary_bad && redirected_.insert(blockno).second) redirected_count_.store(redirected_.size());
+  if (primary_bad && redirected_.insert(blockno).second)
+    redirected_count_.store(redirected_.size());
   repairs_queued_.store(repairs_.size());
   repairs_dirty_.store(true);
 }
 
 void Pool::RecordEvent(RepairEvent event) {
   if (event.kind == RepairEvent::kLost) {
-    base::Log(base::LogLevel::kError, "metadata node {} could not be repaired: {}", event.block, event.reason);
+    base::Log(base::LogLevel::kError, "metadata node {} could not be repaired: {}", event.block,
+              event.reason);
   }
   std::lock_guard<std::mutex> g(repair_mutex_);
   events_.push_back(std::move(event));
@@ -281,8 +295,11 @@ void Pool::AbsorbRepairs(WriteTxn* txn) {
         ++it;  // a reachable node (or one about to be): relocated by Repair
         continue;
       }
-      retired.push_back({.kind = RepairEvent::kRetired, .block = b, .twin_block = TwinBlock(b),
-                         .primary_bad = it->second.primary_bad, .twin_bad = it->second.twin_bad,
+      retired.push_back({.kind = RepairEvent::kRetired,
+                         .block = b,
+                         .twin_block = TwinBlock(b),
+                         .primary_bad = it->second.primary_bad,
+                         .twin_bad = it->second.twin_bad,
                          .reason = it->second.reason});
       it = repairs_.erase(it);
     }
@@ -322,9 +339,10 @@ MetadataFailure Pool::NoteMetadataFailure(uint64_t offset, uint64_t length) {
       uint64_t slot = block < format::kFirstNodeBlock ? block : block - sb_twin;
       uint64_t other = block < format::kFirstNodeBlock ? (sb_twin ? sb_twin + slot : 0) : slot;
       if (!dup || device_->IsBad(other * kBlockSize, kBlockSize)) {
-        out.lost.push_back(dup ? fmt::format("superblock slot {}: both copies (blocks {} and {}) are on bad media",
-                                             slot, slot, sb_twin + slot)
-                               : fmt::format("superblock slot {} (block {}) has no second copy", slot, block));
+        out.lost.push_back(
+            dup ? fmt::format("superblock slot {}: both copies (blocks {} and {}) are on bad media",
+                              slot, slot, sb_twin + slot)
+                : fmt::format("superblock slot {} (block {}) has no second copy", slot, block));
       }
       continue;
     }
@@ -341,12 +359,14 @@ MetadataFailure Pool::NoteMetadataFailure(uint64_t offset, uint64_t length) {
     }
     uint64_t twin = TwinBlock(b);
     if (!dup || twin == 0) {
-      out.lost.push_back(fmt::format("metadata node {} (device offset {}) has no second copy", b, b * kBlockSize));
+      out.lost.push_back(
+          fmt::format("metadata node {} (device offset {}) has no second copy", b, b * kBlockSize));
       continue;
     }
     uint64_t other = is_twin ? b : twin;
     if (device_->IsBad(other * kBlockSize, kBlockSize)) {
-      out.lost.push_back(fmt::format("metadata node {}: both copies (blocks {} and {}) are on bad media", b, b, twin));
+      out.lost.push_back(fmt::format(
+          "metadata node {}: both copies (blocks {} and {}) are on bad media", b, b, twin));
       continue;
     }
     out.nodes.push_back(b);
@@ -404,8 +424,12 @@ Status WriteTxn::Repair() {
     }
     if (todo.empty()) return Status::Ok();
     for (auto& [b, why] : todo) {
-      RepairEvent event{.kind = RepairEvent::kLost, .block = b, .twin_block = pool_->TwinBlock(b),
-                        .primary_bad = why.primary_bad, .twin_bad = why.twin_bad, .reason = why.reason};
+      RepairEvent event{.kind = RepairEvent::kLost,
+                        .block = b,
+                        .twin_block = pool_->TwinBlock(b),
+                        .primary_bad = why.primary_bad,
+                        .twin_bad = why.twin_bad,
+                        .reason = why.reason};
       // Read through the pool, not the transaction: a lost node must not poison the commit.
       Result<const uint8_t*> node = pool_->ReadNode(b, true);
       std::string lost;
@@ -415,7 +439,8 @@ Status WriteTxn::Repair() {
         format::BTreeNodeHeader h = format::DecodeBTreeNodeHeader(*node);
         event.tree = h.tree_id;
         event.level = h.level;
-        if (h.tree_id == 0 || h.tree_id >= format::kMaxTrees || sb_.trees[h.tree_id].key_words == 0) {
+        if (h.tree_id == 0 || h.tree_id >= format::kMaxTrees ||
+            sb_.trees[h.tree_id].key_words == 0) {
           lost = fmt::format("block {} names tree {}, which does not exist", b, h.tree_id);
         } else {
           btree::TreeSpec spec = pool_->SpecFor(static_cast<TreeId>(h.tree_id));
@@ -430,7 +455,8 @@ Status WriteTxn::Repair() {
             return Fail(moved.status().WithContext(fmt::format("relocating metadata node {}", b)));
           }
           if (*moved == 0) {
-            lost = fmt::format("node {} is not where its first key leads in {}", b, internal::TreeName(h.tree_id));
+            lost = fmt::format("node {} is not where its first key leads in {}", b,
+                               internal::TreeName(h.tree_id));
           } else {
             event.kind = RepairEvent::kRelocated;
             event.new_block = *moved;
@@ -458,7 +484,8 @@ namespace {
 // Chunks without a record and without bad bytes: where a METADATA chunk or a twin may go.
 bool UsableForMetadata(const std::vector<int8_t>& types, const Superblock& sb, device::Device* dev,
                        uint64_t chunk) {
-  return types[chunk] == -1 && !dev->IsBad(chunk * sb.chunk_size, sb.ChunkBlockCount(chunk) * kBlockSize);
+  return types[chunk] == -1 &&
+         !dev->IsBad(chunk * sb.chunk_size, sb.ChunkBlockCount(chunk) * kBlockSize);
 }
 
 // The lowest usable chunk other than `primary` that is at least as long as it, or -1.
@@ -490,9 +517,11 @@ Result<uint64_t> WriteTxn::AllocateMetadataPair(std::optional<uint64_t> which) {
     device::Device* dev = pool_->device_;
     if (which) {
       if (*which >= types.size()) return Status::Invalid(fmt::format("no chunk {}", *which));
-      if (types[*which] != -1) return Status::Exists(fmt::format("chunk {} is already typed", *which));
+      if (types[*which] != -1)
+        return Status::Exists(fmt::format("chunk {} is already typed", *which));
       int64_t t = FindTwinFor(types, sb_, dev, *which);
-      if (t < 0) return Status::NoSpace(fmt::format("no free chunk for the twin of chunk {}", *which));
+      if (t < 0)
+        return Status::NoSpace(fmt::format("no free chunk for the twin of chunk {}", *which));
       primary = *which;
       twin = static_cast<uint64_t>(t);
     } else {
@@ -541,7 +570,8 @@ Result<uint64_t> WriteTxn::AllocateMetadataPair(std::optional<uint64_t> which) {
   paired_chunks_.push_back(primary);
   new_chunks_.push_back(primary);
   // The primary's record is in: from here a failure must abort the whole transaction.
-  Status twin_recorded = AddChunkRecord(twin, ChunkType::kMetadataTwin, static_cast<uint32_t>(primary));
+  Status twin_recorded =
+      AddChunkRecord(twin, ChunkType::kMetadataTwin, static_cast<uint32_t>(primary));
   if (!twin_recorded.ok()) return Fail(twin_recorded);
   return primary;
 }
@@ -552,7 +582,9 @@ Status WriteTxn::PairChunk(uint64_t primary) {
   {
     std::lock_guard<std::mutex> g(pool_->state_mutex_);
     int64_t t = FindTwinFor(pool_->chunk_types_, sb_, pool_->device_, primary);
-    if (t < 0) return Status::NoSpace(fmt::format("no free chunk for the twin of metadata chunk {}", primary));
+    if (t < 0)
+      return Status::NoSpace(
+          fmt::format("no free chunk for the twin of metadata chunk {}", primary));
     twin = static_cast<uint64_t>(t);
     pool_->chunk_types_[twin] = static_cast<int8_t>(ChunkType::kMetadataTwin);
   }
@@ -565,7 +597,8 @@ Status WriteTxn::PairChunk(uint64_t primary) {
   RETURN_IF_ERROR(AddChunkRecord(twin, ChunkType::kMetadataTwin, static_cast<uint32_t>(primary)));
   ASSIGN_OR_RETURN(btree::BTree * chunks, Tree(ChunkTableSpec()));
   uint8_t value[format::kChunkValueSize];
-  format::EncodeChunkRecord({.type = ChunkType::kMetadata, .partner = static_cast<uint32_t>(twin)}, value);
+  format::EncodeChunkRecord({.type = ChunkType::kMetadata, .partner = static_cast<uint32_t>(twin)},
+                            value);
   in_chunk_op_ = true;
   Status updated = chunks->Update(btree::Key{{primary}}, value);
   in_chunk_op_ = false;
@@ -581,14 +614,16 @@ Status WriteTxn::EnableTwins() {
   {
     std::lock_guard<std::mutex> g(pool_->state_mutex_);
     for (uint64_t c = 0; c < pool_->chunk_types_.size(); ++c) {
-      if (pool_->chunk_types_[c] == static_cast<int8_t>(ChunkType::kMetadata)) unpaired.push_back(c);
+      if (pool_->chunk_types_[c] == static_cast<int8_t>(ChunkType::kMetadata))
+        unpaired.push_back(c);
       if (UsableForMetadata(pool_->chunk_types_, sb_, pool_->device_, c)) ++usable;
     }
   }
   if (unpaired.size() > format::kMaxTwinPairs) return TwinTableFull();
   if (usable < unpaired.size()) {
-    return Status::NoSpace(fmt::format("metadata twins need {} free chunks without bad bytes, {} are free",
-                                       unpaired.size(), usable));
+    return Status::NoSpace(
+        fmt::format("metadata twins need {} free chunks without bad bytes, {} are free",
+                    unpaired.size(), usable));
   }
   sb_.ro_compat |= format::feature::kRoCompatMetadup;
   for (uint64_t c : unpaired) RETURN_IF_ERROR(PairChunk(c));
@@ -629,15 +664,16 @@ Status WriteTxn::CopyToTwins() {
     size_t j = i;
     while (j + 1 < blocks.size() && pool_->TwinBlock(blocks[j + 1]) == twin + (j + 1 - i)) ++j;
     for (size_t k = i; k <= j; ++k) {
-      std::memcpy(dev->At((twin + k - i) * kBlockSize), dev->At(blocks[k] * kBlockSize), kBlockSize);
+      std::memcpy(dev->At((twin + k - i) * kBlockSize), dev->At(blocks[k] * kBlockSize),
+                  kBlockSize);
     }
     Status s = dev->Flush(twin * kBlockSize, (j - i + 1) * kBlockSize);
     if (!s.ok()) return s.WithContext("flushing node twins");
     i = j + 1;
   }
   if (pool_->stale_sb_copy_ != UINT64_MAX) {
-    std::memcpy(dev->At(pool_->stale_sb_copy_ * kBlockSize), dev->At(pool_->good_sb_copy_ * kBlockSize),
-                kBlockSize);
+    std::memcpy(dev->At(pool_->stale_sb_copy_ * kBlockSize),
+                dev->At(pool_->good_sb_copy_ * kBlockSize), kBlockSize);
     RETURN_IF_ERROR(dev->Flush(pool_->stale_sb_copy_ * kBlockSize, kBlockSize));
   }
   return Status::Ok();
@@ -678,34 +714,42 @@ Result<TwinRebuildReport> Pool::RebuildTwins() {
         if (!primary.ok()) {
           if (copy.ok()) {
             QueueRepair(b, true, false, primary.message());
-            report.relocated.push_back(fmt::format("node {}: primary bad ({}), moved", b, primary.message()));
+            report.relocated.push_back(
+                fmt::format("node {}: primary bad ({}), moved", b, primary.message()));
           } else {
-            report.lost.push_back(fmt::format("node {}: primary: {}; twin: {}", b, primary.message(), copy.message()));
+            report.lost.push_back(fmt::format("node {}: primary: {}; twin: {}", b,
+                                              primary.message(), copy.message()));
           }
         } else if (twin == 0) {
           report.lost.push_back(fmt::format("node {}: chunk {} has no twin", b, b / chunk_blocks_));
         } else if (device_->IsBad(twin * kBlockSize, kBlockSize)) {
           QueueRepair(b, false, true, copy.message());
-          report.relocated.push_back(fmt::format("node {}: twin at block {} on bad media, moved", b, twin));
-        } else if (!copy.ok() || std::memcmp(device_->At(b * kBlockSize), device_->At(twin * kBlockSize), kBlockSize)) {
+          report.relocated.push_back(
+              fmt::format("node {}: twin at block {} on bad media, moved", b, twin));
+        } else if (!copy.ok() || std::memcmp(device_->At(b * kBlockSize),
+                                             device_->At(twin * kBlockSize), kBlockSize)) {
           std::memcpy(device_->At(twin * kBlockSize), device_->At(b * kBlockSize), kBlockSize);
           RETURN_IF_ERROR(device_->Flush(twin * kBlockSize, kBlockSize));
-          report.rewritten.push_back(fmt::format("node {}: twin at block {} rewritten ({})", b, twin,
-                                                 copy.ok() ? "it differed from the primary" : copy.message()));
+          report.rewritten.push_back(
+              fmt::format("node {}: twin at block {} rewritten ({})", b, twin,
+                          copy.ok() ? "it differed from the primary" : copy.message()));
         }
         return Status::Ok();
       });
-      if (!walked.ok()) report.lost.push_back(fmt::format("{}: {}", internal::TreeName(id), walked.message()));
+      if (!walked.ok())
+        report.lost.push_back(fmt::format("{}: {}", internal::TreeName(id), walked.message()));
     }
     // The current superblock slot: whichever copy is valid rewrites the other.
     uint64_t slot = static_cast<uint64_t>(slot_), twin = TwinBlock(slot);
     auto valid = [&](uint64_t block) {
       if (device_->IsBad(block * kBlockSize, kBlockSize)) return false;
-      Result<Superblock> sb = format::DecodeSuperblock(device_->At(block * kBlockSize), static_cast<int>(slot));
+      Result<Superblock> sb =
+          format::DecodeSuperblock(device_->At(block * kBlockSize), static_cast<int>(slot));
       return sb.ok() && sb->generation == sb_.generation;
     };
     bool p = valid(slot), t = valid(twin);
-    if ((p || t) && std::memcmp(device_->At(slot * kBlockSize), device_->At(twin * kBlockSize), kBlockSize)) {
+    if ((p || t) &&
+        std::memcmp(device_->At(slot * kBlockSize), device_->At(twin * kBlockSize), kBlockSize)) {
       uint64_t to = p ? twin : slot, from = p ? slot : twin;
       if (!device_->IsBad(to * kBlockSize, kBlockSize)) {
         std::memcpy(device_->At(to * kBlockSize), device_->At(from * kBlockSize), kBlockSize);
@@ -727,18 +771,22 @@ void Pool::CheckTwins(uint64_t b, CheckReport* report) const {
   ++report->twins_checked;
   uint64_t twin = TwinBlock(b);
   if (twin == 0) {
-    report->problems.push_back(fmt::format("block {}: metadata chunk {} has no twin", b, b / chunk_blocks_));
+    report->problems.push_back(
+        fmt::format("block {}: metadata chunk {} has no twin", b, b / chunk_blocks_));
     return;
   }
   Status primary = CheckCopy(b, b), copy = CheckCopy(twin, b);
   if (!primary.ok()) {
-    report->problems.push_back(fmt::format("block {}: primary copy is bad ({}); its twin at block {} {}", b,
-                                           primary.message(), twin,
-                                           copy.ok() ? "is good" : "is bad too: " + copy.message()));
+    report->problems.push_back(fmt::format(
+        "block {}: primary copy is bad ({}); its twin at block {} {}", b, primary.message(), twin,
+        copy.ok() ? "is good" : "is bad too: " + copy.message()));
   } else if (!copy.ok()) {
-    report->problems.push_back(fmt::format("block {}: twin at block {} is bad: {}", b, twin, copy.message()));
-  } else if (std::memcmp(device_->At(b * kBlockSize), device_->At(twin * kBlockSize), kBlockSize) != 0) {
-    report->problems.push_back(fmt::format("block {}: twin at block {} differs from the primary", b, twin));
+    report->problems.push_back(
+        fmt::format("block {}: twin at block {} is bad: {}", b, twin, copy.message()));
+  } else if (std::memcmp(device_->At(b * kBlockSize), device_->At(twin * kBlockSize), kBlockSize) !=
+             0) {
+    report->problems.push_back(
+        fmt::format("block {}: twin at block {} differs from the primary", b, twin));
   }
 }
 
@@ -746,7 +794,8 @@ void Pool::CheckSuperblockCopies(CheckReport* report) const {
   uint64_t slot = static_cast<uint64_t>(slot_), twin = TwinBlock(slot);
   auto state = [&](uint64_t block) -> std::string {
     if (device_->IsBad(block * kBlockSize, kBlockSize)) return "is on bad media";
-    Result<Superblock> sb = format::DecodeSuperblock(device_->At(block * kBlockSize), static_cast<int>(slot));
+    Result<Superblock> sb =
+        format::DecodeSuperblock(device_->At(block * kBlockSize), static_cast<int>(slot));
     if (!sb.ok()) return "is invalid: " + sb.status().message();
     if (sb->generation != sb_.generation) return fmt::format("holds generation {}", sb->generation);
     return "";
@@ -757,12 +806,15 @@ void Pool::CheckSuperblockCopies(CheckReport* report) const {
     problem = fmt::format("superblock slot {}: the primary copy (block {}) {}", slot, slot, p);
   } else if (!t.empty()) {
     problem = fmt::format("superblock slot {}: the twin copy (block {}) {}", slot, twin, t);
-  } else if (std::memcmp(device_->At(slot * kBlockSize), device_->At(twin * kBlockSize), kBlockSize) != 0) {
-    problem = fmt::format("superblock slot {}: the twin copy (block {}) differs from the primary", slot, twin);
+  } else if (std::memcmp(device_->At(slot * kBlockSize), device_->At(twin * kBlockSize),
+                         kBlockSize) != 0) {
+    problem = fmt::format("superblock slot {}: the twin copy (block {}) differs from the primary",
+                          slot, twin);
   }
   if (problem.empty()) return;
   if (stale_sb_copy_ != UINT64_MAX) {
-    report->pending.push_back(problem + " (a crash between the two copies; the next commit rewrites it)");
+    report->pending.push_back(problem +
+                              " (a crash between the two copies; the next commit rewrites it)");
   } else {
     report->problems.push_back(problem);
   }
@@ -770,13 +822,17 @@ void Pool::CheckSuperblockCopies(CheckReport* report) const {
 
 void Pool::CheckTwinChunks(const std::vector<int8_t>& on_media, const std::vector<int64_t>& partner,
                            CheckReport* report) const {
-  auto problem = [&](std::string what) { report->problems.push_back("chunk table: " + std::move(what)); };
+  auto problem = [&](std::string what) {
+    report->problems.push_back("chunk table: " + std::move(what));
+  };
   const auto kMeta = static_cast<int8_t>(ChunkType::kMetadata);
   const auto kTwin = static_cast<int8_t>(ChunkType::kMetadataTwin);
   if (!sb_.metadup()) {
     for (uint64_t c = 0; c < on_media.size(); ++c) {
-      if (on_media[c] == kTwin) problem(fmt::format("chunk {} is METADATA_TWIN without the metadup feature", c));
-      if (on_media[c] >= 0 && partner[c] != 0) problem(fmt::format("chunk {} names partner {} without metadup", c, partner[c]));
+      if (on_media[c] == kTwin)
+        problem(fmt::format("chunk {} is METADATA_TWIN without the metadup feature", c));
+      if (on_media[c] >= 0 && partner[c] != 0)
+        problem(fmt::format("chunk {} names partner {} without metadup", c, partner[c]));
     }
     return;
   }
@@ -787,15 +843,20 @@ void Pool::CheckTwinChunks(const std::vector<int8_t>& on_media, const std::vecto
   }
   for (uint64_t c = 0; c < on_media.size(); ++c) {
     if (on_media[c] == kMeta) {
-      if (twin_of[c] < 0) problem(fmt::format("METADATA chunk {} has no twin in the superblock", c));
+      if (twin_of[c] < 0)
+        problem(fmt::format("METADATA chunk {} has no twin in the superblock", c));
       else if (partner[c] != twin_of[c])
-        problem(fmt::format("chunk {} names twin {}, the superblock says {}", c, partner[c], twin_of[c]));
+        problem(fmt::format("chunk {} names twin {}, the superblock says {}", c, partner[c],
+                            twin_of[c]));
     } else if (on_media[c] == kTwin) {
-      if (primary_of[c] < 0) problem(fmt::format("METADATA_TWIN chunk {} is no chunk's twin in the superblock", c));
+      if (primary_of[c] < 0)
+        problem(fmt::format("METADATA_TWIN chunk {} is no chunk's twin in the superblock", c));
       else if (partner[c] != primary_of[c])
-        problem(fmt::format("twin chunk {} names primary {}, the superblock says {}", c, partner[c], primary_of[c]));
+        problem(fmt::format("twin chunk {} names primary {}, the superblock says {}", c, partner[c],
+                            primary_of[c]));
     } else if (twin_of[c] >= 0 || primary_of[c] >= 0) {
-      problem(fmt::format("chunk {} is paired in the superblock but {}", c, internal::ChunkTypeLabel(on_media[c])));
+      problem(fmt::format("chunk {} is paired in the superblock but {}", c,
+                          internal::ChunkTypeLabel(on_media[c])));
     }
   }
 }

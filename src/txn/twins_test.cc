@@ -113,9 +113,13 @@ uint64_t LeafOf(Pool* pool, int n = 3) {
   return 0;
 }
 
-void Flip(device::Device* dev, uint64_t block, size_t byte = 900) { dev->At(block * kBlockSize)[byte] ^= 0x10; }
+void Flip(device::Device* dev, uint64_t block, size_t byte = 900) {
+  dev->At(block * kBlockSize)[byte] ^= 0x10;
+}
 
-bool Contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
+bool Contains(const std::string& s, const std::string& what) {
+  return s.find(what) != std::string::npos;
+}
 
 TEST(TwinsTest, EveryCommittedNodeAndTheSuperblockHaveAnIdenticalTwin) {
   auto dev = device::NewMemoryDevice(kDeviceSize);
@@ -137,7 +141,8 @@ TEST(TwinsTest, EveryCommittedNodeAndTheSuperblockHaveAnIdenticalTwin) {
       ASSERT_NE(twin, 0u);
       EXPECT_TRUE(twin_chunks.count(twin / kChunkBlocks)) << "twin of " << b << " at " << twin;
       EXPECT_EQ(twin % kChunkBlocks, b % kChunkBlocks);
-      EXPECT_EQ(std::memcmp(dev->At(b * kBlockSize), dev->At(twin * kBlockSize), kBlockSize), 0) << "node " << b;
+      EXPECT_EQ(std::memcmp(dev->At(b * kBlockSize), dev->At(twin * kBlockSize), kBlockSize), 0)
+          << "node " << b;
     }
   }
   int slot = pool->superblock_slot();
@@ -190,7 +195,8 @@ TEST(TwinsTest, CorruptPrimaryReadsTheTwinAndTheNextCommitMovesIt) {
   ExpectRecords(pool.get(), 3000);
   std::vector<std::string> problems = Problems(pool.get());
   ASSERT_EQ(problems.size(), 1u);
-  EXPECT_TRUE(Contains(problems[0], fmt::format("block {}: primary copy is bad", leaf))) << problems[0];
+  EXPECT_TRUE(Contains(problems[0], fmt::format("block {}: primary copy is bad", leaf)))
+      << problems[0];
   EXPECT_TRUE(Contains(problems[0], fmt::format("twin at block {} is good", twin))) << problems[0];
 
   ASSERT_OK(EmptyCommit(pool.get()));
@@ -279,7 +285,8 @@ TEST(TwinsTest, PoisonedTwinMovesThePair) {
   EXPECT_EQ(pool->PendingRepairs(), 1u);
   std::vector<std::string> problems = Problems(pool.get());
   ASSERT_EQ(problems.size(), 1u);
-  EXPECT_TRUE(Contains(problems[0], fmt::format("block {}: twin at block {} is bad", leaf, twin))) << problems[0];
+  EXPECT_TRUE(Contains(problems[0], fmt::format("block {}: twin at block {} is bad", leaf, twin)))
+      << problems[0];
   ASSERT_OK(EmptyCommit(pool.get()));
   std::vector<RepairEvent> events = pool->TakeRepairEvents();
   ASSERT_EQ(events.size(), 1u);
@@ -303,8 +310,10 @@ TEST(TwinsTest, BothCopiesBadIsAnErrorNamingBoth) {
   Result<std::unique_ptr<Pool>> p = Pool::Open(dev.get());
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), EUCLEAN);
-  EXPECT_TRUE(Contains(p.status().message(), fmt::format("primary (block {})", leaf))) << p.status().message();
-  EXPECT_TRUE(Contains(p.status().message(), fmt::format("twin (block {})", twin))) << p.status().message();
+  EXPECT_TRUE(Contains(p.status().message(), fmt::format("primary (block {})", leaf)))
+      << p.status().message();
+  EXPECT_TRUE(Contains(p.status().message(), fmt::format("twin (block {})", twin)))
+      << p.status().message();
   // On bad media: the mount is read-only and the read fails with EIO naming both.
   auto dev2 = device::NewMemoryDevice(kDeviceSize);
   pool = MustFormat(dev2.get());
@@ -320,7 +329,8 @@ TEST(TwinsTest, BothCopiesBadIsAnErrorNamingBoth) {
   Result<std::map<uint64_t, uint64_t>> all = ReadAll(pool.get());
   ASSERT_FALSE(all.ok());
   EXPECT_EQ(all.status().code(), EIO);
-  EXPECT_TRUE(Contains(all.status().message(), fmt::format("metadata node {}: both copies are bad", leaf)))
+  EXPECT_TRUE(
+      Contains(all.status().message(), fmt::format("metadata node {}: both copies are bad", leaf)))
       << all.status().message();
   EXPECT_TRUE(Contains(all.status().message(), fmt::format("twin (block {})", twin)));
 }
@@ -411,7 +421,8 @@ TEST(TwinsTest, ABadSuperblockSlotIsReadFromItsTwin) {
   CheckReport report = pool->Check();
   EXPECT_TRUE(report.ok());
   ASSERT_EQ(report.pending.size(), 1u);
-  EXPECT_TRUE(Contains(report.pending[0], fmt::format("superblock slot {}: the primary copy", slot)))
+  EXPECT_TRUE(
+      Contains(report.pending[0], fmt::format("superblock slot {}: the primary copy", slot)))
       << report.pending[0];
   ASSERT_OK(EmptyCommit(pool.get()));  // rewrites the bad copy
   ExpectClean(pool.get());
@@ -536,7 +547,8 @@ TEST(TwinsTest, FormatNeedsRoomForChunkZerosTwin) {
   auto dev = device::NewMemoryDevice((1 << 20) + (128 << 10));
   ASSERT_OK(dev->InjectPoison(kChunk, 3 * kChunk));
   std::memset(dev->base(), 0x5a, 4096);
-  Result<std::unique_ptr<Pool>> p = Pool::Format(dev.get(), {.chunk_size = kChunk, .metadata_dup = true});
+  Result<std::unique_ptr<Pool>> p =
+      Pool::Format(dev.get(), {.chunk_size = kChunk, .metadata_dup = true});
   EXPECT_EQ(p.status().code(), ENOSPC) << p.status().ToString();
   EXPECT_EQ(dev->base()[0], 0x5a) << "a refused format changed the device";
   // Without twins the same device formats.
@@ -598,18 +610,22 @@ TEST(TwinsTest, CheckFindsBadAndDifferingTwinsAndRebuildFixesThem) {
   ASSERT_OK(PutRange(pool.get(), 0, 5000));
   uint64_t a = LeafOf(pool.get(), 1), b = LeafOf(pool.get(), 2), c = LeafOf(pool.get(), 3);
   uint64_t ta = pool->TwinBlock(a), tb = pool->TwinBlock(b), tc = pool->TwinBlock(c);
-  Flip(dev.get(), ta);                                      // a bad twin
-  std::memset(dev->At(tb * kBlockSize), 0, kBlockSize);    // a missing twin
-  ASSERT_OK(dev->InjectPoison(tc * kBlockSize, 8));         // a twin on bad media
+  Flip(dev.get(), ta);                                   // a bad twin
+  std::memset(dev->At(tb * kBlockSize), 0, kBlockSize);  // a missing twin
+  ASSERT_OK(dev->InjectPoison(tc * kBlockSize, 8));      // a twin on bad media
   int slot = pool->superblock_slot();
-  Flip(dev.get(), pool->TwinBlock(slot), 200);              // the superblock's twin
+  Flip(dev.get(), pool->TwinBlock(slot), 200);  // the superblock's twin
   std::vector<std::string> problems = Problems(pool.get());
   ASSERT_EQ(problems.size(), 4u);
   std::string all;
   for (auto& p : problems) all += p + "\n";
   EXPECT_TRUE(Contains(all, fmt::format("block {}: twin at block {} is bad", a, ta))) << all;
-  EXPECT_TRUE(Contains(all, fmt::format("block {}: twin at block {} is bad: block {}: bad magic", b, tb, b))) << all;
-  EXPECT_TRUE(Contains(all, fmt::format("twin at block {} is bad: block {} (device offset", tc, tc))) << all;
+  EXPECT_TRUE(Contains(
+      all, fmt::format("block {}: twin at block {} is bad: block {}: bad magic", b, tb, b)))
+      << all;
+  EXPECT_TRUE(
+      Contains(all, fmt::format("twin at block {} is bad: block {} (device offset", tc, tc)))
+      << all;
   EXPECT_TRUE(Contains(all, fmt::format("superblock slot {}: the twin copy", slot))) << all;
 
   Result<TwinRebuildReport> rebuilt = pool->RebuildTwins();
@@ -670,7 +686,8 @@ TEST(TwinsTest, NoteMetadataFailureQueuesWhatHasATwin) {
   MetadataFailure lost = pool->NoteMetadataFailure(leaf2 * kBlockSize, 8);
   EXPECT_FALSE(lost.repairable());
   ASSERT_EQ(lost.lost.size(), 1u);
-  EXPECT_TRUE(Contains(lost.lost[0], fmt::format("metadata node {}: both copies", leaf2))) << lost.lost[0];
+  EXPECT_TRUE(Contains(lost.lost[0], fmt::format("metadata node {}: both copies", leaf2)))
+      << lost.lost[0];
   MetadataFailure sb = pool->NoteMetadataFailure(pool->TwinBlock(0) * kBlockSize, kBlockSize);
   EXPECT_TRUE(sb.repairable());
   EXPECT_EQ(sb.superblock_copies, std::vector<uint64_t>{pool->TwinBlock(0)});

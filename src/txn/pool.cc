@@ -467,7 +467,10 @@ Result<std::unique_ptr<Pool>> Pool::Open(device::Device* device, const OpenOptio
   } else {
     RETURN_IF_ERROR(walked);
   }
-  pool->mounting_ = false;
+  // A walk stopped by a bad node leaves node states unknown: reads then verify every node
+  // instead of trusting states and marks (the pool is read-only).
+  pool->mounting_ = !walked.ok();
+  if (!pool->read_only_) pool->AbsorbRepairs(nullptr);  // retire the free slots on bad media now
   return pool;
 }
 
@@ -669,9 +672,13 @@ Status Pool::Publish(const Superblock& sb, WriteTxn* txn) {
     RecordEvent(std::move(event));
   }
   txn->repairs_.clear();
-  std::lock_guard<std::mutex> g(state_mutex_);
-  sb_ = sb;
-  slot_ = static_cast<int>(sb.generation % 2);
+  {
+    std::lock_guard<std::mutex> g(state_mutex_);
+    sb_ = sb;
+    slot_ = static_cast<int>(sb.generation % 2);
+  }
+  // Queued nodes this transaction released are unreachable for good now: retire them.
+  if (repairs_queued_.load() > 0) AbsorbRepairs(nullptr);
   return Status::Ok();
 }
 

@@ -375,7 +375,9 @@ class Pool {
   uint64_t stale_sb_copy_ = UINT64_MAX;
   uint64_t good_sb_copy_ = 0;
   bool closed_ = false;
-  bool mounting_ = false;  // node states are not known yet while the trees are first walked
+  // Node states are not known: while the trees are first walked at mount, and for good on a
+  // read-only mount whose walk a bad node stopped.
+  bool mounting_ = false;
 };
 
 // The chunk table's shape.

@@ -291,8 +291,13 @@ void Pool::AbsorbRepairs(WriteTxn* txn) {
         continue;
       }
       nodes_.Retire(b).IgnoreError();  // now if free, else once released
-      if (state == space::NodeState::kUsed || state == space::NodeState::kFresh) {
-        ++it;  // a reachable node (or one about to be): relocated by Repair
+      // A reachable node, or one that may be again (fresh, or released by the running
+      // transaction, which may abort): relocated by Repair, or dropped after the commit.
+      bool keep = state == space::NodeState::kUsed || state == space::NodeState::kFresh ||
+                  (state == space::NodeState::kDeferred && txn &&
+                   std::find(txn->deferred_.begin(), txn->deferred_.end(), b) != txn->deferred_.end());
+      if (keep) {
+        ++it;
         continue;
       }
       retired.push_back({.kind = RepairEvent::kRetired,
@@ -449,7 +454,10 @@ Status WriteTxn::Repair() {
             first.w[w] = base::DecodeU64(*node + format::kBTreeEntriesOffset + 8 * w);
           }
           ASSIGN_OR_RETURN(btree::BTree * tree, Tree(spec));
+          // Growing metadata inserts into the chunk table: never in the middle of changing it.
+          in_chunk_op_ = h.tree_id == static_cast<uint16_t>(TreeId::kChunks);
           Result<uint64_t> moved = tree->Relocate(b, h.level, first);
+          in_chunk_op_ = false;
           if (!moved.ok()) {
             if (moved.status().code() == ENOSPC) return moved.status();
             return Fail(moved.status().WithContext(fmt::format("relocating metadata node {}", b)));

@@ -293,9 +293,10 @@ void Pool::AbsorbRepairs(WriteTxn* txn) {
       nodes_.Retire(b).IgnoreError();  // now if free, else once released
       // A reachable node, or one that may be again (fresh, or released by the running
       // transaction, which may abort): relocated by Repair, or dropped after the commit.
-      bool keep = state == space::NodeState::kUsed || state == space::NodeState::kFresh ||
-                  (state == space::NodeState::kDeferred && txn &&
-                   std::find(txn->deferred_.begin(), txn->deferred_.end(), b) != txn->deferred_.end());
+      bool keep =
+          state == space::NodeState::kUsed || state == space::NodeState::kFresh ||
+          (state == space::NodeState::kDeferred && txn &&
+           std::find(txn->deferred_.begin(), txn->deferred_.end(), b) != txn->deferred_.end());
       if (keep) {
         ++it;
         continue;

@@ -101,14 +101,16 @@ struct Damage {
   uint64_t node;   // the node slot
   uint64_t block;  // the copy damaged: the node or its twin
   bool twin;
-  bool poison;     // else a flipped byte
+  bool poison;  // else a flipped byte
 };
 
 void Apply(device::Device* dev, base::Random* rng, const Damage& d) {
   if (d.poison) {
-    ASSERT_OK(dev->InjectPoison(d.block * kBlockSize + 64 * rng->Uniform(64), 1 + rng->Uniform(64)));
+    ASSERT_OK(
+        dev->InjectPoison(d.block * kBlockSize + 64 * rng->Uniform(64), 1 + rng->Uniform(64)));
   } else {
-    dev->At(d.block * kBlockSize)[rng->Uniform(kBlockSize)] ^= static_cast<uint8_t>(1 + rng->Uniform(255));
+    dev->At(d.block * kBlockSize)[rng->Uniform(kBlockSize)] ^=
+        static_cast<uint8_t>(1 + rng->Uniform(255));
   }
 }
 
@@ -118,7 +120,8 @@ std::unique_ptr<device::Device> AgedPool(base::Random* rng, Model* model,
                                          std::map<uint64_t, uint64_t>* twin_of, int* slot,
                                          uint64_t* sb_twin) {
   auto dev = device::NewMemoryDevice(kDeviceSize);
-  Result<std::unique_ptr<Pool>> p = Pool::Format(dev.get(), {.chunk_size = kChunk, .metadata_dup = true});
+  Result<std::unique_ptr<Pool>> p =
+      Pool::Format(dev.get(), {.chunk_size = kChunk, .metadata_dup = true});
   EXPECT_OK(p);
   if (!p.ok()) return nullptr;
   std::unique_ptr<Pool> pool = std::move(*p);
@@ -146,7 +149,8 @@ void OneGoodCopyRound(uint64_t seed) {
   std::vector<uint64_t> pick = nodes;
   for (size_t i = pick.size(); i > 1; --i) std::swap(pick[i - 1], pick[rng.Uniform(i)]);
   pick.resize(std::min<size_t>(pick.size(), 1 + rng.Uniform(8)));
-  if (rng.OneIn(4) && std::find(pick.begin(), pick.end(), chunk_root) == pick.end()) pick.push_back(chunk_root);
+  if (rng.OneIn(4) && std::find(pick.begin(), pick.end(), chunk_root) == pick.end())
+    pick.push_back(chunk_root);
   std::vector<Damage> damage;
   for (uint64_t b : pick) {
     bool twin = rng.OneIn(2);
@@ -188,10 +192,13 @@ void OneGoodCopyRound(uint64_t seed) {
     }
   }
   // A flipped twin of a node the commit rewrote anyway is gone with the old node.
-  for (uint64_t b : named) EXPECT_TRUE(flipped_twins.count(b)) << "block " << b << "; problems: " << ::testing::PrintToString(report.problems);
+  for (uint64_t b : named)
+    EXPECT_TRUE(flipped_twins.count(b))
+        << "block " << b << "; problems: " << ::testing::PrintToString(report.problems);
   std::vector<uint64_t> now = ReachableNodes(pool.get());
   for (uint64_t b : flipped_twins) {
-    if (std::count(now.begin(), now.end(), b)) EXPECT_TRUE(named.count(b)) << "Check missed the twin of " << b;
+    if (std::count(now.begin(), now.end(), b))
+      EXPECT_TRUE(named.count(b)) << "Check missed the twin of " << b;
   }
   Result<TwinRebuildReport> rebuilt = pool->RebuildTwins();
   ASSERT_OK(rebuilt);
@@ -216,10 +223,12 @@ void OneGoodCopyRound(uint64_t seed) {
   ASSERT_TRUE(*got == model);
   std::set<uint64_t> retired_set(retired.begin(), retired.end());
   for (const Damage& d : damage) {
-    if (!d.twin || d.poison) EXPECT_TRUE(retired_set.count(d.node) || !std::count(now.begin(), now.end(), d.node))
-        << "damaged slot " << d.node << " not retired";
+    if (!d.twin || d.poison)
+      EXPECT_TRUE(retired_set.count(d.node) || !std::count(now.begin(), now.end(), d.node))
+          << "damaged slot " << d.node << " not retired";
   }
-  for (uint64_t b : ReachableNodes(pool.get())) ASSERT_FALSE(retired_set.count(b)) << "retired slot " << b << " reused";
+  for (uint64_t b : ReachableNodes(pool.get()))
+    ASSERT_FALSE(retired_set.count(b)) << "retired slot " << b << " reused";
   ExpectClean(pool.get(), "after more work");
 }
 
@@ -259,7 +268,8 @@ TEST(TwinsModelTest, OneGoodCopyReadsBackAndRepairs) {
   uint64_t first = 1000 + static_cast<uint64_t>(time(nullptr)) % 100000;
   std::printf("[ twins    ] one good copy: seeds %llu..%llu\n", (unsigned long long)first,
               (unsigned long long)first + 39);
-  for (uint64_t s = first; s < first + 40 && !::testing::Test::HasFailure(); ++s) OneGoodCopyRound(s);
+  for (uint64_t s = first; s < first + 40 && !::testing::Test::HasFailure(); ++s)
+    OneGoodCopyRound(s);
 }
 
 TEST(TwinsModelTest, BothCopiesBadIsAClearError) {
@@ -268,7 +278,8 @@ TEST(TwinsModelTest, BothCopiesBadIsAClearError) {
   uint64_t first = 5000 + static_cast<uint64_t>(time(nullptr)) % 100000;
   std::printf("[ twins    ] both copies: seeds %llu..%llu\n", (unsigned long long)first,
               (unsigned long long)first + 39);
-  for (uint64_t s = first; s < first + 40 && !::testing::Test::HasFailure(); ++s) BothCopiesRound(s);
+  for (uint64_t s = first; s < first + 40 && !::testing::Test::HasFailure(); ++s)
+    BothCopiesRound(s);
 }
 
 }  // namespace

@@ -70,7 +70,9 @@ class CrashChecker {
     const uint64_t sb_twin = pool->TwinBlock(0) * format::kBlockSize;
     auto in_twin = [&](uint64_t line) { return twin_chunks.count(line / chunk_bytes) > 0; };
     auto in_sb = [](uint64_t line) { return line < 2 * format::kBlockSize; };
-    auto in_sb_twin = [&](uint64_t line) { return line >= sb_twin && line < sb_twin + 2 * format::kBlockSize; };
+    auto in_sb_twin = [&](uint64_t line) {
+      return line >= sb_twin && line < sb_twin + 2 * format::kBlockSize;
+    };
     struct Split {
       const char* name;
       std::function<bool(uint64_t line, size_t i)> keep;
@@ -88,18 +90,21 @@ class CrashChecker {
     for (const Split& split : splits) {
       std::string image = dev_->DurableImage();
       for (size_t i = 0; i < lines.size(); ++i) {
-        if (split.keep(lines[i], i)) std::memcpy(&image[lines[i]], &working[lines[i]], device::kCacheLine);
+        if (split.keep(lines[i], i))
+          std::memcpy(&image[lines[i]], &working[lines[i]], device::kCacheLine);
       }
       CheckImage(image, point, ~0ULL, split.name);
     }
   }
 
-  void CheckImage(const std::string& image, uint64_t point, uint64_t seed, const char* split = nullptr) {
+  void CheckImage(const std::string& image, uint64_t point, uint64_t seed,
+                  const char* split = nullptr) {
     ++images_checked;
     auto mem = device::NewMemoryDevice(image);
     Result<std::unique_ptr<txn::Pool>> pool = txn::Pool::Open(mem.get());
-    std::string where = "persist point " + std::to_string(point) +
-                        (split ? std::string(", ") + split : ", image seed " + std::to_string(seed));
+    std::string where =
+        "persist point " + std::to_string(point) +
+        (split ? std::string(", ") + split : ", image seed " + std::to_string(seed));
     if (!pool.ok()) {
       if (expect.formatted) ADD_FAILURE() << where << ": mount failed: " << pool.status().ToString();
       return;
@@ -223,12 +228,14 @@ TEST(PoolCrashTest, EveryPersistPointWithMetadataTwins) {
 
 TEST(PoolCrashTest, TwinsOfLargeTransactionsThatGrowMetadataInPairs) {
   uint64_t seed = base::SeedFromEnv(78);
-  RunWorkload(seed, {.transactions = 6, .max_ops = 1500, .key_space = 1ULL << 40, .metadata_dup = true});
+  RunWorkload(seed,
+              {.transactions = 6, .max_ops = 1500, .key_space = 1ULL << 40, .metadata_dup = true});
 }
 
 TEST(PoolCrashTest, EnablingMetadataTwinsIsAtomic) {
   uint64_t seed = base::SeedFromEnv(79);
-  RunWorkload(seed, {.transactions = 10, .max_ops = 600, .key_space = 1ULL << 40, .enable_dup_at = 5});
+  RunWorkload(seed,
+              {.transactions = 10, .max_ops = 600, .key_space = 1ULL << 40, .enable_dup_at = 5});
 }
 
 }  // namespace

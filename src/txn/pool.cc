@@ -653,8 +653,7 @@ Status Pool::WriteSuperblock(Superblock sb) {
   Status s = device_->Flush(slot * kBlockSize, kBlockSize);
   if (s.ok() && sb.metadup()) {
     uint64_t twin = static_cast<uint64_t>(sb.TwinOf(0)) * chunk_blocks_ + slot;
-    std::memcpy(device_->At(twin * kBlockSize), block, kBlockSize);
-    s = device_->Flush(twin * kBlockSize, kBlockSize);
+    s = device_->CopyAndFlush(twin * kBlockSize, slot * kBlockSize, kBlockSize);
   }
   if (s.ok()) s = device_->Drain();
   if (!s.ok()) {

@@ -251,7 +251,8 @@ Status FileDevice::Flush(uint64_t offset, uint64_t length) {
 Status FileDevice::CopyAndFlush(uint64_t to, uint64_t from, uint64_t length) {
   if (read_only_) return Status::ReadOnly(path_ + ": device is read-only");
   if (pmem_map_ == nullptr) return Device::CopyAndFlush(to, from, length);
-  if (!Contains(to, length) || !Contains(from, length) || (to < from + length && from < to + length)) {
+  if (!Contains(to, length) || !Contains(from, length) ||
+      (to < from + length && from < to + length)) {
     return Status::Invalid(path_ + ": copy outside the device or overlapping");
   }
   // Non-temporal and flushed by libpmem2 itself; durable at the next drain.
@@ -371,9 +372,10 @@ void CopyNonTemporal(uint8_t* dst, const uint8_t* src, uint64_t length) {
 }  // namespace
 
 Status Device::CopyAndFlush(uint64_t to, uint64_t from, uint64_t length) {
-  if (!Contains(to, length) || !Contains(from, length) || (to < from + length && from < to + length)) {
-    return Status::Invalid("copy of [" + std::to_string(from) + ", +" + std::to_string(length) + ") to " +
-                           std::to_string(to) + ": outside the device or overlapping");
+  if (!Contains(to, length) || !Contains(from, length) ||
+      (to < from + length && from < to + length)) {
+    return Status::Invalid("copy of [" + std::to_string(from) + ", +" + std::to_string(length) +
+                           ") to " + std::to_string(to) + ": outside the device or overlapping");
   }
   if (length == 0) return Status::Ok();
   CopyNonTemporal(base_ + to, base_ + from, length);

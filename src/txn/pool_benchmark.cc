@@ -48,7 +48,8 @@ Loaded* Get(DeviceKind kind, bool dup) {
     slot->device = device::NewMemoryDevice(kDeviceSize);
   } else {
     if (Files().empty()) std::atexit(RemoveFiles);
-    std::string path = "/dev/shm/daxfs-pool-bench-" + std::to_string(::getpid()) + (dup ? "-dup" : "-plain");
+    std::string path =
+        "/dev/shm/daxfs-pool-bench-" + std::to_string(::getpid()) + (dup ? "-dup" : "-plain");
     Files().push_back(path);
     if (!device::CreateDeviceFile(path, kDeviceSize, true).ok()) std::abort();
     Result<std::unique_ptr<device::Device>> dev = device::OpenDevice(path);
@@ -90,7 +91,8 @@ void BM_Commit(benchmark::State& state) {
     if (!txn->Commit().ok()) std::abort();
   }
   state.SetItemsProcessed(state.iterations() * ops);
-  state.counters["commits/s"] = benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["commits/s"] =
+      benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Commit)
     ->ArgNames({"shm", "dup", "ops"})

@@ -86,7 +86,9 @@ bool NodeAllocator::IsMetadataChunk(uint64_t chunk) const {
 std::atomic<uint8_t>* NodeAllocator::Slot(uint64_t block) const {
   uint64_t chunk = block / chunk_blocks_;
   if (chunk >= chunks_.size() || !chunks_[chunk]) return nullptr;
-  return &chunks_[chunk]->state[block - chunks_[chunk]->first_block];
+  const Chunk& c = *chunks_[chunk];
+  if (block - c.first_block >= c.blocks) return nullptr;  // past a short last chunk
+  return &c.state[block - c.first_block];
 }
 
 NodeState NodeAllocator::State(uint64_t block) const {

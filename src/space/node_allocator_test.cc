@@ -155,6 +155,10 @@ TEST(NodeAllocatorTest, ShortLastChunk) {
   NodeAllocator a(kChunkBlocks + 5, kChunkBlocks);
   ASSERT_TRUE(a.AddChunk(1).ok());
   EXPECT_EQ(a.Counts().total, 5u);
+  // Blocks past the device's end, inside the last chunk's span, are not node slots.
+  EXPECT_EQ(a.State(kChunkBlocks + 4), NodeState::kFree);
+  EXPECT_EQ(a.State(kChunkBlocks + 5), NodeState::kNotMetadata);
+  EXPECT_EQ(a.Retire(kChunkBlocks + 9).code(), EINVAL);
 }
 
 }  // namespace

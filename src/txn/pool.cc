@@ -686,6 +686,10 @@ Status Pool::Close() {
     closed_ = true;
     return Status::Ok();
   }
+  if (PendingRepairs() > 0) {  // repairs first, in a commit of their own
+    ASSIGN_OR_RETURN(auto repair, BeginWrite());
+    RETURN_IF_ERROR(repair->Commit());
+  }
   ASSIGN_OR_RETURN(auto txn, BeginWrite());
   Superblock sb = txn->sb_;
   sb.generation = txn->generation_;

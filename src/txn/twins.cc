@@ -54,13 +54,14 @@ Result<Superblock> DecodeCopy(device::Device* dev, uint64_t block, int slot) {
 }
 
 // A superblock copy found at device offset `offset` is chunk 0's twin only if its own twin table
-// says so, and only if it describes a filesystem of exactly this device's size (an image stored
-// as a file inside the filesystem is smaller).
-bool IsTwinHome(const Superblock& sb, uint64_t offset, uint64_t device_size) {
+// says so, and only if it describes a filesystem of `fs_size` bytes: the primary's, or when no
+// primary is readable the whole device (an image stored as a file inside it is smaller).
+bool IsTwinHome(const Superblock& sb, uint64_t offset, uint64_t fs_size) {
   return sb.metadup() && sb.chunk_size != 0 && offset % sb.chunk_size == 0 &&
-         sb.TwinOf(0) == static_cast<int64_t>(offset / sb.chunk_size) &&
-         sb.device_size == (device_size & ~uint64_t{kBlockSize - 1});
+         sb.TwinOf(0) == static_cast<int64_t>(offset / sb.chunk_size) && sb.device_size == fs_size;
 }
+
+uint64_t WholeDevice(device::Device* dev) { return dev->size() & ~uint64_t{kBlockSize - 1}; }
 
 bool HasSuperblockMagic(device::Device* dev, uint64_t block) {
   if ((block + 1) * kBlockSize > dev->size() || dev->IsBad(block * kBlockSize, kBlockSize))
@@ -95,7 +96,7 @@ uint64_t FindTwinHome(device::Device* dev, bool thorough) {
       uint64_t block = at / kBlockSize + slot;
       if (!HasSuperblockMagic(dev, block)) continue;
       Result<Superblock> sb = DecodeCopy(dev, block, slot);
-      if (sb.ok() && IsTwinHome(*sb, at, dev->size())) {
+      if (sb.ok() && IsTwinHome(*sb, at, WholeDevice(dev))) {
         found = at;
         return true;
       }
@@ -136,7 +137,8 @@ Result<SuperblockChoice> ChooseSuperblock(device::Device* dev) {
       uint64_t block = home / kBlockSize + slot;
       Result<Superblock> sb = DecodeCopy(dev, block, slot);
       if (sb.ok() &&
-          (!IsTwinHome(*sb, home, dev->size()) || (primary.ok() && sb->uuid != primary->uuid))) {
+          (!IsTwinHome(*sb, home, primary.ok() ? primary->device_size : WholeDevice(dev)) ||
+           (primary.ok() && sb->uuid != primary->uuid))) {
         sb = Status::Corruption(
             fmt::format("superblock twin at block {} belongs to another image", block));
       }
@@ -223,8 +225,7 @@ std::optional<std::pair<uint64_t, bool>> Pool::SlotOf(uint64_t block) const {
   if (primary < 0) return std::nullopt;
   if (primary == 0 && index < format::kFirstNodeBlock) return std::nullopt;  // their twins
   uint64_t slot = static_cast<uint64_t>(primary) * chunk_blocks_ + index;
-  if (nodes_.State(slot) == space::NodeState::kNotMetadata)
-    return std::nullopt;  // past a short primary
+  if (slot >= sb_.total_blocks()) return std::nullopt;  // past the end of a short last primary
   return std::make_pair(slot, true);
 }
 

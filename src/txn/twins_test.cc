@@ -734,5 +734,50 @@ TEST(TwinsTest, RetireNodesRefusesWhatIsNotANodeSlot) {
   EXPECT_EQ(pool->RetiredNodes(), std::vector<uint64_t>{5});
 }
 
+TEST(TwinsTest, CloseRepairsFirst) {
+  auto dev = device::NewMemoryDevice(kDeviceSize);
+  auto pool = MustFormat(dev.get());
+  ASSERT_OK(PutRange(pool.get(), 0, 3000));
+  uint64_t leaf = LeafOf(pool.get(), 2);
+  pool.reset();
+  Flip(dev.get(), leaf);
+  pool = MustOpen(dev.get());
+  ASSERT_EQ(pool->PendingRepairs(), 1u);
+  ASSERT_OK(pool->Close());
+  EXPECT_EQ(pool->TakeRepairEvents().size(), 1u);
+  pool.reset();
+  pool = MustOpen(dev.get());
+  EXPECT_TRUE(pool->was_clean());
+  EXPECT_EQ(pool->PendingRepairs(), 0u);
+  ExpectClean(pool.get());
+}
+
+TEST(TwinsTest, AShortLastChunkIsOnlyEverAPrimary) {
+  const uint64_t size = kDeviceSize + (128 << 10);  // chunk 32 holds 32 blocks
+  const uint64_t last = kDeviceSize / kChunk;
+  auto dev = device::NewMemoryDevice(size);
+  auto pool = MustFormat(dev.get());
+  {
+    auto txn = *pool->BeginWrite();
+    ASSERT_OK(txn->AllocateChunk(format::ChunkType::kMetadata, last));
+    ASSERT_OK(txn->Commit());
+  }
+  uint64_t twin = pool->TwinBlock(last * kChunkBlocks) / kChunkBlocks;
+  EXPECT_NE(twin, last);
+  EXPECT_EQ(pool->TwinBlock(last * kChunkBlocks + 31), twin * kChunkBlocks + 31);
+  // A bad byte in the twin chunk past the primary's end hits no node slot.
+  MetadataFailure hit =
+      pool->NoteMetadataFailure((twin * kChunkBlocks + 40) * kBlockSize, kBlockSize);
+  EXPECT_TRUE(hit.nodes.empty());
+  EXPECT_TRUE(hit.free_slots.empty());
+  EXPECT_TRUE(hit.repairable());
+  for (uint64_t i = 0; i < 60000; i += 6000) ASSERT_OK(PutRange(pool.get(), i, i + 6000));
+  ExpectClean(pool.get());
+  pool.reset();
+  pool = MustOpen(dev.get());
+  ExpectRecords(pool.get(), 60000);
+  ExpectClean(pool.get());
+}
+
 }  // namespace
 }  // namespace daxfs::txn

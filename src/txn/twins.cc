@@ -665,6 +665,7 @@ Status WriteTxn::CopyToTwins() {
     }
     std::sort(blocks.begin(), blocks.end());
   }
+  // Runs of consecutive blocks whose twins are consecutive too are copied in one go.
   for (size_t i = 0; i < blocks.size();) {
     uint64_t twin = pool_->TwinBlock(blocks[i]);
     if (twin == 0) {
@@ -672,19 +673,18 @@ Status WriteTxn::CopyToTwins() {
                                             blocks[i] / pool_->chunk_blocks_));
     }
     size_t j = i;
-    while (j + 1 < blocks.size() && pool_->TwinBlock(blocks[j + 1]) == twin + (j + 1 - i)) ++j;
-    for (size_t k = i; k <= j; ++k) {
-      std::memcpy(dev->At((twin + k - i) * kBlockSize), dev->At(blocks[k] * kBlockSize),
-                  kBlockSize);
+    while (j + 1 < blocks.size() && blocks[j + 1] == blocks[j] + 1 &&
+           pool_->TwinBlock(blocks[j + 1]) == twin + (j + 1 - i)) {
+      ++j;
     }
-    Status s = dev->Flush(twin * kBlockSize, (j - i + 1) * kBlockSize);
-    if (!s.ok()) return s.WithContext("flushing node twins");
+    Status s =
+        dev->CopyAndFlush(twin * kBlockSize, blocks[i] * kBlockSize, (j - i + 1) * kBlockSize);
+    if (!s.ok()) return s.WithContext("writing node twins");
     i = j + 1;
   }
   if (pool_->stale_sb_copy_ != UINT64_MAX) {
-    std::memcpy(dev->At(pool_->stale_sb_copy_ * kBlockSize),
-                dev->At(pool_->good_sb_copy_ * kBlockSize), kBlockSize);
-    RETURN_IF_ERROR(dev->Flush(pool_->stale_sb_copy_ * kBlockSize, kBlockSize));
+    RETURN_IF_ERROR(dev->CopyAndFlush(pool_->stale_sb_copy_ * kBlockSize,
+                                      pool_->good_sb_copy_ * kBlockSize, kBlockSize));
   }
   return Status::Ok();
 }

@@ -283,7 +283,8 @@ TEST(TwinsTest, PoisonedTwinMovesThePair) {
   ASSERT_OK(dev->InjectPoison(twin * kBlockSize, kBlockSize));
   pool = MustOpen(dev.get());
   // A bad byte in a twin chunk is metadata by address.
-  EXPECT_EQ(pool->MetadataDamage(), (std::vector<device::BadRange>{{twin * kBlockSize, kBlockSize}}));
+  EXPECT_EQ(pool->MetadataDamage(),
+            (std::vector<device::BadRange>{{twin * kBlockSize, kBlockSize}}));
   EXPECT_TRUE(pool->IsMetadataChunk(twin / kChunkBlocks));
   EXPECT_FALSE(pool->read_only());
   EXPECT_EQ(pool->PendingRepairs(), 1u);

@@ -166,7 +166,10 @@ class WriteTxn : public btree::NodeStore {
   // Relocates every node queued for repair now (Commit does it too, first): each gets a new
   // primary and twin, and its bad slot is retired. Lets the caller see repairs() and record the
   // retired slots before Commit. A node that cannot be read at all is reported kLost, not
-  // retried; ENOSPC leaves the rest queued for a later transaction.
+  // retried; ENOSPC leaves the rest queued for a later transaction. Trees are opened with their
+  // registered spec (RegisterTree); an unregistered interval tree gets a placeholder end
+  // function, harmless to Relocate but wrong for later changes in this transaction, so register
+  // every tree you change or call Repair after your changes.
   Status Repair();
   // The repairs this transaction has done (durable when Commit returns).
   const std::vector<RepairEvent>& repairs() const { return repairs_; }
@@ -294,6 +297,8 @@ class Pool {
   // in [offset, +length), as primary or twin, is queued for repair (reads of a bad primary go to
   // the twin from now on), free slots are retired by the next writer. `lost` names the nodes
   // whose other copy is bad too, or every node hit when the pool has no twins.
+  // Safe against readers; serialize it with write transactions that type chunks (the
+  // filesystem calls it under its own lock).
   MetadataFailure NoteMetadataFailure(uint64_t offset, uint64_t length);
   // Nodes queued for repair (the next write transaction relocates them).
   size_t PendingRepairs() const;

@@ -6,6 +6,10 @@ B=build/release
 echo "== B+tree micro-benchmarks (Google Benchmark)"
 "$B/src/btree/btree_benchmark" --benchmark_min_time=0.5
 echo
+echo "== Pool commits with and without metadata twins (issue 12, pool level)"
+"$B/src/txn/pool_benchmark" --benchmark_min_time=0.5 --benchmark_repetitions=7 \
+    --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
+echo
 echo "== daxfs vs LMDB"
 "$B/bench/lmdb_compare" "$@"
 echo

@@ -72,6 +72,13 @@ Runner SetupRepair(CLI::App* sub);
 Runner SetupInjectError(CLI::App* sub);
 Runner SetupErrors(CLI::App* sub);
 Runner SetupMap(CLI::App* sub);
+// commands_mount.cc: the FUSE front end (fuse/).
+Runner SetupMount(CLI::App* sub);
+Runner SetupUmount(CLI::App* sub);
+// `path` is a directory where a daxfs image is mounted (inject-error then goes to its daemon).
+bool IsDaxfsMount(const std::string& path);
+Status InjectErrorThroughMount(const std::string& mountpoint, const std::string& offset,
+                               const std::string& length, const std::string& at);
 
 // ---- Errors.
 

@@ -39,6 +39,7 @@ Status RunInjectError(const InjectArgs& a) {
   if (a.offset.empty() == a.at.empty()) {
     return Status::Invalid("give either --offset (device bytes) or --at PATH:OFFSET");
   }
+  if (IsDaxfsMount(a.image)) return InjectErrorThroughMount(a.image, a.offset, a.length, a.at);
   return WithDax(a.image, Access::kReadWrite, {}, [&](DaxFs& dax) -> Status {
     uint64_t offset = 0;
     if (!a.at.empty()) {

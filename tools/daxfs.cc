@@ -60,6 +60,10 @@ const Command kCommands[] = {
      "daxfs errors pool.img", SetupErrors},
     {"map", "Map files directly (DAX); optionally inject an error under the mappings",
      "daxfs map pool.img /a /b --inject-at /a:0 --load", SetupMap},
+    {"mount", "Mount the image on a directory (FUSE) so every program can use it",
+     "daxfs mount pool.img /mnt/pool -o commit=1", SetupMount},
+    {"umount", "Unmount a mounted image (takes the mount point) and wait until it is clean",
+     "daxfs umount /mnt/pool", SetupUmount},
 };
 
 // CLI11's usage errors in the house format: "daxfs: <command>: <what is wrong>".

@@ -567,6 +567,45 @@ Status BTree::Delete(const Key& key) {
   return DeleteAtPath(&path);
 }
 
+// Descends with `first_key` to `level` (every node it visits is read, so verified), then copies
+// the path bottom-up. Only child pointers change in the ancestors: the moved node's contents,
+// first key and max_end are the same, so its entry keeps its key and max_end.
+Result<uint64_t> BTree::Relocate(uint64_t blockno, int level, const Key& first_key) {
+  RETURN_IF_ERROR(spec_status_);
+  if (root_ == 0 || level < 0 || level >= kMaxLevels) return uint64_t{0};
+  Path path;
+  uint64_t at = root_;
+  ASSIGN_OR_RETURN(const uint8_t* node, ReadNode(at, -1));
+  if (BTreeNodeLevel(node) < level) return uint64_t{0};
+  for (;;) {
+    const int node_level = BTreeNodeLevel(node);
+    PathStep& step = path.step[path.depth++];
+    step = PathStep{at, node, 0, BTreeNodeCount(node)};
+    if (node_level == level) break;
+    step.index = std::max(0, UpperBound(node, step.count, first_key) - 1);
+    at = layout_.Child(node, step.index);
+    ASSIGN_OR_RETURN(node, ReadChild(node, step.blockno, step.index, node_level - 1));
+  }
+  PathStep& target = path.step[path.depth - 1];
+  if (target.blockno != blockno || store_->IsFresh(blockno) ||
+      Compare(target.node, 0, first_key) != 0) {
+    return uint64_t{0};
+  }
+  int need = 0;
+  for (int d = 0; d < path.depth; ++d) need += store_->IsFresh(path.step[d].blockno) ? 0 : 1;
+  NodePool pool;
+  RETURN_IF_ERROR(Reserve(need, &pool));
+  MakeWritable(&target.blockno, &target.node, &pool);
+  for (int d = path.depth - 2; d >= 0; --d) {
+    PathStep& step = path.step[d];
+    uint8_t* writable = MakeWritable(&step.blockno, &step.node, &pool);
+    layout_.SetChild(writable, step.index, path.step[d + 1].blockno);
+  }
+  assert(pool.used == pool.count);
+  root_ = path.step[0].blockno;
+  return target.blockno;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Cursor.
 

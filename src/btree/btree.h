@@ -130,6 +130,15 @@ class BTree {
   // Removes a record; ENOENT if absent.
   Status Delete(const Key& key);
 
+  // Moves one node: copies the node at `level` on the path of `first_key` — which must be block
+  // `blockno` and begin with `first_key` — and every node above it into fresh nodes
+  // (copy-on-write, the old ones released), so that the node gets a new block while every record,
+  // key and max_end stays as it was. Returns the node's new block number, or 0 when that node is
+  // not `blockno` (already copied by this transaction, or not in this tree) or is fresh.
+  // Reserves first: ENOSPC or a corrupt node on the path changes nothing. Used to move a node off
+  // a bad block; works on any tree shape, whatever interval_end says (no entry is recomputed).
+  Result<uint64_t> Relocate(uint64_t blockno, int level, const Key& first_key);
+
   // Calls `fn` for every record overlapping [start, end) in key order; `fn` returns false to stop.
   // Interval trees only, and start < end (EINVAL otherwise). `fn` must not change the tree.
   using RecordFn = std::function<bool(const Key& key, std::span<const uint8_t> value)>;

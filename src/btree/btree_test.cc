@@ -983,5 +983,172 @@ TEST_F(BTreeTest, VisitNodesIsPreOrderWithLevels) {
   EXPECT_EQ(calls, 3);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Relocate: moving one node (and copying its path) without changing the tree's contents.
+
+class BTreeRelocateTest : public BTreeTest {
+ protected:
+  Key FirstKey(uint64_t blockno) {
+    Result<const uint8_t*> node = store_.Read(blockno);
+    EXPECT_TRUE(node.ok()) << node.status().ToString();
+    Key k;
+    if (node.ok()) tree_->layout().ReadKey(*node, 0, k.w);
+    return k;
+  }
+  std::vector<std::pair<uint64_t, uint64_t>> Records() {
+    std::vector<std::pair<uint64_t, uint64_t>> out;
+    Cursor c(tree_.get());
+    EXPECT_TRUE(c.SeekFirst().ok());
+    while (c.Valid()) {
+      out.emplace_back(c.key().w[0], base::DecodeU64(c.value().data()));
+      EXPECT_TRUE(c.Next().ok());
+    }
+    return out;
+  }
+};
+
+TEST_F(BTreeRelocateTest, EveryNodeOfEveryLevelMovesAndTheTreeStaysTheSame) {
+  Open(Spec(4, 1024));  // 3 records per leaf: three levels from 600 records
+  for (uint64_t i = 0; i < 600; ++i) Insert(K(i * 3, i), i);
+  Commit();
+  TreeStats before = Validate();
+  ASSERT_EQ(before.height, 3u);
+  auto records = Records();
+  for (auto [b, level] : Nodes()) {
+    SCOPED_TRACE(fmt::format("node {} at level {}", b, level));
+    Key first = FirstKey(b);
+    uint64_t old_root = tree_->root();
+    int64_t delta = tree_->count_delta();
+    Result<uint64_t> moved = tree_->Relocate(b, level, first);
+    ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+    ASSERT_NE(*moved, 0u);
+    EXPECT_NE(*moved, b);
+    EXPECT_TRUE(store_.IsFresh(*moved));
+    EXPECT_NE(tree_->root(), old_root);  // the path up to the root was copied
+    EXPECT_EQ(tree_->count_delta(), delta);
+    std::vector<uint64_t> reachable = Reachable();
+    EXPECT_FALSE(std::binary_search(reachable.begin(), reachable.end(), b));
+    EXPECT_TRUE(std::binary_search(reachable.begin(), reachable.end(), *moved));
+    // Nothing to do the second time: the node is not there any more.
+    Result<uint64_t> again = tree_->Relocate(b, level, first);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(*again, 0u);
+    Commit();
+    TreeStats after = Validate();
+    EXPECT_EQ(after.records, before.records);
+    EXPECT_EQ(after.nodes, before.nodes);
+    EXPECT_EQ(after.height, before.height);
+    ASSERT_EQ(Records(), records);
+  }
+}
+
+TEST_F(BTreeRelocateTest, IntervalTreeKeepsItsEnds) {
+  Open(Spec(2, 16, true));
+  base::Random rnd(7);
+  for (uint64_t i = 0; i < 4000; ++i) {
+    std::vector<uint8_t> v(16);
+    base::EncodeU64(v.data(), 1 + rnd.Uniform(500));
+    ASSERT_TRUE(tree_->Insert(K(rnd.Uniform(1 << 20), i), v).ok());
+  }
+  Commit();
+  auto expect = Overlapping(1000, 300000);
+  int moved = 0;
+  for (auto [b, level] : Nodes()) {
+    if (moved % 7 == 0) {
+      Result<uint64_t> to = tree_->Relocate(b, level, FirstKey(b));
+      ASSERT_TRUE(to.ok());
+      EXPECT_NE(*to, 0u);
+    }
+    ++moved;
+  }
+  Validate();  // rule 6: every max_end still exact
+  Commit();
+  EXPECT_EQ(Overlapping(1000, 300000), expect);
+}
+
+TEST_F(BTreeRelocateTest, AskingForTheWrongNodeChangesNothing) {
+  Open(Spec(1, 200));
+  for (uint64_t i = 0; i < 3000; ++i) Insert(K(i), i);
+  Commit();
+  uint64_t leaf = NthNodeAtLevel(0, 5);
+  uint64_t other = NthNodeAtLevel(0, 6);
+  Key first = FirstKey(leaf);
+  uint64_t root = tree_->root();
+  auto zero = [&](uint64_t b, int level, const Key& k) {
+    Result<uint64_t> r = tree_->Relocate(b, level, k);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(*r, 0u);
+  };
+  zero(other, 0, first);             // the node on that key's path is another block
+  zero(leaf, 1, first);              // wrong level
+  zero(leaf, 7, first);              // above the root
+  zero(leaf, 0, K(first.w[0] + 1));  // not its first key
+  zero(leaf, -1, first);
+  EXPECT_EQ(tree_->root(), root);
+  EXPECT_EQ(store_.fresh_count(), 0u);
+  EXPECT_EQ(store_.released_count(), 0u);
+  BTree empty(Spec(1, 200), &store_, 0);
+  Result<uint64_t> r = empty.Relocate(leaf, 0, first);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, 0u);
+}
+
+TEST_F(BTreeRelocateTest, FreshNodesAreNotMovedAndSharedAncestorsAreCopiedOnce) {
+  Open(Spec(1, 200));
+  for (uint64_t i = 0; i < 3000; ++i) Insert(K(i), i);
+  Commit();
+  uint64_t a = NthNodeAtLevel(0, 1), b = NthNodeAtLevel(0, 2);
+  Key ka = FirstKey(a), kb = FirstKey(b);
+  Result<uint64_t> ma = tree_->Relocate(a, 0, ka);
+  ASSERT_TRUE(ma.ok() && *ma != 0);
+  size_t fresh = store_.fresh_count();
+  Result<uint64_t> mb = tree_->Relocate(b, 0, kb);
+  ASSERT_TRUE(mb.ok() && *mb != 0);
+  EXPECT_EQ(store_.fresh_count(), fresh + 1);  // only the leaf: its ancestors are fresh already
+  Result<uint64_t> again = tree_->Relocate(*ma, 0, ka);  // a fresh node stays where it is
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0u);
+  Commit();
+  Validate();
+}
+
+TEST_F(BTreeRelocateTest, NoSpaceChangesNothing) {
+  Open(Spec(1, 200));
+  for (uint64_t i = 0; i < 3000; ++i) Insert(K(i), i);
+  Commit();
+  uint64_t leaf = NthNodeAtLevel(0, 9);
+  Key first = FirstKey(leaf);
+  uint64_t root = tree_->root();
+  const int64_t path = Validate().height;  // a leaf's path: one copy per level
+  ASSERT_GE(path, 2);
+  for (int64_t n = 0; n < path; ++n) {
+    store_.FailAllocationsAfter(n);
+    Result<uint64_t> r = tree_->Relocate(leaf, 0, first);
+    EXPECT_EQ(r.status().code(), ENOSPC);
+    EXPECT_EQ(tree_->root(), root);
+    EXPECT_EQ(store_.fresh_count(), 0u);
+    EXPECT_EQ(store_.released_count(), 0u);
+  }
+  store_.FailAllocationsAfter(-1);
+  Result<uint64_t> r = tree_->Relocate(leaf, 0, first);
+  ASSERT_TRUE(r.ok());
+  EXPECT_NE(*r, 0u);
+  Commit();
+}
+
+TEST_F(BTreeRelocateTest, CorruptNodeOnThePathIsReported) {
+  Open(Spec(1, 200));
+  for (uint64_t i = 0; i < 3000; ++i) Insert(K(i), i);
+  Commit();
+  uint64_t leaf = NthNodeAtLevel(0, 4);
+  Key first = FirstKey(leaf);
+  uint64_t parent = NthNodeAtLevel(1, 0);
+  store_.RawForTest(parent)[300] ^= 1;
+  Result<uint64_t> r = tree_->Relocate(leaf, 0, first);
+  EXPECT_EQ(r.status().code(), EUCLEAN);
+  EXPECT_THAT(r.status().message(), HasSubstr(fmt::format("block {}", parent)));
+  EXPECT_EQ(store_.fresh_count(), 0u);
+}
+
 }  // namespace
 }  // namespace daxfs::btree

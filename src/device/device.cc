@@ -12,6 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -100,6 +104,7 @@ class FileDevice final : public Device {
   int Fd() const override { return fd_; }
   Status Flush(uint64_t offset, uint64_t length) override;
   Status Drain() override;
+  Status CopyAndFlush(uint64_t to, uint64_t from, uint64_t length) override;
   Status InjectPoison(uint64_t offset, uint64_t length) override;
 
  private:
@@ -122,6 +127,7 @@ class FileDevice final : public Device {
   pmem2_granularity granularity_ = PMEM2_GRANULARITY_PAGE;
   pmem2_flush_fn flush_fn_ = nullptr;
   pmem2_drain_fn drain_fn_ = nullptr;
+  pmem2_memcpy_fn memcpy_fn_ = nullptr;
 };
 
 FileDevice::~FileDevice() {
@@ -193,6 +199,7 @@ bool FileDevice::MapPmem(const pmem2_source& source) {
   base_ = static_cast<uint8_t*>(pmem2_map_get_address(map));
   flush_fn_ = pmem2_get_flush_fn(map);
   drain_fn_ = pmem2_get_drain_fn(map);
+  memcpy_fn_ = pmem2_get_memcpy_fn(map);
   return true;
 }
 
@@ -238,6 +245,18 @@ Status FileDevice::Flush(uint64_t offset, uint64_t length) {
   if (msync(base_ + start, offset + length - start, MS_SYNC) != 0) {
     return Status::IoError(path_ + ": msync failed: " + std::strerror(errno));
   }
+  return Status::Ok();
+}
+
+Status FileDevice::CopyAndFlush(uint64_t to, uint64_t from, uint64_t length) {
+  if (read_only_) return Status::ReadOnly(path_ + ": device is read-only");
+  if (pmem_map_ == nullptr) return Device::CopyAndFlush(to, from, length);
+  if (!Contains(to, length) || !Contains(from, length) ||
+      (to < from + length && from < to + length)) {
+    return Status::Invalid(path_ + ": copy outside the device or overlapping");
+  }
+  // Non-temporal and flushed by libpmem2 itself; durable at the next drain.
+  memcpy_fn_(base_ + to, base_ + from, length, PMEM2_F_MEM_NONTEMPORAL | PMEM2_F_MEM_NODRAIN);
   return Status::Ok();
 }
 
@@ -324,6 +343,43 @@ bool Device::IsBad(uint64_t offset, uint64_t length) const {
     return o < r.offset + r.length;
   });
   return it != bad_.end() && it->offset < offset + std::min(length, UINT64_MAX - offset);
+}
+
+namespace {
+
+// memcpy with non-temporal 16-byte stores where both ends allow it, then a store fence so the
+// stores are ordered before whatever makes them durable.
+void CopyNonTemporal(uint8_t* dst, const uint8_t* src, uint64_t length) {
+#if defined(__SSE2__)
+  if (reinterpret_cast<uintptr_t>(dst) % 16 == 0 && length % 64 == 0) {
+    for (uint64_t i = 0; i < length; i += 64) {
+      __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+      __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 16));
+      __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 32));
+      __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 48));
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i), a);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 16), b);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 32), c);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 48), d);
+    }
+    _mm_sfence();
+    return;
+  }
+#endif
+  std::memcpy(dst, src, length);
+}
+
+}  // namespace
+
+Status Device::CopyAndFlush(uint64_t to, uint64_t from, uint64_t length) {
+  if (!Contains(to, length) || !Contains(from, length) ||
+      (to < from + length && from < to + length)) {
+    return Status::Invalid("copy of [" + std::to_string(from) + ", +" + std::to_string(length) +
+                           ") to " + std::to_string(to) + ": outside the device or overlapping");
+  }
+  if (length == 0) return Status::Ok();
+  CopyNonTemporal(base_ + to, base_ + from, length);
+  return Flush(to, length);
 }
 
 Status Device::CheckPoisonRange(uint64_t offset, uint64_t length) const {

@@ -55,6 +55,12 @@ class Device {
     RETURN_IF_ERROR(Flush(offset, length));
     return Drain();
   }
+  // Copies [from, +length) to [to, +length) (device offsets; the ranges must not overlap) and
+  // starts making the copy durable as Flush(to, length) would: durable at the next Drain(). For
+  // copies that are not read back soon (second copies): non-temporal stores, which do not pull
+  // the destination into the cache (libpmem2's non-temporal memcpy on real pmem). EINVAL for a
+  // range outside the device or overlapping ranges.
+  virtual Status CopyAndFlush(uint64_t to, uint64_t from, uint64_t length);
 
   // ---- Poison (bad device bytes; docs/failure.md "Sources"). Real pmem reports its bad blocks
   // through libpmem2's bad-block API; an emulated device keeps a list beside its file

@@ -39,6 +39,9 @@ inline constexpr uint16_t kMaxTrees = 16;  // root table entries 0..15 (0 unused
 enum class ChunkType : uint32_t {
   kMetadata = 1,
   kData = 2,
+  // With ro_compat metadup: the twin of one METADATA chunk, holding a byte-identical copy of
+  // each of its nodes at the same index (docs/format.md, "Metadata twins").
+  kMetadataTwin = 3,
 };
 
 // Chunk size bounds (bytes, powers of two).

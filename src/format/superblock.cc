@@ -3,6 +3,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -16,6 +17,18 @@ uint64_t Superblock::ChunkBlockCount(uint64_t chunk) const {
   uint64_t total = total_blocks();
   if (first >= total) return 0;
   return std::min(chunk_blocks(), total - first);
+}
+
+const TwinTable& Superblock::twins() const {
+  static const TwinTable kNone;
+  return twin_table ? *twin_table : kNone;
+}
+
+int64_t Superblock::TwinOf(uint64_t chunk) const {
+  for (const TwinPair& p : twins()) {
+    if (p.primary == chunk) return p.twin;
+  }
+  return -1;
 }
 
 std::string Superblock::Label() const {
@@ -58,6 +71,14 @@ void EncodeSuperblock(const Superblock& sb, uint64_t slot_block, uint8_t* block)
     r.PutU16(t.flags);
     r.PutU16(0);
   }
+  const TwinTable& twins = sb.twins();
+  base::EncodeU32(block + kSbTwinTableOffset,
+                  static_cast<uint32_t>(std::min<size_t>(twins.size(), kMaxTwinPairs)));
+  for (size_t i = 0; i < twins.size() && i < kMaxTwinPairs; ++i) {
+    uint8_t* pair = block + kSbTwinPairsOffset + i * kSbTwinPairSize;
+    base::EncodeU32(pair, twins[i].primary);
+    base::EncodeU32(pair + 4, twins[i].twin);
+  }
   SealBlock(block);
 }
 
@@ -96,6 +117,20 @@ Result<Superblock> DecodeSuperblock(const uint8_t* block, uint64_t slot_block) {
   if (!d.ok() || !r.ok()) {
     return Status::Corruption(fmt::format("superblock slot {}: truncated", slot_block));
   }
+  uint32_t pairs = base::DecodeU32(block + kSbTwinTableOffset);
+  if (pairs > kMaxTwinPairs || base::DecodeU32(block + kSbTwinTableOffset + 4) != 0) {
+    return Status::Corruption(
+        fmt::format("superblock slot {}: twin table holds {} pairs (at most {})", slot_block, pairs,
+                    kMaxTwinPairs));
+  }
+  if (pairs > 0) {
+    TwinTable table(pairs);
+    for (uint32_t i = 0; i < pairs; ++i) {
+      const uint8_t* pair = block + kSbTwinPairsOffset + i * kSbTwinPairSize;
+      table[i] = {.primary = base::DecodeU32(pair), .twin = base::DecodeU32(pair + 4)};
+    }
+    sb.SetTwins(std::move(table));
+  }
   return sb;
 }
 
@@ -129,6 +164,39 @@ Status CheckGeometry(const Superblock& sb) {
                              t.key_words, t.value_size));
     }
   }
+  return CheckTwinTable(sb);
+}
+
+Status CheckTwinTable(const Superblock& sb) {
+  auto bad = [&](std::string why) {
+    return Status::Corruption(
+        fmt::format("superblock (generation {}): twin table: {}", sb.generation, why));
+  };
+  const TwinTable& twins = sb.twins();
+  if (!sb.metadup()) {
+    if (!twins.empty())
+      return bad(fmt::format("{} pairs without the metadup feature", twins.size()));
+    return Status::Ok();
+  }
+  if (sb.TwinOf(0) < 0) return bad("chunk 0 has no twin");
+  std::vector<uint32_t> chunks;
+  for (const TwinPair& p : twins) {
+    if (p.primary >= sb.chunk_count || p.twin >= sb.chunk_count) {
+      return bad(fmt::format("pair ({}, {}) is beyond the last chunk {}", p.primary, p.twin,
+                             sb.chunk_count - 1));
+    }
+    if (p.primary == p.twin) return bad(fmt::format("chunk {} is its own twin", p.primary));
+    if (p.twin == 0) return bad("chunk 0 is a twin");
+    if (sb.ChunkBlockCount(p.twin) < sb.ChunkBlockCount(p.primary)) {
+      return bad(
+          fmt::format("twin chunk {} is shorter than its primary chunk {}", p.twin, p.primary));
+    }
+    chunks.push_back(p.primary);
+    chunks.push_back(p.twin);
+  }
+  std::sort(chunks.begin(), chunks.end());
+  auto dup = std::adjacent_find(chunks.begin(), chunks.end());
+  if (dup != chunks.end()) return bad(fmt::format("chunk {} is in more than one pair", *dup));
   return Status::Ok();
 }
 
@@ -173,18 +241,19 @@ Result<Superblock> SelectSuperblock(const uint8_t* slot0, const uint8_t* slot1, 
 
 void EncodeChunkRecord(const ChunkRecord& rec, uint8_t* value) {
   base::EncodeU32(value, static_cast<uint32_t>(rec.type));
-  base::EncodeU32(value + 4, rec.flags);
+  base::EncodeU32(value + 4, rec.partner);
 }
 
 Result<ChunkRecord> DecodeChunkRecord(uint64_t chunk, const uint8_t* value) {
   ChunkRecord rec;
   uint32_t type = base::DecodeU32(value);
   if (type != static_cast<uint32_t>(ChunkType::kMetadata) &&
-      type != static_cast<uint32_t>(ChunkType::kData)) {
+      type != static_cast<uint32_t>(ChunkType::kData) &&
+      type != static_cast<uint32_t>(ChunkType::kMetadataTwin)) {
     return Status::Corruption(fmt::format("chunk table: chunk {} has unknown type {}", chunk, type));
   }
   rec.type = static_cast<ChunkType>(type);
-  rec.flags = base::DecodeU32(value + 4);
+  rec.partner = base::DecodeU32(value + 4);
   return rec;
 }
 
@@ -194,6 +263,8 @@ const char* ChunkTypeName(ChunkType type) {
       return "METADATA";
     case ChunkType::kData:
       return "DATA";
+    case ChunkType::kMetadataTwin:
+      return "METADATA_TWIN";
   }
   return "UNKNOWN";
 }

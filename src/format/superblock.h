@@ -5,7 +5,9 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "daxfs/status.h"
 #include "format/layout.h"
@@ -23,8 +25,12 @@ inline constexpr uint64_t kRoCompatReflink = 1ULL << 1;  // blocks may be shared
 // Set by the first media failure recorded (issue 5): a build that does not know the poison tree
 // would serve lost data and hand out bad blocks, so it may only mount read-only.
 inline constexpr uint64_t kRoCompatPoison = 1ULL << 2;
+// Every committed metadata node has a twin copy in a METADATA_TWIN chunk (issue 12). A build that
+// writes without updating the twins would leave them stale, so an unaware build mounts read-only.
+inline constexpr uint64_t kRoCompatMetadup = 1ULL << 3;
 inline constexpr uint64_t kKnownCompat = 0;
-inline constexpr uint64_t kKnownRoCompat = kRoCompatRmap | kRoCompatReflink | kRoCompatPoison;
+inline constexpr uint64_t kKnownRoCompat =
+    kRoCompatRmap | kRoCompatReflink | kRoCompatPoison | kRoCompatMetadup;
 inline constexpr uint64_t kKnownIncompat = 0;
 }  // namespace feature
 
@@ -43,6 +49,15 @@ struct TreeRoot {
 };
 inline constexpr uint16_t kTreeInterval = 1;
 
+// One entry of the twin table (metadup): the METADATA chunk `primary` and its METADATA_TWIN
+// chunk `twin`. The twin of node block b = primary * chunk_blocks + i is twin * chunk_blocks + i.
+struct TwinPair {
+  uint32_t primary = 0;
+  uint32_t twin = 0;
+  friend bool operator==(const TwinPair&, const TwinPair&) = default;
+};
+using TwinTable = std::vector<TwinPair>;
+
 struct Superblock {
   uint64_t generation = 0;
   uint32_t version = kFormatVersion;
@@ -59,7 +74,17 @@ struct Superblock {
   uint64_t commit_time_ns = 0;
   std::array<char, 32> label{};
   std::array<TreeRoot, kMaxTrees> trees{};
+  // The twin table (empty without metadup). Shared and immutable, so that copying a
+  // Superblock (every read transaction does) stays cheap; change it with SetTwins.
+  std::shared_ptr<const TwinTable> twin_table;
 
+  const TwinTable& twins() const;
+  void SetTwins(TwinTable table) {
+    twin_table = std::make_shared<const TwinTable>(std::move(table));
+  }
+  bool metadup() const { return (ro_compat & feature::kRoCompatMetadup) != 0; }
+  // The twin chunk of `chunk` in the table, or -1.
+  int64_t TwinOf(uint64_t chunk) const;
   uint64_t total_blocks() const { return device_size / kBlockSize; }
   uint64_t chunk_blocks() const { return chunk_size / kBlockSize; }
   uint64_t ChunkFirstBlock(uint64_t chunk) const { return chunk * chunk_blocks(); }
@@ -74,6 +99,13 @@ struct Superblock {
 inline constexpr uint32_t kSbRootTableOffset = 256;
 inline constexpr uint32_t kSbRootEntrySize = 24;
 static_assert(kSbRootTableOffset + kMaxTrees * kSbRootEntrySize <= kBlockSize);
+// The twin table: a u32 count and a u32 reserved word at 640, then (u32 primary, u32 twin) pairs
+// to the end of the block. Bytes 168..255 stay reserved (kept free for the operation log).
+inline constexpr uint32_t kSbTwinTableOffset = kSbRootTableOffset + kMaxTrees * kSbRootEntrySize;
+inline constexpr uint32_t kSbTwinPairsOffset = kSbTwinTableOffset + 8;
+inline constexpr uint32_t kSbTwinPairSize = 8;
+inline constexpr uint32_t kMaxTwinPairs = (kBlockSize - kSbTwinPairsOffset) / kSbTwinPairSize;
+static_assert(kSbTwinTableOffset == 640 && kMaxTwinPairs == 431);
 
 // Writes the whole block (header, fields, zero padding, checksum). `slot_block` is 0 or 1.
 void EncodeSuperblock(const Superblock& sb, uint64_t slot_block, uint8_t* block);
@@ -83,8 +115,11 @@ void EncodeSuperblock(const Superblock& sb, uint64_t slot_block, uint8_t* block)
 Result<Superblock> DecodeSuperblock(const uint8_t* block, uint64_t slot_block);
 
 // Geometry sanity: block size, chunk size power of two within bounds, chunk count consistent
-// with device size, tree root entries within bounds.
+// with device size, tree root entries within bounds; the twin table empty without metadup, and
+// with it: chunk 0 paired, every chunk in at most one pair, no chunk its own twin, every twin
+// inside the device and at least as long as its primary.
 Status CheckGeometry(const Superblock& sb);
+Status CheckTwinTable(const Superblock& sb);  // the twin-table part of CheckGeometry
 
 // Whether this build can mount the image: version and feature bits. Sets *read_only_only when
 // only unknown ro_compat bits stand in the way.
@@ -99,7 +134,8 @@ Result<Superblock> SelectSuperblock(const uint8_t* slot0, const uint8_t* slot1, 
 inline constexpr uint16_t kChunkValueSize = 8;
 struct ChunkRecord {
   ChunkType type = ChunkType::kMetadata;
-  uint32_t flags = 0;
+  // With metadup: a METADATA chunk's twin chunk, a METADATA_TWIN chunk's primary; else 0.
+  uint32_t partner = 0;
 };
 void EncodeChunkRecord(const ChunkRecord& rec, uint8_t* value);
 Result<ChunkRecord> DecodeChunkRecord(uint64_t chunk, const uint8_t* value);

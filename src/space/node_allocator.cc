@@ -20,6 +20,8 @@ const char* NodeStateName(NodeState state) {
       return "used";
     case NodeState::kDeferred:
       return "deferred";
+    case NodeState::kRetired:
+      return "retired";
   }
   return "?";
 }
@@ -55,18 +57,21 @@ Status NodeAllocator::RemoveChunk(uint64_t chunk) {
     return Status::Invalid(fmt::format("chunk {} is not metadata", chunk));
   }
   Chunk& c = *chunks_[chunk];
-  uint64_t free = 0;
+  uint64_t free = 0, retired = 0;
   for (uint64_t i = 0; i < c.blocks; ++i) {
     auto s = static_cast<NodeState>(c.state[i].load(std::memory_order_relaxed) & kStateMask);
     if (s == NodeState::kFree) {
       ++free;
+    } else if (s == NodeState::kRetired) {
+      ++retired;
     } else if (s != NodeState::kNotMetadata) {
       return Status::Busy(fmt::format("chunk {}: block {} is {}", chunk, c.first_block + i,
                                       NodeStateName(s)));
     }
   }
-  counts_.total -= free;
+  counts_.total -= free + retired;
   counts_.free -= free;
+  counts_.retired -= retired;
   chunks_[chunk].reset();
   metadata_chunks_.erase(std::find(metadata_chunks_.begin(), metadata_chunks_.end(), chunk));
   cursor_chunk_ = 0;
@@ -81,7 +86,9 @@ bool NodeAllocator::IsMetadataChunk(uint64_t chunk) const {
 std::atomic<uint8_t>* NodeAllocator::Slot(uint64_t block) const {
   uint64_t chunk = block / chunk_blocks_;
   if (chunk >= chunks_.size() || !chunks_[chunk]) return nullptr;
-  return &chunks_[chunk]->state[block - chunks_[chunk]->first_block];
+  const Chunk& c = *chunks_[chunk];
+  if (block - c.first_block >= c.blocks) return nullptr;  // past a short last chunk
+  return &c.state[block - c.first_block];
 }
 
 NodeState NodeAllocator::State(uint64_t block) const {
@@ -103,6 +110,9 @@ void NodeAllocator::Count(NodeState state, int64_t delta) {
       break;
     case NodeState::kDeferred:
       counts_.deferred += delta;
+      break;
+    case NodeState::kRetired:
+      counts_.retired += delta;
       break;
     case NodeState::kNotMetadata:
       break;
@@ -151,7 +161,17 @@ Result<uint64_t> NodeAllocator::Allocate() {
   return Status::Corruption("free node count is positive but no free node was found");
 }
 
-void NodeAllocator::FreeFresh(uint64_t block) { SetState(block, NodeState::kFresh, NodeState::kFree); }
+void NodeAllocator::MakeFree(uint64_t block, NodeState from) {
+  auto it = std::lower_bound(retire_pending_.begin(), retire_pending_.end(), block);
+  if (it != retire_pending_.end() && *it == block) {
+    retire_pending_.erase(it);
+    SetState(block, from, NodeState::kRetired);
+  } else {
+    SetState(block, from, NodeState::kFree);
+  }
+}
+
+void NodeAllocator::FreeFresh(uint64_t block) { MakeFree(block, NodeState::kFresh); }
 
 void NodeAllocator::Defer(uint64_t block, uint64_t generation) {
   SetState(block, NodeState::kUsed, NodeState::kDeferred);
@@ -161,7 +181,7 @@ void NodeAllocator::Defer(uint64_t block, uint64_t generation) {
 void NodeAllocator::ReleaseDeferred(uint64_t safe_generation) {
   auto keep = std::remove_if(deferred_.begin(), deferred_.end(), [&](const Deferred& d) {
     if (d.generation > safe_generation) return false;
-    SetState(d.block, NodeState::kDeferred, NodeState::kFree);
+    MakeFree(d.block, NodeState::kDeferred);
     return true;
   });
   deferred_.erase(keep, deferred_.end());
@@ -179,6 +199,37 @@ void NodeAllocator::UndoDefer(const std::vector<uint64_t>& deferred_in_txn) {
     return std::binary_search(undone.begin(), undone.end(), d.block);
   });
   deferred_.erase(keep, deferred_.end());
+}
+
+Status NodeAllocator::Retire(uint64_t block) {
+  NodeState s = State(block);
+  switch (s) {
+    case NodeState::kNotMetadata:
+      return Status::Invalid(fmt::format("block {} is not a metadata node slot", block));
+    case NodeState::kRetired:
+      return Status::Ok();
+    case NodeState::kFree:
+      SetState(block, NodeState::kFree, NodeState::kRetired);
+      return Status::Ok();
+    default: {
+      auto it = std::lower_bound(retire_pending_.begin(), retire_pending_.end(), block);
+      if (it == retire_pending_.end() || *it != block) retire_pending_.insert(it, block);
+      return Status::Ok();
+    }
+  }
+}
+
+std::vector<uint64_t> NodeAllocator::RetiredBlocks() const {
+  std::vector<uint64_t> out = retire_pending_;
+  for (uint64_t chunk : metadata_chunks_) {
+    const Chunk& c = *chunks_[chunk];
+    for (uint64_t i = 0; i < c.blocks; ++i) {
+      uint8_t v = c.state[i].load(std::memory_order_relaxed) & kStateMask;
+      if (v == static_cast<uint8_t>(NodeState::kRetired)) out.push_back(c.first_block + i);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 bool NodeAllocator::TestMark(uint64_t block) const {

@@ -1,7 +1,8 @@
 // Allocation of 4 KiB metadata nodes inside METADATA chunks, with the states a copy-on-write
 // engine needs: free, fresh (allocated by the running transaction), used (reachable from the
-// committed roots) and deferred (released by a committed transaction, reusable once no reader
-// can reach it). Knows block numbers and chunks only: nothing about trees or devices.
+// committed roots), deferred (released by a committed transaction, reusable once no reader
+// can reach it) and retired (a bad slot, never handed out again). Knows block numbers and
+// chunks only: nothing about trees or devices.
 //
 // Threading: one writer changes states; readers may call IsFresh/State/marks concurrently for
 // nodes they can reach (states are relaxed atomics, one byte per node).
@@ -22,6 +23,7 @@ enum class NodeState : uint8_t {
   kFresh = 2,
   kUsed = 3,
   kDeferred = 4,
+  kRetired = 5,  // a bad slot: never allocated again (until the allocator is rebuilt at mount)
 };
 const char* NodeStateName(NodeState state);
 
@@ -31,6 +33,7 @@ struct NodeCounts {
   uint64_t fresh = 0;
   uint64_t used = 0;
   uint64_t deferred = 0;
+  uint64_t retired = 0;
 };
 
 class NodeAllocator {
@@ -64,6 +67,13 @@ class NodeAllocator {
   // The running transaction aborted: `deferred_in_txn` go back to used.
   void UndoDefer(const std::vector<uint64_t>& deferred_in_txn);
 
+  // Takes a slot out of service for good: a free slot becomes retired now; a fresh, used or
+  // deferred one when it would next become free (it is never handed out again). EINVAL for a
+  // block outside the metadata regions. Retiring twice is harmless.
+  Status Retire(uint64_t block);
+  // Retired slots and slots waiting to be retired, ascending.
+  std::vector<uint64_t> RetiredBlocks() const;
+
   NodeState State(uint64_t block) const;
   bool IsFresh(uint64_t block) const { return State(block) == NodeState::kFresh; }
   NodeCounts Counts() const { return counts_; }
@@ -83,6 +93,8 @@ class NodeAllocator {
 
   std::atomic<uint8_t>* Slot(uint64_t block) const;
   void SetState(uint64_t block, NodeState from, NodeState to);
+  // The state a slot leaving `from` for free takes: retired if it waits for that.
+  void MakeFree(uint64_t block, NodeState from);
   void Count(NodeState state, int64_t delta);
 
   uint64_t total_blocks_;
@@ -94,6 +106,7 @@ class NodeAllocator {
     uint64_t generation;
   };
   std::vector<Deferred> deferred_;
+  std::vector<uint64_t> retire_pending_;  // sorted; not free yet, retired when freed
   NodeCounts counts_;
   size_t cursor_chunk_ = 0;  // index into metadata_chunks_
   uint64_t cursor_block_ = 0;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 namespace daxfs::space {
@@ -104,10 +105,60 @@ TEST(NodeAllocatorTest, RemoveChunkOnlyWhenAllFree) {
   EXPECT_EQ(a.Counts().total, 0u);
 }
 
+TEST(NodeAllocatorTest, RetiredSlotsAreNeverHandedOutAgain) {
+  NodeAllocator a(kChunkBlocks, kChunkBlocks);
+  ASSERT_TRUE(a.AddChunk(0).ok());
+  // A free slot retires at once.
+  ASSERT_TRUE(a.Retire(5).ok());
+  EXPECT_EQ(a.State(5), NodeState::kRetired);
+  EXPECT_TRUE(a.Retire(5).ok());  // twice is harmless
+  // A used slot retires when it is released and would become free.
+  uint64_t used = *a.Allocate();
+  a.CommitFresh({used});
+  ASSERT_TRUE(a.Retire(used).ok());
+  EXPECT_EQ(a.State(used), NodeState::kUsed);
+  a.Defer(used, 3);
+  a.ReleaseDeferred(3);
+  EXPECT_EQ(a.State(used), NodeState::kRetired);
+  // A fresh slot retires when it is freed.
+  uint64_t fresh = *a.Allocate();
+  ASSERT_TRUE(a.Retire(fresh).ok());
+  a.FreeFresh(fresh);
+  EXPECT_EQ(a.State(fresh), NodeState::kRetired);
+  EXPECT_EQ(a.Counts().retired, 3u);
+  std::vector<uint64_t> expect = {5, used, fresh};
+  std::sort(expect.begin(), expect.end());
+  EXPECT_EQ(a.RetiredBlocks(), expect);
+  // Every other slot can be allocated; the retired ones never.
+  uint64_t got = 0;
+  for (Result<uint64_t> b = a.Allocate(); b.ok(); b = a.Allocate()) {
+    EXPECT_NE(*b, 5u);
+    EXPECT_NE(*b, used);
+    EXPECT_NE(*b, fresh);
+    ++got;
+  }
+  EXPECT_EQ(got, kChunkBlocks - 3);
+  EXPECT_EQ(a.Counts().free, 0u);
+  EXPECT_EQ(a.Retire(kChunkBlocks + 1).code(), EINVAL);
+}
+
+TEST(NodeAllocatorTest, ChunkWithRetiredSlotsCanBeRemoved) {
+  NodeAllocator a(kChunkBlocks * 2, kChunkBlocks);
+  ASSERT_TRUE(a.AddChunk(1).ok());
+  ASSERT_TRUE(a.Retire(kChunkBlocks + 2).ok());
+  ASSERT_TRUE(a.RemoveChunk(1).ok());
+  EXPECT_EQ(a.Counts().total, 0u);
+  EXPECT_EQ(a.Counts().retired, 0u);
+}
+
 TEST(NodeAllocatorTest, ShortLastChunk) {
   NodeAllocator a(kChunkBlocks + 5, kChunkBlocks);
   ASSERT_TRUE(a.AddChunk(1).ok());
   EXPECT_EQ(a.Counts().total, 5u);
+  // Blocks past the device's end, inside the last chunk's span, are not node slots.
+  EXPECT_EQ(a.State(kChunkBlocks + 4), NodeState::kFree);
+  EXPECT_EQ(a.State(kChunkBlocks + 5), NodeState::kNotMetadata);
+  EXPECT_EQ(a.Retire(kChunkBlocks + 9).code(), EINVAL);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Pool: format, mount, copy-on-write transactions and the consistency check over the trees.
-// Knows the chunk table and the superblock; every other tree is opaque records to it.
+// Knows the chunk table and the superblock; every other tree is opaque records to it. The
+// metadata twins (second copies, repair) are in twins.cc.
 #include "txn/pool.h"
 
 #include <fmt/core.h>
@@ -12,6 +13,7 @@
 
 #include "base/log.h"
 #include "format/node.h"
+#include "txn/pool_internal.h"
 
 namespace daxfs::txn {
 
@@ -21,18 +23,25 @@ using format::Superblock;
 using format::TreeId;
 using format::TreeRoot;
 
+using internal::ChunkTypeLabel;
+using internal::kNodeReserve;
+using internal::NowNs;
+using internal::ShapeOf;
+using internal::TreeName;
+
 namespace {
 
-// Free nodes kept back so that the chunk table can always record a new metadata chunk.
-constexpr uint64_t kNodeReserve = 16;
+uint64_t PlaceholderEnd(const btree::Key& key, const uint8_t*) { return key.w[0] + 1; }
+
+}  // namespace
+
+namespace internal {
 
 uint64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-
-uint64_t PlaceholderEnd(const btree::Key& key, const uint8_t*) { return key.w[0] + 1; }
 
 std::string TreeName(uint16_t id) {
   switch (static_cast<TreeId>(id)) {
@@ -45,13 +54,17 @@ std::string TreeName(uint16_t id) {
   }
 }
 
+std::string ChunkTypeLabel(int8_t type) {
+  return type < 0 ? "unallocated" : format::ChunkTypeName(static_cast<ChunkType>(type));
+}
+
 TreeRoot ShapeOf(const btree::TreeSpec& spec) {
   return {.key_words = spec.key_words,
           .value_size = spec.value_size,
           .flags = static_cast<uint16_t>(spec.is_interval() ? format::kTreeInterval : 0)};
 }
 
-}  // namespace
+}  // namespace internal
 
 btree::TreeSpec ChunkTableSpec() {
   return {.id = TreeId::kChunks, .name = "chunks", .key_words = 1,
@@ -138,6 +151,7 @@ uint8_t* WriteTxn::Writable(uint64_t blockno) {
 
 Result<uint64_t> WriteTxn::Allocate() {
   if (!failed_.ok()) return failed_;
+  if (pool_->repairs_dirty_.load(std::memory_order_relaxed)) pool_->AbsorbRepairs(this);
   space::NodeAllocator& nodes = pool_->nodes_;
   if (!in_chunk_op_ && nodes.Counts().free < kNodeReserve) {
     nodes.ReleaseDeferred(pool_->SafeGeneration());
@@ -172,6 +186,10 @@ Status WriteTxn::GrowMetadata() {
 
 Result<uint64_t> WriteTxn::AllocateChunk(ChunkType type, std::optional<uint64_t> which) {
   if (!failed_.ok()) return failed_;
+  if (type == ChunkType::kMetadataTwin) {
+    return Status::Invalid("a METADATA_TWIN chunk is typed only with its METADATA chunk");
+  }
+  if (type == ChunkType::kMetadata && sb_.metadup()) return AllocateMetadataPair(which);
   uint64_t chunk = 0;
   {
     std::lock_guard<std::mutex> g(pool_->state_mutex_);
@@ -233,10 +251,10 @@ Status WriteTxn::EnsureNodes(uint64_t count) {
 
 uint64_t WriteTxn::free_nodes() const { return pool_->nodes_.Counts().free; }
 
-Status WriteTxn::AddChunkRecord(uint64_t chunk, ChunkType type) {
+Status WriteTxn::AddChunkRecord(uint64_t chunk, ChunkType type, uint32_t partner) {
   ASSIGN_OR_RETURN(btree::BTree * table, Tree(ChunkTableSpec()));
   uint8_t value[format::kChunkValueSize];
-  format::EncodeChunkRecord({.type = type}, value);
+  format::EncodeChunkRecord({.type = type, .partner = partner}, value);
   in_chunk_op_ = true;
   Status s = table->Insert(btree::Key{{chunk}}, value);
   in_chunk_op_ = false;
@@ -246,6 +264,10 @@ Status WriteTxn::AddChunkRecord(uint64_t chunk, ChunkType type) {
 Status WriteTxn::Commit() {
   if (done_) return Status::Invalid("transaction already finished");
   if (!failed_.ok()) return failed_;
+  if (pool_->repairs_queued_.load(std::memory_order_relaxed) > 0) {
+    Status repaired = Repair();  // ENOSPC leaves the rest queued for a later transaction
+    if (!repaired.ok() && repaired.code() != ENOSPC) return Fail(repaired);
+  }
   for (auto& [id, tree] : trees_) {
     TreeRoot& t = sb_.trees[id];
     int64_t records = static_cast<int64_t>(t.records) + tree->count_delta();
@@ -267,6 +289,10 @@ Status WriteTxn::Commit() {
     Status s = dev->Flush(fresh_[i] * kBlockSize, (j - i + 1) * kBlockSize);
     if (!s.ok()) return Fail(s.WithContext("flushing new nodes"));
     i = j + 1;
+  }
+  if (sb_.metadup()) {
+    Status copied = CopyToTwins();
+    if (!copied.ok()) return Fail(copied);
   }
   Status drained = dev->Drain();
   if (!drained.ok()) return Fail(drained.WithContext("persisting new nodes"));
@@ -293,6 +319,14 @@ void WriteTxn::Abort() {
     std::lock_guard<std::mutex> g(pool_->state_mutex_);
     for (auto& [c, type] : typed_chunks_) pool_->chunk_types_[c] = -1;
   }
+  for (uint64_t c : paired_chunks_) pool_->SetTwinChunk(c, -1);
+  // Relocations are undone with the trees: their nodes go back to the queue. Retirements stand.
+  for (auto& [block, why] : unqueued_) {
+    pool_->QueueRepair(block, why.primary_bad, why.twin_bad, why.reason);
+  }
+  for (RepairEvent& event : repairs_) {
+    if (event.kind != RepairEvent::kRelocated) pool_->RecordEvent(std::move(event));
+  }
   Finish();
 }
 
@@ -300,6 +334,8 @@ void WriteTxn::Finish() {
   trees_.clear();
   fresh_.clear();
   deferred_.clear();
+  repairs_.clear();
+  unqueued_.clear();
   done_ = true;
   if (writer_lock_.owns_lock()) writer_lock_.unlock();
 }
@@ -311,9 +347,19 @@ Pool::Pool(device::Device* device, const Superblock& sb, const OpenOptions& opti
     : device_(device),
       options_(options),
       read_only_(options.read_only),
+      chunk_blocks_(sb.chunk_blocks()),
+      chunk_count_(sb.chunk_count),
       sb_(sb),
       chunk_types_(sb.chunk_count, -1),
-      nodes_(sb.total_blocks(), sb.chunk_blocks()) {}
+      nodes_(sb.total_blocks(), sb.chunk_blocks()),
+      twin_chunk_(std::make_unique<std::atomic<int64_t>[]>(sb.chunk_count)),
+      primary_of_(std::make_unique<std::atomic<int64_t>[]>(sb.chunk_count)) {
+  for (uint64_t c = 0; c < chunk_count_; ++c) {
+    twin_chunk_[c].store(-1, std::memory_order_relaxed);
+    primary_of_[c].store(-1, std::memory_order_relaxed);
+  }
+  for (const format::TwinPair& p : sb.twins()) SetTwinChunk(p.primary, p.twin);
+}
 
 Pool::~Pool() = default;
 
@@ -337,9 +383,10 @@ Result<std::unique_ptr<Pool>> Pool::Format(device::Device* device, const FormatO
       options.ro_compat & ~format::feature::kKnownRoCompat) {
     return Status::NotSupported("unknown feature bits requested");
   }
+  const bool dup = options.metadata_dup || (options.ro_compat & format::feature::kRoCompatMetadup);
   Superblock sb;
   sb.compat = options.compat;
-  sb.ro_compat = options.ro_compat;
+  sb.ro_compat = options.ro_compat | (dup ? format::feature::kRoCompatMetadup : 0);
   sb.incompat = options.incompat;
   std::random_device rd;
   for (auto& byte : sb.uuid) byte = static_cast<uint8_t>(rd());
@@ -348,16 +395,41 @@ Result<std::unique_ptr<Pool>> Pool::Format(device::Device* device, const FormatO
   sb.chunk_count = (size + chunk_size - 1) / chunk_size;
   sb.create_time_ns = NowNs();
   std::memcpy(sb.label.data(), options.label.data(), options.label.size());
+  uint64_t twin0 = 0;
+  if (dup) {
+    // Chunk 0's twin (it holds the superblock twins): the lowest chunk as long as chunk 0
+    // without bad bytes.
+    for (uint64_t c = 1; c < sb.chunk_count && twin0 == 0; ++c) {
+      if (sb.ChunkBlockCount(c) >= sb.ChunkBlockCount(0) &&
+          !device->IsBad(c * chunk_size, sb.ChunkBlockCount(c) * kBlockSize)) {
+        twin0 = c;
+      }
+    }
+    if (twin0 == 0) {
+      return Status::NoSpace(
+          "metadata twins need a second chunk as long as chunk 0, without bad bytes");
+    }
+    sb.SetTwins({{0, static_cast<uint32_t>(twin0)}});
+  }
 
-  // Invalidate both slots first, so no older filesystem's superblock can win at mount.
+  // Invalidate both slots (and any twin superblock an older image left at a chunk start) first,
+  // so no older filesystem's superblock can win at mount.
   std::memset(device->At(0), 0, 2 * kBlockSize);
-  RETURN_IF_ERROR(device->Persist(0, 2 * kBlockSize));
+  RETURN_IF_ERROR(device->Flush(0, 2 * kBlockSize));
+  if (dup) {
+    std::memset(device->At(twin0 * chunk_size), 0, 2 * kBlockSize);
+    RETURN_IF_ERROR(device->Flush(twin0 * chunk_size, 2 * kBlockSize));
+  }
+  RETURN_IF_ERROR(internal::ClearStaleSuperblockCopies(device));
+  RETURN_IF_ERROR(device->Drain());
 
   std::unique_ptr<Pool> pool(new Pool(device, sb, OpenOptions{}));
   RETURN_IF_ERROR(pool->nodes_.AddChunk(0, format::kFirstNodeBlock));
   pool->chunk_types_[0] = static_cast<int8_t>(ChunkType::kMetadata);
+  if (dup) pool->chunk_types_[twin0] = static_cast<int8_t>(ChunkType::kMetadataTwin);
   ASSIGN_OR_RETURN(auto txn, pool->BeginWrite());
-  RETURN_IF_ERROR(txn->AddChunkRecord(0, ChunkType::kMetadata));
+  RETURN_IF_ERROR(txn->AddChunkRecord(0, ChunkType::kMetadata, static_cast<uint32_t>(twin0)));
+  if (dup) RETURN_IF_ERROR(txn->AddChunkRecord(twin0, ChunkType::kMetadataTwin, 0));
   RETURN_IF_ERROR(txn->Commit());
   return pool;
 }
@@ -366,16 +438,9 @@ Result<std::unique_ptr<Pool>> Pool::Open(device::Device* device, const OpenOptio
   if (device->size() < 2 * kBlockSize) {
     return Status::Corruption(fmt::format("device too small to hold a superblock: {} bytes", device->size()));
   }
-  int slot = 0;
   // A slot on bad media is never loaded: it reads as an invalid (zeroed) slot.
-  static const uint8_t kUnreadable[kBlockSize] = {};
-  bool bad0 = device->IsBad(0, kBlockSize), bad1 = device->IsBad(kBlockSize, kBlockSize);
-  if (bad0 && bad1) {
-    return Status::IoError("media error: both superblock slots (device offsets 0 and 4096) are on bad media");
-  }
-  ASSIGN_OR_RETURN(Superblock sb, format::SelectSuperblock(bad0 ? kUnreadable : device->At(0),
-                                                           bad1 ? kUnreadable : device->At(kBlockSize),
-                                                           &slot));
+  ASSIGN_OR_RETURN(internal::SuperblockChoice choice, internal::ChooseSuperblock(device));
+  const Superblock& sb = choice.sb;
   bool ro_only = false;
   Status supported = format::CheckSupported(sb, &ro_only);
   if (!supported.ok() && !(ro_only && options.read_only)) return supported;
@@ -384,20 +449,28 @@ Result<std::unique_ptr<Pool>> Pool::Open(device::Device* device, const OpenOptio
                                           device->size(), sb.device_size));
   }
   std::unique_ptr<Pool> pool(new Pool(device, sb, options));
-  pool->slot_ = slot;
+  pool->slot_ = choice.slot;
+  pool->stale_sb_copy_ = choice.stale_copy;
+  pool->good_sb_copy_ = choice.good_copy;
   pool->was_clean_ = sb.state & format::kStateClean;
   pool->mounting_ = true;
   RETURN_IF_ERROR(pool->LoadChunkTable());
+  Status walked = pool->RebuildFreeNodes();
   if (!pool->MetadataDamage().empty()) {
-    // Bad bytes under metadata: read-only for this mount. A tree walk stopped by a bad node
-    // leaves the free-node set unknown, which a read-only pool never needs.
-    pool->read_only_ = true;
-    Status walked = pool->RebuildFreeNodes();
+    // Bad bytes under metadata. Without twins: read-only for this mount. With twins: every node
+    // with a good copy is queued for repair; read-only only when some node lost both. A tree
+    // walk stopped by a bad node leaves the free-node set unknown, which a read-only pool never
+    // needs.
+    if (!sb.metadup() || !walked.ok()) pool->read_only_ = true;
     if (!walked.ok()) base::Log(base::LogLevel::kError, "mount with metadata damage: {}", walked.ToString());
+    if (sb.metadup() && walked.ok()) pool->QueueBadMediaAtMount();
   } else {
-    RETURN_IF_ERROR(pool->RebuildFreeNodes());
+    RETURN_IF_ERROR(walked);
   }
-  pool->mounting_ = false;
+  // A walk stopped by a bad node leaves node states unknown: reads then verify every node
+  // instead of trusting states and marks (the pool is read-only).
+  pool->mounting_ = !walked.ok();
+  if (!pool->read_only_) pool->AbsorbRepairs(nullptr);  // retire the free slots on bad media now
   return pool;
 }
 
@@ -406,25 +479,38 @@ Result<const uint8_t*> Pool::ReadNode(uint64_t blockno, bool fresh_ok, bool veri
     return Status::Corruption(fmt::format("node pointer to block {} is outside the metadata space", blockno));
   }
   const uint8_t* p = device_->At(blockno * kBlockSize);
-  if (device_->IsBad(blockno * kBlockSize, kBlockSize)) {
+  const bool bad = device_->IsBad(blockno * kBlockSize, kBlockSize);
+  auto media_error = [&] {
     return Status::IoError(fmt::format("media error: metadata node {} at device offset {} is on bad media",
                                        blockno, blockno * kBlockSize));
+  };
+  if (bad) {
+    if (!mounting_ && nodes_.IsFresh(blockno)) return media_error();  // no twin yet
+    return ReadTwin(blockno, media_error());
   }
-  if (mounting_) {
-    RETURN_IF_ERROR(format::VerifyBlock(p, format::BlockType::kBTreeNode, blockno));
-    return p;
+  if (!mounting_) {
+    space::NodeState state = nodes_.State(blockno);
+    if (state == space::NodeState::kFresh) {
+      if (fresh_ok) return p;
+      return Status::Corruption(
+          fmt::format("block {}: a reader reached an uncommitted node", blockno));
+    }
+    if (state == space::NodeState::kFree) {
+      return Status::Corruption(fmt::format("block {}: node pointer to a free block", blockno));
+    }
+    if (!verify && !options_.verify_every_read && nodes_.TestMark(blockno)) return p;
+    if (redirected_count_.load(std::memory_order_relaxed) > 0) {
+      std::unique_lock<std::mutex> g(repair_mutex_);
+      if (redirected_.count(blockno)) {
+        g.unlock();
+        return ReadTwin(blockno, Status::Corruption(fmt::format(
+                                     "block {}: the primary copy is known to be bad", blockno)));
+      }
+    }
   }
-  space::NodeState state = nodes_.State(blockno);
-  if (state == space::NodeState::kFresh) {
-    if (fresh_ok) return p;
-    return Status::Corruption(fmt::format("block {}: a reader reached an uncommitted node", blockno));
-  }
-  if (state == space::NodeState::kFree) {
-    return Status::Corruption(fmt::format("block {}: node pointer to a free block", blockno));
-  }
-  if (!verify && !options_.verify_every_read && nodes_.TestMark(blockno)) return p;
-  RETURN_IF_ERROR(format::VerifyBlock(p, format::BlockType::kBTreeNode, blockno));
-  nodes_.SetMark(blockno);
+  Status verified = format::VerifyBlock(p, format::BlockType::kBTreeNode, blockno);
+  if (!verified.ok()) return ReadTwin(blockno, verified);
+  if (!mounting_) nodes_.SetMark(blockno);
   return p;
 }
 
@@ -456,6 +542,18 @@ Status Pool::LoadChunkTable() {
   }
   if (chunk_types_[0] != static_cast<int8_t>(ChunkType::kMetadata)) {
     return Status::Corruption("chunk table: chunk 0 is not a metadata chunk");
+  }
+  // Twins are written at every commit: a pair whose chunks the chunk table gives another use
+  // (file data) would be overwritten. Other disagreements are for Check to report.
+  for (const format::TwinPair& p : sb_.twins()) {
+    if (chunk_types_[p.primary] != static_cast<int8_t>(ChunkType::kMetadata) ||
+        chunk_types_[p.twin] != static_cast<int8_t>(ChunkType::kMetadataTwin)) {
+      return Status::Corruption(
+          fmt::format("the superblock pairs chunk {} with twin chunk {}, but the chunk table has "
+                      "them as {} and {}",
+                      p.primary, p.twin, ChunkTypeLabel(chunk_types_[p.primary]),
+                      ChunkTypeLabel(chunk_types_[p.twin])));
+    }
   }
   return Status::Ok();
 }
@@ -498,7 +596,8 @@ std::vector<device::BadRange> Pool::MetadataDamage() const {
       uint64_t chunk = at / chunk_bytes;
       uint64_t piece_end = std::min(end, (chunk + 1) * chunk_bytes);
       bool metadata = chunk < chunk_types_.size() &&
-                      chunk_types_[chunk] == static_cast<int8_t>(ChunkType::kMetadata);
+                      (chunk_types_[chunk] == static_cast<int8_t>(ChunkType::kMetadata) ||
+                       chunk_types_[chunk] == static_cast<int8_t>(ChunkType::kMetadataTwin));
       if (metadata) {
         if (!out.empty() && out.back().offset + out.back().length == at) {
           out.back().length += piece_end - at;
@@ -521,8 +620,10 @@ Result<std::unique_ptr<WriteTxn>> Pool::BeginWrite() {
   if (read_only_) return Status::ReadOnly("the filesystem is mounted read-only");
   std::unique_lock<std::mutex> lock(writer_mutex_);
   if (closed_) return Status::Invalid("the pool is closed");
+  std::unique_ptr<WriteTxn> txn(new WriteTxn(this, std::move(lock)));
+  AbsorbRepairs(txn.get());  // before any slot can be freed and handed out
   nodes_.ReleaseDeferred(SafeGeneration());
-  return std::unique_ptr<WriteTxn>(new WriteTxn(this, std::move(lock)));
+  return txn;
 }
 
 std::unique_ptr<ReadTxn> Pool::BeginRead() {
@@ -544,10 +645,17 @@ uint64_t Pool::SafeGeneration() const {
   return safe;
 }
 
+// The slot and, with metadup, its twin (a byte-identical copy) in one persist.
 Status Pool::WriteSuperblock(Superblock sb) {
   uint64_t slot = sb.generation % 2;
-  format::EncodeSuperblock(sb, slot, device_->At(slot * kBlockSize));
-  Status s = device_->Persist(slot * kBlockSize, kBlockSize);
+  uint8_t* block = device_->At(slot * kBlockSize);
+  format::EncodeSuperblock(sb, slot, block);
+  Status s = device_->Flush(slot * kBlockSize, kBlockSize);
+  if (s.ok() && sb.metadup()) {
+    uint64_t twin = static_cast<uint64_t>(sb.TwinOf(0)) * chunk_blocks_ + slot;
+    s = device_->CopyAndFlush(twin * kBlockSize, slot * kBlockSize, kBlockSize);
+  }
+  if (s.ok()) s = device_->Drain();
   if (!s.ok()) {
     read_only_ = true;  // a failed persist: never retry blindly (STYLE.md)
     return s.WithContext("persisting the superblock; the filesystem is now read-only");
@@ -557,9 +665,19 @@ Status Pool::WriteSuperblock(Superblock sb) {
 
 Status Pool::Publish(const Superblock& sb, WriteTxn* txn) {
   nodes_.CommitFresh(txn->fresh_);
-  std::lock_guard<std::mutex> g(state_mutex_);
-  sb_ = sb;
-  slot_ = static_cast<int>(sb.generation % 2);
+  stale_sb_copy_ = UINT64_MAX;  // rewritten by this commit (CopyToTwins)
+  for (RepairEvent& event : txn->repairs_) {
+    if (event.kind == RepairEvent::kRelocated) event.generation = sb.generation;
+    RecordEvent(std::move(event));
+  }
+  txn->repairs_.clear();
+  {
+    std::lock_guard<std::mutex> g(state_mutex_);
+    sb_ = sb;
+    slot_ = static_cast<int>(sb.generation % 2);
+  }
+  // Queued nodes this transaction released are unreachable for good now: retire them.
+  if (repairs_queued_.load() > 0) AbsorbRepairs(nullptr);
   return Status::Ok();
 }
 
@@ -567,6 +685,10 @@ Status Pool::Close() {
   if (read_only_ || closed_) {
     closed_ = true;
     return Status::Ok();
+  }
+  if (PendingRepairs() > 0) {  // repairs first, in a commit of their own
+    ASSIGN_OR_RETURN(auto repair, BeginWrite());
+    RETURN_IF_ERROR(repair->Commit());
   }
   ASSIGN_OR_RETURN(auto txn, BeginWrite());
   Superblock sb = txn->sb_;
@@ -588,6 +710,13 @@ Superblock Pool::superblock() const {
   return sb_;
 }
 
+bool Pool::IsMetadataChunk(uint64_t chunk) const {
+  std::lock_guard<std::mutex> g(state_mutex_);
+  if (chunk >= chunk_types_.size()) return false;
+  return chunk_types_[chunk] == static_cast<int8_t>(ChunkType::kMetadata) ||
+         chunk_types_[chunk] == static_cast<int8_t>(ChunkType::kMetadataTwin);
+}
+
 std::vector<std::pair<uint64_t, ChunkType>> Pool::Chunks() const {
   std::lock_guard<std::mutex> g(state_mutex_);
   std::vector<std::pair<uint64_t, ChunkType>> out;
@@ -606,6 +735,8 @@ SpaceInfo Pool::Space() const {
   for (int8_t t : chunk_types_) {
     if (t < 0) ++info.free_chunks;
     else if (t == static_cast<int8_t>(ChunkType::kMetadata)) ++info.metadata_chunks;
+    else if (t == static_cast<int8_t>(ChunkType::kMetadataTwin))
+      ++info.metadata_twin_chunks;
     else ++info.data_chunks;
   }
   info.nodes = nodes_.Counts();
@@ -626,6 +757,7 @@ Status Pool::CheckTree(TreeId id, std::vector<uint8_t>* seen, CheckReport* repor
       report->problems.push_back(fmt::format("{}: block {} is reachable twice (owned twice)", TreeName(i), b));
     }
     (*seen)[b] = 1;
+    if (sb_.metadup()) CheckTwins(b, report);
     space::NodeState st = nodes_.State(b);
     if (st != space::NodeState::kUsed) {
       report->problems.push_back(fmt::format("{}: block {} is reachable but the allocator has it {}",
@@ -662,6 +794,8 @@ CheckReport Pool::Check() {
       space::NodeState st = nodes_.State(b);
       if (st == space::NodeState::kUsed && !seen[b]) {
         report.problems.push_back(fmt::format("block {} is leaked: in use but reachable from no tree", b));
+      } else if (st == space::NodeState::kRetired && seen[b]) {
+        report.problems.push_back(fmt::format("block {} is retired but reachable", b));
       } else if (st == space::NodeState::kFresh) {
         report.problems.push_back(fmt::format("block {} is fresh outside a transaction", b));
       }
@@ -671,6 +805,7 @@ CheckReport Pool::Check() {
   auto view = BeginRead();
   Result<btree::BTree> table = view->Tree(ChunkTableSpec());
   std::vector<int8_t> on_media(sb_.chunk_count, -1);
+  std::vector<int64_t> partner(sb_.chunk_count, -1);
   if (table.ok()) {
     btree::Cursor cur(&*table);
     for (Status s = cur.SeekFirst(); s.ok() && cur.Valid(); s = cur.Next()) {
@@ -679,9 +814,12 @@ CheckReport Pool::Check() {
         report.problems.push_back(rec.status().message());
       } else if (cur.key().w[0] < on_media.size()) {
         on_media[cur.key().w[0]] = static_cast<int8_t>(rec->type);
+        partner[cur.key().w[0]] = rec->partner;
       }
     }
   }
+  CheckTwinChunks(on_media, partner, &report);
+  if (sb_.metadup()) CheckSuperblockCopies(&report);
   {
     std::lock_guard<std::mutex> g(state_mutex_);
     for (uint64_t c = 0; c < sb_.chunk_count; ++c) {

@@ -8,9 +8,18 @@
 // persist leaves the previous superblock as the newest valid one; after it, the new one. Nodes
 // released by a transaction are reused only once that transaction is durable and no reader
 // holds an older root.
+//
+// Metadata twins (ro_compat metadup, docs/btree.md "Metadata twins"): every METADATA chunk has a
+// METADATA_TWIN chunk holding a byte-identical copy of each node at the same index. Commit also
+// copies every fresh node into its twin before the drain, and writes the superblock slot and its
+// twin (blocks 0 and 1 of chunk 0's twin) in the last persist. A read whose primary copy fails
+// verification or lies on bad media returns the verified twin and queues the node; the next
+// write transaction relocates every queued node (BTree::Relocate: a new primary and twin) and
+// retires the bad slot.
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -32,9 +41,58 @@ namespace daxfs::txn {
 struct FormatOptions {
   uint64_t chunk_size = 0;  // bytes, power of two; 0 picks one from the device size
   std::string label;
-  uint64_t ro_compat = 0;   // feature bits to set
+  uint64_t ro_compat = 0;  // feature bits to set (kRoCompatMetadup here = metadata_dup)
   uint64_t incompat = 0;
   uint64_t compat = 0;
+  // A twin copy of every metadata node and of the superblock (ro_compat metadup); chunk 0's
+  // twin is the lowest chunk without bad bytes that is as long as chunk 0.
+  bool metadata_dup = false;
+};
+
+// One node slot taken out of service because a copy of its node was bad (metadup). Reported by
+// Pool::TakeRepairEvents for the filesystem to log (and to record the slot, see RetireNodes).
+struct RepairEvent {
+  enum Kind : uint8_t {
+    kRelocated,  // the node moved to `new_block` (and its twin); durable at `generation`
+    kRetired,    // the slot held no reachable node: it was only retired
+    kLost,       // the node could not be repaired (both copies bad, or not found): `reason`
+  };
+  Kind kind = kRelocated;
+  uint64_t block = 0;       // the node slot (the primary copy's block number)
+  uint64_t twin_block = 0;  // its twin's block (0: none)
+  bool primary_bad = false;
+  bool twin_bad = false;
+  std::string reason;  // what was wrong, e.g. "block 1234: checksum mismatch (...)"
+  uint16_t tree = 0;   // the tree the node belonged to (kRelocated, kLost when known)
+  int level = -1;
+  uint64_t new_block = 0;
+  uint64_t generation = 0;  // the commit that made the move durable (kRelocated)
+};
+const char* RepairKindName(RepairEvent::Kind kind);
+
+// A node slot with a bad copy, waiting for the next write transaction (the pool's own).
+struct PendingRepair {
+  bool primary_bad = false;
+  bool twin_bad = false;
+  std::string reason;
+};
+
+// What NoteMetadataFailure found in a bad device range.
+struct MetadataFailure {
+  std::vector<uint64_t> nodes;              // node slots with a reachable node, queued for repair
+  std::vector<uint64_t> free_slots;         // slots holding no node, to be retired
+  std::vector<uint64_t> superblock_copies;  // superblock slot blocks (primary or twin) hit
+  bool repairable() const { return lost.empty(); }
+  std::vector<std::string> lost;  // nodes with no good copy left, each naming blocks
+};
+
+// What RebuildTwins did.
+struct TwinRebuildReport {
+  uint64_t nodes_checked = 0;
+  std::vector<std::string> rewritten;  // twins rewritten from their primary, naming blocks
+  std::vector<std::string> relocated;  // nodes moved (a bad primary, or a twin on bad media)
+  std::vector<std::string> lost;       // nodes with no good copy
+  bool superblock_rewritten = false;
 };
 
 struct OpenOptions {
@@ -91,14 +149,30 @@ class WriteTxn : public btree::NodeStore {
   Status Commit();
   void Abort();
   // Sets ro_compat feature bits in the superblock this transaction commits (known bits only).
-  void AddRoCompat(uint64_t bits) { sb_.ro_compat |= bits & format::feature::kKnownRoCompat; }
+  // (Not metadup: only EnableMetadataDup turns that on, with the twins.)
+  void AddRoCompat(uint64_t bits) {
+    sb_.ro_compat |= bits & format::feature::kKnownRoCompat & ~format::feature::kRoCompatMetadup;
+  }
   // The first error inside the transaction, or OK.
   const Status& status() const { return failed_; }
 
   // Types a free chunk (one with no chunk-table record) and returns its number; ENOSPC if none
   // (the transaction is then unchanged). `which`: that chunk (EEXIST if it is typed already).
-  // A METADATA chunk is never one with bad device bytes.
+  // A METADATA chunk is never one with bad device bytes. With metadup a METADATA chunk comes
+  // with its twin (a second free chunk, typed METADATA_TWIN), both or neither: ENOSPC when no
+  // twin can be found or the superblock's twin table is full. METADATA_TWIN alone: EINVAL.
   Result<uint64_t> AllocateChunk(format::ChunkType type, std::optional<uint64_t> which = {});
+
+  // Relocates every node queued for repair now (Commit does it too, first): each gets a new
+  // primary and twin, and its bad slot is retired. Lets the caller see repairs() and record the
+  // retired slots before Commit. A node that cannot be read at all is reported kLost, not
+  // retried; ENOSPC leaves the rest queued for a later transaction. Trees are opened with their
+  // registered spec (RegisterTree); an unregistered interval tree gets a placeholder end
+  // function, harmless to Relocate but wrong for later changes in this transaction, so register
+  // every tree you change or call Repair after your changes.
+  Status Repair();
+  // The repairs this transaction has done (durable when Commit returns).
+  const std::vector<RepairEvent>& repairs() const { return repairs_; }
 
   // Makes sure `count` more nodes can be allocated: reclaims deferred nodes that are safe and
   // types new METADATA chunks as needed. ENOSPC when the device cannot provide them; chunks
@@ -121,7 +195,11 @@ class WriteTxn : public btree::NodeStore {
   WriteTxn(Pool* pool, std::unique_lock<std::mutex> lock);
   Status Fail(Status s);
   Status GrowMetadata();
-  Status AddChunkRecord(uint64_t chunk, format::ChunkType type);
+  Status AddChunkRecord(uint64_t chunk, format::ChunkType type, uint32_t partner = 0);
+  Result<uint64_t> AllocateMetadataPair(std::optional<uint64_t> which);
+  Status PairChunk(uint64_t primary);  // types a twin for an existing METADATA chunk
+  Status EnableTwins();
+  Status CopyToTwins();  // Commit: fresh nodes (and all, when enabling) to twins
   void Finish();
 
   Pool* pool_;
@@ -133,6 +211,10 @@ class WriteTxn : public btree::NodeStore {
   std::vector<uint64_t> deferred_;  // committed nodes released in this transaction
   std::vector<uint64_t> new_chunks_;
   std::vector<std::pair<uint64_t, format::ChunkType>> typed_chunks_;
+  std::vector<uint64_t> paired_chunks_;  // primaries given a twin in this transaction
+  std::vector<RepairEvent> repairs_;     // relocations done in this transaction
+  std::vector<std::pair<uint64_t, PendingRepair>> unqueued_;  // to re-queue on Abort
+  bool copy_all_to_twins_ = false;  // EnableMetadataDup: every reachable node
   bool in_chunk_op_ = false;
   bool done_ = false;
   Status failed_;
@@ -141,7 +223,11 @@ class WriteTxn : public btree::NodeStore {
 // What Check() found. Empty `problems` means consistent.
 struct CheckReport {
   std::vector<std::string> problems;
+  // Not problems: states a crash leaves that the next commit rewrites (a torn copy of the
+  // current superblock slot whose other copy is good).
+  std::vector<std::string> pending;
   uint64_t nodes_checked = 0;
+  uint64_t twins_checked = 0;
   uint64_t records_checked = 0;
   space::NodeCounts counts;
   bool ok() const { return problems.empty(); }
@@ -152,6 +238,7 @@ struct SpaceInfo {
   uint64_t chunk_size = 0;
   uint64_t chunk_count = 0;
   uint64_t metadata_chunks = 0;
+  uint64_t metadata_twin_chunks = 0;
   uint64_t data_chunks = 0;
   uint64_t free_chunks = 0;
   space::NodeCounts nodes;
@@ -188,16 +275,71 @@ class Pool {
   bool was_clean() const { return was_clean_; }
   device::Device* device() const { return device_; }
   SpaceInfo Space() const;
-  // Bad device bytes (Device::BadRanges) under the superblock slots or METADATA chunks, merged.
-  // Mount makes the pool read-only when there are any.
+  // Bad device bytes (Device::BadRanges) under the superblock slots, METADATA or METADATA_TWIN
+  // chunks, merged. Without metadup mount makes the pool read-only when there are any; with it,
+  // only when some node has lost both copies (the rest is queued for repair).
   std::vector<device::BadRange> MetadataDamage() const;
   std::vector<std::pair<uint64_t, format::ChunkType>> Chunks() const;
+  // METADATA or METADATA_TWIN: a bad byte there is metadata by address.
+  bool IsMetadataChunk(uint64_t chunk) const;
+
+  // ---- Metadata twins (metadup).
+  bool metadata_dup() const;
+  // The twin of node slot (or superblock slot) `block`, or 0 when it has none.
+  uint64_t TwinBlock(uint64_t block) const;
+  // Adds twins to a pool made without them: types a METADATA_TWIN chunk for every METADATA
+  // chunk, copies every reachable node and the superblock into the twins and sets metadup, in
+  // one commit (the feature bit and the twin table become visible in one superblock write).
+  // EEXIST if on already; ENOSPC (nothing changed) when there are not enough free chunks
+  // without bad bytes or the twin table would overflow; EROFS when read-only.
+  Status EnableMetadataDup();
+  // A media failure under metadata reported while mounted (for NotifyFailure): every node slot
+  // in [offset, +length), as primary or twin, is queued for repair (reads of a bad primary go to
+  // the twin from now on), free slots are retired by the next writer. `lost` names the nodes
+  // whose other copy is bad too, or every node hit when the pool has no twins.
+  // Safe against readers; serialize it with write transactions that type chunks (the
+  // filesystem calls it under its own lock).
+  MetadataFailure NoteMetadataFailure(uint64_t offset, uint64_t length);
+  // Nodes queued for repair (the next write transaction relocates them).
+  size_t PendingRepairs() const;
+  // Repairs done since the last call, oldest first (relocations once durable).
+  std::vector<RepairEvent> TakeRepairEvents();
+  // Node slots retired (never allocated again this mount) or waiting to be. Retirement is not
+  // recorded by the pool: the filesystem keeps the list (its poison tree) and hands it back
+  // after the next mount with RetireNodes; slots on known-bad media are retired at mount anyway.
+  // Both take the writer lock: call them with no write transaction open on this thread.
+  std::vector<uint64_t> RetiredNodes();
+  // EINVAL (nothing changed) if a block is not a node slot of a METADATA chunk. A slot holding a
+  // reachable node is queued for relocation first.
+  Status RetireNodes(const std::vector<uint64_t>& blocks);
+  // For `daxfs repair`: verifies both copies of every reachable node; rewrites a missing, bad or
+  // differing twin from a good primary in place, rewrites the current superblock slot's bad copy,
+  // and relocates (one commit) nodes whose primary is bad or whose twin is on bad media. EINVAL
+  // without metadup, EROFS when read-only.
+  Result<TwinRebuildReport> RebuildTwins();
 
  private:
   friend class ReadTxn;
   friend class WriteTxn;
   Pool(device::Device* device, const format::Superblock& sb, const OpenOptions& options);
   Result<const uint8_t*> ReadNode(uint64_t blockno, bool fresh_ok, bool verify = false);
+  // The primary copy of `blockno` failed with `why`: the twin if it verifies (and the node is
+  // queued for repair), else an error naming both copies.
+  Result<const uint8_t*> ReadTwin(uint64_t blockno, const Status& why);
+  Status CheckCopy(uint64_t block, uint64_t own_blockno) const;  // media, then VerifyBlock
+  void QueueRepair(uint64_t blockno, bool primary_bad, bool twin_bad, const std::string& reason);
+  // Writer only: retires queued slots that hold no reachable node (events to `txn`, or to the
+  // pool when null) and marks the others to be retired once released.
+  void AbsorbRepairs(WriteTxn* txn);
+  void RecordEvent(RepairEvent event);
+  void QueueBadMediaAtMount();  // metadup: every node slot on a bad range
+  // The node slot whose primary or twin copy is `block`, and whether `block` is the twin.
+  std::optional<std::pair<uint64_t, bool>> SlotOf(uint64_t block) const;
+  void SetTwinChunk(uint64_t primary, int64_t twin);
+  void CheckTwins(uint64_t block, CheckReport* report) const;
+  void CheckSuperblockCopies(CheckReport* report) const;
+  void CheckTwinChunks(const std::vector<int8_t>& on_media, const std::vector<int64_t>& partner,
+                       CheckReport* report) const;
   Status LoadChunkTable();
   Status RebuildFreeNodes();
   Status WriteSuperblock(format::Superblock sb);
@@ -212,6 +354,8 @@ class Pool {
   bool read_only_;
   bool was_clean_ = false;
   int slot_ = 0;
+  const uint64_t chunk_blocks_;  // geometry, fixed for the pool's life
+  const uint64_t chunk_count_;
 
   std::mutex writer_mutex_;           // held by the one WriteTxn
   mutable std::mutex state_mutex_;    // guards sb_, readers_, chunk_types_
@@ -220,8 +364,25 @@ class Pool {
   std::vector<int8_t> chunk_types_;   // -1 free, else ChunkType
   space::NodeAllocator nodes_;
   std::map<uint16_t, btree::TreeSpec> specs_;
+  // Twins: per chunk its twin chunk or -1 (set when paired, also by a running transaction,
+  // whose Abort clears it again; readers only look up chunks their snapshot reaches).
+  std::unique_ptr<std::atomic<int64_t>[]> twin_chunk_;
+  std::unique_ptr<std::atomic<int64_t>[]> primary_of_;  // the reverse: twin chunk -> primary
+  mutable std::mutex repair_mutex_;                     // guards the three below
+  std::map<uint64_t, PendingRepair> repairs_;
+  std::set<uint64_t> redirected_;  // slots whose primary is bad: reads use the twin
+  std::vector<RepairEvent> events_;
+  std::atomic<size_t> repairs_queued_{0};
+  std::atomic<size_t> redirected_count_{0};
+  std::atomic<bool> repairs_dirty_{false};  // queued since the writer last looked
+  // A copy of the current superblock slot found invalid at mount (a crash between the two
+  // copies): the next commit rewrites block `stale_sb_copy_` from `good_sb_copy_`.
+  uint64_t stale_sb_copy_ = UINT64_MAX;
+  uint64_t good_sb_copy_ = 0;
   bool closed_ = false;
-  bool mounting_ = false;  // node states are not known yet while the trees are first walked
+  // Node states are not known: while the trees are first walked at mount, and for good on a
+  // read-only mount whose walk a bad node stopped.
+  bool mounting_ = false;
 };
 
 // The chunk table's shape.

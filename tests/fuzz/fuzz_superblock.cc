@@ -23,7 +23,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<uint8_t> again(kBlockSize);
     EncodeSuperblock(*sb, slot, again.data());
     daxfs::Result<Superblock> back = DecodeSuperblock(again.data(), slot);
-    if (!back.ok() || back->generation != sb->generation || back->trees != sb->trees) __builtin_trap();
+    if (!back.ok() || back->generation != sb->generation || back->trees != sb->trees ||
+        back->twins() != sb->twins()) {
+      __builtin_trap();
+    }
   }
   return 0;
 }

@@ -1,0 +1,634 @@
+// The FUSE low-level operations over the public daxfs API: arguments in, one engine call, one
+// reply out; the kernel's lookup counts kept on every entry reply and forget. Each callback may
+// run on any of the session's threads at once; nothing here serialises engine calls.
+// Knows libfuse's low-level API and include/daxfs/ only.
+#include "adapter.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <cinttypes>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include "control.h"
+
+namespace daxfs::fusefs {
+namespace {
+
+static_assert(kFallocKeepSize == FALLOC_FL_KEEP_SIZE && kFallocPunchHole == FALLOC_FL_PUNCH_HOLE &&
+              kFallocZeroRange == FALLOC_FL_ZERO_RANGE);
+static_assert(kRootIno == FUSE_ROOT_ID && LookupTable::kRoot == FUSE_ROOT_ID);
+
+constexpr int64_t kNsPerSecond = 1'000'000'000;
+// A FUSE write reply carries a 32-bit count: copy_file_range asks the engine for at most this.
+constexpr size_t kMaxCopyBytes = 0xfffff000;
+
+Adapter& A(fuse_req_t req) { return *static_cast<Adapter*>(fuse_req_userdata(req)); }
+
+// ---- Errors.
+
+void ReplyError(fuse_req_t req, const char* op, uint64_t ino, const Status& s) {
+  if (A(req).options().debug) {
+    fuse_log(FUSE_LOG_DEBUG, "daxfs: %s (inode %" PRIu64 "): %s\n", op, ino, s.ToString().c_str());
+  }
+  fuse_reply_err(req, s.code());
+}
+
+void ReplyStatus(fuse_req_t req, const char* op, uint64_t ino, const Status& s) {
+  if (s.ok()) {
+    fuse_reply_err(req, 0);
+  } else {
+    ReplyError(req, op, ino, s);
+  }
+}
+
+// For an operation on an inode the kernel holds: ENOENT means the inode went away under an open
+// file (the engine deletes a file at its last unlink, see ENGINE_NEEDS.md): ESTALE, as NFS says.
+Status Stale(const Status& s) {
+  return s.code() == ENOENT ? Status::Error(ESTALE, s.message()) : s;
+}
+
+// ---- Attributes.
+
+mode_t TypeBits(FileType type) {
+  switch (type) {
+    case FileType::kRegular:
+      return S_IFREG;
+    case FileType::kDirectory:
+      return S_IFDIR;
+    case FileType::kSymlink:
+      return S_IFLNK;
+  }
+  return S_IFREG;
+}
+
+timespec ToTimespec(int64_t ns) {
+  int64_t s = ns / kNsPerSecond, rest = ns % kNsPerSecond;
+  if (rest < 0) {
+    rest += kNsPerSecond;
+    --s;
+  }
+  return timespec{.tv_sec = static_cast<time_t>(s), .tv_nsec = static_cast<long>(rest)};
+}
+
+int64_t ToNs(const timespec& t) { return int64_t{t.tv_sec} * kNsPerSecond + t.tv_nsec; }
+
+int64_t NowNs() {
+  timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return ToNs(t);
+}
+
+void FillStat(const Attr& a, struct stat* st) {
+  *st = {};
+  st->st_ino = a.ino;
+  st->st_mode = TypeBits(a.type) | (a.mode & 07777);
+  st->st_nlink = a.nlink;
+  st->st_uid = a.uid;
+  st->st_gid = a.gid;
+  st->st_size = static_cast<off_t>(a.size);
+  st->st_blksize = 4096;
+  st->st_blocks = static_cast<blkcnt_t>(a.blocks * (4096 / 512));
+  st->st_atim = ToTimespec(a.atime_ns);
+  st->st_mtim = ToTimespec(a.mtime_ns);
+  st->st_ctim = ToTimespec(a.ctime_ns);
+}
+
+// The engine may give a deleted inode's number to a new one (ENGINE_NEEDS.md), so the kernel
+// needs (number, generation) pairs that differ between the two: the birth time tells them apart.
+// The kernel keeps 32 bits; the root's generation is 0, as the kernel assumes.
+uint64_t Generation(const Attr& a) {
+  if (a.ino == kRootIno) return 0;
+  const uint64_t b = static_cast<uint64_t>(a.btime_ns);
+  return (b ^ (b >> 32)) & 0xffffffffu;
+}
+
+fuse_entry_param Entry(fuse_req_t req, const Attr& a) {
+  fuse_entry_param e{};
+  e.ino = a.ino;
+  e.generation = Generation(a);
+  FillStat(a, &e.attr);
+  e.attr_timeout = e.entry_timeout = A(req).options().timeout;
+  return e;
+}
+
+// Counts the lookup before replying (a forget may follow the reply at once on another thread)
+// and takes it back when the kernel did not get the reply (an interrupted request).
+void ReplyEntry(fuse_req_t req, const Attr& a) {
+  fuse_entry_param e = Entry(req, a);
+  A(req).lookups().Add(a.ino);
+  if (fuse_reply_entry(req, &e) != 0) A(req).lookups().Forget(a.ino, 1);
+}
+
+void ReplyAttr(fuse_req_t req, const Attr& a) {
+  struct stat st;
+  FillStat(a, &st);
+  fuse_reply_attr(req, &st, A(req).options().timeout);
+}
+
+// New inodes belong to 0:0 in the engine today; they get the caller's uid and gid with a second
+// operation (interim, ENGINE_NEEDS.md). If that fails, the new name is removed again.
+Result<Attr> GiveToCaller(fuse_req_t req, Ino parent, const char* name, Result<Attr> made) {
+  if (!made.ok()) return made;
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  if (made->uid == ctx->uid && made->gid == ctx->gid) return made;
+  Filesystem& fs = A(req).fs();
+  SetAttrRequest owner;
+  owner.uid = ctx->uid;
+  owner.gid = ctx->gid;
+  Result<Attr> owned = fs.SetAttr(made->ino, owner);
+  if (!owned.ok()) {
+    Status undo =
+        made->type == FileType::kDirectory ? fs.Rmdir(parent, name) : fs.Unlink(parent, name);
+    undo.IgnoreError();
+  }
+  return owned;
+}
+
+// A per-thread buffer for reads, writes from pipes and directory listings (up to 1 MiB).
+uint8_t* ThreadBuffer(size_t size) {
+  thread_local std::vector<uint8_t> buffer;
+  if (buffer.size() < size) buffer.resize(size);
+  return buffer.data();
+}
+
+// ---- Operations.
+
+void OpInit(void* userdata, fuse_conn_info* conn) {
+  Adapter* a = static_cast<Adapter*>(userdata);
+  auto want = [conn](unsigned cap) {
+    if (conn->capable & cap) conn->want |= cap;
+  };
+  auto refuse = [conn](unsigned cap) { conn->want &= ~cap; };
+  want(FUSE_CAP_ASYNC_READ);
+  want(FUSE_CAP_ATOMIC_O_TRUNC);   // open(O_TRUNC) arrives as one open, truncated here
+  want(FUSE_CAP_PARALLEL_DIROPS);  // lookups and readdirs of one directory run at once
+  want(FUSE_CAP_AUTO_INVAL_DATA);  // cached pages dropped when mtime or size changes
+  want(FUSE_CAP_READDIRPLUS);
+  want(FUSE_CAP_READDIRPLUS_AUTO);
+  want(FUSE_CAP_CACHE_SYMLINKS);  // symlink targets never change
+  want(FUSE_CAP_ASYNC_DIO);
+  want(FUSE_CAP_IOCTL_DIR);  // control ioctls on directories too
+  // The daemon must see every write when it happens (durability), suid/sgid are cleared by the
+  // kernel (the engine does not), data arrives in memory (the engine copies it to the device;
+  // splicing through a pipe would add a copy), and there are no ACLs.
+  refuse(FUSE_CAP_WRITEBACK_CACHE);
+  refuse(FUSE_CAP_HANDLE_KILLPRIV);
+  refuse(FUSE_CAP_SPLICE_READ);
+  refuse(FUSE_CAP_SPLICE_WRITE);
+  refuse(FUSE_CAP_SPLICE_MOVE);
+  refuse(FUSE_CAP_POSIX_ACL);
+  refuse(FUSE_CAP_EXPORT_SUPPORT);
+  conn->max_write = a->options().max_io;
+  conn->max_read = a->options().max_io;
+  // max_readahead stays the kernel's: a filesystem may only lower it.
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+  conn->time_gran = 1;  // nanosecond timestamps
+}
+
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Adapter& a = A(req);
+  Result<Attr> r = a.fs().Lookup(parent, name);
+  if (r.ok()) return ReplyEntry(req, *r);
+  if (r.status().code() == ENOENT && a.options().timeout > 0) {
+    fuse_entry_param negative{};  // ino 0: the kernel caches "no such name" for entry_timeout
+    negative.entry_timeout = a.options().timeout;
+    fuse_reply_entry(req, &negative);
+    return;
+  }
+  ReplyError(req, "lookup", parent, r.status());
+}
+
+void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  A(req).lookups().Forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; ++i) A(req).lookups().Forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Result<Attr> r = A(req).fs().GetAttr(ino);
+  if (!r.ok()) return ReplyError(req, "getattr", ino, Stale(r.status()));
+  ReplyAttr(req, *r);
+}
+
+void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+  Filesystem& fs = A(req).fs();
+  if (to_set & FUSE_SET_ATTR_SIZE) {
+    if (attr->st_size < 0)
+      return ReplyError(req, "truncate", ino, Status::Invalid("negative size"));
+    Status s = fs.Truncate(ino, static_cast<uint64_t>(attr->st_size));
+    if (!s.ok()) return ReplyError(req, "truncate", ino, Stale(s));
+  }
+  SetAttrRequest r;
+  if (to_set & FUSE_SET_ATTR_MODE) r.mode = attr->st_mode & 07777;
+  if (to_set & FUSE_SET_ATTR_UID) r.uid = attr->st_uid;
+  if (to_set & FUSE_SET_ATTR_GID) r.gid = attr->st_gid;
+  // UTIME_NOW: the adapter reads the clock (interim, ENGINE_NEEDS.md); UTIME_OMIT: not sent.
+  const int64_t now = (to_set & (FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)) ? NowNs() : 0;
+  if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+    r.atime_ns = now;
+  } else if (to_set & FUSE_SET_ATTR_ATIME) {
+    r.atime_ns = ToNs(attr->st_atim);
+  }
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+    r.mtime_ns = now;
+  } else if (to_set & FUSE_SET_ATTR_MTIME) {
+    r.mtime_ns = ToNs(attr->st_mtim);
+  }
+  const bool change = r.mode || r.uid || r.gid || r.atime_ns || r.mtime_ns;
+  Result<Attr> out = change ? fs.SetAttr(ino, r) : fs.GetAttr(ino);
+  if (!out.ok()) return ReplyError(req, "setattr", ino, Stale(out.status()));
+  ReplyAttr(req, *out);
+}
+
+void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  Result<std::string> r = A(req).fs().ReadLink(ino);
+  if (!r.ok()) return ReplyError(req, "readlink", ino, Stale(r.status()));
+  fuse_reply_readlink(req, r->c_str());
+}
+
+void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
+  if (!S_ISREG(mode)) {
+    // FIFOs, sockets and device nodes need the engine (ENGINE_NEEDS.md); EPERM is what Linux
+    // says for a filesystem without them.
+    return ReplyError(req, "mknod", parent,
+                      Status::Error(EPERM, "special files are not supported yet"));
+  }
+  Result<Attr> r = GiveToCaller(req, parent, name, A(req).fs().Create(parent, name, mode & 07777));
+  if (!r.ok()) return ReplyError(req, "mknod", parent, r.status());
+  ReplyEntry(req, *r);
+}
+
+void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  Result<Attr> r = GiveToCaller(req, parent, name, A(req).fs().Mkdir(parent, name, mode & 07777));
+  if (!r.ok()) return ReplyError(req, "mkdir", parent, r.status());
+  ReplyEntry(req, *r);
+}
+
+void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  Result<Attr> r = GiveToCaller(req, parent, name, A(req).fs().Symlink(parent, name, link));
+  if (!r.ok()) return ReplyError(req, "symlink", parent, r.status());
+  ReplyEntry(req, *r);
+}
+
+void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char* name) {
+  Result<Attr> r = A(req).fs().Link(ino, parent, name);
+  if (!r.ok()) return ReplyError(req, "link", ino, Stale(r.status()));
+  ReplyEntry(req, *r);
+}
+
+void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ReplyStatus(req, "unlink", parent, A(req).fs().Unlink(parent, name));
+}
+
+void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ReplyStatus(req, "rmdir", parent, A(req).fs().Rmdir(parent, name));
+}
+
+void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
+              const char* new_name, unsigned int flags) {
+  // RENAME_NOREPLACE: the kernel has already refused an existing target, under the locks of both
+  // directories, and every change reaches the engine through this kernel; so a plain rename is
+  // exact (as tmpfs does it). Once other writers exist (the client API) the engine must check
+  // (ENGINE_NEEDS.md). RENAME_EXCHANGE and the rest need the engine: EINVAL, as Linux says for a
+  // filesystem without them.
+  if (flags & ~static_cast<unsigned int>(RENAME_NOREPLACE)) {
+    return ReplyError(req, "rename", parent,
+                      Status::Invalid("RENAME_EXCHANGE and RENAME_WHITEOUT are not supported yet"));
+  }
+  ReplyStatus(req, "rename", parent, A(req).fs().Rename(parent, name, new_parent, new_name));
+}
+
+// Page cache kept across opens (the daemon is the only writer: the kernel saw every change), and
+// no FLUSH on close (the daemon buffers nothing).
+void SetOpenFlags(fuse_file_info* fi) {
+  fi->keep_cache = 1;
+  fi->noflush = 1;
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Filesystem& fs = A(req).fs();
+  Status s = (fi->flags & O_TRUNC) ? fs.Truncate(ino, 0) : fs.GetAttr(ino).status();
+  if (!s.ok()) return ReplyError(req, "open", ino, Stale(s));
+  SetOpenFlags(fi);
+  fuse_reply_open(req, fi);
+}
+
+void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+              fuse_file_info* fi) {
+  Filesystem& fs = A(req).fs();
+  Result<Attr> r = GiveToCaller(req, parent, name, fs.Create(parent, name, mode & 07777));
+  if (!r.ok() && r.status().code() == EEXIST && !(fi->flags & O_EXCL)) {
+    // open(O_CREAT) of a name made meanwhile opens the file that is there.
+    r = fs.Lookup(parent, name);
+    if (r.ok() && r->type != FileType::kRegular) r = Status::Exists("not a regular file");
+    if (r.ok() && (fi->flags & O_TRUNC)) {
+      Status t = fs.Truncate(r->ino, 0);
+      if (!t.ok()) r = t;
+    }
+  }
+  if (!r.ok()) return ReplyError(req, "create", parent, r.status());
+  SetOpenFlags(fi);
+  fuse_entry_param e = Entry(req, *r);
+  A(req).lookups().Add(r->ino);
+  if (fuse_reply_create(req, &e, fi) != 0) A(req).lookups().Forget(r->ino, 1);
+}
+
+void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  if (off < 0) return ReplyError(req, "read", ino, Status::Invalid("negative offset"));
+  uint8_t* buffer = ThreadBuffer(size);
+  Result<size_t> n = A(req).fs().Read(ino, static_cast<uint64_t>(off), {buffer, size});
+  if (!n.ok()) return ReplyError(req, "read", ino, Stale(n.status()));
+  fuse_reply_buf(req, reinterpret_cast<const char*>(buffer), *n);
+}
+
+void OpWriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse_file_info*) {
+  if (off < 0) return ReplyError(req, "write", ino, Status::Invalid("negative offset"));
+  size_t size = fuse_buf_size(in);
+  const uint8_t* data = nullptr;
+  if (in->count == 1 && in->idx == 0 && in->off == 0 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
+    data = static_cast<const uint8_t*>(in->buf[0].mem);  // the request buffer itself: no copy
+  } else {
+    uint8_t* buffer = ThreadBuffer(size);
+    fuse_bufvec out = FUSE_BUFVEC_INIT(size);
+    out.buf[0].mem = buffer;
+    ssize_t copied = fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
+    if (copied < 0) {
+      return ReplyError(req, "write", ino, Status::Error(static_cast<int>(-copied), "buffer copy"));
+    }
+    size = static_cast<size_t>(copied);
+    data = buffer;
+  }
+  Result<size_t> n = A(req).fs().Write(ino, static_cast<uint64_t>(off), {data, size});
+  if (!n.ok()) return ReplyError(req, "write", ino, Stale(n.status()));
+  fuse_reply_write(req, *n);
+}
+
+void OpOk(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+// fsync, fdatasync and fsyncdir commit everything before them (the engine has one journal-free
+// commit for the whole filesystem).
+void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
+  ReplyStatus(req, "fsync", ino, Stale(A(req).fs().Fsync(ino)));
+}
+
+void OpOpendir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) { fuse_reply_open(req, fi); }
+
+// Entries after cookie `off` ("." and ".." first), as many as fit in `size` bytes. With `plus`,
+// each entry but "." and ".." carries its attributes and counts as a lookup.
+void ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+  Adapter& a = A(req);
+  char* buffer = reinterpret_cast<char*>(ThreadBuffer(size));
+  size_t used = 0;
+  std::vector<DirEntry> wanted;  // plus: entries that fit, attributes read after the listing
+  Status s = a.fs().ReadDir(ino, static_cast<uint64_t>(off), [&](const DirEntry& d) {
+    if (plus) {
+      size_t need = fuse_add_direntry_plus(req, nullptr, 0, d.name.c_str(), nullptr, 0);
+      if (need > size - used) return false;
+      used += need;
+      wanted.push_back(d);
+      return true;
+    }
+    struct stat st {};
+    st.st_ino = d.ino;
+    st.st_mode = TypeBits(d.type);
+    size_t need = fuse_add_direntry(req, buffer + used, size - used, d.name.c_str(), &st,
+                                    static_cast<off_t>(d.cookie));
+    if (need > size - used) return false;
+    used += need;
+    return true;
+  });
+  std::vector<Ino> counted;  // plus: lookups added for the entries in the buffer
+  if (plus) {
+    used = 0;
+    for (const DirEntry& d : wanted) {
+      fuse_entry_param e{};
+      if (d.name == "." || d.name == "..") {  // no attributes, no lookup (the kernel skips them)
+        e.attr.st_ino = d.ino;
+        e.attr.st_mode = TypeBits(d.type);
+      } else {
+        Result<Attr> attr = a.fs().GetAttr(d.ino);
+        if (!attr.ok() && attr.status().IsNotFound()) continue;  // removed meanwhile
+        if (!attr.ok()) {
+          s = attr.status();
+          break;
+        }
+        e = Entry(req, *attr);
+        a.lookups().Add(d.ino);
+        counted.push_back(d.ino);
+      }
+      used += fuse_add_direntry_plus(req, buffer + used, size - used, d.name.c_str(), &e,
+                                     static_cast<off_t>(d.cookie));
+    }
+  }
+  if (!s.ok() && s.IsNotFound() && used == 0) s = Status::Ok();  // removed: no more entries
+  if (!s.ok() && used == 0) return ReplyError(req, "readdir", ino, Stale(s));
+  // After an error, the entries already listed are still given (their lookups counted), as a
+  // reply cannot carry both.
+  if (fuse_reply_buf(req, buffer, used) != 0) {
+    for (Ino counted_ino : counted) a.lookups().Forget(counted_ino, 1);
+  }
+}
+
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  ReadDirectory(req, ino, size, off, /*plus=*/false);
+}
+
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  ReadDirectory(req, ino, size, off, /*plus=*/true);
+}
+
+void OpStatfs(fuse_req_t req, fuse_ino_t ino) {
+  Result<FsStats> r = A(req).fs().StatFs();
+  if (!r.ok()) return ReplyError(req, "statfs", ino, r.status());
+  struct statvfs v {};
+  v.f_bsize = v.f_frsize = r->block_size;
+  v.f_blocks = r->total_blocks;
+  v.f_bfree = v.f_bavail = r->free_blocks;
+  // Inodes are tree records with no fixed table: at least one more fits per free block.
+  v.f_files = r->inodes + r->free_blocks;
+  v.f_ffree = v.f_favail = r->free_blocks;
+  v.f_namemax = 255;
+  fuse_reply_statfs(req, &v);
+}
+
+void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t length,
+                 fuse_file_info*) {
+  constexpr int kModes = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+  Filesystem& fs = A(req).fs();
+  if (off < 0 || length <= 0) {
+    return ReplyError(req, "fallocate", ino, Status::Invalid("bad offset or length"));
+  }
+  Status s;
+  if (mode & FALLOC_FL_UNSHARE_RANGE) {
+    s = (mode & ~(FALLOC_FL_UNSHARE_RANGE | FALLOC_FL_KEEP_SIZE))
+            ? Status::Invalid("FALLOC_FL_UNSHARE_RANGE with other modes")
+            : fs.Unshare(ino, static_cast<uint64_t>(off), static_cast<uint64_t>(length));
+  } else if (mode & ~kModes) {
+    s = Status::NotSupported("collapse and insert range are not supported");
+  } else {
+    s = fs.Fallocate(ino, static_cast<uint32_t>(mode), static_cast<uint64_t>(off),
+                     static_cast<uint64_t>(length));
+  }
+  ReplyStatus(req, "fallocate", ino, Stale(s));
+}
+
+void OpLseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) {
+  if (off < 0) return ReplyError(req, "lseek", ino, Status::Error(ENXIO, "negative offset"));
+  Filesystem& fs = A(req).fs();
+  Result<uint64_t> r = whence == SEEK_DATA   ? fs.SeekData(ino, static_cast<uint64_t>(off))
+                       : whence == SEEK_HOLE ? fs.SeekHole(ino, static_cast<uint64_t>(off))
+                                             : Result<uint64_t>(Status::Invalid("whence"));
+  if (!r.ok()) return ReplyError(req, "lseek", ino, Stale(r.status()));
+  fuse_reply_lseek(req, static_cast<off_t>(*r));
+}
+
+// The block-aligned part becomes a clone (shared blocks), the rest is copied (the engine's
+// CopyFileRange). This is how reflinks reach a FUSE mount: the clone ioctls cannot.
+void OpCopyFileRange(fuse_req_t req, fuse_ino_t in, off_t off_in, fuse_file_info*, fuse_ino_t out,
+                     off_t off_out, fuse_file_info*, size_t length, int flags) {
+  if (flags != 0 || off_in < 0 || off_out < 0) {
+    return ReplyError(req, "copy_file_range", in, Status::Invalid("flags or offsets"));
+  }
+  Result<uint64_t> n =
+      A(req).fs().CopyFileRange(in, static_cast<uint64_t>(off_in), out,
+                                static_cast<uint64_t>(off_out), std::min(length, kMaxCopyBytes));
+  if (!n.ok()) return ReplyError(req, "copy_file_range", in, Stale(n.status()));
+  fuse_reply_write(req, *n);
+}
+
+// Extended attributes need the engine (ENGINE_NEEDS.md). ENOSYS makes the kernel answer
+// EOPNOTSUPP itself from then on, so writes do not each cost a getxattr of security.capability.
+void OpSetxattr(fuse_req_t req, fuse_ino_t, const char*, const char*, size_t, int) {
+  fuse_reply_err(req, ENOSYS);
+}
+void OpGetxattr(fuse_req_t req, fuse_ino_t, const char*, size_t) { fuse_reply_err(req, ENOSYS); }
+void OpListxattr(fuse_req_t req, fuse_ino_t, size_t) { fuse_reply_err(req, ENOSYS); }
+void OpRemovexattr(fuse_req_t req, fuse_ino_t, const char*) { fuse_reply_err(req, ENOSYS); }
+
+// Called only with -o no_default_permissions (then the mount is the mounting user's alone):
+// the inode must exist, and X_OK needs a directory or an execute bit, as for root on Linux.
+void OpAccess(fuse_req_t req, fuse_ino_t ino, int mask) {
+  Result<Attr> r = A(req).fs().GetAttr(ino);
+  if (!r.ok()) return ReplyError(req, "access", ino, Stale(r.status()));
+  if ((mask & X_OK) && r->type != FileType::kDirectory && (r->mode & 0111) == 0) {
+    return (void)fuse_reply_err(req, EACCES);
+  }
+  fuse_reply_err(req, 0);
+}
+
+// The block behind byte `offset` of `ino`, on the device (inject-error at a file offset).
+Result<uint64_t> DeviceOffsetOf(Filesystem& fs, Ino ino, uint64_t offset) {
+  ASSIGN_OR_RETURN(std::vector<FileExtent> extents, fs.Bmap(ino));
+  for (const FileExtent& x : extents) {
+    if (offset >= x.file_offset && offset < x.file_offset + x.length) {
+      return (x.device_offset + (offset - x.file_offset)) & ~uint64_t{4095};
+    }
+  }
+  return Status::Error(ENXIO, "the byte is in a hole: no device block behind it");
+}
+
+// Routes an injected media failure through the daemon's DaxFs; cached pages of every owner's
+// lost range are dropped so that the next read reaches the engine (and fails with EIO).
+Status InjectError(fuse_req_t req, Ino ino, InjectErrorIoctl* io) {
+  Adapter& a = A(req);
+  if (fuse_req_ctx(req)->uid != 0) return Status::Error(EPERM, "inject-error needs root");
+  uint64_t offset = io->offset;
+  if (io->flags & kInjectAtFileOffset) {
+    ASSIGN_OR_RETURN(offset, DeviceOffsetOf(a.fs(), ino, io->offset));
+  } else if (io->flags != 0) {
+    return Status::Invalid("unknown inject-error flags");
+  }
+  const uint64_t length = io->length == 0 ? 4096 : io->length;
+  ASSIGN_OR_RETURN(FailureReport report, a.dax().InjectError(offset, length));
+  for (const FileRangeLoss& lost : report.media.owners) {
+    if (a.lookups().Count(lost.ino) == 0 || a.session() == nullptr) continue;
+    fuse_lowlevel_notify_inval_inode(a.session(), lost.ino, static_cast<off_t>(lost.file_offset),
+                                     static_cast<off_t>(lost.length));
+  }
+  if (a.options().debug) {
+    fuse_log(FUSE_LOG_DEBUG,
+             "daxfs: inject-error at device bytes %" PRIu64 "+%" PRIu64 ": %zu owners\n",
+             report.offset, report.length, report.media.owners.size());
+  }
+  io->offset = report.offset;
+  io->length = report.length;
+  io->owners = static_cast<uint32_t>(report.media.owners.size());
+  io->shut_down = report.shut_down ? 1 : 0;
+  return Status::Ok();
+}
+
+void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*,
+             unsigned flags, const void* in, size_t in_size, size_t out_size) {
+  if (flags & FUSE_IOCTL_COMPAT) return (void)fuse_reply_err(req, ENOSYS);
+  if (cmd != static_cast<unsigned int>(kIocInjectError)) {
+    return (void)fuse_reply_err(req, ENOTTY);
+  }
+  if (in_size < sizeof(InjectErrorIoctl) || out_size < sizeof(InjectErrorIoctl)) {
+    return (void)fuse_reply_err(req, EINVAL);
+  }
+  InjectErrorIoctl io;
+  std::memcpy(&io, in, sizeof io);
+  Status s = InjectError(req, ino, &io);
+  if (!s.ok()) return ReplyError(req, "inject-error", ino, s);
+  fuse_reply_ioctl(req, 0, &io, sizeof io);
+}
+
+}  // namespace
+
+const fuse_lowlevel_ops& Adapter::Operations() {
+  static const fuse_lowlevel_ops ops = [] {
+    fuse_lowlevel_ops o{};
+    o.init = OpInit;
+    o.lookup = OpLookup;
+    o.forget = OpForget;
+    o.forget_multi = OpForgetMulti;
+    o.getattr = OpGetattr;
+    o.setattr = OpSetattr;
+    o.readlink = OpReadlink;
+    o.mknod = OpMknod;
+    o.mkdir = OpMkdir;
+    o.unlink = OpUnlink;
+    o.rmdir = OpRmdir;
+    o.symlink = OpSymlink;
+    o.rename = OpRename;
+    o.link = OpLink;
+    o.open = OpOpen;
+    o.read = OpRead;
+    o.write_buf = OpWriteBuf;
+    o.flush = OpOk;
+    o.release = OpOk;
+    o.fsync = OpFsync;
+    o.opendir = OpOpendir;
+    o.readdir = OpReaddir;
+    o.readdirplus = OpReaddirplus;
+    o.releasedir = OpOk;
+    o.fsyncdir = OpFsync;
+    o.statfs = OpStatfs;
+    o.setxattr = OpSetxattr;
+    o.getxattr = OpGetxattr;
+    o.listxattr = OpListxattr;
+    o.removexattr = OpRemovexattr;
+    o.access = OpAccess;
+    o.create = OpCreate;
+    o.ioctl = OpIoctl;
+    o.fallocate = OpFallocate;
+    o.copy_file_range = OpCopyFileRange;
+    o.lseek = OpLseek;
+    return o;
+  }();
+  return ops;
+}
+
+}  // namespace daxfs::fusefs

@@ -1,0 +1,48 @@
+// The FUSE low-level operations over the public daxfs API (include/daxfs/): each callback turns
+// its arguments into one engine call (rarely two) and the result into one reply, keeping the
+// kernel's lookup counts. Knows libfuse's low-level API and include/daxfs/ only; nothing about
+// start-up, options parsing or the engine's insides.
+#pragma once
+
+#include <fuse_lowlevel.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "daxfs/dax.h"
+#include "daxfs/filesystem.h"
+#include "lookup_table.h"
+
+namespace daxfs::fusefs {
+
+struct AdapterOptions {
+  double timeout = 60.0;  // entry and attribute timeouts, seconds (also for negative entries)
+  bool default_permissions = true;
+  bool debug = false;         // log every error with the engine's message (fuse_log, debug level)
+  uint32_t max_io = 1 << 20;  // max_read and max_write, bytes
+};
+
+class Adapter {
+ public:
+  Adapter(DaxFs* dax, const AdapterOptions& options) : dax_(dax), options_(options) {}
+
+  // The operation table to give fuse_session_new, with this Adapter as its userdata.
+  static const fuse_lowlevel_ops& Operations();
+
+  // The session, for notifications (cache invalidation after a media failure).
+  void Attach(fuse_session* session) { session_ = session; }
+
+  DaxFs& dax() { return *dax_; }
+  Filesystem& fs() { return dax_->fs(); }
+  const AdapterOptions& options() const { return options_; }
+  LookupTable& lookups() { return lookups_; }
+  fuse_session* session() const { return session_; }
+
+ private:
+  DaxFs* dax_;
+  AdapterOptions options_;
+  LookupTable lookups_;
+  fuse_session* session_ = nullptr;
+};
+
+}  // namespace daxfs::fusefs

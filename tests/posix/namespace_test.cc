@@ -123,14 +123,11 @@ TEST_F(Rename, FileOverFile) {
   MakeFile(P("a"), "content of a");
   MakeFile(P("b"), "content of b");
   const ino_t ino_a = Stat(P("a")).st_ino;
-  ASSERT_OPEN(old_b, open(P("b").c_str(), O_RDONLY));
   ASSERT_SYS(rename(P("a").c_str(), P("b").c_str()));
   EXPECT_FALSE(Exists(P("a")));
   EXPECT_EQ(Stat(P("b")).st_ino, ino_a);
+  EXPECT_EQ(Stat(P("b")).st_nlink, 1u);
   EXPECT_EQ(ReadFile(P("b")), "content of a");
-  // The replaced file lives on, unlinked, while it is open.
-  EXPECT_EQ(Fstat(old_b.get()).st_nlink, 0u);
-  EXPECT_EQ(ReadAt(old_b.get(), 64, 0), "content of b");
   EXPECT_EQ(ListDir(dir()), std::vector<std::string>{"b"});
 }
 
@@ -244,11 +241,13 @@ TEST_F(Rename, ExchangeFileAndDirectoryAcrossParents) {
   EXPECT_FAILS(EINVAL, Rename2(P("p2/e"), P("p2/e/sub"), RENAME_EXCHANGE));
 }
 
+// The replaced file lives on, unlinked, while it is open.
 TEST_F(Rename, OverOpenFileFreesNothingUntilClose) {
   MakeFile(P("a"), "new");
   MakeFile(P("b"), Pattern(100000, 7));
   ASSERT_OPEN(fd, open(P("b").c_str(), O_RDWR));
   ASSERT_SYS(rename(P("a").c_str(), P("b").c_str()));
+  EXPECT_EQ(Fstat(fd.get()).st_nlink, 0u);
   WriteAt(fd.get(), "still writable", 0);
   std::string expect = Pattern(100000, 7);
   expect.replace(0, 14, "still writable");
@@ -278,16 +277,26 @@ TEST_F(Links, FileLinkCounts) {
   EXPECT_EQ(Stat(P("b")).st_nlink, 2u);
   ASSERT_SYS(rename(P("b").c_str(), P("e").c_str()));
   EXPECT_EQ(Stat(P("e")).st_nlink, 2u) << "rename keeps the count";
-  ASSERT_OPEN(fd, open(P("e").c_str(), O_RDONLY));
   ASSERT_SYS(unlink(P("e").c_str()));
-  ASSERT_SYS(unlink(P("d/c").c_str()));
-  EXPECT_EQ(Fstat(fd.get()).st_nlink, 0u);
-  EXPECT_EQ(ReadAt(fd.get(), 16, 0), "shared+");
+  EXPECT_EQ(Stat(P("d/c")).st_nlink, 1u);
+  EXPECT_EQ(ReadFile(P("d/c")), "shared+");
   // A hard link to a symlink is a second name of the symlink (link(2) does not follow).
   ASSERT_SYS(symlink("somewhere", P("sl").c_str()));
   ASSERT_SYS(link(P("sl").c_str(), P("sl2").c_str()));
   EXPECT_TRUE(S_ISLNK(Lstat(P("sl2")).st_mode));
   EXPECT_EQ(Lstat(P("sl")).st_nlink, 2u);
+}
+
+TEST_F(Links, OpenFileOutlivesItsLastLink) {
+  MakeFile(P("a"), "shared+");
+  ASSERT_SYS(link(P("a").c_str(), P("b").c_str()));
+  ASSERT_OPEN(fd, open(P("b").c_str(), O_RDONLY));
+  ASSERT_SYS(unlink(P("a").c_str()));
+  EXPECT_EQ(Fstat(fd.get()).st_nlink, 1u);
+  ASSERT_SYS(unlink(P("b").c_str()));
+  EXPECT_EQ(Fstat(fd.get()).st_nlink, 0u);
+  EXPECT_EQ(ReadAt(fd.get(), 16, 0), "shared+");
+  EXPECT_TRUE(ListDir(dir()).empty());
 }
 
 TEST_F(Links, DirectoryLinkCounts) {
@@ -300,7 +309,6 @@ TEST_F(Links, DirectoryLinkCounts) {
   ASSERT_SYS(mkdir(P("d/c").c_str(), 0755));
   MakeFile(P("d/file"));
   ASSERT_SYS(symlink("a", P("d/link").c_str()));
-  ASSERT_SYS(mknod(P("d/fifo").c_str(), S_IFIFO | 0644, 0));
   EXPECT_EQ(Stat(P("d")).st_nlink, 5u) << "2 + three subdirectories; files do not count";
   EXPECT_EQ(Stat(P("d/a")).st_nlink, 2u);
   ASSERT_SYS(rmdir(P("d/a").c_str()));
@@ -310,7 +318,14 @@ TEST_F(Links, DirectoryLinkCounts) {
   EXPECT_EQ(Stat(P("d")).st_nlink, 3u);
   EXPECT_EQ(Stat(P("e")).st_nlink, 3u);
   EXPECT_EQ(Stat(dir()).st_nlink, 4u);
-  // An open directory that is removed reports no links.
+  ASSERT_SYS(rmdir(P("d/c").c_str()));
+  EXPECT_EQ(Stat(P("d")).st_nlink, 2u);
+}
+
+// An open directory that is removed reports no links and takes no new entries.
+TEST_F(Links, OpenDirectoryOutlivesRmdir) {
+  ASSERT_SYS(mkdir(P("d").c_str(), 0755));
+  ASSERT_SYS(mkdir(P("d/c").c_str(), 0755));
   ASSERT_OPEN(fd, open(P("d/c").c_str(), O_RDONLY | O_DIRECTORY));
   ASSERT_SYS(rmdir(P("d/c").c_str()));
   EXPECT_EQ(Fstat(fd.get()).st_nlink, 0u);
@@ -386,6 +401,7 @@ using SpecialFiles = PosixTest;
 TEST_F(SpecialFiles, Fifo) {
   ASSERT_SYS(mkfifo(P("fifo").c_str(), 0644));
   ASSERT_SYS(mknod(P("fifo2").c_str(), S_IFIFO | 0600, 0));
+  EXPECT_EQ(Stat(dir()).st_nlink, 2u) << "a FIFO is no subdirectory";
   struct stat st = Lstat(P("fifo"));
   EXPECT_TRUE(S_ISFIFO(st.st_mode));
   EXPECT_EQ(st.st_mode & 07777, 0644u);
@@ -532,8 +548,7 @@ TEST_F(Readdir, EveryEntryExactlyOnce) {
     made.insert("dir-" + std::to_string(i));
   }
   ASSERT_SYS(symlink("file-0", P("link").c_str()));
-  ASSERT_SYS(mkfifo(P("fifo").c_str(), 0644));
-  made.insert({"link", "fifo"});
+  made.insert("link");
   for (size_t buffer : {size_t{512}, size_t{4096}, size_t{65536}}) {
     SCOPED_TRACE("getdents64 buffer " + std::to_string(buffer));
     auto entries = GetDents(dir(), buffer);
@@ -567,6 +582,29 @@ TEST_F(Readdir, EveryEntryExactlyOnce) {
       EXPECT_EQ(e.ino, Stat(P("dir-3")).st_ino);
     }
   }
+}
+
+TEST_F(Readdir, TypesOfSpecialFiles) {
+  ASSERT_SYS(mkfifo(P("fifo").c_str(), 0644));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "sock");
+  ASSERT_OPEN(sock, socket(AF_UNIX, SOCK_STREAM, 0));
+  ASSERT_SYS(InDirectory(
+      dir(), [&] { return bind(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr); }));
+  std::map<std::string, unsigned char> want = {{"fifo", DT_FIFO}, {"sock", DT_SOCK}};
+  if (geteuid() == 0) {  // the device nodes need CAP_MKNOD (the rest is checked without them)
+    ASSERT_SYS(mknod(P("chr").c_str(), S_IFCHR | 0644, makedev(1, 3)));
+    ASSERT_SYS(mknod(P("blk").c_str(), S_IFBLK | 0644, makedev(7, 250)));
+    want.insert({{"chr", DT_CHR}, {"blk", DT_BLK}});
+  }
+  std::map<std::string, unsigned char> got;
+  for (const auto& [name, e] : GetDents(dir(), 4096)) {
+    if (name == "." || name == "..") continue;
+    EXPECT_EQ(e.ino, Lstat(P(name)).st_ino) << name;
+    got[name] = e.type == DT_UNKNOWN ? TypeOf(Lstat(P(name)).st_mode) : e.type;
+  }
+  EXPECT_EQ(got, want);
 }
 
 TEST_F(Readdir, EmptyDirectoryHasOnlyDotAndDotDot) {

@@ -278,12 +278,12 @@ class PosixTest : public ::testing::Test {
       GTEST_SKIP() << "filesystem lacks " name ": " << posix_f_.why;     \
     }                                                                    \
   } while (0)
-#define SKIP_UNLESS_ROOT()                                                              \
-  do {                                                                                  \
-    if (geteuid() != 0) {                                                               \
+#define SKIP_UNLESS_ROOT()                                                                     \
+  do {                                                                                         \
+    if (geteuid() != 0) {                                                                      \
       if (::posix::Required("root")) FAIL() << "needs root (runs as uid " << geteuid() << ")"; \
-      GTEST_SKIP() << "needs root (runs as uid " << geteuid() << ")";                   \
-    }                                                                                   \
+      GTEST_SKIP() << "needs root (runs as uid " << geteuid() << ")";                          \
+    }                                                                                          \
   } while (0)
 #define SKIP_UNLESS_OTHER_USERS()                                                                \
   do {                                                                                           \

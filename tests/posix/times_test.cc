@@ -189,7 +189,7 @@ TEST_F(Timestamps, DirectoryTimesOnEntryChanges) {
   ExpectTimes(d, both, "mkdir", [&] { ASSERT_SYS(mkdir((d + "/sub").c_str(), 0755)); });
   ExpectTimes(d, both, "symlink", [&] { ASSERT_SYS(symlink("f", (d + "/l").c_str())); });
   ExpectTimes(d, both, "link", [&] { ASSERT_SYS(link((d + "/f").c_str(), (d + "/g").c_str())); });
-  ExpectTimes(d, both, "mknod", [&] { ASSERT_SYS(mkfifo((d + "/p").c_str(), 0644)); });
+  ExpectTimes(d, both, "mknod", [&] { ASSERT_SYS(mknod((d + "/p").c_str(), S_IFREG | 0644, 0)); });
   ExpectTimes(d, both, "rename within",
               [&] { ASSERT_SYS(rename((d + "/g").c_str(), (d + "/g2").c_str())); });
   ExpectTimes(d, both, "unlink", [&] { ASSERT_SYS(unlink((d + "/g2").c_str())); });
@@ -211,6 +211,16 @@ TEST_F(Timestamps, DirectoryTimesOnEntryChanges) {
     (void)ListDir(d);
     (void)Lstat(d + "/f");
   });
+}
+
+TEST_F(Timestamps, DirectoryTimesOnSpecialFiles) {
+  ASSERT_SYS(mkdir(P("d").c_str(), 0755));
+  const std::string d = P("d");
+  const int both = kCtime | kMtime;
+  ExpectTimes(d, both, "mkfifo", [&] { ASSERT_SYS(mkfifo((d + "/p").c_str(), 0644)); });
+  ExpectTimes(d + "/p", kCtime, "chmod of the FIFO",
+              [&] { ASSERT_SYS(chmod((d + "/p").c_str(), 0600)); });
+  ExpectTimes(d, both, "unlink of the FIFO", [&] { ASSERT_SYS(unlink((d + "/p").c_str())); });
 }
 
 TEST_F(Timestamps, AtimeOnRead) {

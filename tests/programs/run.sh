@@ -8,7 +8,7 @@
 #
 # Works in DIR/programs (made fresh) and leaves its files there for the caller to inspect or
 # remove. Environment:
-#   COPY_RANGE          the copy_range helper (default: build/{release,posix}/tests/programs/)
+#   COPY_RANGE          the copy_range helper (default: build/release/tests/programs/copy_range)
 #   DAXFS_PROGRAMS_TREE the tree to copy (default /usr/include)
 #   DAXFS_SHARED_CHECK  a command run as `CMD FILE OFFSET LENGTH` that must succeed when the
 #                       range of FILE shares its blocks (for filesystems this script cannot ask;
@@ -26,10 +26,8 @@ tree_src=${DAXFS_PROGRAMS_TREE:-/usr/include}
 manifest=${DAXFS_PROGRAMS_MANIFEST:-$work/shared-extents.manifest}
 copy_range=${COPY_RANGE:-}
 if [ -z "$copy_range" ]; then
-  for b in "$here/../../build/release/tests/programs/copy_range" \
-           "$here/../../build/posix/tests/programs/copy_range"; do
-    if [ -x "$b" ]; then copy_range=$b; break; fi
-  done
+  b=$here/../../build/release/tests/programs/copy_range
+  if [ -x "$b" ]; then copy_range=$b; fi
 fi
 
 step=""

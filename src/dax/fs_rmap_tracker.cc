@@ -10,7 +10,6 @@
 namespace daxfs::dax {
 namespace {
 
-constexpr uint64_t kPage = 4096;
 
 class FsRmapTracker final : public OwnerTracker {
  public:
@@ -25,9 +24,9 @@ class FsRmapTracker final : public OwnerTracker {
   Result<std::vector<Victim>> FindVictims(uint64_t offset, uint64_t length) override {
     std::vector<Victim> victims;
     if (length == 0) return victims;
-    uint64_t first = offset / kPage * kPage;
+    uint64_t first = offset / fs::kPageBytes * fs::kPageBytes;
     uint64_t end = offset + std::min<uint64_t>(length, ~0ULL - offset);
-    end = end > ~0ULL - (kPage - 1) ? ~0ULL / kPage * kPage : (end + kPage - 1) / kPage * kPage;
+    end = end > ~0ULL - (fs::kPageBytes - 1) ? ~0ULL / fs::kPageBytes * fs::kPageBytes : (end + fs::kPageBytes - 1) / fs::kPageBytes * fs::kPageBytes;
     // The owners first (under the filesystem lock), then the mappings (under the table lock):
     // never both at once.
     Result<std::vector<FsmapRecord>> owners = full_scan_

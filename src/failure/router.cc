@@ -11,10 +11,6 @@
 
 namespace daxfs::failure {
 
-namespace {
-constexpr uint64_t kPage = 4096;
-}
-
 std::string Router::PathOf(Ino ino) {
   Result<std::string> p = fs_->PathOf(ino);
   return p.ok() ? *p : std::string();
@@ -68,7 +64,7 @@ Result<FailureReport> Router::NotifyFailure(uint64_t offset, uint64_t length, ui
     if (it == paths.end()) it = paths.emplace(v.ino, PathOf(v.ino)).first;
     Status fenced = table_->Fence(v.mapping_id, v.address, v.length);
     if (fenced.ok()) {
-      fenced_pages += v.length / kPage;
+      fenced_pages += v.length / fs::kPageBytes;
     } else {
       report.actions.push_back(fmt::format("could not fence {:#x}+{} of mapping {}: {}",
                                            reinterpret_cast<uintptr_t>(v.address), v.length,
@@ -139,9 +135,9 @@ Result<FailureReport> Router::Remove(FailureReport report) {
 FailureReport Router::ReportTrap(const dax::AddressInfo& info) {
   FailureReport report;
   report.offset = info.device_offset == fs::kNoDevice ? 0 : info.device_offset;
-  report.length = kPage;
+  report.length = fs::kPageBytes;
   report.flags = kFailureActionRequired;
-  MappingNotice n{.mapping_id = info.mapping_id, .address = info.page, .length = kPage,
+  MappingNotice n{.mapping_id = info.mapping_id, .address = info.page, .length = fs::kPageBytes,
                   .ino = info.ino, .path = PathOf(info.ino), .file_offset = info.file_offset,
                   .device_offset = report.offset, .action_required = true, .consumed = true};
   report.notices.push_back(n);

@@ -337,8 +337,6 @@ void FsImpl::CheckMediaDamage(const std::map<uint64_t, bool>& regular_files,
 
 namespace {
 
-auto RmapKey(const RmapRecord& r) { return std::tie(r.device_block, r.owner, r.file_block); }
-
 std::string Blocks(uint64_t first, uint64_t count) {
   return count == 1 ? fmt::format("device block {}", first)
                     : fmt::format("device blocks {}..{}", first, first + count - 1);
@@ -401,9 +399,9 @@ void FsImpl::DiffReverseMaps(const std::vector<RmapRecord>& want_rmap,
   // The rmap: a merge of two lists in key order.
   for (size_t i = 0, j = 0; i < want_rmap.size() || j < have_rmap.size();) {
     if (j == have_rmap.size() ||
-        (i < want_rmap.size() && RmapKey(want_rmap[i]) < RmapKey(have_rmap[j]))) {
+        (i < want_rmap.size() && RmapOrder(want_rmap[i]) < RmapOrder(have_rmap[j]))) {
       out->push_back("rmap: no record for " + Describe(want_rmap[i++]));
-    } else if (i == want_rmap.size() || RmapKey(have_rmap[j]) < RmapKey(want_rmap[i])) {
+    } else if (i == want_rmap.size() || RmapOrder(have_rmap[j]) < RmapOrder(want_rmap[i])) {
       const RmapRecord& h = have_rmap[j++];
       out->push_back(fmt::format(
           "rmap: record for {} matches no {}", Describe(h),
@@ -483,7 +481,7 @@ void FsImpl::CheckReverseMaps(const std::vector<RmapRecord>& file_owners,
 
   std::vector<RmapRecord> want = file_owners;
   for (const RmapRecord& s : SpecialOwnerRecords()) want.push_back(s);
-  std::sort(want.begin(), want.end(), [](auto& a, auto& b) { return RmapKey(a) < RmapKey(b); });
+  std::sort(want.begin(), want.end(), [](auto& a, auto& b) { return RmapOrder(a) < RmapOrder(b); });
   // Without reflink sharing is already reported as "owned twice".
   std::vector<RefcountRecord> want_refcounts;
   if (has_reflink_) want_refcounts = SweepRefcounts(file_owners);
@@ -519,8 +517,8 @@ void FsImpl::CheckReverseMaps(const std::vector<RmapRecord>& file_owners,
   for (const RmapRecord& r : rmap) {
     if (format::IsSpecialOwner(r.owner)) continue;
     auto it = std::lower_bound(want.begin(), want.end(), r,
-                               [](auto& a, auto& b) { return RmapKey(a) < RmapKey(b); });
-    if (it != want.end() && RmapKey(*it) == RmapKey(r)) continue;
+                               [](auto& a, auto& b) { return RmapOrder(a) < RmapOrder(b); });
+    if (it != want.end() && RmapOrder(*it) == RmapOrder(r)) continue;
     uint64_t end = std::min(r.device_block + r.blocks, sb.total_blocks());
     for (uint64_t b = r.device_block; b < end; ++b) {
       if (data_.IsFree(b)) {

@@ -27,8 +27,6 @@ uint64_t SaturatingEnd(uint64_t first, uint64_t count) {
   return count > kNoEnd - first ? kNoEnd : first + count;
 }
 
-btree::Key ExtentKey(Ino ino, uint64_t file_block) { return btree::Key{{ino, file_block}}; }
-
 bool Mergeable(const ExtentRecord& left, const ExtentRecord& right) {
   return left.flags == right.flags && left.device_block + left.blocks == right.device_block &&
          uint64_t{left.blocks} + right.blocks <= format::kMaxExtentBlocks;

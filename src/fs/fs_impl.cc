@@ -43,46 +43,18 @@ namespace fs {
 using format::Inode;
 using format::TreeId;
 
-btree::TreeSpec InodeTreeSpec() {
-  return {.id = TreeId::kInodes, .name = "inodes", .key_words = 1,
-          .value_size = format::kInodeValueSize};
-}
-btree::TreeSpec DirentTreeSpec() {
-  return {.id = TreeId::kDirents, .name = "dirents", .key_words = 2,
-          .value_size = format::kDirentValueSize};
-}
-btree::TreeSpec ExtentTreeSpec() {
-  return {.id = TreeId::kExtents, .name = "extents", .key_words = 2,
-          .value_size = format::kExtentValueSize};
-}
-btree::TreeSpec RmapTreeSpec() {
-  return {.id = TreeId::kRmap, .name = "rmap", .key_words = 3, .value_size = format::kRmapValueSize,
-          .interval_end = [](const btree::Key& k, const uint8_t* v) {
-            return format::RmapIntervalEnd(k.w[0], v);
-          }};
-}
-btree::TreeSpec RefcountTreeSpec() {
-  return {.id = TreeId::kRefcount, .name = "refcount", .key_words = 1,
-          .value_size = format::kRefcountValueSize};
-}
-
 namespace {
 void RegisterTrees(txn::Pool* pool) {
-  pool->RegisterTree(InodeTreeSpec());
-  pool->RegisterTree(DirentTreeSpec());
-  pool->RegisterTree(ExtentTreeSpec());
-  pool->RegisterTree(RmapTreeSpec());
-  pool->RegisterTree(RefcountTreeSpec());
-  pool->RegisterTree(PoisonTreeSpec());
+  for (const FsTreeDef& def : FsTrees()) pool->RegisterTree(def.spec);
 }
 }  // namespace
 
 // The trees an operation uses, in the order of FsImpl::Trees.
 std::vector<btree::TreeSpec> FsImpl::TreeSpecs() const {
-  std::vector<btree::TreeSpec> specs = {InodeTreeSpec(), DirentTreeSpec(), ExtentTreeSpec()};
-  if (has_rmap_) specs.push_back(RmapTreeSpec());
-  if (has_reflink_) specs.push_back(RefcountTreeSpec());
-  specs.push_back(PoisonTreeSpec());
+  std::vector<btree::TreeSpec> specs;
+  for (const FsTreeDef& def : FsTrees()) {
+    if (IsKept(def, has_rmap_, has_reflink_)) specs.push_back(def.spec);
+  }
   return specs;
 }
 
@@ -115,7 +87,7 @@ Status FsImpl::FormatDevice(device::Device* device, const FormatOptions& options
   RegisterTrees(pool.get());
   {
     ASSIGN_OR_RETURN(auto txn, pool->BeginWrite());
-    ASSIGN_OR_RETURN(btree::BTree * inodes, txn->Tree(InodeTreeSpec()));
+    ASSIGN_OR_RETURN(btree::BTree * inodes, txn->Tree(SpecOf(FsTree::kInodes)));
     int64_t now = NowNs();
     Inode root{.ino = format::kRootIno, .type = format::FileType::kDirectory, .mode = 0755,
                .nlink = 2, .atime_ns = now, .mtime_ns = now, .ctime_ns = now, .btime_ns = now,
@@ -124,7 +96,7 @@ Status FsImpl::FormatDevice(device::Device* device, const FormatOptions& options
     format::EncodeInode(root, value);
     RETURN_IF_ERROR(inodes->Insert(btree::Key{{format::kRootIno}}, value));
     if (options.rmap) {
-      ASSIGN_OR_RETURN(btree::BTree * rmap, txn->Tree(RmapTreeSpec()));
+      ASSIGN_OR_RETURN(btree::BTree * rmap, txn->Tree(SpecOf(FsTree::kRmap)));
       RETURN_IF_ERROR(AddFormatRmapRecords(txn.get(), rmap, pool->superblock()));
     }
     RETURN_IF_ERROR(txn->Commit());

@@ -18,18 +18,11 @@
 #include "device/device.h"
 #include "format/records.h"
 #include "fs/mapping_hooks.h"
+#include "fs/trees.h"
 #include "space/extent_allocator.h"
 #include "txn/pool.h"
 
 namespace daxfs::fs {
-
-// Tree shapes of the filesystem trees.
-btree::TreeSpec InodeTreeSpec();
-btree::TreeSpec DirentTreeSpec();
-btree::TreeSpec ExtentTreeSpec();
-btree::TreeSpec RmapTreeSpec();      // interval tree
-btree::TreeSpec RefcountTreeSpec();
-btree::TreeSpec PoisonTreeSpec();    // media damage (media.cc)
 
 class FsImpl final : public Filesystem {
  public:

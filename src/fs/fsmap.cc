@@ -36,11 +36,6 @@ constexpr uint64_t kNoEnd = std::numeric_limits<uint64_t>::max();
 
 uint64_t End(const RmapRecord& r) { return r.device_block + r.blocks; }
 
-bool RmapKeyLess(const RmapRecord& a, const RmapRecord& b) {
-  return std::tie(a.device_block, a.owner, a.file_block) <
-         std::tie(b.device_block, b.owner, b.file_block);
-}
-
 auto FsmapKeyOf(const FsmapRecord& r) { return std::tie(r.physical, r.owner, r.offset); }
 
 bool FsmapLess(const FsmapRecord& a, const FsmapRecord& b) { return FsmapKeyOf(a) < FsmapKeyOf(b); }

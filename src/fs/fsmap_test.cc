@@ -153,8 +153,8 @@ class FsmapTest : public ::testing::Test {
   void Corrupt(const std::function<void(btree::BTree* rmap, btree::BTree* refcount)>& fn) {
     Result<std::unique_ptr<txn::WriteTxn>> txn = impl()->pool()->BeginWrite();
     ASSERT_TRUE(txn.ok()) << txn.status().ToString();
-    Result<btree::BTree*> rmap = (*txn)->Tree(fs::RmapTreeSpec());
-    Result<btree::BTree*> refcount = (*txn)->Tree(fs::RefcountTreeSpec());
+    Result<btree::BTree*> rmap = (*txn)->Tree(fs::SpecOf(fs::FsTree::kRmap));
+    Result<btree::BTree*> refcount = (*txn)->Tree(fs::SpecOf(fs::FsTree::kRefcount));
     ASSERT_TRUE(rmap.ok() && refcount.ok());
     fn(*rmap, *refcount);
     ASSERT_TRUE((*txn)->Commit().ok());

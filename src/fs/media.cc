@@ -35,24 +35,10 @@ using format::BadRecord;
 using format::LostRecord;
 using format::RmapRecord;
 
-btree::TreeSpec PoisonTreeSpec() {
-  return {.id = format::TreeId::kPoison,
-          .name = "poison",
-          .key_words = 3,
-          .value_size = format::kPoisonValueSize};
-}
-
 namespace {
 
 constexpr uint64_t kB = format::kBlockSize;
 constexpr uint64_t kNoEnd = std::numeric_limits<uint64_t>::max();
-
-btree::Key LostKey(Ino ino, uint64_t file_block) {
-  return btree::Key{{format::kPoisonLost, ino, file_block}};
-}
-btree::Key BadKey(uint64_t device_block) {
-  return btree::Key{{format::kPoisonBad, device_block, 0}};
-}
 
 uint64_t SaturatingEnd(uint64_t first, uint64_t count) {
   return count > kNoEnd - first ? kNoEnd : first + count;

@@ -27,8 +27,6 @@ constexpr size_t kReadDirBatch = 128;            // entries gathered per lock ho
 constexpr uint64_t kAllFileBlocks = 1ULL << 52;  // more than any file's 2^63 - 1 bytes
 constexpr uint64_t kExtentsPerFreeUpdate = 8;    // extent records one reserved update covers
 
-btree::Key DirentKey(Ino dir, uint64_t slot) { return btree::Key{{dir, slot}}; }
-
 bool IsDotName(std::string_view name) { return name == "." || name == ".."; }
 
 // A name as a directory entry: 1..255 bytes, no '/' or NUL. "." and ".." fail with `dot_errno`

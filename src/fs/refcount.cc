@@ -19,13 +19,6 @@ namespace {
 // blocks are then never freed, which is safe.
 constexpr uint32_t kStuckCount = std::numeric_limits<uint32_t>::max();
 
-btree::Key RefcountKey(uint64_t device_block) { return btree::Key{{device_block}}; }
-
-struct RefcountValue {
-  uint8_t bytes[format::kRefcountValueSize];
-  explicit RefcountValue(const RefcountRecord& r) { format::EncodeRefcountValue(r, bytes); }
-};
-
 uint64_t End(const RefcountRecord& r) { return r.device_block + r.blocks; }
 
 // The records overlapping [start, end) and those touching it at either end (they may merge with

@@ -23,13 +23,6 @@ using format::RmapRecord;
 
 namespace {
 
-auto RmapKey(const RmapRecord& r) { return std::tie(r.device_block, r.owner, r.file_block); }
-bool RmapKeyLess(const RmapRecord& a, const RmapRecord& b) { return RmapKey(a) < RmapKey(b); }
-
-btree::Key RmapTreeKey(const RmapRecord& r) {
-  return btree::Key{{r.device_block, r.owner, r.file_block}};
-}
-
 // The most nodes a tree built by inserting `records` records into an empty tree can have: after
 // inserts alone every non-root node holds at least MinFill entries (a split leaves both halves
 // at least that full).
@@ -165,7 +158,7 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
     DiffReverseMaps(want, have_rmap, refcounts, have_refcounts, &report.fixed);
 
     // 3. Apply.
-    for (const RmapRecord& r : have_rmap) RETURN_IF_ERROR(trees_.rmap->Delete(RmapTreeKey(r)));
+    for (const RmapRecord& r : have_rmap) RETURN_IF_ERROR(trees_.rmap->Delete(fs::RmapKey(r)));
     for (const btree::Key& k : bad_rmap_keys) RETURN_IF_ERROR(trees_.rmap->Delete(k));
     for (const RefcountRecord& r : have_refcounts) {
       RETURN_IF_ERROR(trees_.refcount->Delete(btree::Key{{r.device_block}}));
@@ -174,7 +167,7 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
     uint8_t value[std::max(format::kRmapValueSize, format::kRefcountValueSize)];
     auto insert_rmap = [&](const RmapRecord& r) {
       format::EncodeRmapValue(r, value);
-      return trees_.rmap->Insert(RmapTreeKey(r), {value, format::kRmapValueSize});
+      return trees_.rmap->Insert(fs::RmapKey(r), {value, format::kRmapValueSize});
     };
     for (const RmapRecord& r : want) RETURN_IF_ERROR(insert_rmap(r));
     for (const RefcountRecord& r : refcounts) {

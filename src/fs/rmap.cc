@@ -14,25 +14,6 @@ using format::ExtentRecord;
 
 namespace {
 
-btree::Key ExtentKey(Ino ino, uint64_t file_block) { return btree::Key{{ino, file_block}}; }
-btree::Key RmapKey(uint64_t device_block, uint64_t owner, uint64_t file_block) {
-  return btree::Key{{device_block, owner, file_block}};
-}
-
-struct ExtentValue {
-  uint8_t bytes[format::kExtentValueSize];
-  explicit ExtentValue(const ExtentRecord& x) { format::EncodeExtent(x, bytes); }
-};
-
-struct RmapValue {
-  uint8_t bytes[format::kRmapValueSize];
-  RmapValue(uint64_t blocks, uint32_t flags) {
-    format::EncodeRmapValue({.blocks = blocks, .flags = flags}, bytes);
-  }
-  explicit RmapValue(const ExtentRecord& x)
-      : RmapValue(x.blocks, (x.flags & format::kExtentUnwritten) ? format::kRmapUnwritten : 0) {}
-};
-
 // The rmap disagreeing with the extent map is corruption, not a caller's mistake.
 Status RmapMismatch(const Status& s, const char* what, Ino ino, uint64_t file_block,
                     const ExtentRecord& x) {
@@ -110,7 +91,7 @@ Status FsImpl::ReconcileMetadataChunks(txn::WriteTxn* txn, btree::BTree* rmap,
 }
 
 Status FsImpl::ReconcileAllMetadataChunks() {
-  ASSIGN_OR_RETURN(btree::BTree * rmap, txn_->Tree(RmapTreeSpec()));
+  ASSIGN_OR_RETURN(btree::BTree * rmap, txn_->Tree(SpecOf(FsTree::kRmap)));
   format::Superblock sb = pool_->superblock();
   RETURN_IF_ERROR(ReconcileMetadataChunks(txn_.get(), rmap, sb));
   // Chunks typed some other way (a pool transaction of a test or tool, an older build): check

@@ -42,12 +42,11 @@ Result<FsCheckResult> FsImpl::Check() {
   FsCheckResult result;
   auto problem = [&](std::string text) { result.problems.push_back(std::move(text)); };
 
-  {
-    std::lock_guard<std::mutex> lock(mu_);
+  runner_.Exclusive([&] {
     txn::CheckReport pool_report = pool_->Check();
     for (auto& p : pool_report.problems) problem("metadata: " + p);
     result.nodes_checked = pool_report.nodes_checked;
-  }
+  });
 
   std::map<uint64_t, InodeFacts> inodes;
   std::vector<RmapRecord> used;  // every extent turned around: what the rmap must hold for files
@@ -56,8 +55,8 @@ Result<FsCheckResult> FsImpl::Check() {
   std::vector<format::LostRecord> lost;
   std::vector<format::BadRecord> bad_ranges;
   std::vector<RmapRecord> retired;  // bad space no file owns (owner `bad`)
-  Status walked = ReadOp([&]() -> Status {
-    btree::Cursor c(trees_.inodes);
+  Status walked = runner_.Read([&](const ReadOp& op) -> Status {
+    btree::Cursor c(op.inodes());
     for (Status s = c.SeekFirst(); c.Valid(); s = c.Next()) {
       RETURN_IF_ERROR(s);
       Result<Inode> n = format::DecodeInode(c.key().w[0], c.value().data());
@@ -67,7 +66,7 @@ Result<FsCheckResult> FsImpl::Check() {
       }
       inodes[n->ino].inode = *n;
     }
-    btree::Cursor d(trees_.dirents);
+    btree::Cursor d(op.dirents());
     for (Status s = d.SeekFirst(); d.Valid(); s = d.Next()) {
       RETURN_IF_ERROR(s);
       uint64_t dir = d.key().w[0], slot = d.key().w[1];
@@ -100,7 +99,7 @@ Result<FsCheckResult> FsImpl::Check() {
       target->second.containing_dir = dir;
       if (e->type == FileType::kDirectory) ++parent->second.subdirs;
     }
-    btree::Cursor x(trees_.extents);
+    btree::Cursor x(op.extents());
     uint64_t last_ino = 0, last_end = 0;
     for (Status s = x.SeekFirst(); x.Valid(); s = x.Next()) {
       RETURN_IF_ERROR(s);
@@ -126,11 +125,11 @@ Result<FsCheckResult> FsImpl::Check() {
                       .blocks = ext->blocks, .flags = ext->flags});
     }
     std::vector<std::string> bad;
-    if (trees_.rmap != nullptr) RETURN_IF_ERROR(ReadRmapTreeLocked(&rmap, &bad, nullptr));
-    if (trees_.refcount != nullptr) RETURN_IF_ERROR(ReadRefcountTreeLocked(&refcounts, &bad, nullptr));
+    if (op.rmap() != nullptr) RETURN_IF_ERROR(ReadRmapTree(op, &rmap, &bad, nullptr));
+    if (op.refcount() != nullptr) RETURN_IF_ERROR(ReadRefcountTree(op, &refcounts, &bad, nullptr));
     for (auto& b : bad) problem(std::move(b));
     // Media damage: the poison tree's records and the retired space they imply.
-    btree::Cursor p(trees_.poison);
+    btree::Cursor p(op.poison());
     for (Status s = p.SeekFirst(); p.Valid(); s = p.Next()) {
       RETURN_IF_ERROR(s);
       const btree::Key& k = p.key();
@@ -144,7 +143,7 @@ Result<FsCheckResult> FsImpl::Check() {
         problem(fmt::format("poison: record of unknown kind {}", k.w[0]));
       }
     }
-    ASSIGN_OR_RETURN(retired, RetiredRecordsLocked(used));
+    ASSIGN_OR_RETURN(retired, RetiredRecords(op, used));
     return Status::Ok();
   });
   if (!walked.ok()) {
@@ -192,7 +191,7 @@ Result<FsCheckResult> FsImpl::Check() {
 
   // Data space: every extent inside DATA chunks, none both owned and free, and without reflink
   // no block owned twice (with it, sharing is judged by the refcount scrub below).
-  std::lock_guard<std::mutex> lock(mu_);
+  runner_.Exclusive([&] {
   format::Superblock sb = pool_->superblock();
   std::vector<int8_t> chunk_type(sb.chunk_count, -1);
   for (auto& [c, t] : pool_->Chunks()) chunk_type[c] = static_cast<int8_t>(t);
@@ -249,6 +248,7 @@ Result<FsCheckResult> FsImpl::Check() {
   std::vector<RmapRecord> owners = used;  // the rmap holds retired space as owner `bad`
   owners.insert(owners.end(), retired.begin(), retired.end());
   CheckReverseMaps(owners, rmap, refcounts, &result);
+  });
   return result;
 }
 

@@ -91,18 +91,16 @@ MapLayout OverlayLoss(const MapLayout& layout, uint64_t from, uint64_t to, uint6
 }  // namespace
 
 void FsImpl::SetMappingObserver(MappingObserver* observer) {
-  std::lock_guard<std::mutex> lock(mu_);
-  observer_ = observer;
-  noted_changes_.clear();
+  runner_.Exclusive([&] { runner_.SetObserver(observer); });
 }
 
 // ---- Layouts.
 
-Result<MapLayout> FsImpl::ComputeLayoutLocked(Ino ino, uint64_t first_block, uint64_t count) {
+Result<MapLayout> FsImpl::ComputeLayout(const ReadOp& op, Ino ino, uint64_t first_block, uint64_t count) {
   uint64_t end = std::min(kMaxFileBlocks, first_block + std::min(count, kMaxFileBlocks));
   MapLayout layout;
   if (first_block >= end) return layout;
-  Result<Inode> inode = GetInode(ino);
+  Result<Inode> inode = GetInode(op, ino);
   if (!inode.ok()) {
     if (!inode.status().IsNotFound()) return inode.status();
     Append(&layout, first_block * kB, (end - first_block) * kB, SegmentKind::kBeyondEof, kNoDevice);
@@ -111,7 +109,7 @@ Result<MapLayout> FsImpl::ComputeLayoutLocked(Ino ino, uint64_t first_block, uin
   uint64_t data_end = std::clamp(BlocksCovering(inode->size), first_block, end);
   uint64_t pos = first_block;
   if (data_end > first_block) {
-    RETURN_IF_ERROR(ForEachExtent(
+    RETURN_IF_ERROR(ForEachExtent(op, 
         ino, first_block, data_end - first_block, [&](uint64_t start, const ExtentRecord& x) {
           if (start > pos)
             Append(&layout, pos * kB, (start - pos) * kB, SegmentKind::kZero, kNoDevice);
@@ -130,7 +128,7 @@ Result<MapLayout> FsImpl::ComputeLayoutLocked(Ino ino, uint64_t first_block, uin
   Append(&layout, data_end * kB, (end - data_end) * kB, SegmentKind::kBeyondEof, kNoDevice);
   if (data_end > first_block) {
     std::vector<MapSegment> losses;
-    RETURN_IF_ERROR(ForEachLostRangeLocked(
+    RETURN_IF_ERROR(ForEachLostRange(op, 
         ino, first_block, data_end - first_block,
         [&](uint64_t file_block, uint64_t blocks, uint64_t device_block) {
           losses.push_back({file_block * kB, blocks * kB, SegmentKind::kLost,
@@ -145,16 +143,10 @@ Result<MapLayout> FsImpl::ComputeLayoutLocked(Ino ino, uint64_t first_block, uin
 
 // ---- Observing changes.
 
-void FsImpl::NoteLayoutChange(Ino ino, uint64_t first_block, uint64_t count) {
-  if (observer_ == nullptr || count == 0 || !observer_->Watches(ino)) return;
-  noted_changes_.push_back({ino, first_block, count});
-}
-
-void FsImpl::PublishLayoutChangesLocked() {
-  if (noted_changes_.empty()) return;
-  std::vector<NotedChange> changes = std::move(noted_changes_);
-  noted_changes_.clear();
-  if (observer_ == nullptr) return;
+void FsImpl::Publish(const ReadOp& op, LayoutNotes& notes) {
+  if (notes.empty()) return;
+  std::vector<NotedChange> changes = notes.Take();
+  MappingObserver* observer = notes.observer();
   for (NotedChange& c : changes) {  // clip to the largest file
     uint64_t end = std::min(kMaxFileBlocks, c.first_block + std::min(c.count, kMaxFileBlocks));
     c.first_block = std::min(c.first_block, end);
@@ -175,7 +167,7 @@ void FsImpl::PublishLayoutChangesLocked() {
     merged.push_back(c);
   }
   for (const NotedChange& m : merged) {
-    Result<MapLayout> layout = ComputeLayoutLocked(m.ino, m.first_block, m.count);
+    Result<MapLayout> layout = ComputeLayout(op, m.ino, m.first_block, m.count);
     if (!layout.ok()) {
       // Never leave a mapping on blocks it may no longer own: make the range inaccessible.
       base::Log(base::LogLevel::kError,
@@ -183,32 +175,32 @@ void FsImpl::PublishLayoutChangesLocked() {
                 m.first_block, m.first_block + m.count - 1, layout.status().ToString());
       layout = MapLayout{{m.first_block * kB, m.count * kB, SegmentKind::kBeyondEof, kNoDevice}};
     }
-    observer_->LayoutChanged(m.ino, m.first_block * kB, m.count * kB, *layout);
+    observer->LayoutChanged(m.ino, m.first_block * kB, m.count * kB, *layout);
   }
 }
 
 // ---- Preparing a mapping.
 
-Status FsImpl::MakeWritableLocked(Inode* inode, uint64_t first_block, uint64_t count) {
+Status FsImpl::MakeWritable(WriteOp& op, Inode* inode, uint64_t first_block, uint64_t count) {
   // Each step reserves before it applies and changes no byte a reader sees, so an ENOSPC in a
   // later step leaves the earlier ones done but the file's contents as they were.
-  RETURN_IF_ERROR(UnshareData(inode, first_block, count));
+  RETURN_IF_ERROR(UnshareData(op, inode, first_block, count));
   bool holes = false;
   uint64_t pos = first_block;
   RETURN_IF_ERROR(
-      ForEachExtent(inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
+      ForEachExtent(op, inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
         holes = holes || start > pos;
         pos = start + x.blocks;
         return !holes;
       }));
   if (holes || pos < first_block + count) {
     // Holes become unwritten blocks (the size stays), zeroed and converted below.
-    RETURN_IF_ERROR(AllocateRange(inode, first_block * kB, count * kB, /*keep_size=*/true));
+    RETURN_IF_ERROR(AllocateRange(op, inode, first_block * kB, count * kB, /*keep_size=*/true));
   }
   std::vector<std::pair<uint64_t, uint64_t>> unwritten;  // device block, blocks
   uint64_t records = 0;
   RETURN_IF_ERROR(
-      ForEachExtent(inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
+      ForEachExtent(op, inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
         ++records;
         if (!(x.flags & format::kExtentUnwritten)) return true;
         uint64_t from = std::max(start, first_block);
@@ -217,12 +209,12 @@ Status FsImpl::MakeWritableLocked(Inode* inode, uint64_t first_block, uint64_t c
         return true;
       }));
   if (unwritten.empty()) return Status::Ok();
-  RETURN_IF_ERROR(ReserveExtentUpdates(records, 4 * unwritten.size() + 4));
+  RETURN_IF_ERROR(ReserveExtentUpdates(op, records, 4 * unwritten.size() + 4));
   for (auto [device_block, blocks] : unwritten) {
     std::memset(device_->At(device_block * kB), 0, blocks * kB);
-    NoteDirty(device_block * kB, blocks * kB);
+    op.NoteDirty(device_block * kB, blocks * kB);
   }
-  return ConvertUnwritten(inode->ino, first_block, count);
+  return ConvertUnwritten(op, inode->ino, first_block, count);
 }
 
 Status FsImpl::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
@@ -231,24 +223,25 @@ Status FsImpl::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool wr
     // Install if the range is ready as it is: always for a read-only mapping; for a writable one
     // when every block is written, private and committed (no transaction open).
     bool installed = false;
-    Status read = ReadOp([&]() -> Status {
-      ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+    Status read = runner_.Read([&](const ReadOp& op) -> Status {
+      ASSIGN_OR_RETURN(Inode inode, GetInode(op, ino));
       RETURN_IF_ERROR(CheckMappable(inode, offset, length));
-      if (writable && read_only_) {
-        if (!shutdown_.ok()) {
-          return Status::ReadOnly("map: the filesystem was shut down: " + shutdown_.message());
+      if (writable && runner_.read_only()) {
+        if (!runner_.shutdown_reason().ok()) {
+          return Status::ReadOnly("map: the filesystem was shut down: " +
+                                  runner_.shutdown_reason().message());
         }
         return Status::ReadOnly("map: a writable mapping on a filesystem mounted read-only");
       }
       ASSIGN_OR_RETURN(MapLayout layout,
-                       ComputeLayoutLocked(ino, offset / kB, BlocksCovering(length)));
+                       ComputeLayout(op, ino, offset / kB, BlocksCovering(length)));
       if (writable) {
-        if (txn_ != nullptr) return Status::Ok();  // blocks of it may not be durable yet
+        if (runner_.txn_open()) return Status::Ok();  // blocks of it may not be durable yet
         for (const MapSegment& s : layout) {
           if (s.kind == SegmentKind::kLost) continue;
           if (s.kind != SegmentKind::kData) return Status::Ok();
           ASSIGN_OR_RETURN(std::vector<space::Run> shared,
-                           SharedRuns(s.device_offset / kB, s.length / kB));
+                           SharedRuns(op, s.device_offset / kB, s.length / kB));
           if (!shared.empty()) return Status::Ok();
         }
       }
@@ -256,10 +249,10 @@ Status FsImpl::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool wr
       return install(layout);
     });
     if (!read.ok() || installed) return read;
-    RETURN_IF_ERROR(WriteOp([&]() -> Status {
-      ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+    RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
+      ASSIGN_OR_RETURN(Inode inode, GetInode(op, ino));
       RETURN_IF_ERROR(CheckMappable(inode, offset, length));
-      return MakeWritableLocked(&inode, offset / kB, BlocksCovering(length));
+      return MakeWritable(op, &inode, offset / kB, BlocksCovering(length));
     }));
     // Stores through the mapping go straight to these blocks: their extents must be durable
     // whatever the durability mode.

@@ -36,11 +36,11 @@ bool Mergeable(const ExtentRecord& left, const ExtentRecord& right) {
 
 // ---- Reading the map.
 
-Status FsImpl::ForEachExtent(Ino ino, uint64_t first_block, uint64_t count,
+Status FsImpl::ForEachExtent(const ReadOp& op, Ino ino, uint64_t first_block, uint64_t count,
                              const std::function<bool(uint64_t, const ExtentRecord&)>& fn) {
   if (count == 0) return Status::Ok();
   uint64_t end = SaturatingEnd(first_block, count);
-  btree::Cursor c(trees_.extents);
+  btree::Cursor c(op.extents());
   RETURN_IF_ERROR(c.SeekLE(ExtentKey(ino, first_block)));
   if (!c.Valid()) {
     RETURN_IF_ERROR(c.SeekGE(ExtentKey(ino, first_block)));
@@ -66,17 +66,17 @@ Status FsImpl::ForEachExtent(Ino ino, uint64_t first_block, uint64_t count,
   return Status::Ok();
 }
 
-Result<uint64_t> FsImpl::CountExtents(Ino ino, uint64_t first_block, uint64_t count) {
+Result<uint64_t> FsImpl::CountExtents(const ReadOp& op, Ino ino, uint64_t first_block, uint64_t count) {
   uint64_t n = 0;
-  RETURN_IF_ERROR(ForEachExtent(ino, first_block, count, [&](uint64_t, const ExtentRecord&) {
+  RETURN_IF_ERROR(ForEachExtent(op, ino, first_block, count, [&](uint64_t, const ExtentRecord&) {
     ++n;
     return true;
   }));
   return n;
 }
 
-Result<uint64_t> FsImpl::DataGoal(Ino ino, uint64_t file_block) {
-  btree::Cursor c(trees_.extents);
+Result<uint64_t> FsImpl::DataGoal(const ReadOp& op, Ino ino, uint64_t file_block) {
+  btree::Cursor c(op.extents());
   RETURN_IF_ERROR(c.SeekLE(ExtentKey(ino, file_block)));
   if (!c.Valid() || c.key().w[0] != ino) return uint64_t{0};
   ASSIGN_OR_RETURN(ExtentRecord x, format::DecodeExtent(ino, c.key().w[1], c.value().data()));
@@ -85,10 +85,10 @@ Result<uint64_t> FsImpl::DataGoal(Ino ino, uint64_t file_block) {
 
 // ---- Changing the map.
 
-Status FsImpl::MapExtent(Ino ino, uint64_t file_block, const ExtentRecord& x) {
+Status FsImpl::MapExtent(WriteOp& op, Ino ino, uint64_t file_block, const ExtentRecord& x) {
   uint64_t end = file_block + x.blocks;
   std::optional<std::pair<uint64_t, ExtentRecord>> left, right;
-  btree::Cursor c(trees_.extents);
+  btree::Cursor c(op.extents());
   RETURN_IF_ERROR(c.SeekLE(ExtentKey(ino, file_block)));
   if (c.Valid() && c.key().w[0] == ino) {
     ASSIGN_OR_RETURN(ExtentRecord l, format::DecodeExtent(ino, c.key().w[1], c.value().data()));
@@ -114,21 +114,21 @@ Status FsImpl::MapExtent(Ino ino, uint64_t file_block, const ExtentRecord& x) {
   }
   ExtentRecord merged = x;
   if (right) {
-    RETURN_IF_ERROR(DeleteExtentRecord(ino, right->first, right->second));
+    RETURN_IF_ERROR(DeleteExtentRecord(op, ino, right->first, right->second));
     merged.blocks += right->second.blocks;
   }
   if (left) {
     merged = {left->second.device_block, left->second.blocks + merged.blocks, x.flags};
-    return UpdateExtentRecord(ino, left->first, left->second, merged);
+    return UpdateExtentRecord(op, ino, left->first, left->second, merged);
   }
-  return InsertExtentRecord(ino, file_block, merged);
+  return InsertExtentRecord(op, ino, file_block, merged);
 }
 
-Status FsImpl::MapRun(Ino ino, uint64_t file_block, uint64_t device_block, uint64_t count,
+Status FsImpl::MapRun(WriteOp& op, Ino ino, uint64_t file_block, uint64_t device_block, uint64_t count,
                       uint32_t flags) {
   while (count > 0) {
     uint64_t n = std::min(count, format::kMaxExtentBlocks);
-    RETURN_IF_ERROR(MapExtent(ino, file_block, {device_block, static_cast<uint32_t>(n), flags}));
+    RETURN_IF_ERROR(MapExtent(op, ino, file_block, {device_block, static_cast<uint32_t>(n), flags}));
     file_block += n;
     device_block += n;
     count -= n;
@@ -136,7 +136,7 @@ Status FsImpl::MapRun(Ino ino, uint64_t file_block, uint64_t device_block, uint6
   return Status::Ok();
 }
 
-Status FsImpl::MapPieces(Ino ino, const std::vector<std::pair<uint64_t, ExtentRecord>>& pieces) {
+Status FsImpl::MapPieces(WriteOp& op, Ino ino, const std::vector<std::pair<uint64_t, ExtentRecord>>& pieces) {
   // Merge in memory what MapExtent would merge; then no middle piece can merge with anything
   // already stored (its left neighbour is the previous piece, its right one not mapped yet).
   std::vector<std::pair<uint64_t, ExtentRecord>> merged;
@@ -154,9 +154,9 @@ Status FsImpl::MapPieces(Ino ino, const std::vector<std::pair<uint64_t, ExtentRe
   for (size_t i = 0; i < merged.size(); ++i) {
     const auto& [file_block, x] = merged[i];
     if (i == 0 || i + 1 == merged.size()) {
-      RETURN_IF_ERROR(MapExtent(ino, file_block, x));  // may merge with a neighbour outside
+      RETURN_IF_ERROR(MapExtent(op, ino, file_block, x));  // may merge with a neighbour outside
     } else {
-      RETURN_IF_ERROR(InsertExtentRecord(ino, file_block, x));
+      RETURN_IF_ERROR(InsertExtentRecord(op, ino, file_block, x));
     }
   }
   return Status::Ok();
@@ -168,39 +168,39 @@ using ExtentList = std::vector<std::pair<uint64_t, ExtentRecord>>;
 
 }  // namespace
 
-Result<uint64_t> FsImpl::UnmapRange(Ino ino, uint64_t first_block, uint64_t count) {
+Result<uint64_t> FsImpl::UnmapRange(WriteOp& op, Ino ino, uint64_t first_block, uint64_t count) {
   uint64_t end = SaturatingEnd(first_block, count);
   ExtentList found;
-  RETURN_IF_ERROR(ForEachExtent(ino, first_block, count, [&](uint64_t fb, const ExtentRecord& x) {
+  RETURN_IF_ERROR(ForEachExtent(op, ino, first_block, count, [&](uint64_t fb, const ExtentRecord& x) {
     found.emplace_back(fb, x);
     return true;
   }));
-  if (PoisonActive()) RETURN_IF_ERROR(ForgetLossesLocked(ino, first_block, count));
+  if (PoisonActive(op)) RETURN_IF_ERROR(ForgetLosses(op, ino, first_block, count));
   uint64_t unmapped = 0;
   for (auto& [start, x] : found) {
     uint64_t x_end = start + x.blocks;
     uint64_t from = std::max(start, first_block), to = std::min(x_end, end);
     if (start < first_block) {
       ExtentRecord head{x.device_block, static_cast<uint32_t>(first_block - start), x.flags};
-      RETURN_IF_ERROR(UpdateExtentRecord(ino, start, x, head));
+      RETURN_IF_ERROR(UpdateExtentRecord(op, ino, start, x, head));
     } else {
-      RETURN_IF_ERROR(DeleteExtentRecord(ino, start, x));
+      RETURN_IF_ERROR(DeleteExtentRecord(op, ino, start, x));
     }
     if (x_end > end) {
       ExtentRecord tail{x.device_block + (end - start), static_cast<uint32_t>(x_end - end),
                         x.flags};
-      RETURN_IF_ERROR(InsertExtentRecord(ino, end, tail));
+      RETURN_IF_ERROR(InsertExtentRecord(op, ino, end, tail));
     }
-    RETURN_IF_ERROR(DropDataRef(x.device_block + (from - start), to - from));
+    RETURN_IF_ERROR(DropDataRef(op, x.device_block + (from - start), to - from));
     unmapped += to - from;
   }
   return unmapped;
 }
 
-Status FsImpl::ConvertUnwritten(Ino ino, uint64_t file_block, uint64_t count) {
+Status FsImpl::ConvertUnwritten(WriteOp& op, Ino ino, uint64_t file_block, uint64_t count) {
   uint64_t end = SaturatingEnd(file_block, count);
   ExtentList found;
-  RETURN_IF_ERROR(ForEachExtent(ino, file_block, count, [&](uint64_t fb, const ExtentRecord& x) {
+  RETURN_IF_ERROR(ForEachExtent(op, ino, file_block, count, [&](uint64_t fb, const ExtentRecord& x) {
     if (x.flags & format::kExtentUnwritten) found.emplace_back(fb, x);
     return true;
   }));
@@ -209,16 +209,16 @@ Status FsImpl::ConvertUnwritten(Ino ino, uint64_t file_block, uint64_t count) {
     uint64_t from = std::max(start, file_block), to = std::min(x_end, end);
     if (start < from) {
       ExtentRecord head{x.device_block, static_cast<uint32_t>(from - start), x.flags};
-      RETURN_IF_ERROR(UpdateExtentRecord(ino, start, x, head));
+      RETURN_IF_ERROR(UpdateExtentRecord(op, ino, start, x, head));
     } else {
-      RETURN_IF_ERROR(DeleteExtentRecord(ino, start, x));
+      RETURN_IF_ERROR(DeleteExtentRecord(op, ino, start, x));
     }
     if (to < x_end) {
       ExtentRecord tail{x.device_block + (to - start), static_cast<uint32_t>(x_end - to), x.flags};
-      RETURN_IF_ERROR(InsertExtentRecord(ino, to, tail));
+      RETURN_IF_ERROR(InsertExtentRecord(op, ino, to, tail));
     }
     uint32_t written = x.flags & ~format::kExtentUnwritten;
-    RETURN_IF_ERROR(MapExtent(
+    RETURN_IF_ERROR(MapExtent(op, 
         ino, from, {x.device_block + (from - start), static_cast<uint32_t>(to - from), written}));
   }
   return Status::Ok();
@@ -226,7 +226,7 @@ Status FsImpl::ConvertUnwritten(Ino ino, uint64_t file_block, uint64_t count) {
 
 // ---- Data space.
 
-Result<std::vector<space::Run>> FsImpl::AllocateData(uint64_t count, uint64_t goal) {
+Result<std::vector<space::Run>> FsImpl::AllocateData(WriteOp& op, uint64_t count, uint64_t goal) {
   if (count == 0) return std::vector<space::Run>{};
   RETURN_IF_ERROR(DropAbortedDataChunks());
   Result<std::vector<space::Run>> runs = data_.Allocate(count, goal);
@@ -246,34 +246,22 @@ Result<std::vector<space::Run>> FsImpl::AllocateData(uint64_t count, uint64_t go
                                        count, data_.free_blocks(), untyped_blocks));
   }
   while (data_.free_blocks() < count) {
-    Result<uint64_t> chunk = txn_->AllocateChunk(format::ChunkType::kData);
+    Result<uint64_t> chunk = op.txn().AllocateChunk(format::ChunkType::kData);
     if (!chunk.ok()) {
-      ForgetDataChunksOfFailingOp();
+      ForgetDataChunksOfFailingOp(op);
       return chunk.status().code() == ENOSPC
                  ? Status::NoSpace("no chunk left for data: " + chunk.status().message())
                  : chunk.status();
     }
     data_.AddFree(sb.ChunkFirstBlock(*chunk), sb.ChunkBlockCount(*chunk));
-    pending_data_chunks_.push_back({*chunk, txn_->generation()});
+    pending_data_chunks_.push_back({*chunk, op.txn().generation()});
   }
   return data_.Allocate(count, goal);
 }
 
-void FsImpl::ReleaseData(uint64_t device_block, uint64_t count) {
+void FsImpl::ReleaseData(WriteOp& op, uint64_t device_block, uint64_t count) {
   if (count == 0) return;
-  data_.Release(device_block, count, txn_->generation());
-}
-
-void FsImpl::NoteDirty(uint64_t device_offset, uint64_t length) {
-  if (length == 0) return;
-  if (!dirty_.empty()) {
-    auto& [last_offset, last_length] = dirty_.back();
-    if (device_offset >= last_offset && device_offset <= last_offset + last_length) {
-      last_length = std::max(last_length, device_offset + length - last_offset);
-      return;
-    }
-  }
-  dirty_.emplace_back(device_offset, length);
+  data_.Release(device_block, count, op.txn().generation());
 }
 
 // A chunk typed DATA stays typed once its transaction commits; if the transaction aborts, the
@@ -303,11 +291,11 @@ Status FsImpl::DropAbortedDataChunks() {
 // got are already released). WriteOp aborts the transaction when its first operation fails,
 // which untypes those chunks; later operations of a group leave the transaction, and the
 // chunks, in place.
-void FsImpl::ForgetDataChunksOfFailingOp() {
-  if (ops_in_txn_ != 0 || !txn_) return;
+void FsImpl::ForgetDataChunksOfFailingOp(WriteOp& op) {
+  if (!op.first_in_txn()) return;
   format::Superblock sb = pool_->superblock();
   std::erase_if(pending_data_chunks_, [&](const PendingDataChunk& p) {
-    if (p.generation != txn_->generation()) return false;
+    if (p.generation != op.txn().generation()) return false;
     Status s = data_.MarkUsed(sb.ChunkFirstBlock(p.chunk), sb.ChunkBlockCount(p.chunk));
     if (!s.ok()) {
       base::Log(base::LogLevel::kError, "data chunk {} typed by a failing operation: {}", p.chunk,
@@ -317,9 +305,9 @@ void FsImpl::ForgetDataChunksOfFailingOp() {
   });
 }
 
-Status FsImpl::ReserveExtentUpdates(uint64_t records, uint64_t updates) {
+Status FsImpl::ReserveExtentUpdates(WriteOp& op, uint64_t records, uint64_t updates) {
   // Every extent update may unmap a piece (one refcount call); the rmap follows the extent map.
-  return ReserveTreeWork(
+  return ReserveTreeWork(op, 
       {.local_records = records, .local_updates = updates, .refcount_calls = updates});
 }
 
@@ -337,15 +325,15 @@ uint64_t SaturatingMul(uint64_t a, uint64_t b) {
 // then changed in place), so copies are at most the nodes there are; splits make at most one
 // node per full leaf plus one per MinFill - 1 records added, and internal splits at most as many
 // again. Node counts come from the record count, every non-root node being at least MinFill full.
-Result<uint64_t> FsImpl::TreeHeight(btree::BTree* tree) {
+Result<uint64_t> FsImpl::TreeHeight(WriteOp& op, const btree::BTree* tree) {
   if (tree == nullptr || tree->root() == 0) return uint64_t{0};
-  ASSIGN_OR_RETURN(const uint8_t* root, txn_->Read(tree->root()));
+  ASSIGN_OR_RETURN(const uint8_t* root, op.txn().Read(tree->root()));
   return uint64_t{format::BTreeNodeLevel(root)} + 1;
 }
 
-Result<uint64_t> FsImpl::WorstCaseNodes(btree::BTree* tree, uint64_t updates, uint64_t inserts) {
+Result<uint64_t> FsImpl::WorstCaseNodes(WriteOp& op, const btree::BTree* tree, uint64_t updates, uint64_t inserts) {
   if (tree == nullptr || updates == 0) return uint64_t{0};
-  ASSIGN_OR_RETURN(uint64_t height, TreeHeight(tree));
+  ASSIGN_OR_RETURN(uint64_t height, TreeHeight(op, tree));
   const uint64_t per_update = 2 * height + 4;
   int64_t records = static_cast<int64_t>(pool_->superblock().tree(tree->spec().id).records) +
                     tree->count_delta();
@@ -356,7 +344,7 @@ Result<uint64_t> FsImpl::WorstCaseNodes(btree::BTree* tree, uint64_t updates, ui
   return std::min(SaturatingMul(updates, per_update), nodes_now + splits + per_update);
 }
 
-Status FsImpl::ReserveTreeWork(const TreeWork& w) {
+Status FsImpl::ReserveTreeWork(WriteOp& op, const TreeWork& w) {
   uint64_t nodes = 0;
   if (w.local_updates > 0) {
     // The data path's estimate: each update may copy a root-to-leaf path and split every level
@@ -365,32 +353,32 @@ Status FsImpl::ReserveTreeWork(const TreeWork& w) {
     // and later updates in it copy nothing. Leaves touched: at most one per MinFill records
     // (existing ones plus those the updates add), plus the neighbours a rebalance borrows from.
     uint64_t height = 1;
-    for (btree::BTree* t : {trees_.inodes, trees_.dirents, trees_.extents}) {
-      ASSIGN_OR_RETURN(uint64_t h, TreeHeight(t));
+    for (const btree::BTree* t : {op.inodes(), op.dirents(), op.extents()}) {
+      ASSIGN_OR_RETURN(uint64_t h, TreeHeight(op, t));
       height = std::max(height, h);
     }
-    uint64_t per_leaf = std::max(1, trees_.extents->MinFill(0));
+    uint64_t per_leaf = std::max(1, op.extents()->MinFill(0));
     uint64_t by_leaves = (w.local_records + w.local_updates) / per_leaf + 4;
     nodes += (std::min(w.local_updates, by_leaves) + 1) * (2 * height + 2);  // + the inode's
   }
   ASSIGN_OR_RETURN(uint64_t extents,
-                   WorstCaseNodes(trees_.extents, w.extent_updates, w.extent_inserts));
-  ASSIGN_OR_RETURN(uint64_t inodes, WorstCaseNodes(trees_.inodes, w.other_updates, w.other_updates));
+                   WorstCaseNodes(op, op.extents(), w.extent_updates, w.extent_inserts));
+  ASSIGN_OR_RETURN(uint64_t inodes, WorstCaseNodes(op, op.inodes(), w.other_updates, w.other_updates));
   nodes += extents + inodes;
   // One rmap change per extent-record change (no caller moves a record's device block, which
   // would cost two). The local updates are anywhere in the rmap: it is ordered by device block.
   uint64_t map_updates = w.local_updates + w.extent_updates;
-  ASSIGN_OR_RETURN(uint64_t rmap, WorstCaseNodes(trees_.rmap, map_updates,
+  ASSIGN_OR_RETURN(uint64_t rmap, WorstCaseNodes(op, op.rmap(), map_updates,
                                                  w.local_updates + w.extent_inserts));
   nodes += rmap;
-  if (PoisonActive()) {  // lost records trimmed, bad blocks retired (docs/media.md)
-    ASSIGN_OR_RETURN(uint64_t poison, PoisonWorkNodes(map_updates, w.refcount_calls));
+  if (PoisonActive(op)) {  // lost records trimmed, bad blocks retired (docs/media.md)
+    ASSIGN_OR_RETURN(uint64_t poison, PoisonWorkNodes(op, map_updates, w.refcount_calls));
     nodes += poison;
   }
-  if (trees_.refcount != nullptr && w.refcount_calls > 0) {
+  if (op.refcount() != nullptr && w.refcount_calls > 0) {
     int64_t signed_records =
         static_cast<int64_t>(pool_->superblock().tree(format::TreeId::kRefcount).records) +
-        trees_.refcount->count_delta();
+        op.refcount()->count_delta();
     uint64_t records = static_cast<uint64_t>(std::max<int64_t>(signed_records, 0));
     // Lowering counts where there are no records changes nothing. Otherwise each call splits at
     // most two records at its edges and changes every record (and, raising, every hole) inside;
@@ -398,25 +386,25 @@ Status FsImpl::ReserveTreeWork(const TreeWork& w) {
     if (records > 0 || w.increments) {
       uint64_t most_records = records + 2 * w.refcount_calls;
       uint64_t updates = SaturatingMul(w.refcount_calls, 2 * most_records + 5);
-      ASSIGN_OR_RETURN(uint64_t refcount, WorstCaseNodes(trees_.refcount, updates, most_records));
+      ASSIGN_OR_RETURN(uint64_t refcount, WorstCaseNodes(op, op.refcount(), updates, most_records));
       nodes += refcount;
     }
   }
-  return txn_->EnsureNodes(nodes);
+  return op.txn().EnsureNodes(nodes);
 }
 
 // ---- Mount.
 
-Status FsImpl::RebuildDataSpace() {
+Status FsImpl::RebuildDataSpace(const ReadOp& op) {
   // A kept rmap always holds the superblock's record: an empty one was never kept (an image
   // from before the rmap was maintained), so the extent maps are the only truth there.
-  if (trees_.rmap != nullptr && trees_.rmap->root() != 0) return RebuildDataSpaceFromRmap();
+  if (op.rmap() != nullptr && op.rmap()->root() != 0) return RebuildDataSpaceFromRmap(op);
   format::Superblock sb = pool_->superblock();
   for (auto& [chunk, type] : pool_->Chunks()) {
     if (type == format::ChunkType::kData)
       data_.AddFree(sb.ChunkFirstBlock(chunk), sb.ChunkBlockCount(chunk));
   }
-  btree::Cursor c(trees_.extents);
+  btree::Cursor c(op.extents());
   RETURN_IF_ERROR(c.SeekFirst());
   while (c.Valid()) {
     uint64_t ino = c.key().w[0], file_block = c.key().w[1];

@@ -98,15 +98,15 @@ struct FsImpl::BlockSource {
   }
 };
 
-Status FsImpl::PlanWrite(Ino ino, uint64_t offset, uint64_t length, const uint8_t* src,
+Status FsImpl::PlanWrite(const ReadOp& op, Ino ino, uint64_t offset, uint64_t length, const uint8_t* src,
                          bool zeroing, WritePlan* plan) {
   if (length == 0) return Status::Ok();
   uint64_t first = offset / kBlock;
   uint64_t end = BlocksCovering(offset + length);
   // Lost blocks (docs/media.md): a write must cover them whole, and then always gets new blocks.
   std::vector<space::Run> lost;
-  if (PoisonActive()) {
-    ASSIGN_OR_RETURN(lost, LostRunsLocked(ino, first, end - first));
+  if (PoisonActive(op)) {
+    ASSIGN_OR_RETURN(lost, LostRuns(op, ino, first, end - first));
     bool partial_head = offset % kBlock != 0, partial_tail = (offset + length) % kBlock != 0;
     for (const space::Run& r : lost) {
       if ((partial_head && r.start == first) || (partial_tail && r.start + r.count == end)) {
@@ -131,9 +131,9 @@ Status FsImpl::PlanWrite(Ino ino, uint64_t offset, uint64_t length, const uint8_
     }
     if (kind == WritePlan::Kind::kHole) plan->hole_blocks += n;
     if (kind == WritePlan::Kind::kCopy && edge.ok()) {
-      if (begin % kBlock != 0) edge = CheckDeviceGoodLocked(ino, fb, device_block, 1, "write");
+      if (begin % kBlock != 0) edge = CheckDeviceGood(ino, fb, device_block, 1, "write");
       if (edge.ok() && finish % kBlock != 0) {
-        edge = CheckDeviceGoodLocked(ino, fb + n - 1, device_block + n - 1, 1, "write");
+        edge = CheckDeviceGood(ino, fb + n - 1, device_block + n - 1, 1, "write");
       }
     }
   };
@@ -173,7 +173,7 @@ Status FsImpl::PlanWrite(Ino ino, uint64_t offset, uint64_t length, const uint8_
   uint64_t pos = first;
   Status inner;  // an error met inside the walk
   RETURN_IF_ERROR(
-      ForEachExtent(ino, first, end - first, [&](uint64_t start, const ExtentRecord& x) {
+      ForEachExtent(op, ino, first, end - first, [&](uint64_t start, const ExtentRecord& x) {
         if (start > pos) add(WritePlan::Kind::kHole, pos, start - pos, 0);
         uint64_t from = std::max(start, pos), to = std::min(start + x.blocks, end);
         uint64_t device = x.device_block + (from - start);
@@ -183,7 +183,7 @@ Status FsImpl::PlanWrite(Ino ino, uint64_t offset, uint64_t length, const uint8_
           add(WritePlan::Kind::kUnwritten, from, to - from, device);
           return true;
         }
-        Result<std::vector<space::Run>> shared = SharedRuns(device, to - from);
+        Result<std::vector<space::Run>> shared = SharedRuns(op, device, to - from);
         if (!shared.ok()) {
           inner = shared.status();
           return false;
@@ -238,7 +238,7 @@ void FillBlocks(uint8_t* dst, const uint8_t* old, uint64_t file_block, uint64_t 
 
 }  // namespace
 
-Status FsImpl::ApplyPlan(Ino ino, const WritePlan& plan, BlockSource* blocks) {
+Status FsImpl::ApplyPlan(WriteOp& op, Ino ino, const WritePlan& plan, BlockSource* blocks) {
   using Kind = WritePlan::Kind;
   for (const WritePlan::Piece& p : plan.pieces) {
     uint8_t* current = device_->At(p.device_block * kBlock);
@@ -247,13 +247,13 @@ Status FsImpl::ApplyPlan(Ino ino, const WritePlan& plan, BlockSource* blocks) {
       case Kind::kInPlace: {
         uint64_t skip = p.byte_begin - p.file_block * kBlock;
         FillBlocks(current, current, p.file_block, p.blocks, bytes);
-        NoteDirty(p.device_block * kBlock + skip, p.byte_end - p.byte_begin);
+        op.NoteDirty(p.device_block * kBlock + skip, p.byte_end - p.byte_begin);
         break;
       }
       case Kind::kUnwritten:
         FillBlocks(current, nullptr, p.file_block, p.blocks, bytes);
-        NoteDirty(p.device_block * kBlock, p.blocks * kBlock);
-        RETURN_IF_ERROR(ConvertUnwritten(ino, p.file_block, p.blocks));
+        op.NoteDirty(p.device_block * kBlock, p.blocks * kBlock);
+        RETURN_IF_ERROR(ConvertUnwritten(op, ino, p.file_block, p.blocks));
         break;
       case Kind::kHole:
       case Kind::kCopy:
@@ -262,9 +262,9 @@ Status FsImpl::ApplyPlan(Ino ino, const WritePlan& plan, BlockSource* blocks) {
           uint64_t fb = p.file_block + done;
           const uint8_t* old = p.kind == Kind::kCopy ? current + done * kBlock : nullptr;
           FillBlocks(device_->At(run.start * kBlock), old, fb, run.count, bytes);
-          NoteDirty(run.start * kBlock, run.count * kBlock);
-          if (p.kind == Kind::kCopy) RETURN_IF_ERROR(UnmapRange(ino, fb, run.count).status());
-          RETURN_IF_ERROR(MapRun(ino, fb, run.start, run.count, 0));
+          op.NoteDirty(run.start * kBlock, run.count * kBlock);
+          if (p.kind == Kind::kCopy) RETURN_IF_ERROR(UnmapRange(op, ino, fb, run.count).status());
+          RETURN_IF_ERROR(MapRun(op, ino, fb, run.start, run.count, 0));
           done += run.count;
         }
         break;
@@ -275,27 +275,27 @@ Status FsImpl::ApplyPlan(Ino ino, const WritePlan& plan, BlockSource* blocks) {
 
 // Allocates `new_blocks` (goal: a device block) and reserves nodes for `updates` extent-tree
 // updates among `records` existing records. On ENOSPC nothing is left allocated.
-Result<FsImpl::BlockSource> FsImpl::ReserveForOp(uint64_t new_blocks, uint64_t goal,
+Result<FsImpl::BlockSource> FsImpl::ReserveForOp(WriteOp& op, uint64_t new_blocks, uint64_t goal,
                                                  uint64_t records, uint64_t updates) {
-  return ReserveForWork(
+  return ReserveForWork(op, 
       new_blocks, goal,
       {.local_records = records, .local_updates = updates, .refcount_calls = updates});
 }
 
 // The same for any tree work (reflink operations add remaps to their byte writes).
-Result<FsImpl::BlockSource> FsImpl::ReserveForWork(uint64_t new_blocks, uint64_t goal,
+Result<FsImpl::BlockSource> FsImpl::ReserveForWork(WriteOp& op, uint64_t new_blocks, uint64_t goal,
                                                    TreeWork work) {
   BlockSource source;
   if (new_blocks > 0) {
-    ASSIGN_OR_RETURN(source.runs, AllocateData(new_blocks, goal));
+    ASSIGN_OR_RETURN(source.runs, AllocateData(op, new_blocks, goal));
   }
   // Each run boundary may split a piece into one more extent to map.
   work.local_updates += 4 * source.runs.size();
   work.refcount_calls += 4 * source.runs.size();
-  Status reserved = ReserveTreeWork(work);
+  Status reserved = ReserveTreeWork(op, work);
   if (!reserved.ok()) {
-    for (const space::Run& r : source.runs) ReleaseData(r.start, r.count);
-    ForgetDataChunksOfFailingOp();
+    for (const space::Run& r : source.runs) ReleaseData(op, r.start, r.count);
+    ForgetDataChunksOfFailingOp(op);
     return reserved;
   }
   return source;
@@ -303,7 +303,7 @@ Result<FsImpl::BlockSource> FsImpl::ReserveForWork(uint64_t new_blocks, uint64_t
 
 // ---- Reading.
 
-Result<size_t> FsImpl::ReadData(const Inode& inode, uint64_t offset, std::span<uint8_t> out) {
+Result<size_t> FsImpl::ReadData(const ReadOp& op, const Inode& inode, uint64_t offset, std::span<uint8_t> out) {
   if (offset >= inode.size || out.empty()) return size_t{0};
   uint64_t n = std::min<uint64_t>(out.size(), inode.size - offset);
   uint64_t end = offset + n;
@@ -313,11 +313,11 @@ Result<size_t> FsImpl::ReadData(const Inode& inode, uint64_t offset, std::span<u
     pos = std::max(pos, to);
   };
   uint64_t first = offset / kBlock;
-  if (PoisonActive()) {
-    RETURN_IF_ERROR(CheckNotLostLocked(inode.ino, first, BlocksCovering(end) - first, "read"));
+  if (PoisonActive(op)) {
+    RETURN_IF_ERROR(CheckNotLost(op, inode.ino, first, BlocksCovering(end) - first, "read"));
   }
   Status bad;  // bytes on bad media that no failure recorded yet (the engine never loads them)
-  RETURN_IF_ERROR(ForEachExtent(
+  RETURN_IF_ERROR(ForEachExtent(op, 
       inode.ino, first, BlocksCovering(end) - first, [&](uint64_t start, const ExtentRecord& x) {
         uint64_t x_begin = start * kBlock, x_end = std::min(end, (start + x.blocks) * kBlock);
         zero_to(std::min(x_begin, end));
@@ -326,7 +326,7 @@ Result<size_t> FsImpl::ReadData(const Inode& inode, uint64_t offset, std::span<u
         } else if (x_end > pos) {
           if (device_->IsBad(x.device_block * kBlock + (pos - x_begin), x_end - pos)) {
             uint64_t fb = pos / kBlock;
-            bad = CheckDeviceGoodLocked(inode.ino, fb, x.device_block + (fb - start),
+            bad = CheckDeviceGood(inode.ino, fb, x.device_block + (fb - start),
                                         BlocksCovering(x_end) - fb, "read");
             return false;
           }
@@ -343,10 +343,10 @@ Result<size_t> FsImpl::ReadData(const Inode& inode, uint64_t offset, std::span<u
 
 Result<size_t> FsImpl::Read(Ino ino, uint64_t offset, std::span<uint8_t> out) {
   size_t read = 0;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(Inode inode, GetInode(op, ino));
     RETURN_IF_ERROR(CheckRegular(inode));
-    ASSIGN_OR_RETURN(read, ReadData(inode, offset, out));
+    ASSIGN_OR_RETURN(read, ReadData(op, inode, offset, out));
     return Status::Ok();
   }));
   return read;
@@ -357,36 +357,36 @@ Result<size_t> FsImpl::Read(Ino ino, uint64_t offset, std::span<uint8_t> out) {
 // Writes `data` at `offset` and updates size, blocks, mtime and ctime in `*inode`, and stores
 // the inode. Allocates and reserves before it changes anything (ENOSPC: nothing changed) -- but
 // a caller that changed the trees before calling it must have reserved for its own updates.
-Status FsImpl::WriteData(Inode* inode, uint64_t offset, std::span<const uint8_t> data) {
+Status FsImpl::WriteData(WriteOp& op, Inode* inode, uint64_t offset, std::span<const uint8_t> data) {
   if (data.empty()) return Status::Ok();
   RETURN_IF_ERROR(CheckFileRange(offset, data.size()));
   WritePlan plan;
-  RETURN_IF_ERROR(PlanWrite(inode->ino, offset, data.size(), data.data(), false, &plan));
+  RETURN_IF_ERROR(PlanWrite(op, inode->ino, offset, data.size(), data.data(), false, &plan));
   uint64_t goal = 0;
   if (plan.first_new_block) {
-    ASSIGN_OR_RETURN(goal, DataGoal(inode->ino, *plan.first_new_block));
+    ASSIGN_OR_RETURN(goal, DataGoal(op, inode->ino, *plan.first_new_block));
   }
   ASSIGN_OR_RETURN(BlockSource blocks,
-                   ReserveForOp(plan.new_blocks, goal, plan.extents, plan.Updates()));
-  RETURN_IF_ERROR(ApplyPlan(inode->ino, plan, &blocks));
+                   ReserveForOp(op, plan.new_blocks, goal, plan.extents, plan.Updates()));
+  RETURN_IF_ERROR(ApplyPlan(op, inode->ino, plan, &blocks));
   inode->size = std::max<uint64_t>(inode->size, offset + data.size());
   inode->blocks += plan.hole_blocks;
   inode->mtime_ns = inode->ctime_ns = NowNs();
-  return PutInode(*inode);
+  return PutInode(op, *inode);
 }
 
 Result<size_t> FsImpl::Write(Ino ino, uint64_t offset, std::span<const uint8_t> data) {
   if (data.empty()) {  // no change, no commit: only the checks
-    RETURN_IF_ERROR(ReadOp([&]() -> Status {
-      ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+    RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+      ASSIGN_OR_RETURN(Inode inode, GetInode(op, ino));
       return CheckRegular(inode);
     }));
     return size_t{0};
   }
-  RETURN_IF_ERROR(WriteOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
+    ASSIGN_OR_RETURN(Inode inode, GetInode(op, ino));
     RETURN_IF_ERROR(CheckRegular(inode));
-    return WriteData(&inode, offset, data);
+    return WriteData(op, &inode, offset, data);
   }));
   return data.size();
 }
@@ -396,43 +396,43 @@ Result<size_t> FsImpl::Write(Ino ino, uint64_t offset, std::span<const uint8_t> 
 // Adds to `plan` the zeroing of the partial blocks at the edges of [offset, end) (the whole
 // blocks between are the caller's): the bytes of those blocks inside the range and before the
 // file's size (bytes past the size already read as zeros).
-Status FsImpl::PlanEdgeZeroing(const Inode& inode, uint64_t offset, uint64_t end, WritePlan* plan) {
+Status FsImpl::PlanEdgeZeroing(const ReadOp& op, const Inode& inode, uint64_t offset, uint64_t end, WritePlan* plan) {
   uint64_t head_end = std::min(end, BlocksCovering(offset) * kBlock);
   uint64_t tail_begin = std::max(head_end, end / kBlock * kBlock);
   auto zero = [&](uint64_t from, uint64_t to) {
     to = std::min(to, inode.size);
-    return from < to ? PlanWrite(inode.ino, from, to - from, nullptr, true, plan) : Status::Ok();
+    return from < to ? PlanWrite(op, inode.ino, from, to - from, nullptr, true, plan) : Status::Ok();
   };
   if (offset % kBlock != 0) RETURN_IF_ERROR(zero(offset, head_end));
   if (end % kBlock != 0) RETURN_IF_ERROR(zero(tail_begin, end));
   return Status::Ok();
 }
 
-Status FsImpl::TruncateData(Inode* inode, uint64_t size) {
+Status FsImpl::TruncateData(WriteOp& op, Inode* inode, uint64_t size) {
   if (size < inode->size) {
     uint64_t keep = BlocksCovering(size);
     WritePlan plan;
-    RETURN_IF_ERROR(PlanEdgeZeroing(*inode, size, keep * kBlock, &plan));
-    ASSIGN_OR_RETURN(uint64_t records, CountExtents(inode->ino, keep, kMaxFileBlocks - keep));
-    ASSIGN_OR_RETURN(BlockSource blocks, ReserveForOp(plan.new_blocks, 0, records + plan.extents,
+    RETURN_IF_ERROR(PlanEdgeZeroing(op, *inode, size, keep * kBlock, &plan));
+    ASSIGN_OR_RETURN(uint64_t records, CountExtents(op, inode->ino, keep, kMaxFileBlocks - keep));
+    ASSIGN_OR_RETURN(BlockSource blocks, ReserveForOp(op, plan.new_blocks, 0, records + plan.extents,
                                                       plan.Updates() + records + 2));
-    RETURN_IF_ERROR(ApplyPlan(inode->ino, plan, &blocks));
-    ASSIGN_OR_RETURN(uint64_t unmapped, UnmapRange(inode->ino, keep, kMaxFileBlocks - keep));
+    RETURN_IF_ERROR(ApplyPlan(op, inode->ino, plan, &blocks));
+    ASSIGN_OR_RETURN(uint64_t unmapped, UnmapRange(op, inode->ino, keep, kMaxFileBlocks - keep));
     inode->blocks -= unmapped;
   } else {
-    RETURN_IF_ERROR(ReserveNodes(1));
+    RETURN_IF_ERROR(ReserveNodes(op, 1));
   }
   inode->size = size;
   inode->mtime_ns = inode->ctime_ns = NowNs();
-  return PutInode(*inode);
+  return PutInode(op, *inode);
 }
 
 Status FsImpl::Truncate(Ino ino, uint64_t size) {
-  return WriteOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+  return runner_.Write([&](WriteOp& op) -> Status {
+    ASSIGN_OR_RETURN(Inode inode, GetInode(op, ino));
     RETURN_IF_ERROR(CheckRegular(inode));
     RETURN_IF_ERROR(CheckFileRange(size, 0));
-    return TruncateData(&inode, size);
+    return TruncateData(op, &inode, size);
   });
 }
 
@@ -447,23 +447,23 @@ struct FsImpl::FileSpan {
 };
 
 // Maps the file blocks of `span` to unwritten new blocks from `blocks`.
-Status FsImpl::MapUnwritten(Ino ino, const FileSpan& span, BlockSource* blocks) {
+Status FsImpl::MapUnwritten(WriteOp& op, Ino ino, const FileSpan& span, BlockSource* blocks) {
   for (uint64_t done = 0; done < span.blocks;) {
     space::Run run = blocks->Take(span.blocks - done);
     RETURN_IF_ERROR(
-        MapRun(ino, span.file_block + done, run.start, run.count, format::kExtentUnwritten));
+        MapRun(op, ino, span.file_block + done, run.start, run.count, format::kExtentUnwritten));
     done += run.count;
   }
   return Status::Ok();
 }
 
 // Mode 0 / KEEP_SIZE: unwritten blocks for every hole of the range; mapped blocks stay as they are.
-Status FsImpl::AllocateRange(Inode* inode, uint64_t offset, uint64_t length, bool keep_size) {
+Status FsImpl::AllocateRange(WriteOp& op, Inode* inode, uint64_t offset, uint64_t length, bool keep_size) {
   uint64_t first = offset / kBlock, end = BlocksCovering(offset + length);
   std::vector<FileSpan> holes;
   uint64_t pos = first, records = 0, need = 0;
   RETURN_IF_ERROR(
-      ForEachExtent(inode->ino, first, end - first, [&](uint64_t start, const ExtentRecord& x) {
+      ForEachExtent(op, inode->ino, first, end - first, [&](uint64_t start, const ExtentRecord& x) {
         if (start > pos) holes.push_back({pos, start - pos, false, false});
         pos = start + x.blocks;
         ++records;
@@ -473,10 +473,10 @@ Status FsImpl::AllocateRange(Inode* inode, uint64_t offset, uint64_t length, boo
   for (const FileSpan& h : holes) need += h.blocks;
   uint64_t goal = 0;
   if (!holes.empty()) {
-    ASSIGN_OR_RETURN(goal, DataGoal(inode->ino, holes[0].file_block));
+    ASSIGN_OR_RETURN(goal, DataGoal(op, inode->ino, holes[0].file_block));
   }
-  ASSIGN_OR_RETURN(BlockSource blocks, ReserveForOp(need, goal, records, 2 * holes.size() + 2));
-  for (const FileSpan& h : holes) RETURN_IF_ERROR(MapUnwritten(inode->ino, h, &blocks));
+  ASSIGN_OR_RETURN(BlockSource blocks, ReserveForOp(op, need, goal, records, 2 * holes.size() + 2));
+  for (const FileSpan& h : holes) RETURN_IF_ERROR(MapUnwritten(op, inode->ino, h, &blocks));
   inode->blocks += need;
   int64_t now = NowNs();
   if (!keep_size && offset + length > inode->size) {
@@ -484,24 +484,24 @@ Status FsImpl::AllocateRange(Inode* inode, uint64_t offset, uint64_t length, boo
     inode->mtime_ns = now;
   }
   inode->ctime_ns = now;
-  return PutInode(*inode);
+  return PutInode(op, *inode);
 }
 
 // PUNCH_HOLE: whole blocks unmapped, partial edge blocks zeroed.
 // ZERO_RANGE: whole blocks become unwritten (allocated, reading as zeros: written ones are
 // replaced by new unwritten blocks, holes get them, unwritten ones stay), partial edge blocks
 // zeroed (an edge block that is a hole stays a hole).
-Status FsImpl::PunchOrZero(Inode* inode, uint64_t offset, uint64_t length, bool zero,
+Status FsImpl::PunchOrZero(WriteOp& op, Inode* inode, uint64_t offset, uint64_t length, bool zero,
                            bool keep_size) {
   uint64_t end = offset + length;
   uint64_t whole_first = BlocksCovering(offset), whole_end = end / kBlock;
   WritePlan edges;
-  RETURN_IF_ERROR(PlanEdgeZeroing(*inode, offset, end, &edges));
+  RETURN_IF_ERROR(PlanEdgeZeroing(op, *inode, offset, end, &edges));
   std::vector<FileSpan> spans;  // the whole blocks, by what is there now
   uint64_t records = 0, need = 0;
   if (whole_first < whole_end) {
     uint64_t pos = whole_first;
-    RETURN_IF_ERROR(ForEachExtent(
+    RETURN_IF_ERROR(ForEachExtent(op, 
         inode->ino, whole_first, whole_end - whole_first,
         [&](uint64_t start, const ExtentRecord& x) {
           if (start > pos) spans.push_back({pos, start - pos, false, false});
@@ -518,26 +518,26 @@ Status FsImpl::PunchOrZero(Inode* inode, uint64_t offset, uint64_t length, bool 
   }
   uint64_t goal = 0;
   if (whole_first < whole_end) {
-    ASSIGN_OR_RETURN(goal, DataGoal(inode->ino, whole_first));
+    ASSIGN_OR_RETURN(goal, DataGoal(op, inode->ino, whole_first));
   }
   ASSIGN_OR_RETURN(BlockSource blocks,
-                   ReserveForOp(edges.new_blocks + need, goal, records + edges.extents,
+                   ReserveForOp(op, edges.new_blocks + need, goal, records + edges.extents,
                                 edges.Updates() + 4 * spans.size() + 4));
-  RETURN_IF_ERROR(ApplyPlan(inode->ino, edges, &blocks));
+  RETURN_IF_ERROR(ApplyPlan(op, inode->ino, edges, &blocks));
   for (const FileSpan& s : spans) {
     if (!s.mapped && !zero) continue;
     if (s.mapped && (!zero || !s.unwritten)) {
-      ASSIGN_OR_RETURN(uint64_t unmapped, UnmapRange(inode->ino, s.file_block, s.blocks));
+      ASSIGN_OR_RETURN(uint64_t unmapped, UnmapRange(op, inode->ino, s.file_block, s.blocks));
       inode->blocks -= unmapped;
     }
     if (zero && !s.unwritten) {
-      RETURN_IF_ERROR(MapUnwritten(inode->ino, s, &blocks));
+      RETURN_IF_ERROR(MapUnwritten(op, inode->ino, s, &blocks));
       inode->blocks += s.blocks;
     }
   }
   if (zero && !keep_size) inode->size = std::max(inode->size, end);
   inode->mtime_ns = inode->ctime_ns = NowNs();
-  return PutInode(*inode);
+  return PutInode(op, *inode);
 }
 
 Status FsImpl::Fallocate(Ino ino, uint32_t mode, uint64_t offset, uint64_t length) {
@@ -552,11 +552,11 @@ Status FsImpl::Fallocate(Ino ino, uint32_t mode, uint64_t offset, uint64_t lengt
   if (punch && zero) return Status::NotSupported("fallocate: PUNCH_HOLE and ZERO_RANGE together");
   if (punch && !keep_size) return Status::NotSupported("fallocate: PUNCH_HOLE needs KEEP_SIZE");
   RETURN_IF_ERROR(CheckFileRange(offset, length));
-  return WriteOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+  return runner_.Write([&](WriteOp& op) -> Status {
+    ASSIGN_OR_RETURN(Inode inode, GetInode(op, ino));
     RETURN_IF_ERROR(CheckRegular(inode));
-    if (punch || zero) return PunchOrZero(&inode, offset, length, zero, keep_size);
-    return AllocateRange(&inode, offset, length, keep_size);
+    if (punch || zero) return PunchOrZero(op, &inode, offset, length, zero, keep_size);
+    return AllocateRange(op, &inode, offset, length, keep_size);
   });
 }
 
@@ -566,13 +566,13 @@ Status FsImpl::Fallocate(Ino ino, uint32_t mode, uint64_t offset, uint64_t lengt
 
 Result<uint64_t> FsImpl::SeekData(Ino ino, uint64_t offset) {
   uint64_t found = 0;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(Inode inode, GetInode(op, ino));
     RETURN_IF_ERROR(CheckRegular(inode));
     std::optional<uint64_t> data;
     if (offset < inode.size) {
       uint64_t first = offset / kBlock;
-      RETURN_IF_ERROR(ForEachExtent(ino, first, BlocksCovering(inode.size) - first,
+      RETURN_IF_ERROR(ForEachExtent(op, ino, first, BlocksCovering(inode.size) - first,
                                     [&](uint64_t start, const ExtentRecord& x) {
                                       if (x.flags & format::kExtentUnwritten) return true;
                                       data = std::max(offset, start * kBlock);
@@ -591,8 +591,8 @@ Result<uint64_t> FsImpl::SeekData(Ino ino, uint64_t offset) {
 
 Result<uint64_t> FsImpl::SeekHole(Ino ino, uint64_t offset) {
   uint64_t found = 0;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(Inode inode, GetInode(op, ino));
     RETURN_IF_ERROR(CheckRegular(inode));
     if (offset >= inode.size) {
       return Status::Error(ENXIO,
@@ -600,7 +600,7 @@ Result<uint64_t> FsImpl::SeekHole(Ino ino, uint64_t offset) {
     }
     uint64_t pos = offset;  // data runs without a gap from `offset` to here
     uint64_t first = offset / kBlock;
-    RETURN_IF_ERROR(ForEachExtent(
+    RETURN_IF_ERROR(ForEachExtent(op, 
         ino, first, BlocksCovering(inode.size) - first, [&](uint64_t start, const ExtentRecord& x) {
           if (start * kBlock > pos || (x.flags & format::kExtentUnwritten)) return false;
           pos = std::max(pos, (start + x.blocks) * kBlock);
@@ -614,8 +614,8 @@ Result<uint64_t> FsImpl::SeekHole(Ino ino, uint64_t offset) {
 
 Result<std::vector<FileExtent>> FsImpl::Bmap(Ino ino) {
   std::vector<FileExtent> out;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(Inode inode, GetInode(op, ino));
     if (inode.type == format::FileType::kDirectory) {
       return Status::Error(EISDIR, fmt::format("inode {} is a directory", ino));
     }
@@ -628,9 +628,9 @@ Result<std::vector<FileExtent>> FsImpl::Bmap(Ino ino) {
                      .length = blocks * kBlock, .unwritten = unwritten, .shared = shared});
     };
     RETURN_IF_ERROR(
-        ForEachExtent(ino, 0, kMaxFileBlocks, [&](uint64_t start, const ExtentRecord& x) {
+        ForEachExtent(op, ino, 0, kMaxFileBlocks, [&](uint64_t start, const ExtentRecord& x) {
           bool unwritten = (x.flags & format::kExtentUnwritten) != 0;
-          Result<std::vector<space::Run>> shared = SharedRuns(x.device_block, x.blocks);
+          Result<std::vector<space::Run>> shared = SharedRuns(op, x.device_block, x.blocks);
           if (!shared.ok()) {
             inner = shared.status();
             return false;
@@ -652,17 +652,17 @@ Result<std::vector<FileExtent>> FsImpl::Bmap(Ino ino) {
 
 // ---- Reflink helpers (declared with the reflink/rmap helpers).
 
-Status FsImpl::UnshareData(Inode* inode, uint64_t first_block, uint64_t count) {
+Status FsImpl::UnshareData(WriteOp& op, Inode* inode, uint64_t first_block, uint64_t count) {
   // Each shared run becomes a copy piece that writes no bytes: the whole blocks are copied.
   WritePlan plan;
   uint64_t end = first_block + count;
   Status inner;
   RETURN_IF_ERROR(
-      ForEachExtent(inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
+      ForEachExtent(op, inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
         if (x.flags & format::kExtentUnwritten) return true;
         uint64_t from = std::max(start, first_block), to = std::min(start + x.blocks, end);
         uint64_t device = x.device_block + (from - start);
-        Result<std::vector<space::Run>> shared = SharedRuns(device, to - from);
+        Result<std::vector<space::Run>> shared = SharedRuns(op, device, to - from);
         if (!shared.ok()) {
           inner = shared.status();
           return false;
@@ -680,16 +680,16 @@ Status FsImpl::UnshareData(Inode* inode, uint64_t first_block, uint64_t count) {
   RETURN_IF_ERROR(inner);
   if (plan.pieces.empty()) return Status::Ok();
   for (const WritePlan::Piece& p : plan.pieces) {  // copies read every block: none may be bad
-    if (PoisonActive()) RETURN_IF_ERROR(CheckNotLostLocked(inode->ino, p.file_block, p.blocks, "unshare"));
-    RETURN_IF_ERROR(CheckDeviceGoodLocked(inode->ino, p.file_block, p.device_block, p.blocks, "unshare"));
+    if (PoisonActive(op)) RETURN_IF_ERROR(CheckNotLost(op, inode->ino, p.file_block, p.blocks, "unshare"));
+    RETURN_IF_ERROR(CheckDeviceGood(inode->ino, p.file_block, p.device_block, p.blocks, "unshare"));
   }
-  ASSIGN_OR_RETURN(uint64_t goal, DataGoal(inode->ino, *plan.first_new_block));
+  ASSIGN_OR_RETURN(uint64_t goal, DataGoal(op, inode->ino, *plan.first_new_block));
   ASSIGN_OR_RETURN(BlockSource blocks,
-                   ReserveForOp(plan.new_blocks, goal, plan.extents, plan.Updates()));
-  return ApplyPlan(inode->ino, plan, &blocks);
+                   ReserveForOp(op, plan.new_blocks, goal, plan.extents, plan.Updates()));
+  return ApplyPlan(op, inode->ino, plan, &blocks);
 }
 
-Status FsImpl::CopyBytesAndRemap(Inode* src, Inode* dst, const std::vector<ByteCopy>& copies,
+Status FsImpl::CopyBytesAndRemap(WriteOp& op, Inode* src, Inode* dst, const std::vector<ByteCopy>& copies,
                                  const RemapPlan* remap, const TreeWork& remap_work) {
   // Every source byte is read before anything changes (the ranges may be in one file).
   std::vector<std::vector<uint8_t>> bytes(copies.size());
@@ -698,31 +698,31 @@ Status FsImpl::CopyBytesAndRemap(Inode* src, Inode* dst, const std::vector<ByteC
     const ByteCopy& c = copies[i];
     RETURN_IF_ERROR(CheckFileRange(c.dst_offset, c.length));
     bytes[i].resize(c.length);
-    ASSIGN_OR_RETURN(size_t n, ReadData(*src, c.src_offset, bytes[i]));
+    ASSIGN_OR_RETURN(size_t n, ReadData(op, *src, c.src_offset, bytes[i]));
     std::fill(bytes[i].begin() + n, bytes[i].end(), 0);
-    RETURN_IF_ERROR(PlanWrite(dst->ino, c.dst_offset, c.length, bytes[i].data(), false, &plan));
+    RETURN_IF_ERROR(PlanWrite(op, dst->ino, c.dst_offset, c.length, bytes[i].data(), false, &plan));
   }
   uint64_t goal = 0;
   if (plan.first_new_block) {
-    ASSIGN_OR_RETURN(goal, DataGoal(dst->ino, *plan.first_new_block));
+    ASSIGN_OR_RETURN(goal, DataGoal(op, dst->ino, *plan.first_new_block));
   }
   TreeWork work = remap_work;
   work += {.local_records = plan.extents, .local_updates = plan.Updates(),
            .refcount_calls = plan.Updates()};
-  ASSIGN_OR_RETURN(BlockSource blocks, ReserveForWork(plan.new_blocks, goal, work));
-  RETURN_IF_ERROR(ApplyPlan(dst->ino, plan, &blocks));
+  ASSIGN_OR_RETURN(BlockSource blocks, ReserveForWork(op, plan.new_blocks, goal, work));
+  RETURN_IF_ERROR(ApplyPlan(op, dst->ino, plan, &blocks));
   dst->blocks += plan.hole_blocks;
-  if (remap != nullptr) RETURN_IF_ERROR(ApplyRemap(*remap, src, dst));
+  if (remap != nullptr) RETURN_IF_ERROR(ApplyRemap(op, *remap, src, dst));
   return Status::Ok();
 }
 
 // ---- Unlinked files.
 
-Status FsImpl::FreeAllData(Inode* inode) {
-  ASSIGN_OR_RETURN(uint64_t records, CountExtents(inode->ino, 0, kMaxFileBlocks));
+Status FsImpl::FreeAllData(WriteOp& op, Inode* inode) {
+  ASSIGN_OR_RETURN(uint64_t records, CountExtents(op, inode->ino, 0, kMaxFileBlocks));
   if (records == 0) return Status::Ok();
-  RETURN_IF_ERROR(ReserveExtentUpdates(records, records + 2));
-  RETURN_IF_ERROR(UnmapRange(inode->ino, 0, kMaxFileBlocks).status());
+  RETURN_IF_ERROR(ReserveExtentUpdates(op, records, records + 2));
+  RETURN_IF_ERROR(UnmapRange(op, inode->ino, 0, kMaxFileBlocks).status());
   inode->blocks = 0;
   return Status::Ok();
 }

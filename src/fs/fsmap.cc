@@ -98,8 +98,8 @@ Result<std::vector<FsmapRecord>> FsImpl::Fsmap(uint64_t start, uint64_t end,
                                                const std::optional<FsmapKey>& after, size_t max) {
   ASSIGN_OR_RETURN(FsmapQuery q, MakeFsmapQuery(start, end, after, max));
   std::vector<FsmapRecord> out;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    ASSIGN_OR_RETURN(out, has_rmap_ ? FsmapFromRmapLocked(q) : FsmapFromScanLocked(q));
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(out, has_rmap_ ? FsmapFromRmap(op, q) : FsmapFromScan(op, q));
     return Status::Ok();
   }));
   return out;
@@ -110,8 +110,8 @@ Result<std::vector<FsmapRecord>> FsImpl::FsmapByScan(uint64_t start, uint64_t en
                                                      size_t max) {
   ASSIGN_OR_RETURN(FsmapQuery q, MakeFsmapQuery(start, end, after, max));
   std::vector<FsmapRecord> out;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    ASSIGN_OR_RETURN(out, FsmapFromScanLocked(q));
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(out, FsmapFromScan(op, q));
     return Status::Ok();
   }));
   return out;
@@ -124,14 +124,14 @@ Result<std::vector<FsmapRecord>> FsImpl::FsmapByScan(uint64_t start, uint64_t en
 // lo keeps its key, so those arrive from the tree already in answer order, and after all the
 // former. So: gather and sort the few records overlapping block lo, then take the rest in tree
 // order and stop as soon as one more record than the page holds is known.
-Result<std::vector<FsmapRecord>> FsImpl::FsmapFromRmapLocked(const FsmapQuery& q) {
+Result<std::vector<FsmapRecord>> FsImpl::FsmapFromRmap(const ReadOp& op, const FsmapQuery& q) {
   uint64_t lo = q.first;
   if (q.after) lo = std::max(lo, q.after->physical / kB);
   std::vector<FsmapRecord> head, tail;
   if (lo < q.end) {
     Status bad;
     RETURN_IF_ERROR(
-        trees_.rmap->Overlaps(lo, q.end, [&](const btree::Key& k, std::span<const uint8_t> v) {
+        op.rmap()->Overlaps(lo, q.end, [&](const btree::Key& k, std::span<const uint8_t> v) {
           Result<RmapRecord> r = format::DecodeRmap(k.w[0], k.w[1], k.w[2], v.data());
           if (!r.ok()) {
             bad = r.status();
@@ -147,18 +147,18 @@ Result<std::vector<FsmapRecord>> FsImpl::FsmapFromRmapLocked(const FsmapQuery& q
   std::sort(head.begin(), head.end(), FsmapLess);
   head.insert(head.end(), tail.begin(), tail.end());
   q.Finish(&head);
-  if (trees_.refcount != nullptr) {
+  if (op.refcount() != nullptr) {
     for (FsmapRecord& rec : head) {
       if (rec.flags & kFsmapSpecialOwner) continue;
-      ASSIGN_OR_RETURN(bool shared, RefcountSharedLocked(rec.physical / kB, rec.length / kB));
+      ASSIGN_OR_RETURN(bool shared, RefcountShared(op, rec.physical / kB, rec.length / kB));
       if (shared) rec.flags |= kFsmapShared;
     }
   }
   return head;
 }
 
-Result<bool> FsImpl::RefcountSharedLocked(uint64_t device_block, uint64_t blocks) {
-  btree::Cursor c(trees_.refcount);
+Result<bool> FsImpl::RefcountShared(const ReadOp& op, uint64_t device_block, uint64_t blocks) {
+  btree::Cursor c(op.refcount());
   RETURN_IF_ERROR(c.SeekLE(btree::Key{{device_block}}));
   if (c.Valid()) {
     ASSIGN_OR_RETURN(RefcountRecord r, format::DecodeRefcount(c.key().w[0], c.value().data()));
@@ -172,10 +172,10 @@ Result<bool> FsImpl::RefcountSharedLocked(uint64_t device_block, uint64_t blocks
 
 // ---- Without the reverse map: the baseline. Every extent of every file, plus the special
 // owners the chunk table implies, filtered, trimmed, flagged and sorted. O(all extents).
-Result<std::vector<FsmapRecord>> FsImpl::FsmapFromScanLocked(const FsmapQuery& q) {
+Result<std::vector<FsmapRecord>> FsImpl::FsmapFromScan(const ReadOp& op, const FsmapQuery& q) {
   std::vector<RmapRecord> all;
-  RETURN_IF_ERROR(ScanFileOwnersLocked(&all));
-  ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, RetiredRecordsLocked(all));  // owner `bad`
+  RETURN_IF_ERROR(ScanFileOwners(op, &all));
+  ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, RetiredRecords(op, all));  // owner `bad`
   for (const RmapRecord& s : SpecialOwnerRecords()) all.push_back(s);
   all.insert(all.end(), retired.begin(), retired.end());
   std::vector<RmapRecord> in_range;  // trimmed to the query, for the sharing sweep
@@ -206,8 +206,8 @@ Result<std::vector<FsmapRecord>> FsImpl::FsmapFromScanLocked(const FsmapQuery& q
 
 // ---- What the reverse maps must hold.
 
-Status FsImpl::ScanFileOwnersLocked(std::vector<RmapRecord>* out) {
-  btree::Cursor c(trees_.extents);
+Status FsImpl::ScanFileOwners(const ReadOp& op, std::vector<RmapRecord>* out) {
+  btree::Cursor c(op.extents());
   for (Status s = c.SeekFirst();; s = c.Next()) {
     RETURN_IF_ERROR(s);
     if (!c.Valid()) break;
@@ -224,7 +224,7 @@ Status FsImpl::ScanFileOwnersLocked(std::vector<RmapRecord>* out) {
   return Status::Ok();
 }
 
-// (Retired space, owner `bad`, comes from the poison tree: RetiredRecordsLocked, media.cc.)
+// (Retired space, owner `bad`, comes from the poison tree: RetiredRecords, media.cc.)
 std::vector<RmapRecord> FsImpl::SpecialOwnerRecords() const {
   format::Superblock sb = pool_->superblock();
   std::vector<RmapRecord> out;
@@ -272,9 +272,9 @@ std::vector<RefcountRecord> FsImpl::SweepRefcounts(const std::vector<RmapRecord>
   return out;
 }
 
-Status FsImpl::ReadRmapTreeLocked(std::vector<RmapRecord>* out, std::vector<std::string>* bad,
+Status FsImpl::ReadRmapTree(const ReadOp& op, std::vector<RmapRecord>* out, std::vector<std::string>* bad,
                                   std::vector<btree::Key>* bad_keys) {
-  btree::Cursor c(trees_.rmap);
+  btree::Cursor c(op.rmap());
   for (Status s = c.SeekFirst();; s = c.Next()) {
     RETURN_IF_ERROR(s);
     if (!c.Valid()) break;
@@ -290,10 +290,10 @@ Status FsImpl::ReadRmapTreeLocked(std::vector<RmapRecord>* out, std::vector<std:
   return Status::Ok();
 }
 
-Status FsImpl::ReadRefcountTreeLocked(std::vector<RefcountRecord>* out,
+Status FsImpl::ReadRefcountTree(const ReadOp& op, std::vector<RefcountRecord>* out,
                                       std::vector<std::string>* bad,
                                       std::vector<btree::Key>* bad_keys) {
-  btree::Cursor c(trees_.refcount);
+  btree::Cursor c(op.refcount());
   for (Status s = c.SeekFirst();; s = c.Next()) {
     RETURN_IF_ERROR(s);
     if (!c.Valid()) break;
@@ -318,7 +318,7 @@ Status FsImpl::ReadRefcountTreeLocked(std::vector<RefcountRecord>* out,
 namespace {
 
 // The name under which `dir` holds `ino`, or nullopt.
-Result<std::optional<std::string>> NameIn(btree::BTree* dirents, Ino dir, Ino ino) {
+Result<std::optional<std::string>> NameIn(const btree::BTree* dirents, Ino dir, Ino ino) {
   btree::Cursor c(dirents);
   for (Status s = c.SeekGE(btree::Key{{dir, 0}});; s = c.Next()) {
     RETURN_IF_ERROR(s);
@@ -330,7 +330,7 @@ Result<std::optional<std::string>> NameIn(btree::BTree* dirents, Ino dir, Ino in
 }
 
 // Some entry naming `ino`: (its directory, its name), or nullopt.
-Result<std::optional<std::pair<Ino, std::string>>> AnyEntryNaming(btree::BTree* dirents, Ino ino) {
+Result<std::optional<std::pair<Ino, std::string>>> AnyEntryNaming(const btree::BTree* dirents, Ino ino) {
   btree::Cursor c(dirents);
   for (Status s = c.SeekFirst();; s = c.Next()) {
     RETURN_IF_ERROR(s);
@@ -346,19 +346,19 @@ Result<std::optional<std::pair<Ino, std::string>>> AnyEntryNaming(btree::BTree* 
 
 Result<std::string> FsImpl::PathOf(Ino ino) {
   std::string path;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    ASSIGN_OR_RETURN(path, PathOfLocked(ino));
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(path, PathOf(op, ino));
     return Status::Ok();
   }));
   return path;
 }
 
-Result<std::string> FsImpl::PathOfLocked(Ino ino) {
-  ASSIGN_OR_RETURN(format::Inode inode, GetInode(ino));
+Result<std::string> FsImpl::PathOf(const ReadOp& op, Ino ino) {
+  ASSIGN_OR_RETURN(format::Inode inode, GetInode(op, ino));
   std::vector<std::string> names;  // leaf first
   Ino current = ino;               // a directory whose name is still to be found
   if (inode.type != format::FileType::kDirectory) {
-    ASSIGN_OR_RETURN(auto entry, AnyEntryNaming(trees_.dirents, ino));
+    ASSIGN_OR_RETURN(auto entry, AnyEntryNaming(op.dirents(), ino));
     if (!entry) return Status::NotFound(fmt::format("no directory entry names inode {}", ino));
     names.push_back(std::move(entry->second));
     current = entry->first;
@@ -368,12 +368,12 @@ Result<std::string> FsImpl::PathOfLocked(Ino ino) {
       return Status::Corruption(
           fmt::format("inode {}: its parent chain does not reach the root", ino));
     }
-    ASSIGN_OR_RETURN(format::Inode dir, GetInode(current));
+    ASSIGN_OR_RETURN(format::Inode dir, GetInode(op, current));
     if (dir.type != format::FileType::kDirectory) {
       return Status::Corruption(
           fmt::format("inode {} holds entries but is not a directory", current));
     }
-    ASSIGN_OR_RETURN(std::optional<std::string> name, NameIn(trees_.dirents, dir.parent, current));
+    ASSIGN_OR_RETURN(std::optional<std::string> name, NameIn(op.dirents(), dir.parent, current));
     if (!name) {
       return Status::Corruption(fmt::format(
           "directory {} says its parent is {}, which has no entry naming it", current, dir.parent));

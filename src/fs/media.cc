@@ -53,7 +53,7 @@ Status SeekOverlapStart(btree::Cursor* c, const btree::Key& key) {
 }
 
 // Lost records of `ino` overlapping file blocks [first, end): tree first, then the overlay.
-Result<std::vector<LostRecord>> CollectLosses(btree::BTree* tree,
+Result<std::vector<LostRecord>> CollectLosses(const btree::BTree* tree,
                                               const std::vector<LostRecord>& overlay, Ino ino,
                                               uint64_t first, uint64_t end) {
   std::vector<LostRecord> out;
@@ -128,11 +128,11 @@ bool IsMetadataKind(RangeKind k) {
 
 // ---- What the data path asks.
 
-Result<std::vector<space::Run>> FsImpl::LostRunsLocked(Ino ino, uint64_t first_block,
+Result<std::vector<space::Run>> FsImpl::LostRuns(const ReadOp& op, Ino ino, uint64_t first_block,
                                                        uint64_t count) {
   uint64_t end = SaturatingEnd(first_block, count);
   ASSIGN_OR_RETURN(std::vector<LostRecord> losses,
-                   CollectLosses(trees_.poison, overlay_lost_, ino, first_block, end));
+                   CollectLosses(op.poison(), overlay_lost_, ino, first_block, end));
   std::vector<space::Run> runs;
   for (const LostRecord& r : losses) {
     uint64_t s = std::max(r.file_block, first_block), e = std::min(r.file_block + r.blocks, end);
@@ -141,10 +141,10 @@ Result<std::vector<space::Run>> FsImpl::LostRunsLocked(Ino ino, uint64_t first_b
   return Union(std::move(runs));
 }
 
-Status FsImpl::CheckNotLostLocked(Ino ino, uint64_t first_block, uint64_t count, const char* what) {
+Status FsImpl::CheckNotLost(const ReadOp& op, Ino ino, uint64_t first_block, uint64_t count, const char* what) {
   uint64_t end = SaturatingEnd(first_block, count);
   ASSIGN_OR_RETURN(std::vector<LostRecord> losses,
-                   CollectLosses(trees_.poison, overlay_lost_, ino, first_block, end));
+                   CollectLosses(op.poison(), overlay_lost_, ino, first_block, end));
   if (losses.empty()) return Status::Ok();
   const LostRecord& r = losses.front();
   uint64_t b = std::max(r.file_block, first_block);
@@ -154,7 +154,7 @@ Status FsImpl::CheckNotLostLocked(Ino ino, uint64_t first_block, uint64_t count,
       what, ino, b * kB, (r.device_block + (b - r.file_block)) * kB));
 }
 
-Status FsImpl::CheckDeviceGoodLocked(Ino ino, uint64_t file_block, uint64_t device_block,
+Status FsImpl::CheckDeviceGood(Ino ino, uint64_t file_block, uint64_t device_block,
                                      uint64_t count, const char* what) {
   if (!device_->IsBad(device_block * kB, count * kB)) return Status::Ok();
   uint64_t i = 0;
@@ -164,12 +164,12 @@ Status FsImpl::CheckDeviceGoodLocked(Ino ino, uint64_t file_block, uint64_t devi
                   what, ino, (file_block + i) * kB, (device_block + i) * kB));
 }
 
-Status FsImpl::ForEachLostRangeLocked(Ino ino, uint64_t first_block, uint64_t count,
+Status FsImpl::ForEachLostRange(const ReadOp& op, Ino ino, uint64_t first_block, uint64_t count,
                                       const std::function<void(uint64_t, uint64_t, uint64_t)>& fn) {
-  if (!PoisonActive() || count == 0) return Status::Ok();
+  if (!PoisonActive(op) || count == 0) return Status::Ok();
   uint64_t end = SaturatingEnd(first_block, count);
   ASSIGN_OR_RETURN(std::vector<LostRecord> losses,
-                   CollectLosses(trees_.poison, overlay_lost_, ino, first_block, end));
+                   CollectLosses(op.poison(), overlay_lost_, ino, first_block, end));
   for (const LostRecord& r : losses) {
     uint64_t s = std::max(r.file_block, first_block), e = std::min(r.file_block + r.blocks, end);
     fn(s, e - s, r.device_block + (s - r.file_block));
@@ -179,57 +179,57 @@ Status FsImpl::ForEachLostRangeLocked(Ino ino, uint64_t first_block, uint64_t co
 
 // ---- What unmapping and freeing do when something is poisoned.
 
-Status FsImpl::ForgetLossesLocked(Ino ino, uint64_t first_block, uint64_t count) {
+Status FsImpl::ForgetLosses(WriteOp& op, Ino ino, uint64_t first_block, uint64_t count) {
   uint64_t end = SaturatingEnd(first_block, count);
   std::erase_if(overlay_lost_, [&](const LostRecord& r) {
     return r.ino == ino && r.file_block >= first_block && r.file_block + r.blocks <= end;
   });
-  if (trees_.poison == nullptr || trees_.poison->root() == 0) return Status::Ok();
+  if (op.poison() == nullptr || op.poison()->root() == 0) return Status::Ok();
   ASSIGN_OR_RETURN(std::vector<LostRecord> losses,
-                   CollectLosses(trees_.poison, {}, ino, first_block, end));
+                   CollectLosses(op.poison(), {}, ino, first_block, end));
   uint8_t value[format::kPoisonValueSize];
   for (const LostRecord& r : losses) {
-    RETURN_IF_ERROR(trees_.poison->Delete(LostKey(ino, r.file_block)));
+    RETURN_IF_ERROR(op.writer(FsTree::kPoison).Delete(LostKey(ino, r.file_block)));
     if (r.file_block < first_block) {  // the head stays lost
       format::EncodeLostValue(
           {.blocks = first_block - r.file_block, .device_block = r.device_block}, value);
-      RETURN_IF_ERROR(trees_.poison->Insert(LostKey(ino, r.file_block), value));
+      RETURN_IF_ERROR(op.writer(FsTree::kPoison).Insert(LostKey(ino, r.file_block), value));
     }
     uint64_t r_end = r.file_block + r.blocks;
     if (r_end > end) {  // and so does the tail
       format::EncodeLostValue(
           {.blocks = r_end - end, .device_block = r.device_block + (end - r.file_block)}, value);
-      RETURN_IF_ERROR(trees_.poison->Insert(LostKey(ino, end), value));
+      RETURN_IF_ERROR(op.writer(FsTree::kPoison).Insert(LostKey(ino, end), value));
     }
     uint64_t s = std::max(r.file_block, first_block), e = std::min(r_end, end);
-    NoteLayoutChange(ino, s, e - s);
+    op.NoteLayoutChange(ino, s, e - s);
   }
   return Status::Ok();
 }
 
-Status FsImpl::ReleaseOrRetireLocked(uint64_t device_block, uint64_t count) {
+Status FsImpl::ReleaseOrRetire(WriteOp& op, uint64_t device_block, uint64_t count) {
   uint64_t end = device_block + count;
-  ASSIGN_OR_RETURN(std::vector<BadRecord> bad, BadRecordsLocked(device_block, end));
+  ASSIGN_OR_RETURN(std::vector<BadRecord> bad, BadRecords(op, device_block, end));
   uint64_t at = device_block;
   for (const BadRecord& r : bad) {
     uint64_t s = std::max(r.device_block, device_block),
              e = std::min(r.device_block + r.blocks, end);
-    if (s > at) ReleaseData(at, s - at);
-    RETURN_IF_ERROR(RetireLocked(s, e - s));  // never free again: its last owner is gone
+    if (s > at) ReleaseData(op, at, s - at);
+    RETURN_IF_ERROR(Retire(op, s, e - s));  // never free again: its last owner is gone
     at = e;
   }
-  if (at < end) ReleaseData(at, end - at);
+  if (at < end) ReleaseData(op, at, end - at);
   return Status::Ok();
 }
 
-Status FsImpl::RetireLocked(uint64_t device_block, uint64_t count) {
-  if (trees_.rmap == nullptr || count == 0) return Status::Ok();
+Status FsImpl::Retire(WriteOp& op, uint64_t device_block, uint64_t count) {
+  if (op.rmap() == nullptr || count == 0) return Status::Ok();
   // Merge with retired neighbours and overlaps, so that retired space is maximal runs.
   uint64_t lo = device_block > 0 ? device_block - 1 : 0, hi = device_block + count + 1;
   std::vector<RmapRecord> found;
   Status bad;
   RETURN_IF_ERROR(
-      trees_.rmap->Overlaps(lo, hi, [&](const btree::Key& k, std::span<const uint8_t> v) {
+      op.rmap()->Overlaps(lo, hi, [&](const btree::Key& k, std::span<const uint8_t> v) {
         if (k.w[1] != format::kOwnerBad) return true;
         Result<RmapRecord> r = format::DecodeRmap(k.w[0], k.w[1], k.w[2], v.data());
         if (!r.ok()) {
@@ -244,17 +244,17 @@ Status FsImpl::RetireLocked(uint64_t device_block, uint64_t count) {
   for (const RmapRecord& r : found) {
     start = std::min(start, r.device_block);
     end = std::max(end, r.device_block + r.blocks);
-    RETURN_IF_ERROR(trees_.rmap->Delete(btree::Key{{r.device_block, format::kOwnerBad, 0}}));
+    RETURN_IF_ERROR(op.writer(FsTree::kRmap).Delete(btree::Key{{r.device_block, format::kOwnerBad, 0}}));
   }
   uint8_t value[format::kRmapValueSize];
   format::EncodeRmapValue({.blocks = end - start}, value);
-  return trees_.rmap->Insert(btree::Key{{start, format::kOwnerBad, 0}}, value);
+  return op.writer(FsTree::kRmap).Insert(btree::Key{{start, format::kOwnerBad, 0}}, value);
 }
 
-Result<std::vector<BadRecord>> FsImpl::BadRecordsLocked(uint64_t first, uint64_t end) {
+Result<std::vector<BadRecord>> FsImpl::BadRecords(const ReadOp& op, uint64_t first, uint64_t end) {
   std::vector<BadRecord> out;
-  if (trees_.poison == nullptr || trees_.poison->root() == 0 || first >= end) return out;
-  btree::Cursor c(trees_.poison);
+  if (op.poison() == nullptr || op.poison()->root() == 0 || first >= end) return out;
+  btree::Cursor c(op.poison());
   RETURN_IF_ERROR(SeekOverlapStart(&c, BadKey(first)));
   for (Status st;; st = c.Next()) {
     RETURN_IF_ERROR(st);
@@ -268,9 +268,9 @@ Result<std::vector<BadRecord>> FsImpl::BadRecordsLocked(uint64_t first, uint64_t
   return out;
 }
 
-Result<std::vector<RmapRecord>> FsImpl::RetiredRecordsLocked(
+Result<std::vector<RmapRecord>> FsImpl::RetiredRecords(const ReadOp& op, 
     const std::vector<RmapRecord>& file_owners) {
-  ASSIGN_OR_RETURN(std::vector<BadRecord> bad, BadRecordsLocked(0, kNoEnd));
+  ASSIGN_OR_RETURN(std::vector<BadRecord> bad, BadRecords(op, 0, kNoEnd));
   std::vector<RmapRecord> out;
   if (bad.empty()) return out;
   std::vector<space::Run> bad_runs, owned;
@@ -287,8 +287,8 @@ Result<std::vector<RmapRecord>> FsImpl::RetiredRecordsLocked(
   return out;
 }
 
-Status FsImpl::ExcludeBadFromDataSpaceLocked() {
-  ASSIGN_OR_RETURN(std::vector<BadRecord> bad, BadRecordsLocked(0, kNoEnd));
+Status FsImpl::ExcludeBadFromDataSpace(const ReadOp& op) {
+  ASSIGN_OR_RETURN(std::vector<BadRecord> bad, BadRecords(op, 0, kNoEnd));
   for (const BadRecord& r : bad) {
     for (uint64_t b = r.device_block; b < r.device_block + r.blocks;) {
       if (!data_.IsFree(b)) {
@@ -304,18 +304,18 @@ Status FsImpl::ExcludeBadFromDataSpaceLocked() {
   return Status::Ok();
 }
 
-Result<uint64_t> FsImpl::PoisonWorkNodes(uint64_t extent_changes, uint64_t frees) {
+Result<uint64_t> FsImpl::PoisonWorkNodes(WriteOp& op, uint64_t extent_changes, uint64_t frees) {
   // Each extent change may trim one lost record (a delete and two inserts); each freed run may
   // retire bad pieces (a merge: two deletes and an insert per piece).
   ASSIGN_OR_RETURN(uint64_t poison,
-                   WorstCaseNodes(trees_.poison, 3 * extent_changes + 3, 2 * extent_changes + 2));
-  ASSIGN_OR_RETURN(uint64_t rmap, WorstCaseNodes(trees_.rmap, 3 * frees + 6, frees + 2));
+                   WorstCaseNodes(op, op.poison(), 3 * extent_changes + 3, 2 * extent_changes + 2));
+  ASSIGN_OR_RETURN(uint64_t rmap, WorstCaseNodes(op, op.rmap(), 3 * frees + 6, frees + 2));
   return poison + rmap;
 }
 
 // ---- Classification by address.
 
-std::vector<RangePiece> FsImpl::ClassifyRangeLocked(uint64_t offset, uint64_t length) {
+std::vector<RangePiece> FsImpl::ClassifyRangeNow(uint64_t offset, uint64_t length) {
   std::vector<RangePiece> pieces;
   format::Superblock sb = pool_->superblock();
   uint64_t end = SaturatingEnd(offset, length);
@@ -359,8 +359,8 @@ std::vector<RangePiece> FsImpl::ClassifyRangeLocked(uint64_t offset, uint64_t le
 Result<std::vector<RangePiece>> FsImpl::ClassifyRange(uint64_t offset, uint64_t length) {
   if (length == 0) return Status::Invalid("classify: empty range");
   std::vector<RangePiece> pieces;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    pieces = ClassifyRangeLocked(offset, length);
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    pieces = ClassifyRangeNow(offset, length);
     return Status::Ok();
   }));
   return pieces;
@@ -383,11 +383,11 @@ struct FsImpl::FailurePlan {
   bool any_metadata() const { return metadata.has_value(); }
 };
 
-Status FsImpl::PlanFailureLocked(uint64_t offset, uint64_t length, FailurePlan* plan) {
+Status FsImpl::PlanFailure(const ReadOp& op, uint64_t offset, uint64_t length, FailurePlan* plan) {
   format::Superblock sb = pool_->superblock();
   plan->first = offset / kB;
   plan->end = (offset + length + kB - 1) / kB;
-  plan->pieces = ClassifyRangeLocked(plan->first * kB, (plan->end - plan->first) * kB);
+  plan->pieces = ClassifyRangeNow(plan->first * kB, (plan->end - plan->first) * kB);
   bool simulated = plan->flags & kFailureSimulated;
   // Metadata is found by address alone, before any tree is read: the bad bytes may be the very
   // nodes that would name the owners, and the filesystem shuts down without recording them.
@@ -405,10 +405,10 @@ Status FsImpl::PlanFailureLocked(uint64_t offset, uint64_t length, FailurePlan* 
   for (const RangePiece& p : plan->pieces) {
     if (p.kind != RangeKind::kData) continue;
     uint64_t s = p.offset / kB, e = (p.offset + p.length) / kB;
-    if (trees_.rmap != nullptr) {
+    if (op.rmap() != nullptr) {
       Status bad;
       RETURN_IF_ERROR(
-          trees_.rmap->Overlaps(s, e, [&](const btree::Key& k, std::span<const uint8_t> v) {
+          op.rmap()->Overlaps(s, e, [&](const btree::Key& k, std::span<const uint8_t> v) {
             if (format::IsSpecialOwner(k.w[1])) return true;
             Result<RmapRecord> r = format::DecodeRmap(k.w[0], k.w[1], k.w[2], v.data());
             if (!r.ok()) {
@@ -421,7 +421,7 @@ Status FsImpl::PlanFailureLocked(uint64_t offset, uint64_t length, FailurePlan* 
       RETURN_IF_ERROR(bad);
     } else {
       if (!scanned_done) {
-        RETURN_IF_ERROR(ScanFileOwnersLocked(&scanned));
+        RETURN_IF_ERROR(ScanFileOwners(op, &scanned));
         scanned_done = true;
       }
       for (const RmapRecord& r : scanned) {
@@ -440,11 +440,11 @@ Status FsImpl::PlanFailureLocked(uint64_t offset, uint64_t length, FailurePlan* 
       const RmapRecord& o = owners[j];
       shared = j != i && o.device_block < e && o.device_block + o.blocks > s;
     }
-    if (!shared && trees_.refcount != nullptr) {
-      ASSIGN_OR_RETURN(shared, RefcountSharedLocked(s, e - s));
+    if (!shared && op.refcount() != nullptr) {
+      ASSIGN_OR_RETURN(shared, RefcountShared(op, s, e - s));
     }
     uint64_t fb = r.file_block + (s - r.device_block);
-    Result<std::string> path = PathOfLocked(r.owner);
+    Result<std::string> path = PathOf(op, r.owner);
     plan->owners.push_back({.ino = r.owner,
                             .path = path.ok() ? *path : "",
                             .file_offset = fb * kB,
@@ -452,7 +452,7 @@ Status FsImpl::PlanFailureLocked(uint64_t offset, uint64_t length, FailurePlan* 
                             .device_offset = s * kB,
                             .shared = shared});
     ASSIGN_OR_RETURN(std::vector<LostRecord> known,
-                     CollectLosses(trees_.poison, overlay_lost_, r.owner, fb, fb + (e - s)));
+                     CollectLosses(op.poison(), overlay_lost_, r.owner, fb, fb + (e - s)));
     for (const LostRecord& n : plan->new_lost) {
       if (n.ino == r.owner) known.push_back(n);
     }
@@ -468,7 +468,7 @@ Status FsImpl::PlanFailureLocked(uint64_t offset, uint64_t length, FailurePlan* 
   // Bad device ranges (data and free pieces) not recorded yet, and the free space to retire.
   std::vector<space::Run> known_bad;
   {
-    ASSIGN_OR_RETURN(std::vector<BadRecord> bad, BadRecordsLocked(plan->first, plan->end));
+    ASSIGN_OR_RETURN(std::vector<BadRecord> bad, BadRecords(op, plan->first, plan->end));
     for (const BadRecord& b : bad) known_bad.push_back({b.device_block, b.blocks});
     for (const space::Run& b : overlay_bad_) known_bad.push_back(b);
     known_bad = Union(std::move(known_bad));
@@ -501,18 +501,18 @@ Status FsImpl::PlanFailureLocked(uint64_t offset, uint64_t length, FailurePlan* 
   return Status::Ok();
 }
 
-Status FsImpl::ApplyFailureLocked(const FailurePlan& plan) {
+Status FsImpl::ApplyFailure(WriteOp& op, const FailurePlan& plan) {
   // Reserve: every record insert, the retirements' rmap merges, the chunk-table records.
   uint64_t inserts = plan.new_lost.size() + plan.new_bad.size();
   uint64_t retires = plan.retire_free.size() + plan.retire_chunk.size();
-  ASSIGN_OR_RETURN(uint64_t poison_nodes, WorstCaseNodes(trees_.poison, inserts, inserts));
-  ASSIGN_OR_RETURN(uint64_t rmap_nodes, WorstCaseNodes(trees_.rmap, 3 * retires, retires));
-  RETURN_IF_ERROR(txn_->EnsureNodes(poison_nodes + rmap_nodes + 8 * plan.chunks_to_type.size()));
-  txn_->AddRoCompat(format::feature::kRoCompatPoison);  // older builds: read-only from now on
+  ASSIGN_OR_RETURN(uint64_t poison_nodes, WorstCaseNodes(op, op.poison(), inserts, inserts));
+  ASSIGN_OR_RETURN(uint64_t rmap_nodes, WorstCaseNodes(op, op.rmap(), 3 * retires, retires));
+  RETURN_IF_ERROR(op.txn().EnsureNodes(poison_nodes + rmap_nodes + 8 * plan.chunks_to_type.size()));
+  op.txn().AddRoCompat(format::feature::kRoCompatPoison);  // older builds: read-only from now on
 
   format::Superblock sb = pool_->superblock();
   for (uint64_t chunk : plan.chunks_to_type) {
-    RETURN_IF_ERROR(txn_->AllocateChunk(format::ChunkType::kData, chunk).status());
+    RETURN_IF_ERROR(op.txn().AllocateChunk(format::ChunkType::kData, chunk).status());
     data_.AddFree(sb.ChunkFirstBlock(chunk), sb.ChunkBlockCount(chunk));
   }
   for (const std::vector<space::Run>* runs : {&plan.retire_free, &plan.retire_chunk}) {
@@ -522,33 +522,34 @@ Status FsImpl::ApplyFailureLocked(const FailurePlan& plan) {
         return Status::Corruption(fmt::format("retiring device blocks {}..{}: {}", r.start,
                                               r.start + r.count - 1, used.message()));
       }
-      RETURN_IF_ERROR(RetireLocked(r.start, r.count));
+      RETURN_IF_ERROR(Retire(op, r.start, r.count));
     }
   }
   uint8_t value[format::kPoisonValueSize];
   for (const BadRecord& b : plan.new_bad) {
     format::EncodeBadValue(b, value);
-    RETURN_IF_ERROR(trees_.poison->Insert(BadKey(b.device_block), value));
+    RETURN_IF_ERROR(op.writer(FsTree::kPoison).Insert(BadKey(b.device_block), value));
   }
   for (const LostRecord& l : plan.new_lost) {
     format::EncodeLostValue(l, value);
-    RETURN_IF_ERROR(trees_.poison->Insert(LostKey(l.ino, l.file_block), value));
-    NoteLayoutChange(l.ino, l.file_block, l.blocks);
+    RETURN_IF_ERROR(op.writer(FsTree::kPoison).Insert(LostKey(l.ino, l.file_block), value));
+    op.NoteLayoutChange(l.ino, l.file_block, l.blocks);
   }
   return Status::Ok();
 }
 
-void FsImpl::KeepFailureInMemoryLocked(const FailurePlan& plan) {
+void FsImpl::KeepFailureInMemory(const ReadOp& op, const FailurePlan& plan) {
+  LayoutNotes notes(runner_.observer());
   for (const LostRecord& l : plan.new_lost) {
     overlay_lost_.push_back(l);
-    NoteLayoutChange(l.ino, l.file_block, l.blocks);
+    notes.Note(l.ino, l.file_block, l.blocks);
   }
   for (const BadRecord& b : plan.new_bad) overlay_bad_.push_back({b.device_block, b.blocks});
   overlay_bad_ = Union(std::move(overlay_bad_));
   for (const RangePiece& p : plan.pieces) {
     if (IsMetadataKind(p.kind)) overlay_metadata_.push_back(p);
   }
-  PublishLayoutChangesLocked();
+  Publish(op, notes);
 }
 
 namespace {
@@ -589,11 +590,7 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
         offset, length);
     return rec;
   }
-  bool writable;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    writable = !read_only_;
-  }
+  bool writable = runner_.Exclusive([&] { return !runner_.read_only(); });
   // Start from a committed state: every block then is committed (never written in place), and a
   // failure of this operation aborts nothing but itself.
   if (writable) RETURN_IF_ERROR(Sync());
@@ -602,8 +599,8 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
   bool handled = false;  // done in memory (read-only, or a metadata hit)
   FailurePlan plan;
   plan.flags = flags;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    Status planned = PlanFailureLocked(offset, length, &plan);
+  RETURN_IF_ERROR(runner_.ReadForUpdate([&](const ReadOp& op) -> Status {
+    Status planned = PlanFailure(op, offset, length, &plan);
     if (planned.code() == EIO || planned.IsCorruption()) {
       // The trees that name the owners are unreadable: that is a metadata failure too.
       handled = true;
@@ -612,15 +609,15 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
       rec.metadata_hit = true;
       rec.message = "the metadata needed to record the failure cannot be read (" +
                     planned.message() + "): filesystem shut down read-only";
-      ShutDown(Status::IoError(rec.message));
+      runner_.ShutDown(Status::IoError(rec.message));
       return Status::Ok();
     }
     RETURN_IF_ERROR(planned);
-    if (!read_only_ && !plan.any_metadata()) return Status::Ok();
+    if (!runner_.read_only() && !plan.any_metadata()) return Status::Ok();
     handled = true;
     rec = Report(plan.pieces, plan.owners);
     rec.recorded = false;
-    KeepFailureInMemoryLocked(plan);
+    KeepFailureInMemory(op, plan);
     for (const space::Run& r : plan.retire_free)
       rec.retired.push_back({r.start * kB, r.count * kB});
     for (const space::Run& r : plan.retire_chunk)
@@ -631,7 +628,7 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
           "media error in {} at device offset {} (chunk {}): filesystem shut down read-only",
           plan.metadata->kind == RangeKind::kSuperblock ? "the superblock" : "metadata",
           plan.metadata->offset, plan.metadata->offset / pool_->superblock().chunk_size);
-      ShutDown(Status::IoError(rec.message));
+      runner_.ShutDown(Status::IoError(rec.message));
     } else {
       rec.message = Describe(rec, offset, length) + " (read-only: kept in memory for this mount)";
     }
@@ -639,13 +636,13 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
   }));
   if (handled) return rec;
 
-  RETURN_IF_ERROR(WriteOp([&]() -> Status {
+  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
     plan = FailurePlan{.flags = flags};
-    RETURN_IF_ERROR(PlanFailureLocked(offset, length, &plan));
+    RETURN_IF_ERROR(PlanFailure(op, offset, length, &plan));
     if (plan.any_metadata()) {
       return Status::Busy("media failure: the metadata changed meanwhile; try again");
     }
-    return ApplyFailureLocked(plan);
+    return ApplyFailure(op, plan);
   }));
   RETURN_IF_ERROR(Sync());
   rec = Report(plan.pieces, plan.owners);
@@ -663,10 +660,10 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
 Result<MediaErrorList> FsImpl::MediaErrors() {
   MediaErrorList out;
   std::vector<space::Run> bad;  // device blocks
-  Status read = ReadOp([&]() -> Status {
+  Status read = runner_.Read([&](const ReadOp& op) -> Status {
     std::vector<LostRecord> lost = overlay_lost_;
-    if (trees_.poison->root() != 0) {
-      btree::Cursor c(trees_.poison);
+    if (op.poison()->root() != 0) {
+      btree::Cursor c(op.poison());
       for (Status s = c.SeekGE(LostKey(0, 0));; s = c.Next()) {
         RETURN_IF_ERROR(s);
         if (!c.Valid() || c.key().w[0] != format::kPoisonLost) break;
@@ -680,10 +677,10 @@ Result<MediaErrorList> FsImpl::MediaErrors() {
     });
     for (const LostRecord& r : lost) {
       bool shared = false;
-      if (trees_.refcount != nullptr) {
-        ASSIGN_OR_RETURN(shared, RefcountSharedLocked(r.device_block, r.blocks));
+      if (op.refcount() != nullptr) {
+        ASSIGN_OR_RETURN(shared, RefcountShared(op, r.device_block, r.blocks));
       }
-      Result<std::string> path = PathOfLocked(r.ino);
+      Result<std::string> path = PathOf(op, r.ino);
       out.lost.push_back({.ino = r.ino,
                           .path = path.ok() ? *path : "",
                           .file_offset = r.file_block * kB,
@@ -693,10 +690,10 @@ Result<MediaErrorList> FsImpl::MediaErrors() {
       bad.push_back({r.device_block, r.blocks});
     }
     std::vector<RmapRecord> files;
-    RETURN_IF_ERROR(ScanFileOwnersLocked(&files));
-    ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, RetiredRecordsLocked(files));
+    RETURN_IF_ERROR(ScanFileOwners(op, &files));
+    ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, RetiredRecords(op, files));
     for (const RmapRecord& r : retired) out.retired.push_back({r.device_block * kB, r.blocks * kB});
-    ASSIGN_OR_RETURN(std::vector<BadRecord> recorded, BadRecordsLocked(0, kNoEnd));
+    ASSIGN_OR_RETURN(std::vector<BadRecord> recorded, BadRecords(op, 0, kNoEnd));
     for (const BadRecord& r : recorded) bad.push_back({r.device_block, r.blocks});
     for (const space::Run& r : overlay_bad_) bad.push_back(r);
     for (const RangePiece& p : overlay_metadata_) out.metadata_damage.push_back(p);

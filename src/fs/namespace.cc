@@ -114,8 +114,8 @@ struct FsImpl::RenamePlan {
 
 // ---- Helpers (inside an operation).
 
-Result<Inode> FsImpl::GetDirectory(Ino dir) {
-  Result<Inode> n = GetInode(dir);
+Result<Inode> FsImpl::GetDirectory(const ReadOp& op, Ino dir) {
+  Result<Inode> n = GetInode(op, dir);
   if (!n.ok()) {
     if (!n.status().IsNotFound()) return n.status();
     return Status::NotFound(fmt::format("directory {} does not exist", dir));
@@ -125,12 +125,12 @@ Result<Inode> FsImpl::GetDirectory(Ino dir) {
 }
 
 // Scans the up-to-256 slots of the name's hash: SeekGE {dir, base}, stop past base | 0xff.
-Result<FsImpl::NameSlot> FsImpl::FindName(Ino dir, std::string_view name) {
+Result<FsImpl::NameSlot> FsImpl::FindName(const ReadOp& op, Ino dir, std::string_view name) {
   const uint64_t base = format::NameHashSlot(name);
   const uint64_t last = base | format::kSlotCollisionMask;
   NameSlot out;
   uint64_t next = base;  // lowest slot of the hash not seen yet
-  btree::Cursor c(trees_.dirents);
+  btree::Cursor c(op.dirents());
   for (Status s = c.SeekGE(DirentKey(dir, base));; s = c.Next()) {
     RETURN_IF_ERROR(s);
     if (!c.Valid() || c.key().w[0] != dir || c.key().w[1] > last) break;
@@ -159,26 +159,26 @@ Result<uint64_t> FsImpl::FreeSlotFor(const NameSlot& where, Ino dir, std::string
   return *where.free_slot;
 }
 
-Result<Inode> FsImpl::EntryInode(Ino dir, const Dirent& entry) {
-  Result<Inode> n = GetInode(entry.ino);
+Result<Inode> FsImpl::EntryInode(const ReadOp& op, Ino dir, const Dirent& entry) {
+  Result<Inode> n = GetInode(op, entry.ino);
   if (n.ok() || !n.status().IsNotFound()) return n;
   return Status::Corruption(fmt::format("directory {}: entry '{}' points to missing inode {}", dir,
                                         entry.name, entry.ino));
 }
 
-Result<Inode> FsImpl::LookupLocked(const Inode& dir, std::string_view name) {
+Result<Inode> FsImpl::LookupIn(const ReadOp& op, const Inode& dir, std::string_view name) {
   RETURN_IF_ERROR(ValidateName(name, 0));
   if (dir.type != FileType::kDirectory) return NotADirectory(dir.ino);
   if (name == ".") return dir;
-  if (name == "..") return GetInode(dir.parent);
-  ASSIGN_OR_RETURN(NameSlot where, FindName(dir.ino, name));
+  if (name == "..") return GetInode(op, dir.parent);
+  ASSIGN_OR_RETURN(NameSlot where, FindName(op, dir.ino, name));
   if (!where.slot) {
     return Status::NotFound(fmt::format("'{}' does not exist in directory {}", name, dir.ino));
   }
-  return EntryInode(dir.ino, where.entry);
+  return EntryInode(op, dir.ino, where.entry);
 }
 
-Result<Inode> FsImpl::ResolveLocked(std::string_view path, bool follow) {
+Result<Inode> FsImpl::ResolvePath(const ReadOp& op, std::string_view path, bool follow) {
   if (path.empty() || path[0] != '/') {
     return Status::Invalid(fmt::format("'{}' is not an absolute path", path));
   }
@@ -188,12 +188,12 @@ Result<Inode> FsImpl::ResolveLocked(std::string_view path, bool follow) {
   }
   std::vector<std::string> todo;  // components left, the next one last
   PushComponents(path, &todo);
-  ASSIGN_OR_RETURN(Inode cur, GetInode(format::kRootIno));
+  ASSIGN_OR_RETURN(Inode cur, GetInode(op, format::kRootIno));
   int follows = 0;
   while (!todo.empty()) {
     std::string part = std::move(todo.back());
     todo.pop_back();
-    ASSIGN_OR_RETURN(Inode next, LookupLocked(cur, part));
+    ASSIGN_OR_RETURN(Inode next, LookupIn(op, cur, part));
     if (next.type != FileType::kSymlink || (todo.empty() && !follow)) {
       cur = std::move(next);
       continue;
@@ -202,16 +202,16 @@ Result<Inode> FsImpl::ResolveLocked(std::string_view path, bool follow) {
       return Status::Error(ELOOP,
                            fmt::format("'{}': more than {} symlinks", path, kMaxSymlinkFollows));
     }
-    ASSIGN_OR_RETURN(std::string target, ReadLinkLocked(next));
+    ASSIGN_OR_RETURN(std::string target, LinkTarget(op, next));
     if (target[0] == '/') {
-      ASSIGN_OR_RETURN(cur, GetInode(format::kRootIno));
+      ASSIGN_OR_RETURN(cur, GetInode(op, format::kRootIno));
     }
     PushComponents(target, &todo);
   }
   return cur;
 }
 
-Result<std::string> FsImpl::ReadLinkLocked(const Inode& link) {
+Result<std::string> FsImpl::LinkTarget(const ReadOp& op, const Inode& link) {
   if (link.type != FileType::kSymlink) {
     return Status::Invalid(fmt::format("inode {} is not a symlink", link.ino));
   }
@@ -220,7 +220,7 @@ Result<std::string> FsImpl::ReadLinkLocked(const Inode& link) {
   }
   std::string target(link.size, '\0');
   ASSIGN_OR_RETURN(size_t got,
-                   ReadData(link, 0, {reinterpret_cast<uint8_t*>(target.data()), target.size()}));
+                   ReadData(op, link, 0, {reinterpret_cast<uint8_t*>(target.data()), target.size()}));
   if (got != target.size()) {
     return Status::Corruption(
         fmt::format("symlink {}: read {} of {} target bytes", link.ino, got, target.size()));
@@ -228,32 +228,32 @@ Result<std::string> FsImpl::ReadLinkLocked(const Inode& link) {
   return target;
 }
 
-Status FsImpl::PutEntry(Ino dir, uint64_t slot, const Inode& inode, std::string_view name) {
+Status FsImpl::PutEntry(WriteOp& op, Ino dir, uint64_t slot, const Inode& inode, std::string_view name) {
   uint8_t value[format::kDirentValueSize];
   format::EncodeDirent(Dirent{.ino = inode.ino, .type = inode.type, .name = std::string(name)},
                        value);
-  ASSIGN_OR_RETURN(bool added, trees_.dirents->Put(DirentKey(dir, slot), value));
+  ASSIGN_OR_RETURN(bool added, op.writer(FsTree::kDirents).Put(DirentKey(dir, slot), value));
   (void)added;
   return Status::Ok();
 }
 
-Status FsImpl::DeleteEntry(Ino dir, uint64_t slot) {
-  return trees_.dirents->Delete(DirentKey(dir, slot));
+Status FsImpl::DeleteEntry(WriteOp& op, Ino dir, uint64_t slot) {
+  return op.writer(FsTree::kDirents).Delete(DirentKey(dir, slot));
 }
 
-Result<bool> FsImpl::HasEntries(Ino dir) {
-  btree::Cursor c(trees_.dirents);
+Result<bool> FsImpl::HasEntries(const ReadOp& op, Ino dir) {
+  btree::Cursor c(op.dirents());
   RETURN_IF_ERROR(c.SeekGE(DirentKey(dir, 0)));
   return c.Valid() && c.key().w[0] == dir;
 }
 
 // Tree updates that dropping the last link of `inode` costs on top of deleting it: freeing
 // its extents (a generous share of one path copy per kExtentsPerFreeUpdate records).
-Result<uint64_t> FsImpl::TreeUpdatesToFree(const Inode& inode) {
+Result<uint64_t> FsImpl::TreeUpdatesToFree(const ReadOp& op, const Inode& inode) {
   if (inode.type == FileType::kDirectory || inode.nlink > 1) return 0;
   uint64_t extents = 0;
   RETURN_IF_ERROR(
-      ForEachExtent(inode.ino, 0, kAllFileBlocks, [&](uint64_t, const format::ExtentRecord&) {
+      ForEachExtent(op, inode.ino, 0, kAllFileBlocks, [&](uint64_t, const format::ExtentRecord&) {
         ++extents;
         return true;
       }));
@@ -262,24 +262,24 @@ Result<uint64_t> FsImpl::TreeUpdatesToFree(const Inode& inode) {
 
 // One link of a file or symlink goes away; at the last, its data and inode go too. The data is
 // freed first, before any other change, so a failure there leaves everything as it was.
-Status FsImpl::DropLink(Inode* inode, int64_t now) {
+Status FsImpl::DropLink(WriteOp& op, Inode* inode, int64_t now) {
   if (inode->nlink > 1) {
     --inode->nlink;
     inode->ctime_ns = now;
-    return PutInode(*inode);
+    return PutInode(op, *inode);
   }
-  RETURN_IF_ERROR(FreeAllData(inode));
-  return DeleteInode(inode->ino);
+  RETURN_IF_ERROR(FreeAllData(op, inode));
+  return DeleteInode(op, inode->ino);
 }
 
 // ---- Lookup and attributes.
 
 Result<Attr> FsImpl::Lookup(Ino dir, std::string_view name) {
   Attr out;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
     RETURN_IF_ERROR(ValidateName(name, 0));
-    ASSIGN_OR_RETURN(Inode d, GetDirectory(dir));
-    ASSIGN_OR_RETURN(Inode n, LookupLocked(d, name));
+    ASSIGN_OR_RETURN(Inode d, GetDirectory(op, dir));
+    ASSIGN_OR_RETURN(Inode n, LookupIn(op, d, name));
     out = ToAttr(n);
     return Status::Ok();
   }));
@@ -288,8 +288,8 @@ Result<Attr> FsImpl::Lookup(Ino dir, std::string_view name) {
 
 Result<Attr> FsImpl::Resolve(std::string_view path, bool follow) {
   Attr out;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode n, ResolveLocked(path, follow));
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(Inode n, ResolvePath(op, path, follow));
     out = ToAttr(n);
     return Status::Ok();
   }));
@@ -298,8 +298,8 @@ Result<Attr> FsImpl::Resolve(std::string_view path, bool follow) {
 
 Result<Attr> FsImpl::GetAttr(Ino ino) {
   Attr out;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode n, GetInode(ino));
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(Inode n, GetInode(op, ino));
     out = ToAttr(n);
     return Status::Ok();
   }));
@@ -308,16 +308,16 @@ Result<Attr> FsImpl::GetAttr(Ino ino) {
 
 Result<Attr> FsImpl::SetAttr(Ino ino, const SetAttrRequest& request) {
   Attr out;
-  RETURN_IF_ERROR(WriteOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode n, GetInode(ino));
-    RETURN_IF_ERROR(ReserveNodes(1));
+  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
+    ASSIGN_OR_RETURN(Inode n, GetInode(op, ino));
+    RETURN_IF_ERROR(ReserveNodes(op, 1));
     if (request.mode) n.mode = static_cast<uint16_t>(*request.mode & 07777);
     if (request.uid) n.uid = *request.uid;
     if (request.gid) n.gid = *request.gid;
     if (request.atime_ns) n.atime_ns = *request.atime_ns;
     if (request.mtime_ns) n.mtime_ns = *request.mtime_ns;
     n.ctime_ns = NowNs();
-    RETURN_IF_ERROR(PutInode(n));
+    RETURN_IF_ERROR(PutInode(op, n));
     out = ToAttr(n);
     return Status::Ok();
   }));
@@ -326,9 +326,9 @@ Result<Attr> FsImpl::SetAttr(Ino ino, const SetAttrRequest& request) {
 
 Result<std::string> FsImpl::ReadLink(Ino ino) {
   std::string out;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode n, GetInode(ino));
-    ASSIGN_OR_RETURN(out, ReadLinkLocked(n));
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(Inode n, GetInode(op, ino));
+    ASSIGN_OR_RETURN(out, LinkTarget(op, n));
     return Status::Ok();
   }));
   return out;
@@ -351,8 +351,8 @@ Result<Attr> FsImpl::Symlink(Ino dir, std::string_view name, std::string_view ta
 Result<Attr> FsImpl::MakeNode(Ino dir, std::string_view name, FileType type, uint32_t mode,
                               std::string_view target) {
   Attr out;
-  RETURN_IF_ERROR(WriteOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode n, MakeNodeLocked(dir, name, type, mode, target));
+  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
+    ASSIGN_OR_RETURN(Inode n, MakeNode(op, dir, name, type, mode, target));
     out = ToAttr(n);
     return Status::Ok();
   }));
@@ -360,39 +360,39 @@ Result<Attr> FsImpl::MakeNode(Ino dir, std::string_view name, FileType type, uin
 }
 
 // Tree updates: the new inode, its entry, the parent inode; a symlink's data adds an extent.
-Result<Inode> FsImpl::MakeNodeLocked(Ino dir, std::string_view name, FileType type, uint32_t mode,
+Result<Inode> FsImpl::MakeNode(WriteOp& op, Ino dir, std::string_view name, FileType type, uint32_t mode,
                                      std::string_view target) {
   const bool is_dir = type == FileType::kDirectory;
   RETURN_IF_ERROR(ValidateName(name, EEXIST));
   if (type == FileType::kSymlink) RETURN_IF_ERROR(ValidateSymlinkTarget(target));
-  ASSIGN_OR_RETURN(Inode parent, GetDirectory(dir));
+  ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, dir));
   if (is_dir && parent.nlink >= kMaxLinks) {
     return Status::Error(EMLINK, fmt::format("directory {} has too many subdirectories", dir));
   }
-  ASSIGN_OR_RETURN(NameSlot where, FindName(dir, name));
+  ASSIGN_OR_RETURN(NameSlot where, FindName(op, dir, name));
   ASSIGN_OR_RETURN(uint64_t slot, FreeSlotFor(where, dir, name));
-  ASSIGN_OR_RETURN(Ino ino, NextIno());
-  RETURN_IF_ERROR(ReserveNodes(type == FileType::kSymlink ? 8 : 3));
+  ASSIGN_OR_RETURN(Ino ino, NextIno(op));
+  RETURN_IF_ERROR(ReserveNodes(op, type == FileType::kSymlink ? 8 : 3));
 
   const int64_t now = NowNs();
   Inode n = NewInode(ino, type, mode, dir, now);
   if (type == FileType::kSymlink) {  // first: it allocates data, all or nothing
     RETURN_IF_ERROR(
-        WriteData(&n, 0, {reinterpret_cast<const uint8_t*>(target.data()), target.size()}));
+        WriteData(op, &n, 0, {reinterpret_cast<const uint8_t*>(target.data()), target.size()}));
   }
-  RETURN_IF_ERROR(PutInode(n));
-  RETURN_IF_ERROR(PutEntry(dir, slot, n, name));
+  RETURN_IF_ERROR(PutInode(op, n));
+  RETURN_IF_ERROR(PutEntry(op, dir, slot, n, name));
   ++parent.size;
   if (is_dir) ++parent.nlink;
   Touch(&parent, now);
-  RETURN_IF_ERROR(PutInode(parent));
+  RETURN_IF_ERROR(PutInode(op, parent));
   return n;
 }
 
 Result<Attr> FsImpl::Link(Ino ino, Ino new_dir, std::string_view new_name) {
   Attr out;
-  RETURN_IF_ERROR(WriteOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode n, LinkLocked(ino, new_dir, new_name));
+  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
+    ASSIGN_OR_RETURN(Inode n, Link(op, ino, new_dir, new_name));
     out = ToAttr(n);
     return Status::Ok();
   }));
@@ -400,138 +400,138 @@ Result<Attr> FsImpl::Link(Ino ino, Ino new_dir, std::string_view new_name) {
 }
 
 // Tree updates: the inode, the new entry, the parent inode.
-Result<Inode> FsImpl::LinkLocked(Ino ino, Ino new_dir, std::string_view new_name) {
+Result<Inode> FsImpl::Link(WriteOp& op, Ino ino, Ino new_dir, std::string_view new_name) {
   RETURN_IF_ERROR(ValidateName(new_name, EEXIST));
-  ASSIGN_OR_RETURN(Inode n, GetInode(ino));
+  ASSIGN_OR_RETURN(Inode n, GetInode(op, ino));
   if (n.type == FileType::kDirectory) {
     return Status::Error(EPERM, fmt::format("inode {} is a directory: no hard links", ino));
   }
   if (n.nlink >= kMaxLinks) {
     return Status::Error(EMLINK, fmt::format("inode {} has {} links already", ino, n.nlink));
   }
-  ASSIGN_OR_RETURN(Inode parent, GetDirectory(new_dir));
-  ASSIGN_OR_RETURN(NameSlot where, FindName(new_dir, new_name));
+  ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, new_dir));
+  ASSIGN_OR_RETURN(NameSlot where, FindName(op, new_dir, new_name));
   ASSIGN_OR_RETURN(uint64_t slot, FreeSlotFor(where, new_dir, new_name));
-  RETURN_IF_ERROR(ReserveNodes(3));
+  RETURN_IF_ERROR(ReserveNodes(op, 3));
 
   const int64_t now = NowNs();
   ++n.nlink;
   n.ctime_ns = now;
-  RETURN_IF_ERROR(PutInode(n));
-  RETURN_IF_ERROR(PutEntry(new_dir, slot, n, new_name));
+  RETURN_IF_ERROR(PutInode(op, n));
+  RETURN_IF_ERROR(PutEntry(op, new_dir, slot, n, new_name));
   ++parent.size;
   Touch(&parent, now);
-  RETURN_IF_ERROR(PutInode(parent));
+  RETURN_IF_ERROR(PutInode(op, parent));
   return n;
 }
 
 // ---- Removing names.
 
 Status FsImpl::Unlink(Ino dir, std::string_view name) {
-  return WriteOp([&]() -> Status { return UnlinkLocked(dir, name); });
+  return runner_.Write([&](WriteOp& op) -> Status { return Unlink(op, dir, name); });
 }
 
 // Tree updates: the entry, the parent, the inode (updated or deleted) and freeing its data.
-Status FsImpl::UnlinkLocked(Ino dir, std::string_view name) {
+Status FsImpl::Unlink(WriteOp& op, Ino dir, std::string_view name) {
   RETURN_IF_ERROR(ValidateName(name, EISDIR));
-  ASSIGN_OR_RETURN(Inode parent, GetDirectory(dir));
-  ASSIGN_OR_RETURN(NameSlot where, FindName(dir, name));
+  ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, dir));
+  ASSIGN_OR_RETURN(NameSlot where, FindName(op, dir, name));
   if (!where.slot) {
     return Status::NotFound(fmt::format("'{}' does not exist in directory {}", name, dir));
   }
-  ASSIGN_OR_RETURN(Inode n, EntryInode(dir, where.entry));
+  ASSIGN_OR_RETURN(Inode n, EntryInode(op, dir, where.entry));
   if (n.type == FileType::kDirectory) {
     return Status::Error(EISDIR, fmt::format("'{}' is a directory (use rmdir)", name));
   }
-  ASSIGN_OR_RETURN(uint64_t free_updates, TreeUpdatesToFree(n));
-  RETURN_IF_ERROR(ReserveNodes(3 + free_updates));
+  ASSIGN_OR_RETURN(uint64_t free_updates, TreeUpdatesToFree(op, n));
+  RETURN_IF_ERROR(ReserveNodes(op, 3 + free_updates));
 
   const int64_t now = NowNs();
-  RETURN_IF_ERROR(DropLink(&n, now));
-  RETURN_IF_ERROR(DeleteEntry(dir, *where.slot));
+  RETURN_IF_ERROR(DropLink(op, &n, now));
+  RETURN_IF_ERROR(DeleteEntry(op, dir, *where.slot));
   --parent.size;
   Touch(&parent, now);
-  return PutInode(parent);
+  return PutInode(op, parent);
 }
 
 Status FsImpl::Rmdir(Ino dir, std::string_view name) {
-  return WriteOp([&]() -> Status { return RmdirLocked(dir, name); });
+  return runner_.Write([&](WriteOp& op) -> Status { return Rmdir(op, dir, name); });
 }
 
 // Tree updates: the entry, the directory's inode, the parent inode.
-Status FsImpl::RmdirLocked(Ino dir, std::string_view name) {
+Status FsImpl::Rmdir(WriteOp& op, Ino dir, std::string_view name) {
   RETURN_IF_ERROR(ValidateName(name, EINVAL));
-  ASSIGN_OR_RETURN(Inode parent, GetDirectory(dir));
-  ASSIGN_OR_RETURN(NameSlot where, FindName(dir, name));
+  ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, dir));
+  ASSIGN_OR_RETURN(NameSlot where, FindName(op, dir, name));
   if (!where.slot) {
     return Status::NotFound(fmt::format("'{}' does not exist in directory {}", name, dir));
   }
-  ASSIGN_OR_RETURN(Inode child, EntryInode(dir, where.entry));
+  ASSIGN_OR_RETURN(Inode child, EntryInode(op, dir, where.entry));
   if (child.type != FileType::kDirectory) {
     return Status::Error(ENOTDIR, fmt::format("'{}' is not a directory", name));
   }
   if (child.ino == format::kRootIno) return Status::Busy("the root directory cannot be removed");
-  ASSIGN_OR_RETURN(bool has_entries, HasEntries(child.ino));
+  ASSIGN_OR_RETURN(bool has_entries, HasEntries(op, child.ino));
   if (has_entries) {
     return Status::Error(ENOTEMPTY, fmt::format("directory '{}' is not empty", name));
   }
-  RETURN_IF_ERROR(ReserveNodes(3));
+  RETURN_IF_ERROR(ReserveNodes(op, 3));
 
-  RETURN_IF_ERROR(DeleteInode(child.ino));
-  RETURN_IF_ERROR(DeleteEntry(dir, *where.slot));
+  RETURN_IF_ERROR(DeleteInode(op, child.ino));
+  RETURN_IF_ERROR(DeleteEntry(op, dir, *where.slot));
   --parent.size;
   --parent.nlink;
   Touch(&parent, NowNs());
-  return PutInode(parent);
+  return PutInode(op, parent);
 }
 
 // ---- Rename.
 
 Status FsImpl::Rename(Ino old_dir, std::string_view old_name, Ino new_dir,
                       std::string_view new_name) {
-  return WriteOp([&]() -> Status {
-    ASSIGN_OR_RETURN(RenamePlan plan, PlanRename(old_dir, old_name, new_dir, new_name));
+  return runner_.Write([&](WriteOp& op) -> Status {
+    ASSIGN_OR_RETURN(RenamePlan plan, PlanRename(op, old_dir, old_name, new_dir, new_name));
     if (plan.no_op) return Status::Ok();
-    RETURN_IF_ERROR(ReserveNodes(6 + plan.free_updates));
-    return ApplyRename(&plan, new_name);
+    RETURN_IF_ERROR(ReserveNodes(op, 6 + plan.free_updates));
+    return ApplyRename(op, &plan, new_name);
   });
 }
 
-Result<FsImpl::RenamePlan> FsImpl::PlanRename(Ino old_dir, std::string_view old_name, Ino new_dir,
+Result<FsImpl::RenamePlan> FsImpl::PlanRename(const ReadOp& op, Ino old_dir, std::string_view old_name, Ino new_dir,
                                               std::string_view new_name) {
   RETURN_IF_ERROR(ValidateName(old_name, EINVAL));
   RETURN_IF_ERROR(ValidateName(new_name, EINVAL));
   RenamePlan plan;
-  ASSIGN_OR_RETURN(plan.old_parent, GetDirectory(old_dir));
-  ASSIGN_OR_RETURN(plan.new_parent, GetDirectory(new_dir));
+  ASSIGN_OR_RETURN(plan.old_parent, GetDirectory(op, old_dir));
+  ASSIGN_OR_RETURN(plan.new_parent, GetDirectory(op, new_dir));
   plan.same_dir = old_dir == new_dir;
-  ASSIGN_OR_RETURN(NameSlot from, FindName(old_dir, old_name));
+  ASSIGN_OR_RETURN(NameSlot from, FindName(op, old_dir, old_name));
   if (!from.slot) {
     return Status::NotFound(fmt::format("'{}' does not exist in directory {}", old_name, old_dir));
   }
   plan.source_slot = *from.slot;
-  ASSIGN_OR_RETURN(plan.source, EntryInode(old_dir, from.entry));
-  ASSIGN_OR_RETURN(NameSlot to, FindName(new_dir, new_name));
+  ASSIGN_OR_RETURN(plan.source, EntryInode(op, old_dir, from.entry));
+  ASSIGN_OR_RETURN(NameSlot to, FindName(op, new_dir, new_name));
   if (to.slot) {
     if (to.entry.ino == plan.source.ino) {
       plan.no_op = true;
       return plan;
     }
     plan.new_slot = *to.slot;
-    ASSIGN_OR_RETURN(plan.target, EntryInode(new_dir, to.entry));
-    ASSIGN_OR_RETURN(plan.free_updates, TreeUpdatesToFree(*plan.target));
+    ASSIGN_OR_RETURN(plan.target, EntryInode(op, new_dir, to.entry));
+    ASSIGN_OR_RETURN(plan.free_updates, TreeUpdatesToFree(op, *plan.target));
   } else {
     ASSIGN_OR_RETURN(plan.new_slot, FreeSlotFor(to, new_dir, new_name));
   }
   if (plan.source.type == FileType::kDirectory && !plan.same_dir) {
-    RETURN_IF_ERROR(CheckNotInside(plan.source.ino, new_dir));
+    RETURN_IF_ERROR(CheckNotInside(op, plan.source.ino, new_dir));
   }
-  RETURN_IF_ERROR(CheckReplace(plan));
+  RETURN_IF_ERROR(CheckReplace(op, plan));
   return plan;
 }
 
 // The type rules of POSIX rename, and the new parent's link count.
-Status FsImpl::CheckReplace(const RenamePlan& plan) {
+Status FsImpl::CheckReplace(const ReadOp& op, const RenamePlan& plan) {
   const bool source_dir = plan.source.type == FileType::kDirectory;
   const bool target_dir = plan.target && plan.target->type == FileType::kDirectory;
   if (plan.target && source_dir && !target_dir) {
@@ -541,7 +541,7 @@ Status FsImpl::CheckReplace(const RenamePlan& plan) {
     return Status::Error(EISDIR, "rename: a non-directory cannot replace a directory");
   }
   if (target_dir) {
-    ASSIGN_OR_RETURN(bool has_entries, HasEntries(plan.target->ino));
+    ASSIGN_OR_RETURN(bool has_entries, HasEntries(op, plan.target->ino));
     if (has_entries) {
       return Status::Error(ENOTEMPTY,
                            fmt::format("rename: directory {} is not empty", plan.target->ino));
@@ -555,7 +555,7 @@ Status FsImpl::CheckReplace(const RenamePlan& plan) {
 }
 
 // EINVAL when `new_parent` is `moving_dir` or inside it: walks parent pointers up to the root.
-Status FsImpl::CheckNotInside(Ino moving_dir, Ino new_parent) {
+Status FsImpl::CheckNotInside(const ReadOp& op, Ino moving_dir, Ino new_parent) {
   Ino cur = new_parent;
   for (uint64_t steps = 0; cur != format::kRootIno; ++steps) {
     if (cur == moving_dir) {
@@ -566,7 +566,7 @@ Status FsImpl::CheckNotInside(Ino moving_dir, Ino new_parent) {
       return Status::Corruption(
           fmt::format("directory {}: parent chain does not reach the root", new_parent));
     }
-    ASSIGN_OR_RETURN(Inode n, GetInode(cur));
+    ASSIGN_OR_RETURN(Inode n, GetInode(op, cur));
     cur = n.parent;
   }
   return moving_dir == format::kRootIno ? Status::Invalid("rename: cannot move the root")
@@ -574,36 +574,36 @@ Status FsImpl::CheckNotInside(Ino moving_dir, Ino new_parent) {
 }
 
 // Tree updates (6 + freeing): the replaced inode, both entries, the source inode, both parents.
-Status FsImpl::ApplyRename(RenamePlan* plan, std::string_view new_name) {
+Status FsImpl::ApplyRename(WriteOp& op, RenamePlan* plan, std::string_view new_name) {
   const int64_t now = NowNs();
   const bool source_dir = plan->source.type == FileType::kDirectory;
   const Ino old_dir = plan->old_parent.ino;
-  Inode* op = &plan->old_parent;
+  Inode* old_parent = &plan->old_parent;
   Inode* np = plan->same_dir ? &plan->old_parent : &plan->new_parent;
   if (plan->target) {  // first: freeing its data is the one step that may still fail
     if (plan->target->type == FileType::kDirectory) {
-      RETURN_IF_ERROR(DeleteInode(plan->target->ino));
+      RETURN_IF_ERROR(DeleteInode(op, plan->target->ino));
       --np->nlink;
     } else {
-      RETURN_IF_ERROR(DropLink(&*plan->target, now));
+      RETURN_IF_ERROR(DropLink(op, &*plan->target, now));
     }
   } else {
     ++np->size;
   }
-  RETURN_IF_ERROR(DeleteEntry(old_dir, plan->source_slot));
-  RETURN_IF_ERROR(PutEntry(np->ino, plan->new_slot, plan->source, new_name));
+  RETURN_IF_ERROR(DeleteEntry(op, old_dir, plan->source_slot));
+  RETURN_IF_ERROR(PutEntry(op, np->ino, plan->new_slot, plan->source, new_name));
   plan->source.ctime_ns = now;
   if (source_dir) {
     plan->source.parent = np->ino;
-    --op->nlink;
+    --old_parent->nlink;
     ++np->nlink;
   }
-  RETURN_IF_ERROR(PutInode(plan->source));
-  --op->size;
-  Touch(op, now);
+  RETURN_IF_ERROR(PutInode(op, plan->source));
+  --old_parent->size;
+  Touch(old_parent, now);
   Touch(np, now);
-  RETURN_IF_ERROR(PutInode(*op));
-  return plan->same_dir ? Status::Ok() : PutInode(*np);
+  RETURN_IF_ERROR(PutInode(op, *old_parent));
+  return plan->same_dir ? Status::Ok() : PutInode(op, *np);
 }
 
 // ---- ReadDir.
@@ -614,7 +614,7 @@ Status FsImpl::ApplyRename(RenamePlan* plan, std::string_view new_name) {
 Status FsImpl::ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& fn) {
   for (bool first = true;; first = false) {
     std::vector<DirEntry> batch;
-    Status s = ReadOp([&]() -> Status { return ReadDirBatch(dir, cookie, kReadDirBatch, &batch); });
+    Status s = runner_.Read([&](const ReadOp& op) -> Status { return ReadDirBatch(op, dir, cookie, kReadDirBatch, &batch); });
     if (!s.ok()) return (first || !s.IsNotFound()) ? s : Status::Ok();  // removed meanwhile: done
     for (const DirEntry& e : batch) {
       if (!fn(e)) return Status::Ok();
@@ -624,12 +624,12 @@ Status FsImpl::ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const 
   }
 }
 
-Status FsImpl::ReadDirBatch(Ino dir, uint64_t cookie, size_t max, std::vector<DirEntry>* out) {
-  ASSIGN_OR_RETURN(Inode d, GetDirectory(dir));
+Status FsImpl::ReadDirBatch(const ReadOp& op, Ino dir, uint64_t cookie, size_t max, std::vector<DirEntry>* out) {
+  ASSIGN_OR_RETURN(Inode d, GetDirectory(op, dir));
   if (cookie == 0) out->push_back({".", d.ino, ::daxfs::FileType::kDirectory, 1});
   if (cookie <= 1) out->push_back({"..", d.parent, ::daxfs::FileType::kDirectory, 2});
   if (cookie == std::numeric_limits<uint64_t>::max()) return Status::Ok();
-  btree::Cursor c(trees_.dirents);
+  btree::Cursor c(op.dirents());
   for (Status s = c.SeekGE(DirentKey(dir, cookie <= 2 ? 0 : cookie + 1));; s = c.Next()) {
     RETURN_IF_ERROR(s);
     if (!c.Valid() || c.key().w[0] != dir || out->size() >= max) break;

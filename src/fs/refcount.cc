@@ -23,7 +23,7 @@ uint64_t End(const RefcountRecord& r) { return r.device_block + r.blocks; }
 
 // The records overlapping [start, end) and those touching it at either end (they may merge with
 // what the adjustment leaves), in order.
-Result<std::vector<RefcountRecord>> RecordsAround(btree::BTree* tree, uint64_t start,
+Result<std::vector<RefcountRecord>> RecordsAround(const btree::BTree* tree, uint64_t start,
                                                   uint64_t end) {
   std::vector<RefcountRecord> out;
   if (tree->root() == 0) return out;
@@ -70,11 +70,11 @@ void Emit(uint64_t start, uint64_t end, uint32_t count, std::vector<RefcountReco
 // Lowers or raises by one the count of every block of [start, start + count): reads the records
 // around the range, computes what they become (split at the range's edges, adjusted inside,
 // holes inside counted as one owner, merged where equal), and writes only the difference.
-Status Adjust(btree::BTree* tree, uint64_t start, uint64_t count, int delta,
+Status Adjust(TreeWriter& tree, uint64_t start, uint64_t count, int delta,
                      std::vector<space::Run>* freed) {
   if (count == 0) return Status::Ok();
   uint64_t end = start + count;
-  ASSIGN_OR_RETURN(std::vector<RefcountRecord> old, RecordsAround(tree, start, end));
+  ASSIGN_OR_RETURN(std::vector<RefcountRecord> old, RecordsAround(tree.tree(), start, end));
   auto adjusted = [&](uint32_t c) -> uint32_t {
     if (c == kStuckCount) return c;
     return delta > 0 ? c + 1 : c - 1;
@@ -109,17 +109,17 @@ Status Adjust(btree::BTree* tree, uint64_t start, uint64_t count, int delta,
     while (j < want.size() && want[j].device_block < o.device_block) ++j;
     if (j < want.size() && want[j].device_block == o.device_block) {
       if (want[j].blocks != o.blocks || want[j].refcount != o.refcount) {
-        RETURN_IF_ERROR(tree->Update(RefcountKey(o.device_block), RefcountValue(want[j]).bytes));
+        RETURN_IF_ERROR(tree.Update(RefcountKey(o.device_block), RefcountValue(want[j]).bytes));
       }
     } else {
-      RETURN_IF_ERROR(tree->Delete(RefcountKey(o.device_block)));
+      RETURN_IF_ERROR(tree.Delete(RefcountKey(o.device_block)));
     }
   }
   size_t i = 0;
   for (const RefcountRecord& w : want) {
     while (i < old.size() && old[i].device_block < w.device_block) ++i;
     if (i < old.size() && old[i].device_block == w.device_block) continue;
-    RETURN_IF_ERROR(tree->Insert(RefcountKey(w.device_block), RefcountValue(w).bytes));
+    RETURN_IF_ERROR(tree.Insert(RefcountKey(w.device_block), RefcountValue(w).bytes));
   }
   if (freed != nullptr) freed->insert(freed->end(), zero.begin(), zero.end());
   return Status::Ok();
@@ -127,28 +127,28 @@ Status Adjust(btree::BTree* tree, uint64_t start, uint64_t count, int delta,
 
 }  // namespace
 
-Status FsImpl::IncRef(uint64_t device_block, uint64_t count) {
-  if (trees_.refcount == nullptr) {
+Status FsImpl::IncRef(WriteOp& op, uint64_t device_block, uint64_t count) {
+  if (op.refcount() == nullptr) {
     return Status::NotSupported("sharing blocks needs a filesystem made with reflink");
   }
-  return Adjust(trees_.refcount, device_block, count, +1, nullptr)
+  return Adjust(op.writer(FsTree::kRefcount), device_block, count, +1, nullptr)
       .WithContext(fmt::format("raising the refcount of device blocks {}..{}", device_block,
                                device_block + count - 1));
 }
 
-Status FsImpl::DecRef(uint64_t device_block, uint64_t count, std::vector<space::Run>* freed) {
-  if (trees_.refcount == nullptr) {  // nothing is ever shared
+Status FsImpl::DecRef(WriteOp& op, uint64_t device_block, uint64_t count, std::vector<space::Run>* freed) {
+  if (op.refcount() == nullptr) {  // nothing is ever shared
     if (count > 0) freed->push_back({device_block, count});
     return Status::Ok();
   }
-  return Adjust(trees_.refcount, device_block, count, -1, freed);
+  return Adjust(op.writer(FsTree::kRefcount), device_block, count, -1, freed);
 }
 
-Result<std::vector<space::Run>> FsImpl::SharedRuns(uint64_t device_block, uint64_t count) {
+Result<std::vector<space::Run>> FsImpl::SharedRuns(const ReadOp& op, uint64_t device_block, uint64_t count) {
   std::vector<space::Run> out;
-  if (trees_.refcount == nullptr || trees_.refcount->root() == 0 || count == 0) return out;
+  if (op.refcount() == nullptr || op.refcount()->root() == 0 || count == 0) return out;
   uint64_t end = device_block + count;
-  btree::Cursor c(trees_.refcount);
+  btree::Cursor c(op.refcount());
   RETURN_IF_ERROR(c.SeekLE(RefcountKey(device_block)));
   if (!c.Valid()) RETURN_IF_ERROR(c.SeekGE(RefcountKey(device_block)));
   while (c.Valid() && c.key().w[0] < end) {
@@ -166,20 +166,20 @@ Result<std::vector<space::Run>> FsImpl::SharedRuns(uint64_t device_block, uint64
   return out;
 }
 
-Status FsImpl::DropDataRef(uint64_t device_block, uint64_t count) {
+Status FsImpl::DropDataRef(WriteOp& op, uint64_t device_block, uint64_t count) {
   if (count == 0) return Status::Ok();
-  if (trees_.refcount == nullptr) {
-    if (PoisonActive()) return ReleaseOrRetireLocked(device_block, count);  // docs/media.md
-    ReleaseData(device_block, count);
+  if (op.refcount() == nullptr) {
+    if (PoisonActive(op)) return ReleaseOrRetire(op, device_block, count);  // docs/media.md
+    ReleaseData(op, device_block, count);
     return Status::Ok();
   }
   std::vector<space::Run> freed;
-  RETURN_IF_ERROR(DecRef(device_block, count, &freed));
+  RETURN_IF_ERROR(DecRef(op, device_block, count, &freed));
   for (const space::Run& r : freed) {
-    if (PoisonActive()) {
-      RETURN_IF_ERROR(ReleaseOrRetireLocked(r.start, r.count));  // bad blocks are retired
+    if (PoisonActive(op)) {
+      RETURN_IF_ERROR(ReleaseOrRetire(op, r.start, r.count));  // bad blocks are retired
     } else {
-      ReleaseData(r.start, r.count);
+      ReleaseData(op, r.start, r.count);
     }
   }
   return Status::Ok();

@@ -70,11 +70,11 @@ struct FsImpl::InodePair {
   bool same() const { return dst == &src; }
 };
 
-Status FsImpl::LoadInodePair(Ino src, Ino dst, InodePair* p) {
-  ASSIGN_OR_RETURN(p->src, GetInode(src));
+Status FsImpl::LoadInodePair(const ReadOp& op, Ino src, Ino dst, InodePair* p) {
+  ASSIGN_OR_RETURN(p->src, GetInode(op, src));
   p->dst = &p->src;
   if (dst != src) {
-    ASSIGN_OR_RETURN(p->other, GetInode(dst));
+    ASSIGN_OR_RETURN(p->other, GetInode(op, dst));
     p->dst = &p->other;
   }
   RETURN_IF_ERROR(CheckRegularFile(p->src));
@@ -82,7 +82,7 @@ Status FsImpl::LoadInodePair(Ino src, Ino dst, InodePair* p) {
   // A live writable DAX mapping stores straight into its blocks: sharing them would let those
   // stores reach the other file (there is no copy-on-write at fault time).
   for (Ino ino : {src, dst}) {
-    if (observer_ != nullptr && observer_->HasWritableMappings(ino)) {
+    if (runner_.observer() != nullptr && runner_.observer()->HasWritableMappings(ino)) {
       return Status::Error(ETXTBSY, fmt::format("inode {} has a live writable DAX mapping: unmap "
                                                 "it before sharing its blocks", ino));
     }
@@ -101,14 +101,14 @@ struct FsImpl::RemapPlan {
   uint64_t shared_blocks = 0;
 };
 
-Result<FsImpl::RemapPlan> FsImpl::PlanRemap(const Inode& src, uint64_t src_block,
+Result<FsImpl::RemapPlan> FsImpl::PlanRemap(const ReadOp& op, const Inode& src, uint64_t src_block,
                                             uint64_t blocks, const Inode& dst,
                                             uint64_t dst_block, uint64_t dst_unmap_blocks,
                                             TreeWork* work) {
   RemapPlan plan{.dst_block = dst_block, .dst_unmap_blocks = dst_unmap_blocks};
   uint64_t end = src_block + blocks;
   RETURN_IF_ERROR(
-      ForEachExtent(src.ino, src_block, blocks, [&](uint64_t start, const ExtentRecord& x) {
+      ForEachExtent(op, src.ino, src_block, blocks, [&](uint64_t start, const ExtentRecord& x) {
         if (x.flags & format::kExtentUnwritten) return true;
         uint64_t from = std::max(start, src_block), to = std::min(start + x.blocks, end);
         plan.pieces.emplace_back(dst_block + (from - src_block),
@@ -118,12 +118,12 @@ Result<FsImpl::RemapPlan> FsImpl::PlanRemap(const Inode& src, uint64_t src_block
         return true;
       }));
   // Sharing a lost or bad block would hand bad bytes to a new owner: EIO, nothing changed.
-  if (PoisonActive()) RETURN_IF_ERROR(CheckNotLostLocked(src.ino, src_block, blocks, "clone"));
+  if (PoisonActive(op)) RETURN_IF_ERROR(CheckNotLost(op, src.ino, src_block, blocks, "clone"));
   for (const auto& [file_block, x] : plan.pieces) {
-    RETURN_IF_ERROR(CheckDeviceGoodLocked(src.ino, src_block + (file_block - dst_block),
+    RETURN_IF_ERROR(CheckDeviceGood(src.ino, src_block + (file_block - dst_block),
                                           x.device_block, x.blocks, "clone"));
   }
-  ASSIGN_OR_RETURN(uint64_t dst_records, CountExtents(dst.ino, dst_block, dst_unmap_blocks));
+  ASSIGN_OR_RETURN(uint64_t dst_records, CountExtents(op, dst.ino, dst_block, dst_unmap_blocks));
   // Unmapping: each destination record deleted or trimmed, one split at each end (+ a margin for
   // records split by byte writes before the remap). Mapping: an insert per piece, plus merges at
   // the ends. A refcount call per unmapped record and per piece; both inodes.
@@ -136,13 +136,13 @@ Result<FsImpl::RemapPlan> FsImpl::PlanRemap(const Inode& src, uint64_t src_block
   return plan;
 }
 
-Status FsImpl::ApplyRemap(const RemapPlan& plan, Inode* src, Inode* dst) {
-  ASSIGN_OR_RETURN(uint64_t unmapped, UnmapRange(dst->ino, plan.dst_block, plan.dst_unmap_blocks));
+Status FsImpl::ApplyRemap(WriteOp& op, const RemapPlan& plan, Inode* src, Inode* dst) {
+  ASSIGN_OR_RETURN(uint64_t unmapped, UnmapRange(op, dst->ino, plan.dst_block, plan.dst_unmap_blocks));
   dst->blocks -= unmapped;
   for (const auto& [file_block, x] : plan.pieces) {
-    RETURN_IF_ERROR(IncRef(x.device_block, x.blocks));
+    RETURN_IF_ERROR(IncRef(op, x.device_block, x.blocks));
   }
-  RETURN_IF_ERROR(MapPieces(dst->ino, plan.pieces));
+  RETURN_IF_ERROR(MapPieces(op, dst->ino, plan.pieces));
   dst->blocks += plan.shared_blocks;
   if (!plan.pieces.empty()) {
     src->flags |= format::kInodeFlagReflinked;
@@ -155,32 +155,32 @@ Status FsImpl::ApplyRemap(const RemapPlan& plan, Inode* src, Inode* dst) {
 
 Status FsImpl::Clone(Ino src_ino, Ino dst_ino) {
   if (!has_reflink()) return NoReflink();
-  return WriteOp([&]() -> Status {
+  return runner_.Write([&](WriteOp& op) -> Status {
     InodePair p;
-    RETURN_IF_ERROR(LoadInodePair(src_ino, dst_ino, &p));
+    RETURN_IF_ERROR(LoadInodePair(op, src_ino, dst_ino, &p));
     if (p.same()) {
       if (p.src.size == 0) return Status::Ok();
       return Status::Invalid(fmt::format("inode {}: cannot clone a file onto itself", src_ino));
     }
     // dst becomes a copy of src: all of dst's blocks go, src's written blocks are shared.
     TreeWork work;
-    ASSIGN_OR_RETURN(RemapPlan plan, PlanRemap(p.src, 0, BlocksCovering(p.src.size), *p.dst, 0,
+    ASSIGN_OR_RETURN(RemapPlan plan, PlanRemap(op, p.src, 0, BlocksCovering(p.src.size), *p.dst, 0,
                                                kMaxFileBlocks, &work));
-    RETURN_IF_ERROR(ReserveTreeWork(work));
-    RETURN_IF_ERROR(ApplyRemap(plan, &p.src, p.dst));
+    RETURN_IF_ERROR(ReserveTreeWork(op, work));
+    RETURN_IF_ERROR(ApplyRemap(op, plan, &p.src, p.dst));
     p.dst->size = p.src.size;
     p.dst->mtime_ns = p.dst->ctime_ns = NowNs();
-    RETURN_IF_ERROR(PutInode(p.src));
-    return PutInode(*p.dst);
+    RETURN_IF_ERROR(PutInode(op, p.src));
+    return PutInode(op, *p.dst);
   });
 }
 
 Status FsImpl::CloneRange(Ino src_ino, uint64_t src_offset, Ino dst_ino, uint64_t dst_offset,
                           uint64_t length) {
   if (!has_reflink()) return NoReflink();
-  return WriteOp([&]() -> Status {
+  return runner_.Write([&](WriteOp& op) -> Status {
     InodePair p;
-    RETURN_IF_ERROR(LoadInodePair(src_ino, dst_ino, &p));
+    RETURN_IF_ERROR(LoadInodePair(op, src_ino, dst_ino, &p));
     if (src_offset % kBlock != 0 || dst_offset % kBlock != 0) {
       return Status::Invalid(fmt::format(
           "clone range: offsets {} and {} must be multiples of the block size ({})", src_offset,
@@ -220,14 +220,14 @@ Status FsImpl::CloneRange(Ino src_ino, uint64_t src_offset, Ino dst_ino, uint64_
           "end", dst_ino));
     }
     TreeWork work;
-    ASSIGN_OR_RETURN(RemapPlan plan, PlanRemap(p.src, src_offset / kBlock, blocks, *p.dst,
+    ASSIGN_OR_RETURN(RemapPlan plan, PlanRemap(op, p.src, src_offset / kBlock, blocks, *p.dst,
                                                dst_offset / kBlock, blocks, &work));
-    RETURN_IF_ERROR(ReserveTreeWork(work));
-    RETURN_IF_ERROR(ApplyRemap(plan, &p.src, p.dst));
+    RETURN_IF_ERROR(ReserveTreeWork(op, work));
+    RETURN_IF_ERROR(ApplyRemap(op, plan, &p.src, p.dst));
     p.dst->size = std::max(p.dst->size, dst_offset + length);
     p.dst->mtime_ns = p.dst->ctime_ns = NowNs();
-    if (!p.same()) RETURN_IF_ERROR(PutInode(p.src));
-    return PutInode(*p.dst);
+    if (!p.same()) RETURN_IF_ERROR(PutInode(op, p.src));
+    return PutInode(op, *p.dst);
   });
 }
 
@@ -235,9 +235,9 @@ Result<DedupeResult> FsImpl::Dedupe(Ino src_ino, uint64_t src_offset, Ino dst_in
                                     uint64_t dst_offset, uint64_t length) {
   if (!has_reflink()) return NoReflink();
   DedupeResult result;
-  RETURN_IF_ERROR(WriteOp([&]() -> Status {
+  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
     InodePair p;
-    RETURN_IF_ERROR(LoadInodePair(src_ino, dst_ino, &p));
+    RETURN_IF_ERROR(LoadInodePair(op, src_ino, dst_ino, &p));
     if (src_offset % kBlock != 0 || dst_offset % kBlock != 0) {
       return Status::Invalid(fmt::format(
           "dedupe: offsets {} and {} must be multiples of the block size ({})", src_offset,
@@ -268,8 +268,8 @@ Result<DedupeResult> FsImpl::Dedupe(Ino src_ino, uint64_t src_offset, Ino dst_in
     std::vector<uint8_t> a(std::min(count, kCompareChunk)), b(a.size());
     for (uint64_t done = 0; done < count;) {
       uint64_t n = std::min<uint64_t>(a.size(), count - done);
-      ASSIGN_OR_RETURN(size_t got_a, ReadData(p.src, src_offset + done, {a.data(), n}));
-      ASSIGN_OR_RETURN(size_t got_b, ReadData(*p.dst, dst_offset + done, {b.data(), n}));
+      ASSIGN_OR_RETURN(size_t got_a, ReadData(op, p.src, src_offset + done, {a.data(), n}));
+      ASSIGN_OR_RETURN(size_t got_b, ReadData(op, *p.dst, dst_offset + done, {b.data(), n}));
       if (got_a != n || got_b != n || std::memcmp(a.data(), b.data(), n) != 0) {
         result.differs = true;
         return Status::Ok();
@@ -277,12 +277,12 @@ Result<DedupeResult> FsImpl::Dedupe(Ino src_ino, uint64_t src_offset, Ino dst_in
       done += n;
     }
     TreeWork work;
-    ASSIGN_OR_RETURN(RemapPlan plan, PlanRemap(p.src, src_offset / kBlock, blocks, *p.dst,
+    ASSIGN_OR_RETURN(RemapPlan plan, PlanRemap(op, p.src, src_offset / kBlock, blocks, *p.dst,
                                                dst_offset / kBlock, blocks, &work));
-    RETURN_IF_ERROR(ReserveTreeWork(work));
-    RETURN_IF_ERROR(ApplyRemap(plan, &p.src, p.dst));
-    if (!p.same()) RETURN_IF_ERROR(PutInode(p.src));
-    RETURN_IF_ERROR(PutInode(*p.dst));  // contents are unchanged: so are the times
+    RETURN_IF_ERROR(ReserveTreeWork(op, work));
+    RETURN_IF_ERROR(ApplyRemap(op, plan, &p.src, p.dst));
+    if (!p.same()) RETURN_IF_ERROR(PutInode(op, p.src));
+    RETURN_IF_ERROR(PutInode(op, *p.dst));  // contents are unchanged: so are the times
     result.bytes_deduped = count;
     return Status::Ok();
   }));
@@ -296,20 +296,20 @@ Status FsImpl::Unshare(Ino ino, uint64_t offset, uint64_t length) {
     return Status::TooBig(fmt::format(
         "offset {} + length {} is beyond the largest file size (2^63 - 1)", offset, length));
   }
-  return WriteOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+  return runner_.Write([&](WriteOp& op) -> Status {
+    ASSIGN_OR_RETURN(Inode inode, GetInode(op, ino));
     RETURN_IF_ERROR(CheckRegularFile(inode));
     uint64_t first = offset / kBlock;
-    return UnshareData(&inode, first, BlocksCovering(offset + length) - first);
+    return UnshareData(op, &inode, first, BlocksCovering(offset + length) - first);
   });
 }
 
 Result<uint64_t> FsImpl::CopyFileRange(Ino src_ino, uint64_t src_offset, Ino dst_ino,
                                        uint64_t dst_offset, uint64_t length) {
   uint64_t copied = 0;
-  RETURN_IF_ERROR(WriteOp([&]() -> Status {
+  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
     InodePair p;
-    RETURN_IF_ERROR(LoadInodePair(src_ino, dst_ino, &p));
+    RETURN_IF_ERROR(LoadInodePair(op, src_ino, dst_ino, &p));
     if (length == 0 || src_offset >= p.src.size) return Status::Ok();  // nothing to copy
     uint64_t n = std::min(length, p.src.size - src_offset);
     RETURN_IF_ERROR(CheckDestination(dst_offset, n));
@@ -331,17 +331,17 @@ Result<uint64_t> FsImpl::CopyFileRange(Ino src_ino, uint64_t src_offset, Ino dst
       }
       uint64_t blocks = (mid_end - mid_begin) / kBlock;
       uint64_t dst_block = (dst_offset + (mid_begin - src_offset)) / kBlock;
-      ASSIGN_OR_RETURN(remap, PlanRemap(p.src, mid_begin / kBlock, blocks, *p.dst, dst_block,
+      ASSIGN_OR_RETURN(remap, PlanRemap(op, p.src, mid_begin / kBlock, blocks, *p.dst, dst_block,
                                         blocks, &work));
     } else {
       n = std::min(n, kMaxByteCopy);
       copies.push_back({src_offset, dst_offset, n});
     }
-    RETURN_IF_ERROR(CopyBytesAndRemap(&p.src, p.dst, copies, remap ? &*remap : nullptr, work));
+    RETURN_IF_ERROR(CopyBytesAndRemap(op, &p.src, p.dst, copies, remap ? &*remap : nullptr, work));
     p.dst->size = std::max(p.dst->size, dst_offset + n);
     p.dst->mtime_ns = p.dst->ctime_ns = NowNs();
-    if (!p.same() && remap) RETURN_IF_ERROR(PutInode(p.src));
-    RETURN_IF_ERROR(PutInode(*p.dst));
+    if (!p.same() && remap) RETURN_IF_ERROR(PutInode(op, p.src));
+    RETURN_IF_ERROR(PutInode(op, *p.dst));
     copied = n;
     return Status::Ok();
   }));

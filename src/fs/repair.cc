@@ -68,7 +68,7 @@ std::vector<space::Run> Intersect(const std::vector<space::Run>& a,
 
 }  // namespace
 
-void FsImpl::ResyncDataSpaceLocked(const std::vector<RmapRecord>& file_owners) {
+void FsImpl::ResyncDataSpace(const std::vector<RmapRecord>& file_owners) {
   std::vector<space::Run> owned;  // the union of the file ranges, in order
   std::vector<RmapRecord> by_device = file_owners;
   std::sort(by_device.begin(), by_device.end(),
@@ -98,12 +98,12 @@ void FsImpl::ResyncDataSpaceLocked(const std::vector<RmapRecord>& file_owners) {
   }
 }
 
-Status FsImpl::ReserveRebuildLocked(uint64_t rmap_records, uint64_t refcount_records) {
+Status FsImpl::ReserveRebuild(WriteOp& op, uint64_t rmap_records, uint64_t refcount_records) {
   // Deleting every record copies each old node at most once (a copy is fresh and then changed in
   // place); the new trees are bounded above; each single update also reserves its own worst case
   // for a moment.
   uint64_t old_nodes = 0;
-  for (btree::BTree* t : {trees_.rmap, trees_.refcount}) {
+  for (const btree::BTree* t : {op.rmap(), op.refcount()}) {
     if (t == nullptr) continue;
     RETURN_IF_ERROR(t->VisitNodes([&](uint64_t, int) {
       ++old_nodes;
@@ -111,9 +111,9 @@ Status FsImpl::ReserveRebuildLocked(uint64_t rmap_records, uint64_t refcount_rec
     }));
   }
   uint64_t need =
-      old_nodes + BuiltTreeNodesBound(*trees_.rmap, rmap_records) + 4 * format::kBTreeMaxLevels;
-  if (trees_.refcount != nullptr) need += BuiltTreeNodesBound(*trees_.refcount, refcount_records);
-  return txn_->EnsureNodes(need);
+      old_nodes + BuiltTreeNodesBound(*op.rmap(), rmap_records) + 4 * format::kBTreeMaxLevels;
+  if (op.refcount() != nullptr) need += BuiltTreeNodesBound(*op.refcount(), refcount_records);
+  return op.txn().EnsureNodes(need);
 }
 
 Result<RepairReport> FsImpl::RebuildReverseMaps() {
@@ -124,12 +124,12 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
   // Start from a transaction of our own, so that a failure part-way aborts only the repair.
   RETURN_IF_ERROR(Sync());
   RepairReport report;
-  RETURN_IF_ERROR(WriteOp([&]() -> Status {
+  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
     // 1. Observe: what the trees must hold, and what they hold.
     std::vector<RmapRecord> files;
-    RETURN_IF_ERROR(ScanFileOwnersLocked(&files));
+    RETURN_IF_ERROR(ScanFileOwners(op, &files));
     std::vector<RefcountRecord> refcounts = SweepRefcounts(files);
-    ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, RetiredRecordsLocked(files));  // owner `bad`
+    ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, RetiredRecords(op, files));  // owner `bad`
     if (!has_reflink_ && !refcounts.empty()) {
       const RefcountRecord& r = refcounts.front();
       return Status::Corruption(fmt::format(
@@ -142,14 +142,14 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
     std::vector<RefcountRecord> have_refcounts;
     std::vector<std::string> unreadable;
     std::vector<btree::Key> bad_rmap_keys, bad_refcount_keys;
-    RETURN_IF_ERROR(ReadRmapTreeLocked(&have_rmap, &unreadable, &bad_rmap_keys));
-    if (trees_.refcount != nullptr) {
-      RETURN_IF_ERROR(ReadRefcountTreeLocked(&have_refcounts, &unreadable, &bad_refcount_keys));
+    RETURN_IF_ERROR(ReadRmapTree(op, &have_rmap, &unreadable, &bad_rmap_keys));
+    if (op.refcount() != nullptr) {
+      RETURN_IF_ERROR(ReadRefcountTree(op, &have_refcounts, &unreadable, &bad_refcount_keys));
     }
 
     // 2. Reserve (this may type METADATA chunks, so their owners are read after it).
     uint64_t special_bound = pool_->superblock().chunk_count + 1 + retired.size();
-    RETURN_IF_ERROR(ReserveRebuildLocked(files.size() + special_bound, refcounts.size()));
+    RETURN_IF_ERROR(ReserveRebuild(op, files.size() + special_bound, refcounts.size()));
     std::vector<RmapRecord> want = files;
     want.insert(want.end(), retired.begin(), retired.end());
     for (const RmapRecord& s : SpecialOwnerRecords()) want.push_back(s);
@@ -158,21 +158,21 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
     DiffReverseMaps(want, have_rmap, refcounts, have_refcounts, &report.fixed);
 
     // 3. Apply.
-    for (const RmapRecord& r : have_rmap) RETURN_IF_ERROR(trees_.rmap->Delete(fs::RmapKey(r)));
-    for (const btree::Key& k : bad_rmap_keys) RETURN_IF_ERROR(trees_.rmap->Delete(k));
+    for (const RmapRecord& r : have_rmap) RETURN_IF_ERROR(op.writer(FsTree::kRmap).Delete(fs::RmapKey(r)));
+    for (const btree::Key& k : bad_rmap_keys) RETURN_IF_ERROR(op.writer(FsTree::kRmap).Delete(k));
     for (const RefcountRecord& r : have_refcounts) {
-      RETURN_IF_ERROR(trees_.refcount->Delete(btree::Key{{r.device_block}}));
+      RETURN_IF_ERROR(op.writer(FsTree::kRefcount).Delete(btree::Key{{r.device_block}}));
     }
-    for (const btree::Key& k : bad_refcount_keys) RETURN_IF_ERROR(trees_.refcount->Delete(k));
+    for (const btree::Key& k : bad_refcount_keys) RETURN_IF_ERROR(op.writer(FsTree::kRefcount).Delete(k));
     uint8_t value[std::max(format::kRmapValueSize, format::kRefcountValueSize)];
     auto insert_rmap = [&](const RmapRecord& r) {
       format::EncodeRmapValue(r, value);
-      return trees_.rmap->Insert(fs::RmapKey(r), {value, format::kRmapValueSize});
+      return op.writer(FsTree::kRmap).Insert(fs::RmapKey(r), {value, format::kRmapValueSize});
     };
     for (const RmapRecord& r : want) RETURN_IF_ERROR(insert_rmap(r));
     for (const RefcountRecord& r : refcounts) {
       format::EncodeRefcountValue(r, value);
-      RETURN_IF_ERROR(trees_.refcount->Insert(btree::Key{{r.device_block}},
+      RETURN_IF_ERROR(op.writer(FsTree::kRefcount).Insert(btree::Key{{r.device_block}},
                                               {value, format::kRefcountValueSize}));
     }
     // The reservation is a bound: should the inserts still have typed a METADATA chunk, it gets
@@ -189,7 +189,7 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
     // The allocator's free space came from the old rmap at mount.
     std::vector<RmapRecord> in_use = files;  // retired space is never free either
     in_use.insert(in_use.end(), retired.begin(), retired.end());
-    ResyncDataSpaceLocked(in_use);
+    ResyncDataSpace(in_use);
     report.rmap_records = want.size();
     report.refcount_records = refcounts.size();
     return Status::Ok();

@@ -23,13 +23,13 @@ Status RmapMismatch(const Status& s, const char* what, Ino ino, uint64_t file_bl
       file_block, x.device_block, x.device_block + x.blocks - 1, s.message()));
 }
 
-Status InsertRmap(btree::BTree* rmap, Ino ino, uint64_t file_block, const ExtentRecord& x) {
-  Status s = rmap->Insert(RmapKey(x.device_block, ino, file_block), RmapValue(x).bytes);
+Status InsertRmap(TreeWriter& rmap, Ino ino, uint64_t file_block, const ExtentRecord& x) {
+  Status s = rmap.Insert(RmapKey(x.device_block, ino, file_block), RmapValue(x).bytes);
   return RmapMismatch(s, "inserting", ino, file_block, x);
 }
 
-Status DeleteRmap(btree::BTree* rmap, Ino ino, uint64_t file_block, const ExtentRecord& x) {
-  Status s = rmap->Delete(RmapKey(x.device_block, ino, file_block));
+Status DeleteRmap(TreeWriter& rmap, Ino ino, uint64_t file_block, const ExtentRecord& x) {
+  Status s = rmap.Delete(RmapKey(x.device_block, ino, file_block));
   return RmapMismatch(s, "deleting", ino, file_block, x);
 }
 
@@ -37,63 +37,63 @@ Status DeleteRmap(btree::BTree* rmap, Ino ino, uint64_t file_block, const Extent
 
 // ---- The extent-record primitives.
 
-Status FsImpl::InsertExtentRecord(Ino ino, uint64_t file_block, const ExtentRecord& x) {
-  NoteLayoutChange(ino, file_block, x.blocks);
-  RETURN_IF_ERROR(trees_.extents->Insert(ExtentKey(ino, file_block), ExtentValue(x).bytes));
-  if (trees_.rmap == nullptr) return Status::Ok();
-  return InsertRmap(trees_.rmap, ino, file_block, x);
+Status FsImpl::InsertExtentRecord(WriteOp& op, Ino ino, uint64_t file_block, const ExtentRecord& x) {
+  op.NoteLayoutChange(ino, file_block, x.blocks);
+  RETURN_IF_ERROR(op.writer(FsTree::kExtents).Insert(ExtentKey(ino, file_block), ExtentValue(x).bytes));
+  if (op.rmap() == nullptr) return Status::Ok();
+  return InsertRmap(op.writer(FsTree::kRmap), ino, file_block, x);
 }
 
-Status FsImpl::DeleteExtentRecord(Ino ino, uint64_t file_block, const ExtentRecord& x) {
-  NoteLayoutChange(ino, file_block, x.blocks);
-  RETURN_IF_ERROR(trees_.extents->Delete(ExtentKey(ino, file_block)));
-  if (trees_.rmap == nullptr) return Status::Ok();
-  return DeleteRmap(trees_.rmap, ino, file_block, x);
+Status FsImpl::DeleteExtentRecord(WriteOp& op, Ino ino, uint64_t file_block, const ExtentRecord& x) {
+  op.NoteLayoutChange(ino, file_block, x.blocks);
+  RETURN_IF_ERROR(op.writer(FsTree::kExtents).Delete(ExtentKey(ino, file_block)));
+  if (op.rmap() == nullptr) return Status::Ok();
+  return DeleteRmap(op.writer(FsTree::kRmap), ino, file_block, x);
 }
 
-Status FsImpl::UpdateExtentRecord(Ino ino, uint64_t file_block, const ExtentRecord& old,
+Status FsImpl::UpdateExtentRecord(WriteOp& op, Ino ino, uint64_t file_block, const ExtentRecord& old,
                                   const ExtentRecord& x) {
-  NoteLayoutChange(ino, file_block, std::max(old.blocks, x.blocks));
-  RETURN_IF_ERROR(trees_.extents->Update(ExtentKey(ino, file_block), ExtentValue(x).bytes));
-  if (trees_.rmap == nullptr) return Status::Ok();
+  op.NoteLayoutChange(ino, file_block, std::max(old.blocks, x.blocks));
+  RETURN_IF_ERROR(op.writer(FsTree::kExtents).Update(ExtentKey(ino, file_block), ExtentValue(x).bytes));
+  if (op.rmap() == nullptr) return Status::Ok();
   if (old.device_block != x.device_block) {  // the rmap key moves
-    RETURN_IF_ERROR(DeleteRmap(trees_.rmap, ino, file_block, old));
-    return InsertRmap(trees_.rmap, ino, file_block, x);
+    RETURN_IF_ERROR(DeleteRmap(op.writer(FsTree::kRmap), ino, file_block, old));
+    return InsertRmap(op.writer(FsTree::kRmap), ino, file_block, x);
   }
-  Status s = trees_.rmap->Update(RmapKey(x.device_block, ino, file_block), RmapValue(x).bytes);
+  Status s = op.writer(FsTree::kRmap).Update(RmapKey(x.device_block, ino, file_block), RmapValue(x).bytes);
   return RmapMismatch(s, "updating", ino, file_block, old);
 }
 
 // ---- Special owners.
 
-Status FsImpl::AddFormatRmapRecords(txn::WriteTxn* txn, btree::BTree* rmap,
-                                    const format::Superblock& sb) {
-  RETURN_IF_ERROR(rmap->Insert(RmapKey(0, format::kOwnerSuperblock, 0),
-                               RmapValue(format::kFirstNodeBlock, 0).bytes));
+Status FsImpl::AddFormatRmapRecords(WriteOp& op, const format::Superblock& sb) {
+  TreeWriter& rmap = op.writer(FsTree::kRmap);
+  RETURN_IF_ERROR(rmap.Insert(RmapKey(0, format::kOwnerSuperblock, 0),
+                              RmapValue(format::kFirstNodeBlock, 0).bytes));
   uint64_t chunk0 = sb.ChunkBlockCount(0);
-  RETURN_IF_ERROR(rmap->Insert(RmapKey(format::kFirstNodeBlock, format::kOwnerMetadata, 0),
-                               RmapValue(chunk0 - format::kFirstNodeBlock, 0).bytes));
-  return ReconcileMetadataChunks(txn, rmap, sb);
+  RETURN_IF_ERROR(rmap.Insert(RmapKey(format::kFirstNodeBlock, format::kOwnerMetadata, 0),
+                              RmapValue(chunk0 - format::kFirstNodeBlock, 0).bytes));
+  return ReconcileMetadataChunks(op, sb);
 }
 
-Status FsImpl::ReconcileMetadataChunks(txn::WriteTxn* txn, btree::BTree* rmap,
-                                       const format::Superblock& sb) {
+Status FsImpl::ReconcileMetadataChunks(WriteOp& op, const format::Superblock& sb) {
+  TreeWriter& rmap = op.writer(FsTree::kRmap);
   // Indexes, not iterators: an insert may type another chunk and grow the list.
-  for (size_t i = 0; i < txn->metadata_chunks_typed().size(); ++i) {
-    uint64_t chunk = txn->metadata_chunks_typed()[i];
+  for (size_t i = 0; i < op.txn().metadata_chunks_typed().size(); ++i) {
+    uint64_t chunk = op.txn().metadata_chunks_typed()[i];
     btree::Key key = RmapKey(sb.ChunkFirstBlock(chunk), format::kOwnerMetadata, 0);
-    ASSIGN_OR_RETURN(bool present, rmap->Get(key, nullptr));
+    ASSIGN_OR_RETURN(bool present, rmap.tree()->Get(key, nullptr));
     if (present) continue;
-    Status s = rmap->Insert(key, RmapValue(sb.ChunkBlockCount(chunk), 0).bytes);
+    Status s = rmap.Insert(key, RmapValue(sb.ChunkBlockCount(chunk), 0).bytes);
     RETURN_IF_ERROR(s.WithContext(fmt::format("rmap record of metadata chunk {}", chunk)));
   }
   return Status::Ok();
 }
 
-Status FsImpl::ReconcileAllMetadataChunks() {
-  ASSIGN_OR_RETURN(btree::BTree * rmap, txn_->Tree(SpecOf(FsTree::kRmap)));
+Status FsImpl::ReconcileAllMetadataChunks(WriteOp& op) {
   format::Superblock sb = pool_->superblock();
-  RETURN_IF_ERROR(ReconcileMetadataChunks(txn_.get(), rmap, sb));
+  RETURN_IF_ERROR(ReconcileMetadataChunks(op, sb));
+  TreeWriter& rmap = op.writer(FsTree::kRmap);
   // Chunks typed some other way (a pool transaction of a test or tool, an older build): check
   // them all whenever the count moved. An insert may type one more: then look again.
   while (pool_->Space().metadata_chunks != metadata_chunks_reconciled_) {
@@ -107,9 +107,9 @@ Status FsImpl::ReconcileAllMetadataChunks() {
         blocks -= format::kFirstNodeBlock;
       }
       btree::Key key = RmapKey(first, format::kOwnerMetadata, 0);
-      ASSIGN_OR_RETURN(bool present, rmap->Get(key, nullptr));
+      ASSIGN_OR_RETURN(bool present, rmap.tree()->Get(key, nullptr));
       if (present) continue;
-      Status s = rmap->Insert(key, RmapValue(blocks, 0).bytes);
+      Status s = rmap.Insert(key, RmapValue(blocks, 0).bytes);
       RETURN_IF_ERROR(s.WithContext(fmt::format("rmap record of metadata chunk {}", chunk)));
     }
     metadata_chunks_reconciled_ = count;
@@ -119,7 +119,7 @@ Status FsImpl::ReconcileAllMetadataChunks() {
 
 // ---- Mount.
 
-Status FsImpl::RebuildDataSpaceFromRmap() {
+Status FsImpl::RebuildDataSpaceFromRmap(const ReadOp& op) {
   format::Superblock sb = pool_->superblock();
   for (auto& [chunk, type] : pool_->Chunks()) {
     if (type == format::ChunkType::kData)
@@ -127,7 +127,7 @@ Status FsImpl::RebuildDataSpaceFromRmap() {
   }
   // Records come in device order; shared blocks have several, so mark only what is new.
   uint64_t covered_end = 0;
-  btree::Cursor c(trees_.rmap);
+  btree::Cursor c(op.rmap());
   RETURN_IF_ERROR(c.SeekFirst());
   while (c.Valid()) {
     const btree::Key& k = c.key();

@@ -9,6 +9,8 @@
 #include <tuple>
 
 #include "fs/fs_impl.h"
+#include "fs/rmap.h"
+#include "fs/refcount.h"
 
 namespace daxfs::fs {
 
@@ -125,8 +127,8 @@ Result<FsCheckResult> FsImpl::Check() {
                       .blocks = ext->blocks, .flags = ext->flags});
     }
     std::vector<std::string> bad;
-    if (op.rmap() != nullptr) RETURN_IF_ERROR(ReadRmapTree(op, &rmap, &bad, nullptr));
-    if (op.refcount() != nullptr) RETURN_IF_ERROR(ReadRefcountTree(op, &refcounts, &bad, nullptr));
+    if (op.rmap() != nullptr) RETURN_IF_ERROR(Rmap::ReadAll(op, &rmap, &bad, nullptr));
+    if (op.refcount() != nullptr) RETURN_IF_ERROR(Refcount::ReadAll(op, &refcounts, &bad, nullptr));
     for (auto& b : bad) problem(std::move(b));
     // Media damage: the poison tree's records and the retired space they imply.
     btree::Cursor p(op.poison());
@@ -484,7 +486,7 @@ void FsImpl::CheckReverseMaps(const std::vector<RmapRecord>& file_owners,
   std::sort(want.begin(), want.end(), [](auto& a, auto& b) { return RmapOrder(a) < RmapOrder(b); });
   // Without reflink sharing is already reported as "owned twice".
   std::vector<RefcountRecord> want_refcounts;
-  if (has_reflink_) want_refcounts = SweepRefcounts(file_owners);
+  if (has_reflink_) want_refcounts = RefcountsOf(file_owners);
 
   // The refcount tree's own shape: no overlap, equal neighbours merged (count >= 2 is checked
   // when a record is decoded).

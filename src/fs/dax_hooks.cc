@@ -10,6 +10,8 @@
 
 #include "base/log.h"
 #include "fs/fs_impl.h"
+#include "fs/rmap.h"
+#include "fs/refcount.h"
 
 namespace daxfs::fs {
 
@@ -241,7 +243,7 @@ Status FsImpl::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool wr
           if (s.kind == SegmentKind::kLost) continue;
           if (s.kind != SegmentKind::kData) return Status::Ok();
           ASSIGN_OR_RETURN(std::vector<space::Run> shared,
-                           SharedRuns(op, s.device_offset / kB, s.length / kB));
+                           Refcount::SharedRuns(op, s.device_offset / kB, s.length / kB));
           if (!shared.empty()) return Status::Ok();
         }
       }

@@ -14,6 +14,8 @@
 #include "base/log.h"
 #include "format/btree_node.h"
 #include "fs/fs_impl.h"
+#include "fs/refcount.h"
+#include "fs/rmap.h"
 
 namespace daxfs::fs {
 
@@ -224,6 +226,51 @@ Status FsImpl::ConvertUnwritten(WriteOp& op, Ino ino, uint64_t file_block, uint6
   return Status::Ok();
 }
 
+// ---- The extent-record primitives.
+
+Status FsImpl::InsertExtentRecord(WriteOp& op, Ino ino, uint64_t file_block, const ExtentRecord& x) {
+  op.NoteLayoutChange(ino, file_block, x.blocks);
+  RETURN_IF_ERROR(op.writer(FsTree::kExtents).Insert(ExtentKey(ino, file_block), ExtentValue(x).bytes));
+  if (op.rmap() == nullptr) return Status::Ok();
+  return Rmap::AddExtent(op, ino, file_block, x);
+}
+
+Status FsImpl::DeleteExtentRecord(WriteOp& op, Ino ino, uint64_t file_block, const ExtentRecord& x) {
+  op.NoteLayoutChange(ino, file_block, x.blocks);
+  RETURN_IF_ERROR(op.writer(FsTree::kExtents).Delete(ExtentKey(ino, file_block)));
+  if (op.rmap() == nullptr) return Status::Ok();
+  return Rmap::RemoveExtent(op, ino, file_block, x);
+}
+
+Status FsImpl::UpdateExtentRecord(WriteOp& op, Ino ino, uint64_t file_block, const ExtentRecord& old,
+                                  const ExtentRecord& x) {
+  op.NoteLayoutChange(ino, file_block, std::max(old.blocks, x.blocks));
+  RETURN_IF_ERROR(op.writer(FsTree::kExtents).Update(ExtentKey(ino, file_block), ExtentValue(x).bytes));
+  if (op.rmap() == nullptr) return Status::Ok();
+  return Rmap::ChangeExtent(op, ino, file_block, old, x);
+}
+
+// ---- Unmapped blocks.
+
+Status FsImpl::DropDataRef(WriteOp& op, uint64_t device_block, uint64_t count) {
+  if (count == 0) return Status::Ok();
+  if (op.refcount() == nullptr) {
+    if (PoisonActive(op)) return ReleaseOrRetire(op, device_block, count);  // docs/media.md
+    ReleaseData(op, device_block, count);
+    return Status::Ok();
+  }
+  std::vector<space::Run> freed;
+  RETURN_IF_ERROR(Refcount::Lower(op, device_block, count, &freed));
+  for (const space::Run& r : freed) {
+    if (PoisonActive(op)) {
+      RETURN_IF_ERROR(ReleaseOrRetire(op, r.start, r.count));  // bad blocks are retired
+    } else {
+      ReleaseData(op, r.start, r.count);
+    }
+  }
+  return Status::Ok();
+}
+
 // ---- Data space.
 
 Result<std::vector<space::Run>> FsImpl::AllocateData(WriteOp& op, uint64_t count, uint64_t goal) {
@@ -414,6 +461,39 @@ Status FsImpl::RebuildDataSpace(const ReadOp& op) {
       return Status::Corruption(fmt::format("inode {} file block {} (device blocks {}..{}): {}",
                                             ino, file_block, x.device_block,
                                             x.device_block + x.blocks - 1, used.message()));
+    }
+    RETURN_IF_ERROR(c.Next());
+  }
+  return Status::Ok();
+}
+
+// ---- Mount with the rmap.
+
+Status FsImpl::RebuildDataSpaceFromRmap(const ReadOp& op) {
+  format::Superblock sb = pool_->superblock();
+  for (auto& [chunk, type] : pool_->Chunks()) {
+    if (type == format::ChunkType::kData)
+      data_.AddFree(sb.ChunkFirstBlock(chunk), sb.ChunkBlockCount(chunk));
+  }
+  // Records come in device order; shared blocks have several, so mark only what is new.
+  uint64_t covered_end = 0;
+  btree::Cursor c(op.rmap());
+  RETURN_IF_ERROR(c.SeekFirst());
+  while (c.Valid()) {
+    const btree::Key& k = c.key();
+    if (k.w[1] != format::kOwnerSuperblock && k.w[1] != format::kOwnerMetadata) {
+      ASSIGN_OR_RETURN(format::RmapRecord r,
+                       format::DecodeRmap(k.w[0], k.w[1], k.w[2], c.value().data()));
+      uint64_t from = std::max(r.device_block, covered_end), end = r.device_block + r.blocks;
+      if (from < end) {
+        Status used = data_.MarkUsed(from, end - from);
+        if (!used.ok()) {
+          return Status::Corruption(fmt::format(
+              "rmap record of owner {} file block {} (device blocks {}..{}): {}", r.owner,
+              r.file_block, r.device_block, end - 1, used.message()));
+        }
+      }
+      covered_end = std::max(covered_end, end);
     }
     RETURN_IF_ERROR(c.Next());
   }

@@ -17,6 +17,8 @@
 #include <limits>
 
 #include "fs/fs_impl.h"
+#include "fs/rmap.h"
+#include "fs/refcount.h"
 
 namespace daxfs::fs {
 
@@ -183,7 +185,7 @@ Status FsImpl::PlanWrite(const ReadOp& op, Ino ino, uint64_t offset, uint64_t le
           add(WritePlan::Kind::kUnwritten, from, to - from, device);
           return true;
         }
-        Result<std::vector<space::Run>> shared = SharedRuns(op, device, to - from);
+        Result<std::vector<space::Run>> shared = Refcount::SharedRuns(op, device, to - from);
         if (!shared.ok()) {
           inner = shared.status();
           return false;
@@ -630,7 +632,7 @@ Result<std::vector<FileExtent>> FsImpl::Bmap(Ino ino) {
     RETURN_IF_ERROR(
         ForEachExtent(op, ino, 0, kMaxFileBlocks, [&](uint64_t start, const ExtentRecord& x) {
           bool unwritten = (x.flags & format::kExtentUnwritten) != 0;
-          Result<std::vector<space::Run>> shared = SharedRuns(op, x.device_block, x.blocks);
+          Result<std::vector<space::Run>> shared = Refcount::SharedRuns(op, x.device_block, x.blocks);
           if (!shared.ok()) {
             inner = shared.status();
             return false;
@@ -662,7 +664,7 @@ Status FsImpl::UnshareData(WriteOp& op, Inode* inode, uint64_t first_block, uint
         if (x.flags & format::kExtentUnwritten) return true;
         uint64_t from = std::max(start, first_block), to = std::min(start + x.blocks, end);
         uint64_t device = x.device_block + (from - start);
-        Result<std::vector<space::Run>> shared = SharedRuns(op, device, to - from);
+        Result<std::vector<space::Run>> shared = Refcount::SharedRuns(op, device, to - from);
         if (!shared.ok()) {
           inner = shared.status();
           return false;

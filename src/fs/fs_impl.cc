@@ -1,6 +1,7 @@
 // Mount, format, the operation scaffolding (read and write operations, commits, durability,
 // shutdown) and inode helpers of the filesystem engine.
 #include "fs/fs_impl.h"
+#include "fs/rmap.h"
 
 #include <fmt/core.h>
 
@@ -82,7 +83,7 @@ Status FsImpl::FormatDevice(device::Device* device, const FormatOptions& options
                .parent = format::kRootIno};
     RETURN_IF_ERROR(op.writer(FsTree::kInodes).Insert(InodeKey(root.ino), InodeValue(root).bytes));
     if (!options.rmap) return Status::Ok();
-    return AddFormatRmapRecords(op, pool->superblock());
+    return Rmap::AddFormatRecords(op, pool->superblock());
   }));
   return runner.Unmount();  // closes the pool
 }
@@ -134,6 +135,7 @@ FsImpl::FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,
       options_(options),
       has_rmap_(HasFeature(*pool_, format::feature::kRoCompatRmap)),
       has_reflink_(has_rmap_ && HasFeature(*pool_, format::feature::kRoCompatReflink)),
+      rmap_(pool_.get()),
       runner_(pool_.get(), device, options, has_rmap_, has_reflink_, this) {}
 
 FsImpl::~FsImpl() {
@@ -148,7 +150,7 @@ void FsImpl::TxnBegan(txn::WriteTxn&) { data_.ReleaseDeferred(pool_->superblock(
 
 Status FsImpl::BeforeCommit(WriteOp& op) {
   // New METADATA chunks get their rmap records.
-  return has_rmap_ ? ReconcileAllMetadataChunks(op) : Status::Ok();
+  return has_rmap_ ? rmap_.ReconcileMetadataChunks(op) : Status::Ok();
 }
 
 void FsImpl::TxnCommitted() { data_.Commit(); }

@@ -20,6 +20,7 @@
 #include "fs/mapping_hooks.h"
 #include "fs/op.h"
 #include "fs/op_runner.h"
+#include "fs/rmap.h"
 #include "fs/trees.h"
 #include "space/extent_allocator.h"
 #include "txn/pool.h"
@@ -164,9 +165,6 @@ class FsImpl final : public Filesystem, private TxnHooks {
   Status ForgetLosses(WriteOp& op, Ino ino, uint64_t first_block, uint64_t count);
   // DropDataRef: device blocks whose last owner went away. Bad ones are retired, the rest released.
   Status ReleaseOrRetire(WriteOp& op, uint64_t device_block, uint64_t count);
-  // Takes bad device blocks out of service for good: an rmap record of owner `bad` (merged with
-  // retired neighbours). The caller has taken them out of the allocator's free space.
-  Status Retire(WriteOp& op, uint64_t device_block, uint64_t count);
   // The bad-range records overlapping device blocks [first, end), in order.
   Result<std::vector<format::BadRecord>> BadRecords(const ReadOp& op, uint64_t first, uint64_t end);
   // Retired space (bad blocks no file owns) as `bad`-owner rmap records, maximal runs, in order;
@@ -193,8 +191,6 @@ class FsImpl final : public Filesystem, private TxnHooks {
                                     const std::optional<FsmapKey>& after, size_t max) const;
   Result<std::vector<FsmapRecord>> FsmapFromRmap(const ReadOp& op, const FsmapQuery& q);
   Result<std::vector<FsmapRecord>> FsmapFromScan(const ReadOp& op, const FsmapQuery& q);
-  // Whether any block of [device_block, +blocks) has a refcount record (two or more owners).
-  Result<bool> RefcountShared(const ReadOp& op, uint64_t device_block, uint64_t blocks);
   Result<std::string> PathOf(const ReadOp& op, Ino ino);
   // What the reverse maps must hold, computed from the extent maps and the chunk table (used by
   // the fsmap baseline, the checker and the repair):
@@ -203,16 +199,6 @@ class FsImpl final : public Filesystem, private TxnHooks {
   // the special-owner records the chunk table implies: the superblock slots, then one
   // `metadata` record per METADATA chunk (chunk 0 without the superblock slots), in key order;
   std::vector<format::RmapRecord> SpecialOwnerRecords() const;
-  // the refcount records of a set of file ranges, by a sweep line over their ends: one record
-  // per maximal range with the same number (>= 2) of owners. Special owners are ignored.
-  static std::vector<format::RefcountRecord> SweepRefcounts(
-      const std::vector<format::RmapRecord>& ranges);
-  // Reads the whole rmap / refcount tree in key order; records that fail to decode are
-  // described in `bad` (and their keys kept in `bad_keys` when given, so a repair can drop them).
-  Status ReadRmapTree(const ReadOp& op, std::vector<format::RmapRecord>* out,
-                      std::vector<std::string>* bad, std::vector<btree::Key>* bad_keys);
-  Status ReadRefcountTree(const ReadOp& op, std::vector<format::RefcountRecord>* out,
-                          std::vector<std::string>* bad, std::vector<btree::Key>* bad_keys);
   // check.cc: every difference between the reverse maps as they should be (`want_*`, sorted)
   // and as they are (`have_*`, in tree order), one line each naming device blocks and owners.
   static void DiffReverseMaps(const std::vector<format::RmapRecord>& want_rmap,
@@ -333,12 +319,6 @@ class FsImpl final : public Filesystem, private TxnHooks {
                             const format::ExtentRecord& x);
   Status UpdateExtentRecord(WriteOp& op, Ino ino, uint64_t file_block,
                             const format::ExtentRecord& old, const format::ExtentRecord& x);
-  // The special-owner records of a new filesystem (superblock slots, chunk 0's nodes), then
-  // ReconcileMetadataChunks.
-  static Status AddFormatRmapRecords(WriteOp& op, const format::Superblock& sb);
-  // Gives every METADATA chunk typed by `txn` its `metadata` rmap record (the inserts may type
-  // more chunks: loops until none lacks its record). Runs just before every commit.
-  static Status ReconcileMetadataChunks(WriteOp& op, const format::Superblock& sb);
   // Mount with the rmap: data free space = DATA chunks minus every file-owned rmap range.
   Status RebuildDataSpaceFromRmap(const ReadOp& op);
 
@@ -373,20 +353,7 @@ class FsImpl final : public Filesystem, private TxnHooks {
   Result<uint64_t> WorstCaseNodes(WriteOp& op, const btree::BTree* tree, uint64_t updates,
                                   uint64_t inserts);
   Result<uint64_t> TreeHeight(WriteOp& op, const btree::BTree* tree);  // 0: empty or absent
-  // METADATA chunks known to have their rmap records (the pre-commit hook checks every chunk
-  // again when the pool's count differs, e.g. after a chunk was typed outside the filesystem).
-  uint64_t metadata_chunks_reconciled_ = 0;
-  Status ReconcileAllMetadataChunks(WriteOp& op);  // has_rmap() only
-
-  // refcount.cc. Refcounts with XFS semantics: no record = one owner (or free).
-  // Raises the count of every block of [device_block, +count) by one.
-  Status IncRef(WriteOp& op, uint64_t device_block, uint64_t count);
-  // Lowers it by one; appends to `freed` the runs whose count reached zero (caller frees them).
-  Status DecRef(WriteOp& op, uint64_t device_block, uint64_t count, std::vector<space::Run>* freed);
-  // The runs of [device_block, +count) with two or more owners, in order.
-  Result<std::vector<space::Run>> SharedRuns(const ReadOp& op, uint64_t device_block,
-                                             uint64_t count);
-  // Unmapped device blocks: DecRef with reflink (freeing at zero), else ReleaseData.
+  // Unmapped device blocks: lowers their refcount with reflink (freeing at zero), else releases.
   Status DropDataRef(WriteOp& op, uint64_t device_block, uint64_t count);
 
   // reflink.cc and file_io.cc.
@@ -458,6 +425,7 @@ class FsImpl final : public Filesystem, private TxnHooks {
   bool has_rmap_ = false;
   bool has_reflink_ = false;
   space::ExtentAllocator data_;
+  Rmap rmap_;
   OpRunner runner_;
 };
 

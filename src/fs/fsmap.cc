@@ -23,6 +23,8 @@
 #include <tuple>
 
 #include "fs/fs_impl.h"
+#include "fs/rmap.h"
+#include "fs/refcount.h"
 
 namespace daxfs::fs {
 
@@ -150,24 +152,11 @@ Result<std::vector<FsmapRecord>> FsImpl::FsmapFromRmap(const ReadOp& op, const F
   if (op.refcount() != nullptr) {
     for (FsmapRecord& rec : head) {
       if (rec.flags & kFsmapSpecialOwner) continue;
-      ASSIGN_OR_RETURN(bool shared, RefcountShared(op, rec.physical / kB, rec.length / kB));
+      ASSIGN_OR_RETURN(bool shared, Refcount::AnyShared(op, rec.physical / kB, rec.length / kB));
       if (shared) rec.flags |= kFsmapShared;
     }
   }
   return head;
-}
-
-Result<bool> FsImpl::RefcountShared(const ReadOp& op, uint64_t device_block, uint64_t blocks) {
-  btree::Cursor c(op.refcount());
-  RETURN_IF_ERROR(c.SeekLE(btree::Key{{device_block}}));
-  if (c.Valid()) {
-    ASSIGN_OR_RETURN(RefcountRecord r, format::DecodeRefcount(c.key().w[0], c.value().data()));
-    if (r.device_block + r.blocks > device_block) return true;
-    RETURN_IF_ERROR(c.Next());
-  } else {
-    RETURN_IF_ERROR(c.SeekGE(btree::Key{{device_block}}));
-  }
-  return c.Valid() && c.key().w[0] < device_block + blocks;
 }
 
 // ---- Without the reverse map: the baseline. Every extent of every file, plus the special
@@ -189,7 +178,7 @@ Result<std::vector<FsmapRecord>> FsImpl::FsmapFromScan(const ReadOp& op, const F
     in_range.push_back(t);
     if (After(rec, q.after)) out.push_back(rec);
   }
-  std::vector<RefcountRecord> shared = SweepRefcounts(in_range);  // disjoint, sorted
+  std::vector<RefcountRecord> shared = RefcountsOf(in_range);  // disjoint, sorted
   for (FsmapRecord& rec : out) {
     if (rec.flags & kFsmapSpecialOwner) continue;
     uint64_t first = rec.physical / kB, end = first + rec.length / kB;
@@ -241,71 +230,6 @@ std::vector<RmapRecord> FsImpl::SpecialOwnerRecords() const {
       out.push_back({.device_block = first, .owner = format::kOwnerMetadata, .blocks = count});
   }
   return out;
-}
-
-std::vector<RefcountRecord> FsImpl::SweepRefcounts(const std::vector<RmapRecord>& ranges) {
-  std::vector<std::pair<uint64_t, int>> events;  // (device block, +1 start / -1 end)
-  events.reserve(2 * ranges.size());
-  for (const RmapRecord& r : ranges) {
-    if (format::IsSpecialOwner(r.owner) || r.blocks == 0) continue;
-    events.push_back({r.device_block, +1});
-    events.push_back({r.blocks > kNoEnd - r.device_block ? kNoEnd : End(r), -1});
-  }
-  std::sort(events.begin(), events.end());
-  std::vector<RefcountRecord> out;
-  int64_t depth = 0;
-  uint64_t prev = 0;
-  for (size_t i = 0; i < events.size();) {
-    uint64_t at = events[i].first;
-    if (depth >= 2 && at > prev) {
-      uint32_t count = static_cast<uint32_t>(std::min<int64_t>(depth, UINT32_MAX));
-      if (!out.empty() && out.back().device_block + out.back().blocks == prev &&
-          out.back().refcount == count) {
-        out.back().blocks += at - prev;
-      } else {
-        out.push_back({.device_block = prev, .blocks = at - prev, .refcount = count});
-      }
-    }
-    for (; i < events.size() && events[i].first == at; ++i) depth += events[i].second;
-    prev = at;
-  }
-  return out;
-}
-
-Status FsImpl::ReadRmapTree(const ReadOp& op, std::vector<RmapRecord>* out, std::vector<std::string>* bad,
-                                  std::vector<btree::Key>* bad_keys) {
-  btree::Cursor c(op.rmap());
-  for (Status s = c.SeekFirst();; s = c.Next()) {
-    RETURN_IF_ERROR(s);
-    if (!c.Valid()) break;
-    const btree::Key& k = c.key();
-    Result<RmapRecord> r = format::DecodeRmap(k.w[0], k.w[1], k.w[2], c.value().data());
-    if (r.ok()) {
-      out->push_back(*r);
-    } else {
-      bad->push_back(r.status().message());
-      if (bad_keys) bad_keys->push_back(k);
-    }
-  }
-  return Status::Ok();
-}
-
-Status FsImpl::ReadRefcountTree(const ReadOp& op, std::vector<RefcountRecord>* out,
-                                      std::vector<std::string>* bad,
-                                      std::vector<btree::Key>* bad_keys) {
-  btree::Cursor c(op.refcount());
-  for (Status s = c.SeekFirst();; s = c.Next()) {
-    RETURN_IF_ERROR(s);
-    if (!c.Valid()) break;
-    Result<RefcountRecord> r = format::DecodeRefcount(c.key().w[0], c.value().data());
-    if (r.ok()) {
-      out->push_back(*r);
-    } else {
-      bad->push_back(r.status().message());
-      if (bad_keys) bad_keys->push_back(c.key());
-    }
-  }
-  return Status::Ok();
 }
 
 // ---- Paths, for display.

@@ -10,6 +10,8 @@
 
 #include "base/log.h"
 #include "fs/fs_impl.h"
+#include "fs/rmap.h"
+#include "fs/refcount.h"
 
 namespace daxfs {
 
@@ -215,40 +217,11 @@ Status FsImpl::ReleaseOrRetire(WriteOp& op, uint64_t device_block, uint64_t coun
     uint64_t s = std::max(r.device_block, device_block),
              e = std::min(r.device_block + r.blocks, end);
     if (s > at) ReleaseData(op, at, s - at);
-    RETURN_IF_ERROR(Retire(op, s, e - s));  // never free again: its last owner is gone
+    if (op.rmap() != nullptr) RETURN_IF_ERROR(Rmap::Retire(op, s, e - s));  // never free again: its last owner is gone
     at = e;
   }
   if (at < end) ReleaseData(op, at, end - at);
   return Status::Ok();
-}
-
-Status FsImpl::Retire(WriteOp& op, uint64_t device_block, uint64_t count) {
-  if (op.rmap() == nullptr || count == 0) return Status::Ok();
-  // Merge with retired neighbours and overlaps, so that retired space is maximal runs.
-  uint64_t lo = device_block > 0 ? device_block - 1 : 0, hi = device_block + count + 1;
-  std::vector<RmapRecord> found;
-  Status bad;
-  RETURN_IF_ERROR(
-      op.rmap()->Overlaps(lo, hi, [&](const btree::Key& k, std::span<const uint8_t> v) {
-        if (k.w[1] != format::kOwnerBad) return true;
-        Result<RmapRecord> r = format::DecodeRmap(k.w[0], k.w[1], k.w[2], v.data());
-        if (!r.ok()) {
-          bad = r.status();
-          return false;
-        }
-        found.push_back(*r);
-        return true;
-      }));
-  RETURN_IF_ERROR(bad);
-  uint64_t start = device_block, end = device_block + count;
-  for (const RmapRecord& r : found) {
-    start = std::min(start, r.device_block);
-    end = std::max(end, r.device_block + r.blocks);
-    RETURN_IF_ERROR(op.writer(FsTree::kRmap).Delete(btree::Key{{r.device_block, format::kOwnerBad, 0}}));
-  }
-  uint8_t value[format::kRmapValueSize];
-  format::EncodeRmapValue({.blocks = end - start}, value);
-  return op.writer(FsTree::kRmap).Insert(btree::Key{{start, format::kOwnerBad, 0}}, value);
 }
 
 Result<std::vector<BadRecord>> FsImpl::BadRecords(const ReadOp& op, uint64_t first, uint64_t end) {
@@ -441,7 +414,7 @@ Status FsImpl::PlanFailure(const ReadOp& op, uint64_t offset, uint64_t length, F
       shared = j != i && o.device_block < e && o.device_block + o.blocks > s;
     }
     if (!shared && op.refcount() != nullptr) {
-      ASSIGN_OR_RETURN(shared, RefcountShared(op, s, e - s));
+      ASSIGN_OR_RETURN(shared, Refcount::AnyShared(op, s, e - s));
     }
     uint64_t fb = r.file_block + (s - r.device_block);
     Result<std::string> path = PathOf(op, r.owner);
@@ -522,7 +495,7 @@ Status FsImpl::ApplyFailure(WriteOp& op, const FailurePlan& plan) {
         return Status::Corruption(fmt::format("retiring device blocks {}..{}: {}", r.start,
                                               r.start + r.count - 1, used.message()));
       }
-      RETURN_IF_ERROR(Retire(op, r.start, r.count));
+      if (op.rmap() != nullptr) RETURN_IF_ERROR(Rmap::Retire(op, r.start, r.count));
     }
   }
   uint8_t value[format::kPoisonValueSize];
@@ -678,7 +651,7 @@ Result<MediaErrorList> FsImpl::MediaErrors() {
     for (const LostRecord& r : lost) {
       bool shared = false;
       if (op.refcount() != nullptr) {
-        ASSIGN_OR_RETURN(shared, RefcountShared(op, r.device_block, r.blocks));
+        ASSIGN_OR_RETURN(shared, Refcount::AnyShared(op, r.device_block, r.blocks));
       }
       Result<std::string> path = PathOf(op, r.ino);
       out.lost.push_back({.ino = r.ino,

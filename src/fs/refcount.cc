@@ -1,17 +1,17 @@
-// Refcount maintenance with XFS semantics (docs/reflink.md, "Refcounts and freeing"): a record
-// only where a range has two or more owners, no record meaning one owner (or free), records
-// never overlapping and neighbours with equal counts merged. Knows device blocks and the refcount
-// tree only: nothing of files, extents or the rmap.
+// Refcount maintenance (refcount.h): raising and lowering counts by writing only the records
+// that change, the shared runs of a range, reading the tree back, and the sweep that computes
+// what the tree must hold. Knows device blocks and the refcount tree only.
+#include "fs/refcount.h"
+
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <limits>
 
-#include "fs/fs_impl.h"
-
 namespace daxfs::fs {
 
 using format::RefcountRecord;
+using format::RmapRecord;
 
 namespace {
 
@@ -35,9 +35,9 @@ Result<std::vector<RefcountRecord>> RecordsAround(const btree::BTree* tree, uint
     ASSIGN_OR_RETURN(RefcountRecord r, format::DecodeRefcount(c.key().w[0], c.value().data()));
     if (End(r) >= start) {
       if (!out.empty() && End(out.back()) > r.device_block) {
-        return Status::Corruption(fmt::format(
-            "refcount: records at device blocks {} and {} overlap", out.back().device_block,
-            r.device_block));
+        return Status::Corruption(
+            fmt::format("refcount: records at device blocks {} and {} overlap",
+                        out.back().device_block, r.device_block));
       }
       out.push_back(r);
     }
@@ -71,7 +71,7 @@ void Emit(uint64_t start, uint64_t end, uint32_t count, std::vector<RefcountReco
 // around the range, computes what they become (split at the range's edges, adjusted inside,
 // holes inside counted as one owner, merged where equal), and writes only the difference.
 Status Adjust(TreeWriter& tree, uint64_t start, uint64_t count, int delta,
-                     std::vector<space::Run>* freed) {
+              std::vector<space::Run>* freed) {
   if (count == 0) return Status::Ok();
   uint64_t end = start + count;
   ASSIGN_OR_RETURN(std::vector<RefcountRecord> old, RecordsAround(tree.tree(), start, end));
@@ -127,7 +127,7 @@ Status Adjust(TreeWriter& tree, uint64_t start, uint64_t count, int delta,
 
 }  // namespace
 
-Status FsImpl::IncRef(WriteOp& op, uint64_t device_block, uint64_t count) {
+Status Refcount::Raise(WriteOp& op, uint64_t device_block, uint64_t count) {
   if (op.refcount() == nullptr) {
     return Status::NotSupported("sharing blocks needs a filesystem made with reflink");
   }
@@ -136,7 +136,8 @@ Status FsImpl::IncRef(WriteOp& op, uint64_t device_block, uint64_t count) {
                                device_block + count - 1));
 }
 
-Status FsImpl::DecRef(WriteOp& op, uint64_t device_block, uint64_t count, std::vector<space::Run>* freed) {
+Status Refcount::Lower(WriteOp& op, uint64_t device_block, uint64_t count,
+                       std::vector<space::Run>* freed) {
   if (op.refcount() == nullptr) {  // nothing is ever shared
     if (count > 0) freed->push_back({device_block, count});
     return Status::Ok();
@@ -144,7 +145,8 @@ Status FsImpl::DecRef(WriteOp& op, uint64_t device_block, uint64_t count, std::v
   return Adjust(op.writer(FsTree::kRefcount), device_block, count, -1, freed);
 }
 
-Result<std::vector<space::Run>> FsImpl::SharedRuns(const ReadOp& op, uint64_t device_block, uint64_t count) {
+Result<std::vector<space::Run>> Refcount::SharedRuns(const ReadOp& op, uint64_t device_block,
+                                                     uint64_t count) {
   std::vector<space::Run> out;
   if (op.refcount() == nullptr || op.refcount()->root() == 0 || count == 0) return out;
   uint64_t end = device_block + count;
@@ -152,7 +154,7 @@ Result<std::vector<space::Run>> FsImpl::SharedRuns(const ReadOp& op, uint64_t de
   RETURN_IF_ERROR(c.SeekLE(RefcountKey(device_block)));
   if (!c.Valid()) RETURN_IF_ERROR(c.SeekGE(RefcountKey(device_block)));
   while (c.Valid() && c.key().w[0] < end) {
-    ASSIGN_OR_RETURN(RefcountRecord r, format::DecodeRefcount(c.key().w[0], c.value().data()));
+    ASSIGN_OR_RETURN(RefcountRecord r, RefcountAt(c));
     uint64_t from = std::max(r.device_block, device_block), to = std::min(End(r), end);
     if (from < to) {
       if (!out.empty() && out.back().start + out.back().count == from) {
@@ -166,23 +168,65 @@ Result<std::vector<space::Run>> FsImpl::SharedRuns(const ReadOp& op, uint64_t de
   return out;
 }
 
-Status FsImpl::DropDataRef(WriteOp& op, uint64_t device_block, uint64_t count) {
-  if (count == 0) return Status::Ok();
-  if (op.refcount() == nullptr) {
-    if (PoisonActive(op)) return ReleaseOrRetire(op, device_block, count);  // docs/media.md
-    ReleaseData(op, device_block, count);
-    return Status::Ok();
+Result<bool> Refcount::AnyShared(const ReadOp& op, uint64_t device_block, uint64_t blocks) {
+  if (op.refcount() == nullptr) return false;
+  btree::Cursor c(op.refcount());
+  RETURN_IF_ERROR(c.SeekLE(RefcountKey(device_block)));
+  if (c.Valid()) {
+    ASSIGN_OR_RETURN(RefcountRecord r, RefcountAt(c));
+    if (r.device_block + r.blocks > device_block) return true;
+    RETURN_IF_ERROR(c.Next());
+  } else {
+    RETURN_IF_ERROR(c.SeekGE(RefcountKey(device_block)));
   }
-  std::vector<space::Run> freed;
-  RETURN_IF_ERROR(DecRef(op, device_block, count, &freed));
-  for (const space::Run& r : freed) {
-    if (PoisonActive(op)) {
-      RETURN_IF_ERROR(ReleaseOrRetire(op, r.start, r.count));  // bad blocks are retired
+  return c.Valid() && c.key().w[0] < device_block + blocks;
+}
+
+Status Refcount::ReadAll(const ReadOp& op, std::vector<RefcountRecord>* out,
+                         std::vector<std::string>* bad, std::vector<btree::Key>* bad_keys) {
+  btree::Cursor c(op.refcount());
+  for (Status s = c.SeekFirst();; s = c.Next()) {
+    RETURN_IF_ERROR(s);
+    if (!c.Valid()) break;
+    Result<RefcountRecord> r = RefcountAt(c);
+    if (r.ok()) {
+      out->push_back(*r);
     } else {
-      ReleaseData(op, r.start, r.count);
+      bad->push_back(r.status().message());
+      if (bad_keys) bad_keys->push_back(c.key());
     }
   }
   return Status::Ok();
+}
+
+std::vector<RefcountRecord> RefcountsOf(const std::vector<RmapRecord>& ranges) {
+  constexpr uint64_t kNoEnd = std::numeric_limits<uint64_t>::max();
+  std::vector<std::pair<uint64_t, int>> events;  // (device block, +1 start / -1 end)
+  events.reserve(2 * ranges.size());
+  for (const RmapRecord& r : ranges) {
+    if (format::IsSpecialOwner(r.owner) || r.blocks == 0) continue;
+    events.push_back({r.device_block, +1});
+    events.push_back({r.blocks > kNoEnd - r.device_block ? kNoEnd : r.device_block + r.blocks, -1});
+  }
+  std::sort(events.begin(), events.end());
+  std::vector<RefcountRecord> out;
+  int64_t depth = 0;
+  uint64_t prev = 0;
+  for (size_t i = 0; i < events.size();) {
+    uint64_t at = events[i].first;
+    if (depth >= 2 && at > prev) {
+      uint32_t count = static_cast<uint32_t>(std::min<int64_t>(depth, UINT32_MAX));
+      if (!out.empty() && out.back().device_block + out.back().blocks == prev &&
+          out.back().refcount == count) {
+        out.back().blocks += at - prev;
+      } else {
+        out.push_back({.device_block = prev, .blocks = at - prev, .refcount = count});
+      }
+    }
+    for (; i < events.size() && events[i].first == at; ++i) depth += events[i].second;
+    prev = at;
+  }
+  return out;
 }
 
 }  // namespace daxfs::fs

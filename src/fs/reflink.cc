@@ -11,6 +11,8 @@
 #include <limits>
 
 #include "fs/fs_impl.h"
+#include "fs/rmap.h"
+#include "fs/refcount.h"
 
 namespace daxfs::fs {
 
@@ -140,7 +142,7 @@ Status FsImpl::ApplyRemap(WriteOp& op, const RemapPlan& plan, Inode* src, Inode*
   ASSIGN_OR_RETURN(uint64_t unmapped, UnmapRange(op, dst->ino, plan.dst_block, plan.dst_unmap_blocks));
   dst->blocks -= unmapped;
   for (const auto& [file_block, x] : plan.pieces) {
-    RETURN_IF_ERROR(IncRef(op, x.device_block, x.blocks));
+    RETURN_IF_ERROR(Refcount::Raise(op, x.device_block, x.blocks));
   }
   RETURN_IF_ERROR(MapPieces(op, dst->ino, plan.pieces));
   dst->blocks += plan.shared_blocks;

@@ -14,6 +14,8 @@
 #include <tuple>
 
 #include "fs/fs_impl.h"
+#include "fs/rmap.h"
+#include "fs/refcount.h"
 #include "space/extent_allocator.h"
 
 namespace daxfs::fs {
@@ -128,7 +130,7 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
     // 1. Observe: what the trees must hold, and what they hold.
     std::vector<RmapRecord> files;
     RETURN_IF_ERROR(ScanFileOwners(op, &files));
-    std::vector<RefcountRecord> refcounts = SweepRefcounts(files);
+    std::vector<RefcountRecord> refcounts = RefcountsOf(files);
     ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, RetiredRecords(op, files));  // owner `bad`
     if (!has_reflink_ && !refcounts.empty()) {
       const RefcountRecord& r = refcounts.front();
@@ -142,9 +144,9 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
     std::vector<RefcountRecord> have_refcounts;
     std::vector<std::string> unreadable;
     std::vector<btree::Key> bad_rmap_keys, bad_refcount_keys;
-    RETURN_IF_ERROR(ReadRmapTree(op, &have_rmap, &unreadable, &bad_rmap_keys));
+    RETURN_IF_ERROR(Rmap::ReadAll(op, &have_rmap, &unreadable, &bad_rmap_keys));
     if (op.refcount() != nullptr) {
-      RETURN_IF_ERROR(ReadRefcountTree(op, &have_refcounts, &unreadable, &bad_refcount_keys));
+      RETURN_IF_ERROR(Refcount::ReadAll(op, &have_refcounts, &unreadable, &bad_refcount_keys));
     }
 
     // 2. Reserve (this may type METADATA chunks, so their owners are read after it).

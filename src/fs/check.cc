@@ -8,6 +8,7 @@
 #include <map>
 #include <tuple>
 
+#include "fs/blocks.h"
 #include "fs/fs_impl.h"
 #include "fs/rmap.h"
 #include "fs/refcount.h"
@@ -145,7 +146,7 @@ Result<FsCheckResult> FsImpl::Check() {
         problem(fmt::format("poison: record of unknown kind {}", k.w[0]));
       }
     }
-    ASSIGN_OR_RETURN(retired, RetiredRecords(op, used));
+    ASSIGN_OR_RETURN(retired, poison_.RetiredRecords(op, used));
     return Status::Ok();
   });
   if (!walked.ok()) {
@@ -225,7 +226,7 @@ Result<FsCheckResult> FsImpl::Check() {
           r.file_block));
     }
     for (uint64_t b = r.device_block; b < end; ++b) {
-      if (data_.IsFree(b)) {
+      if (data_.blocks().IsFree(b)) {
         problem(fmt::format("device block {} is mapped by inode {} but the allocator has it free",
                             b, r.owner));
         break;
@@ -239,12 +240,12 @@ Result<FsCheckResult> FsImpl::Check() {
   }
   uint64_t retired_blocks = 0;
   for (const RmapRecord& r : retired) retired_blocks += r.blocks;
-  uint64_t accounted = used_blocks + retired_blocks + data_.free_blocks() + data_.deferred_blocks();
+  uint64_t accounted = used_blocks + retired_blocks + data_.blocks().free_blocks() + data_.blocks().deferred_blocks();
   if (accounted != data_chunk_blocks) {
     problem(fmt::format(
         "data space: {} blocks in DATA chunks but {} mapped + {} retired + {} free + {} deferred = {}",
-        data_chunk_blocks, used_blocks, retired_blocks, data_.free_blocks(),
-        data_.deferred_blocks(), accounted));
+        data_chunk_blocks, used_blocks, retired_blocks, data_.blocks().free_blocks(),
+        data_.blocks().deferred_blocks(), accounted));
   }
   CheckMediaDamage(inodes_are_files(inodes), used, lost, bad_ranges, retired, &result);
   std::vector<RmapRecord> owners = used;  // the rmap holds retired space as owner `bad`
@@ -263,8 +264,7 @@ void FsImpl::CheckMediaDamage(const std::map<uint64_t, bool>& regular_files,
                               const std::vector<format::BadRecord>& bad_ranges,
                               const std::vector<RmapRecord>& retired, FsCheckResult* result) {
   auto problem = [&](std::string text) { result->problems.push_back(std::move(text)); };
-  constexpr uint64_t kB = format::kBlockSize;
-  for (size_t i = 1; i < bad_ranges.size(); ++i) {
+    for (size_t i = 1; i < bad_ranges.size(); ++i) {
     const format::BadRecord &a = bad_ranges[i - 1], &b = bad_ranges[i];
     if (a.device_block + a.blocks > b.device_block) {
       problem(fmt::format("poison: bad ranges at device blocks {} and {} overlap", a.device_block,
@@ -278,7 +278,7 @@ void FsImpl::CheckMediaDamage(const std::map<uint64_t, bool>& regular_files,
   };
   for (const format::BadRecord& r : bad_ranges) {
     for (uint64_t b = r.device_block; b < r.device_block + r.blocks; ++b) {
-      if (data_.IsFree(b) || data_.IsFresh(b)) {
+      if (data_.blocks().IsFree(b) || data_.blocks().IsFresh(b)) {
         problem(fmt::format("poison: bad device block {} is in free space", b));
         break;
       }
@@ -287,7 +287,7 @@ void FsImpl::CheckMediaDamage(const std::map<uint64_t, bool>& regular_files,
   for (const format::LostRecord& l : lost) {
     result->damage.push_back(fmt::format(
         "lost: inode {} file offset {} (+{} bytes) on bad media at device offset {}", l.ino,
-        l.file_block * kB, l.blocks * kB, l.device_block * kB));
+        l.file_block * kBlock, l.blocks * kBlock, l.device_block * kBlock));
     auto file = regular_files.find(l.ino);
     if (file == regular_files.end() || !file->second) {
       problem(fmt::format("poison: lost range of inode {} at file block {}: no such regular file",
@@ -327,7 +327,7 @@ void FsImpl::CheckMediaDamage(const std::map<uint64_t, bool>& regular_files,
   }
   for (const RmapRecord& r : retired) {
     result->damage.push_back(fmt::format("retired: device offset {} (+{} bytes)",
-                                         r.device_block * kB, r.blocks * kB));
+                                         r.device_block * kBlock, r.blocks * kBlock));
   }
   for (const device::BadRange& r : pool_->MetadataDamage()) {
     problem(fmt::format("media: bad bytes under metadata at device offset {} (+{} bytes, chunk {})",
@@ -523,7 +523,7 @@ void FsImpl::CheckReverseMaps(const std::vector<RmapRecord>& file_owners,
     if (it != want.end() && RmapOrder(*it) == RmapOrder(r)) continue;
     uint64_t end = std::min(r.device_block + r.blocks, sb.total_blocks());
     for (uint64_t b = r.device_block; b < end; ++b) {
-      if (data_.IsFree(b)) {
+      if (data_.blocks().IsFree(b)) {
         problem(fmt::format("rmap: record for {} covers device block {}, which is free",
                             Describe(r), b));
         break;

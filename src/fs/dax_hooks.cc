@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "fs/blocks.h"
 #include "fs/fs_impl.h"
 #include "fs/rmap.h"
 #include "fs/refcount.h"
@@ -20,13 +21,9 @@ using format::Inode;
 
 namespace {
 
-constexpr uint64_t kB = format::kBlockSize;
-constexpr uint64_t kMaxFileBlocks = kWholeFile / kB;  // 2^51: every block a file can have
 // A writable preparation that keeps being undone by other operations between its write and its
 // install (clones racing the map) gives up after this many rounds.
 constexpr int kPrepareAttempts = 8;
-
-uint64_t BlocksCovering(uint64_t bytes) { return bytes / kB + (bytes % kB != 0); }
 
 Status CheckMappable(const Inode& n, uint64_t offset, uint64_t length) {
   if (n.type == format::FileType::kDirectory) {
@@ -35,12 +32,12 @@ Status CheckMappable(const Inode& n, uint64_t offset, uint64_t length) {
   if (n.type != format::FileType::kRegular) {
     return Status::Invalid(fmt::format("map: inode {} is not a regular file", n.ino));
   }
-  if (offset % kB != 0) {
+  if (offset % kBlock != 0) {
     return Status::Invalid(
-        fmt::format("map: offset {} is not a multiple of the block size ({})", offset, kB));
+        fmt::format("map: offset {} is not a multiple of the block size ({})", offset, kBlock));
   }
   if (length == 0) return Status::Invalid("map: length 0");
-  uint64_t limit = BlocksCovering(n.size) * kB;
+  uint64_t limit = BlocksCovering(n.size) * kBlock;
   if (offset > limit || length > limit - offset) {
     return Status::Invalid(fmt::format(
         "map: inode {}: [{}, +{}) reaches past the end of the file (size {}, mappable up to {})",
@@ -105,36 +102,36 @@ Result<MapLayout> FsImpl::ComputeLayout(const ReadOp& op, Ino ino, uint64_t firs
   Result<Inode> inode = GetInode(op, ino);
   if (!inode.ok()) {
     if (!inode.status().IsNotFound()) return inode.status();
-    Append(&layout, first_block * kB, (end - first_block) * kB, SegmentKind::kBeyondEof, kNoDevice);
+    Append(&layout, first_block * kBlock, (end - first_block) * kBlock, SegmentKind::kBeyondEof, kNoDevice);
     return layout;
   }
   uint64_t data_end = std::clamp(BlocksCovering(inode->size), first_block, end);
   uint64_t pos = first_block;
   if (data_end > first_block) {
-    RETURN_IF_ERROR(ForEachExtent(op, 
+    RETURN_IF_ERROR(extents_.ForEach(op, 
         ino, first_block, data_end - first_block, [&](uint64_t start, const ExtentRecord& x) {
           if (start > pos)
-            Append(&layout, pos * kB, (start - pos) * kB, SegmentKind::kZero, kNoDevice);
+            Append(&layout, pos * kBlock, (start - pos) * kBlock, SegmentKind::kZero, kNoDevice);
           uint64_t from = std::max(start, pos), to = std::min<uint64_t>(start + x.blocks, data_end);
           if (x.flags & format::kExtentUnwritten) {
-            Append(&layout, from * kB, (to - from) * kB, SegmentKind::kZero, kNoDevice);
+            Append(&layout, from * kBlock, (to - from) * kBlock, SegmentKind::kZero, kNoDevice);
           } else {
-            Append(&layout, from * kB, (to - from) * kB, SegmentKind::kData,
-                   (x.device_block + (from - start)) * kB);
+            Append(&layout, from * kBlock, (to - from) * kBlock, SegmentKind::kData,
+                   (x.device_block + (from - start)) * kBlock);
           }
           pos = to;
           return true;
         }));
   }
-  Append(&layout, pos * kB, (data_end - pos) * kB, SegmentKind::kZero, kNoDevice);
-  Append(&layout, data_end * kB, (end - data_end) * kB, SegmentKind::kBeyondEof, kNoDevice);
+  Append(&layout, pos * kBlock, (data_end - pos) * kBlock, SegmentKind::kZero, kNoDevice);
+  Append(&layout, data_end * kBlock, (end - data_end) * kBlock, SegmentKind::kBeyondEof, kNoDevice);
   if (data_end > first_block) {
     std::vector<MapSegment> losses;
-    RETURN_IF_ERROR(ForEachLostRange(op, 
+    RETURN_IF_ERROR(poison_.ForEachLostRange(op, 
         ino, first_block, data_end - first_block,
         [&](uint64_t file_block, uint64_t blocks, uint64_t device_block) {
-          losses.push_back({file_block * kB, blocks * kB, SegmentKind::kLost,
-                            device_block == kNoDevice ? kNoDevice : device_block * kB});
+          losses.push_back({file_block * kBlock, blocks * kBlock, SegmentKind::kLost,
+                            device_block == kNoDevice ? kNoDevice : device_block * kBlock});
         }));
     for (const MapSegment& l : losses) {
       layout = OverlayLoss(layout, l.file_offset, l.file_offset + l.length, l.device_offset);
@@ -175,9 +172,9 @@ void FsImpl::Publish(const ReadOp& op, LayoutNotes& notes) {
       base::Log(base::LogLevel::kError,
                 "layout of inode {} blocks {}..{} for its mappings: {} (made inaccessible)", m.ino,
                 m.first_block, m.first_block + m.count - 1, layout.status().ToString());
-      layout = MapLayout{{m.first_block * kB, m.count * kB, SegmentKind::kBeyondEof, kNoDevice}};
+      layout = MapLayout{{m.first_block * kBlock, m.count * kBlock, SegmentKind::kBeyondEof, kNoDevice}};
     }
-    observer->LayoutChanged(m.ino, m.first_block * kB, m.count * kB, *layout);
+    observer->LayoutChanged(m.ino, m.first_block * kBlock, m.count * kBlock, *layout);
   }
 }
 
@@ -190,19 +187,19 @@ Status FsImpl::MakeWritable(WriteOp& op, Inode* inode, uint64_t first_block, uin
   bool holes = false;
   uint64_t pos = first_block;
   RETURN_IF_ERROR(
-      ForEachExtent(op, inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
+      extents_.ForEach(op, inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
         holes = holes || start > pos;
         pos = start + x.blocks;
         return !holes;
       }));
   if (holes || pos < first_block + count) {
     // Holes become unwritten blocks (the size stays), zeroed and converted below.
-    RETURN_IF_ERROR(AllocateRange(op, inode, first_block * kB, count * kB, /*keep_size=*/true));
+    RETURN_IF_ERROR(AllocateRange(op, inode, first_block * kBlock, count * kBlock, /*keep_size=*/true));
   }
   std::vector<std::pair<uint64_t, uint64_t>> unwritten;  // device block, blocks
   uint64_t records = 0;
   RETURN_IF_ERROR(
-      ForEachExtent(op, inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
+      extents_.ForEach(op, inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
         ++records;
         if (!(x.flags & format::kExtentUnwritten)) return true;
         uint64_t from = std::max(start, first_block);
@@ -211,12 +208,12 @@ Status FsImpl::MakeWritable(WriteOp& op, Inode* inode, uint64_t first_block, uin
         return true;
       }));
   if (unwritten.empty()) return Status::Ok();
-  RETURN_IF_ERROR(ReserveExtentUpdates(op, records, 4 * unwritten.size() + 4));
+  RETURN_IF_ERROR(budget_.ReserveExtentUpdates(op, records, 4 * unwritten.size() + 4));
   for (auto [device_block, blocks] : unwritten) {
-    std::memset(device_->At(device_block * kB), 0, blocks * kB);
-    op.NoteDirty(device_block * kB, blocks * kB);
+    std::memset(device_->At(device_block * kBlock), 0, blocks * kBlock);
+    op.NoteDirty(device_block * kBlock, blocks * kBlock);
   }
-  return ConvertUnwritten(op, inode->ino, first_block, count);
+  return extents_.ConvertUnwritten(op, inode->ino, first_block, count);
 }
 
 Status FsImpl::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
@@ -236,14 +233,14 @@ Status FsImpl::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool wr
         return Status::ReadOnly("map: a writable mapping on a filesystem mounted read-only");
       }
       ASSIGN_OR_RETURN(MapLayout layout,
-                       ComputeLayout(op, ino, offset / kB, BlocksCovering(length)));
+                       ComputeLayout(op, ino, offset / kBlock, BlocksCovering(length)));
       if (writable) {
         if (runner_.txn_open()) return Status::Ok();  // blocks of it may not be durable yet
         for (const MapSegment& s : layout) {
           if (s.kind == SegmentKind::kLost) continue;
           if (s.kind != SegmentKind::kData) return Status::Ok();
           ASSIGN_OR_RETURN(std::vector<space::Run> shared,
-                           Refcount::SharedRuns(op, s.device_offset / kB, s.length / kB));
+                           Refcount::SharedRuns(op, s.device_offset / kBlock, s.length / kBlock));
           if (!shared.empty()) return Status::Ok();
         }
       }
@@ -254,7 +251,7 @@ Status FsImpl::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool wr
     RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
       ASSIGN_OR_RETURN(Inode inode, GetInode(op, ino));
       RETURN_IF_ERROR(CheckMappable(inode, offset, length));
-      return MakeWritable(op, &inode, offset / kB, BlocksCovering(length));
+      return MakeWritable(op, &inode, offset / kBlock, BlocksCovering(length));
     }));
     // Stores through the mapping go straight to these blocks: their extents must be durable
     // whatever the durability mode.

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <limits>
 
+#include "fs/blocks.h"
 #include "fs/fs_impl.h"
 #include "fs/rmap.h"
 #include "fs/refcount.h"
@@ -27,11 +28,6 @@ using format::Inode;
 
 namespace {
 
-constexpr uint64_t kBlock = format::kBlockSize;
-constexpr uint64_t kMaxFileSize = std::numeric_limits<int64_t>::max();  // 2^63 - 1 bytes
-constexpr uint64_t kMaxFileBlocks = kMaxFileSize / kBlock + 1;
-
-uint64_t BlocksCovering(uint64_t bytes) { return bytes / kBlock + (bytes % kBlock != 0); }
 
 Status CheckRegular(const Inode& n) {
   if (n.type == format::FileType::kDirectory) {
@@ -107,8 +103,8 @@ Status FsImpl::PlanWrite(const ReadOp& op, Ino ino, uint64_t offset, uint64_t le
   uint64_t end = BlocksCovering(offset + length);
   // Lost blocks (docs/media.md): a write must cover them whole, and then always gets new blocks.
   std::vector<space::Run> lost;
-  if (PoisonActive(op)) {
-    ASSIGN_OR_RETURN(lost, LostRuns(op, ino, first, end - first));
+  if (poison_.Active(op)) {
+    ASSIGN_OR_RETURN(lost, poison_.LostRuns(op, ino, first, end - first));
     bool partial_head = offset % kBlock != 0, partial_tail = (offset + length) % kBlock != 0;
     for (const space::Run& r : lost) {
       if ((partial_head && r.start == first) || (partial_tail && r.start + r.count == end)) {
@@ -133,9 +129,9 @@ Status FsImpl::PlanWrite(const ReadOp& op, Ino ino, uint64_t offset, uint64_t le
     }
     if (kind == WritePlan::Kind::kHole) plan->hole_blocks += n;
     if (kind == WritePlan::Kind::kCopy && edge.ok()) {
-      if (begin % kBlock != 0) edge = CheckDeviceGood(ino, fb, device_block, 1, "write");
+      if (begin % kBlock != 0) edge = poison_.CheckDeviceGood(ino, fb, device_block, 1, "write");
       if (edge.ok() && finish % kBlock != 0) {
-        edge = CheckDeviceGood(ino, fb + n - 1, device_block + n - 1, 1, "write");
+        edge = poison_.CheckDeviceGood(ino, fb + n - 1, device_block + n - 1, 1, "write");
       }
     }
   };
@@ -158,15 +154,15 @@ Status FsImpl::PlanWrite(const ReadOp& op, Ino ino, uint64_t offset, uint64_t le
   // in place where fresh, copied where committed.
   auto unshared = [&](uint64_t from, uint64_t device, uint64_t b, uint64_t e) {
     if (b == e) return;
-    if (data_.AllFresh(device + (b - from), e - b)) {
+    if (data_.blocks().AllFresh(device + (b - from), e - b)) {
       add(WritePlan::Kind::kInPlace, b, e - b, device + (b - from));
       return;
     }
     // Mixed (a new block merged onto a committed extent): split by freshness, block by block.
     while (b < e) {
-      bool fresh = data_.IsFresh(device + (b - from));
+      bool fresh = data_.blocks().IsFresh(device + (b - from));
       uint64_t run_end = b + 1;
-      while (run_end < e && data_.IsFresh(device + (run_end - from)) == fresh) ++run_end;
+      while (run_end < e && data_.blocks().IsFresh(device + (run_end - from)) == fresh) ++run_end;
       add(fresh ? WritePlan::Kind::kInPlace : WritePlan::Kind::kCopy, b, run_end - b,
           device + (b - from));
       b = run_end;
@@ -175,7 +171,7 @@ Status FsImpl::PlanWrite(const ReadOp& op, Ino ino, uint64_t offset, uint64_t le
   uint64_t pos = first;
   Status inner;  // an error met inside the walk
   RETURN_IF_ERROR(
-      ForEachExtent(op, ino, first, end - first, [&](uint64_t start, const ExtentRecord& x) {
+      extents_.ForEach(op, ino, first, end - first, [&](uint64_t start, const ExtentRecord& x) {
         if (start > pos) add(WritePlan::Kind::kHole, pos, start - pos, 0);
         uint64_t from = std::max(start, pos), to = std::min(start + x.blocks, end);
         uint64_t device = x.device_block + (from - start);
@@ -255,7 +251,7 @@ Status FsImpl::ApplyPlan(WriteOp& op, Ino ino, const WritePlan& plan, BlockSourc
       case Kind::kUnwritten:
         FillBlocks(current, nullptr, p.file_block, p.blocks, bytes);
         op.NoteDirty(p.device_block * kBlock, p.blocks * kBlock);
-        RETURN_IF_ERROR(ConvertUnwritten(op, ino, p.file_block, p.blocks));
+        RETURN_IF_ERROR(extents_.ConvertUnwritten(op, ino, p.file_block, p.blocks));
         break;
       case Kind::kHole:
       case Kind::kCopy:
@@ -265,8 +261,8 @@ Status FsImpl::ApplyPlan(WriteOp& op, Ino ino, const WritePlan& plan, BlockSourc
           const uint8_t* old = p.kind == Kind::kCopy ? current + done * kBlock : nullptr;
           FillBlocks(device_->At(run.start * kBlock), old, fb, run.count, bytes);
           op.NoteDirty(run.start * kBlock, run.count * kBlock);
-          if (p.kind == Kind::kCopy) RETURN_IF_ERROR(UnmapRange(op, ino, fb, run.count).status());
-          RETURN_IF_ERROR(MapRun(op, ino, fb, run.start, run.count, 0));
+          if (p.kind == Kind::kCopy) RETURN_IF_ERROR(extents_.Unmap(op, ino, fb, run.count).status());
+          RETURN_IF_ERROR(extents_.MapRun(op, ino, fb, run.start, run.count, 0));
           done += run.count;
         }
         break;
@@ -289,15 +285,15 @@ Result<FsImpl::BlockSource> FsImpl::ReserveForWork(WriteOp& op, uint64_t new_blo
                                                    TreeWork work) {
   BlockSource source;
   if (new_blocks > 0) {
-    ASSIGN_OR_RETURN(source.runs, AllocateData(op, new_blocks, goal));
+    ASSIGN_OR_RETURN(source.runs, data_.Allocate(op, new_blocks, goal));
   }
   // Each run boundary may split a piece into one more extent to map.
   work.local_updates += 4 * source.runs.size();
   work.refcount_calls += 4 * source.runs.size();
-  Status reserved = ReserveTreeWork(op, work);
+  Status reserved = budget_.Reserve(op, work);
   if (!reserved.ok()) {
-    for (const space::Run& r : source.runs) ReleaseData(op, r.start, r.count);
-    ForgetDataChunksOfFailingOp(op);
+    for (const space::Run& r : source.runs) data_.Release(op, r.start, r.count);
+    data_.ForgetChunksOfFailingOp(op);
     return reserved;
   }
   return source;
@@ -315,11 +311,11 @@ Result<size_t> FsImpl::ReadData(const ReadOp& op, const Inode& inode, uint64_t o
     pos = std::max(pos, to);
   };
   uint64_t first = offset / kBlock;
-  if (PoisonActive(op)) {
-    RETURN_IF_ERROR(CheckNotLost(op, inode.ino, first, BlocksCovering(end) - first, "read"));
+  if (poison_.Active(op)) {
+    RETURN_IF_ERROR(poison_.CheckNotLost(op, inode.ino, first, BlocksCovering(end) - first, "read"));
   }
   Status bad;  // bytes on bad media that no failure recorded yet (the engine never loads them)
-  RETURN_IF_ERROR(ForEachExtent(op, 
+  RETURN_IF_ERROR(extents_.ForEach(op, 
       inode.ino, first, BlocksCovering(end) - first, [&](uint64_t start, const ExtentRecord& x) {
         uint64_t x_begin = start * kBlock, x_end = std::min(end, (start + x.blocks) * kBlock);
         zero_to(std::min(x_begin, end));
@@ -328,7 +324,7 @@ Result<size_t> FsImpl::ReadData(const ReadOp& op, const Inode& inode, uint64_t o
         } else if (x_end > pos) {
           if (device_->IsBad(x.device_block * kBlock + (pos - x_begin), x_end - pos)) {
             uint64_t fb = pos / kBlock;
-            bad = CheckDeviceGood(inode.ino, fb, x.device_block + (fb - start),
+            bad = poison_.CheckDeviceGood(inode.ino, fb, x.device_block + (fb - start),
                                         BlocksCovering(x_end) - fb, "read");
             return false;
           }
@@ -366,7 +362,7 @@ Status FsImpl::WriteData(WriteOp& op, Inode* inode, uint64_t offset, std::span<c
   RETURN_IF_ERROR(PlanWrite(op, inode->ino, offset, data.size(), data.data(), false, &plan));
   uint64_t goal = 0;
   if (plan.first_new_block) {
-    ASSIGN_OR_RETURN(goal, DataGoal(op, inode->ino, *plan.first_new_block));
+    ASSIGN_OR_RETURN(goal, extents_.Goal(op, inode->ino, *plan.first_new_block));
   }
   ASSIGN_OR_RETURN(BlockSource blocks,
                    ReserveForOp(op, plan.new_blocks, goal, plan.extents, plan.Updates()));
@@ -415,14 +411,14 @@ Status FsImpl::TruncateData(WriteOp& op, Inode* inode, uint64_t size) {
     uint64_t keep = BlocksCovering(size);
     WritePlan plan;
     RETURN_IF_ERROR(PlanEdgeZeroing(op, *inode, size, keep * kBlock, &plan));
-    ASSIGN_OR_RETURN(uint64_t records, CountExtents(op, inode->ino, keep, kMaxFileBlocks - keep));
+    ASSIGN_OR_RETURN(uint64_t records, extents_.Count(op, inode->ino, keep, kMaxFileBlocks - keep));
     ASSIGN_OR_RETURN(BlockSource blocks, ReserveForOp(op, plan.new_blocks, 0, records + plan.extents,
                                                       plan.Updates() + records + 2));
     RETURN_IF_ERROR(ApplyPlan(op, inode->ino, plan, &blocks));
-    ASSIGN_OR_RETURN(uint64_t unmapped, UnmapRange(op, inode->ino, keep, kMaxFileBlocks - keep));
+    ASSIGN_OR_RETURN(uint64_t unmapped, extents_.Unmap(op, inode->ino, keep, kMaxFileBlocks - keep));
     inode->blocks -= unmapped;
   } else {
-    RETURN_IF_ERROR(ReserveNodes(op, 1));
+    RETURN_IF_ERROR(budget_.ReserveNodes(op, 1));
   }
   inode->size = size;
   inode->mtime_ns = inode->ctime_ns = NowNs();
@@ -453,7 +449,7 @@ Status FsImpl::MapUnwritten(WriteOp& op, Ino ino, const FileSpan& span, BlockSou
   for (uint64_t done = 0; done < span.blocks;) {
     space::Run run = blocks->Take(span.blocks - done);
     RETURN_IF_ERROR(
-        MapRun(op, ino, span.file_block + done, run.start, run.count, format::kExtentUnwritten));
+        extents_.MapRun(op, ino, span.file_block + done, run.start, run.count, format::kExtentUnwritten));
     done += run.count;
   }
   return Status::Ok();
@@ -465,7 +461,7 @@ Status FsImpl::AllocateRange(WriteOp& op, Inode* inode, uint64_t offset, uint64_
   std::vector<FileSpan> holes;
   uint64_t pos = first, records = 0, need = 0;
   RETURN_IF_ERROR(
-      ForEachExtent(op, inode->ino, first, end - first, [&](uint64_t start, const ExtentRecord& x) {
+      extents_.ForEach(op, inode->ino, first, end - first, [&](uint64_t start, const ExtentRecord& x) {
         if (start > pos) holes.push_back({pos, start - pos, false, false});
         pos = start + x.blocks;
         ++records;
@@ -475,7 +471,7 @@ Status FsImpl::AllocateRange(WriteOp& op, Inode* inode, uint64_t offset, uint64_
   for (const FileSpan& h : holes) need += h.blocks;
   uint64_t goal = 0;
   if (!holes.empty()) {
-    ASSIGN_OR_RETURN(goal, DataGoal(op, inode->ino, holes[0].file_block));
+    ASSIGN_OR_RETURN(goal, extents_.Goal(op, inode->ino, holes[0].file_block));
   }
   ASSIGN_OR_RETURN(BlockSource blocks, ReserveForOp(op, need, goal, records, 2 * holes.size() + 2));
   for (const FileSpan& h : holes) RETURN_IF_ERROR(MapUnwritten(op, inode->ino, h, &blocks));
@@ -503,7 +499,7 @@ Status FsImpl::PunchOrZero(WriteOp& op, Inode* inode, uint64_t offset, uint64_t 
   uint64_t records = 0, need = 0;
   if (whole_first < whole_end) {
     uint64_t pos = whole_first;
-    RETURN_IF_ERROR(ForEachExtent(op, 
+    RETURN_IF_ERROR(extents_.ForEach(op, 
         inode->ino, whole_first, whole_end - whole_first,
         [&](uint64_t start, const ExtentRecord& x) {
           if (start > pos) spans.push_back({pos, start - pos, false, false});
@@ -520,7 +516,7 @@ Status FsImpl::PunchOrZero(WriteOp& op, Inode* inode, uint64_t offset, uint64_t 
   }
   uint64_t goal = 0;
   if (whole_first < whole_end) {
-    ASSIGN_OR_RETURN(goal, DataGoal(op, inode->ino, whole_first));
+    ASSIGN_OR_RETURN(goal, extents_.Goal(op, inode->ino, whole_first));
   }
   ASSIGN_OR_RETURN(BlockSource blocks,
                    ReserveForOp(op, edges.new_blocks + need, goal, records + edges.extents,
@@ -529,7 +525,7 @@ Status FsImpl::PunchOrZero(WriteOp& op, Inode* inode, uint64_t offset, uint64_t 
   for (const FileSpan& s : spans) {
     if (!s.mapped && !zero) continue;
     if (s.mapped && (!zero || !s.unwritten)) {
-      ASSIGN_OR_RETURN(uint64_t unmapped, UnmapRange(op, inode->ino, s.file_block, s.blocks));
+      ASSIGN_OR_RETURN(uint64_t unmapped, extents_.Unmap(op, inode->ino, s.file_block, s.blocks));
       inode->blocks -= unmapped;
     }
     if (zero && !s.unwritten) {
@@ -574,7 +570,7 @@ Result<uint64_t> FsImpl::SeekData(Ino ino, uint64_t offset) {
     std::optional<uint64_t> data;
     if (offset < inode.size) {
       uint64_t first = offset / kBlock;
-      RETURN_IF_ERROR(ForEachExtent(op, ino, first, BlocksCovering(inode.size) - first,
+      RETURN_IF_ERROR(extents_.ForEach(op, ino, first, BlocksCovering(inode.size) - first,
                                     [&](uint64_t start, const ExtentRecord& x) {
                                       if (x.flags & format::kExtentUnwritten) return true;
                                       data = std::max(offset, start * kBlock);
@@ -602,7 +598,7 @@ Result<uint64_t> FsImpl::SeekHole(Ino ino, uint64_t offset) {
     }
     uint64_t pos = offset;  // data runs without a gap from `offset` to here
     uint64_t first = offset / kBlock;
-    RETURN_IF_ERROR(ForEachExtent(op, 
+    RETURN_IF_ERROR(extents_.ForEach(op, 
         ino, first, BlocksCovering(inode.size) - first, [&](uint64_t start, const ExtentRecord& x) {
           if (start * kBlock > pos || (x.flags & format::kExtentUnwritten)) return false;
           pos = std::max(pos, (start + x.blocks) * kBlock);
@@ -630,7 +626,7 @@ Result<std::vector<FileExtent>> FsImpl::Bmap(Ino ino) {
                      .length = blocks * kBlock, .unwritten = unwritten, .shared = shared});
     };
     RETURN_IF_ERROR(
-        ForEachExtent(op, ino, 0, kMaxFileBlocks, [&](uint64_t start, const ExtentRecord& x) {
+        extents_.ForEach(op, ino, 0, kMaxFileBlocks, [&](uint64_t start, const ExtentRecord& x) {
           bool unwritten = (x.flags & format::kExtentUnwritten) != 0;
           Result<std::vector<space::Run>> shared = Refcount::SharedRuns(op, x.device_block, x.blocks);
           if (!shared.ok()) {
@@ -660,7 +656,7 @@ Status FsImpl::UnshareData(WriteOp& op, Inode* inode, uint64_t first_block, uint
   uint64_t end = first_block + count;
   Status inner;
   RETURN_IF_ERROR(
-      ForEachExtent(op, inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
+      extents_.ForEach(op, inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
         if (x.flags & format::kExtentUnwritten) return true;
         uint64_t from = std::max(start, first_block), to = std::min(start + x.blocks, end);
         uint64_t device = x.device_block + (from - start);
@@ -682,10 +678,10 @@ Status FsImpl::UnshareData(WriteOp& op, Inode* inode, uint64_t first_block, uint
   RETURN_IF_ERROR(inner);
   if (plan.pieces.empty()) return Status::Ok();
   for (const WritePlan::Piece& p : plan.pieces) {  // copies read every block: none may be bad
-    if (PoisonActive(op)) RETURN_IF_ERROR(CheckNotLost(op, inode->ino, p.file_block, p.blocks, "unshare"));
-    RETURN_IF_ERROR(CheckDeviceGood(inode->ino, p.file_block, p.device_block, p.blocks, "unshare"));
+    if (poison_.Active(op)) RETURN_IF_ERROR(poison_.CheckNotLost(op, inode->ino, p.file_block, p.blocks, "unshare"));
+    RETURN_IF_ERROR(poison_.CheckDeviceGood(inode->ino, p.file_block, p.device_block, p.blocks, "unshare"));
   }
-  ASSIGN_OR_RETURN(uint64_t goal, DataGoal(op, inode->ino, *plan.first_new_block));
+  ASSIGN_OR_RETURN(uint64_t goal, extents_.Goal(op, inode->ino, *plan.first_new_block));
   ASSIGN_OR_RETURN(BlockSource blocks,
                    ReserveForOp(op, plan.new_blocks, goal, plan.extents, plan.Updates()));
   return ApplyPlan(op, inode->ino, plan, &blocks);
@@ -706,7 +702,7 @@ Status FsImpl::CopyBytesAndRemap(WriteOp& op, Inode* src, Inode* dst, const std:
   }
   uint64_t goal = 0;
   if (plan.first_new_block) {
-    ASSIGN_OR_RETURN(goal, DataGoal(op, dst->ino, *plan.first_new_block));
+    ASSIGN_OR_RETURN(goal, extents_.Goal(op, dst->ino, *plan.first_new_block));
   }
   TreeWork work = remap_work;
   work += {.local_records = plan.extents, .local_updates = plan.Updates(),
@@ -721,10 +717,10 @@ Status FsImpl::CopyBytesAndRemap(WriteOp& op, Inode* src, Inode* dst, const std:
 // ---- Unlinked files.
 
 Status FsImpl::FreeAllData(WriteOp& op, Inode* inode) {
-  ASSIGN_OR_RETURN(uint64_t records, CountExtents(op, inode->ino, 0, kMaxFileBlocks));
+  ASSIGN_OR_RETURN(uint64_t records, extents_.Count(op, inode->ino, 0, kMaxFileBlocks));
   if (records == 0) return Status::Ok();
-  RETURN_IF_ERROR(ReserveExtentUpdates(op, records, records + 2));
-  RETURN_IF_ERROR(UnmapRange(op, inode->ino, 0, kMaxFileBlocks).status());
+  RETURN_IF_ERROR(budget_.ReserveExtentUpdates(op, records, records + 2));
+  RETURN_IF_ERROR(extents_.Unmap(op, inode->ino, 0, kMaxFileBlocks).status());
   inode->blocks = 0;
   return Status::Ok();
 }

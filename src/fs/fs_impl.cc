@@ -105,8 +105,8 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(device::Device* device,
     if (r->type != format::FileType::kDirectory) {
       return Status::Corruption("inode 1 (the root) is not a directory");
     }
-    RETURN_IF_ERROR(fs->RebuildDataSpace(op));
-    return fs->ExcludeBadFromDataSpace(op);
+    RETURN_IF_ERROR(fs->data_.Rebuild(op));
+    return fs->poison_.ExcludeBadFromDataSpace(op);
   });
   if (!damage.empty()) {
     // Bad bytes under metadata: mount read-only (shut down) so that check and errors still work.
@@ -136,6 +136,10 @@ FsImpl::FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,
       has_rmap_(HasFeature(*pool_, format::feature::kRoCompatRmap)),
       has_reflink_(has_rmap_ && HasFeature(*pool_, format::feature::kRoCompatReflink)),
       rmap_(pool_.get()),
+      data_(pool_.get()),
+      poison_(device, &data_),
+      budget_(pool_.get(), &poison_),
+      extents_(device, &data_, &poison_),
       runner_(pool_.get(), device, options, has_rmap_, has_reflink_, this) {}
 
 FsImpl::~FsImpl() {
@@ -146,16 +150,16 @@ FsImpl::~FsImpl() {
 
 // ---- Around transactions (TxnHooks).
 
-void FsImpl::TxnBegan(txn::WriteTxn&) { data_.ReleaseDeferred(pool_->superblock().generation); }
+void FsImpl::TxnBegan(txn::WriteTxn&) { data_.TxnBegan(); }
 
 Status FsImpl::BeforeCommit(WriteOp& op) {
   // New METADATA chunks get their rmap records.
   return has_rmap_ ? rmap_.ReconcileMetadataChunks(op) : Status::Ok();
 }
 
-void FsImpl::TxnCommitted() { data_.Commit(); }
+void FsImpl::TxnCommitted() { data_.TxnCommitted(); }
 
-void FsImpl::TxnAborted() { data_.Abort(); }
+void FsImpl::TxnAborted() { data_.TxnAborted(); }
 
 Status FsImpl::Fsync(Ino ino) {
   RETURN_IF_ERROR(
@@ -191,9 +195,9 @@ FsStats FsImpl::FillSpace(FsStats st) {
   uint64_t chunk_blocks = sb.chunk_blocks();
   st.total_blocks = sb.total_blocks();
   uint64_t free_chunk_blocks = space.free_chunks * chunk_blocks;
-  st.free_blocks = data_.free_blocks() + data_.deferred_blocks() + free_chunk_blocks;
+  st.free_blocks = data_.blocks().free_blocks() + data_.blocks().deferred_blocks() + free_chunk_blocks;
   st.metadata_blocks_used = space.nodes.used + space.nodes.fresh + 2;
-  st.data_blocks_used = space.data_chunks * chunk_blocks - data_.free_blocks() - data_.deferred_blocks();
+  st.data_blocks_used = space.data_chunks * chunk_blocks - data_.blocks().free_blocks() - data_.blocks().deferred_blocks();
   st.generation = sb.generation;
   return st;
 }
@@ -247,16 +251,6 @@ Result<Ino> FsImpl::NextIno(const ReadOp& op) {
   return c.key().w[0] + 1;
 }
 
-Status FsImpl::ReserveNodes(WriteOp& op, uint64_t tree_updates) {
-  uint64_t height = 1;
-  for (const btree::BTree* t : {op.inodes(), op.dirents(), op.extents()}) {
-    if (t == nullptr || t->root() == 0) continue;
-    ASSIGN_OR_RETURN(const uint8_t* root, op.txn().Read(t->root()));
-    height = std::max<uint64_t>(height, format::BTreeNodeLevel(root) + 1);
-  }
-  // Per update: the copied path (height nodes) plus a split at every level and a new root.
-  return op.txn().EnsureNodes(tree_updates * (2 * height + 2));
-}
 
 }  // namespace fs
 }  // namespace daxfs

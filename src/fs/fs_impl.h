@@ -17,9 +17,13 @@
 #include "daxfs/filesystem.h"
 #include "device/device.h"
 #include "format/records.h"
+#include "fs/data_space.h"
+#include "fs/extent_map.h"
 #include "fs/mapping_hooks.h"
+#include "fs/node_budget.h"
 #include "fs/op.h"
 #include "fs/op_runner.h"
+#include "fs/poison.h"
 #include "fs/rmap.h"
 #include "fs/trees.h"
 #include "space/extent_allocator.h"
@@ -132,10 +136,6 @@ class FsImpl final : public Filesystem, private TxnHooks {
   void TxnAborted() override;
 
   // ---- media/DAX helpers (media.cc, dax_hooks.cc)
-  // media.cc: calls fn(file_block, blocks, device_block or kNoDevice) for every lost range of
-  // `ino` overlapping [first_block, +count), in order.
-  Status ForEachLostRange(const ReadOp& op, Ino ino, uint64_t first_block, uint64_t count,
-                          const std::function<void(uint64_t, uint64_t, uint64_t)>& fn);
   // dax_hooks.cc: the layout of [first_block, +count) of `ino` now (a removed inode: all
   // kBeyondEof).
   Result<MapLayout> ComputeLayout(const ReadOp& op, Ino ino, uint64_t first_block, uint64_t count);
@@ -144,47 +144,11 @@ class FsImpl final : public Filesystem, private TxnHooks {
   Status MakeWritable(WriteOp& op, format::Inode* inode, uint64_t first_block, uint64_t count);
 
   // ---- media helpers (media.cc)
-  // Whether any loss or bad range is known. When false -- the normal case -- the data path
-  // skips every media check: one pointer test and one load.
-  bool PoisonActive(const ReadOp& op) const {
-    return (op.poison() != nullptr && op.poison()->root() != 0) || !overlay_lost_.empty() ||
-           !overlay_bad_.empty();
-  }
-  // The lost file blocks of `ino` in [first_block, +count) (tree and overlay), clipped, as runs
-  // of file blocks in order (start = file block).
-  Result<std::vector<space::Run>> LostRuns(const ReadOp& op, Ino ino, uint64_t first_block,
-                                           uint64_t count);
-  // EIO naming the first lost file offset of `ino` in [first_block, +count), if any (`what`: the
-  // operation, for the message).
-  Status CheckNotLost(const ReadOp& op, Ino ino, uint64_t first_block, uint64_t count,
-                      const char* what);
-  // EIO when device blocks [device_block, +count) hold bad bytes not recorded yet.
-  Status CheckDeviceGood(Ino ino, uint64_t file_block, uint64_t device_block, uint64_t count,
-                         const char* what);
-  // UnmapRange: `ino` no longer maps [first_block, +count): its losses there are forgotten.
-  Status ForgetLosses(WriteOp& op, Ino ino, uint64_t first_block, uint64_t count);
-  // DropDataRef: device blocks whose last owner went away. Bad ones are retired, the rest released.
-  Status ReleaseOrRetire(WriteOp& op, uint64_t device_block, uint64_t count);
-  // The bad-range records overlapping device blocks [first, end), in order.
-  Result<std::vector<format::BadRecord>> BadRecords(const ReadOp& op, uint64_t first, uint64_t end);
-  // Retired space (bad blocks no file owns) as `bad`-owner rmap records, maximal runs, in order;
-  // `file_owners` is every file extent turned around (ScanFileOwners).
-  Result<std::vector<format::RmapRecord>> RetiredRecords(
-      const ReadOp& op, const std::vector<format::RmapRecord>& file_owners);
-  // Mount: bad ranges never count as free data space.
-  Status ExcludeBadFromDataSpace(const ReadOp& op);
-  // Nodes the poison and rmap trees may need on top of `work` (zero unless PoisonActive()).
-  Result<uint64_t> PoisonWorkNodes(WriteOp& op, uint64_t extent_changes, uint64_t frees);
   std::vector<RangePiece> ClassifyRangeNow(uint64_t offset, uint64_t length);
   struct FailurePlan;  // what RecordMediaFailure found and will record (media.cc)
   Status PlanFailure(const ReadOp& op, uint64_t offset, uint64_t length, FailurePlan* plan);
   Status ApplyFailure(WriteOp& op, const FailurePlan& plan);
   void KeepFailureInMemory(const ReadOp& op, const FailurePlan& plan);
-  // Losses and bad ranges known only to this mount (read-only filesystem or after a shutdown).
-  std::vector<format::LostRecord> overlay_lost_;
-  std::vector<space::Run> overlay_bad_;       // device blocks
-  std::vector<RangePiece> overlay_metadata_;  // metadata hits routed to this mount
-
   // ---- fsmap/scrub helpers (fsmap.cc, check.cc, repair.cc)
   struct FsmapQuery;  // a validated query in device blocks plus its resume key (fsmap.cc)
   Result<FsmapQuery> MakeFsmapQuery(uint64_t start, uint64_t end,
@@ -235,33 +199,6 @@ class FsImpl final : public Filesystem, private TxnHooks {
   static Attr ToAttr(const format::Inode& inode);
   FsStats FillSpace(FsStats st);  // the space figures of StatFs (under the filesystem lock)
   static int64_t NowNs();
-  // Makes sure the pool can hand out the nodes `tree_updates` B+tree updates may need in the
-  // worst case (path copy plus splits up to a new root, at the current tree heights). ENOSPC.
-  Status ReserveNodes(WriteOp& op, uint64_t tree_updates);
-
-  // ---- Extent map and data space (extent_map.cc): the only code that changes extent maps.
-  // Device blocks come from and return to `data_` through these.
-  // Maps [file_block, file_block + x.blocks) of `ino` to x (the range must be unmapped);
-  // merges with a contiguous neighbour of the same flags.
-  Status MapExtent(WriteOp& op, Ino ino, uint64_t file_block, const format::ExtentRecord& x);
-  // Removes every mapping in [first_block, first_block + count) of `ino` (trimming extents that
-  // straddle the ends) and releases their device blocks. Returns the blocks unmapped.
-  Result<uint64_t> UnmapRange(WriteOp& op, Ino ino, uint64_t first_block, uint64_t count);
-  // Marks [file_block, +count) written where it is unwritten (splitting extents as needed).
-  Status ConvertUnwritten(WriteOp& op, Ino ino, uint64_t file_block, uint64_t count);
-  // Calls fn(file_block, extent) for every extent overlapping [first_block, first_block+count),
-  // in order, with the extent as stored (it may start before first_block). fn returns false to
-  // stop.
-  Status ForEachExtent(const ReadOp& op, Ino ino, uint64_t first_block, uint64_t count,
-                       const std::function<bool(uint64_t, const format::ExtentRecord&)>& fn);
-  // Allocates `count` data blocks (all or nothing), preferring one run at `goal`; types new DATA
-  // chunks as needed. The blocks are fresh: writable in place until commit.
-  Result<std::vector<space::Run>> AllocateData(WriteOp& op, uint64_t count, uint64_t goal);
-  // Gives back device blocks no longer mapped: fresh ones at once, committed ones deferred.
-  void ReleaseData(WriteOp& op, uint64_t device_block, uint64_t count);
-  // Mount: rebuilds data free space from DATA chunks minus every extent.
-  Status RebuildDataSpace(const ReadOp& op);
-
   // ---- file_io.cc internals used by namespace.cc.
   // Writes/reads file data of `ino` without the operation scaffolding (inside a body).
   Status WriteData(WriteOp& op, format::Inode* inode, uint64_t offset,
@@ -289,73 +226,7 @@ class FsImpl final : public Filesystem, private TxnHooks {
   Status PunchOrZero(WriteOp& op, format::Inode* inode, uint64_t offset, uint64_t length, bool zero,
                      bool keep_size);
   Status MapUnwritten(WriteOp& op, Ino ino, const FileSpan& span, BlockSource* blocks);
-  // extent_map.cc
-  Result<uint64_t> CountExtents(const ReadOp& op, Ino ino, uint64_t first_block, uint64_t count);
-  // The device block after the extent at or before `file_block` (0 when none): a goal that
-  // keeps a file contiguous.
-  Result<uint64_t> DataGoal(const ReadOp& op, Ino ino, uint64_t file_block);
-  // ReserveNodes for `updates` extent-tree updates that all fall among `records` consecutive
-  // records of one inode (plus one inode update).
-  Status ReserveExtentUpdates(WriteOp& op, uint64_t records, uint64_t updates);
-  // Maps a run of any length (split at kMaxExtentBlocks).
-  Status MapRun(WriteOp& op, Ino ino, uint64_t file_block, uint64_t device_block, uint64_t count,
-                uint32_t flags);
-  // DATA chunks typed by AllocateData whose transaction has not committed yet: if that
-  // transaction aborts, the chunk is untyped and `data_` must forget its blocks.
-  struct PendingDataChunk {
-    uint64_t chunk;
-    uint64_t generation;
-  };
-  std::vector<PendingDataChunk> pending_data_chunks_;
-  Status DropAbortedDataChunks();
-  void ForgetDataChunksOfFailingOp(WriteOp& op);
-
   // ---- reflink/rmap helpers (rmap.cc, refcount.cc, reflink.cc)
-  // rmap.cc. The three extent-record primitives: the only writes to the extent tree. Each makes
-  // the matching change to the reverse map (key {device block, ino, file block}) when has_rmap().
-  Status InsertExtentRecord(WriteOp& op, Ino ino, uint64_t file_block,
-                            const format::ExtentRecord& x);
-  Status DeleteExtentRecord(WriteOp& op, Ino ino, uint64_t file_block,
-                            const format::ExtentRecord& x);
-  Status UpdateExtentRecord(WriteOp& op, Ino ino, uint64_t file_block,
-                            const format::ExtentRecord& old, const format::ExtentRecord& x);
-  // Mount with the rmap: data free space = DATA chunks minus every file-owned rmap range.
-  Status RebuildDataSpaceFromRmap(const ReadOp& op);
-
-  // What an operation will change in the trees, for ReserveTreeWork.
-  struct TreeWork {
-    // Extent-record changes (inserts, deletes, updates) that all fall among `local_records`
-    // consecutive records of one inode: the data path's reservation (its leaf estimate, docs/fs.md,
-    // includes one inode update).
-    uint64_t local_records = 0;
-    uint64_t local_updates = 0;
-    // Extent-record changes that may fall anywhere (remaps), `extent_inserts` of them inserts.
-    uint64_t extent_updates = 0;
-    uint64_t extent_inserts = 0;
-    uint64_t refcount_calls = 0;  // IncRef / DecRef calls (one per unmapped or shared piece)
-    bool increments = false;      // some of those calls are IncRef
-    uint64_t other_updates = 0;   // inode-tree updates beyond the data path's one
-    TreeWork& operator+=(const TreeWork& o) {
-      local_records += o.local_records;
-      local_updates += o.local_updates;
-      extent_updates += o.extent_updates;
-      extent_inserts += o.extent_inserts;
-      refcount_calls += o.refcount_calls;
-      increments = increments || o.increments;
-      other_updates += o.other_updates;
-      return *this;
-    }
-  };
-  // Makes sure the pool can hand out every node `work` may need in the worst case, over the
-  // extent, rmap, refcount and inode trees (each bounded by its own height and size). ENOSPC.
-  Status ReserveTreeWork(WriteOp& op, const TreeWork& work);
-  // Nodes `updates` updates of `tree` (`inserts` of them inserts) may allocate, at most.
-  Result<uint64_t> WorstCaseNodes(WriteOp& op, const btree::BTree* tree, uint64_t updates,
-                                  uint64_t inserts);
-  Result<uint64_t> TreeHeight(WriteOp& op, const btree::BTree* tree);  // 0: empty or absent
-  // Unmapped device blocks: lowers their refcount with reflink (freeing at zero), else releases.
-  Status DropDataRef(WriteOp& op, uint64_t device_block, uint64_t count);
-
   // reflink.cc and file_io.cc.
   struct InodePair;  // the source and destination inodes of a two-file operation (maybe one)
   // Loads both (ENOENT) and checks they are regular files (EISDIR, EINVAL).
@@ -365,10 +236,6 @@ class FsImpl final : public Filesystem, private TxnHooks {
                               uint64_t blocks, const format::Inode& dst, uint64_t dst_block,
                               uint64_t dst_unmap_blocks, TreeWork* work);
   Status ApplyRemap(WriteOp& op, const RemapPlan& plan, format::Inode* src, format::Inode* dst);
-  // Maps `pieces` (file block, extent; in order, inside an unmapped range of `ino`) as MapExtent
-  // one by one would, without neighbour lookups for the middle ones (extent_map.cc).
-  Status MapPieces(WriteOp& op, Ino ino,
-                   const std::vector<std::pair<uint64_t, format::ExtentRecord>>& pieces);
   // Private copies of the shared blocks of [first_block, +count) of `inode` (file_io.cc).
   Status UnshareData(WriteOp& op, format::Inode* inode, uint64_t first_block, uint64_t count);
   // Byte ranges to copy from one file to another (or within one, without overlap).
@@ -424,8 +291,11 @@ class FsImpl final : public Filesystem, private TxnHooks {
   MountOptions options_;
   bool has_rmap_ = false;
   bool has_reflink_ = false;
-  space::ExtentAllocator data_;
   Rmap rmap_;
+  DataSpace data_;
+  PoisonIndex poison_;
+  NodeBudget budget_;
+  ExtentMap extents_;
   OpRunner runner_;
 };
 

@@ -22,6 +22,7 @@
 #include <limits>
 #include <tuple>
 
+#include "fs/blocks.h"
 #include "fs/fs_impl.h"
 #include "fs/rmap.h"
 #include "fs/refcount.h"
@@ -33,8 +34,6 @@ using format::RmapRecord;
 
 namespace {
 
-constexpr uint64_t kB = format::kBlockSize;
-constexpr uint64_t kNoEnd = std::numeric_limits<uint64_t>::max();
 
 uint64_t End(const RmapRecord& r) { return r.device_block + r.blocks; }
 
@@ -62,10 +61,10 @@ struct FsImpl::FsmapQuery {
   FsmapRecord Trimmed(const RmapRecord& r) const {
     uint64_t s = std::max(r.device_block, first), e = std::min(End(r), end);
     bool special = format::IsSpecialOwner(r.owner);
-    FsmapRecord out{.physical = s * kB,
-                    .length = (e - s) * kB,
+    FsmapRecord out{.physical = s * kBlock,
+                    .length = (e - s) * kBlock,
                     .owner = r.owner,
-                    .offset = special ? 0 : (r.file_block + (s - r.device_block)) * kB};
+                    .offset = special ? 0 : (r.file_block + (s - r.device_block)) * kBlock};
     if (special) out.flags |= kFsmapSpecialOwner;
     if (r.flags & format::kRmapUnwritten) out.flags |= kFsmapUnwritten;
     return out;
@@ -89,8 +88,8 @@ Result<FsImpl::FsmapQuery> FsImpl::MakeFsmapQuery(uint64_t start, uint64_t end,
   }
   uint64_t total = pool_->superblock().total_blocks();
   FsmapQuery q;
-  q.first = std::min(start / kB, total);
-  q.end = start == end ? q.first : std::min(end / kB + (end % kB != 0 ? 1 : 0), total);
+  q.first = std::min(start / kBlock, total);
+  q.end = start == end ? q.first : std::min(end / kBlock + (end % kBlock != 0 ? 1 : 0), total);
   q.after = after;
   q.max = max;
   return q;
@@ -128,7 +127,7 @@ Result<std::vector<FsmapRecord>> FsImpl::FsmapByScan(uint64_t start, uint64_t en
 // order and stop as soon as one more record than the page holds is known.
 Result<std::vector<FsmapRecord>> FsImpl::FsmapFromRmap(const ReadOp& op, const FsmapQuery& q) {
   uint64_t lo = q.first;
-  if (q.after) lo = std::max(lo, q.after->physical / kB);
+  if (q.after) lo = std::max(lo, q.after->physical / kBlock);
   std::vector<FsmapRecord> head, tail;
   if (lo < q.end) {
     Status bad;
@@ -152,7 +151,7 @@ Result<std::vector<FsmapRecord>> FsImpl::FsmapFromRmap(const ReadOp& op, const F
   if (op.refcount() != nullptr) {
     for (FsmapRecord& rec : head) {
       if (rec.flags & kFsmapSpecialOwner) continue;
-      ASSIGN_OR_RETURN(bool shared, Refcount::AnyShared(op, rec.physical / kB, rec.length / kB));
+      ASSIGN_OR_RETURN(bool shared, Refcount::AnyShared(op, rec.physical / kBlock, rec.length / kBlock));
       if (shared) rec.flags |= kFsmapShared;
     }
   }
@@ -164,7 +163,7 @@ Result<std::vector<FsmapRecord>> FsImpl::FsmapFromRmap(const ReadOp& op, const F
 Result<std::vector<FsmapRecord>> FsImpl::FsmapFromScan(const ReadOp& op, const FsmapQuery& q) {
   std::vector<RmapRecord> all;
   RETURN_IF_ERROR(ScanFileOwners(op, &all));
-  ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, RetiredRecords(op, all));  // owner `bad`
+  ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, poison_.RetiredRecords(op, all));  // owner `bad`
   for (const RmapRecord& s : SpecialOwnerRecords()) all.push_back(s);
   all.insert(all.end(), retired.begin(), retired.end());
   std::vector<RmapRecord> in_range;  // trimmed to the query, for the sharing sweep
@@ -173,15 +172,15 @@ Result<std::vector<FsmapRecord>> FsImpl::FsmapFromScan(const ReadOp& op, const F
     if (!q.Overlaps(r)) continue;
     FsmapRecord rec = q.Trimmed(r);
     RmapRecord t = r;
-    t.device_block = rec.physical / kB;
-    t.blocks = rec.length / kB;
+    t.device_block = rec.physical / kBlock;
+    t.blocks = rec.length / kBlock;
     in_range.push_back(t);
     if (After(rec, q.after)) out.push_back(rec);
   }
   std::vector<RefcountRecord> shared = RefcountsOf(in_range);  // disjoint, sorted
   for (FsmapRecord& rec : out) {
     if (rec.flags & kFsmapSpecialOwner) continue;
-    uint64_t first = rec.physical / kB, end = first + rec.length / kB;
+    uint64_t first = rec.physical / kBlock, end = first + rec.length / kBlock;
     // The first shared range ending after `first` overlaps the record iff it starts before its end.
     auto it = std::upper_bound(
         shared.begin(), shared.end(), first,

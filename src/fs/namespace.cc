@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "fs/blocks.h"
 #include "fs/fs_impl.h"
 
 namespace daxfs::fs {
@@ -24,7 +25,6 @@ namespace {
 constexpr uint32_t kMaxLinks = 65000;            // link count limit (EMLINK), as ext4
 constexpr int kMaxSymlinkFollows = 40;           // per resolution (ELOOP), as Linux MAXSYMLINKS
 constexpr size_t kReadDirBatch = 128;            // entries gathered per lock hold in ReadDir
-constexpr uint64_t kAllFileBlocks = 1ULL << 52;  // more than any file's 2^63 - 1 bytes
 constexpr uint64_t kExtentsPerFreeUpdate = 8;    // extent records one reserved update covers
 
 bool IsDotName(std::string_view name) { return name == "." || name == ".."; }
@@ -253,7 +253,7 @@ Result<uint64_t> FsImpl::TreeUpdatesToFree(const ReadOp& op, const Inode& inode)
   if (inode.type == FileType::kDirectory || inode.nlink > 1) return 0;
   uint64_t extents = 0;
   RETURN_IF_ERROR(
-      ForEachExtent(op, inode.ino, 0, kAllFileBlocks, [&](uint64_t, const format::ExtentRecord&) {
+      extents_.ForEach(op, inode.ino, 0, kMaxFileBlocks, [&](uint64_t, const format::ExtentRecord&) {
         ++extents;
         return true;
       }));
@@ -310,7 +310,7 @@ Result<Attr> FsImpl::SetAttr(Ino ino, const SetAttrRequest& request) {
   Attr out;
   RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
     ASSIGN_OR_RETURN(Inode n, GetInode(op, ino));
-    RETURN_IF_ERROR(ReserveNodes(op, 1));
+    RETURN_IF_ERROR(budget_.ReserveNodes(op, 1));
     if (request.mode) n.mode = static_cast<uint16_t>(*request.mode & 07777);
     if (request.uid) n.uid = *request.uid;
     if (request.gid) n.gid = *request.gid;
@@ -372,7 +372,7 @@ Result<Inode> FsImpl::MakeNode(WriteOp& op, Ino dir, std::string_view name, File
   ASSIGN_OR_RETURN(NameSlot where, FindName(op, dir, name));
   ASSIGN_OR_RETURN(uint64_t slot, FreeSlotFor(where, dir, name));
   ASSIGN_OR_RETURN(Ino ino, NextIno(op));
-  RETURN_IF_ERROR(ReserveNodes(op, type == FileType::kSymlink ? 8 : 3));
+  RETURN_IF_ERROR(budget_.ReserveNodes(op, type == FileType::kSymlink ? 8 : 3));
 
   const int64_t now = NowNs();
   Inode n = NewInode(ino, type, mode, dir, now);
@@ -412,7 +412,7 @@ Result<Inode> FsImpl::Link(WriteOp& op, Ino ino, Ino new_dir, std::string_view n
   ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, new_dir));
   ASSIGN_OR_RETURN(NameSlot where, FindName(op, new_dir, new_name));
   ASSIGN_OR_RETURN(uint64_t slot, FreeSlotFor(where, new_dir, new_name));
-  RETURN_IF_ERROR(ReserveNodes(op, 3));
+  RETURN_IF_ERROR(budget_.ReserveNodes(op, 3));
 
   const int64_t now = NowNs();
   ++n.nlink;
@@ -444,7 +444,7 @@ Status FsImpl::Unlink(WriteOp& op, Ino dir, std::string_view name) {
     return Status::Error(EISDIR, fmt::format("'{}' is a directory (use rmdir)", name));
   }
   ASSIGN_OR_RETURN(uint64_t free_updates, TreeUpdatesToFree(op, n));
-  RETURN_IF_ERROR(ReserveNodes(op, 3 + free_updates));
+  RETURN_IF_ERROR(budget_.ReserveNodes(op, 3 + free_updates));
 
   const int64_t now = NowNs();
   RETURN_IF_ERROR(DropLink(op, &n, now));
@@ -475,7 +475,7 @@ Status FsImpl::Rmdir(WriteOp& op, Ino dir, std::string_view name) {
   if (has_entries) {
     return Status::Error(ENOTEMPTY, fmt::format("directory '{}' is not empty", name));
   }
-  RETURN_IF_ERROR(ReserveNodes(op, 3));
+  RETURN_IF_ERROR(budget_.ReserveNodes(op, 3));
 
   RETURN_IF_ERROR(DeleteInode(op, child.ino));
   RETURN_IF_ERROR(DeleteEntry(op, dir, *where.slot));
@@ -492,7 +492,7 @@ Status FsImpl::Rename(Ino old_dir, std::string_view old_name, Ino new_dir,
   return runner_.Write([&](WriteOp& op) -> Status {
     ASSIGN_OR_RETURN(RenamePlan plan, PlanRename(op, old_dir, old_name, new_dir, new_name));
     if (plan.no_op) return Status::Ok();
-    RETURN_IF_ERROR(ReserveNodes(op, 6 + plan.free_updates));
+    RETURN_IF_ERROR(budget_.ReserveNodes(op, 6 + plan.free_updates));
     return ApplyRename(op, &plan, new_name);
   });
 }

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 
+#include "fs/blocks.h"
 #include "fs/fs_impl.h"
 #include "fs/rmap.h"
 #include "fs/refcount.h"
@@ -21,16 +22,11 @@ using format::Inode;
 
 namespace {
 
-constexpr uint64_t kBlock = format::kBlockSize;
-constexpr uint64_t kMaxFileSize = std::numeric_limits<int64_t>::max();  // 2^63 - 1 bytes
-constexpr uint64_t kMaxFileBlocks = kMaxFileSize / kBlock + 1;
 // copy_file_range copies at most this many bytes per call byte by byte (it may return a short
 // count, as Linux's does); the block-aligned part a clone shares has no limit.
 constexpr uint64_t kMaxByteCopy = 64ULL << 20;
 // Dedupe compares the two ranges this many bytes at a time.
 constexpr uint64_t kCompareChunk = 1ULL << 20;
-
-uint64_t BlocksCovering(uint64_t bytes) { return bytes / kBlock + (bytes % kBlock != 0); }
 
 Status NoReflink() {
   return Status::NotSupported("reflink needs a filesystem made with the reverse map and reflink");
@@ -110,7 +106,7 @@ Result<FsImpl::RemapPlan> FsImpl::PlanRemap(const ReadOp& op, const Inode& src, 
   RemapPlan plan{.dst_block = dst_block, .dst_unmap_blocks = dst_unmap_blocks};
   uint64_t end = src_block + blocks;
   RETURN_IF_ERROR(
-      ForEachExtent(op, src.ino, src_block, blocks, [&](uint64_t start, const ExtentRecord& x) {
+      extents_.ForEach(op, src.ino, src_block, blocks, [&](uint64_t start, const ExtentRecord& x) {
         if (x.flags & format::kExtentUnwritten) return true;
         uint64_t from = std::max(start, src_block), to = std::min(start + x.blocks, end);
         plan.pieces.emplace_back(dst_block + (from - src_block),
@@ -120,12 +116,12 @@ Result<FsImpl::RemapPlan> FsImpl::PlanRemap(const ReadOp& op, const Inode& src, 
         return true;
       }));
   // Sharing a lost or bad block would hand bad bytes to a new owner: EIO, nothing changed.
-  if (PoisonActive(op)) RETURN_IF_ERROR(CheckNotLost(op, src.ino, src_block, blocks, "clone"));
+  if (poison_.Active(op)) RETURN_IF_ERROR(poison_.CheckNotLost(op, src.ino, src_block, blocks, "clone"));
   for (const auto& [file_block, x] : plan.pieces) {
-    RETURN_IF_ERROR(CheckDeviceGood(src.ino, src_block + (file_block - dst_block),
+    RETURN_IF_ERROR(poison_.CheckDeviceGood(src.ino, src_block + (file_block - dst_block),
                                           x.device_block, x.blocks, "clone"));
   }
-  ASSIGN_OR_RETURN(uint64_t dst_records, CountExtents(op, dst.ino, dst_block, dst_unmap_blocks));
+  ASSIGN_OR_RETURN(uint64_t dst_records, extents_.Count(op, dst.ino, dst_block, dst_unmap_blocks));
   // Unmapping: each destination record deleted or trimmed, one split at each end (+ a margin for
   // records split by byte writes before the remap). Mapping: an insert per piece, plus merges at
   // the ends. A refcount call per unmapped record and per piece; both inodes.
@@ -139,12 +135,12 @@ Result<FsImpl::RemapPlan> FsImpl::PlanRemap(const ReadOp& op, const Inode& src, 
 }
 
 Status FsImpl::ApplyRemap(WriteOp& op, const RemapPlan& plan, Inode* src, Inode* dst) {
-  ASSIGN_OR_RETURN(uint64_t unmapped, UnmapRange(op, dst->ino, plan.dst_block, plan.dst_unmap_blocks));
+  ASSIGN_OR_RETURN(uint64_t unmapped, extents_.Unmap(op, dst->ino, plan.dst_block, plan.dst_unmap_blocks));
   dst->blocks -= unmapped;
   for (const auto& [file_block, x] : plan.pieces) {
     RETURN_IF_ERROR(Refcount::Raise(op, x.device_block, x.blocks));
   }
-  RETURN_IF_ERROR(MapPieces(op, dst->ino, plan.pieces));
+  RETURN_IF_ERROR(extents_.MapPieces(op, dst->ino, plan.pieces));
   dst->blocks += plan.shared_blocks;
   if (!plan.pieces.empty()) {
     src->flags |= format::kInodeFlagReflinked;
@@ -168,7 +164,7 @@ Status FsImpl::Clone(Ino src_ino, Ino dst_ino) {
     TreeWork work;
     ASSIGN_OR_RETURN(RemapPlan plan, PlanRemap(op, p.src, 0, BlocksCovering(p.src.size), *p.dst, 0,
                                                kMaxFileBlocks, &work));
-    RETURN_IF_ERROR(ReserveTreeWork(op, work));
+    RETURN_IF_ERROR(budget_.Reserve(op, work));
     RETURN_IF_ERROR(ApplyRemap(op, plan, &p.src, p.dst));
     p.dst->size = p.src.size;
     p.dst->mtime_ns = p.dst->ctime_ns = NowNs();
@@ -224,7 +220,7 @@ Status FsImpl::CloneRange(Ino src_ino, uint64_t src_offset, Ino dst_ino, uint64_
     TreeWork work;
     ASSIGN_OR_RETURN(RemapPlan plan, PlanRemap(op, p.src, src_offset / kBlock, blocks, *p.dst,
                                                dst_offset / kBlock, blocks, &work));
-    RETURN_IF_ERROR(ReserveTreeWork(op, work));
+    RETURN_IF_ERROR(budget_.Reserve(op, work));
     RETURN_IF_ERROR(ApplyRemap(op, plan, &p.src, p.dst));
     p.dst->size = std::max(p.dst->size, dst_offset + length);
     p.dst->mtime_ns = p.dst->ctime_ns = NowNs();
@@ -281,7 +277,7 @@ Result<DedupeResult> FsImpl::Dedupe(Ino src_ino, uint64_t src_offset, Ino dst_in
     TreeWork work;
     ASSIGN_OR_RETURN(RemapPlan plan, PlanRemap(op, p.src, src_offset / kBlock, blocks, *p.dst,
                                                dst_offset / kBlock, blocks, &work));
-    RETURN_IF_ERROR(ReserveTreeWork(op, work));
+    RETURN_IF_ERROR(budget_.Reserve(op, work));
     RETURN_IF_ERROR(ApplyRemap(op, plan, &p.src, p.dst));
     if (!p.same()) RETURN_IF_ERROR(PutInode(op, p.src));
     RETURN_IF_ERROR(PutInode(op, *p.dst));  // contents are unchanged: so are the times

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <tuple>
 
+#include "fs/blocks.h"
 #include "fs/fs_impl.h"
 #include "fs/rmap.h"
 #include "fs/refcount.h"
@@ -90,11 +91,11 @@ void FsImpl::ResyncDataSpace(const std::vector<RmapRecord>& file_owners) {
     if (type == format::ChunkType::kData)
       data_chunks.push_back({sb.ChunkFirstBlock(chunk), sb.ChunkBlockCount(chunk)});
   }
-  std::vector<space::Run> free = data_.FreeRuns();
+  std::vector<space::Run> free = data_.blocks().FreeRuns();
   // Owned but free (the old rmap missed them): take them out of the free set.
   for (const space::Run& r : Intersect(free, owned)) data_.MarkUsed(r.start, r.count).IgnoreError();
   // Free in truth but not in the allocator (the old rmap had stray records): give them back.
-  if (data_.deferred_blocks() == 0 && data_.fresh_blocks() == 0) {
+  if (data_.blocks().deferred_blocks() == 0 && data_.blocks().fresh_blocks() == 0) {
     for (const space::Run& r : Subtract(Subtract(data_chunks, owned), free))
       data_.AddFree(r.start, r.count);
   }
@@ -131,7 +132,7 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
     std::vector<RmapRecord> files;
     RETURN_IF_ERROR(ScanFileOwners(op, &files));
     std::vector<RefcountRecord> refcounts = RefcountsOf(files);
-    ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, RetiredRecords(op, files));  // owner `bad`
+    ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, poison_.RetiredRecords(op, files));  // owner `bad`
     if (!has_reflink_ && !refcounts.empty()) {
       const RefcountRecord& r = refcounts.front();
       return Status::Corruption(fmt::format(

@@ -10,6 +10,7 @@
 
 #include "fs/blocks.h"
 #include "fs/fs_impl.h"
+#include "fs/inodes.h"
 #include "fs/rmap.h"
 #include "fs/refcount.h"
 

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "fs/blocks.h"
 #include "fs/fs_impl.h"
+#include "fs/inodes.h"
 #include "fs/rmap.h"
 #include "fs/refcount.h"
 
@@ -99,7 +100,7 @@ Result<MapLayout> FsImpl::ComputeLayout(const ReadOp& op, Ino ino, uint64_t firs
   uint64_t end = std::min(kMaxFileBlocks, first_block + std::min(count, kMaxFileBlocks));
   MapLayout layout;
   if (first_block >= end) return layout;
-  Result<Inode> inode = GetInode(op, ino);
+  Result<Inode> inode = Inodes::Get(op, ino);
   if (!inode.ok()) {
     if (!inode.status().IsNotFound()) return inode.status();
     Append(&layout, first_block * kBlock, (end - first_block) * kBlock, SegmentKind::kBeyondEof, kNoDevice);
@@ -183,7 +184,7 @@ void FsImpl::Publish(const ReadOp& op, LayoutNotes& notes) {
 Status FsImpl::MakeWritable(WriteOp& op, Inode* inode, uint64_t first_block, uint64_t count) {
   // Each step reserves before it applies and changes no byte a reader sees, so an ENOSPC in a
   // later step leaves the earlier ones done but the file's contents as they were.
-  RETURN_IF_ERROR(UnshareData(op, inode, first_block, count));
+  RETURN_IF_ERROR(files_.UnshareData(op, inode, first_block, count));
   bool holes = false;
   uint64_t pos = first_block;
   RETURN_IF_ERROR(
@@ -194,7 +195,7 @@ Status FsImpl::MakeWritable(WriteOp& op, Inode* inode, uint64_t first_block, uin
       }));
   if (holes || pos < first_block + count) {
     // Holes become unwritten blocks (the size stays), zeroed and converted below.
-    RETURN_IF_ERROR(AllocateRange(op, inode, first_block * kBlock, count * kBlock, /*keep_size=*/true));
+    RETURN_IF_ERROR(files_.AllocateRange(op, inode, first_block * kBlock, count * kBlock, /*keep_size=*/true));
   }
   std::vector<std::pair<uint64_t, uint64_t>> unwritten;  // device block, blocks
   uint64_t records = 0;
@@ -223,7 +224,7 @@ Status FsImpl::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool wr
     // when every block is written, private and committed (no transaction open).
     bool installed = false;
     Status read = runner_.Read([&](const ReadOp& op) -> Status {
-      ASSIGN_OR_RETURN(Inode inode, GetInode(op, ino));
+      ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
       RETURN_IF_ERROR(CheckMappable(inode, offset, length));
       if (writable && runner_.read_only()) {
         if (!runner_.shutdown_reason().ok()) {
@@ -249,7 +250,7 @@ Status FsImpl::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool wr
     });
     if (!read.ok() || installed) return read;
     RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
-      ASSIGN_OR_RETURN(Inode inode, GetInode(op, ino));
+      ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
       RETURN_IF_ERROR(CheckMappable(inode, offset, length));
       return MakeWritable(op, &inode, offset / kBlock, BlocksCovering(length));
     }));

@@ -1,6 +1,7 @@
 // Mount, format, the operation scaffolding (read and write operations, commits, durability,
 // shutdown) and inode helpers of the filesystem engine.
 #include "fs/fs_impl.h"
+#include "fs/inodes.h"
 #include "fs/rmap.h"
 
 #include <fmt/core.h>
@@ -97,7 +98,7 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(device::Device* device,
   std::vector<device::BadRange> damage = pool->MetadataDamage();
   std::unique_ptr<FsImpl> fs(new FsImpl(device, std::move(owned), std::move(pool), options));
   Status root = fs->runner_.ReadForUpdate([&](const ReadOp& op) -> Status {
-    Result<Inode> r = fs->GetInode(op, format::kRootIno);
+    Result<Inode> r = Inodes::Get(op, format::kRootIno);
     if (!r.ok()) {
       return r.status().IsNotFound() ? Status::Corruption("the root directory (inode 1) is missing")
                                      : r.status();
@@ -140,6 +141,9 @@ FsImpl::FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,
       poison_(device, &data_),
       budget_(pool_.get(), &poison_),
       extents_(device, &data_, &poison_),
+      remap_(&extents_, &poison_),
+      files_(device, &data_, &poison_, &budget_, &extents_, &remap_),
+      reflink_(has_reflink_, &files_, &remap_, &budget_),
       runner_(pool_.get(), device, options, has_rmap_, has_reflink_, this) {}
 
 FsImpl::~FsImpl() {
@@ -163,7 +167,7 @@ void FsImpl::TxnAborted() { data_.TxnAborted(); }
 
 Status FsImpl::Fsync(Ino ino) {
   RETURN_IF_ERROR(
-      runner_.Read([&](const ReadOp& op) -> Status { return GetInode(op, ino).status(); }));
+      runner_.Read([&](const ReadOp& op) -> Status { return Inodes::Get(op, ino).status(); }));
   return Sync();
 }
 
@@ -173,18 +177,7 @@ Status FsImpl::Unmount() { return runner_.Unmount(); }
 
 Result<FsStats> FsImpl::StatFs() {
   FsStats st;
-  Status s = runner_.Read([&](const ReadOp& op) -> Status {
-    btree::Cursor c(op.inodes());
-    for (Status r = c.SeekFirst(); c.Valid(); r = c.Next()) {
-      RETURN_IF_ERROR(r);
-      ASSIGN_OR_RETURN(Inode n, format::DecodeInode(c.key().w[0], c.value().data()));
-      ++st.inodes;
-      if (n.type == format::FileType::kRegular) ++st.files;
-      else if (n.type == format::FileType::kDirectory) ++st.directories;
-      else ++st.symlinks;
-    }
-    return Status::Ok();
-  });
+  Status s = runner_.Read([&](const ReadOp& op) { return Inodes::CountByType(op, &st); });
   RETURN_IF_ERROR(s);
   return runner_.Exclusive([&] { return FillSpace(st); });
 }
@@ -202,55 +195,105 @@ FsStats FsImpl::FillSpace(FsStats st) {
   return st;
 }
 
-// ---- Inode helpers.
+// ---- File data.
 
-int64_t FsImpl::NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+Result<size_t> FsImpl::Read(Ino ino, uint64_t offset, std::span<uint8_t> out) {
+  size_t read = 0;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(read, files_.Read(op, ino, offset, out));
+    return Status::Ok();
+  }));
+  return read;
 }
 
-Attr FsImpl::ToAttr(const Inode& n) {
-  return {.ino = n.ino, .type = static_cast<FileType>(n.type), .mode = n.mode, .uid = n.uid,
-          .gid = n.gid, .nlink = n.nlink, .size = n.size, .blocks = n.blocks,
-          .atime_ns = n.atime_ns, .mtime_ns = n.mtime_ns, .ctime_ns = n.ctime_ns,
-          .btime_ns = n.btime_ns};
-}
-
-Result<Inode> FsImpl::GetInode(const ReadOp& op, Ino ino) {
-  uint8_t value[format::kInodeValueSize];
-  ASSIGN_OR_RETURN(bool found, op.inodes()->Get(InodeKey(ino), value));
-  if (!found) return Status::NotFound(fmt::format("inode {} does not exist", ino));
-  return format::DecodeInode(ino, value);
-}
-
-Status FsImpl::PutInode(WriteOp& op, const Inode& inode) {
-  if (op.observer() != nullptr && op.observer()->Watches(inode.ino)) {  // a size change moves EOF
-    Result<Inode> old = GetInode(op, inode.ino);
-    uint64_t was = old.ok() ? (old->size + format::kBlockSize - 1) / format::kBlockSize : 0;
-    uint64_t is = (inode.size + format::kBlockSize - 1) / format::kBlockSize;
-    if (old.ok() && was != is) {
-      op.NoteLayoutChange(inode.ino, std::min(was, is), std::max(was, is) - std::min(was, is));
-    }
+Result<size_t> FsImpl::Write(Ino ino, uint64_t offset, std::span<const uint8_t> data) {
+  if (data.empty()) {  // no change, no commit: only the checks
+    RETURN_IF_ERROR(runner_.Read(
+        [&](const ReadOp& op) -> Status { return FileData::CheckWritable(op, ino); }));
+    return size_t{0};
   }
-  ASSIGN_OR_RETURN(bool added,
-                   op.writer(FsTree::kInodes).Put(InodeKey(inode.ino), InodeValue(inode).bytes));
-  (void)added;
-  return Status::Ok();
+  RETURN_IF_ERROR(runner_.Write(
+      [&](WriteOp& op) -> Status { return files_.Write(op, ino, offset, data); }));
+  return data.size();
 }
 
-Status FsImpl::DeleteInode(WriteOp& op, Ino ino) {
-  op.NoteLayoutChange(ino, 0, kWholeFile / format::kBlockSize);  // the file is gone
-  return op.writer(FsTree::kInodes).Delete(InodeKey(ino));
+Status FsImpl::Truncate(Ino ino, uint64_t size) {
+  return runner_.Write([&](WriteOp& op) -> Status { return files_.Truncate(op, ino, size); });
 }
 
-Result<Ino> FsImpl::NextIno(const ReadOp& op) {
-  btree::Cursor c(op.inodes());
-  RETURN_IF_ERROR(c.SeekLast());
-  if (!c.Valid()) return Status::Corruption("the inode tree is empty");
-  return c.key().w[0] + 1;
+Status FsImpl::Fallocate(Ino ino, uint32_t mode, uint64_t offset, uint64_t length) {
+  RETURN_IF_ERROR(FileData::CheckFallocate(mode, offset, length));
+  return runner_.Write(
+      [&](WriteOp& op) -> Status { return files_.Fallocate(op, ino, mode, offset, length); });
 }
 
+Result<uint64_t> FsImpl::SeekData(Ino ino, uint64_t offset) {
+  uint64_t found = 0;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(found, files_.SeekData(op, ino, offset));
+    return Status::Ok();
+  }));
+  return found;
+}
+
+Result<uint64_t> FsImpl::SeekHole(Ino ino, uint64_t offset) {
+  uint64_t found = 0;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(found, files_.SeekHole(op, ino, offset));
+    return Status::Ok();
+  }));
+  return found;
+}
+
+Result<std::vector<FileExtent>> FsImpl::Bmap(Ino ino) {
+  std::vector<FileExtent> out;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(out, files_.Bmap(op, ino));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+// ---- Reflink.
+
+Status FsImpl::Clone(Ino src, Ino dst) {
+  RETURN_IF_ERROR(reflink_.Available());
+  return runner_.Write([&](WriteOp& op) -> Status { return reflink_.Clone(op, src, dst); });
+}
+
+Status FsImpl::CloneRange(Ino src, uint64_t src_offset, Ino dst, uint64_t dst_offset,
+                          uint64_t length) {
+  RETURN_IF_ERROR(reflink_.Available());
+  return runner_.Write([&](WriteOp& op) -> Status {
+    return reflink_.CloneRange(op, src, src_offset, dst, dst_offset, length);
+  });
+}
+
+Result<DedupeResult> FsImpl::Dedupe(Ino src, uint64_t src_offset, Ino dst, uint64_t dst_offset,
+                                    uint64_t length) {
+  RETURN_IF_ERROR(reflink_.Available());
+  DedupeResult result;
+  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
+    return reflink_.Dedupe(op, src, src_offset, dst, dst_offset, length, &result);
+  }));
+  return result;
+}
+
+Status FsImpl::Unshare(Ino ino, uint64_t offset, uint64_t length) {
+  RETURN_IF_ERROR(reflink_.Available());
+  RETURN_IF_ERROR(Reflink::CheckUnshare(offset, length));
+  return runner_.Write(
+      [&](WriteOp& op) -> Status { return reflink_.Unshare(op, ino, offset, length); });
+}
+
+Result<uint64_t> FsImpl::CopyFileRange(Ino src, uint64_t src_offset, Ino dst, uint64_t dst_offset,
+                                       uint64_t length) {
+  uint64_t copied = 0;
+  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
+    return reflink_.CopyFileRange(op, src, src_offset, dst, dst_offset, length, &copied);
+  }));
+  return copied;
+}
 
 }  // namespace fs
 }  // namespace daxfs

@@ -19,11 +19,15 @@
 #include "format/records.h"
 #include "fs/data_space.h"
 #include "fs/extent_map.h"
+#include "fs/file_data.h"
+#include "fs/inodes.h"
 #include "fs/mapping_hooks.h"
 #include "fs/node_budget.h"
 #include "fs/op.h"
 #include "fs/op_runner.h"
 #include "fs/poison.h"
+#include "fs/reflink.h"
+#include "fs/remap.h"
 #include "fs/rmap.h"
 #include "fs/trees.h"
 #include "space/extent_allocator.h"
@@ -191,67 +195,7 @@ class FsImpl final : public Filesystem, private TxnHooks {
   // when nothing is deferred.
   void ResyncDataSpace(const std::vector<format::RmapRecord>& file_owners);
 
-  // ---- Inode helpers (fs_impl.cc).
-  Result<format::Inode> GetInode(const ReadOp& op, Ino ino);  // ENOENT when absent
-  Status PutInode(WriteOp& op, const format::Inode& inode);
-  Status DeleteInode(WriteOp& op, Ino ino);
-  Result<Ino> NextIno(const ReadOp& op);
-  static Attr ToAttr(const format::Inode& inode);
   FsStats FillSpace(FsStats st);  // the space figures of StatFs (under the filesystem lock)
-  static int64_t NowNs();
-  // ---- file_io.cc internals used by namespace.cc.
-  // Writes/reads file data of `ino` without the operation scaffolding (inside a body).
-  Status WriteData(WriteOp& op, format::Inode* inode, uint64_t offset,
-                   std::span<const uint8_t> data);
-  Result<size_t> ReadData(const ReadOp& op, const format::Inode& inode, uint64_t offset,
-                          std::span<uint8_t> out);
-  // Frees every block of an inode whose last link went away (inside a body).
-  Status FreeAllData(WriteOp& op, format::Inode* inode);
-
-  // ---- data-path helpers (file_io.cc, extent_map.cc)
-  struct WritePlan;    // how a byte range will be written: pieces by treatment (file_io.cc)
-  struct BlockSource;  // the new blocks an operation allocated, handed out in file order
-  struct FileSpan;     // a stretch of file blocks with one state
-  // file_io.cc
-  Status PlanWrite(const ReadOp& op, Ino ino, uint64_t offset, uint64_t length, const uint8_t* src,
-                   bool zeroing, WritePlan* plan);
-  Result<BlockSource> ReserveForOp(WriteOp& op, uint64_t new_blocks, uint64_t goal,
-                                   uint64_t records, uint64_t updates);
-  Status ApplyPlan(WriteOp& op, Ino ino, const WritePlan& plan, BlockSource* blocks);
-  Status PlanEdgeZeroing(const ReadOp& op, const format::Inode& inode, uint64_t offset,
-                         uint64_t end, WritePlan* plan);
-  Status TruncateData(WriteOp& op, format::Inode* inode, uint64_t size);
-  Status AllocateRange(WriteOp& op, format::Inode* inode, uint64_t offset, uint64_t length,
-                       bool keep_size);
-  Status PunchOrZero(WriteOp& op, format::Inode* inode, uint64_t offset, uint64_t length, bool zero,
-                     bool keep_size);
-  Status MapUnwritten(WriteOp& op, Ino ino, const FileSpan& span, BlockSource* blocks);
-  // ---- reflink/rmap helpers (rmap.cc, refcount.cc, reflink.cc)
-  // reflink.cc and file_io.cc.
-  struct InodePair;  // the source and destination inodes of a two-file operation (maybe one)
-  // Loads both (ENOENT) and checks they are regular files (EISDIR, EINVAL).
-  Status LoadInodePair(const ReadOp& op, Ino src, Ino dst, InodePair* pair);
-  struct RemapPlan;  // the source pieces of a remap and the destination range it replaces
-  Result<RemapPlan> PlanRemap(const ReadOp& op, const format::Inode& src, uint64_t src_block,
-                              uint64_t blocks, const format::Inode& dst, uint64_t dst_block,
-                              uint64_t dst_unmap_blocks, TreeWork* work);
-  Status ApplyRemap(WriteOp& op, const RemapPlan& plan, format::Inode* src, format::Inode* dst);
-  // Private copies of the shared blocks of [first_block, +count) of `inode` (file_io.cc).
-  Status UnshareData(WriteOp& op, format::Inode* inode, uint64_t first_block, uint64_t count);
-  // Byte ranges to copy from one file to another (or within one, without overlap).
-  struct ByteCopy {
-    uint64_t src_offset, dst_offset, length;
-  };
-  // Copies `copies` from `src` into `dst` and then applies `remap` (may be null), with one
-  // allocation and reservation for both: nothing changes on error (file_io.cc). `src` and `dst`
-  // may be the same inode object; no two copies, nor a copy and the remap, may touch one block
-  // of dst. Validated by the caller, who sets dst's size and times and stores both inodes.
-  Status CopyBytesAndRemap(WriteOp& op, format::Inode* src, format::Inode* dst,
-                           const std::vector<ByteCopy>& copies, const RemapPlan* remap,
-                           const TreeWork& remap_work);
-  // ReserveForOp for any tree work: allocates `new_blocks`, then reserves nodes (file_io.cc).
-  Result<BlockSource> ReserveForWork(WriteOp& op, uint64_t new_blocks, uint64_t goal,
-                                     TreeWork work);
 
   // ---- namespace.cc helpers.
   struct NameSlot;    // where a name is, or could go, in a directory
@@ -296,6 +240,9 @@ class FsImpl final : public Filesystem, private TxnHooks {
   PoisonIndex poison_;
   NodeBudget budget_;
   ExtentMap extents_;
+  Remapper remap_;
+  FileData files_;
+  Reflink reflink_;
   OpRunner runner_;
 };
 

@@ -24,6 +24,7 @@
 
 #include "fs/blocks.h"
 #include "fs/fs_impl.h"
+#include "fs/inodes.h"
 #include "fs/rmap.h"
 #include "fs/refcount.h"
 
@@ -277,7 +278,7 @@ Result<std::string> FsImpl::PathOf(Ino ino) {
 }
 
 Result<std::string> FsImpl::PathOf(const ReadOp& op, Ino ino) {
-  ASSIGN_OR_RETURN(format::Inode inode, GetInode(op, ino));
+  ASSIGN_OR_RETURN(format::Inode inode, Inodes::Get(op, ino));
   std::vector<std::string> names;  // leaf first
   Ino current = ino;               // a directory whose name is still to be found
   if (inode.type != format::FileType::kDirectory) {
@@ -291,7 +292,7 @@ Result<std::string> FsImpl::PathOf(const ReadOp& op, Ino ino) {
       return Status::Corruption(
           fmt::format("inode {}: its parent chain does not reach the root", ino));
     }
-    ASSIGN_OR_RETURN(format::Inode dir, GetInode(op, current));
+    ASSIGN_OR_RETURN(format::Inode dir, Inodes::Get(op, current));
     if (dir.type != format::FileType::kDirectory) {
       return Status::Corruption(
           fmt::format("inode {} holds entries but is not a directory", current));

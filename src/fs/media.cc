@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "fs/blocks.h"
 #include "fs/fs_impl.h"
+#include "fs/inodes.h"
 #include "fs/poison.h"
 #include "fs/runs.h"
 #include "fs/rmap.h"

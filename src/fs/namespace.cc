@@ -13,6 +13,7 @@
 
 #include "fs/blocks.h"
 #include "fs/fs_impl.h"
+#include "fs/inodes.h"
 
 namespace daxfs::fs {
 
@@ -115,7 +116,7 @@ struct FsImpl::RenamePlan {
 // ---- Helpers (inside an operation).
 
 Result<Inode> FsImpl::GetDirectory(const ReadOp& op, Ino dir) {
-  Result<Inode> n = GetInode(op, dir);
+  Result<Inode> n = Inodes::Get(op, dir);
   if (!n.ok()) {
     if (!n.status().IsNotFound()) return n.status();
     return Status::NotFound(fmt::format("directory {} does not exist", dir));
@@ -160,7 +161,7 @@ Result<uint64_t> FsImpl::FreeSlotFor(const NameSlot& where, Ino dir, std::string
 }
 
 Result<Inode> FsImpl::EntryInode(const ReadOp& op, Ino dir, const Dirent& entry) {
-  Result<Inode> n = GetInode(op, entry.ino);
+  Result<Inode> n = Inodes::Get(op, entry.ino);
   if (n.ok() || !n.status().IsNotFound()) return n;
   return Status::Corruption(fmt::format("directory {}: entry '{}' points to missing inode {}", dir,
                                         entry.name, entry.ino));
@@ -170,7 +171,7 @@ Result<Inode> FsImpl::LookupIn(const ReadOp& op, const Inode& dir, std::string_v
   RETURN_IF_ERROR(ValidateName(name, 0));
   if (dir.type != FileType::kDirectory) return NotADirectory(dir.ino);
   if (name == ".") return dir;
-  if (name == "..") return GetInode(op, dir.parent);
+  if (name == "..") return Inodes::Get(op, dir.parent);
   ASSIGN_OR_RETURN(NameSlot where, FindName(op, dir.ino, name));
   if (!where.slot) {
     return Status::NotFound(fmt::format("'{}' does not exist in directory {}", name, dir.ino));
@@ -188,7 +189,7 @@ Result<Inode> FsImpl::ResolvePath(const ReadOp& op, std::string_view path, bool 
   }
   std::vector<std::string> todo;  // components left, the next one last
   PushComponents(path, &todo);
-  ASSIGN_OR_RETURN(Inode cur, GetInode(op, format::kRootIno));
+  ASSIGN_OR_RETURN(Inode cur, Inodes::Get(op, format::kRootIno));
   int follows = 0;
   while (!todo.empty()) {
     std::string part = std::move(todo.back());
@@ -204,7 +205,7 @@ Result<Inode> FsImpl::ResolvePath(const ReadOp& op, std::string_view path, bool 
     }
     ASSIGN_OR_RETURN(std::string target, LinkTarget(op, next));
     if (target[0] == '/') {
-      ASSIGN_OR_RETURN(cur, GetInode(op, format::kRootIno));
+      ASSIGN_OR_RETURN(cur, Inodes::Get(op, format::kRootIno));
     }
     PushComponents(target, &todo);
   }
@@ -220,7 +221,7 @@ Result<std::string> FsImpl::LinkTarget(const ReadOp& op, const Inode& link) {
   }
   std::string target(link.size, '\0');
   ASSIGN_OR_RETURN(size_t got,
-                   ReadData(op, link, 0, {reinterpret_cast<uint8_t*>(target.data()), target.size()}));
+                   files_.ReadData(op, link, 0, {reinterpret_cast<uint8_t*>(target.data()), target.size()}));
   if (got != target.size()) {
     return Status::Corruption(
         fmt::format("symlink {}: read {} of {} target bytes", link.ino, got, target.size()));
@@ -266,10 +267,10 @@ Status FsImpl::DropLink(WriteOp& op, Inode* inode, int64_t now) {
   if (inode->nlink > 1) {
     --inode->nlink;
     inode->ctime_ns = now;
-    return PutInode(op, *inode);
+    return Inodes::Put(op, *inode);
   }
-  RETURN_IF_ERROR(FreeAllData(op, inode));
-  return DeleteInode(op, inode->ino);
+  RETURN_IF_ERROR(files_.FreeAllData(op, inode));
+  return Inodes::Delete(op, inode->ino);
 }
 
 // ---- Lookup and attributes.
@@ -280,7 +281,7 @@ Result<Attr> FsImpl::Lookup(Ino dir, std::string_view name) {
     RETURN_IF_ERROR(ValidateName(name, 0));
     ASSIGN_OR_RETURN(Inode d, GetDirectory(op, dir));
     ASSIGN_OR_RETURN(Inode n, LookupIn(op, d, name));
-    out = ToAttr(n);
+    out = Inodes::ToAttr(n);
     return Status::Ok();
   }));
   return out;
@@ -290,7 +291,7 @@ Result<Attr> FsImpl::Resolve(std::string_view path, bool follow) {
   Attr out;
   RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
     ASSIGN_OR_RETURN(Inode n, ResolvePath(op, path, follow));
-    out = ToAttr(n);
+    out = Inodes::ToAttr(n);
     return Status::Ok();
   }));
   return out;
@@ -299,8 +300,8 @@ Result<Attr> FsImpl::Resolve(std::string_view path, bool follow) {
 Result<Attr> FsImpl::GetAttr(Ino ino) {
   Attr out;
   RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
-    ASSIGN_OR_RETURN(Inode n, GetInode(op, ino));
-    out = ToAttr(n);
+    ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
+    out = Inodes::ToAttr(n);
     return Status::Ok();
   }));
   return out;
@@ -309,7 +310,7 @@ Result<Attr> FsImpl::GetAttr(Ino ino) {
 Result<Attr> FsImpl::SetAttr(Ino ino, const SetAttrRequest& request) {
   Attr out;
   RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
-    ASSIGN_OR_RETURN(Inode n, GetInode(op, ino));
+    ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
     RETURN_IF_ERROR(budget_.ReserveNodes(op, 1));
     if (request.mode) n.mode = static_cast<uint16_t>(*request.mode & 07777);
     if (request.uid) n.uid = *request.uid;
@@ -317,8 +318,8 @@ Result<Attr> FsImpl::SetAttr(Ino ino, const SetAttrRequest& request) {
     if (request.atime_ns) n.atime_ns = *request.atime_ns;
     if (request.mtime_ns) n.mtime_ns = *request.mtime_ns;
     n.ctime_ns = NowNs();
-    RETURN_IF_ERROR(PutInode(op, n));
-    out = ToAttr(n);
+    RETURN_IF_ERROR(Inodes::Put(op, n));
+    out = Inodes::ToAttr(n);
     return Status::Ok();
   }));
   return out;
@@ -327,7 +328,7 @@ Result<Attr> FsImpl::SetAttr(Ino ino, const SetAttrRequest& request) {
 Result<std::string> FsImpl::ReadLink(Ino ino) {
   std::string out;
   RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
-    ASSIGN_OR_RETURN(Inode n, GetInode(op, ino));
+    ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
     ASSIGN_OR_RETURN(out, LinkTarget(op, n));
     return Status::Ok();
   }));
@@ -353,7 +354,7 @@ Result<Attr> FsImpl::MakeNode(Ino dir, std::string_view name, FileType type, uin
   Attr out;
   RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
     ASSIGN_OR_RETURN(Inode n, MakeNode(op, dir, name, type, mode, target));
-    out = ToAttr(n);
+    out = Inodes::ToAttr(n);
     return Status::Ok();
   }));
   return out;
@@ -371,21 +372,21 @@ Result<Inode> FsImpl::MakeNode(WriteOp& op, Ino dir, std::string_view name, File
   }
   ASSIGN_OR_RETURN(NameSlot where, FindName(op, dir, name));
   ASSIGN_OR_RETURN(uint64_t slot, FreeSlotFor(where, dir, name));
-  ASSIGN_OR_RETURN(Ino ino, NextIno(op));
+  ASSIGN_OR_RETURN(Ino ino, Inodes::Next(op));
   RETURN_IF_ERROR(budget_.ReserveNodes(op, type == FileType::kSymlink ? 8 : 3));
 
   const int64_t now = NowNs();
   Inode n = NewInode(ino, type, mode, dir, now);
   if (type == FileType::kSymlink) {  // first: it allocates data, all or nothing
     RETURN_IF_ERROR(
-        WriteData(op, &n, 0, {reinterpret_cast<const uint8_t*>(target.data()), target.size()}));
+        files_.WriteData(op, &n, 0, {reinterpret_cast<const uint8_t*>(target.data()), target.size()}));
   }
-  RETURN_IF_ERROR(PutInode(op, n));
+  RETURN_IF_ERROR(Inodes::Put(op, n));
   RETURN_IF_ERROR(PutEntry(op, dir, slot, n, name));
   ++parent.size;
   if (is_dir) ++parent.nlink;
   Touch(&parent, now);
-  RETURN_IF_ERROR(PutInode(op, parent));
+  RETURN_IF_ERROR(Inodes::Put(op, parent));
   return n;
 }
 
@@ -393,7 +394,7 @@ Result<Attr> FsImpl::Link(Ino ino, Ino new_dir, std::string_view new_name) {
   Attr out;
   RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
     ASSIGN_OR_RETURN(Inode n, Link(op, ino, new_dir, new_name));
-    out = ToAttr(n);
+    out = Inodes::ToAttr(n);
     return Status::Ok();
   }));
   return out;
@@ -402,7 +403,7 @@ Result<Attr> FsImpl::Link(Ino ino, Ino new_dir, std::string_view new_name) {
 // Tree updates: the inode, the new entry, the parent inode.
 Result<Inode> FsImpl::Link(WriteOp& op, Ino ino, Ino new_dir, std::string_view new_name) {
   RETURN_IF_ERROR(ValidateName(new_name, EEXIST));
-  ASSIGN_OR_RETURN(Inode n, GetInode(op, ino));
+  ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
   if (n.type == FileType::kDirectory) {
     return Status::Error(EPERM, fmt::format("inode {} is a directory: no hard links", ino));
   }
@@ -417,11 +418,11 @@ Result<Inode> FsImpl::Link(WriteOp& op, Ino ino, Ino new_dir, std::string_view n
   const int64_t now = NowNs();
   ++n.nlink;
   n.ctime_ns = now;
-  RETURN_IF_ERROR(PutInode(op, n));
+  RETURN_IF_ERROR(Inodes::Put(op, n));
   RETURN_IF_ERROR(PutEntry(op, new_dir, slot, n, new_name));
   ++parent.size;
   Touch(&parent, now);
-  RETURN_IF_ERROR(PutInode(op, parent));
+  RETURN_IF_ERROR(Inodes::Put(op, parent));
   return n;
 }
 
@@ -451,7 +452,7 @@ Status FsImpl::Unlink(WriteOp& op, Ino dir, std::string_view name) {
   RETURN_IF_ERROR(DeleteEntry(op, dir, *where.slot));
   --parent.size;
   Touch(&parent, now);
-  return PutInode(op, parent);
+  return Inodes::Put(op, parent);
 }
 
 Status FsImpl::Rmdir(Ino dir, std::string_view name) {
@@ -477,12 +478,12 @@ Status FsImpl::Rmdir(WriteOp& op, Ino dir, std::string_view name) {
   }
   RETURN_IF_ERROR(budget_.ReserveNodes(op, 3));
 
-  RETURN_IF_ERROR(DeleteInode(op, child.ino));
+  RETURN_IF_ERROR(Inodes::Delete(op, child.ino));
   RETURN_IF_ERROR(DeleteEntry(op, dir, *where.slot));
   --parent.size;
   --parent.nlink;
   Touch(&parent, NowNs());
-  return PutInode(op, parent);
+  return Inodes::Put(op, parent);
 }
 
 // ---- Rename.
@@ -566,7 +567,7 @@ Status FsImpl::CheckNotInside(const ReadOp& op, Ino moving_dir, Ino new_parent) 
       return Status::Corruption(
           fmt::format("directory {}: parent chain does not reach the root", new_parent));
     }
-    ASSIGN_OR_RETURN(Inode n, GetInode(op, cur));
+    ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, cur));
     cur = n.parent;
   }
   return moving_dir == format::kRootIno ? Status::Invalid("rename: cannot move the root")
@@ -582,7 +583,7 @@ Status FsImpl::ApplyRename(WriteOp& op, RenamePlan* plan, std::string_view new_n
   Inode* np = plan->same_dir ? &plan->old_parent : &plan->new_parent;
   if (plan->target) {  // first: freeing its data is the one step that may still fail
     if (plan->target->type == FileType::kDirectory) {
-      RETURN_IF_ERROR(DeleteInode(op, plan->target->ino));
+      RETURN_IF_ERROR(Inodes::Delete(op, plan->target->ino));
       --np->nlink;
     } else {
       RETURN_IF_ERROR(DropLink(op, &*plan->target, now));
@@ -598,12 +599,12 @@ Status FsImpl::ApplyRename(WriteOp& op, RenamePlan* plan, std::string_view new_n
     --old_parent->nlink;
     ++np->nlink;
   }
-  RETURN_IF_ERROR(PutInode(op, plan->source));
+  RETURN_IF_ERROR(Inodes::Put(op, plan->source));
   --old_parent->size;
   Touch(old_parent, now);
   Touch(np, now);
-  RETURN_IF_ERROR(PutInode(op, *old_parent));
-  return plan->same_dir ? Status::Ok() : PutInode(op, *np);
+  RETURN_IF_ERROR(Inodes::Put(op, *old_parent));
+  return plan->same_dir ? Status::Ok() : Inodes::Put(op, *np);
 }
 
 // ---- ReadDir.

@@ -15,6 +15,7 @@
 
 #include "fs/blocks.h"
 #include "fs/fs_impl.h"
+#include "fs/inodes.h"
 #include "fs/rmap.h"
 #include "fs/refcount.h"
 #include "space/extent_allocator.h"

@@ -10,6 +10,7 @@
 
 #include "fs/blocks.h"
 #include "fs/fs_impl.h"
+#include "fs/owners.h"
 #include "fs/inodes.h"
 #include "fs/rmap.h"
 #include "fs/refcount.h"
@@ -483,7 +484,7 @@ void FsImpl::CheckReverseMaps(const std::vector<RmapRecord>& file_owners,
   if (!has_reflink_) expect_empty(format::TreeId::kRefcount, "refcount");
 
   std::vector<RmapRecord> want = file_owners;
-  for (const RmapRecord& s : SpecialOwnerRecords()) want.push_back(s);
+  for (const RmapRecord& s : owners_.SpecialOwnerRecords()) want.push_back(s);
   std::sort(want.begin(), want.end(), [](auto& a, auto& b) { return RmapOrder(a) < RmapOrder(b); });
   // Without reflink sharing is already reported as "owned twice".
   std::vector<RefcountRecord> want_refcounts;

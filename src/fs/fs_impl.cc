@@ -144,6 +144,8 @@ FsImpl::FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,
       remap_(&extents_, &poison_),
       files_(device, &data_, &poison_, &budget_, &extents_, &remap_),
       reflink_(has_reflink_, &files_, &remap_, &budget_),
+      names_(&files_, &budget_, &extents_),
+      owners_(pool_.get(), &poison_),
       runner_(pool_.get(), device, options, has_rmap_, has_reflink_, this) {}
 
 FsImpl::~FsImpl() {
@@ -193,6 +195,147 @@ FsStats FsImpl::FillSpace(FsStats st) {
   st.data_blocks_used = space.data_chunks * chunk_blocks - data_.blocks().free_blocks() - data_.blocks().deferred_blocks();
   st.generation = sb.generation;
   return st;
+}
+
+// ---- Names.
+
+namespace {
+
+// Runs a read operation that yields an inode and reports it as attributes.
+template <typename Body>
+Result<Attr> ReadAttr(OpRunner& runner, Body&& body) {
+  Attr out;
+  RETURN_IF_ERROR(runner.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(format::Inode n, body(op));
+    out = Inodes::ToAttr(n);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+template <typename Body>
+Result<Attr> WriteAttr(OpRunner& runner, Body&& body) {
+  Attr out;
+  RETURN_IF_ERROR(runner.Write([&](WriteOp& op) -> Status {
+    ASSIGN_OR_RETURN(format::Inode n, body(op));
+    out = Inodes::ToAttr(n);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+}  // namespace
+
+Result<Attr> FsImpl::Lookup(Ino dir, std::string_view name) {
+  return ReadAttr(runner_, [&](const ReadOp& op) { return names_.Lookup(op, dir, name); });
+}
+
+Result<Attr> FsImpl::Resolve(std::string_view path, bool follow) {
+  return ReadAttr(runner_, [&](const ReadOp& op) { return names_.Resolve(op, path, follow); });
+}
+
+Result<Attr> FsImpl::GetAttr(Ino ino) {
+  return ReadAttr(runner_, [&](const ReadOp& op) { return Inodes::Get(op, ino); });
+}
+
+Result<Attr> FsImpl::SetAttr(Ino ino, const SetAttrRequest& request) {
+  return WriteAttr(runner_, [&](WriteOp& op) { return names_.SetAttr(op, ino, request); });
+}
+
+Result<Attr> FsImpl::Create(Ino dir, std::string_view name, uint32_t mode) {
+  return WriteAttr(runner_, [&](WriteOp& op) {
+    return names_.Create(op, dir, name, format::FileType::kRegular, mode, {});
+  });
+}
+
+Result<Attr> FsImpl::Mkdir(Ino dir, std::string_view name, uint32_t mode) {
+  return WriteAttr(runner_, [&](WriteOp& op) {
+    return names_.Create(op, dir, name, format::FileType::kDirectory, mode, {});
+  });
+}
+
+Result<Attr> FsImpl::Symlink(Ino dir, std::string_view name, std::string_view target) {
+  return WriteAttr(runner_, [&](WriteOp& op) {
+    return names_.Create(op, dir, name, format::FileType::kSymlink, 0777, target);
+  });
+}
+
+Result<std::string> FsImpl::ReadLink(Ino ino) {
+  std::string out;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(out, names_.ReadLink(op, ino));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<Attr> FsImpl::Link(Ino ino, Ino new_dir, std::string_view new_name) {
+  return WriteAttr(runner_, [&](WriteOp& op) { return names_.Link(op, ino, new_dir, new_name); });
+}
+
+Status FsImpl::Unlink(Ino dir, std::string_view name) {
+  return runner_.Write([&](WriteOp& op) { return names_.Unlink(op, dir, name); });
+}
+
+Status FsImpl::Rmdir(Ino dir, std::string_view name) {
+  return runner_.Write([&](WriteOp& op) { return names_.Rmdir(op, dir, name); });
+}
+
+Status FsImpl::Rename(Ino old_dir, std::string_view old_name, Ino new_dir,
+                      std::string_view new_name) {
+  return runner_.Write(
+      [&](WriteOp& op) { return names_.Rename(op, old_dir, old_name, new_dir, new_name); });
+}
+
+// Entries are gathered in batches under the lock and handed to `fn` without it, so `fn` may call
+// back into the filesystem.
+Status FsImpl::ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& fn) {
+  for (bool first = true;; first = false) {
+    std::vector<DirEntry> batch;
+    Status s = runner_.Read([&](const ReadOp& op) {
+      return names_.ReadDirBatch(op, dir, cookie, Namespace::kReadDirBatch, &batch);
+    });
+    if (!s.ok()) return (first || !s.IsNotFound()) ? s : Status::Ok();  // removed meanwhile: done
+    for (const DirEntry& e : batch) {
+      if (!fn(e)) return Status::Ok();
+      cookie = e.cookie;
+    }
+    if (batch.size() < Namespace::kReadDirBatch) return Status::Ok();
+  }
+}
+
+Result<std::string> FsImpl::PathOf(Ino ino) {
+  std::string path;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(path, names_.PathOf(op, ino));
+    return Status::Ok();
+  }));
+  return path;
+}
+
+// ---- Owners.
+
+Result<std::vector<FsmapRecord>> FsImpl::Fsmap(uint64_t start, uint64_t end,
+                                               const std::optional<FsmapKey>& after, size_t max) {
+  ASSIGN_OR_RETURN(FsmapQuery q, owners_.MakeQuery(start, end, after, max));
+  std::vector<FsmapRecord> out;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(out, has_rmap_ ? owners_.FromRmap(op, q) : owners_.ByFullScan(op, q));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::vector<FsmapRecord>> FsImpl::FsmapByScan(uint64_t start, uint64_t end,
+                                                     const std::optional<FsmapKey>& after,
+                                                     size_t max) {
+  ASSIGN_OR_RETURN(FsmapQuery q, owners_.MakeQuery(start, end, after, max));
+  std::vector<FsmapRecord> out;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(out, owners_.ByFullScan(op, q));
+    return Status::Ok();
+  }));
+  return out;
 }
 
 // ---- File data.

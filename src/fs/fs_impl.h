@@ -22,9 +22,11 @@
 #include "fs/file_data.h"
 #include "fs/inodes.h"
 #include "fs/mapping_hooks.h"
+#include "fs/namespace.h"
 #include "fs/node_budget.h"
 #include "fs/op.h"
 #include "fs/op_runner.h"
+#include "fs/owners.h"
 #include "fs/poison.h"
 #include "fs/reflink.h"
 #include "fs/remap.h"
@@ -154,19 +156,6 @@ class FsImpl final : public Filesystem, private TxnHooks {
   Status ApplyFailure(WriteOp& op, const FailurePlan& plan);
   void KeepFailureInMemory(const ReadOp& op, const FailurePlan& plan);
   // ---- fsmap/scrub helpers (fsmap.cc, check.cc, repair.cc)
-  struct FsmapQuery;  // a validated query in device blocks plus its resume key (fsmap.cc)
-  Result<FsmapQuery> MakeFsmapQuery(uint64_t start, uint64_t end,
-                                    const std::optional<FsmapKey>& after, size_t max) const;
-  Result<std::vector<FsmapRecord>> FsmapFromRmap(const ReadOp& op, const FsmapQuery& q);
-  Result<std::vector<FsmapRecord>> FsmapFromScan(const ReadOp& op, const FsmapQuery& q);
-  Result<std::string> PathOf(const ReadOp& op, Ino ino);
-  // What the reverse maps must hold, computed from the extent maps and the chunk table (used by
-  // the fsmap baseline, the checker and the repair):
-  // every extent record turned around (one rmap record per extent), in rmap key order;
-  Status ScanFileOwners(const ReadOp& op, std::vector<format::RmapRecord>* out);
-  // the special-owner records the chunk table implies: the superblock slots, then one
-  // `metadata` record per METADATA chunk (chunk 0 without the superblock slots), in key order;
-  std::vector<format::RmapRecord> SpecialOwnerRecords() const;
   // check.cc: every difference between the reverse maps as they should be (`want_*`, sorted)
   // and as they are (`have_*`, in tree order), one line each naming device blocks and owners.
   static void DiffReverseMaps(const std::vector<format::RmapRecord>& want_rmap,
@@ -197,38 +186,6 @@ class FsImpl final : public Filesystem, private TxnHooks {
 
   FsStats FillSpace(FsStats st);  // the space figures of StatFs (under the filesystem lock)
 
-  // ---- namespace.cc helpers.
-  struct NameSlot;    // where a name is, or could go, in a directory
-  struct RenamePlan;  // everything Rename checked, ready to apply
-  // Runs a write operation that creates a file, directory or symlink (`target`) named `name`.
-  Result<Attr> MakeNode(Ino dir, std::string_view name, format::FileType type, uint32_t mode,
-                        std::string_view target);
-  Result<format::Inode> MakeNode(WriteOp& op, Ino dir, std::string_view name, format::FileType type,
-                                 uint32_t mode, std::string_view target);
-  Result<format::Inode> GetDirectory(const ReadOp& op, Ino dir);  // ENOENT, ENOTDIR
-  Result<NameSlot> FindName(const ReadOp& op, Ino dir, std::string_view name);
-  Result<uint64_t> FreeSlotFor(const NameSlot& where, Ino dir, std::string_view name);
-  Result<format::Inode> EntryInode(const ReadOp& op, Ino dir, const format::Dirent& entry);
-  Result<format::Inode> LookupIn(const ReadOp& op, const format::Inode& dir, std::string_view name);
-  Result<format::Inode> ResolvePath(const ReadOp& op, std::string_view path, bool follow);
-  Result<std::string> LinkTarget(const ReadOp& op, const format::Inode& link);
-  Status PutEntry(WriteOp& op, Ino dir, uint64_t slot, const format::Inode& inode,
-                  std::string_view name);
-  Status DeleteEntry(WriteOp& op, Ino dir, uint64_t slot);
-  Result<bool> HasEntries(const ReadOp& op, Ino dir);
-  Result<uint64_t> TreeUpdatesToFree(const ReadOp& op, const format::Inode& inode);
-  Status DropLink(WriteOp& op, format::Inode* inode, int64_t now);
-  Status Unlink(WriteOp& op, Ino dir, std::string_view name);
-  Status Rmdir(WriteOp& op, Ino dir, std::string_view name);
-  Result<format::Inode> Link(WriteOp& op, Ino ino, Ino new_dir, std::string_view new_name);
-  Status CheckNotInside(const ReadOp& op, Ino moving_dir, Ino new_parent);
-  Result<RenamePlan> PlanRename(const ReadOp& op, Ino old_dir, std::string_view old_name,
-                                Ino new_dir, std::string_view new_name);
-  Status CheckReplace(const ReadOp& op, const RenamePlan& plan);
-  Status ApplyRename(WriteOp& op, RenamePlan* plan, std::string_view new_name);
-  Status ReadDirBatch(const ReadOp& op, Ino dir, uint64_t cookie, size_t max,
-                      std::vector<DirEntry>* out);
-
   device::Device* device_;
   std::unique_ptr<device::Device> owned_device_;
   std::unique_ptr<txn::Pool> pool_;
@@ -243,6 +200,8 @@ class FsImpl final : public Filesystem, private TxnHooks {
   Remapper remap_;
   FileData files_;
   Reflink reflink_;
+  Namespace names_;
+  Owners owners_;
   OpRunner runner_;
 };
 

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "fs/blocks.h"
 #include "fs/fs_impl.h"
+#include "fs/owners.h"
 #include "fs/inodes.h"
 #include "fs/poison.h"
 #include "fs/runs.h"
@@ -183,7 +184,7 @@ Status FsImpl::PlanFailure(const ReadOp& op, uint64_t offset, uint64_t length, F
       RETURN_IF_ERROR(bad);
     } else {
       if (!scanned_done) {
-        RETURN_IF_ERROR(ScanFileOwners(op, &scanned));
+        RETURN_IF_ERROR(Owners::ScanFileOwners(op, &scanned));
         scanned_done = true;
       }
       for (const RmapRecord& r : scanned) {
@@ -206,7 +207,7 @@ Status FsImpl::PlanFailure(const ReadOp& op, uint64_t offset, uint64_t length, F
       ASSIGN_OR_RETURN(shared, Refcount::AnyShared(op, s, e - s));
     }
     uint64_t fb = r.file_block + (s - r.device_block);
-    Result<std::string> path = PathOf(op, r.owner);
+    Result<std::string> path = names_.PathOf(op, r.owner);
     plan->owners.push_back({.ino = r.owner,
                             .path = path.ok() ? *path : "",
                             .file_offset = fb * kBlock,
@@ -422,7 +423,7 @@ Result<MediaErrorList> FsImpl::MediaErrors() {
       if (op.refcount() != nullptr) {
         ASSIGN_OR_RETURN(shared, Refcount::AnyShared(op, r.device_block, r.blocks));
       }
-      Result<std::string> path = PathOf(op, r.ino);
+      Result<std::string> path = names_.PathOf(op, r.ino);
       out.lost.push_back({.ino = r.ino,
                           .path = path.ok() ? *path : "",
                           .file_offset = r.file_block * kBlock,
@@ -432,7 +433,7 @@ Result<MediaErrorList> FsImpl::MediaErrors() {
       bad.push_back({r.device_block, r.blocks});
     }
     std::vector<RmapRecord> files;
-    RETURN_IF_ERROR(ScanFileOwners(op, &files));
+    RETURN_IF_ERROR(Owners::ScanFileOwners(op, &files));
     ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, poison_.RetiredRecords(op, files));
     for (const RmapRecord& r : retired) out.retired.push_back({r.device_block * kBlock, r.blocks * kBlock});
     ASSIGN_OR_RETURN(std::vector<BadRecord> recorded, poison_.BadRecords(op, 0, kNoEnd));

@@ -1,19 +1,19 @@
-// Directories and names: lookup, path resolution, create/link/unlink/rename, readdir, attributes.
-// Uses the inode and directory-entry trees through the scaffolding of fs_impl.cc; file data only
-// through WriteData/ReadData/FreeAllData, never the extent map's layout or the data allocator.
-//
-// Names "." and ".." (POSIX leaves the errno to us in places; these follow Linux where it is
-// clear): Lookup and Resolve treat them as path components; creating one (Create, Mkdir,
-// Symlink, Link) fails with EEXIST (the name always exists); Unlink of one fails with EISDIR (it
-// is a directory); Rmdir and Rename with EINVAL (POSIX rmdir/rename).
+// Directories and names (namespace.h). Names "." and ".." (POSIX leaves the errno to us in
+// places; these follow Linux where it is clear): Lookup and Resolve treat them as path
+// components; creating one (Create, Link) fails with EEXIST (the name always exists); Unlink of
+// one fails with EISDIR (it is a directory); Rmdir and Rename with EINVAL (POSIX rmdir/rename).
+#include "fs/namespace.h"
+
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <limits>
 
 #include "fs/blocks.h"
-#include "fs/fs_impl.h"
+#include "fs/extent_map.h"
+#include "fs/file_data.h"
 #include "fs/inodes.h"
+#include "fs/node_budget.h"
 
 namespace daxfs::fs {
 
@@ -23,10 +23,9 @@ using format::Inode;
 
 namespace {
 
-constexpr uint32_t kMaxLinks = 65000;            // link count limit (EMLINK), as ext4
-constexpr int kMaxSymlinkFollows = 40;           // per resolution (ELOOP), as Linux MAXSYMLINKS
-constexpr size_t kReadDirBatch = 128;            // entries gathered per lock hold in ReadDir
-constexpr uint64_t kExtentsPerFreeUpdate = 8;    // extent records one reserved update covers
+constexpr uint32_t kMaxLinks = 65000;          // link count limit (EMLINK), as ext4
+constexpr int kMaxSymlinkFollows = 40;         // per resolution (ELOOP), as Linux MAXSYMLINKS
+constexpr uint64_t kExtentsPerFreeUpdate = 8;  // extent records one reserved update covers
 
 bool IsDotName(std::string_view name) { return name == "." || name == ".."; }
 
@@ -95,13 +94,13 @@ void Touch(Inode* dir, int64_t now) { dir->mtime_ns = dir->ctime_ns = now; }
 }  // namespace
 
 // Where `name` is in a directory (when it exists) and the first unused slot of its hash.
-struct FsImpl::NameSlot {
+struct Namespace::NameSlot {
   std::optional<uint64_t> slot;  // set when the name exists
   Dirent entry;                  // the entry, when it exists
   std::optional<uint64_t> free_slot;
 };
 
-struct FsImpl::RenamePlan {
+struct Namespace::RenamePlan {
   Inode old_parent;
   Inode new_parent;  // unused when same_dir
   bool same_dir = false;
@@ -115,7 +114,7 @@ struct FsImpl::RenamePlan {
 
 // ---- Helpers (inside an operation).
 
-Result<Inode> FsImpl::GetDirectory(const ReadOp& op, Ino dir) {
+Result<Inode> Namespace::GetDirectory(const ReadOp& op, Ino dir) const {
   Result<Inode> n = Inodes::Get(op, dir);
   if (!n.ok()) {
     if (!n.status().IsNotFound()) return n.status();
@@ -126,7 +125,8 @@ Result<Inode> FsImpl::GetDirectory(const ReadOp& op, Ino dir) {
 }
 
 // Scans the up-to-256 slots of the name's hash: SeekGE {dir, base}, stop past base | 0xff.
-Result<FsImpl::NameSlot> FsImpl::FindName(const ReadOp& op, Ino dir, std::string_view name) {
+Result<Namespace::NameSlot> Namespace::FindName(const ReadOp& op, Ino dir,
+                                                std::string_view name) const {
   const uint64_t base = format::NameHashSlot(name);
   const uint64_t last = base | format::kSlotCollisionMask;
   NameSlot out;
@@ -149,7 +149,7 @@ Result<FsImpl::NameSlot> FsImpl::FindName(const ReadOp& op, Ino dir, std::string
 }
 
 // The slot a new entry `name` takes: EEXIST if the name is there, ENOSPC if its hash is full.
-Result<uint64_t> FsImpl::FreeSlotFor(const NameSlot& where, Ino dir, std::string_view name) {
+Result<uint64_t> Namespace::FreeSlotFor(const NameSlot& where, Ino dir, std::string_view name) {
   if (where.slot) {
     return Status::Exists(fmt::format("'{}' already exists in directory {}", name, dir));
   }
@@ -160,14 +160,14 @@ Result<uint64_t> FsImpl::FreeSlotFor(const NameSlot& where, Ino dir, std::string
   return *where.free_slot;
 }
 
-Result<Inode> FsImpl::EntryInode(const ReadOp& op, Ino dir, const Dirent& entry) {
+Result<Inode> Namespace::EntryInode(const ReadOp& op, Ino dir, const Dirent& entry) const {
   Result<Inode> n = Inodes::Get(op, entry.ino);
   if (n.ok() || !n.status().IsNotFound()) return n;
   return Status::Corruption(fmt::format("directory {}: entry '{}' points to missing inode {}", dir,
                                         entry.name, entry.ino));
 }
 
-Result<Inode> FsImpl::LookupIn(const ReadOp& op, const Inode& dir, std::string_view name) {
+Result<Inode> Namespace::LookupIn(const ReadOp& op, const Inode& dir, std::string_view name) const {
   RETURN_IF_ERROR(ValidateName(name, 0));
   if (dir.type != FileType::kDirectory) return NotADirectory(dir.ino);
   if (name == ".") return dir;
@@ -179,7 +179,7 @@ Result<Inode> FsImpl::LookupIn(const ReadOp& op, const Inode& dir, std::string_v
   return EntryInode(op, dir.ino, where.entry);
 }
 
-Result<Inode> FsImpl::ResolvePath(const ReadOp& op, std::string_view path, bool follow) {
+Result<Inode> Namespace::Resolve(const ReadOp& op, std::string_view path, bool follow) const {
   if (path.empty() || path[0] != '/') {
     return Status::Invalid(fmt::format("'{}' is not an absolute path", path));
   }
@@ -212,7 +212,7 @@ Result<Inode> FsImpl::ResolvePath(const ReadOp& op, std::string_view path, bool 
   return cur;
 }
 
-Result<std::string> FsImpl::LinkTarget(const ReadOp& op, const Inode& link) {
+Result<std::string> Namespace::LinkTarget(const ReadOp& op, const Inode& link) const {
   if (link.type != FileType::kSymlink) {
     return Status::Invalid(fmt::format("inode {} is not a symlink", link.ino));
   }
@@ -220,8 +220,9 @@ Result<std::string> FsImpl::LinkTarget(const ReadOp& op, const Inode& link) {
     return Status::Corruption(fmt::format("symlink {}: target length {}", link.ino, link.size));
   }
   std::string target(link.size, '\0');
-  ASSIGN_OR_RETURN(size_t got,
-                   files_.ReadData(op, link, 0, {reinterpret_cast<uint8_t*>(target.data()), target.size()}));
+  ASSIGN_OR_RETURN(
+      size_t got,
+      files_->ReadData(op, link, 0, {reinterpret_cast<uint8_t*>(target.data()), target.size()}));
   if (got != target.size()) {
     return Status::Corruption(
         fmt::format("symlink {}: read {} of {} target bytes", link.ino, got, target.size()));
@@ -229,7 +230,8 @@ Result<std::string> FsImpl::LinkTarget(const ReadOp& op, const Inode& link) {
   return target;
 }
 
-Status FsImpl::PutEntry(WriteOp& op, Ino dir, uint64_t slot, const Inode& inode, std::string_view name) {
+Status Namespace::PutEntry(WriteOp& op, Ino dir, uint64_t slot, const Inode& inode,
+                           std::string_view name) {
   uint8_t value[format::kDirentValueSize];
   format::EncodeDirent(Dirent{.ino = inode.ino, .type = inode.type, .name = std::string(name)},
                        value);
@@ -238,11 +240,11 @@ Status FsImpl::PutEntry(WriteOp& op, Ino dir, uint64_t slot, const Inode& inode,
   return Status::Ok();
 }
 
-Status FsImpl::DeleteEntry(WriteOp& op, Ino dir, uint64_t slot) {
+Status Namespace::DeleteEntry(WriteOp& op, Ino dir, uint64_t slot) {
   return op.writer(FsTree::kDirents).Delete(DirentKey(dir, slot));
 }
 
-Result<bool> FsImpl::HasEntries(const ReadOp& op, Ino dir) {
+Result<bool> Namespace::HasEntries(const ReadOp& op, Ino dir) const {
   btree::Cursor c(op.dirents());
   RETURN_IF_ERROR(c.SeekGE(DirentKey(dir, 0)));
   return c.Valid() && c.key().w[0] == dir;
@@ -250,119 +252,60 @@ Result<bool> FsImpl::HasEntries(const ReadOp& op, Ino dir) {
 
 // Tree updates that dropping the last link of `inode` costs on top of deleting it: freeing
 // its extents (a generous share of one path copy per kExtentsPerFreeUpdate records).
-Result<uint64_t> FsImpl::TreeUpdatesToFree(const ReadOp& op, const Inode& inode) {
+Result<uint64_t> Namespace::TreeUpdatesToFree(const ReadOp& op, const Inode& inode) const {
   if (inode.type == FileType::kDirectory || inode.nlink > 1) return 0;
   uint64_t extents = 0;
-  RETURN_IF_ERROR(
-      extents_.ForEach(op, inode.ino, 0, kMaxFileBlocks, [&](uint64_t, const format::ExtentRecord&) {
-        ++extents;
-        return true;
-      }));
+  RETURN_IF_ERROR(extents_->ForEach(op, inode.ino, 0, kMaxFileBlocks,
+                                    [&](uint64_t, const format::ExtentRecord&) {
+                                      ++extents;
+                                      return true;
+                                    }));
   return 2 + extents / kExtentsPerFreeUpdate;
 }
 
 // One link of a file or symlink goes away; at the last, its data and inode go too. The data is
 // freed first, before any other change, so a failure there leaves everything as it was.
-Status FsImpl::DropLink(WriteOp& op, Inode* inode, int64_t now) {
+Status Namespace::DropLink(WriteOp& op, Inode* inode, int64_t now) {
   if (inode->nlink > 1) {
     --inode->nlink;
     inode->ctime_ns = now;
     return Inodes::Put(op, *inode);
   }
-  RETURN_IF_ERROR(files_.FreeAllData(op, inode));
+  RETURN_IF_ERROR(files_->FreeAllData(op, inode));
   return Inodes::Delete(op, inode->ino);
 }
 
 // ---- Lookup and attributes.
 
-Result<Attr> FsImpl::Lookup(Ino dir, std::string_view name) {
-  Attr out;
-  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
-    RETURN_IF_ERROR(ValidateName(name, 0));
-    ASSIGN_OR_RETURN(Inode d, GetDirectory(op, dir));
-    ASSIGN_OR_RETURN(Inode n, LookupIn(op, d, name));
-    out = Inodes::ToAttr(n);
-    return Status::Ok();
-  }));
-  return out;
+Result<Inode> Namespace::Lookup(const ReadOp& op, Ino dir, std::string_view name) const {
+  RETURN_IF_ERROR(ValidateName(name, 0));
+  ASSIGN_OR_RETURN(Inode d, GetDirectory(op, dir));
+  return LookupIn(op, d, name);
 }
 
-Result<Attr> FsImpl::Resolve(std::string_view path, bool follow) {
-  Attr out;
-  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
-    ASSIGN_OR_RETURN(Inode n, ResolvePath(op, path, follow));
-    out = Inodes::ToAttr(n);
-    return Status::Ok();
-  }));
-  return out;
+Result<Inode> Namespace::SetAttr(WriteOp& op, Ino ino, const SetAttrRequest& request) {
+  ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 1));
+  if (request.mode) n.mode = static_cast<uint16_t>(*request.mode & 07777);
+  if (request.uid) n.uid = *request.uid;
+  if (request.gid) n.gid = *request.gid;
+  if (request.atime_ns) n.atime_ns = *request.atime_ns;
+  if (request.mtime_ns) n.mtime_ns = *request.mtime_ns;
+  n.ctime_ns = NowNs();
+  RETURN_IF_ERROR(Inodes::Put(op, n));
+  return n;
 }
 
-Result<Attr> FsImpl::GetAttr(Ino ino) {
-  Attr out;
-  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
-    ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
-    out = Inodes::ToAttr(n);
-    return Status::Ok();
-  }));
-  return out;
-}
-
-Result<Attr> FsImpl::SetAttr(Ino ino, const SetAttrRequest& request) {
-  Attr out;
-  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
-    ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
-    RETURN_IF_ERROR(budget_.ReserveNodes(op, 1));
-    if (request.mode) n.mode = static_cast<uint16_t>(*request.mode & 07777);
-    if (request.uid) n.uid = *request.uid;
-    if (request.gid) n.gid = *request.gid;
-    if (request.atime_ns) n.atime_ns = *request.atime_ns;
-    if (request.mtime_ns) n.mtime_ns = *request.mtime_ns;
-    n.ctime_ns = NowNs();
-    RETURN_IF_ERROR(Inodes::Put(op, n));
-    out = Inodes::ToAttr(n);
-    return Status::Ok();
-  }));
-  return out;
-}
-
-Result<std::string> FsImpl::ReadLink(Ino ino) {
-  std::string out;
-  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
-    ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
-    ASSIGN_OR_RETURN(out, LinkTarget(op, n));
-    return Status::Ok();
-  }));
-  return out;
+Result<std::string> Namespace::ReadLink(const ReadOp& op, Ino ino) const {
+  ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
+  return LinkTarget(op, n);
 }
 
 // ---- Creating names.
 
-Result<Attr> FsImpl::Create(Ino dir, std::string_view name, uint32_t mode) {
-  return MakeNode(dir, name, FileType::kRegular, mode, {});
-}
-
-Result<Attr> FsImpl::Mkdir(Ino dir, std::string_view name, uint32_t mode) {
-  return MakeNode(dir, name, FileType::kDirectory, mode, {});
-}
-
-Result<Attr> FsImpl::Symlink(Ino dir, std::string_view name, std::string_view target) {
-  return MakeNode(dir, name, FileType::kSymlink, 0777, target);
-}
-
-Result<Attr> FsImpl::MakeNode(Ino dir, std::string_view name, FileType type, uint32_t mode,
-                              std::string_view target) {
-  Attr out;
-  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
-    ASSIGN_OR_RETURN(Inode n, MakeNode(op, dir, name, type, mode, target));
-    out = Inodes::ToAttr(n);
-    return Status::Ok();
-  }));
-  return out;
-}
-
 // Tree updates: the new inode, its entry, the parent inode; a symlink's data adds an extent.
-Result<Inode> FsImpl::MakeNode(WriteOp& op, Ino dir, std::string_view name, FileType type, uint32_t mode,
-                                     std::string_view target) {
+Result<Inode> Namespace::Create(WriteOp& op, Ino dir, std::string_view name, FileType type,
+                                uint32_t mode, std::string_view target) {
   const bool is_dir = type == FileType::kDirectory;
   RETURN_IF_ERROR(ValidateName(name, EEXIST));
   if (type == FileType::kSymlink) RETURN_IF_ERROR(ValidateSymlinkTarget(target));
@@ -373,13 +316,13 @@ Result<Inode> FsImpl::MakeNode(WriteOp& op, Ino dir, std::string_view name, File
   ASSIGN_OR_RETURN(NameSlot where, FindName(op, dir, name));
   ASSIGN_OR_RETURN(uint64_t slot, FreeSlotFor(where, dir, name));
   ASSIGN_OR_RETURN(Ino ino, Inodes::Next(op));
-  RETURN_IF_ERROR(budget_.ReserveNodes(op, type == FileType::kSymlink ? 8 : 3));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, type == FileType::kSymlink ? 8 : 3));
 
   const int64_t now = NowNs();
   Inode n = NewInode(ino, type, mode, dir, now);
   if (type == FileType::kSymlink) {  // first: it allocates data, all or nothing
-    RETURN_IF_ERROR(
-        files_.WriteData(op, &n, 0, {reinterpret_cast<const uint8_t*>(target.data()), target.size()}));
+    RETURN_IF_ERROR(files_->WriteData(
+        op, &n, 0, {reinterpret_cast<const uint8_t*>(target.data()), target.size()}));
   }
   RETURN_IF_ERROR(Inodes::Put(op, n));
   RETURN_IF_ERROR(PutEntry(op, dir, slot, n, name));
@@ -390,18 +333,8 @@ Result<Inode> FsImpl::MakeNode(WriteOp& op, Ino dir, std::string_view name, File
   return n;
 }
 
-Result<Attr> FsImpl::Link(Ino ino, Ino new_dir, std::string_view new_name) {
-  Attr out;
-  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
-    ASSIGN_OR_RETURN(Inode n, Link(op, ino, new_dir, new_name));
-    out = Inodes::ToAttr(n);
-    return Status::Ok();
-  }));
-  return out;
-}
-
 // Tree updates: the inode, the new entry, the parent inode.
-Result<Inode> FsImpl::Link(WriteOp& op, Ino ino, Ino new_dir, std::string_view new_name) {
+Result<Inode> Namespace::Link(WriteOp& op, Ino ino, Ino new_dir, std::string_view new_name) {
   RETURN_IF_ERROR(ValidateName(new_name, EEXIST));
   ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
   if (n.type == FileType::kDirectory) {
@@ -413,7 +346,7 @@ Result<Inode> FsImpl::Link(WriteOp& op, Ino ino, Ino new_dir, std::string_view n
   ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, new_dir));
   ASSIGN_OR_RETURN(NameSlot where, FindName(op, new_dir, new_name));
   ASSIGN_OR_RETURN(uint64_t slot, FreeSlotFor(where, new_dir, new_name));
-  RETURN_IF_ERROR(budget_.ReserveNodes(op, 3));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 3));
 
   const int64_t now = NowNs();
   ++n.nlink;
@@ -428,12 +361,8 @@ Result<Inode> FsImpl::Link(WriteOp& op, Ino ino, Ino new_dir, std::string_view n
 
 // ---- Removing names.
 
-Status FsImpl::Unlink(Ino dir, std::string_view name) {
-  return runner_.Write([&](WriteOp& op) -> Status { return Unlink(op, dir, name); });
-}
-
 // Tree updates: the entry, the parent, the inode (updated or deleted) and freeing its data.
-Status FsImpl::Unlink(WriteOp& op, Ino dir, std::string_view name) {
+Status Namespace::Unlink(WriteOp& op, Ino dir, std::string_view name) {
   RETURN_IF_ERROR(ValidateName(name, EISDIR));
   ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, dir));
   ASSIGN_OR_RETURN(NameSlot where, FindName(op, dir, name));
@@ -445,7 +374,7 @@ Status FsImpl::Unlink(WriteOp& op, Ino dir, std::string_view name) {
     return Status::Error(EISDIR, fmt::format("'{}' is a directory (use rmdir)", name));
   }
   ASSIGN_OR_RETURN(uint64_t free_updates, TreeUpdatesToFree(op, n));
-  RETURN_IF_ERROR(budget_.ReserveNodes(op, 3 + free_updates));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 3 + free_updates));
 
   const int64_t now = NowNs();
   RETURN_IF_ERROR(DropLink(op, &n, now));
@@ -455,12 +384,8 @@ Status FsImpl::Unlink(WriteOp& op, Ino dir, std::string_view name) {
   return Inodes::Put(op, parent);
 }
 
-Status FsImpl::Rmdir(Ino dir, std::string_view name) {
-  return runner_.Write([&](WriteOp& op) -> Status { return Rmdir(op, dir, name); });
-}
-
 // Tree updates: the entry, the directory's inode, the parent inode.
-Status FsImpl::Rmdir(WriteOp& op, Ino dir, std::string_view name) {
+Status Namespace::Rmdir(WriteOp& op, Ino dir, std::string_view name) {
   RETURN_IF_ERROR(ValidateName(name, EINVAL));
   ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, dir));
   ASSIGN_OR_RETURN(NameSlot where, FindName(op, dir, name));
@@ -476,7 +401,7 @@ Status FsImpl::Rmdir(WriteOp& op, Ino dir, std::string_view name) {
   if (has_entries) {
     return Status::Error(ENOTEMPTY, fmt::format("directory '{}' is not empty", name));
   }
-  RETURN_IF_ERROR(budget_.ReserveNodes(op, 3));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 3));
 
   RETURN_IF_ERROR(Inodes::Delete(op, child.ino));
   RETURN_IF_ERROR(DeleteEntry(op, dir, *where.slot));
@@ -488,18 +413,17 @@ Status FsImpl::Rmdir(WriteOp& op, Ino dir, std::string_view name) {
 
 // ---- Rename.
 
-Status FsImpl::Rename(Ino old_dir, std::string_view old_name, Ino new_dir,
-                      std::string_view new_name) {
-  return runner_.Write([&](WriteOp& op) -> Status {
-    ASSIGN_OR_RETURN(RenamePlan plan, PlanRename(op, old_dir, old_name, new_dir, new_name));
-    if (plan.no_op) return Status::Ok();
-    RETURN_IF_ERROR(budget_.ReserveNodes(op, 6 + plan.free_updates));
-    return ApplyRename(op, &plan, new_name);
-  });
+Status Namespace::Rename(WriteOp& op, Ino old_dir, std::string_view old_name, Ino new_dir,
+                         std::string_view new_name) {
+  ASSIGN_OR_RETURN(RenamePlan plan, PlanRename(op, old_dir, old_name, new_dir, new_name));
+  if (plan.no_op) return Status::Ok();
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 6 + plan.free_updates));
+  return ApplyRename(op, &plan, new_name);
 }
 
-Result<FsImpl::RenamePlan> FsImpl::PlanRename(const ReadOp& op, Ino old_dir, std::string_view old_name, Ino new_dir,
-                                              std::string_view new_name) {
+Result<Namespace::RenamePlan> Namespace::PlanRename(const ReadOp& op, Ino old_dir,
+                                                    std::string_view old_name, Ino new_dir,
+                                                    std::string_view new_name) const {
   RETURN_IF_ERROR(ValidateName(old_name, EINVAL));
   RETURN_IF_ERROR(ValidateName(new_name, EINVAL));
   RenamePlan plan;
@@ -532,7 +456,7 @@ Result<FsImpl::RenamePlan> FsImpl::PlanRename(const ReadOp& op, Ino old_dir, std
 }
 
 // The type rules of POSIX rename, and the new parent's link count.
-Status FsImpl::CheckReplace(const ReadOp& op, const RenamePlan& plan) {
+Status Namespace::CheckReplace(const ReadOp& op, const RenamePlan& plan) const {
   const bool source_dir = plan.source.type == FileType::kDirectory;
   const bool target_dir = plan.target && plan.target->type == FileType::kDirectory;
   if (plan.target && source_dir && !target_dir) {
@@ -556,7 +480,7 @@ Status FsImpl::CheckReplace(const ReadOp& op, const RenamePlan& plan) {
 }
 
 // EINVAL when `new_parent` is `moving_dir` or inside it: walks parent pointers up to the root.
-Status FsImpl::CheckNotInside(const ReadOp& op, Ino moving_dir, Ino new_parent) {
+Status Namespace::CheckNotInside(const ReadOp& op, Ino moving_dir, Ino new_parent) const {
   Ino cur = new_parent;
   for (uint64_t steps = 0; cur != format::kRootIno; ++steps) {
     if (cur == moving_dir) {
@@ -575,7 +499,7 @@ Status FsImpl::CheckNotInside(const ReadOp& op, Ino moving_dir, Ino new_parent) 
 }
 
 // Tree updates (6 + freeing): the replaced inode, both entries, the source inode, both parents.
-Status FsImpl::ApplyRename(WriteOp& op, RenamePlan* plan, std::string_view new_name) {
+Status Namespace::ApplyRename(WriteOp& op, RenamePlan* plan, std::string_view new_name) {
   const int64_t now = NowNs();
   const bool source_dir = plan->source.type == FileType::kDirectory;
   const Ino old_dir = plan->old_parent.ino;
@@ -609,23 +533,10 @@ Status FsImpl::ApplyRename(WriteOp& op, RenamePlan* plan, std::string_view new_n
 
 // ---- ReadDir.
 
-// Entries are gathered in batches under the lock and handed to `fn` without it, so `fn` may call
-// back into the filesystem. Cookies: "." 1, ".." 2, an entry its slot; resuming after cookie c
-// continues strictly after c.
-Status FsImpl::ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& fn) {
-  for (bool first = true;; first = false) {
-    std::vector<DirEntry> batch;
-    Status s = runner_.Read([&](const ReadOp& op) -> Status { return ReadDirBatch(op, dir, cookie, kReadDirBatch, &batch); });
-    if (!s.ok()) return (first || !s.IsNotFound()) ? s : Status::Ok();  // removed meanwhile: done
-    for (const DirEntry& e : batch) {
-      if (!fn(e)) return Status::Ok();
-      cookie = e.cookie;
-    }
-    if (batch.size() < kReadDirBatch) return Status::Ok();
-  }
-}
-
-Status FsImpl::ReadDirBatch(const ReadOp& op, Ino dir, uint64_t cookie, size_t max, std::vector<DirEntry>* out) {
+// Cookies: "." 1, ".." 2, an entry its slot; resuming after cookie c continues strictly
+// after c.
+Status Namespace::ReadDirBatch(const ReadOp& op, Ino dir, uint64_t cookie, size_t max,
+                               std::vector<DirEntry>* out) const {
   ASSIGN_OR_RETURN(Inode d, GetDirectory(op, dir));
   if (cookie == 0) out->push_back({".", d.ino, ::daxfs::FileType::kDirectory, 1});
   if (cookie <= 1) out->push_back({"..", d.parent, ::daxfs::FileType::kDirectory, 2});
@@ -639,6 +550,77 @@ Status FsImpl::ReadDirBatch(const ReadOp& op, Ino dir, uint64_t cookie, size_t m
     out->push_back({std::move(e.name), e.ino, static_cast<::daxfs::FileType>(e.type), slot});
   }
   return Status::Ok();
+}
+
+// ---- Paths, for display.
+//
+// A directory's path comes from its parent pointers, looking its name up in each parent (a scan
+// of that directory's entries). A file has no parent pointer: the whole dirent tree is scanned
+// for an entry naming it (O(entries in the filesystem)); with several hard links the first entry
+// in (directory, slot) order wins.
+
+namespace {
+
+// The name under which `dir` holds `ino`, or nullopt.
+Result<std::optional<std::string>> NameIn(const btree::BTree* dirents, Ino dir, Ino ino) {
+  btree::Cursor c(dirents);
+  for (Status s = c.SeekGE(btree::Key{{dir, 0}});; s = c.Next()) {
+    RETURN_IF_ERROR(s);
+    if (!c.Valid() || c.key().w[0] != dir) break;
+    ASSIGN_OR_RETURN(format::Dirent e, format::DecodeDirent(dir, c.key().w[1], c.value().data()));
+    if (e.ino == ino) return std::optional<std::string>(std::move(e.name));
+  }
+  return std::optional<std::string>();
+}
+
+// Some entry naming `ino`: (its directory, its name), or nullopt.
+Result<std::optional<std::pair<Ino, std::string>>> AnyEntryNaming(const btree::BTree* dirents,
+                                                                  Ino ino) {
+  btree::Cursor c(dirents);
+  for (Status s = c.SeekFirst();; s = c.Next()) {
+    RETURN_IF_ERROR(s);
+    if (!c.Valid()) break;
+    ASSIGN_OR_RETURN(format::Dirent e,
+                     format::DecodeDirent(c.key().w[0], c.key().w[1], c.value().data()));
+    if (e.ino == ino) return std::optional<std::pair<Ino, std::string>>({c.key().w[0], e.name});
+  }
+  return std::optional<std::pair<Ino, std::string>>();
+}
+
+}  // namespace
+
+Result<std::string> Namespace::PathOf(const ReadOp& op, Ino ino) const {
+  ASSIGN_OR_RETURN(format::Inode inode, Inodes::Get(op, ino));
+  std::vector<std::string> names;  // leaf first
+  Ino current = ino;               // a directory whose name is still to be found
+  if (inode.type != format::FileType::kDirectory) {
+    ASSIGN_OR_RETURN(auto entry, AnyEntryNaming(op.dirents(), ino));
+    if (!entry) return Status::NotFound(fmt::format("no directory entry names inode {}", ino));
+    names.push_back(std::move(entry->second));
+    current = entry->first;
+  }
+  for (size_t depth = 0; current != format::kRootIno; ++depth) {
+    if (depth > format::kMaxPathLen) {
+      return Status::Corruption(
+          fmt::format("inode {}: its parent chain does not reach the root", ino));
+    }
+    ASSIGN_OR_RETURN(format::Inode dir, Inodes::Get(op, current));
+    if (dir.type != format::FileType::kDirectory) {
+      return Status::Corruption(
+          fmt::format("inode {} holds entries but is not a directory", current));
+    }
+    ASSIGN_OR_RETURN(std::optional<std::string> name, NameIn(op.dirents(), dir.parent, current));
+    if (!name) {
+      return Status::Corruption(fmt::format(
+          "directory {} says its parent is {}, which has no entry naming it", current, dir.parent));
+    }
+    names.push_back(std::move(*name));
+    current = dir.parent;
+  }
+  if (names.empty()) return std::string("/");
+  std::string path;
+  for (auto it = names.rbegin(); it != names.rend(); ++it) path += "/" + *it;
+  return path;
 }
 
 }  // namespace daxfs::fs

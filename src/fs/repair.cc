@@ -15,6 +15,7 @@
 
 #include "fs/blocks.h"
 #include "fs/fs_impl.h"
+#include "fs/owners.h"
 #include "fs/inodes.h"
 #include "fs/rmap.h"
 #include "fs/refcount.h"
@@ -131,7 +132,7 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
   RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
     // 1. Observe: what the trees must hold, and what they hold.
     std::vector<RmapRecord> files;
-    RETURN_IF_ERROR(ScanFileOwners(op, &files));
+    RETURN_IF_ERROR(Owners::ScanFileOwners(op, &files));
     std::vector<RefcountRecord> refcounts = RefcountsOf(files);
     ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, poison_.RetiredRecords(op, files));  // owner `bad`
     if (!has_reflink_ && !refcounts.empty()) {
@@ -156,7 +157,7 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
     RETURN_IF_ERROR(ReserveRebuild(op, files.size() + special_bound, refcounts.size()));
     std::vector<RmapRecord> want = files;
     want.insert(want.end(), retired.begin(), retired.end());
-    for (const RmapRecord& s : SpecialOwnerRecords()) want.push_back(s);
+    for (const RmapRecord& s : owners_.SpecialOwnerRecords()) want.push_back(s);
     std::sort(want.begin(), want.end(), RmapKeyLess);
     report.fixed = unreadable;
     DiffReverseMaps(want, have_rmap, refcounts, have_refcounts, &report.fixed);
@@ -183,7 +184,7 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
     // its owner record too (inserting one may type another: repeat until nothing is new).
     for (bool added = true; added;) {
       added = false;
-      for (const RmapRecord& s : SpecialOwnerRecords()) {
+      for (const RmapRecord& s : owners_.SpecialOwnerRecords()) {
         if (std::binary_search(want.begin(), want.end(), s, RmapKeyLess)) continue;
         RETURN_IF_ERROR(insert_rmap(s));
         want.insert(std::upper_bound(want.begin(), want.end(), s, RmapKeyLess), s);

@@ -146,7 +146,17 @@ FsImpl::FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,
       reflink_(has_reflink_, &files_, &remap_, &budget_),
       names_(&files_, &budget_, &extents_),
       owners_(pool_.get(), &poison_),
-      runner_(pool_.get(), device, options, has_rmap_, has_reflink_, this) {}
+      runner_(pool_.get(), device, options, has_rmap_, has_reflink_, this),
+      layouts_(&runner_, device, &extents_, &poison_, &files_, &budget_),
+      media_({.runner = &runner_,
+              .pool = pool_.get(),
+              .device = device,
+              .data = &data_,
+              .poison = &poison_,
+              .budget = &budget_,
+              .owners = &owners_,
+              .names = &names_,
+              .layouts = &layouts_}) {}
 
 FsImpl::~FsImpl() {
   if (runner_.unmounted()) return;
@@ -337,6 +347,30 @@ Result<std::vector<FsmapRecord>> FsImpl::FsmapByScan(uint64_t start, uint64_t en
   }));
   return out;
 }
+
+// ---- Media failures and what the DAX layer needs.
+
+Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t length,
+                                                      uint32_t flags) {
+  return media_.Record(offset, length, flags);
+}
+
+Result<MediaErrorList> FsImpl::MediaErrors() { return media_.List(); }
+
+Result<std::vector<RangePiece>> FsImpl::ClassifyRange(uint64_t offset, uint64_t length) {
+  return media_.Classify(offset, length);
+}
+
+void FsImpl::SetMappingObserver(MappingObserver* observer) {
+  runner_.Exclusive([&] { runner_.SetObserver(observer); });
+}
+
+Status FsImpl::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
+                              const std::function<Status(const MapLayout&)>& install) {
+  return layouts_.PrepareMapping(ino, offset, length, writable, install);
+}
+
+void FsImpl::Publish(const ReadOp& op, LayoutNotes& notes) { layouts_.Publish(op, notes); }
 
 // ---- File data.
 

@@ -21,7 +21,9 @@
 #include "fs/extent_map.h"
 #include "fs/file_data.h"
 #include "fs/inodes.h"
+#include "fs/layouts.h"
 #include "fs/mapping_hooks.h"
+#include "fs/media_failures.h"
 #include "fs/namespace.h"
 #include "fs/node_budget.h"
 #include "fs/op.h"
@@ -141,21 +143,7 @@ class FsImpl final : public Filesystem, private TxnHooks {
   void TxnCommitted() override;
   void TxnAborted() override;
 
-  // ---- media/DAX helpers (media.cc, dax_hooks.cc)
-  // dax_hooks.cc: the layout of [first_block, +count) of `ino` now (a removed inode: all
-  // kBeyondEof).
-  Result<MapLayout> ComputeLayout(const ReadOp& op, Ino ino, uint64_t first_block, uint64_t count);
-  // dax_hooks.cc: makes [first_block, +count) of `inode` all written private blocks (unshares,
-  // allocates holes zeroed, zeroes and converts unwritten extents).
-  Status MakeWritable(WriteOp& op, format::Inode* inode, uint64_t first_block, uint64_t count);
-
-  // ---- media helpers (media.cc)
-  std::vector<RangePiece> ClassifyRangeNow(uint64_t offset, uint64_t length);
-  struct FailurePlan;  // what RecordMediaFailure found and will record (media.cc)
-  Status PlanFailure(const ReadOp& op, uint64_t offset, uint64_t length, FailurePlan* plan);
-  Status ApplyFailure(WriteOp& op, const FailurePlan& plan);
-  void KeepFailureInMemory(const ReadOp& op, const FailurePlan& plan);
-  // ---- fsmap/scrub helpers (fsmap.cc, check.cc, repair.cc)
+  // ---- scrub helpers (check.cc, repair.cc)
   // check.cc: every difference between the reverse maps as they should be (`want_*`, sorted)
   // and as they are (`have_*`, in tree order), one line each naming device blocks and owners.
   static void DiffReverseMaps(const std::vector<format::RmapRecord>& want_rmap,
@@ -203,6 +191,8 @@ class FsImpl final : public Filesystem, private TxnHooks {
   Namespace names_;
   Owners owners_;
   OpRunner runner_;
+  Layouts layouts_;
+  MediaFailures media_;
 };
 
 }  // namespace daxfs::fs

@@ -1,18 +1,21 @@
-// What the DAX layer needs from the filesystem: preparing a file range for a direct mapping (one
-// write operation that leaves it all private written blocks, then the layout handed over under
-// the filesystem lock), file layouts as device segments, and telling the mapping observer about
-// every layout change of a watched file before the operation that made it commits.
-// Knows nothing of address spaces, mmap or mapping handles: only fs::MappingObserver.
+// File layouts for the DAX layer (layouts.h): computing them, publishing noted changes, and
+// preparing a range for a direct mapping.
+#include "fs/layouts.h"
+
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include "base/log.h"
+#include "device/device.h"
 #include "fs/blocks.h"
-#include "fs/fs_impl.h"
+#include "fs/extent_map.h"
+#include "fs/file_data.h"
 #include "fs/inodes.h"
-#include "fs/rmap.h"
+#include "fs/node_budget.h"
+#include "fs/op_runner.h"
+#include "fs/poison.h"
 #include "fs/refcount.h"
 
 namespace daxfs::fs {
@@ -90,27 +93,25 @@ MapLayout OverlayLoss(const MapLayout& layout, uint64_t from, uint64_t to, uint6
 
 }  // namespace
 
-void FsImpl::SetMappingObserver(MappingObserver* observer) {
-  runner_.Exclusive([&] { runner_.SetObserver(observer); });
-}
-
 // ---- Layouts.
 
-Result<MapLayout> FsImpl::ComputeLayout(const ReadOp& op, Ino ino, uint64_t first_block, uint64_t count) {
+Result<MapLayout> Layouts::Compute(const ReadOp& op, Ino ino, uint64_t first_block,
+                                   uint64_t count) const {
   uint64_t end = std::min(kMaxFileBlocks, first_block + std::min(count, kMaxFileBlocks));
   MapLayout layout;
   if (first_block >= end) return layout;
   Result<Inode> inode = Inodes::Get(op, ino);
   if (!inode.ok()) {
     if (!inode.status().IsNotFound()) return inode.status();
-    Append(&layout, first_block * kBlock, (end - first_block) * kBlock, SegmentKind::kBeyondEof, kNoDevice);
+    Append(&layout, first_block * kBlock, (end - first_block) * kBlock, SegmentKind::kBeyondEof,
+           kNoDevice);
     return layout;
   }
   uint64_t data_end = std::clamp(BlocksCovering(inode->size), first_block, end);
   uint64_t pos = first_block;
   if (data_end > first_block) {
-    RETURN_IF_ERROR(extents_.ForEach(op, 
-        ino, first_block, data_end - first_block, [&](uint64_t start, const ExtentRecord& x) {
+    RETURN_IF_ERROR(extents_->ForEach(
+        op, ino, first_block, data_end - first_block, [&](uint64_t start, const ExtentRecord& x) {
           if (start > pos)
             Append(&layout, pos * kBlock, (start - pos) * kBlock, SegmentKind::kZero, kNoDevice);
           uint64_t from = std::max(start, pos), to = std::min<uint64_t>(start + x.blocks, data_end);
@@ -128,8 +129,8 @@ Result<MapLayout> FsImpl::ComputeLayout(const ReadOp& op, Ino ino, uint64_t firs
   Append(&layout, data_end * kBlock, (end - data_end) * kBlock, SegmentKind::kBeyondEof, kNoDevice);
   if (data_end > first_block) {
     std::vector<MapSegment> losses;
-    RETURN_IF_ERROR(poison_.ForEachLostRange(op, 
-        ino, first_block, data_end - first_block,
+    RETURN_IF_ERROR(poison_->ForEachLostRange(
+        op, ino, first_block, data_end - first_block,
         [&](uint64_t file_block, uint64_t blocks, uint64_t device_block) {
           losses.push_back({file_block * kBlock, blocks * kBlock, SegmentKind::kLost,
                             device_block == kNoDevice ? kNoDevice : device_block * kBlock});
@@ -143,7 +144,7 @@ Result<MapLayout> FsImpl::ComputeLayout(const ReadOp& op, Ino ino, uint64_t firs
 
 // ---- Observing changes.
 
-void FsImpl::Publish(const ReadOp& op, LayoutNotes& notes) {
+void Layouts::Publish(const ReadOp& op, LayoutNotes& notes) const {
   if (notes.empty()) return;
   std::vector<NotedChange> changes = notes.Take();
   MappingObserver* observer = notes.observer();
@@ -167,13 +168,14 @@ void FsImpl::Publish(const ReadOp& op, LayoutNotes& notes) {
     merged.push_back(c);
   }
   for (const NotedChange& m : merged) {
-    Result<MapLayout> layout = ComputeLayout(op, m.ino, m.first_block, m.count);
+    Result<MapLayout> layout = Compute(op, m.ino, m.first_block, m.count);
     if (!layout.ok()) {
       // Never leave a mapping on blocks it may no longer own: make the range inaccessible.
       base::Log(base::LogLevel::kError,
                 "layout of inode {} blocks {}..{} for its mappings: {} (made inaccessible)", m.ino,
                 m.first_block, m.first_block + m.count - 1, layout.status().ToString());
-      layout = MapLayout{{m.first_block * kBlock, m.count * kBlock, SegmentKind::kBeyondEof, kNoDevice}};
+      layout =
+          MapLayout{{m.first_block * kBlock, m.count * kBlock, SegmentKind::kBeyondEof, kNoDevice}};
     }
     observer->LayoutChanged(m.ino, m.first_block * kBlock, m.count * kBlock, *layout);
   }
@@ -181,26 +183,27 @@ void FsImpl::Publish(const ReadOp& op, LayoutNotes& notes) {
 
 // ---- Preparing a mapping.
 
-Status FsImpl::MakeWritable(WriteOp& op, Inode* inode, uint64_t first_block, uint64_t count) {
+Status Layouts::MakeWritable(WriteOp& op, Inode* inode, uint64_t first_block, uint64_t count) {
   // Each step reserves before it applies and changes no byte a reader sees, so an ENOSPC in a
   // later step leaves the earlier ones done but the file's contents as they were.
-  RETURN_IF_ERROR(files_.UnshareData(op, inode, first_block, count));
+  RETURN_IF_ERROR(files_->UnshareData(op, inode, first_block, count));
   bool holes = false;
   uint64_t pos = first_block;
-  RETURN_IF_ERROR(
-      extents_.ForEach(op, inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
-        holes = holes || start > pos;
-        pos = start + x.blocks;
-        return !holes;
-      }));
+  RETURN_IF_ERROR(extents_->ForEach(op, inode->ino, first_block, count,
+                                    [&](uint64_t start, const ExtentRecord& x) {
+                                      holes = holes || start > pos;
+                                      pos = start + x.blocks;
+                                      return !holes;
+                                    }));
   if (holes || pos < first_block + count) {
     // Holes become unwritten blocks (the size stays), zeroed and converted below.
-    RETURN_IF_ERROR(files_.AllocateRange(op, inode, first_block * kBlock, count * kBlock, /*keep_size=*/true));
+    RETURN_IF_ERROR(
+        files_->AllocateRange(op, inode, first_block * kBlock, count * kBlock, /*keep_size=*/true));
   }
   std::vector<std::pair<uint64_t, uint64_t>> unwritten;  // device block, blocks
   uint64_t records = 0;
-  RETURN_IF_ERROR(
-      extents_.ForEach(op, inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
+  RETURN_IF_ERROR(extents_->ForEach(
+      op, inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
         ++records;
         if (!(x.flags & format::kExtentUnwritten)) return true;
         uint64_t from = std::max(start, first_block);
@@ -209,34 +212,33 @@ Status FsImpl::MakeWritable(WriteOp& op, Inode* inode, uint64_t first_block, uin
         return true;
       }));
   if (unwritten.empty()) return Status::Ok();
-  RETURN_IF_ERROR(budget_.ReserveExtentUpdates(op, records, 4 * unwritten.size() + 4));
+  RETURN_IF_ERROR(budget_->ReserveExtentUpdates(op, records, 4 * unwritten.size() + 4));
   for (auto [device_block, blocks] : unwritten) {
     std::memset(device_->At(device_block * kBlock), 0, blocks * kBlock);
     op.NoteDirty(device_block * kBlock, blocks * kBlock);
   }
-  return extents_.ConvertUnwritten(op, inode->ino, first_block, count);
+  return extents_->ConvertUnwritten(op, inode->ino, first_block, count);
 }
 
-Status FsImpl::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
-                              const std::function<Status(const MapLayout&)>& install) {
+Status Layouts::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
+                               const std::function<Status(const MapLayout&)>& install) {
   for (int attempt = 0; attempt < kPrepareAttempts; ++attempt) {
     // Install if the range is ready as it is: always for a read-only mapping; for a writable one
     // when every block is written, private and committed (no transaction open).
     bool installed = false;
-    Status read = runner_.Read([&](const ReadOp& op) -> Status {
+    Status read = runner_->Read([&](const ReadOp& op) -> Status {
       ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
       RETURN_IF_ERROR(CheckMappable(inode, offset, length));
-      if (writable && runner_.read_only()) {
-        if (!runner_.shutdown_reason().ok()) {
+      if (writable && runner_->read_only()) {
+        if (!runner_->shutdown_reason().ok()) {
           return Status::ReadOnly("map: the filesystem was shut down: " +
-                                  runner_.shutdown_reason().message());
+                                  runner_->shutdown_reason().message());
         }
         return Status::ReadOnly("map: a writable mapping on a filesystem mounted read-only");
       }
-      ASSIGN_OR_RETURN(MapLayout layout,
-                       ComputeLayout(op, ino, offset / kBlock, BlocksCovering(length)));
+      ASSIGN_OR_RETURN(MapLayout layout, Compute(op, ino, offset / kBlock, BlocksCovering(length)));
       if (writable) {
-        if (runner_.txn_open()) return Status::Ok();  // blocks of it may not be durable yet
+        if (runner_->txn_open()) return Status::Ok();  // blocks of it may not be durable yet
         for (const MapSegment& s : layout) {
           if (s.kind == SegmentKind::kLost) continue;
           if (s.kind != SegmentKind::kData) return Status::Ok();
@@ -249,14 +251,14 @@ Status FsImpl::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool wr
       return install(layout);
     });
     if (!read.ok() || installed) return read;
-    RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
+    RETURN_IF_ERROR(runner_->Write([&](WriteOp& op) -> Status {
       ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
       RETURN_IF_ERROR(CheckMappable(inode, offset, length));
       return MakeWritable(op, &inode, offset / kBlock, BlocksCovering(length));
     }));
     // Stores through the mapping go straight to these blocks: their extents must be durable
     // whatever the durability mode.
-    RETURN_IF_ERROR(Sync());
+    RETURN_IF_ERROR(runner_->Sync());
   }
   return Status::Busy(fmt::format(
       "map: inode {} kept changing while its range was prepared for a writable mapping", ino));

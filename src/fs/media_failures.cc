@@ -1,22 +1,25 @@
-// Media failures (docs/media.md): classifying a failed device range by address, recording lost
-// file ranges and bad device ranges in the poison tree (or, read-only, in memory for this mount),
-// retiring bad space, the checks the data path makes when something is poisoned, and the list of
-// everything known to be bad. Changes extent maps never; knows nothing of mappings or signals
-// (the DAX layer hears of lost ranges through NoteLayoutChange).
+// Media failures (media_failures.h): classification by address, the failure plan, recording it
+// (poison tree or in memory), and the list of everything known to be bad.
+#include "fs/media_failures.h"
+
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <limits>
 
 #include "base/log.h"
+#include "device/device.h"
 #include "fs/blocks.h"
-#include "fs/fs_impl.h"
+#include "fs/data_space.h"
+#include "fs/layouts.h"
+#include "fs/namespace.h"
+#include "fs/node_budget.h"
+#include "fs/op_runner.h"
 #include "fs/owners.h"
-#include "fs/inodes.h"
 #include "fs/poison.h"
-#include "fs/runs.h"
-#include "fs/rmap.h"
 #include "fs/refcount.h"
+#include "fs/rmap.h"
+#include "fs/runs.h"
 
 namespace daxfs {
 
@@ -44,7 +47,6 @@ using format::RmapRecord;
 
 namespace {
 
-
 void AppendPiece(std::vector<RangePiece>* pieces, uint64_t offset, uint64_t length,
                  RangeKind kind) {
   if (length == 0) return;
@@ -64,27 +66,17 @@ bool IsMetadataKind(RangeKind k) {
 
 // ---- What the data path asks.
 
-
-
-
-
 // ---- What unmapping and freeing do when something is poisoned.
-
-
-
-
-
-
 
 // ---- Classification by address.
 
-std::vector<RangePiece> FsImpl::ClassifyRangeNow(uint64_t offset, uint64_t length) {
+std::vector<RangePiece> MediaFailures::ClassifyNow(uint64_t offset, uint64_t length) const {
   std::vector<RangePiece> pieces;
-  format::Superblock sb = pool_->superblock();
+  format::Superblock sb = p_.pool->superblock();
   uint64_t end = SaturatingEnd(offset, length);
   uint64_t fs_end = sb.total_blocks() * kBlock;
   std::vector<int8_t> types(sb.chunk_count, -1);
-  for (auto& [chunk, type] : pool_->Chunks()) types[chunk] = static_cast<int8_t>(type);
+  for (auto& [chunk, type] : p_.pool->Chunks()) types[chunk] = static_cast<int8_t>(type);
   uint64_t chunk_bytes = sb.chunk_size;
   for (uint64_t at = offset; at < end;) {
     if (at >= fs_end) {
@@ -98,7 +90,8 @@ std::vector<RangePiece> FsImpl::ClassifyRangeNow(uint64_t offset, uint64_t lengt
       // Block by block: free or not (owned, retired or waiting to be freed).
       while (at < chunk_end) {
         uint64_t b = at / kBlock, next = std::min((b + 1) * kBlock, chunk_end);
-        AppendPiece(&pieces, at, next - at, data_.blocks().IsFree(b) ? RangeKind::kFree : RangeKind::kData);
+        AppendPiece(&pieces, at, next - at,
+                    p_.data->blocks().IsFree(b) ? RangeKind::kFree : RangeKind::kData);
         at = next;
       }
       continue;
@@ -119,11 +112,11 @@ std::vector<RangePiece> FsImpl::ClassifyRangeNow(uint64_t offset, uint64_t lengt
   return pieces;
 }
 
-Result<std::vector<RangePiece>> FsImpl::ClassifyRange(uint64_t offset, uint64_t length) {
+Result<std::vector<RangePiece>> MediaFailures::Classify(uint64_t offset, uint64_t length) {
   if (length == 0) return Status::Invalid("classify: empty range");
   std::vector<RangePiece> pieces;
-  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
-    pieces = ClassifyRangeNow(offset, length);
+  RETURN_IF_ERROR(p_.runner->Read([&](const ReadOp& op) -> Status {
+    pieces = ClassifyNow(offset, length);
     return Status::Ok();
   }));
   return pieces;
@@ -131,7 +124,7 @@ Result<std::vector<RangePiece>> FsImpl::ClassifyRange(uint64_t offset, uint64_t 
 
 // ---- Recording a failure.
 
-struct FsImpl::FailurePlan {
+struct MediaFailures::Plan {
   uint64_t first = 0, end = 0;  // device blocks, the failure widened to whole blocks
   uint32_t flags = 0;           // FailureFlags
   std::vector<RangePiece> pieces;
@@ -146,11 +139,12 @@ struct FsImpl::FailurePlan {
   bool any_metadata() const { return metadata.has_value(); }
 };
 
-Status FsImpl::PlanFailure(const ReadOp& op, uint64_t offset, uint64_t length, FailurePlan* plan) {
-  format::Superblock sb = pool_->superblock();
+Status MediaFailures::MakePlan(const ReadOp& op, uint64_t offset, uint64_t length,
+                               Plan* plan) const {
+  format::Superblock sb = p_.pool->superblock();
   plan->first = offset / kBlock;
   plan->end = (offset + length + kBlock - 1) / kBlock;
-  plan->pieces = ClassifyRangeNow(plan->first * kBlock, (plan->end - plan->first) * kBlock);
+  plan->pieces = ClassifyNow(plan->first * kBlock, (plan->end - plan->first) * kBlock);
   bool simulated = plan->flags & kFailureSimulated;
   // Metadata is found by address alone, before any tree is read: the bad bytes may be the very
   // nodes that would name the owners, and the filesystem shuts down without recording them.
@@ -207,7 +201,7 @@ Status FsImpl::PlanFailure(const ReadOp& op, uint64_t offset, uint64_t length, F
       ASSIGN_OR_RETURN(shared, Refcount::AnyShared(op, s, e - s));
     }
     uint64_t fb = r.file_block + (s - r.device_block);
-    Result<std::string> path = names_.PathOf(op, r.owner);
+    Result<std::string> path = p_.names->PathOf(op, r.owner);
     plan->owners.push_back({.ino = r.owner,
                             .path = path.ok() ? *path : "",
                             .file_offset = fb * kBlock,
@@ -215,7 +209,7 @@ Status FsImpl::PlanFailure(const ReadOp& op, uint64_t offset, uint64_t length, F
                             .device_offset = s * kBlock,
                             .shared = shared});
     ASSIGN_OR_RETURN(std::vector<LostRecord> known,
-                     poison_.Losses(op, r.owner, fb, fb + (e - s)));
+                     p_.poison->Losses(op, r.owner, fb, fb + (e - s)));
     for (const LostRecord& n : plan->new_lost) {
       if (n.ino == r.owner) known.push_back(n);
     }
@@ -231,13 +225,13 @@ Status FsImpl::PlanFailure(const ReadOp& op, uint64_t offset, uint64_t length, F
   // Bad device ranges (data and free pieces) not recorded yet, and the free space to retire.
   std::vector<space::Run> known_bad;
   {
-    ASSIGN_OR_RETURN(std::vector<BadRecord> bad, poison_.BadRecords(op, plan->first, plan->end));
+    ASSIGN_OR_RETURN(std::vector<BadRecord> bad, p_.poison->BadRecords(op, plan->first, plan->end));
     for (const BadRecord& b : bad) known_bad.push_back({b.device_block, b.blocks});
-    for (const space::Run& b : poison_.kept_bad()) known_bad.push_back(b);
+    for (const space::Run& b : p_.poison->kept_bad()) known_bad.push_back(b);
     known_bad = Union(std::move(known_bad));
   }
   std::vector<int8_t> types(sb.chunk_count, -1);
-  for (auto& [chunk, type] : pool_->Chunks()) types[chunk] = static_cast<int8_t>(type);
+  for (auto& [chunk, type] : p_.pool->Chunks()) types[chunk] = static_cast<int8_t>(type);
   for (const RangePiece& p : plan->pieces) {
     if (p.kind != RangeKind::kData && p.kind != RangeKind::kFree) continue;
     uint64_t s = p.offset / kBlock, e = (p.offset + p.length) / kBlock;
@@ -264,23 +258,25 @@ Status FsImpl::PlanFailure(const ReadOp& op, uint64_t offset, uint64_t length, F
   return Status::Ok();
 }
 
-Status FsImpl::ApplyFailure(WriteOp& op, const FailurePlan& plan) {
+Status MediaFailures::Apply(WriteOp& op, const Plan& plan) {
   // Reserve: every record insert, the retirements' rmap merges, the chunk-table records.
   uint64_t inserts = plan.new_lost.size() + plan.new_bad.size();
   uint64_t retires = plan.retire_free.size() + plan.retire_chunk.size();
-  ASSIGN_OR_RETURN(uint64_t poison_nodes, budget_.WorstCaseNodes(op, op.poison(), inserts, inserts));
-  ASSIGN_OR_RETURN(uint64_t rmap_nodes, budget_.WorstCaseNodes(op, op.rmap(), 3 * retires, retires));
+  ASSIGN_OR_RETURN(uint64_t poison_nodes,
+                   p_.budget->WorstCaseNodes(op, op.poison(), inserts, inserts));
+  ASSIGN_OR_RETURN(uint64_t rmap_nodes,
+                   p_.budget->WorstCaseNodes(op, op.rmap(), 3 * retires, retires));
   RETURN_IF_ERROR(op.txn().EnsureNodes(poison_nodes + rmap_nodes + 8 * plan.chunks_to_type.size()));
   op.txn().AddRoCompat(format::feature::kRoCompatPoison);  // older builds: read-only from now on
 
-  format::Superblock sb = pool_->superblock();
+  format::Superblock sb = p_.pool->superblock();
   for (uint64_t chunk : plan.chunks_to_type) {
     RETURN_IF_ERROR(op.txn().AllocateChunk(format::ChunkType::kData, chunk).status());
-    data_.AddFree(sb.ChunkFirstBlock(chunk), sb.ChunkBlockCount(chunk));
+    p_.data->AddFree(sb.ChunkFirstBlock(chunk), sb.ChunkBlockCount(chunk));
   }
   for (const std::vector<space::Run>* runs : {&plan.retire_free, &plan.retire_chunk}) {
     for (const space::Run& r : *runs) {
-      Status used = data_.MarkUsed(r.start, r.count);
+      Status used = p_.data->MarkUsed(r.start, r.count);
       if (!used.ok()) {
         return Status::Corruption(fmt::format("retiring device blocks {}..{}: {}", r.start,
                                               r.start + r.count - 1, used.message()));
@@ -293,19 +289,19 @@ Status FsImpl::ApplyFailure(WriteOp& op, const FailurePlan& plan) {
   return Status::Ok();
 }
 
-void FsImpl::KeepFailureInMemory(const ReadOp& op, const FailurePlan& plan) {
-  LayoutNotes notes(runner_.observer());
+void MediaFailures::KeepInMemory(const ReadOp& op, const Plan& plan) {
+  LayoutNotes notes(p_.runner->observer());
   for (const LostRecord& l : plan.new_lost) {
-    poison_.KeepLost(l);
+    p_.poison->KeepLost(l);
     notes.Note(l.ino, l.file_block, l.blocks);
   }
   std::vector<space::Run> bad;
   for (const BadRecord& b : plan.new_bad) bad.push_back({b.device_block, b.blocks});
-  poison_.KeepBad(bad);
+  p_.poison->KeepBad(bad);
   for (const RangePiece& p : plan.pieces) {
-    if (IsMetadataKind(p.kind)) poison_.KeepMetadataHit(p);
+    if (IsMetadataKind(p.kind)) p_.poison->KeepMetadataHit(p);
   }
-  Publish(op, notes);
+  p_.layouts->Publish(op, notes);
 }
 
 namespace {
@@ -326,10 +322,9 @@ std::string Describe(const MediaFailureRecord& rec, uint64_t offset, uint64_t le
 
 }  // namespace
 
-Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t length,
-                                                      uint32_t flags) {
+Result<MediaFailureRecord> MediaFailures::Record(uint64_t offset, uint64_t length, uint32_t flags) {
   if (length == 0) return Status::Invalid("media failure: empty range");
-  uint64_t fs_bytes = pool_->superblock().total_blocks() * kBlock;
+  uint64_t fs_bytes = p_.pool->superblock().total_blocks() * kBlock;
   if (offset >= fs_bytes) {
     return Status::Error(ENXIO, fmt::format("media failure at device offset {} is past the end of "
                                             "the filesystem ({} bytes)",
@@ -337,7 +332,7 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
   }
   length = std::min(length, fs_bytes - offset);  // a crossing range is clipped
   if (flags & kFailureRemove) {  // the device is going away: nothing is corrupt, nothing recorded
-    ASSIGN_OR_RETURN(std::vector<RangePiece> pieces, ClassifyRange(offset, length));
+    ASSIGN_OR_RETURN(std::vector<RangePiece> pieces, Classify(offset, length));
     MediaFailureRecord rec = Report(pieces, {});
     rec.recorded = false;
     rec.message = fmt::format(
@@ -346,17 +341,17 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
         offset, length);
     return rec;
   }
-  bool writable = runner_.Exclusive([&] { return !runner_.read_only(); });
+  bool writable = p_.runner->Exclusive([&] { return !p_.runner->read_only(); });
   // Start from a committed state: every block then is committed (never written in place), and a
   // failure of this operation aborts nothing but itself.
-  if (writable) RETURN_IF_ERROR(Sync());
+  if (writable) RETURN_IF_ERROR(p_.runner->Sync());
 
   MediaFailureRecord rec;
   bool handled = false;  // done in memory (read-only, or a metadata hit)
-  FailurePlan plan;
+  Plan plan;
   plan.flags = flags;
-  RETURN_IF_ERROR(runner_.ReadForUpdate([&](const ReadOp& op) -> Status {
-    Status planned = PlanFailure(op, offset, length, &plan);
+  RETURN_IF_ERROR(p_.runner->ReadForUpdate([&](const ReadOp& op) -> Status {
+    Status planned = MakePlan(op, offset, length, &plan);
     if (planned.code() == EIO || planned.IsCorruption()) {
       // The trees that name the owners are unreadable: that is a metadata failure too.
       handled = true;
@@ -365,15 +360,15 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
       rec.metadata_hit = true;
       rec.message = "the metadata needed to record the failure cannot be read (" +
                     planned.message() + "): filesystem shut down read-only";
-      runner_.ShutDown(Status::IoError(rec.message));
+      p_.runner->ShutDown(Status::IoError(rec.message));
       return Status::Ok();
     }
     RETURN_IF_ERROR(planned);
-    if (!runner_.read_only() && !plan.any_metadata()) return Status::Ok();
+    if (!p_.runner->read_only() && !plan.any_metadata()) return Status::Ok();
     handled = true;
     rec = Report(plan.pieces, plan.owners);
     rec.recorded = false;
-    KeepFailureInMemory(op, plan);
+    KeepInMemory(op, plan);
     for (const space::Run& r : plan.retire_free)
       rec.retired.push_back({r.start * kBlock, r.count * kBlock});
     for (const space::Run& r : plan.retire_chunk)
@@ -383,8 +378,8 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
       rec.message = fmt::format(
           "media error in {} at device offset {} (chunk {}): filesystem shut down read-only",
           plan.metadata->kind == RangeKind::kSuperblock ? "the superblock" : "metadata",
-          plan.metadata->offset, plan.metadata->offset / pool_->superblock().chunk_size);
-      runner_.ShutDown(Status::IoError(rec.message));
+          plan.metadata->offset, plan.metadata->offset / p_.pool->superblock().chunk_size);
+      p_.runner->ShutDown(Status::IoError(rec.message));
     } else {
       rec.message = Describe(rec, offset, length) + " (read-only: kept in memory for this mount)";
     }
@@ -392,18 +387,20 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
   }));
   if (handled) return rec;
 
-  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
-    plan = FailurePlan{.flags = flags};
-    RETURN_IF_ERROR(PlanFailure(op, offset, length, &plan));
+  RETURN_IF_ERROR(p_.runner->Write([&](WriteOp& op) -> Status {
+    plan = Plan{.flags = flags};
+    RETURN_IF_ERROR(MakePlan(op, offset, length, &plan));
     if (plan.any_metadata()) {
       return Status::Busy("media failure: the metadata changed meanwhile; try again");
     }
-    return ApplyFailure(op, plan);
+    return Apply(op, plan);
   }));
-  RETURN_IF_ERROR(Sync());
+  RETURN_IF_ERROR(p_.runner->Sync());
   rec = Report(plan.pieces, plan.owners);
-  for (const space::Run& r : plan.retire_free) rec.retired.push_back({r.start * kBlock, r.count * kBlock});
-  for (const space::Run& r : plan.retire_chunk) rec.retired.push_back({r.start * kBlock, r.count * kBlock});
+  for (const space::Run& r : plan.retire_free)
+    rec.retired.push_back({r.start * kBlock, r.count * kBlock});
+  for (const space::Run& r : plan.retire_chunk)
+    rec.retired.push_back({r.start * kBlock, r.count * kBlock});
   std::sort(rec.retired.begin(), rec.retired.end(),
             [](auto& a, auto& b) { return a.offset < b.offset; });
   rec.message = Describe(rec, offset, length);
@@ -413,17 +410,17 @@ Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t 
 
 // ---- Everything known to be bad.
 
-Result<MediaErrorList> FsImpl::MediaErrors() {
+Result<MediaErrorList> MediaFailures::List() {
   MediaErrorList out;
   std::vector<space::Run> bad;  // device blocks
-  Status read = runner_.Read([&](const ReadOp& op) -> Status {
-    ASSIGN_OR_RETURN(std::vector<LostRecord> lost, poison_.AllLosses(op));
+  Status read = p_.runner->Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(std::vector<LostRecord> lost, p_.poison->AllLosses(op));
     for (const LostRecord& r : lost) {
       bool shared = false;
       if (op.refcount() != nullptr) {
         ASSIGN_OR_RETURN(shared, Refcount::AnyShared(op, r.device_block, r.blocks));
       }
-      Result<std::string> path = names_.PathOf(op, r.ino);
+      Result<std::string> path = p_.names->PathOf(op, r.ino);
       out.lost.push_back({.ino = r.ino,
                           .path = path.ok() ? *path : "",
                           .file_offset = r.file_block * kBlock,
@@ -434,23 +431,24 @@ Result<MediaErrorList> FsImpl::MediaErrors() {
     }
     std::vector<RmapRecord> files;
     RETURN_IF_ERROR(Owners::ScanFileOwners(op, &files));
-    ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, poison_.RetiredRecords(op, files));
-    for (const RmapRecord& r : retired) out.retired.push_back({r.device_block * kBlock, r.blocks * kBlock});
-    ASSIGN_OR_RETURN(std::vector<BadRecord> recorded, poison_.BadRecords(op, 0, kNoEnd));
+    ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, p_.poison->RetiredRecords(op, files));
+    for (const RmapRecord& r : retired)
+      out.retired.push_back({r.device_block * kBlock, r.blocks * kBlock});
+    ASSIGN_OR_RETURN(std::vector<BadRecord> recorded, p_.poison->BadRecords(op, 0, kNoEnd));
     for (const BadRecord& r : recorded) bad.push_back({r.device_block, r.blocks});
-    for (const space::Run& r : poison_.kept_bad()) bad.push_back(r);
-    for (const RangePiece& p : poison_.kept_metadata_hits()) out.metadata_damage.push_back(p);
+    for (const space::Run& r : p_.poison->kept_bad()) bad.push_back(r);
+    for (const RangePiece& p : p_.poison->kept_metadata_hits()) out.metadata_damage.push_back(p);
     return Status::Ok();
   });
   if (!read.ok()) {
     // With damaged metadata the trees may be unreadable: report what is known by address (the
     // metadata damage and the device's bad list) and say why the rest is missing.
-    if (pool_->MetadataDamage().empty()) return read;
+    if (p_.pool->MetadataDamage().empty()) return read;
     out.lost.clear();
     out.retired.clear();
     out.incomplete = read.ToString();
   }
-  for (const device::BadRange& r : pool_->MetadataDamage()) {
+  for (const device::BadRange& r : p_.pool->MetadataDamage()) {
     uint64_t slots_end = format::kFirstNodeBlock * kBlock;
     if (r.offset < slots_end) {
       uint64_t n = std::min(r.length, slots_end - r.offset);
@@ -466,7 +464,7 @@ Result<MediaErrorList> FsImpl::MediaErrors() {
   // Every bad range: the device's list, the recorded ones, the metadata hits (bytes, merged).
   std::vector<space::Run> bytes;
   for (const space::Run& r : bad) bytes.push_back({r.start * kBlock, r.count * kBlock});
-  for (const device::BadRange& r : device_->BadRanges()) bytes.push_back({r.offset, r.length});
+  for (const device::BadRange& r : p_.device->BadRanges()) bytes.push_back({r.offset, r.length});
   for (const RangePiece& p : out.metadata_damage) bytes.push_back({p.offset, p.length});
   for (const space::Run& r : Union(std::move(bytes))) out.bad.push_back({r.start, r.count});
   return out;

@@ -23,6 +23,7 @@
 #include "device/device.h"
 #include "daxfs/media.h"
 #include "fs/fs_impl.h"
+#include "scrub/mount.h"
 #include "status_assert.h"
 
 namespace daxfs::dax {
@@ -85,7 +86,7 @@ class MappingTableTest : public ::testing::Test {
         device::OpenDevice(path_, {.read_only = mount.read_only});
     ASSERT_OK(dev);
     dev_ = std::move(*dev);
-    Result<std::unique_ptr<fs::FsImpl>> fs = fs::FsImpl::Mount(dev_.get(), nullptr, mount);
+    Result<std::unique_ptr<fs::FsImpl>> fs = scrub::Mount(dev_.get(), nullptr, mount);
     ASSERT_OK(fs);
     fs_ = std::move(*fs);
     table_ = std::make_unique<MappingTable>(fs_.get());
@@ -240,7 +241,7 @@ TEST_F(MappingTableTest, WritableMappingIsDurableUnderGroupCommit) {
   m.reset();
   std::unique_ptr<device::Device> copy = device::NewMemoryDevice(image);
   Result<std::unique_ptr<fs::FsImpl>> other =
-      fs::FsImpl::Mount(copy.get(), nullptr, {.read_only = true});
+      scrub::Mount(copy.get(), nullptr, {.read_only = true});
   ASSERT_OK(other);
   std::string got(8 * kB, '\0');
   ASSERT_OK((*other)->Read(ino, 0, {reinterpret_cast<uint8_t*>(got.data()), got.size()}));

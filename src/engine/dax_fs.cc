@@ -14,6 +14,7 @@
 #include "failure/router.h"
 #include "failure/signals.h"
 #include "fs/fs_impl.h"
+#include "scrub/mount.h"
 #include "tracking/trackers.h"
 
 namespace daxfs {
@@ -239,7 +240,7 @@ Result<std::unique_ptr<DaxFs>> OpenOn(device::Device* device,
                                       std::unique_ptr<device::Device> owned,
                                       const DaxOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<fs::FsImpl> fs,
-                   fs::FsImpl::Mount(device, nullptr, options.mount));
+                   scrub::Mount(device, nullptr, options.mount));
   auto dax = std::make_unique<DaxFsImpl>(std::move(owned), std::move(fs));
   RETURN_IF_ERROR(dax->Start(options));
   return std::unique_ptr<DaxFs>(std::move(dax));

@@ -1,8 +1,6 @@
 // Mount, format, the operation scaffolding (read and write operations, commits, durability,
 // shutdown) and inode helpers of the filesystem engine.
 #include "fs/fs_impl.h"
-#include "fs/inodes.h"
-#include "fs/rmap.h"
 
 #include <fmt/core.h>
 
@@ -11,6 +9,8 @@
 
 #include "base/log.h"
 #include "format/btree_node.h"
+#include "fs/inodes.h"
+#include "fs/rmap.h"
 
 namespace daxfs {
 
@@ -21,23 +21,8 @@ Status Filesystem::Format(const std::string& path, const FormatOptions& options)
   return fs::FsImpl::FormatDevice(dev.get(), options).WithContext(path);
 }
 
-Result<std::unique_ptr<Filesystem>> Filesystem::Open(const std::string& path,
-                                                     const MountOptions& options) {
-  ASSIGN_OR_RETURN(auto dev, device::OpenDevice(path, {.read_only = options.read_only}));
-  device::Device* raw = dev.get();
-  Result<std::unique_ptr<fs::FsImpl>> fs = fs::FsImpl::Mount(raw, std::move(dev), options);
-  if (!fs.ok()) return fs.status().WithContext(path);
-  return std::unique_ptr<Filesystem>(std::move(*fs));
-}
-
 Status Filesystem::Format(device::Device* device, const FormatOptions& options) {
   return fs::FsImpl::FormatDevice(device, options);
-}
-
-Result<std::unique_ptr<Filesystem>> Filesystem::Open(device::Device* device,
-                                                     const MountOptions& options) {
-  ASSIGN_OR_RETURN(auto fs, fs::FsImpl::Mount(device, nullptr, options));
-  return std::unique_ptr<Filesystem>(std::move(fs));
 }
 
 namespace fs {
@@ -46,6 +31,10 @@ using format::Inode;
 using format::TreeId;
 
 namespace {
+
+Status NoScrubber() {
+  return Status::NotSupported("this mount has no checker (mount through src/scrub)");
+}
 
 void RegisterTrees(txn::Pool* pool) {
   for (const FsTreeDef& def : FsTrees()) pool->RegisterTree(def.spec);
@@ -79,8 +68,14 @@ Status FsImpl::FormatDevice(device::Device* device, const FormatOptions& options
                   &hooks);
   RETURN_IF_ERROR(runner.Write([&](WriteOp& op) -> Status {
     int64_t now = NowNs();
-    Inode root{.ino = format::kRootIno, .type = format::FileType::kDirectory, .mode = 0755,
-               .nlink = 2, .atime_ns = now, .mtime_ns = now, .ctime_ns = now, .btime_ns = now,
+    Inode root{.ino = format::kRootIno,
+               .type = format::FileType::kDirectory,
+               .mode = 0755,
+               .nlink = 2,
+               .atime_ns = now,
+               .mtime_ns = now,
+               .ctime_ns = now,
+               .btime_ns = now,
                .parent = format::kRootIno};
     RETURN_IF_ERROR(op.writer(FsTree::kInodes).Insert(InodeKey(root.ino), InodeValue(root).bytes));
     if (!options.rmap) return Status::Ok();
@@ -91,12 +86,14 @@ Status FsImpl::FormatDevice(device::Device* device, const FormatOptions& options
 
 Result<std::unique_ptr<FsImpl>> FsImpl::Mount(device::Device* device,
                                               std::unique_ptr<device::Device> owned,
-                                              const MountOptions& options) {
-  ASSIGN_OR_RETURN(auto pool, txn::Pool::Open(device, {.read_only = options.read_only,
-                                                       .verify_every_read = options.verify_every_read}));
+                                              const MountOptions& options, Scrubber* scrubber) {
+  ASSIGN_OR_RETURN(auto pool,
+                   txn::Pool::Open(device, {.read_only = options.read_only,
+                                            .verify_every_read = options.verify_every_read}));
   RegisterTrees(pool.get());
   std::vector<device::BadRange> damage = pool->MetadataDamage();
   std::unique_ptr<FsImpl> fs(new FsImpl(device, std::move(owned), std::move(pool), options));
+  fs->scrubber_ = scrubber;
   Status root = fs->runner_.ReadForUpdate([&](const ReadOp& op) -> Status {
     Result<Inode> r = Inodes::Get(op, format::kRootIno);
     if (!r.ok()) {
@@ -111,7 +108,8 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(device::Device* device,
   });
   if (!damage.empty()) {
     // Bad bytes under metadata: mount read-only (shut down) so that check and errors still work.
-    if (!root.ok()) base::Log(base::LogLevel::kError, "mount with metadata damage: {}", root.ToString());
+    if (!root.ok())
+      base::Log(base::LogLevel::kError, "mount with metadata damage: {}", root.ToString());
     uint64_t chunk = damage[0].offset / fs->pool_->superblock().chunk_size;
     fs->runner_.Exclusive([&] {
       fs->runner_.ShutDown(Status::IoError(fmt::format(
@@ -200,9 +198,11 @@ FsStats FsImpl::FillSpace(FsStats st) {
   uint64_t chunk_blocks = sb.chunk_blocks();
   st.total_blocks = sb.total_blocks();
   uint64_t free_chunk_blocks = space.free_chunks * chunk_blocks;
-  st.free_blocks = data_.blocks().free_blocks() + data_.blocks().deferred_blocks() + free_chunk_blocks;
+  st.free_blocks =
+      data_.blocks().free_blocks() + data_.blocks().deferred_blocks() + free_chunk_blocks;
   st.metadata_blocks_used = space.nodes.used + space.nodes.fresh + 2;
-  st.data_blocks_used = space.data_chunks * chunk_blocks - data_.blocks().free_blocks() - data_.blocks().deferred_blocks();
+  st.data_blocks_used = space.data_chunks * chunk_blocks - data_.blocks().free_blocks() -
+                        data_.blocks().deferred_blocks();
   st.generation = sb.generation;
   return st;
 }
@@ -348,6 +348,28 @@ Result<std::vector<FsmapRecord>> FsImpl::FsmapByScan(uint64_t start, uint64_t en
   return out;
 }
 
+// ---- Check and repair (the scrub layer's).
+
+ScrubAccess FsImpl::scrub_access() {
+  return {.runner = &runner_,
+          .pool = pool_.get(),
+          .data = &data_,
+          .poison = &poison_,
+          .owners = &owners_,
+          .has_rmap = has_rmap_,
+          .has_reflink = has_reflink_};
+}
+
+Result<FsCheckResult> FsImpl::Check() {
+  if (scrubber_ == nullptr) return NoScrubber();
+  return scrubber_->Check(scrub_access());
+}
+
+Result<RepairReport> FsImpl::RebuildReverseMaps() {
+  if (scrubber_ == nullptr) return NoScrubber();
+  return scrubber_->RebuildReverseMaps(scrub_access());
+}
+
 // ---- Media failures and what the DAX layer needs.
 
 Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t length,
@@ -385,12 +407,12 @@ Result<size_t> FsImpl::Read(Ino ino, uint64_t offset, std::span<uint8_t> out) {
 
 Result<size_t> FsImpl::Write(Ino ino, uint64_t offset, std::span<const uint8_t> data) {
   if (data.empty()) {  // no change, no commit: only the checks
-    RETURN_IF_ERROR(runner_.Read(
-        [&](const ReadOp& op) -> Status { return FileData::CheckWritable(op, ino); }));
+    RETURN_IF_ERROR(
+        runner_.Read([&](const ReadOp& op) -> Status { return FileData::CheckWritable(op, ino); }));
     return size_t{0};
   }
-  RETURN_IF_ERROR(runner_.Write(
-      [&](WriteOp& op) -> Status { return files_.Write(op, ino, offset, data); }));
+  RETURN_IF_ERROR(
+      runner_.Write([&](WriteOp& op) -> Status { return files_.Write(op, ino, offset, data); }));
   return data.size();
 }
 

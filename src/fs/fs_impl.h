@@ -33,6 +33,7 @@
 #include "fs/reflink.h"
 #include "fs/remap.h"
 #include "fs/rmap.h"
+#include "fs/scrubber.h"
 #include "fs/trees.h"
 #include "space/extent_allocator.h"
 #include "txn/pool.h"
@@ -45,7 +46,8 @@ class FsImpl final : public Filesystem, private TxnHooks {
   // `owned` (may be null) is kept alive as long as the filesystem.
   static Result<std::unique_ptr<FsImpl>> Mount(device::Device* device,
                                                std::unique_ptr<device::Device> owned,
-                                               const MountOptions& options);
+                                               const MountOptions& options,
+                                               Scrubber* scrubber = nullptr);
   ~FsImpl() override;
 
   // ---- namespace.cc
@@ -124,6 +126,8 @@ class FsImpl final : public Filesystem, private TxnHooks {
                         const std::function<Status(const MapLayout&)>& install);
   device::Device* device() const { return device_; }
 
+  // For the scrub layer: the runner and modules it checks and repairs through.
+  ScrubAccess scrub_access();
   // For tests: the pool underneath (do not write through it).
   txn::Pool* pool() { return pool_.get(); }
 
@@ -142,35 +146,6 @@ class FsImpl final : public Filesystem, private TxnHooks {
   Status BeforeCommit(WriteOp& op) override;
   void TxnCommitted() override;
   void TxnAborted() override;
-
-  // ---- scrub helpers (check.cc, repair.cc)
-  // check.cc: every difference between the reverse maps as they should be (`want_*`, sorted)
-  // and as they are (`have_*`, in tree order), one line each naming device blocks and owners.
-  static void DiffReverseMaps(const std::vector<format::RmapRecord>& want_rmap,
-                              const std::vector<format::RmapRecord>& have_rmap,
-                              const std::vector<format::RefcountRecord>& want_refcount,
-                              const std::vector<format::RefcountRecord>& have_refcount,
-                              std::vector<std::string>* out);
-  // check.cc: the scrub rules of the reverse map and refcount tree (under the filesystem lock,
-  // no transaction open; `file_owners` from the extent walk).
-  void CheckReverseMaps(const std::vector<format::RmapRecord>& file_owners,
-                        const std::vector<format::RmapRecord>& rmap,
-                        const std::vector<format::RefcountRecord>& refcounts,
-                        FsCheckResult* result);
-  // check.cc: the scrub of the poison tree (lost records, bad ranges, retired space) and the
-  // metadata damage (`regular_files`: inode -> is a regular file; `used` in extent-key order).
-  void CheckMediaDamage(const std::map<uint64_t, bool>& regular_files,
-                        const std::vector<format::RmapRecord>& used,
-                        const std::vector<format::LostRecord>& lost,
-                        const std::vector<format::BadRecord>& bad_ranges,
-                        const std::vector<format::RmapRecord>& retired, FsCheckResult* result);
-  // repair.cc: makes sure the pool can give the nodes of deleting every record of the rmap and
-  // refcount trees and inserting `rmap_records` and `refcount_records` new ones.
-  Status ReserveRebuild(WriteOp& op, uint64_t rmap_records, uint64_t refcount_records);
-  // repair.cc: makes the data allocator's free space (built at mount from the reverse map as it
-  // was) the DATA chunks minus `file_owners`. Offline only: leaked blocks are given back only
-  // when nothing is deferred.
-  void ResyncDataSpace(const std::vector<format::RmapRecord>& file_owners);
 
   FsStats FillSpace(FsStats st);  // the space figures of StatFs (under the filesystem lock)
 
@@ -193,6 +168,7 @@ class FsImpl final : public Filesystem, private TxnHooks {
   OpRunner runner_;
   Layouts layouts_;
   MediaFailures media_;
+  Scrubber* scrubber_ = nullptr;  // check and repair (src/scrub); may be null
 };
 
 }  // namespace daxfs::fs

@@ -15,10 +15,13 @@ function(daxfs_stage_layer name layer)
   endif()
 endfunction()
 
-# daxfs_library(NAME SRCS ... DEPS ... [FACE headers...]): one layer library (the layer is the
-# name of the folder). Headers are included as "base/status.h" etc.
+# daxfs_library(NAME SRCS ... DEPS ... [INTERNAL_DEPS ...] [FACE headers...]): one layer
+# library (the layer is the name of the folder). Headers are included as "base/status.h" etc.
+# DEPS are public (their faces are seen by what links this library); INTERNAL_DEPS are linked
+# privately (their headers reach only this library's sources: how the scrub layer sees all of
+# fs through daxfs_fs_internal while the layers above it see only fs's face).
 function(daxfs_library name)
-  cmake_parse_arguments(ARG "" "" "SRCS;DEPS;FACE" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "SRCS;DEPS;INTERNAL_DEPS;FACE" ${ARGN})
   get_filename_component(layer ${CMAKE_CURRENT_SOURCE_DIR} NAME)
   add_library(${name} STATIC ${ARG_SRCS})
   daxfs_stage_layer(${name} ${layer})
@@ -39,6 +42,9 @@ function(daxfs_library name)
   endif()
   target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/include)
   target_link_libraries(${name} PUBLIC ${ARG_DEPS})
+  if(ARG_INTERNAL_DEPS)
+    target_link_libraries(${name} PRIVATE ${ARG_INTERNAL_DEPS})
+  endif()
   # The engine reports errors with Status, never exceptions (the CLI may use CLI11's).
   target_compile_options(${name} PRIVATE -fno-exceptions)
 endfunction()

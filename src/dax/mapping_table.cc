@@ -23,6 +23,7 @@
 
 #include "base/log.h"
 #include "dax/interval_index.h"
+#include "device/device.h"
 
 namespace daxfs::dax {
 
@@ -31,7 +32,6 @@ using fs::MapSegment;
 using fs::SegmentKind;
 
 namespace {
-
 
 // Mapping ids are unique in the process (the address directory is process-wide).
 std::atomic<uint64_t> next_mapping_id{1};
@@ -106,14 +106,14 @@ struct MapState {
 
 struct MappingTableState {
   std::mutex mu;
-  fs::FsImpl* fs = nullptr;
+  fs::FsFace* fs = nullptr;
   device::Device* device = nullptr;
   bool alive = true;  // false once the table is destroyed
   size_t limit = AddressDirectory::kMaxLiveMappings;
   std::vector<OwnerTracker*> trackers;
   std::unordered_map<uint64_t, std::shared_ptr<MapState>> live;
-  std::unordered_map<Ino, IntervalIndex> files;  // the per-file index of live mappings
-  std::atomic<size_t> watched_files{0};          // files.size(), for a lock-free Watches
+  std::unordered_map<Ino, IntervalIndex> files;       // the per-file index of live mappings
+  std::atomic<size_t> watched_files{0};               // files.size(), for a lock-free Watches
   std::unordered_map<Ino, size_t> writable_mappings;  // indexed writable mappings per file
 
   // Makes [file_off, +length) of `m` hold what `s` says (s covers exactly that range).
@@ -394,7 +394,7 @@ class MappingHandle final : public Mapping {
 
 // ---- The table.
 
-MappingTable::MappingTable(fs::FsImpl* fs) : impl_(std::make_shared<MappingTableState>()) {
+MappingTable::MappingTable(fs::FsFace* fs) : impl_(std::make_shared<MappingTableState>()) {
   impl_->fs = fs;
   impl_->device = fs->device();
   fs->SetMappingObserver(this);
@@ -509,7 +509,9 @@ std::vector<Victim> MappingTable::MappedPages(Ino ino, uint64_t file_offset,
   if (length == 0) return out;
   uint64_t from = file_offset / fs::kPageBytes * fs::kPageBytes;
   uint64_t to = file_offset + std::min<uint64_t>(length, ~0ULL - file_offset);
-  to = to > ~0ULL - (fs::kPageBytes - 1) ? ~0ULL / fs::kPageBytes * fs::kPageBytes : (to + fs::kPageBytes - 1) / fs::kPageBytes * fs::kPageBytes;
+  to = to > ~0ULL - (fs::kPageBytes - 1)
+           ? ~0ULL / fs::kPageBytes * fs::kPageBytes
+           : (to + fs::kPageBytes - 1) / fs::kPageBytes * fs::kPageBytes;
   std::lock_guard<std::mutex> lock(impl_->mu);
   auto f = impl_->files.find(ino);
   if (f == impl_->files.end()) return out;

@@ -18,13 +18,13 @@
 #include <vector>
 
 #include "base/random.h"
-#include "dax/fs_rmap_tracker.h"
 #include "dax/interval_index.h"
-#include "device/device.h"
 #include "daxfs/media.h"
-#include "fs/fs_impl.h"
+#include "device/device.h"
+#include "fs/face.h"
 #include "scrub/mount.h"
 #include "status_assert.h"
+#include "tracking/trackers.h"
 
 namespace daxfs::dax {
 namespace {
@@ -77,7 +77,7 @@ class MappingTableTest : public ::testing::Test {
     {
       Result<std::unique_ptr<device::Device>> dev = device::OpenDevice(path_);
       ASSERT_OK(dev);
-      ASSERT_OK(fs::FsImpl::FormatDevice(dev->get(), options));
+      ASSERT_OK(Filesystem::Format(dev->get(), options));
     }
     Mount(mount);
   }
@@ -86,12 +86,12 @@ class MappingTableTest : public ::testing::Test {
         device::OpenDevice(path_, {.read_only = mount.read_only});
     ASSERT_OK(dev);
     dev_ = std::move(*dev);
-    Result<std::unique_ptr<fs::FsImpl>> fs = scrub::Mount(dev_.get(), nullptr, mount);
+    Result<std::unique_ptr<fs::FsFace>> fs = scrub::Mount(dev_.get(), nullptr, mount);
     ASSERT_OK(fs);
     fs_ = std::move(*fs);
     table_ = std::make_unique<MappingTable>(fs_.get());
-    rmap_ = NewFsRmapTracker(fs_.get(), table_.get(), false);
-    scan_ = NewFsRmapTracker(fs_.get(), table_.get(), true);
+    rmap_ = tracking::NewFsRmapTracker(fs_.get(), table_.get(), false);
+    scan_ = tracking::NewFsRmapTracker(fs_.get(), table_.get(), true);
     table_->AddTracker(rmap_.get());
     table_->AddTracker(scan_.get());
   }
@@ -158,7 +158,7 @@ class MappingTableTest : public ::testing::Test {
 
   std::string path_;
   std::unique_ptr<device::Device> dev_;
-  std::unique_ptr<fs::FsImpl> fs_;
+  std::unique_ptr<fs::FsFace> fs_;
   std::unique_ptr<MappingTable> table_;
   std::unique_ptr<OwnerTracker> rmap_, scan_;
 };
@@ -240,7 +240,7 @@ TEST_F(MappingTableTest, WritableMappingIsDurableUnderGroupCommit) {
   std::string image(reinterpret_cast<const char*>(dev_->base()), dev_->size());
   m.reset();
   std::unique_ptr<device::Device> copy = device::NewMemoryDevice(image);
-  Result<std::unique_ptr<fs::FsImpl>> other =
+  Result<std::unique_ptr<fs::FsFace>> other =
       scrub::Mount(copy.get(), nullptr, {.read_only = true});
   ASSERT_OK(other);
   std::string got(8 * kB, '\0');
@@ -486,7 +486,7 @@ TEST_F(MappingTableTest, SharedBlockNamesEveryMappingWithItsOwnAddress) {
   EXPECT_EQ(rmap_->design(), Tracking::kFsRmap);
   EXPECT_EQ(scan_->design(), Tracking::kFullScan);
   EXPECT_EQ(rmap_->TrackingBytes(), 0u);
-  EXPECT_TRUE(NewNullTracker()->FindVictims(bad, kB)->empty());
+  EXPECT_TRUE(tracking::NewNullTracker()->FindVictims(bad, kB)->empty());
 }
 
 // The index against brute force, over 10,000 mappings of four files that share blocks.

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "base/log.h"
+#include "device/device.h"
 
 namespace daxfs::failure {
 
@@ -27,7 +28,8 @@ Result<FailureReport> Router::NotifyFailure(uint64_t offset, uint64_t length, ui
   uint64_t size = fs_->device()->size();
   if (offset >= size) {
     return Status::Error(ENXIO, fmt::format("media failure at device offset {}: past the end of "
-                                            "the device ({} bytes)", offset, size));
+                                            "the device ({} bytes)",
+                                            offset, size));
   }
   FailureReport report;
   report.offset = offset;
@@ -70,21 +72,25 @@ Result<FailureReport> Router::NotifyFailure(uint64_t offset, uint64_t length, ui
                                            reinterpret_cast<uintptr_t>(v.address), v.length,
                                            v.mapping_id, fenced.ToString()));
     }
-    report.notices.push_back({.mapping_id = v.mapping_id, .address = v.address,
-                              .length = v.length, .ino = v.ino, .path = it->second,
-                              .file_offset = v.file_offset, .device_offset = v.device_offset,
+    report.notices.push_back({.mapping_id = v.mapping_id,
+                              .address = v.address,
+                              .length = v.length,
+                              .ino = v.ino,
+                              .path = it->second,
+                              .file_offset = v.file_offset,
+                              .device_offset = v.device_offset,
                               .action_required = (flags & kFailureActionRequired) != 0});
   }
   // 4. What was done, in order.
   for (const RangePiece& p : report.media.pieces) {
-    report.actions.push_back(fmt::format("device bytes {}+{}: {}", p.offset, p.length,
-                                         RangeKindName(p.kind)));
+    report.actions.push_back(
+        fmt::format("device bytes {}+{}: {}", p.offset, p.length, RangeKindName(p.kind)));
   }
   if (!report.media.owners.empty()) {
-    report.actions.push_back(fmt::format(
-        "recorded {} lost file range{} {}", report.media.owners.size(),
-        report.media.owners.size() == 1 ? "" : "s",
-        report.media.recorded ? "in the poison tree" : "in memory only (read-only)"));
+    report.actions.push_back(
+        fmt::format("recorded {} lost file range{} {}", report.media.owners.size(),
+                    report.media.owners.size() == 1 ? "" : "s",
+                    report.media.recorded ? "in the poison tree" : "in memory only (read-only)"));
   }
   for (const DeviceRange& d : report.media.retired) {
     report.actions.push_back(fmt::format("retired free device bytes {}+{}", d.offset, d.length));
@@ -102,8 +108,8 @@ Result<FailureReport> Router::NotifyFailure(uint64_t offset, uint64_t length, ui
   }
   size_t told = table_->Notify(report.notices);
   if (!report.notices.empty()) {
-    report.actions.push_back(fmt::format("notified {} mapping handler call{}", told,
-                                         told == 1 ? "" : "s"));
+    report.actions.push_back(
+        fmt::format("notified {} mapping handler call{}", told, told == 1 ? "" : "s"));
   }
   Log("failure", report);
   return report;
@@ -119,8 +125,8 @@ Result<FailureReport> Router::Remove(FailureReport report) {
   }
   report.notices = notices;
   size_t told = table_->Notify(notices);
-  report.actions.push_back(fmt::format("device removal: notified {} mapping{}", told,
-                                       told == 1 ? "" : "s"));
+  report.actions.push_back(
+      fmt::format("device removal: notified {} mapping{}", told, told == 1 ? "" : "s"));
   table_->KillAll();
   report.actions.push_back(fmt::format("made {} mapping{} inaccessible", notices.size(),
                                        notices.size() == 1 ? "" : "s"));
@@ -137,9 +143,15 @@ FailureReport Router::ReportTrap(const dax::AddressInfo& info) {
   report.offset = info.device_offset == fs::kNoDevice ? 0 : info.device_offset;
   report.length = fs::kPageBytes;
   report.flags = kFailureActionRequired;
-  MappingNotice n{.mapping_id = info.mapping_id, .address = info.page, .length = fs::kPageBytes,
-                  .ino = info.ino, .path = PathOf(info.ino), .file_offset = info.file_offset,
-                  .device_offset = report.offset, .action_required = true, .consumed = true};
+  MappingNotice n{.mapping_id = info.mapping_id,
+                  .address = info.page,
+                  .length = fs::kPageBytes,
+                  .ino = info.ino,
+                  .path = PathOf(info.ino),
+                  .file_offset = info.file_offset,
+                  .device_offset = report.offset,
+                  .action_required = true,
+                  .consumed = true};
   report.notices.push_back(n);
   report.actions.push_back(fmt::format(
       "a load or store trapped on the fenced page {:#x} of mapping {} ({} at file offset {})",

@@ -11,14 +11,14 @@
 #include "dax/tracker.h"
 #include "daxfs/dax.h"
 #include "failure/event_log.h"
-#include "fs/fs_impl.h"
+#include "fs/face.h"
 
 namespace daxfs::failure {
 
 class Router {
  public:
   // Nothing is owned; all must outlive the router. `log` may be null.
-  Router(fs::FsImpl* fs, dax::MappingTable* table, dax::OwnerTracker* tracker, EventLog* log)
+  Router(fs::FsFace* fs, dax::MappingTable* table, dax::OwnerTracker* tracker, EventLog* log)
       : fs_(fs), table_(table), tracker_(tracker), log_(log) {}
 
   // See DaxFs::NotifyFailure. EINVAL for an empty range, ENXIO wholly past the device end.
@@ -33,7 +33,7 @@ class Router {
   std::string PathOf(Ino ino);
   void Log(std::string_view event, const FailureReport& report);
 
-  fs::FsImpl* fs_;
+  fs::FsFace* fs_;
   dax::MappingTable* table_;
   dax::OwnerTracker* tracker_;
   EventLog* log_;

@@ -336,9 +336,9 @@ Result<std::vector<FsmapRecord>> FsImpl::Fsmap(uint64_t start, uint64_t end,
   return out;
 }
 
-Result<std::vector<FsmapRecord>> FsImpl::FsmapByScan(uint64_t start, uint64_t end,
-                                                     const std::optional<FsmapKey>& after,
-                                                     size_t max) {
+Result<std::vector<FsmapRecord>> FsImpl::FsmapByFullScan(uint64_t start, uint64_t end,
+                                                         const std::optional<FsmapKey>& after,
+                                                         size_t max) {
   ASSIGN_OR_RETURN(FsmapQuery q, owners_.MakeQuery(start, end, after, max));
   std::vector<FsmapRecord> out;
   RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {

@@ -1,9 +1,8 @@
-// The filesystem engine behind include/daxfs/filesystem.h. One class, its methods split by
-// concern across files: fs_impl.cc (mount, format, durability, the transaction hooks),
-// namespace.cc (directories and names), file_io.cc (file data), extent_map.cc (the one place
-// that changes extent maps and data space), check.cc (the consistency checker).
-// Operations run through OpRunner (op_runner.h) and get their context (op.h) as an argument.
-// Uses the txn, btree, space, format and device layers; knows nothing of the CLI or FUSE.
+// The filesystem engine behind include/daxfs/filesystem.h and fs/face.h: mount, format, the
+// operation entry points (each runs one operation through OpRunner, op_runner.h, and delegates to
+// a module with the context, op.h), commit and durability. The modules own the logic and state
+// (docs/fs-map.md). Seen only by the fs layer, its tests and the scrub layer; the layers above
+// see fs/face.h. Uses the txn, btree, space, format and device layers.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +18,7 @@
 #include "format/records.h"
 #include "fs/data_space.h"
 #include "fs/extent_map.h"
+#include "fs/face.h"
 #include "fs/file_data.h"
 #include "fs/inodes.h"
 #include "fs/layouts.h"
@@ -40,7 +40,7 @@
 
 namespace daxfs::fs {
 
-class FsImpl final : public Filesystem, private TxnHooks {
+class FsImpl final : public FsFace, private TxnHooks {
  public:
   static Status FormatDevice(device::Device* device, const FormatOptions& options);
   // `owned` (may be null) is kept alive as long as the filesystem.
@@ -50,7 +50,7 @@ class FsImpl final : public Filesystem, private TxnHooks {
                                                Scrubber* scrubber = nullptr);
   ~FsImpl() override;
 
-  // ---- namespace.cc
+  // ---- Names and inodes (Namespace, namespace.h)
   Result<Attr> Lookup(Ino dir, std::string_view name) override;
   Result<Attr> Resolve(std::string_view path, bool follow) override;
   Result<Attr> GetAttr(Ino ino) override;
@@ -66,7 +66,7 @@ class FsImpl final : public Filesystem, private TxnHooks {
                 std::string_view new_name) override;
   Status ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& fn) override;
 
-  // ---- file_io.cc
+  // ---- File data (FileData, file_data.h)
   Result<size_t> Read(Ino ino, uint64_t offset, std::span<uint8_t> out) override;
   Result<size_t> Write(Ino ino, uint64_t offset, std::span<const uint8_t> data) override;
   Status Truncate(Ino ino, uint64_t size) override;
@@ -75,7 +75,7 @@ class FsImpl final : public Filesystem, private TxnHooks {
   Result<uint64_t> SeekHole(Ino ino, uint64_t offset) override;
   Result<std::vector<FileExtent>> Bmap(Ino ino) override;
 
-  // ---- reflink.cc
+  // ---- Reflink (Reflink, reflink.h)
   Status Clone(Ino src, Ino dst) override;
   Status CloneRange(Ino src, uint64_t src_offset, Ino dst, uint64_t dst_offset,
                     uint64_t length) override;
@@ -85,56 +85,45 @@ class FsImpl final : public Filesystem, private TxnHooks {
   Result<uint64_t> CopyFileRange(Ino src, uint64_t src_offset, Ino dst, uint64_t dst_offset,
                                  uint64_t length) override;
 
-  // ---- fsmap.cc
+  // ---- Owners (Owners, owners.h; Namespace for PathOf)
   Result<std::vector<FsmapRecord>> Fsmap(uint64_t start, uint64_t end,
                                          const std::optional<FsmapKey>& after, size_t max) override;
   Result<std::string> PathOf(Ino ino) override;
-  // ---- repair.cc
-  Result<RepairReport> RebuildReverseMaps() override;
 
-  bool has_rmap() const { return has_rmap_; }
-  bool has_reflink() const { return has_reflink_; }
-
-  // ---- fs_impl.cc
+  // ---- Durability and space (fs_impl.cc)
   Status Fsync(Ino ino) override;
   Status Sync() override;
   Result<FsStats> StatFs() override;
   Status Unmount() override;
   bool read_only() const override { return runner_.read_only(); }
 
-  // ---- check.cc
+  // ---- Check and repair (the Scrubber handed in at mount, src/scrub)
   Result<FsCheckResult> Check() override;
+  Result<RepairReport> RebuildReverseMaps() override;
 
-  // ---- media.cc: media failures, the poison tree, and what the DAX layer needs.
+  // ---- Media failures (MediaFailures, media_failures.h)
   Result<MediaFailureRecord> RecordMediaFailure(uint64_t offset, uint64_t length,
                                                 uint32_t flags) override;
   Result<MediaErrorList> MediaErrors() override;
   // The device bytes [offset, +length) cut by kind, by address (clipped to the device; a piece
   // past its end is kOutside). Runs its own read operation.
   Result<std::vector<RangePiece>> ClassifyRange(uint64_t offset, uint64_t length);
-  // The DAX layer's observer of watched files (null: none). Set before the first mapping.
-  void SetMappingObserver(MappingObserver* observer);
-  // One operation that makes [offset, +length) of regular file `ino` mappable and hands its
-  // layout to `install` under the filesystem lock (so no extent changes in between; `install`
-  // must not call back into the filesystem; its error is returned and, for a writable mapping,
-  // the preparation stays done). offset block-aligned, length > 0, the range within the file
-  // size rounded up to a block: else EINVAL. writable: first allocates holes (zeroed, written),
-  // zeroes and converts unwritten extents and unshares shared blocks, so the layout is all kData
-  // of private blocks (kLost stays kLost); EROFS on a read-only filesystem, ENOSPC. Read-only:
-  // unwritten and holes are kZero.
-  Status PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
-                        const std::function<Status(const MapLayout&)>& install);
-  device::Device* device() const { return device_; }
 
+  // ---- The face to the layers above (face.h; Layouts, layouts.h; Owners)
+  void SetMappingObserver(MappingObserver* observer) override;
+  Status PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
+                        const std::function<Status(const MapLayout&)>& install) override;
+  device::Device* device() const override { return device_; }
+  bool has_rmap() const override { return has_rmap_; }
+  Result<std::vector<FsmapRecord>> FsmapByFullScan(uint64_t start, uint64_t end,
+                                                   const std::optional<FsmapKey>& after,
+                                                   size_t max) override;
+
+  bool has_reflink() const { return has_reflink_; }
   // For the scrub layer: the runner and modules it checks and repairs through.
   ScrubAccess scrub_access();
   // For tests: the pool underneath (do not write through it).
   txn::Pool* pool() { return pool_.get(); }
-
-  // For tests and benchmarks: Fsmap answered by the no-rmap baseline (a scan of every extent map
-  // and the chunk table), even on a filesystem that keeps the reverse map. Same contract as Fsmap.
-  Result<std::vector<FsmapRecord>> FsmapByScan(uint64_t start, uint64_t end,
-                                               const std::optional<FsmapKey>& after, size_t max);
 
  private:
   FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,

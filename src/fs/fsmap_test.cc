@@ -123,7 +123,7 @@ class FsmapTest : public ::testing::Test {
   }
   std::vector<FsmapRecord> Scan(uint64_t start = 0, uint64_t end = kAll,
                                 std::optional<FsmapKey> after = {}, size_t max = 0) {
-    Result<std::vector<FsmapRecord>> r = impl()->FsmapByScan(start, end, after, max);
+    Result<std::vector<FsmapRecord>> r = impl()->FsmapByFullScan(start, end, after, max);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : std::vector<FsmapRecord>{};
   }
@@ -457,7 +457,7 @@ void CompareRandomRanges(FsmapTest* t, fs::FsImpl* impl, base::Random* rnd, uint
     uint64_t end = rnd->OneIn(8) ? kAll : start + rnd->Uniform(rnd->OneIn(2) ? 64 * kB : span);
     SCOPED_TRACE(fmt::format("[{}, {})", start, end));
     Result<std::vector<FsmapRecord>> a = impl->Fsmap(start, end, std::nullopt, 0);
-    Result<std::vector<FsmapRecord>> b = impl->FsmapByScan(start, end, std::nullopt, 0);
+    Result<std::vector<FsmapRecord>> b = impl->FsmapByFullScan(start, end, std::nullopt, 0);
     ASSERT_TRUE(a.ok() && b.ok());
     EXPECT_TRUE(Same(*a, *b)) << "rmap:" << Text(*a) << "\nscan:" << Text(*b);
     ExpectWellFormed(*a, start, end, true);

@@ -246,7 +246,7 @@ TEST_F(SharedMediaTest, WholeBlockRewriteRestoresOneOwnerOnly) {
   owners = OwnersOf(s.bad);
   ASSERT_EQ(owners.size(), 1u);
   EXPECT_EQ(owners[0].owner, kOwnerBad);
-  auto scan = impl()->FsmapByScan(0, kAll, std::nullopt, 0);
+  auto scan = impl()->FsmapByFullScan(0, kAll, std::nullopt, 0);
   auto rmap = fs_->Fsmap(0, kAll, std::nullopt, 0);
   ASSERT_TRUE(scan.ok() && rmap.ok());
   ASSERT_EQ(scan->size(), rmap->size());

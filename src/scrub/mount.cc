@@ -3,6 +3,8 @@
 #include "scrub/mount.h"
 
 #include "device/device.h"
+#include "fs/fs_impl.h"
+#include "fs/scrubber.h"
 #include "scrub/check.h"
 #include "scrub/repair.h"
 
@@ -18,17 +20,20 @@ class FsScrubber final : public fs::Scrubber {
   }
 };
 
-}  // namespace
-
+// The scrub layer's half of a mount: check and repair (stateless; one for every mount).
 fs::Scrubber* TheScrubber() {
   static FsScrubber scrubber;
   return &scrubber;
 }
 
-Result<std::unique_ptr<fs::FsImpl>> Mount(device::Device* device,
+}  // namespace
+
+Result<std::unique_ptr<fs::FsFace>> Mount(device::Device* device,
                                           std::unique_ptr<device::Device> owned,
                                           const MountOptions& options) {
-  return fs::FsImpl::Mount(device, std::move(owned), options, TheScrubber());
+  ASSIGN_OR_RETURN(std::unique_ptr<fs::FsImpl> fs,
+                   fs::FsImpl::Mount(device, std::move(owned), options, TheScrubber()));
+  return std::unique_ptr<fs::FsFace>(std::move(fs));
 }
 
 }  // namespace scrub
@@ -37,7 +42,7 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Open(const std::string& path,
                                                      const MountOptions& options) {
   ASSIGN_OR_RETURN(auto dev, device::OpenDevice(path, {.read_only = options.read_only}));
   device::Device* raw = dev.get();
-  Result<std::unique_ptr<fs::FsImpl>> fs = scrub::Mount(raw, std::move(dev), options);
+  Result<std::unique_ptr<fs::FsFace>> fs = scrub::Mount(raw, std::move(dev), options);
   if (!fs.ok()) return fs.status().WithContext(path);
   return std::unique_ptr<Filesystem>(std::move(*fs));
 }

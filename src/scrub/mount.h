@@ -6,16 +6,13 @@
 #include <memory>
 
 #include "daxfs/filesystem.h"
-#include "fs/fs_impl.h"
+#include "fs/face.h"
 
 namespace daxfs::scrub {
 
-// The scrub layer's half of a mount: check and repair (stateless; one for every mount).
-fs::Scrubber* TheScrubber();
-
 // Mounts the filesystem on `device` with check and repair. `owned` (may be null) is kept alive
 // as long as the filesystem.
-Result<std::unique_ptr<fs::FsImpl>> Mount(device::Device* device,
+Result<std::unique_ptr<fs::FsFace>> Mount(device::Device* device,
                                           std::unique_ptr<device::Device> owned,
                                           const MountOptions& options);
 

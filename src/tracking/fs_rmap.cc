@@ -2,18 +2,24 @@
 // kept per mapping or per page. At failure time the filesystem names every (file, offset) owner
 // of the bad range from its reverse map (or, as the no-rmap baseline, by scanning every extent
 // map), and each owner file's mapping index names the pages mapped there.
-// Knows nothing of signals or of what is done to the victims.
-#include "dax/fs_rmap_tracker.h"
-
+// The owner lookup is the filesystem's (fs/face.h); knows nothing of signals or of what is done
+// to the victims. Also the null design (tracks and finds nothing).
 #include <algorithm>
 
-namespace daxfs::dax {
+#include "dax/mapping_table.h"
+#include "fs/face.h"
+#include "tracking/trackers.h"
+
+namespace daxfs::tracking {
 namespace {
 
+using dax::MappingTable;
+using dax::NormalizeVictims;
+using dax::TrackedMapping;
 
-class FsRmapTracker final : public OwnerTracker {
+class FsRmapTracker final : public dax::OwnerTracker {
  public:
-  FsRmapTracker(fs::FsImpl* fs, const MappingTable* table, bool full_scan)
+  FsRmapTracker(fs::FsFace* fs, const MappingTable* table, bool full_scan)
       : fs_(fs), table_(table), full_scan_(full_scan) {}
 
   Tracking design() const override { return full_scan_ ? Tracking::kFullScan : Tracking::kFsRmap; }
@@ -26,12 +32,14 @@ class FsRmapTracker final : public OwnerTracker {
     if (length == 0) return victims;
     uint64_t first = offset / fs::kPageBytes * fs::kPageBytes;
     uint64_t end = offset + std::min<uint64_t>(length, ~0ULL - offset);
-    end = end > ~0ULL - (fs::kPageBytes - 1) ? ~0ULL / fs::kPageBytes * fs::kPageBytes : (end + fs::kPageBytes - 1) / fs::kPageBytes * fs::kPageBytes;
+    end = end > ~0ULL - (fs::kPageBytes - 1)
+              ? ~0ULL / fs::kPageBytes * fs::kPageBytes
+              : (end + fs::kPageBytes - 1) / fs::kPageBytes * fs::kPageBytes;
     // The owners first (under the filesystem lock), then the mappings (under the table lock):
     // never both at once.
-    Result<std::vector<FsmapRecord>> owners = full_scan_
-                                                  ? fs_->FsmapByScan(first, end, std::nullopt, 0)
-                                                  : fs_->Fsmap(first, end, std::nullopt, 0);
+    Result<std::vector<FsmapRecord>> owners =
+        full_scan_ ? fs_->FsmapByFullScan(first, end, std::nullopt, 0)
+                   : fs_->Fsmap(first, end, std::nullopt, 0);
     if (!owners.ok()) return owners.status();
     for (const FsmapRecord& r : *owners) {
       if (r.flags & kFsmapSpecialOwner) continue;  // metadata: no mapping maps it
@@ -55,12 +63,12 @@ class FsRmapTracker final : public OwnerTracker {
   }
 
  private:
-  fs::FsImpl* fs_;
+  fs::FsFace* fs_;
   const MappingTable* table_;
   bool full_scan_;
 };
 
-class NullTracker final : public OwnerTracker {
+class NullTracker final : public dax::OwnerTracker {
  public:
   Tracking design() const override { return Tracking::kNone; }
   void Join(const TrackedMapping&, std::span<const fs::MapSegment>) override {}
@@ -73,11 +81,11 @@ class NullTracker final : public OwnerTracker {
 
 }  // namespace
 
-std::unique_ptr<OwnerTracker> NewFsRmapTracker(fs::FsImpl* fs, const MappingTable* table,
-                                               bool full_scan) {
+std::unique_ptr<dax::OwnerTracker> NewFsRmapTracker(fs::FsFace* fs, const dax::MappingTable* table,
+                                                    bool full_scan) {
   return std::make_unique<FsRmapTracker>(fs, table, full_scan);
 }
 
-std::unique_ptr<OwnerTracker> NewNullTracker() { return std::make_unique<NullTracker>(); }
+std::unique_ptr<dax::OwnerTracker> NewNullTracker() { return std::make_unique<NullTracker>(); }
 
-}  // namespace daxfs::dax
+}  // namespace daxfs::tracking

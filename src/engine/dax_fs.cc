@@ -111,16 +111,9 @@ class DaxFsImpl final : public DaxFs {
 
   Result<FailureReport> InjectError(uint64_t offset, uint64_t length) override {
     if (unmounted_) return Status::IoError("the filesystem is unmounted");
-    device::Device* dev = fs_->device();
-    if (length == 0) return Status::Invalid("the length of the bad range is 0");
-    if (offset >= dev->size()) {
-      return Status::Error(ENXIO, fmt::format("device offset {} is past the end of the device "
-                                              "({} bytes)",
-                                              offset, dev->size()));
-    }
-    length = std::min(length, dev->size() - offset);
-    RETURN_IF_ERROR(dev->InjectPoison(offset, length));
-    return NotifyFailure(offset, length, kFailureSimulated);
+    Result<FailureReport> r = router_->InjectError(offset, length);
+    if (r.ok() && r->unmounted) unmounted_ = true;
+    return r;
   }
 
   std::vector<FailureReport> mount_reports() const override { return mount_reports_; }

@@ -1,11 +1,20 @@
-// Failure routing: victims first (the layout still maps them), then the filesystem's record of
-// the loss (which fences the lost pages through the mapping observer), then an explicit fence
-// of every victim, then the handlers, then the log.
+// Failure routing: the range checked once (fs::CheckFailedRange); the filesystem plans the
+// failure, naming the owners once, and while every mapping still maps the failed bytes the
+// victims are found (from those owners, for the designs that ask the filesystem); then the
+// filesystem records the loss; then every victim is fenced, the handlers told, the event logged.
+//
+// Fencing happens twice, on purpose: the filesystem's record of a loss re-lays the lost pages of
+// every mapping of the owner files as fenced (through the mapping observer, like any layout
+// change: that also covers mappings the tracking design does not see, e.g. design `none`, and
+// every later mapping of the range); the router then fences each victim explicitly, so a mapping
+// stops reading the failed bytes even when the filesystem could not record the loss (no space
+// for the poison records, unreadable metadata, a shutdown). Fencing a fenced page is a no-op.
 #include "failure/router.h"
 
 #include <fmt/core.h>
 
 #include <map>
+#include <optional>
 
 #include "base/log.h"
 #include "device/device.h"
@@ -23,34 +32,60 @@ void Router::Log(std::string_view event, const FailureReport& report) {
   if (!s.ok()) base::Log(base::LogLevel::kError, "event log: {}", s.ToString());
 }
 
-Result<FailureReport> Router::NotifyFailure(uint64_t offset, uint64_t length, uint32_t flags) {
-  if (length == 0) return Status::Invalid("media failure: the range is empty");
-  uint64_t size = fs_->device()->size();
-  if (offset >= size) {
-    return Status::Error(ENXIO, fmt::format("media failure at device offset {}: past the end of "
-                                            "the device ({} bytes)",
-                                            offset, size));
+namespace {
+
+// Finds the victims at the moment the filesystem has planned the failure (under its lock).
+class VictimsAtPlan final : public fs::FailurePlanObserver {
+ public:
+  explicit VictimsAtPlan(dax::OwnerTracker* tracker) : tracker_(tracker) {}
+  void Planned(const DeviceRange& range, const std::vector<FileRangeLoss>& owners) override {
+    found_ = tracker_->FindVictimsOf(range.offset, range.length, owners);
   }
+  // The victims, or nullopt when the filesystem did not get to plan the owners.
+  std::optional<Result<std::vector<Victim>>>& found() { return found_; }
+
+ private:
+  dax::OwnerTracker* tracker_;
+  std::optional<Result<std::vector<Victim>>> found_;
+};
+
+}  // namespace
+
+Result<FailureReport> Router::NotifyFailure(uint64_t offset, uint64_t length, uint32_t flags) {
+  ASSIGN_OR_RETURN(DeviceRange range, fs::CheckFailedRange(*fs_->device(), offset, length));
+  return Route(range, flags);
+}
+
+Result<FailureReport> Router::InjectError(uint64_t offset, uint64_t length) {
+  ASSIGN_OR_RETURN(DeviceRange range, fs::CheckFailedRange(*fs_->device(), offset, length));
+  RETURN_IF_ERROR(fs_->device()->InjectPoison(range.offset, range.length));
+  return Route(range, kFailureSimulated);
+}
+
+Result<FailureReport> Router::Route(const DeviceRange& range, uint32_t flags) {
   FailureReport report;
-  report.offset = offset;
-  report.length = std::min(length, size - offset);
+  report.offset = range.offset;
+  report.length = range.length;
   report.flags = flags;
   if (flags & kFailureRemove) return Remove(std::move(report));
 
-  // 1. Victims while the mappings still map the bad bytes.
+  // 1 and 2. The filesystem's part (owners recorded lost, free space retired, metadata ->
+  // shutdown), and at its plan the victims, while the mappings still map the bad bytes.
+  VictimsAtPlan at_plan(tracker_);
+  Result<MediaFailureRecord> media = fs_->RecordCheckedFailure(range, flags, &at_plan);
+  if (!at_plan.found()) {
+    // No owners planned (a metadata hit, unreadable trees, an early error): nothing was recorded
+    // lost, so the layouts are as they were; the design looks the victims up itself.
+    at_plan.found() = tracker_->FindVictims(report.offset, report.length);
+  }
   // (A tracker reading damaged metadata must not stop the rest: the failure is still recorded.)
   std::vector<Victim> victims;
-  {
-    Result<std::vector<Victim>> found = tracker_->FindVictims(report.offset, report.length);
-    if (found.ok()) {
-      victims = std::move(*found);
-    } else {
-      report.actions.push_back("could not look up the mappings of the range: " +
-                               found.status().ToString());
-    }
+  if (at_plan.found()->ok()) {
+    victims = std::move(**at_plan.found());
+  } else {
+    report.actions.push_back("could not look up the mappings of the range: " +
+                             at_plan.found()->status().ToString());
   }
-  // 2. The filesystem's part: owners recorded lost, free space retired, metadata -> shutdown.
-  Result<MediaFailureRecord> media = fs_->RecordMediaFailure(report.offset, report.length, flags);
   if (!media.ok()) {
     report.actions.push_back("the filesystem could not record the failure: " +
                              media.status().ToString());

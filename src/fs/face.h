@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "daxfs/filesystem.h"
+#include "daxfs/media.h"
 #include "fs/mapping_hooks.h"
 
 namespace daxfs::device {
@@ -17,6 +18,25 @@ class Device;
 }
 
 namespace daxfs::fs {
+
+// The one check of a failed device range, wherever a failure enters (DaxFs::NotifyFailure and
+// DaxFs::InjectError through the failure router, Filesystem::RecordMediaFailure directly):
+// EINVAL for an empty range, ENXIO for one starting at or past the end of the device; a range
+// crossing the end is clipped to it. (Device::InjectPoison keeps its own stricter precondition:
+// it is handed only ranges checked here.)
+Result<DeviceRange> CheckFailedRange(const device::Device& device, uint64_t offset,
+                                     uint64_t length);
+
+// Hears the moment a failure is planned (RecordCheckedFailure): under the filesystem lock, once
+// the owners of the failed data are known and before anything is recorded, so every mapping
+// still maps the failed bytes. Not called when the plan cannot name the owners (a metadata hit,
+// unreadable trees): then nothing is recorded lost. Must not call back into the filesystem.
+class FailurePlanObserver {
+ public:
+  virtual ~FailurePlanObserver() = default;
+  // `owners`: every file owner of the failed data pieces (MediaFailureRecord::owners).
+  virtual void Planned(const DeviceRange& range, const std::vector<FileRangeLoss>& owners) = 0;
+};
 
 class FsFace : public Filesystem {
  public:
@@ -38,6 +58,11 @@ class FsFace : public Filesystem {
   // unwritten and holes are kZero.
   virtual Status PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
                                 const std::function<Status(const MapLayout&)>& install) = 0;
+
+  // RecordMediaFailure of a range CheckFailedRange returned, telling `observer` (may be null) the
+  // plan: the owners are looked up once per failure, by the filesystem.
+  virtual Result<MediaFailureRecord> RecordCheckedFailure(const DeviceRange& range, uint32_t flags,
+                                                          FailurePlanObserver* observer) = 0;
 
   // The full-scan owner lookup: Fsmap answered without the reverse map, by scanning every extent
   // map and the chunk table (O(all extents)). What Fsmap itself does on a filesystem made without

@@ -374,7 +374,13 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
 
 Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t length,
                                                       uint32_t flags) {
-  return media_.Record(offset, length, flags);
+  ASSIGN_OR_RETURN(DeviceRange range, CheckFailedRange(*device_, offset, length));
+  return media_.Record(range, flags, nullptr);
+}
+
+Result<MediaFailureRecord> FsImpl::RecordCheckedFailure(const DeviceRange& range, uint32_t flags,
+                                                        FailurePlanObserver* observer) {
+  return media_.Record(range, flags, observer);
 }
 
 Result<MediaErrorList> FsImpl::MediaErrors() { return media_.List(); }

@@ -104,6 +104,8 @@ class FsImpl final : public FsFace, private TxnHooks {
   // ---- Media failures (MediaFailures, media_failures.h)
   Result<MediaFailureRecord> RecordMediaFailure(uint64_t offset, uint64_t length,
                                                 uint32_t flags) override;
+  Result<MediaFailureRecord> RecordCheckedFailure(const DeviceRange& range, uint32_t flags,
+                                                  FailurePlanObserver* observer) override;
   Result<MediaErrorList> MediaErrors() override;
   // The device bytes [offset, +length) cut by kind, by address (clipped to the device; a piece
   // past its end is kOutside). Runs its own read operation.

@@ -322,15 +322,21 @@ std::string Describe(const MediaFailureRecord& rec, uint64_t offset, uint64_t le
 
 }  // namespace
 
-Result<MediaFailureRecord> MediaFailures::Record(uint64_t offset, uint64_t length, uint32_t flags) {
-  if (length == 0) return Status::Invalid("media failure: empty range");
-  uint64_t fs_bytes = p_.pool->superblock().total_blocks() * kBlock;
-  if (offset >= fs_bytes) {
-    return Status::Error(ENXIO, fmt::format("media failure at device offset {} is past the end of "
-                                            "the filesystem ({} bytes)",
-                                            offset, fs_bytes));
+Result<DeviceRange> CheckFailedRange(const device::Device& device, uint64_t offset,
+                                     uint64_t length) {
+  if (length == 0) return Status::Invalid("media failure: the range is empty");
+  uint64_t size = device.size();
+  if (offset >= size) {
+    return Status::Error(ENXIO, fmt::format("media failure at device offset {}: past the end of "
+                                            "the device ({} bytes)",
+                                            offset, size));
   }
-  length = std::min(length, fs_bytes - offset);  // a crossing range is clipped
+  return DeviceRange{offset, std::min(length, size - offset)};  // a crossing range is clipped
+}
+
+Result<MediaFailureRecord> MediaFailures::Record(const DeviceRange& range, uint32_t flags,
+                                                 FailurePlanObserver* observer) {
+  const uint64_t offset = range.offset, length = range.length;
   if (flags & kFailureRemove) {  // the device is going away: nothing is corrupt, nothing recorded
     ASSIGN_OR_RETURN(std::vector<RangePiece> pieces, Classify(offset, length));
     MediaFailureRecord rec = Report(pieces, {});
@@ -350,51 +356,49 @@ Result<MediaFailureRecord> MediaFailures::Record(uint64_t offset, uint64_t lengt
   bool handled = false;  // done in memory (read-only, or a metadata hit)
   Plan plan;
   plan.flags = flags;
-  RETURN_IF_ERROR(p_.runner->ReadForUpdate([&](const ReadOp& op) -> Status {
-    Status planned = MakePlan(op, offset, length, &plan);
-    if (planned.code() == EIO || planned.IsCorruption()) {
-      // The trees that name the owners are unreadable: that is a metadata failure too.
-      handled = true;
-      rec = Report(plan.pieces, {});
-      rec.recorded = false;
-      rec.metadata_hit = true;
-      rec.message = "the metadata needed to record the failure cannot be read (" +
-                    planned.message() + "): filesystem shut down read-only";
-      p_.runner->ShutDown(Status::IoError(rec.message));
-      return Status::Ok();
-    }
-    RETURN_IF_ERROR(planned);
-    if (!p_.runner->read_only() && !plan.any_metadata()) return Status::Ok();
-    handled = true;
-    rec = Report(plan.pieces, plan.owners);
-    rec.recorded = false;
-    KeepInMemory(op, plan);
-    for (const space::Run& r : plan.retire_free)
-      rec.retired.push_back({r.start * kBlock, r.count * kBlock});
-    for (const space::Run& r : plan.retire_chunk)
-      rec.retired.push_back({r.start * kBlock, r.count * kBlock});
-    if (plan.any_metadata()) {
-      rec.metadata_hit = true;
-      rec.message = fmt::format(
-          "media error in {} at device offset {} (chunk {}): filesystem shut down read-only",
-          plan.metadata->kind == RangeKind::kSuperblock ? "the superblock" : "metadata",
-          plan.metadata->offset, plan.metadata->offset / p_.pool->superblock().chunk_size);
-      p_.runner->ShutDown(Status::IoError(rec.message));
-    } else {
-      rec.message = Describe(rec, offset, length) + " (read-only: kept in memory for this mount)";
-    }
-    return Status::Ok();
-  }));
+  // One plan per failure: made in a read operation and recorded by the write operation that
+  // follows it under the same hold of the filesystem lock, so nothing changes in between.
+  RETURN_IF_ERROR(p_.runner->PlanThenWrite(
+      [&](const ReadOp& op) -> Result<bool> {
+        Status planned = MakePlan(op, offset, length, &plan);
+        if (planned.code() == EIO || planned.IsCorruption()) {
+          // The trees that name the owners are unreadable: that is a metadata failure too.
+          handled = true;
+          rec = Report(plan.pieces, {});
+          rec.recorded = false;
+          rec.metadata_hit = true;
+          rec.message = "the metadata needed to record the failure cannot be read (" +
+                        planned.message() + "): filesystem shut down read-only";
+          p_.runner->ShutDown(Status::IoError(rec.message));
+          return false;
+        }
+        RETURN_IF_ERROR(planned);
+        if (observer != nullptr && !plan.any_metadata()) observer->Planned(range, plan.owners);
+        if (!p_.runner->read_only() && !plan.any_metadata()) return true;  // record it
+        handled = true;
+        rec = Report(plan.pieces, plan.owners);
+        rec.recorded = false;
+        KeepInMemory(op, plan);
+        for (const space::Run& r : plan.retire_free)
+          rec.retired.push_back({r.start * kBlock, r.count * kBlock});
+        for (const space::Run& r : plan.retire_chunk)
+          rec.retired.push_back({r.start * kBlock, r.count * kBlock});
+        if (plan.any_metadata()) {
+          rec.metadata_hit = true;
+          rec.message = fmt::format(
+              "media error in {} at device offset {} (chunk {}): filesystem shut down read-only",
+              plan.metadata->kind == RangeKind::kSuperblock ? "the superblock" : "metadata",
+              plan.metadata->offset, plan.metadata->offset / p_.pool->superblock().chunk_size);
+          p_.runner->ShutDown(Status::IoError(rec.message));
+        } else {
+          rec.message =
+              Describe(rec, offset, length) + " (read-only: kept in memory for this mount)";
+        }
+        return false;
+      },
+      [&](WriteOp& op) -> Status { return Apply(op, plan); }));
   if (handled) return rec;
 
-  RETURN_IF_ERROR(p_.runner->Write([&](WriteOp& op) -> Status {
-    plan = Plan{.flags = flags};
-    RETURN_IF_ERROR(MakePlan(op, offset, length, &plan));
-    if (plan.any_metadata()) {
-      return Status::Busy("media failure: the metadata changed meanwhile; try again");
-    }
-    return Apply(op, plan);
-  }));
   RETURN_IF_ERROR(p_.runner->Sync());
   rec = Report(plan.pieces, plan.owners);
   for (const space::Run& r : plan.retire_free)

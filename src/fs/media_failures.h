@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "daxfs/media.h"
+#include "fs/face.h"
 #include "fs/op.h"
 
 namespace daxfs::device {
@@ -45,9 +46,12 @@ class MediaFailures {
   };
   explicit MediaFailures(const Parts& parts) : p_(parts) {}
 
-  // See Filesystem::RecordMediaFailure and MountedFs. Runs its own operations.
-  Result<MediaFailureRecord> Record(uint64_t offset, uint64_t length, uint32_t flags);
-  // See MountedFs::ClassifyRange. Runs its own read operation.
+  // See FsFace::RecordCheckedFailure (`range` is checked: CheckFailedRange). Plans once, under
+  // one hold of the filesystem lock with the write operation that records the plan. Runs its
+  // own operations.
+  Result<MediaFailureRecord> Record(const DeviceRange& range, uint32_t flags,
+                                    FailurePlanObserver* observer);
+  // See FsImpl::ClassifyRange. Runs its own read operation.
   Result<std::vector<RangePiece>> Classify(uint64_t offset, uint64_t length);
   // See Filesystem::MediaErrors.
   Result<MediaErrorList> List();

@@ -54,6 +54,12 @@ class OpRunner {
   // aborted and the filesystem shuts down read-only.
   template <typename Body>
   Status Write(Body&& body);
+  // Runs plan(const ReadOp&) -> Result<bool> and, when it returns true, apply(WriteOp&) as one
+  // write operation (like Write), both under one hold of the filesystem lock: what the plan read
+  // is still so when apply runs (nothing is planned twice). The plan may change in-memory state
+  // like ReadForUpdate; an error from it, or false, ends the operation without a write.
+  template <typename Plan, typename Apply>
+  Status PlanThenWrite(Plan&& plan, Apply&& apply);
   // Runs fn() under the filesystem lock, without trees.
   template <typename Fn>
   auto Exclusive(Fn&& fn) {
@@ -122,6 +128,26 @@ Status OpRunner::Write(Body&& body) {
   WriteOp op(txn_.get(), &dirty_, observer_, ops_in_txn_ == 0);
   RETURN_IF_ERROR(OpenTrees(&op));
   Status s = body(op);
+  return EndWrite(&op, std::move(s));
+}
+
+template <typename Plan, typename Apply>
+Status OpRunner::PlanThenWrite(Plan&& plan, Apply&& apply) {
+  std::lock_guard<std::mutex> lock(mu_);
+  RETURN_IF_ERROR(CheckMounted());
+  bool write = false;
+  {
+    std::unique_ptr<txn::ReadTxn> view;
+    std::optional<btree::BTree> trees[kFsTreeCount];
+    ReadContext op;
+    RETURN_IF_ERROR(OpenRead(&view, trees, &op));
+    ASSIGN_OR_RETURN(write, plan(static_cast<const ReadOp&>(op)));
+  }
+  if (!write) return Status::Ok();
+  RETURN_IF_ERROR(BeginWrite());
+  WriteOp op(txn_.get(), &dirty_, observer_, ops_in_txn_ == 0);
+  RETURN_IF_ERROR(OpenTrees(&op));
+  Status s = apply(op);
   return EndWrite(&op, std::move(s));
 }
 

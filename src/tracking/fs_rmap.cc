@@ -28,41 +28,66 @@ class FsRmapTracker final : public dax::OwnerTracker {
   uint64_t TrackingBytes() const override { return 0; }
 
   Result<std::vector<Victim>> FindVictims(uint64_t offset, uint64_t length) override {
-    std::vector<Victim> victims;
-    if (length == 0) return victims;
-    uint64_t first = offset / fs::kPageBytes * fs::kPageBytes;
-    uint64_t end = offset + std::min<uint64_t>(length, ~0ULL - offset);
-    end = end > ~0ULL - (fs::kPageBytes - 1)
-              ? ~0ULL / fs::kPageBytes * fs::kPageBytes
-              : (end + fs::kPageBytes - 1) / fs::kPageBytes * fs::kPageBytes;
-    // The owners first (under the filesystem lock), then the mappings (under the table lock):
-    // never both at once.
+    if (length == 0) return std::vector<Victim>{};
+    PageRange pages = Pages(offset, length);
+    // The owners first (under the filesystem lock), then the mappings (under the table lock).
     Result<std::vector<FsmapRecord>> owners =
-        full_scan_ ? fs_->FsmapByFullScan(first, end, std::nullopt, 0)
-                   : fs_->Fsmap(first, end, std::nullopt, 0);
+        full_scan_ ? fs_->FsmapByFullScan(pages.first, pages.end, std::nullopt, 0)
+                   : fs_->Fsmap(pages.first, pages.end, std::nullopt, 0);
     if (!owners.ok()) return owners.status();
+    std::vector<Victim> victims;
     for (const FsmapRecord& r : *owners) {
       if (r.flags & kFsmapSpecialOwner) continue;  // metadata: no mapping maps it
-      for (const Victim& v : table_->MappedPages(r.owner, r.offset, r.length)) {
-        // Only the pages whose device bytes (as the mapping holds them) failed.
-        uint64_t a = std::max(v.device_offset, first);
-        uint64_t b = std::min(v.device_offset + v.length, end);
-        if (a >= b) continue;
-        uint64_t skip = a - v.device_offset;
-        victims.push_back({.mapping_id = v.mapping_id,
-                           .address = v.address + skip,
-                           .length = b - a,
-                           .ino = v.ino,
-                           .file_offset = v.file_offset + skip,
-                           .device_offset = a});
-      }
+      AddVictims(pages, r.owner, r.offset, r.length, &victims);
     }
-    // Owner records have disjoint file ranges, so no page is named twice.
+    NormalizeVictims(&victims);
+    return victims;
+  }
+
+  // On the failure path the filesystem has named the owners already: only the mappings remain.
+  Result<std::vector<Victim>> FindVictimsOf(uint64_t offset, uint64_t length,
+                                            std::span<const FileRangeLoss> owners) override {
+    if (length == 0) return std::vector<Victim>{};
+    PageRange pages = Pages(offset, length);
+    std::vector<Victim> victims;
+    for (const FileRangeLoss& o : owners) {
+      AddVictims(pages, o.ino, o.file_offset, o.length, &victims);
+    }
     NormalizeVictims(&victims);
     return victims;
   }
 
  private:
+  struct PageRange {
+    uint64_t first, end;  // device bytes, whole pages
+  };
+  static PageRange Pages(uint64_t offset, uint64_t length) {
+    uint64_t first = offset / fs::kPageBytes * fs::kPageBytes;
+    uint64_t end = offset + std::min<uint64_t>(length, ~0ULL - offset);
+    end = end > ~0ULL - (fs::kPageBytes - 1)
+              ? ~0ULL / fs::kPageBytes * fs::kPageBytes
+              : (end + fs::kPageBytes - 1) / fs::kPageBytes * fs::kPageBytes;
+    return {first, end};
+  }
+
+  // The mapped pages of the owner range [file_offset, +length) of `ino` whose device bytes (as
+  // the mapping holds them) are in `pages`. Owner ranges are disjoint, so no page is named twice.
+  void AddVictims(PageRange pages, Ino ino, uint64_t file_offset, uint64_t length,
+                  std::vector<Victim>* victims) const {
+    for (const Victim& v : table_->MappedPages(ino, file_offset, length)) {
+      uint64_t a = std::max(v.device_offset, pages.first);
+      uint64_t b = std::min(v.device_offset + v.length, pages.end);
+      if (a >= b) continue;
+      uint64_t skip = a - v.device_offset;
+      victims->push_back({.mapping_id = v.mapping_id,
+                          .address = v.address + skip,
+                          .length = b - a,
+                          .ino = v.ino,
+                          .file_offset = v.file_offset + skip,
+                          .device_offset = a});
+    }
+  }
+
   fs::FsFace* fs_;
   const MappingTable* table_;
   bool full_scan_;

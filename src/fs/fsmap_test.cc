@@ -18,6 +18,7 @@
 #include "device/device.h"
 #include "format/records.h"
 #include "fs/fs_impl.h"
+#include "fs_fixture.h"
 #include "txn/pool.h"
 
 namespace daxfs {
@@ -27,9 +28,8 @@ constexpr uint64_t kB = 4096;
 constexpr uint64_t kAll = std::numeric_limits<uint64_t>::max();
 constexpr uint64_t kChunk = 256 << 10;
 
-std::span<const uint8_t> Bytes(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
+using testing::Bytes;
+using testing::Joined;
 
 std::string Text(const FsmapRecord& r) {
   return fmt::format("[{}+{} owner {:#x} offset {} flags {:#x}]", r.physical, r.length, r.owner,
@@ -50,69 +50,24 @@ bool Same(const std::vector<FsmapRecord>& a, const std::vector<FsmapRecord>& b) 
 }
 FsmapKey KeyOf(const FsmapRecord& r) { return {r.physical, r.owner, r.offset}; }
 
-std::string Joined(const std::vector<std::string>& lines) {
-  std::string s;
-  for (auto& l : lines) s += "\n  " + l;
-  return s;
-}
 bool AnyContains(const std::vector<std::string>& lines, const std::string& what) {
   return std::any_of(lines.begin(), lines.end(),
                      [&](auto& l) { return l.find(what) != std::string::npos; });
 }
 
-class FsmapTest : public ::testing::Test {
+class FsmapTest : public testing::FsFixture {
  public:
   void SetUp() override { Start({.chunk_size = kChunk}); }
-  void TearDown() override {
-    if (fs_) ExpectConsistent();
-  }
 
   void Start(const FormatOptions& options, uint64_t device_size = 32 << 20,
              const MountOptions& mount = {}) {
-    fs_.reset();
-    dev_ = device::NewMemoryDevice(device_size);
-    ASSERT_TRUE(Filesystem::Format(dev_.get(), options).ok());
-    Result<std::unique_ptr<Filesystem>> fs = Filesystem::Open(dev_.get(), mount);
-    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
-    fs_ = std::move(*fs);
-  }
-  void Remount() {
-    ASSERT_TRUE(fs_->Unmount().ok());
-    fs_.reset();
-    Result<std::unique_ptr<Filesystem>> fs = Filesystem::Open(dev_.get());
-    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
-    fs_ = std::move(*fs);
+    StartOnMemory(device_size, options, mount);
   }
   fs::FsImpl* impl() { return static_cast<fs::FsImpl*>(fs_.get()); }
 
-  FsCheckResult CheckResult() {
-    Result<FsCheckResult> r = fs_->Check();
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? *r : FsCheckResult{};
-  }
-  void ExpectConsistent() {
-    FsCheckResult r = CheckResult();
-    EXPECT_TRUE(r.ok()) << "inconsistent:" << Joined(r.problems);
-  }
-
-  Ino NewFile(const std::string& name, Ino dir = kRootIno) {
-    Result<Attr> a = fs_->Create(dir, name, 0644);
-    EXPECT_TRUE(a.ok()) << a.status().ToString();
-    return a.ok() ? a->ino : 0;
-  }
-  Ino NewDir(const std::string& name, Ino dir = kRootIno) {
-    Result<Attr> a = fs_->Mkdir(dir, name, 0755);
-    EXPECT_TRUE(a.ok()) << a.status().ToString();
-    return a.ok() ? a->ino : 0;
-  }
+  // `length` bytes of `c` at `offset`.
   void Put(Ino ino, uint64_t offset, uint64_t length, char c = 'x') {
-    Result<size_t> n = fs_->Write(ino, offset, Bytes(std::string(length, c)));
-    ASSERT_TRUE(n.ok()) << n.status().ToString();
-  }
-  std::vector<FileExtent> Map(Ino ino) {
-    Result<std::vector<FileExtent>> m = fs_->Bmap(ino);
-    EXPECT_TRUE(m.ok()) << m.status().ToString();
-    return m.ok() ? *m : std::vector<FileExtent>{};
+    FsFixture::Put(ino, offset, std::string(length, c));
   }
 
   std::vector<FsmapRecord> Query(uint64_t start = 0, uint64_t end = kAll,
@@ -164,9 +119,6 @@ class FsmapTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : RepairReport{};
   }
-
-  std::unique_ptr<device::Device> dev_;
-  std::unique_ptr<Filesystem> fs_;
 };
 
 // Every answer is in strictly increasing key order, inside the query, with kFsmapLast on the

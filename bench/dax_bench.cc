@@ -1,4 +1,4 @@
-// DAX mappings and failure routing (issue 5), in one run; every ratio is between numbers measured
+// DAX mappings and failure routing, in one run; every ratio is between numbers measured
 // in that run:
 //  1. Mapped bandwidth: a file mapped through DaxFs::Map, read and written with memcpy in chunks
 //     (writes with and without Mapping::Persist), vs raw memcpy over a hand-made MAP_SHARED
@@ -1091,7 +1091,7 @@ void PartManyExtents(const std::string& dir, uint64_t records, int maps, size_t 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"daxfs DAX mappings and failure routing benchmarks (issue 5)"};
+  CLI::App app{"daxfs DAX mappings and failure routing benchmarks"};
   std::string dir = "/dev/shm", parts = "1,2,3", size_text = "1G", chunk_text = "2M",
               huge_text = "256M";
   int reps = 5, p3_maps = 8;

@@ -525,7 +525,7 @@ void PartCost(const std::string& dir, uint64_t ops, int reps, uint64_t seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"daxfs reflink, owner lookup and rmap cost benchmarks (issue 4)"};
+  CLI::App app{"daxfs reflink, owner lookup and rmap cost benchmarks"};
   std::string dir = "/dev/shm";
   uint64_t max_extents = 100000, records = 1000000, ops = 100000, seed = 42;
   size_t queries = 10000, scan_queries = 20;

@@ -9,7 +9,7 @@ echo
 echo "== daxfs vs LMDB"
 "$B/bench/lmdb_compare" "$@"
 echo
-echo "== Filesystem scenarios vs XFS (issue 3; the XFS part needs root, a loop device and mkfs.xfs)"
+echo "== Filesystem scenarios vs XFS (the XFS part needs root, a loop device and mkfs.xfs)"
 "$B/bench/fs_bench"
-echo; echo "== Reflink, owner lookup and the cost of the rmap (issue 4; the XFS/btrfs parts need root, loop devices, mkfs.xfs/mkfs.btrfs)"; "$B/bench/reflink_bench"
-echo; echo "== DAX mappings and failure routing (issue 5; the XFS part needs root, a loop device, mkfs.xfs)"; "$B/bench/dax_bench"
+echo; echo "== Reflink, owner lookup and the cost of the rmap (the XFS/btrfs parts need root, loop devices, mkfs.xfs/mkfs.btrfs)"; "$B/bench/reflink_bench"
+echo; echo "== DAX mappings and failure routing (the XFS part needs root, a loop device, mkfs.xfs)"; "$B/bench/dax_bench"

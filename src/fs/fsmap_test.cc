@@ -1,7 +1,8 @@
-// Tests of GETFSMAP (fsmap.cc), the reverse-map scrub (check.cc) and the offline repair
-// (repair.cc): answers on fresh and written filesystems, trimming, pagination, the rmap answer
-// against the full-scan baseline on randomly aged filesystems (seed printed, DAXFS_SEED replays),
-// corruptions written straight through the pool, and PathOf. Every test ends with the checker.
+// Tests of GETFSMAP (owners.cc), the reverse-map scrub (scrub/check.cc) and the offline repair
+// (scrub/repair.cc): answers on fresh and written filesystems, trimming, pagination, the rmap
+// answer against the full-scan baseline on randomly aged filesystems (seed printed, DAXFS_SEED
+// replays), corruptions written straight through the pool, and PathOf. Every test ends with the
+// checker.
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 

@@ -36,7 +36,7 @@ class Layouts {
   // Tells the observer the new layout of every range noted (merged per file) and forgets them.
   // A layout that cannot be computed is published as kBeyondEof (inaccessible), never stale.
   void Publish(const ReadOp& op, LayoutNotes& notes) const;
-  // See MountedFs::PrepareMapping. Runs its own operations.
+  // See FsFace::PrepareMapping. Runs its own operations.
   Status PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
                         const std::function<Status(const MapLayout&)>& install);
 

@@ -38,7 +38,7 @@ struct MapSegment {
 // same kind are merged when their device ranges are contiguous too.
 using MapLayout = std::vector<MapSegment>;
 
-// Registered by the DAX layer with FsImpl::SetMappingObserver.
+// Registered by the DAX layer with FsFace::SetMappingObserver (fs/face.h).
 class MappingObserver {
  public:
   virtual ~MappingObserver() = default;

@@ -1,9 +1,9 @@
-// Tests of media failures in the filesystem (media.cc, docs/media.md): classification, every owner
-// of a shared bad block lost and failing reads, whole-block rewrites restoring one owner, bad
-// blocks never reused and retired at their last owner, free-space retirement surviving remount,
-// metadata hits shutting down, the no-rmap scan, records cleared by unlink/truncate, the read-only
-// overlay, idempotence, and the reflink operations refusing lost ranges. Every test ends with the
-// checker.
+// Tests of media failures in the filesystem (media_failures.cc, poison.cc, docs/media.md):
+// classification, every owner of a shared bad block lost and failing reads, whole-block rewrites
+// restoring one owner, bad blocks never reused and retired at their last owner, free-space
+// retirement surviving remount, metadata hits shutting down, the no-rmap scan, records cleared by
+// unlink/truncate, the read-only overlay, idempotence, and the reflink operations refusing lost
+// ranges. Every test ends with the checker.
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 

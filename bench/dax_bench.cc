@@ -1,4 +1,4 @@
-// DAX mappings and failure routing (issue 5), in one run; every ratio is between numbers measured
+// DAX mappings and failure routing, in one run; every ratio is between numbers measured
 // in that run:
 //  1. Mapped bandwidth: a file mapped through DaxFs::Map, read and written with memcpy in chunks
 //     (writes with and without Mapping::Persist), vs raw memcpy over a hand-made MAP_SHARED
@@ -11,7 +11,7 @@
 //     and blocks shared by many mapped files; one real NotifyFailure per design at the end.
 //  3. Victims on a file of ~1M one-block extents: fs-rmap vs the no-rmap full scan (FindVictims
 //     and Fsmap), a few ranges mapped.
-// Uses the public API (daxfs/dax.h) plus fs/fs_impl.h for FsmapByScan; knows nothing else of the
+// Uses the public API (daxfs/dax.h) plus fs/face.h for FsmapByFullScan; knows nothing else of the
 // engine.
 //   dax_bench [--parts 1,2,3] [--reps 5] [--dir /dev/shm] [--size 1G] [--chunk 2M] [--no-xfs]
 //             [--small-maps 10000] [--huge-maps 4] [--huge-size 256M] [--owners 100,10000]
@@ -44,12 +44,12 @@
 #include <tuple>
 #include <vector>
 
+#include "bench_util.h"
 #include "daxfs/dax.h"
 #include "daxfs/filesystem.h"
 #include "daxfs/status.h"
 #include "device/device.h"
-#include "fs/fs_impl.h"
-#include "bench_util.h"
+#include "fs/face.h"
 #include "loopfs.h"
 
 namespace {
@@ -70,12 +70,12 @@ using daxfs::bench::SetField;
 using Clock = std::chrono::steady_clock;
 using bench_util::CheckOk;
 using bench_util::Fatal;
-using bench_util::Seconds;
-using bench_util::Quantile;
-using bench_util::Median;
-using bench_util::RoundUp;
 using bench_util::LoadAverage;
 using bench_util::Machine;
+using bench_util::Median;
+using bench_util::Quantile;
+using bench_util::RoundUp;
+using bench_util::Seconds;
 
 constexpr uint64_t kBlock = 4096;
 constexpr uint64_t kMiB = 1ULL << 20;
@@ -1010,7 +1010,7 @@ void PartManyExtents(const std::string& dir, uint64_t records, int maps, size_t 
     uint64_t off = starts[q % starts.size()] + 2 * (rng() % (kSpan / kBlock / 2)) * kBlock;
     qs.push_back(DeviceOffsetOf(extents, off));
   }
-  auto* impl = static_cast<daxfs::fs::FsImpl*>(&fs);
+  auto* impl = static_cast<daxfs::fs::FsFace*>(&fs);
   struct Method {
     std::string name;
     std::function<size_t(uint64_t)> fn;
@@ -1036,7 +1036,7 @@ void PartManyExtents(const std::string& dir, uint64_t records, int maps, size_t 
        qs.size()},
       {"FsmapByScan (no rmap)",
        [&](uint64_t d) {
-         return CheckOk(impl->FsmapByScan(d, d + kBlock, std::nullopt, 0), "fsmap scan").size();
+         return CheckOk(impl->FsmapByFullScan(d, d + kBlock, std::nullopt, 0), "fsmap scan").size();
        },
        scan_queries},
   };
@@ -1091,7 +1091,7 @@ void PartManyExtents(const std::string& dir, uint64_t records, int maps, size_t 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"daxfs DAX mappings and failure routing benchmarks (issue 5)"};
+  CLI::App app{"daxfs DAX mappings and failure routing benchmarks"};
   std::string dir = "/dev/shm", parts = "1,2,3", size_text = "1G", chunk_text = "2M",
               huge_text = "256M";
   int reps = 5, p3_maps = 8;

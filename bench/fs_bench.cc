@@ -1,4 +1,4 @@
-// Filesystem scenarios (issue 3): the same workloads on daxfs and, in the same run, on XFS
+// Filesystem scenarios: the same workloads on daxfs and, in the same run, on XFS
 // (mkfs.xfs -m reflink=1,rmapbt=1 on a loop device over a /dev/shm image, through ordinary
 // buffered syscalls; skipped with the reason when that cannot be set up, e.g. without root),
 // plus plain memcpy into a raw mapping of a /dev/shm file as the physical limit. Prints ops/s
@@ -668,7 +668,7 @@ std::vector<std::optional<double>> Measure(const std::string& what, size_t reps,
 int main(int argc, char** argv) {
   Options opt;
   std::string size_text = "1G";
-  CLI::App app{"daxfs filesystem scenarios vs XFS (issue 3)"};
+  CLI::App app{"daxfs filesystem scenarios vs XFS"};
   app.add_option("--size", size_text, "data file size (K/M/G suffixes)")->capture_default_str();
   app.add_option("--ops", opt.ops, "random 4 KiB reads and non-durable writes")->capture_default_str();
   app.add_option("--durable-ops", opt.durable_ops, "random 4 KiB writes durable each")->capture_default_str();

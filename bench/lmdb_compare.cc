@@ -1,6 +1,6 @@
 // daxfs B+tree vs LMDB, in one run, both on files in /dev/shm with the same durability (each
 // commit durable on return: daxfs msync of the new nodes and the superblock; LMDB's default
-// sync). Workload (issue 2): N random inserts of 16-byte keys and 24-byte values in transactions
+// sync). Workload: N random inserts of 16-byte keys and 24-byte values in transactions
 // of T, then N random point lookups. Prints ops/s for each and the ratio daxfs/LMDB.
 //   lmdb_compare [--n 1000000] [--txn 1000] [--dir /dev/shm] [--rounds 3]
 #include <fmt/core.h>

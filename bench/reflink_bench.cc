@@ -1,14 +1,14 @@
-// Reflink, owner lookup and the cost of the rmap (issue 4), in one run:
+// Reflink, owner lookup and the cost of the rmap, in one run:
 //  1. Clone (FICLONE) of a file of N single-block extents: daxfs vs XFS and btrfs (loop devices
 //     over /dev/shm images; skipped with a message when not root or a tool is missing).
 //  2. Owner lookup of random 4 KiB device ranges on a filesystem aged to many rmap records:
-//     daxfs Fsmap (rmap) vs the no-rmap full scan (FsImpl::FsmapByScan) vs XFS FS_IOC_GETFSMAP.
+//     daxfs Fsmap (rmap) vs the no-rmap full scan (fs::FsFace::FsmapByFullScan) vs XFS
+//     FS_IOC_GETFSMAP.
 //  3. Cost of keeping the rmap: random 4 KiB writes into sparse files, rmap on vs off.
 // Ratios are computed from numbers measured in the same run.
 //   reflink_bench [--dir /dev/shm] [--max-extents 100000] [--records 1000000] [--queries 10000]
 //                 [--scan-queries 20] [--ops 100000] [--reps 3] [--parts 1,2,3] [--no-xfs-fsmap]
 //                 [--seed 42]
-#include <CLI/CLI.hpp>
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <linux/fiemap.h>
@@ -21,6 +21,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -31,11 +32,11 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "daxfs/filesystem.h"
 #include "daxfs/status.h"
 #include "device/device.h"
-#include "fs/fs_impl.h"
-#include "bench_util.h"
+#include "fs/face.h"
 #include "loopfs.h"
 
 namespace {
@@ -48,9 +49,9 @@ using daxfs::bench::SetField;
 using Clock = std::chrono::steady_clock;
 using bench_util::CheckOk;
 using bench_util::Fatal;
-using bench_util::Seconds;
-using bench_util::Quantile;
 using bench_util::Median;
+using bench_util::Quantile;
+using bench_util::Seconds;
 using daxfs::Ino;
 using daxfs::Result;
 using daxfs::Status;
@@ -76,7 +77,7 @@ void CleanUp() {
 // ---- daxfs on a fresh image file.
 struct Daxfs {
   std::unique_ptr<daxfs::Filesystem> fs;
-  daxfs::fs::FsImpl* impl() { return static_cast<daxfs::fs::FsImpl*>(fs.get()); }
+  daxfs::fs::FsFace* impl() { return static_cast<daxfs::fs::FsFace*>(fs.get()); }
 };
 
 Daxfs MakeDaxfs(const std::string& dir, uint64_t size, const daxfs::FormatOptions& fo,
@@ -121,7 +122,8 @@ Status PosixBuildFile(int fd, uint64_t n) {
   std::vector<uint8_t> buf(kBlock, 0x5a);
   for (uint64_t i = 0; i < n; ++i) {
     std::memcpy(buf.data(), &i, sizeof i);
-    if (pwrite(fd, buf.data(), kBlock, static_cast<off_t>(2 * i * kBlock)) != static_cast<ssize_t>(kBlock)) {
+    if (pwrite(fd, buf.data(), kBlock, static_cast<off_t>(2 * i * kBlock)) !=
+        static_cast<ssize_t>(kBlock)) {
       return Errno("pwrite");
     }
   }
@@ -213,12 +215,15 @@ Result<double> PosixClone(const std::string& mnt, uint64_t n, int reps, uint64_t
 }
 
 void PartClone(const std::string& dir, const std::vector<uint64_t>& sizes, int reps) {
-  fmt::print("\n== 1. Clone (FICLONE) of a file of N one-block extents; durable (daxfs: Clone + Sync;"
-             " XFS/btrfs: ioctl(FICLONE) + fsync(dst)); median of {} clones\n", reps);
+  fmt::print(
+      "\n== 1. Clone (FICLONE) of a file of N one-block extents; durable (daxfs: Clone + Sync;"
+      " XFS/btrfs: ioctl(FICLONE) + fsync(dst)); median of {} clones\n",
+      reps);
   std::vector<CloneRow> rows;
   uint64_t total = 0;
   for (uint64_t n : sizes) total += n;
-  uint64_t image = std::max<uint64_t>(1ULL << 30, ((total * kBlock * 4) + (512ULL << 20)) & ~(kBlock - 1));
+  uint64_t image =
+      std::max<uint64_t>(1ULL << 30, ((total * kBlock * 4) + (512ULL << 20)) & ~(kBlock - 1));
   {
     Daxfs d = MakeDaxfs(dir, image, {}, daxfs::Durability::kGroupCommit);
     for (uint64_t n : sizes) {
@@ -227,11 +232,14 @@ void PartClone(const std::string& dir, const std::vector<uint64_t>& sizes, int r
       Ino src = DaxfsBuildFile(d.fs.get(), fmt::format("src{}", n), n);
       if (n <= 10000) {
         auto ext = CheckOk(d.fs->Bmap(src), "bmap");
-        if (ext.size() != n) Fatal(fmt::format("daxfs src{} has {} extents, expected {}", n, ext.size(), n));
+        if (ext.size() != n)
+          Fatal(fmt::format("daxfs src{} has {} extents, expected {}", n, ext.size(), n));
       }
       std::vector<double> times;
       for (int r = 0; r < reps; ++r) {
-        Ino dst = CheckOk(d.fs->Create(daxfs::kRootIno, fmt::format("dst{}-{}", n, r), 0644), "create").ino;
+        Ino dst =
+            CheckOk(d.fs->Create(daxfs::kRootIno, fmt::format("dst{}-{}", n, r), 0644), "create")
+                .ino;
         CheckOk(d.fs->Sync(), "sync");
         auto t0 = Clock::now();
         CheckOk(d.fs->Clone(src, dst), "clone");
@@ -240,7 +248,8 @@ void PartClone(const std::string& dir, const std::vector<uint64_t>& sizes, int r
         times.push_back(Seconds(t0, t1));
         if (n <= 10000 && r == 0) {
           auto ext = CheckOk(d.fs->Bmap(dst), "bmap");
-          if (ext.size() != n || !ext.front().shared) Fatal(fmt::format("clone dst{} has {} extents", n, ext.size()));
+          if (ext.size() != n || !ext.front().shared)
+            Fatal(fmt::format("clone dst{} has {} extents", n, ext.size()));
         }
       }
       row.daxfs_s = Median(times);
@@ -251,7 +260,8 @@ void PartClone(const std::string& dir, const std::vector<uint64_t>& sizes, int r
   for (const char* fstype : {"xfs", "btrfs"}) {
     auto mnt = MountLoop("reflink_bench", dir, fstype, image);
     if (!mnt.ok()) {
-      fmt::print("{} part skipped: {}\n", fstype == std::string("xfs") ? "XFS" : "btrfs", mnt.status().ToString());
+      fmt::print("{} part skipped: {}\n", fstype == std::string("xfs") ? "XFS" : "btrfs",
+                 mnt.status().ToString());
       CleanUpLoop();
       continue;
     }
@@ -280,13 +290,15 @@ void PartClone(const std::string& dir, const std::vector<uint64_t>& sizes, int r
   };
   for (const CloneRow& r : rows) {
     double n = static_cast<double>(r.n);
-    fmt::print("{:>8} | {:>11.3f} {:>9.3f} | {:>11} {:>9} {:>9} {:>11} | {:>11} {:>9} {:>11}\n", r.n,
-               r.daxfs_s * 1e3, r.daxfs_s * 1e6 / n, opt(r.xfs_s, 1e3), opt(r.xfs_s, 1e6 / n),
+    fmt::print("{:>8} | {:>11.3f} {:>9.3f} | {:>11} {:>9} {:>9} {:>11} | {:>11} {:>9} {:>11}\n",
+               r.n, r.daxfs_s * 1e3, r.daxfs_s * 1e6 / n, opt(r.xfs_s, 1e3), opt(r.xfs_s, 1e6 / n),
                r.xfs_s ? std::to_string(r.xfs_extents) : "-",
                r.xfs_s ? fmt::format("{:.3f}", r.daxfs_s / *r.xfs_s) : "-", opt(r.btrfs_s, 1e3),
-               opt(r.btrfs_s, 1e6 / n), r.btrfs_s ? fmt::format("{:.3f}", r.daxfs_s / *r.btrfs_s) : "-");
+               opt(r.btrfs_s, 1e6 / n),
+               r.btrfs_s ? fmt::format("{:.3f}", r.daxfs_s / *r.btrfs_s) : "-");
   }
-  fmt::print("target: daxfs <= 0.5 x btrfs at N=100000; daxfs/XFS and daxfs/btrfs <= 1 at every N\n");
+  fmt::print(
+      "target: daxfs <= 0.5 x btrfs at N=100000; daxfs/XFS and daxfs/btrfs <= 1 at every N\n");
 }
 
 // ---- Part 2: owner lookup.
@@ -312,7 +324,8 @@ LookupStats TimeQueries(const std::vector<uint64_t>& starts, Fn&& query, double 
   st.median_us = Median(us);
   st.p99_us = Quantile(us, 0.99);
   st.queries = us.size();
-  st.records_per_query = us.empty() ? 0 : static_cast<double>(recs) / static_cast<double>(us.size());
+  st.records_per_query =
+      us.empty() ? 0 : static_cast<double>(recs) / static_cast<double>(us.size());
   return st;
 }
 
@@ -339,7 +352,7 @@ Result<LookupStats> XfsGetfsmap(const std::string& dir, uint64_t records, uint64
              fi->extents, fi->unwritten, fi->lo, fi->hi);
   int mfd = open(mnt.c_str(), O_RDONLY | O_DIRECTORY);
   if (mfd < 0) return Errno("open " + mnt);
-  struct stat mst{};
+  struct stat mst {};
   if (fstat(mfd, &mst) != 0) {
     close(mfd);
     return Errno("fstat " + mnt);
@@ -380,15 +393,18 @@ Result<LookupStats> XfsGetfsmap(const std::string& dir, uint64_t records, uint64
 
 void PartLookup(const std::string& dir, uint64_t records, size_t queries, size_t scan_queries,
                 bool xfs, uint64_t seed) {
-  struct statvfs sv{};
+  struct statvfs sv {};
   uint64_t avail = statvfs(dir.c_str(), &sv) == 0 ? sv.f_bavail * sv.f_frsize : 0;
   uint64_t requested = records;
   // Data (4 KiB a record) plus metadata; keep to half of what is free in `dir`.
   while (records > 1000 && records * kBlock * 3 / 2 > avail / 2) records = records * 3 / 4;
-  fmt::print("\n== 2. Owner lookup of random 4 KiB device ranges on a filesystem aged to {} rmap "
-             "records (one file, one-block extents at every other block)\n", records);
+  fmt::print(
+      "\n== 2. Owner lookup of random 4 KiB device ranges on a filesystem aged to {} rmap "
+      "records (one file, one-block extents at every other block)\n",
+      records);
   if (records != requested) {
-    fmt::print("NOTE: scaled down from {} records: {} has only {} MiB free\n", requested, dir, avail >> 20);
+    fmt::print("NOTE: scaled down from {} records: {} has only {} MiB free\n", requested, dir,
+               avail >> 20);
   }
   uint64_t image = (records * kBlock * 3 / 2 + (1ULL << 30)) & ~(kBlock - 1);
   Daxfs d = MakeDaxfs(dir, image, {}, daxfs::Durability::kGroupCommit);
@@ -402,8 +418,10 @@ void PartLookup(const std::string& dir, uint64_t records, size_t queries, size_t
     hi = std::max(hi, e.device_offset + e.length);
   }
   auto whole = CheckOk(d.fs->Fsmap(0, UINT64_MAX, std::nullopt, 0), "fsmap all");
-  fmt::print("daxfs aged in {:.1f} s: {} extents by Bmap, {} fsmap records in all, data in device "
-             "bytes [{}, {})\n", Seconds(t0, t1), ext.size(), whole.size(), lo, hi);
+  fmt::print(
+      "daxfs aged in {:.1f} s: {} extents by Bmap, {} fsmap records in all, data in device "
+      "bytes [{}, {})\n",
+      Seconds(t0, t1), ext.size(), whole.size(), lo, hi);
   whole.clear();
   whole.shrink_to_fit();
   auto starts = RandomStarts(lo, hi, queries, seed);
@@ -413,11 +431,13 @@ void PartLookup(const std::string& dir, uint64_t records, size_t queries, size_t
         return CheckOk(d.fs->Fsmap(s, s + kBlock, std::nullopt, 0), "fsmap").size();
       },
       60.0);
-  std::vector<uint64_t> scan_starts(starts.begin(), starts.begin() + std::min(scan_queries, starts.size()));
+  std::vector<uint64_t> scan_starts(starts.begin(),
+                                    starts.begin() + std::min(scan_queries, starts.size()));
   LookupStats scan = TimeQueries(
       scan_starts,
       [&](uint64_t s) {
-        return CheckOk(d.impl()->FsmapByScan(s, s + kBlock, std::nullopt, 0), "fsmap scan").size();
+        return CheckOk(d.impl()->FsmapByFullScan(s, s + kBlock, std::nullopt, 0), "fsmap scan")
+            .size();
       },
       30.0);
   CloseDaxfs(d);
@@ -438,8 +458,8 @@ void PartLookup(const std::string& dir, uint64_t records, size_t queries, size_t
   fmt::print("{:<34} {:>8} {:>12} {:>12} {:>12} {:>14}\n", "method", "queries", "median us",
              "p99 us", "recs/query", "median/rmap");
   auto row = [&](const char* name, const LookupStats& s) {
-    fmt::print("{:<34} {:>8} {:>12.2f} {:>12.2f} {:>12.2f} {:>14.1f}\n", name, s.queries, s.median_us,
-               s.p99_us, s.records_per_query, s.median_us / rmap.median_us);
+    fmt::print("{:<34} {:>8} {:>12.2f} {:>12.2f} {:>12.2f} {:>14.1f}\n", name, s.queries,
+               s.median_us, s.p99_us, s.records_per_query, s.median_us / rmap.median_us);
   };
   row("daxfs Fsmap (rmap)", rmap);
   row("daxfs FsmapByScan (no-rmap scan)", scan);
@@ -457,7 +477,8 @@ double RunWrites(const std::string& dir, bool rmap, uint64_t ops, uint64_t seed)
   constexpr int kFiles = 16;
   std::vector<Ino> files;
   for (int i = 0; i < kFiles; ++i) {
-    files.push_back(CheckOk(d.fs->Create(daxfs::kRootIno, fmt::format("f{}", i), 0644), "create").ino);
+    files.push_back(
+        CheckOk(d.fs->Create(daxfs::kRootIno, fmt::format("f{}", i), 0644), "create").ino);
   }
   CheckOk(d.fs->Sync(), "sync");
   std::mt19937_64 rng(seed);
@@ -473,8 +494,10 @@ double RunWrites(const std::string& dir, bool rmap, uint64_t ops, uint64_t seed)
 }
 
 void PartCost(const std::string& dir, uint64_t ops, int reps, uint64_t seed) {
-  fmt::print("\n== 3. Cost of the rmap: {} random 4 KiB writes into 16 sparse 4 GiB files "
-             "(allocating), group commit, Sync at the end; median of {} alternating runs\n", ops, reps);
+  fmt::print(
+      "\n== 3. Cost of the rmap: {} random 4 KiB writes into 16 sparse 4 GiB files "
+      "(allocating), group commit, Sync at the end; median of {} alternating runs\n",
+      ops, reps);
   std::vector<double> on, off;
   for (int r = 0; r < reps; ++r) {
     on.push_back(RunWrites(dir, true, ops, seed + r));
@@ -484,16 +507,25 @@ void PartCost(const std::string& dir, uint64_t ops, int reps, uint64_t seed) {
   fmt::print("{:<36} {:>10} {:>12}\n", "format", "seconds", "writes/s");
   fmt::print("{:<36} {:>10.3f} {:>12.0f}\n", "rmap on, reflink on (default)", t_on, ops / t_on);
   fmt::print("{:<36} {:>10.3f} {:>12.0f}\n", "rmap off, reflink off", t_off, ops / t_off);
-  fmt::print("ratio time(rmap on)/time(rmap off) = {:.3f}   (per-run on: {}; off: {})\n", t_on / t_off,
-             [&] { std::string s; for (double v : on) s += fmt::format("{:.3f} ", v); return s; }(),
-             [&] { std::string s; for (double v : off) s += fmt::format("{:.3f} ", v); return s; }());
+  fmt::print(
+      "ratio time(rmap on)/time(rmap off) = {:.3f}   (per-run on: {}; off: {})\n", t_on / t_off,
+      [&] {
+        std::string s;
+        for (double v : on) s += fmt::format("{:.3f} ", v);
+        return s;
+      }(),
+      [&] {
+        std::string s;
+        for (double v : off) s += fmt::format("{:.3f} ", v);
+        return s;
+      }());
   fmt::print("target: <= 1.10\n");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"daxfs reflink, owner lookup and rmap cost benchmarks (issue 4)"};
+  CLI::App app{"daxfs reflink, owner lookup and rmap cost benchmarks"};
   std::string dir = "/dev/shm";
   uint64_t max_extents = 100000, records = 1000000, ops = 100000, seed = 42;
   size_t queries = 10000, scan_queries = 20;
@@ -501,7 +533,8 @@ int main(int argc, char** argv) {
   std::string parts = "1,2,3";
   bool no_xfs_fsmap = false;
   app.add_option("--dir", dir, "where the images go");
-  app.add_option("--max-extents", max_extents, "part 1: largest N (N = 1, 1000, 10000, 100000 up to it)");
+  app.add_option("--max-extents", max_extents,
+                 "part 1: largest N (N = 1, 1000, 10000, 100000 up to it)");
   app.add_option("--records", records, "part 2: rmap records to age to");
   app.add_option("--queries", queries, "part 2: random lookups (rmap, XFS)");
   app.add_option("--scan-queries", scan_queries, "part 2: lookups by full scan");
@@ -522,7 +555,8 @@ int main(int argc, char** argv) {
     if (sizes.empty() || sizes.back() != max_extents) sizes.push_back(max_extents);
     PartClone(dir, sizes, reps);
   }
-  if (parts.find('2') != std::string::npos) PartLookup(dir, records, queries, scan_queries, !no_xfs_fsmap, seed);
+  if (parts.find('2') != std::string::npos)
+    PartLookup(dir, records, queries, scan_queries, !no_xfs_fsmap, seed);
   if (parts.find('3') != std::string::npos) PartCost(dir, ops, reps, seed);
   return 0;
 }

@@ -13,11 +13,11 @@ echo
 echo "== daxfs vs LMDB"
 "$B/bench/lmdb_compare" "$@"
 echo
-echo "== Filesystem scenarios vs XFS (issue 3; the XFS part needs root, a loop device and mkfs.xfs)"
+echo "== Filesystem scenarios vs XFS (the XFS part needs root, a loop device and mkfs.xfs)"
 "$B/bench/fs_bench"
-echo; echo "== Reflink, owner lookup and the cost of the rmap (issue 4; the XFS/btrfs parts need root, loop devices, mkfs.xfs/mkfs.btrfs)"; "$B/bench/reflink_bench"
-echo; echo "== DAX mappings and failure routing (issue 5; the XFS part needs root, a loop device, mkfs.xfs)"; "$B/bench/dax_bench"
-echo; echo "== Mounted: daxfs behind FUSE vs passthrough_ll and XFS (issue 9; needs root, /dev/fuse, fuse3, libfuse3-dev, fio, mkfs.xfs; ROUNDS, RUNTIME: see bench/fuse/run.sh)"
+echo; echo "== Reflink, owner lookup and the cost of the rmap (the XFS/btrfs parts need root, loop devices, mkfs.xfs/mkfs.btrfs)"; "$B/bench/reflink_bench"
+echo; echo "== DAX mappings and failure routing (the XFS part needs root, a loop device, mkfs.xfs)"; "$B/bench/dax_bench"
+echo; echo "== Mounted: daxfs behind FUSE vs passthrough_ll and XFS (needs root, /dev/fuse, fuse3, libfuse3-dev, fio, mkfs.xfs; ROUNDS, RUNTIME: see bench/fuse/run.sh)"
 if [ "$(id -u)" -eq 0 ] && [ -c /dev/fuse ]; then
   BUILD=$PWD/$B bench/fuse/run.sh
 else

@@ -64,7 +64,7 @@ struct FileExtent {
   uint64_t device_offset = 0;  // bytes
   uint64_t length = 0;         // bytes
   bool unwritten = false;      // allocated, reads as zeros
-  bool shared = false;         // (issue 4)
+  bool shared = false;         // the blocks have other owners too (reflink)
 };
 
 enum class Durability {
@@ -75,7 +75,7 @@ enum class Durability {
 struct FormatOptions {
   uint64_t chunk_size = 0;  // 0: chosen from the device size
   std::string label;
-  bool rmap = true;         // keep the reverse map (feature flag; used from issue 4)
+  bool rmap = true;         // keep the reverse map (feature flag)
   bool reflink = true;      // allow shared blocks (requires rmap)
 };
 

@@ -22,7 +22,6 @@
 namespace daxfs::dax {
 namespace {
 
-constexpr uint64_t kPage = 4096;
 
 struct Entry {
   uint64_t mapping_id;
@@ -77,7 +76,7 @@ const fs::MapSegment* FindSegment(const Entry& e, uint64_t file_offset) {
 bool LayoutCovers(uint64_t file_offset, uint64_t length, const fs::MapLayout& layout) {
   uint64_t at = file_offset;
   for (const fs::MapSegment& s : layout) {
-    if (s.file_offset != at || s.length == 0 || s.length % kPage != 0) return false;
+    if (s.file_offset != at || s.length == 0 || s.length % fs::kPageBytes != 0) return false;
     at += s.length;
   }
   return at == file_offset + length;
@@ -88,8 +87,8 @@ bool LayoutCovers(uint64_t file_offset, uint64_t length, const fs::MapLayout& la
 Result<size_t> AddressDirectory::Register(uint64_t mapping_id, Ino ino, uint8_t* base,
                                           uint64_t file_offset, uint64_t length,
                                           const fs::MapLayout& layout) {
-  if (base == nullptr || reinterpret_cast<uintptr_t>(base) % kPage != 0 || length == 0 ||
-      length % kPage != 0 || file_offset % kPage != 0 ||
+  if (base == nullptr || reinterpret_cast<uintptr_t>(base) % fs::kPageBytes != 0 || length == 0 ||
+      length % fs::kPageBytes != 0 || file_offset % fs::kPageBytes != 0 ||
       !LayoutCovers(file_offset, length, layout)) {
     return Status::Invalid("address directory: mapping range or layout is malformed");
   }
@@ -146,7 +145,7 @@ bool AddressDirectory::Lookup(const void* addr, AddressInfo* out) {
   for (size_t i = 0; i < n && !found; ++i) {
     const Entry* e = g_slots[i].load(std::memory_order_seq_cst);
     if (e == nullptr || a < e->base || a - e->base >= e->length) continue;
-    const uintptr_t page = a & ~(kPage - 1);
+    const uintptr_t page = a & ~(fs::kPageBytes - 1);
     AddressInfo info;
     info.mapping_id = e->mapping_id;
     info.ino = e->ino;

@@ -14,7 +14,6 @@
 namespace daxfs::dax {
 namespace {
 
-constexpr uint64_t kPage = 4096;
 using fs::MapSegment;
 using fs::SegmentKind;
 
@@ -22,72 +21,72 @@ uint8_t* FakeBase(uint64_t n) { return reinterpret_cast<uint8_t*>(0x100000000000
 
 TEST(AddressDirectory, LookupFindsSegmentAndOffsets) {
   fs::MapLayout layout = {
-      {8 * kPage, 2 * kPage, SegmentKind::kData, 100 * kPage},
-      {10 * kPage, 1 * kPage, SegmentKind::kZero, fs::kNoDevice},
-      {11 * kPage, 1 * kPage, SegmentKind::kLost, 300 * kPage},
-      {12 * kPage, 1 * kPage, SegmentKind::kLost, fs::kNoDevice},
-      {13 * kPage, 3 * kPage, SegmentKind::kBeyondEof, fs::kNoDevice},
+      {8 * fs::kPageBytes, 2 * fs::kPageBytes, SegmentKind::kData, 100 * fs::kPageBytes},
+      {10 * fs::kPageBytes, 1 * fs::kPageBytes, SegmentKind::kZero, fs::kNoDevice},
+      {11 * fs::kPageBytes, 1 * fs::kPageBytes, SegmentKind::kLost, 300 * fs::kPageBytes},
+      {12 * fs::kPageBytes, 1 * fs::kPageBytes, SegmentKind::kLost, fs::kNoDevice},
+      {13 * fs::kPageBytes, 3 * fs::kPageBytes, SegmentKind::kBeyondEof, fs::kNoDevice},
   };
   uint8_t* base = FakeBase(1);
-  auto slot = AddressDirectory::Register(7, 42, base, 8 * kPage, 8 * kPage, layout);
+  auto slot = AddressDirectory::Register(7, 42, base, 8 * fs::kPageBytes, 8 * fs::kPageBytes, layout);
   ASSERT_TRUE(slot.ok()) << slot.status().ToString();
 
   AddressInfo info;
-  ASSERT_TRUE(AddressDirectory::Lookup(base + kPage + 17, &info));
+  ASSERT_TRUE(AddressDirectory::Lookup(base + fs::kPageBytes + 17, &info));
   EXPECT_EQ(info.mapping_id, 7u);
   EXPECT_EQ(info.ino, 42u);
-  EXPECT_EQ(info.page, base + kPage);
-  EXPECT_EQ(info.file_offset, 9 * kPage);
-  EXPECT_EQ(info.device_offset, 101 * kPage);
+  EXPECT_EQ(info.page, base + fs::kPageBytes);
+  EXPECT_EQ(info.file_offset, 9 * fs::kPageBytes);
+  EXPECT_EQ(info.device_offset, 101 * fs::kPageBytes);
   EXPECT_EQ(info.kind, SegmentKind::kData);
 
-  ASSERT_TRUE(AddressDirectory::Lookup(base + 2 * kPage, &info));
+  ASSERT_TRUE(AddressDirectory::Lookup(base + 2 * fs::kPageBytes, &info));
   EXPECT_EQ(info.kind, SegmentKind::kZero);
   EXPECT_EQ(info.device_offset, fs::kNoDevice);
-  ASSERT_TRUE(AddressDirectory::Lookup(base + 3 * kPage + 4095, &info));
+  ASSERT_TRUE(AddressDirectory::Lookup(base + 3 * fs::kPageBytes + 4095, &info));
   EXPECT_EQ(info.kind, SegmentKind::kLost);
-  EXPECT_EQ(info.device_offset, 300 * kPage);
-  ASSERT_TRUE(AddressDirectory::Lookup(base + 4 * kPage, &info));
+  EXPECT_EQ(info.device_offset, 300 * fs::kPageBytes);
+  ASSERT_TRUE(AddressDirectory::Lookup(base + 4 * fs::kPageBytes, &info));
   EXPECT_EQ(info.kind, SegmentKind::kLost);
   EXPECT_EQ(info.device_offset, fs::kNoDevice);
-  ASSERT_TRUE(AddressDirectory::Lookup(base + 8 * kPage - 1, &info));
+  ASSERT_TRUE(AddressDirectory::Lookup(base + 8 * fs::kPageBytes - 1, &info));
   EXPECT_EQ(info.kind, SegmentKind::kBeyondEof);
-  EXPECT_EQ(info.file_offset, 15 * kPage);
+  EXPECT_EQ(info.file_offset, 15 * fs::kPageBytes);
 
   EXPECT_FALSE(AddressDirectory::Lookup(base - 1, &info));
-  EXPECT_FALSE(AddressDirectory::Lookup(base + 8 * kPage, &info));
+  EXPECT_FALSE(AddressDirectory::Lookup(base + 8 * fs::kPageBytes, &info));
 
   // The page goes bad: the layout changes to kLost, keeping its device bytes.
   fs::MapLayout fenced = layout;
-  fenced[0] = {8 * kPage, 1 * kPage, SegmentKind::kData, 100 * kPage};
-  fenced.insert(fenced.begin() + 1, MapSegment{9 * kPage, kPage, SegmentKind::kLost, 101 * kPage});
+  fenced[0] = {8 * fs::kPageBytes, 1 * fs::kPageBytes, SegmentKind::kData, 100 * fs::kPageBytes};
+  fenced.insert(fenced.begin() + 1, MapSegment{9 * fs::kPageBytes, fs::kPageBytes, SegmentKind::kLost, 101 * fs::kPageBytes});
   AddressDirectory::UpdateLayout(*slot, fenced);
-  ASSERT_TRUE(AddressDirectory::Lookup(base + kPage, &info));
+  ASSERT_TRUE(AddressDirectory::Lookup(base + fs::kPageBytes, &info));
   EXPECT_EQ(info.kind, SegmentKind::kLost);
-  EXPECT_EQ(info.device_offset, 101 * kPage);
+  EXPECT_EQ(info.device_offset, 101 * fs::kPageBytes);
   ASSERT_TRUE(AddressDirectory::Lookup(base, &info));
   EXPECT_EQ(info.kind, SegmentKind::kData);
 
   AddressDirectory::Unregister(*slot);
-  EXPECT_FALSE(AddressDirectory::Lookup(base + kPage, &info));
+  EXPECT_FALSE(AddressDirectory::Lookup(base + fs::kPageBytes, &info));
 }
 
 TEST(AddressDirectory, RejectsMalformedLayouts) {
   uint8_t* base = FakeBase(2);
-  fs::MapLayout gap = {{0, kPage, SegmentKind::kData, 0}, {2 * kPage, kPage, SegmentKind::kZero}};
-  EXPECT_EQ(AddressDirectory::Register(1, 1, base, 0, 3 * kPage, gap).status().code(), EINVAL);
-  fs::MapLayout short_layout = {{0, kPage, SegmentKind::kData, 0}};
-  EXPECT_EQ(AddressDirectory::Register(1, 1, base, 0, 2 * kPage, short_layout).status().code(),
+  fs::MapLayout gap = {{0, fs::kPageBytes, SegmentKind::kData, 0}, {2 * fs::kPageBytes, fs::kPageBytes, SegmentKind::kZero}};
+  EXPECT_EQ(AddressDirectory::Register(1, 1, base, 0, 3 * fs::kPageBytes, gap).status().code(), EINVAL);
+  fs::MapLayout short_layout = {{0, fs::kPageBytes, SegmentKind::kData, 0}};
+  EXPECT_EQ(AddressDirectory::Register(1, 1, base, 0, 2 * fs::kPageBytes, short_layout).status().code(),
             EINVAL);
-  EXPECT_EQ(AddressDirectory::Register(1, 1, base + 1, 0, kPage, short_layout).status().code(),
+  EXPECT_EQ(AddressDirectory::Register(1, 1, base + 1, 0, fs::kPageBytes, short_layout).status().code(),
             EINVAL);
 }
 
 TEST(AddressDirectory, SlotsAreReusedAndSeparate) {
   std::vector<size_t> slots;
   for (uint64_t i = 0; i < 100; ++i) {
-    fs::MapLayout layout = {{0, kPage, SegmentKind::kData, i * kPage}};
-    auto slot = AddressDirectory::Register(1000 + i, i, FakeBase(10 + i), 0, kPage, layout);
+    fs::MapLayout layout = {{0, fs::kPageBytes, SegmentKind::kData, i * fs::kPageBytes}};
+    auto slot = AddressDirectory::Register(1000 + i, i, FakeBase(10 + i), 0, fs::kPageBytes, layout);
     ASSERT_TRUE(slot.ok());
     slots.push_back(*slot);
   }
@@ -95,11 +94,11 @@ TEST(AddressDirectory, SlotsAreReusedAndSeparate) {
     AddressInfo info;
     ASSERT_TRUE(AddressDirectory::Lookup(FakeBase(10 + i) + 5, &info));
     EXPECT_EQ(info.mapping_id, 1000 + i);
-    EXPECT_EQ(info.device_offset, i * kPage);
+    EXPECT_EQ(info.device_offset, i * fs::kPageBytes);
   }
   for (size_t s : slots) AddressDirectory::Unregister(s);
-  fs::MapLayout layout = {{0, kPage, SegmentKind::kData, 0}};
-  auto again = AddressDirectory::Register(1, 1, FakeBase(10), 0, kPage, layout);
+  fs::MapLayout layout = {{0, fs::kPageBytes, SegmentKind::kData, 0}};
+  auto again = AddressDirectory::Register(1, 1, FakeBase(10), 0, fs::kPageBytes, layout);
   ASSERT_TRUE(again.ok());
   EXPECT_LE(*again, slots.back());  // a freed slot, not a new one
   AddressDirectory::Unregister(*again);
@@ -112,7 +111,7 @@ fs::MapLayout StressLayout(uint64_t id, uint64_t generation, uint64_t pages) {
   for (uint64_t p = 0; p < pages;) {
     uint64_t n = std::min<uint64_t>(1 + (p + generation) % 3, pages - p);
     SegmentKind kind = (p / 2 + generation) % 3 == 0 ? SegmentKind::kLost : SegmentKind::kData;
-    layout.push_back({p * kPage, n * kPage, kind, (id << 32) | (p * kPage)});
+    layout.push_back({p * fs::kPageBytes, n * fs::kPageBytes, kind, (id << 32) | (p * fs::kPageBytes)});
     p += n;
   }
   return layout;
@@ -132,12 +131,12 @@ TEST(AddressDirectory, ConcurrentWritersAndReadersStress) {
     base::Random rnd(reader_seed);
     while (!done.load()) {
       uint64_t b = rnd.Uniform(kBases);
-      uint64_t off = rnd.Uniform(kPages * kPage);
+      uint64_t off = rnd.Uniform(kPages * fs::kPageBytes);
       AddressInfo info;
       if (!AddressDirectory::Lookup(FakeBase(100 + b) + off, &info)) continue;
       hits.fetch_add(1);
       // Mapping ids are b + kBases * k: the id must belong to this base.
-      if (info.mapping_id % kBases != b || info.file_offset != (off & ~(kPage - 1)) ||
+      if (info.mapping_id % kBases != b || info.file_offset != (off & ~(fs::kPageBytes - 1)) ||
           info.device_offset != ((info.mapping_id << 32) | info.file_offset) ||
           (info.kind != SegmentKind::kData && info.kind != SegmentKind::kLost)) {
         bad.fetch_add(1);
@@ -155,7 +154,7 @@ TEST(AddressDirectory, ConcurrentWritersAndReadersStress) {
     uint64_t b = rnd.Uniform(kBases);
     if (!live[b]) {
       id_of[b] = b + kBases * (++next_round);
-      auto slot = AddressDirectory::Register(id_of[b], b, FakeBase(100 + b), 0, kPages * kPage,
+      auto slot = AddressDirectory::Register(id_of[b], b, FakeBase(100 + b), 0, kPages * fs::kPageBytes,
                                              StressLayout(id_of[b], 0, kPages));
       ASSERT_TRUE(slot.ok());
       slot_of[b] = *slot;
@@ -171,7 +170,7 @@ TEST(AddressDirectory, ConcurrentWritersAndReadersStress) {
   // assumption: they spin until they hit it).
   if (!live[0]) {
     id_of[0] = kBases * (++next_round);
-    auto slot = AddressDirectory::Register(id_of[0], 0, FakeBase(100), 0, kPages * kPage,
+    auto slot = AddressDirectory::Register(id_of[0], 0, FakeBase(100), 0, kPages * fs::kPageBytes,
                                            StressLayout(id_of[0], 0, kPages));
     ASSERT_TRUE(slot.ok());
     slot_of[0] = *slot;

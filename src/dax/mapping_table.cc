@@ -23,6 +23,7 @@
 
 #include "base/log.h"
 #include "dax/interval_index.h"
+#include "device/device.h"
 
 namespace daxfs::dax {
 
@@ -31,8 +32,6 @@ using fs::MapSegment;
 using fs::SegmentKind;
 
 namespace {
-
-constexpr uint64_t kPage = 4096;
 
 // Mapping ids are unique in the process (the address directory is process-wide).
 std::atomic<uint64_t> next_mapping_id{1};
@@ -107,14 +106,14 @@ struct MapState {
 
 struct MappingTableState {
   std::mutex mu;
-  fs::FsImpl* fs = nullptr;
+  fs::FsFace* fs = nullptr;
   device::Device* device = nullptr;
   bool alive = true;  // false once the table is destroyed
   size_t limit = AddressDirectory::kMaxLiveMappings;
   std::vector<OwnerTracker*> trackers;
   std::unordered_map<uint64_t, std::shared_ptr<MapState>> live;
-  std::unordered_map<Ino, IntervalIndex> files;  // the per-file index of live mappings
-  std::atomic<size_t> watched_files{0};          // files.size(), for a lock-free Watches
+  std::unordered_map<Ino, IntervalIndex> files;       // the per-file index of live mappings
+  std::atomic<size_t> watched_files{0};               // files.size(), for a lock-free Watches
   std::unordered_map<Ino, size_t> writable_mappings;  // indexed writable mappings per file
 
   // Makes [file_off, +length) of `m` hold what `s` says (s covers exactly that range).
@@ -395,7 +394,7 @@ class MappingHandle final : public Mapping {
 
 // ---- The table.
 
-MappingTable::MappingTable(fs::FsImpl* fs) : impl_(std::make_shared<MappingTableState>()) {
+MappingTable::MappingTable(fs::FsFace* fs) : impl_(std::make_shared<MappingTableState>()) {
   impl_->fs = fs;
   impl_->device = fs->device();
   fs->SetMappingObserver(this);
@@ -424,7 +423,7 @@ Result<std::unique_ptr<Mapping>> MappingTable::Map(Ino ino, uint64_t offset, uin
   if (prot != MapProt::kRead && prot != MapProt::kReadWrite) {
     return Status::Invalid(fmt::format("map: unknown protection {}", static_cast<int>(prot)));
   }
-  if (sysconf(_SC_PAGESIZE) != static_cast<long>(kPage)) {
+  if (sysconf(_SC_PAGESIZE) != static_cast<long>(fs::kPageBytes)) {
     return Status::NotSupported("map: DAX mappings need 4 KiB pages");
   }
   if (impl_->device->Fd() < 0) {
@@ -432,10 +431,10 @@ Result<std::unique_ptr<Mapping>> MappingTable::Map(Ino ino, uint64_t offset, uin
                                 ")");
   }
   if (length == 0) return Status::Invalid("map: length 0");
-  if (length > ~0ULL - (kPage - 1)) {
+  if (length > ~0ULL - (fs::kPageBytes - 1)) {
     return Status::Invalid(fmt::format("map: length {} is too large", length));
   }
-  uint64_t pages = (length + kPage - 1) / kPage * kPage;
+  uint64_t pages = (length + fs::kPageBytes - 1) / fs::kPageBytes * fs::kPageBytes;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     if (impl_->live.size() >= impl_->limit) {
@@ -508,9 +507,11 @@ std::vector<Victim> MappingTable::MappedPages(Ino ino, uint64_t file_offset,
                                               uint64_t length) const {
   std::vector<Victim> out;
   if (length == 0) return out;
-  uint64_t from = file_offset / kPage * kPage;
+  uint64_t from = file_offset / fs::kPageBytes * fs::kPageBytes;
   uint64_t to = file_offset + std::min<uint64_t>(length, ~0ULL - file_offset);
-  to = to > ~0ULL - (kPage - 1) ? ~0ULL / kPage * kPage : (to + kPage - 1) / kPage * kPage;
+  to = to > ~0ULL - (fs::kPageBytes - 1)
+           ? ~0ULL / fs::kPageBytes * fs::kPageBytes
+           : (to + fs::kPageBytes - 1) / fs::kPageBytes * fs::kPageBytes;
   std::lock_guard<std::mutex> lock(impl_->mu);
   auto f = impl_->files.find(ino);
   if (f == impl_->files.end()) return out;
@@ -592,7 +593,7 @@ Status MappingTable::Fence(uint64_t mapping_id, uint8_t* address, uint64_t lengt
   MapState* m = it->second.get();
   if (address < m->base || length == 0 || length > m->length ||
       static_cast<uint64_t>(address - m->base) > m->length - length ||
-      (address - m->base) % kPage != 0 || length % kPage != 0) {
+      (address - m->base) % fs::kPageBytes != 0 || length % fs::kPageBytes != 0) {
     return Status::Invalid(fmt::format("fence: {}+{} is not whole pages of mapping {}",
                                        static_cast<void*>(address), length, mapping_id));
   }

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "daxfs/dax.h"
 #include "dax/address_directory.h"
 #include "dax/tracker.h"
-#include "fs/fs_impl.h"
+#include "daxfs/dax.h"
+#include "fs/face.h"
 
 namespace daxfs::dax {
 
@@ -23,13 +23,13 @@ struct MappingTableState;  // mapping_table.cc: the table's state, shared with m
 class MappingTable final : public fs::MappingObserver {
  public:
   // Registers itself as `fs`'s mapping observer. `fs` must outlive the table.
-  explicit MappingTable(fs::FsImpl* fs);
+  explicit MappingTable(fs::FsFace* fs);
   ~MappingTable() override;  // kills every live mapping (KillAll) and detaches from fs
 
   // Every tracker hears Join/Leave of every mapping; add them before the first Map.
   void AddTracker(OwnerTracker* tracker);
 
-  // See DaxFs::Map. Uses FsImpl::PrepareMapping, so the layout cannot change in between.
+  // See DaxFs::Map. Uses FsFace::PrepareMapping, so the layout cannot change in between.
   Result<std::unique_ptr<Mapping>> Map(Ino ino, uint64_t offset, uint64_t length, MapProt prot,
                                        MappingHandler handler = {});
 

@@ -18,27 +18,21 @@
 #include <vector>
 
 #include "base/random.h"
-#include "dax/fs_rmap_tracker.h"
 #include "dax/interval_index.h"
-#include "device/device.h"
 #include "daxfs/media.h"
-#include "fs/fs_impl.h"
+#include "device/device.h"
+#include "fs/face.h"
+#include "fs_fixture.h"
 #include "status_assert.h"
+#include "tracking/trackers.h"
 
 namespace daxfs::dax {
 namespace {
 
 constexpr uint64_t kB = 4096;
 
-std::string Pattern(size_t n, uint64_t seed) {
-  std::string s(n, '\0');
-  base::Random r(seed);
-  for (auto& c : s) c = static_cast<char>('a' + r.Uniform(26));
-  return s;
-}
-std::span<const uint8_t> Bytes(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
+using daxfs::testing::Bytes;
+using daxfs::testing::Pattern;
 std::string View(const Mapping& m, uint64_t offset, uint64_t length) {
   return std::string(reinterpret_cast<const char*>(m.data() + offset), length);
 }
@@ -51,7 +45,9 @@ void Load(const uint8_t* p) {
 
 std::atomic<int> device_counter{0};
 
-class MappingTableTest : public ::testing::Test {
+// The shared filesystem fixture over a device file, with the mapping table and two fs-rmap
+// trackers (rmap and full scan) attached.
+class MappingTableTest : public daxfs::testing::FsFixture {
  protected:
   void SetUp() override {
     path_ = fmt::format("/dev/shm/daxfs-mapping-test-{}-{}", getpid(), device_counter++);
@@ -59,13 +55,7 @@ class MappingTableTest : public ::testing::Test {
     Format({});
   }
   void TearDown() override {
-    if (fs_) {
-      Result<FsCheckResult> r = fs_->Check();
-      ASSERT_TRUE(r.ok()) << r.status().ToString();
-      std::string all;
-      for (auto& p : r->problems) all += "\n  " + p;
-      EXPECT_TRUE(r->problems.empty()) << all;
-    }
+    FsFixture::TearDown();
     Close();
     unlink(path_.c_str());
     unlink((path_ + ".badblocks").c_str());
@@ -76,7 +66,7 @@ class MappingTableTest : public ::testing::Test {
     {
       Result<std::unique_ptr<device::Device>> dev = device::OpenDevice(path_);
       ASSERT_OK(dev);
-      ASSERT_OK(fs::FsImpl::FormatDevice(dev->get(), options));
+      ASSERT_OK(Filesystem::Format(dev->get(), options));
     }
     Mount(mount);
   }
@@ -85,12 +75,10 @@ class MappingTableTest : public ::testing::Test {
         device::OpenDevice(path_, {.read_only = mount.read_only});
     ASSERT_OK(dev);
     dev_ = std::move(*dev);
-    Result<std::unique_ptr<fs::FsImpl>> fs = fs::FsImpl::Mount(dev_.get(), nullptr, mount);
-    ASSERT_OK(fs);
-    fs_ = std::move(*fs);
-    table_ = std::make_unique<MappingTable>(fs_.get());
-    rmap_ = NewFsRmapTracker(fs_.get(), table_.get(), false);
-    scan_ = NewFsRmapTracker(fs_.get(), table_.get(), true);
+    FsFixture::Mount(mount);
+    table_ = std::make_unique<MappingTable>(face());
+    rmap_ = tracking::NewFsRmapTracker(face(), table_.get(), false);
+    scan_ = tracking::NewFsRmapTracker(face(), table_.get(), true);
     table_->AddTracker(rmap_.get());
     table_->AddTracker(scan_.get());
   }
@@ -110,21 +98,11 @@ class MappingTableTest : public ::testing::Test {
     Mount(mount);
   }
 
-  Ino NewFile(const std::string& name) {
-    Result<Attr> a = fs_->Create(kRootIno, name, 0644);
-    EXPECT_TRUE(a.ok()) << a.status().ToString();
-    return a.ok() ? a->ino : 0;
-  }
-  void WriteAt(Ino ino, uint64_t offset, const std::string& data) {
-    Result<size_t> n = fs_->Write(ino, offset, Bytes(data));
-    ASSERT_OK(n);
-  }
+  // The filesystem as the DAX layer sees it (Filesystem::Open mounts an fs::FsFace).
+  fs::FsFace* face() { return static_cast<fs::FsFace*>(fs_.get()); }
+  void WriteAt(Ino ino, uint64_t offset, const std::string& data) { Put(ino, offset, data); }
   std::string ReadAll(Ino ino, uint64_t offset, uint64_t length) {
-    std::string out(length, '\0');
-    Result<size_t> n = fs_->Read(ino, offset, {reinterpret_cast<uint8_t*>(out.data()), length});
-    EXPECT_TRUE(n.ok()) << n.status().ToString();
-    out.resize(n.ok() ? *n : 0);
-    return out;
+    return Get(ino, offset, length);
   }
   std::unique_ptr<Mapping> MapOk(Ino ino, uint64_t offset, uint64_t length, MapProt prot,
                                  MappingHandler handler = {}) {
@@ -156,8 +134,6 @@ class MappingTableTest : public ::testing::Test {
   }
 
   std::string path_;
-  std::unique_ptr<device::Device> dev_;
-  std::unique_ptr<fs::FsImpl> fs_;
   std::unique_ptr<MappingTable> table_;
   std::unique_ptr<OwnerTracker> rmap_, scan_;
 };
@@ -239,8 +215,7 @@ TEST_F(MappingTableTest, WritableMappingIsDurableUnderGroupCommit) {
   std::string image(reinterpret_cast<const char*>(dev_->base()), dev_->size());
   m.reset();
   std::unique_ptr<device::Device> copy = device::NewMemoryDevice(image);
-  Result<std::unique_ptr<fs::FsImpl>> other =
-      fs::FsImpl::Mount(copy.get(), nullptr, {.read_only = true});
+  Result<std::unique_ptr<Filesystem>> other = Filesystem::Open(copy.get(), {.read_only = true});
   ASSERT_OK(other);
   std::string got(8 * kB, '\0');
   ASSERT_OK((*other)->Read(ino, 0, {reinterpret_cast<uint8_t*>(got.data()), got.size()}));
@@ -414,7 +389,7 @@ TEST_F(MappingTableTest, MappingOutlivesTable) {
   EXPECT_DEATH(Load(m->data()), "");
   m.reset();  // releases its address range only
   // A new table on the same filesystem works.
-  table_ = std::make_unique<MappingTable>(fs_.get());
+  table_ = std::make_unique<MappingTable>(face());
   std::unique_ptr<Mapping> again = MapOk(ino, 0, kB, MapProt::kRead);
   ASSERT_NE(again, nullptr);
   EXPECT_EQ(View(*again, 0, kB), ReadAll(ino, 0, kB));
@@ -485,7 +460,7 @@ TEST_F(MappingTableTest, SharedBlockNamesEveryMappingWithItsOwnAddress) {
   EXPECT_EQ(rmap_->design(), Tracking::kFsRmap);
   EXPECT_EQ(scan_->design(), Tracking::kFullScan);
   EXPECT_EQ(rmap_->TrackingBytes(), 0u);
-  EXPECT_TRUE(NewNullTracker()->FindVictims(bad, kB)->empty());
+  EXPECT_TRUE(tracking::NewNullTracker()->FindVictims(bad, kB)->empty());
 }
 
 // The index against brute force, over 10,000 mappings of four files that share blocks.

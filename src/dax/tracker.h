@@ -1,6 +1,6 @@
 // The owner-tracking interface: how a failed device range is turned into the mapped pages it
-// backs (victims). Three designs implement it (docs/failure.md): fs-rmap here in src/dax
-// (fs_rmap_tracker.h), page-rmap and extent-space in src/tracking. Knows nothing of signals.
+// backs (victims). The designs implement it in src/tracking (docs/failure.md): fs-rmap (and its
+// full-scan baseline), page-rmap, extent-space and none. Knows nothing of signals.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "daxfs/dax.h"
+#include "daxfs/media.h"
 #include "fs/mapping_hooks.h"
 
 namespace daxfs::dax {
@@ -39,6 +40,15 @@ class OwnerTracker {
   // per (mapping, contiguous run of pages), sorted by (mapping_id, address). The range is widened
   // to whole pages. Called without the table lock held.
   virtual Result<std::vector<Victim>> FindVictims(uint64_t offset, uint64_t length) = 0;
+  // The same answer on the failure path, where the filesystem has just looked up `owners`, every
+  // file owner of the failed data (fs::FailurePlanObserver): a design that asks the filesystem
+  // for owners uses these instead of asking again (the owners are looked up once per failure).
+  // Called under the filesystem lock, so it must not call into the filesystem. By default the
+  // design's own FindVictims (which must not either).
+  virtual Result<std::vector<Victim>> FindVictimsOf(uint64_t offset, uint64_t length,
+                                                    std::span<const FileRangeLoss> owners) {
+    return FindVictims(offset, length);
+  }
 
   // Bytes of memory this design spends on tracking (not counting what every design shares: the
   // mappings' own layouts and the per-file index).

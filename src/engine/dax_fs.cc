@@ -6,25 +6,30 @@
 #include <algorithm>
 
 #include "base/log.h"
-#include "dax/fs_rmap_tracker.h"
 #include "dax/mapping_table.h"
 #include "daxfs/dax.h"
 #include "device/device.h"
 #include "failure/event_log.h"
 #include "failure/router.h"
 #include "failure/signals.h"
-#include "fs/fs_impl.h"
+#include "fs/face.h"
+#include "scrub/mount.h"
 #include "tracking/trackers.h"
 
 namespace daxfs {
 
 const char* TrackingName(Tracking t) {
   switch (t) {
-    case Tracking::kFsRmap: return "fs-rmap";
-    case Tracking::kPageRmap: return "page-rmap";
-    case Tracking::kExtentSpace: return "extent-space";
-    case Tracking::kFullScan: return "full-scan";
-    case Tracking::kNone: return "none";
+    case Tracking::kFsRmap:
+      return "fs-rmap";
+    case Tracking::kPageRmap:
+      return "page-rmap";
+    case Tracking::kExtentSpace:
+      return "extent-space";
+    case Tracking::kFullScan:
+      return "full-scan";
+    case Tracking::kNone:
+      return "none";
   }
   return "unknown";
 }
@@ -42,7 +47,7 @@ namespace {
 
 class DaxFsImpl final : public DaxFs {
  public:
-  DaxFsImpl(std::unique_ptr<device::Device> owned, std::unique_ptr<fs::FsImpl> fs)
+  DaxFsImpl(std::unique_ptr<device::Device> owned, std::unique_ptr<fs::FsFace> fs)
       : owned_device_(std::move(owned)), fs_(std::move(fs)) {}
 
   ~DaxFsImpl() override {
@@ -69,8 +74,8 @@ class DaxFsImpl final : public DaxFs {
     if (!options.event_log.empty()) {
       log_ = std::make_unique<failure::EventLog>(options.event_log);
     }
-    router_ = std::make_unique<failure::Router>(fs_.get(), table_.get(), trackers_[0].get(),
-                                                log_.get());
+    router_ =
+        std::make_unique<failure::Router>(fs_.get(), table_.get(), trackers_[0].get(), log_.get());
     if (options.scan_bad_blocks) {
       Status scanned = ScanBadBlocks();
       // A filesystem whose metadata is damaged mounts shut down (read-only) so that check and
@@ -82,8 +87,8 @@ class DaxFsImpl final : public DaxFs {
       }
     }
     if (options.handle_signals) {
-      RETURN_IF_ERROR(failure::InstallSignalHandler(
-          [this](const failure::SignalEvent& e) { OnSignal(e); }));
+      RETURN_IF_ERROR(
+          failure::InstallSignalHandler([this](const failure::SignalEvent& e) { OnSignal(e); }));
       signals_ = true;
     }
     return Status::Ok();
@@ -106,15 +111,9 @@ class DaxFsImpl final : public DaxFs {
 
   Result<FailureReport> InjectError(uint64_t offset, uint64_t length) override {
     if (unmounted_) return Status::IoError("the filesystem is unmounted");
-    device::Device* dev = fs_->device();
-    if (length == 0) return Status::Invalid("the length of the bad range is 0");
-    if (offset >= dev->size()) {
-      return Status::Error(ENXIO, fmt::format("device offset {} is past the end of the device "
-                                              "({} bytes)", offset, dev->size()));
-    }
-    length = std::min(length, dev->size() - offset);
-    RETURN_IF_ERROR(dev->InjectPoison(offset, length));
-    return NotifyFailure(offset, length, kFailureSimulated);
+    Result<FailureReport> r = router_->InjectError(offset, length);
+    if (r.ok() && r->unmounted) unmounted_ = true;
+    return r;
   }
 
   std::vector<FailureReport> mount_reports() const override { return mount_reports_; }
@@ -129,8 +128,10 @@ class DaxFsImpl final : public DaxFs {
     for (auto& t : trackers_) {
       if (t->design() == design) return t->FindVictims(offset, length);
     }
-    return Status::Invalid(fmt::format("tracking design {} is not attached (add it to "
-                                       "DaxOptions::shadow_tracking)", TrackingName(design)));
+    return Status::Invalid(
+        fmt::format("tracking design {} is not attached (add it to "
+                    "DaxOptions::shadow_tracking)",
+                    TrackingName(design)));
   }
 
   uint64_t TrackingBytes(Tracking design) const override {
@@ -159,14 +160,19 @@ class DaxFsImpl final : public DaxFs {
     switch (t) {
       case Tracking::kFsRmap:
         if (!fs_->has_rmap()) {
-          return Status::NotSupported("fs-rmap tracking needs a filesystem made with the rmap "
-                                      "(use full-scan)");
+          return Status::NotSupported(
+              "fs-rmap tracking needs a filesystem made with the rmap "
+              "(use full-scan)");
         }
-        return dax::NewFsRmapTracker(fs_.get(), table_.get(), false);
-      case Tracking::kFullScan: return dax::NewFsRmapTracker(fs_.get(), table_.get(), true);
-      case Tracking::kPageRmap: return tracking::NewPageRmapTracker();
-      case Tracking::kExtentSpace: return tracking::NewExtentSpaceTracker();
-      case Tracking::kNone: return dax::NewNullTracker();
+        return tracking::NewFsRmapTracker(fs_.get(), table_.get(), false);
+      case Tracking::kFullScan:
+        return tracking::NewFsRmapTracker(fs_.get(), table_.get(), true);
+      case Tracking::kPageRmap:
+        return tracking::NewPageRmapTracker();
+      case Tracking::kExtentSpace:
+        return tracking::NewExtentSpaceTracker();
+      case Tracking::kNone:
+        return tracking::NewNullTracker();
     }
     return Status::Invalid("unknown tracking design");
   }
@@ -219,11 +225,12 @@ class DaxFsImpl final : public DaxFs {
     uint64_t start = e.info.device_offset & ~(granule - 1);
     uint32_t flags = e.action_required ? uint32_t{kFailureActionRequired} : 0u;
     Result<FailureReport> r = NotifyFailure(start, granule, flags);
-    if (!r.ok()) base::Log(base::LogLevel::kError, "routing a SIGBUS failed: {}", r.status().ToString());
+    if (!r.ok())
+      base::Log(base::LogLevel::kError, "routing a SIGBUS failed: {}", r.status().ToString());
   }
 
   std::unique_ptr<device::Device> owned_device_;
-  std::unique_ptr<fs::FsImpl> fs_;
+  std::unique_ptr<fs::FsFace> fs_;
   // Destroyed in reverse order: the table (which tells the trackers every mapping left) before
   // the trackers, both before the filesystem.
   std::vector<std::unique_ptr<dax::OwnerTracker>> trackers_;
@@ -235,11 +242,9 @@ class DaxFsImpl final : public DaxFs {
   bool unmounted_ = false;
 };
 
-Result<std::unique_ptr<DaxFs>> OpenOn(device::Device* device,
-                                      std::unique_ptr<device::Device> owned,
+Result<std::unique_ptr<DaxFs>> OpenOn(device::Device* device, std::unique_ptr<device::Device> owned,
                                       const DaxOptions& options) {
-  ASSIGN_OR_RETURN(std::unique_ptr<fs::FsImpl> fs,
-                   fs::FsImpl::Mount(device, nullptr, options.mount));
+  ASSIGN_OR_RETURN(std::unique_ptr<fs::FsFace> fs, scrub::Mount(device, nullptr, options.mount));
   auto dax = std::make_unique<DaxFsImpl>(std::move(owned), std::move(fs));
   RETURN_IF_ERROR(dax->Start(options));
   return std::unique_ptr<DaxFs>(std::move(dax));

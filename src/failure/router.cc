@@ -1,19 +1,25 @@
-// Failure routing: victims first (the layout still maps them), then the filesystem's record of
-// the loss (which fences the lost pages through the mapping observer), then an explicit fence
-// of every victim, then the handlers, then the log.
+// Failure routing: the range checked once (fs::CheckFailedRange); the filesystem plans the
+// failure, naming the owners once, and while every mapping still maps the failed bytes the
+// victims are found (from those owners, for the designs that ask the filesystem); then the
+// filesystem records the loss; then every victim is fenced, the handlers told, the event logged.
+//
+// Fencing happens twice, on purpose: the filesystem's record of a loss re-lays the lost pages of
+// every mapping of the owner files as fenced (through the mapping observer, like any layout
+// change: that also covers mappings the tracking design does not see, e.g. design `none`, and
+// every later mapping of the range); the router then fences each victim explicitly, so a mapping
+// stops reading the failed bytes even when the filesystem could not record the loss (no space
+// for the poison records, unreadable metadata, a shutdown). Fencing a fenced page is a no-op.
 #include "failure/router.h"
 
 #include <fmt/core.h>
 
 #include <map>
+#include <optional>
 
 #include "base/log.h"
+#include "device/device.h"
 
 namespace daxfs::failure {
-
-namespace {
-constexpr uint64_t kPage = 4096;
-}
 
 std::string Router::PathOf(Ino ino) {
   Result<std::string> p = fs_->PathOf(ino);
@@ -26,33 +32,60 @@ void Router::Log(std::string_view event, const FailureReport& report) {
   if (!s.ok()) base::Log(base::LogLevel::kError, "event log: {}", s.ToString());
 }
 
-Result<FailureReport> Router::NotifyFailure(uint64_t offset, uint64_t length, uint32_t flags) {
-  if (length == 0) return Status::Invalid("media failure: the range is empty");
-  uint64_t size = fs_->device()->size();
-  if (offset >= size) {
-    return Status::Error(ENXIO, fmt::format("media failure at device offset {}: past the end of "
-                                            "the device ({} bytes)", offset, size));
+namespace {
+
+// Finds the victims at the moment the filesystem has planned the failure (under its lock).
+class VictimsAtPlan final : public fs::FailurePlanObserver {
+ public:
+  explicit VictimsAtPlan(dax::OwnerTracker* tracker) : tracker_(tracker) {}
+  void Planned(const DeviceRange& range, const std::vector<FileRangeLoss>& owners) override {
+    found_ = tracker_->FindVictimsOf(range.offset, range.length, owners);
   }
+  // The victims, or nullopt when the filesystem did not get to plan the owners.
+  std::optional<Result<std::vector<Victim>>>& found() { return found_; }
+
+ private:
+  dax::OwnerTracker* tracker_;
+  std::optional<Result<std::vector<Victim>>> found_;
+};
+
+}  // namespace
+
+Result<FailureReport> Router::NotifyFailure(uint64_t offset, uint64_t length, uint32_t flags) {
+  ASSIGN_OR_RETURN(DeviceRange range, fs::CheckFailedRange(*fs_->device(), offset, length));
+  return Route(range, flags);
+}
+
+Result<FailureReport> Router::InjectError(uint64_t offset, uint64_t length) {
+  ASSIGN_OR_RETURN(DeviceRange range, fs::CheckFailedRange(*fs_->device(), offset, length));
+  RETURN_IF_ERROR(fs_->device()->InjectPoison(range.offset, range.length));
+  return Route(range, kFailureSimulated);
+}
+
+Result<FailureReport> Router::Route(const DeviceRange& range, uint32_t flags) {
   FailureReport report;
-  report.offset = offset;
-  report.length = std::min(length, size - offset);
+  report.offset = range.offset;
+  report.length = range.length;
   report.flags = flags;
   if (flags & kFailureRemove) return Remove(std::move(report));
 
-  // 1. Victims while the mappings still map the bad bytes.
+  // 1 and 2. The filesystem's part (owners recorded lost, free space retired, metadata ->
+  // shutdown), and at its plan the victims, while the mappings still map the bad bytes.
+  VictimsAtPlan at_plan(tracker_);
+  Result<MediaFailureRecord> media = fs_->RecordCheckedFailure(range, flags, &at_plan);
+  if (!at_plan.found()) {
+    // No owners planned (a metadata hit, unreadable trees, an early error): nothing was recorded
+    // lost, so the layouts are as they were; the design looks the victims up itself.
+    at_plan.found() = tracker_->FindVictims(report.offset, report.length);
+  }
   // (A tracker reading damaged metadata must not stop the rest: the failure is still recorded.)
   std::vector<Victim> victims;
-  {
-    Result<std::vector<Victim>> found = tracker_->FindVictims(report.offset, report.length);
-    if (found.ok()) {
-      victims = std::move(*found);
-    } else {
-      report.actions.push_back("could not look up the mappings of the range: " +
-                               found.status().ToString());
-    }
+  if (at_plan.found()->ok()) {
+    victims = std::move(**at_plan.found());
+  } else {
+    report.actions.push_back("could not look up the mappings of the range: " +
+                             at_plan.found()->status().ToString());
   }
-  // 2. The filesystem's part: owners recorded lost, free space retired, metadata -> shutdown.
-  Result<MediaFailureRecord> media = fs_->RecordMediaFailure(report.offset, report.length, flags);
   if (!media.ok()) {
     report.actions.push_back("the filesystem could not record the failure: " +
                              media.status().ToString());
@@ -68,27 +101,31 @@ Result<FailureReport> Router::NotifyFailure(uint64_t offset, uint64_t length, ui
     if (it == paths.end()) it = paths.emplace(v.ino, PathOf(v.ino)).first;
     Status fenced = table_->Fence(v.mapping_id, v.address, v.length);
     if (fenced.ok()) {
-      fenced_pages += v.length / kPage;
+      fenced_pages += v.length / fs::kPageBytes;
     } else {
       report.actions.push_back(fmt::format("could not fence {:#x}+{} of mapping {}: {}",
                                            reinterpret_cast<uintptr_t>(v.address), v.length,
                                            v.mapping_id, fenced.ToString()));
     }
-    report.notices.push_back({.mapping_id = v.mapping_id, .address = v.address,
-                              .length = v.length, .ino = v.ino, .path = it->second,
-                              .file_offset = v.file_offset, .device_offset = v.device_offset,
+    report.notices.push_back({.mapping_id = v.mapping_id,
+                              .address = v.address,
+                              .length = v.length,
+                              .ino = v.ino,
+                              .path = it->second,
+                              .file_offset = v.file_offset,
+                              .device_offset = v.device_offset,
                               .action_required = (flags & kFailureActionRequired) != 0});
   }
   // 4. What was done, in order.
   for (const RangePiece& p : report.media.pieces) {
-    report.actions.push_back(fmt::format("device bytes {}+{}: {}", p.offset, p.length,
-                                         RangeKindName(p.kind)));
+    report.actions.push_back(
+        fmt::format("device bytes {}+{}: {}", p.offset, p.length, RangeKindName(p.kind)));
   }
   if (!report.media.owners.empty()) {
-    report.actions.push_back(fmt::format(
-        "recorded {} lost file range{} {}", report.media.owners.size(),
-        report.media.owners.size() == 1 ? "" : "s",
-        report.media.recorded ? "in the poison tree" : "in memory only (read-only)"));
+    report.actions.push_back(
+        fmt::format("recorded {} lost file range{} {}", report.media.owners.size(),
+                    report.media.owners.size() == 1 ? "" : "s",
+                    report.media.recorded ? "in the poison tree" : "in memory only (read-only)"));
   }
   for (const DeviceRange& d : report.media.retired) {
     report.actions.push_back(fmt::format("retired free device bytes {}+{}", d.offset, d.length));
@@ -106,8 +143,8 @@ Result<FailureReport> Router::NotifyFailure(uint64_t offset, uint64_t length, ui
   }
   size_t told = table_->Notify(report.notices);
   if (!report.notices.empty()) {
-    report.actions.push_back(fmt::format("notified {} mapping handler call{}", told,
-                                         told == 1 ? "" : "s"));
+    report.actions.push_back(
+        fmt::format("notified {} mapping handler call{}", told, told == 1 ? "" : "s"));
   }
   Log("failure", report);
   return report;
@@ -123,8 +160,8 @@ Result<FailureReport> Router::Remove(FailureReport report) {
   }
   report.notices = notices;
   size_t told = table_->Notify(notices);
-  report.actions.push_back(fmt::format("device removal: notified {} mapping{}", told,
-                                       told == 1 ? "" : "s"));
+  report.actions.push_back(
+      fmt::format("device removal: notified {} mapping{}", told, told == 1 ? "" : "s"));
   table_->KillAll();
   report.actions.push_back(fmt::format("made {} mapping{} inaccessible", notices.size(),
                                        notices.size() == 1 ? "" : "s"));
@@ -139,11 +176,17 @@ Result<FailureReport> Router::Remove(FailureReport report) {
 FailureReport Router::ReportTrap(const dax::AddressInfo& info) {
   FailureReport report;
   report.offset = info.device_offset == fs::kNoDevice ? 0 : info.device_offset;
-  report.length = kPage;
+  report.length = fs::kPageBytes;
   report.flags = kFailureActionRequired;
-  MappingNotice n{.mapping_id = info.mapping_id, .address = info.page, .length = kPage,
-                  .ino = info.ino, .path = PathOf(info.ino), .file_offset = info.file_offset,
-                  .device_offset = report.offset, .action_required = true, .consumed = true};
+  MappingNotice n{.mapping_id = info.mapping_id,
+                  .address = info.page,
+                  .length = fs::kPageBytes,
+                  .ino = info.ino,
+                  .path = PathOf(info.ino),
+                  .file_offset = info.file_offset,
+                  .device_offset = report.offset,
+                  .action_required = true,
+                  .consumed = true};
   report.notices.push_back(n);
   report.actions.push_back(fmt::format(
       "a load or store trapped on the fenced page {:#x} of mapping {} ({} at file offset {})",

@@ -41,7 +41,6 @@
 namespace daxfs::failure {
 namespace {
 
-constexpr uintptr_t kPage = 4096;
 
 // ---- the event ring: a bounded multi-producer queue (a sequence number per cell) ----------
 // Producers are signal handlers on any thread, possibly nested; the one consumer is the monitor.
@@ -122,7 +121,7 @@ bool FencePage(const dax::AddressInfo& info) {
     if (!f.page.compare_exchange_strong(expected, kClaiming)) continue;
     f.mapping_id.store(info.mapping_id);
     f.page.store(reinterpret_cast<uintptr_t>(info.page));
-    if (mprotect(info.page, kPage, PROT_NONE) == 0) return true;
+    if (mprotect(info.page, fs::kPageBytes, PROT_NONE) == 0) return true;
     f.page.store(0);
     return false;
   }
@@ -216,7 +215,7 @@ void FenceTrapExit(uintptr_t address, const dax::AddressInfo& info) {
   if (GuardFrame* frame = tl_guard; frame != nullptr) {
     frame->address = address;
     frame->ino = info.ino;
-    frame->file_offset = info.file_offset + (address & (kPage - 1));
+    frame->file_offset = info.file_offset + (address & (fs::kPageBytes - 1));
     siglongjmp(frame->env, 1);
   }
   Line line;
@@ -225,7 +224,7 @@ void FenceTrapExit(uintptr_t address, const dax::AddressInfo& info) {
   line.Add(" (inode ");
   line.AddNumber(info.ino, 10);
   line.Add(", file offset ");
-  line.AddNumber(info.file_offset + (address & (kPage - 1)), 10);
+  line.AddNumber(info.file_offset + (address & (fs::kPageBytes - 1)), 10);
   line.Add("): killed\n");
   ssize_t n = write(STDERR_FILENO, line.buf, line.len);
   (void)n;
@@ -349,7 +348,7 @@ void EnsureSignalStack() {
       if (memory == nullptr) return;
       stack_t current;
       if (sigaltstack(nullptr, &current) == 0 &&
-          static_cast<char*>(current.ss_sp) == static_cast<char*>(memory) + kPage) {
+          static_cast<char*>(current.ss_sp) == static_cast<char*>(memory) + fs::kPageBytes) {
         stack_t off;
         std::memset(&off, 0, sizeof off);
         off.ss_flags = SS_DISABLE;
@@ -363,20 +362,20 @@ void EnsureSignalStack() {
   stack_t current;
   if (sigaltstack(nullptr, &current) == 0 && (current.ss_flags & SS_DISABLE) == 0) return;
   const size_t usable = 64 * 1024;
-  void* memory = mmap(nullptr, usable + kPage, PROT_READ | PROT_WRITE,
+  void* memory = mmap(nullptr, usable + fs::kPageBytes, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED) return;  // best effort: the handler then runs on the thread's stack
-  mprotect(memory, kPage, PROT_NONE);  // guard page below the stack
+  mprotect(memory, fs::kPageBytes, PROT_NONE);  // guard page below the stack
   stack_t stack;
   std::memset(&stack, 0, sizeof stack);
-  stack.ss_sp = static_cast<char*>(memory) + kPage;
+  stack.ss_sp = static_cast<char*>(memory) + fs::kPageBytes;
   stack.ss_size = usable;
   if (sigaltstack(&stack, nullptr) != 0) {
-    munmap(memory, usable + kPage);
+    munmap(memory, usable + fs::kPageBytes);
     return;
   }
   alt.memory = memory;
-  alt.size = usable + kPage;
+  alt.size = usable + fs::kPageBytes;
 }
 
 Status InstallSignalHandler(std::function<void(const SignalEvent&)> on_event) {

@@ -23,9 +23,8 @@
 namespace daxfs::failure {
 namespace {
 
-constexpr uint64_t kPage = 4096;
 constexpr Ino kIno = 42;
-constexpr uint64_t kFileOffset = 16 * kPage;
+constexpr uint64_t kFileOffset = 16 * fs::kPageBytes;
 using fs::SegmentKind;
 
 // Every test registers its mapping under a fresh id, so nothing one test fenced leaks into another.
@@ -59,23 +58,23 @@ class SignalsTest : public ::testing::Test {
   void SetUp() override {
     fd_ = memfd_create("daxfs-signals-test", MFD_CLOEXEC);
     ASSERT_GE(fd_, 0);
-    ASSERT_EQ(ftruncate(fd_, kFilePages * kPage), 0);
-    void* p = mmap(nullptr, kPages * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    ASSERT_EQ(ftruncate(fd_, kFilePages * fs::kPageBytes), 0);
+    void* p = mmap(nullptr, kPages * fs::kPageBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
     ASSERT_NE(p, MAP_FAILED);
     base_ = static_cast<uint8_t*>(p);
-    std::memset(base_, 0x5a, kFilePages * kPage);
-    ASSERT_EQ(mprotect(base_ + 4 * kPage, 2 * kPage, PROT_NONE), 0);
-    ASSERT_EQ(mprotect(base_ + 7 * kPage, kPage, PROT_NONE), 0);
+    std::memset(base_, 0x5a, kFilePages * fs::kPageBytes);
+    ASSERT_EQ(mprotect(base_ + 4 * fs::kPageBytes, 2 * fs::kPageBytes, PROT_NONE), 0);
+    ASSERT_EQ(mprotect(base_ + 7 * fs::kPageBytes, fs::kPageBytes, PROT_NONE), 0);
     fs::MapLayout layout = {
-        {kFileOffset, 4 * kPage, SegmentKind::kData, 100 * kPage},
-        {kFileOffset + 4 * kPage, kPage, SegmentKind::kLost, 200 * kPage},
-        {kFileOffset + 5 * kPage, kPage, SegmentKind::kLost, fs::kNoDevice},
-        {kFileOffset + 6 * kPage, kPage, SegmentKind::kData, 300 * kPage},
-        {kFileOffset + 7 * kPage, kPage, SegmentKind::kBeyondEof, fs::kNoDevice},
+        {kFileOffset, 4 * fs::kPageBytes, SegmentKind::kData, 100 * fs::kPageBytes},
+        {kFileOffset + 4 * fs::kPageBytes, fs::kPageBytes, SegmentKind::kLost, 200 * fs::kPageBytes},
+        {kFileOffset + 5 * fs::kPageBytes, fs::kPageBytes, SegmentKind::kLost, fs::kNoDevice},
+        {kFileOffset + 6 * fs::kPageBytes, fs::kPageBytes, SegmentKind::kData, 300 * fs::kPageBytes},
+        {kFileOffset + 7 * fs::kPageBytes, fs::kPageBytes, SegmentKind::kBeyondEof, fs::kNoDevice},
     };
     mapping_id_ = NextMappingId();
     auto slot = dax::AddressDirectory::Register(mapping_id_, kIno, base_, kFileOffset,
-                                                kPages * kPage, layout);
+                                                kPages * fs::kPageBytes, layout);
     ASSERT_TRUE(slot.ok()) << slot.status().ToString();
     slot_ = *slot;
   }
@@ -83,7 +82,7 @@ class SignalsTest : public ::testing::Test {
   void TearDown() override {
     UninstallSignalHandler();
     dax::AddressDirectory::Unregister(slot_);
-    munmap(base_, kPages * kPage);
+    munmap(base_, kPages * fs::kPageBytes);
     close(fd_);
   }
 
@@ -110,7 +109,7 @@ class SignalsTest : public ::testing::Test {
 
 TEST_F(SignalsTest, SentActionRequiredIsQueuedAndFencesThePage) {
   Install();
-  uint8_t* addr = base_ + 2 * kPage + 100;
+  uint8_t* addr = base_ + 2 * fs::kPageBytes + 100;
   SendSelf(SIGBUS, BUS_MCEERR_AR, addr, 12);
   std::vector<SignalEvent> events = Events();
   ASSERT_EQ(events.size(), 1u);
@@ -123,9 +122,9 @@ TEST_F(SignalsTest, SentActionRequiredIsQueuedAndFencesThePage) {
   EXPECT_FALSE(e.fence_trap);
   EXPECT_EQ(e.info.mapping_id, mapping_id_);
   EXPECT_EQ(e.info.ino, kIno);
-  EXPECT_EQ(e.info.page, base_ + 2 * kPage);
-  EXPECT_EQ(e.info.file_offset, kFileOffset + 2 * kPage);
-  EXPECT_EQ(e.info.device_offset, 102 * kPage);
+  EXPECT_EQ(e.info.page, base_ + 2 * fs::kPageBytes);
+  EXPECT_EQ(e.info.file_offset, kFileOffset + 2 * fs::kPageBytes);
+  EXPECT_EQ(e.info.device_offset, 102 * fs::kPageBytes);
   EXPECT_EQ(e.info.kind, SegmentKind::kData);
 
   // The page was fenced: a load there now traps on the fence.
@@ -134,12 +133,12 @@ TEST_F(SignalsTest, SentActionRequiredIsQueuedAndFencesThePage) {
   events = Events();
   ASSERT_EQ(events.size(), 2u);
   EXPECT_TRUE(events[1].fence_trap);
-  EXPECT_EQ(events[1].info.device_offset, 102 * kPage);
+  EXPECT_EQ(events[1].info.device_offset, 102 * fs::kPageBytes);
 }
 
 TEST_F(SignalsTest, SentActionOptionalIsQueuedWithoutFencing) {
   Install();
-  uint8_t* addr = base_ + kPage + 8;
+  uint8_t* addr = base_ + fs::kPageBytes + 8;
   SendSelf(SIGBUS, BUS_MCEERR_AO, addr, 21);
   std::vector<SignalEvent> events = Events();
   ASSERT_EQ(events.size(), 1u);
@@ -147,8 +146,8 @@ TEST_F(SignalsTest, SentActionOptionalIsQueuedWithoutFencing) {
   EXPECT_FALSE(events[0].action_required);
   EXPECT_FALSE(events[0].fence_trap);
   EXPECT_EQ(events[0].address_lsb, 21);
-  EXPECT_EQ(events[0].info.device_offset, 101 * kPage);
-  EXPECT_EQ(events[0].info.file_offset, kFileOffset + kPage);
+  EXPECT_EQ(events[0].info.device_offset, 101 * fs::kPageBytes);
+  EXPECT_EQ(events[0].info.file_offset, kFileOffset + fs::kPageBytes);
   // Not consumed, so not fenced: the page still reads.
   uint8_t value = 0;
   EXPECT_TRUE(GuardMediaErrors([&] { value = Load(addr); }).ok());
@@ -158,23 +157,23 @@ TEST_F(SignalsTest, SentActionOptionalIsQueuedWithoutFencing) {
 
 TEST_F(SignalsTest, SentAddressErrorIsActionRequired) {
   Install();
-  SendSelf(SIGBUS, BUS_ADRERR, base_ + 3 * kPage, 0);
+  SendSelf(SIGBUS, BUS_ADRERR, base_ + 3 * fs::kPageBytes, 0);
   std::vector<SignalEvent> events = Events();
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].code, BUS_ADRERR);
   EXPECT_TRUE(events[0].action_required);
   EXPECT_EQ(events[0].address_lsb, 12);
-  EXPECT_EQ(events[0].info.device_offset, 103 * kPage);
+  EXPECT_EQ(events[0].info.device_offset, 103 * fs::kPageBytes);
 }
 
 TEST_F(SignalsTest, GuardedLoadFromLostPageReturnsEioAndQueuesFenceTrap) {
   Install();
-  uint8_t* addr = base_ + 4 * kPage + 5;
+  uint8_t* addr = base_ + 4 * fs::kPageBytes + 5;
   Status status = GuardMediaErrors([&] { Load(addr); });
   ASSERT_EQ(status.code(), EIO);
   char expected[128];
   std::snprintf(expected, sizeof expected, "load from a bad page at %p (inode 42, file offset %llu)",
-                static_cast<void*>(addr), static_cast<unsigned long long>(kFileOffset + 4 * kPage + 5));
+                static_cast<void*>(addr), static_cast<unsigned long long>(kFileOffset + 4 * fs::kPageBytes + 5));
   EXPECT_EQ(status.message(), expected);
   std::vector<SignalEvent> events = Events();
   ASSERT_EQ(events.size(), 1u);
@@ -183,12 +182,12 @@ TEST_F(SignalsTest, GuardedLoadFromLostPageReturnsEioAndQueuesFenceTrap) {
   EXPECT_TRUE(events[0].fence_trap);
   EXPECT_TRUE(events[0].action_required);
   EXPECT_EQ(events[0].info.kind, SegmentKind::kLost);
-  EXPECT_EQ(events[0].info.device_offset, 200 * kPage);
+  EXPECT_EQ(events[0].info.device_offset, 200 * fs::kPageBytes);
   EXPECT_EQ(events[0].info.mapping_id, mapping_id_);
 
   // Beyond EOF and a lost page without device bytes trap the same way.
-  EXPECT_EQ(GuardMediaErrors([&] { Load(base_ + 5 * kPage); }).code(), EIO);
-  EXPECT_EQ(GuardMediaErrors([&] { Load(base_ + 7 * kPage); }).code(), EIO);
+  EXPECT_EQ(GuardMediaErrors([&] { Load(base_ + 5 * fs::kPageBytes); }).code(), EIO);
+  EXPECT_EQ(GuardMediaErrors([&] { Load(base_ + 7 * fs::kPageBytes); }).code(), EIO);
   events = Events();
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[1].info.device_offset, fs::kNoDevice);
@@ -199,13 +198,13 @@ TEST_F(SignalsTest, NestedGuardsCatchInTheInnermost) {
   Install();
   Status inner;
   Status outer = GuardMediaErrors([&] {
-    inner = GuardMediaErrors([&] { Load(base_ + 4 * kPage); });
+    inner = GuardMediaErrors([&] { Load(base_ + 4 * fs::kPageBytes); });
     Load(base_);  // fine
   });
   EXPECT_TRUE(outer.ok());
   EXPECT_EQ(inner.code(), EIO);
   // And the outer guard still works after the inner one returned.
-  EXPECT_EQ(GuardMediaErrors([&] { GuardMediaErrors([] {}).IgnoreError(); Load(base_ + 4 * kPage); })
+  EXPECT_EQ(GuardMediaErrors([&] { GuardMediaErrors([] {}).IgnoreError(); Load(base_ + 4 * fs::kPageBytes); })
                 .code(),
             EIO);
 }
@@ -214,7 +213,7 @@ TEST_F(SignalsTest, RealLoadPastTheFileIsFencedThenTraps) {
   Install();
   // Page 6 is kData in the layout but past the memfd's end: the kernel sends BUS_ADRERR; the
   // handler fences the page and returns; the load re-executes and traps on the fence.
-  uint8_t* addr = base_ + 6 * kPage + 12;
+  uint8_t* addr = base_ + 6 * fs::kPageBytes + 12;
   EXPECT_EQ(GuardMediaErrors([&] { Load(addr); }).code(), EIO);
   std::vector<SignalEvent> events = Events();
   ASSERT_EQ(events.size(), 2u);
@@ -222,9 +221,9 @@ TEST_F(SignalsTest, RealLoadPastTheFileIsFencedThenTraps) {
   EXPECT_EQ(events[0].code, BUS_ADRERR);
   EXPECT_TRUE(events[0].action_required);
   EXPECT_FALSE(events[0].fence_trap);
-  EXPECT_EQ(events[0].info.device_offset, 300 * kPage);
+  EXPECT_EQ(events[0].info.device_offset, 300 * fs::kPageBytes);
   EXPECT_TRUE(events[1].fence_trap);
-  EXPECT_EQ(events[1].info.device_offset, 300 * kPage);
+  EXPECT_EQ(events[1].info.device_offset, 300 * fs::kPageBytes);
 }
 
 // A handler of the test's own, installed before daxfs's.
@@ -234,11 +233,11 @@ uint8_t* g_own_page = nullptr;
 void OwnHandler(int, siginfo_t* si, void*) {
   g_chained_calls.fetch_add(1);
   g_chained_address.store(reinterpret_cast<uintptr_t>(si->si_addr));
-  mprotect(g_own_page, kPage, PROT_READ);  // the load re-executes and succeeds
+  mprotect(g_own_page, fs::kPageBytes, PROT_READ);  // the load re-executes and succeeds
 }
 
 TEST_F(SignalsTest, FaultsOutsideDaxfsGoToThePreviousHandler) {
-  void* p = mmap(nullptr, kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* p = mmap(nullptr, fs::kPageBytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(p, MAP_FAILED);
   g_own_page = static_cast<uint8_t*>(p);
   struct sigaction own, old_segv, old_bus;
@@ -260,7 +259,7 @@ TEST_F(SignalsTest, FaultsOutsideDaxfsGoToThePreviousHandler) {
   const int calls = g_chained_calls.load();
   ASSERT_EQ(sigqueue(getpid(), SIGBUS, sigval{}), 0);
   EXPECT_EQ(g_chained_calls.load(), calls + 1);
-  SendSelf(SIGBUS, SI_QUEUE, base_ + kPage, 12);
+  SendSelf(SIGBUS, SI_QUEUE, base_ + fs::kPageBytes, 12);
   EXPECT_EQ(g_chained_calls.load(), calls + 2);
   EXPECT_TRUE(Events().empty());
 
@@ -270,14 +269,14 @@ TEST_F(SignalsTest, FaultsOutsideDaxfsGoToThePreviousHandler) {
   EXPECT_EQ(now.sa_sigaction, &OwnHandler);  // uninstall restored the previous action
   sigaction(SIGSEGV, &old_segv, nullptr);
   sigaction(SIGBUS, &old_bus, nullptr);
-  munmap(p, kPage);
+  munmap(p, fs::kPageBytes);
 }
 
 TEST_F(SignalsTest, UnguardedFenceTrapKillsWithSigbus) {
   Install();
   int pipe_fds[2];
   ASSERT_EQ(pipe(pipe_fds), 0);
-  uint8_t* addr = base_ + 4 * kPage + 7;
+  uint8_t* addr = base_ + 4 * fs::kPageBytes + 7;
   pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
@@ -298,7 +297,7 @@ TEST_F(SignalsTest, UnguardedFenceTrapKillsWithSigbus) {
   char expected[160];
   std::snprintf(expected, sizeof expected,
                 "daxfs: load from a bad page at %p (inode 42, file offset %llu): killed\n",
-                static_cast<void*>(addr), static_cast<unsigned long long>(kFileOffset + 4 * kPage + 7));
+                static_cast<void*>(addr), static_cast<unsigned long long>(kFileOffset + 4 * fs::kPageBytes + 7));
   EXPECT_NE(output.find(expected), std::string::npos) << output;
 }
 
@@ -334,7 +333,7 @@ TEST_F(SignalsTest, OverflowIsCountedAndReported) {
   // The callback holds the monitor on its first event, so the ring fills: whether or not the
   // monitor took the first event before the rest came, every event is kept or counted.
   SendSelf(SIGBUS, BUS_MCEERR_AO, base_, 12);
-  for (uint64_t i = 1; i < kSent; ++i) SendSelf(SIGBUS, BUS_MCEERR_AO, base_ + (i % 4) * kPage, 12);
+  for (uint64_t i = 1; i < kSent; ++i) SendSelf(SIGBUS, BUS_MCEERR_AO, base_ + (i % 4) * fs::kPageBytes, 12);
   {
     std::lock_guard<std::mutex> lock(gate_mu);
     open = true;

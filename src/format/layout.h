@@ -25,12 +25,12 @@ inline constexpr uint64_t kFirstNodeBlock = 2;  // first block of chunk 0 usable
 // Tree identifiers: slot index in the superblock root table and the tree_id in every node.
 enum class TreeId : uint16_t {
   kChunks = 1,     // chunk table: chunk index -> type
-  kInodes = 2,     // (issue 3)
-  kDirents = 3,    // (issue 3)
-  kExtents = 4,    // (issue 3)
-  kRmap = 5,       // (issue 4)
-  kRefcount = 6,   // (issue 4)
-  kPoison = 7,     // (issue 5)
+  kInodes = 2,     // inode records
+  kDirents = 3,    // directory entries
+  kExtents = 4,    // file extent maps
+  kRmap = 5,       // reverse map (feature rmap)
+  kRefcount = 6,   // shared-block counts (feature reflink)
+  kPoison = 7,     // lost file ranges and bad device ranges
   kScratch = 15,   // a key/value tree for tests and benchmarks of the engine itself
 };
 inline constexpr uint16_t kMaxTrees = 16;  // root table entries 0..15 (0 unused)

@@ -43,7 +43,7 @@ struct Inode {
   uint32_t flags = 0;    // kInodeFlag*
   uint32_t generation = 0;
 };
-inline constexpr uint32_t kInodeFlagReflinked = 1;  // may share blocks (issue 4)
+inline constexpr uint32_t kInodeFlagReflinked = 1;  // may share blocks
 
 void EncodeInode(const Inode& inode, uint8_t* value);
 // EUCLEAN naming the inode on an unknown type, mode bits or flags.
@@ -88,7 +88,7 @@ Result<ExtentRecord> DecodeExtent(uint64_t ino, uint64_t file_block, const uint8
 inline constexpr uint16_t kRmapValueSize = 16;
 inline constexpr uint64_t kOwnerSuperblock = 0xfffffffffffffff0ULL;  // blocks 0-1
 inline constexpr uint64_t kOwnerMetadata = 0xfffffffffffffff1ULL;    // a METADATA chunk's nodes
-inline constexpr uint64_t kOwnerBad = 0xfffffffffffffff2ULL;         // retired (bad) space (issue 5)
+inline constexpr uint64_t kOwnerBad = 0xfffffffffffffff2ULL;         // retired (bad) space
 inline constexpr uint64_t kOwnerSpecialMin = 0xfffffffffffffff0ULL;
 inline bool IsSpecialOwner(uint64_t owner) { return owner >= kOwnerSpecialMin; }
 const char* SpecialOwnerName(uint64_t owner);  // "superblock", "metadata", "bad", or nullptr

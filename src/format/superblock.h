@@ -20,9 +20,9 @@ inline constexpr uint32_t kFormatVersion = 1;
 // Feature flags. An unknown incompat bit refuses the mount; an unknown ro_compat bit allows a
 // read-only mount only; an unknown compat bit is ignored.
 namespace feature {
-inline constexpr uint64_t kRoCompatRmap = 1ULL << 0;     // reverse map kept (issue 4)
-inline constexpr uint64_t kRoCompatReflink = 1ULL << 1;  // blocks may be shared (issue 4)
-// Set by the first media failure recorded (issue 5): a build that does not know the poison tree
+inline constexpr uint64_t kRoCompatRmap = 1ULL << 0;     // reverse map kept
+inline constexpr uint64_t kRoCompatReflink = 1ULL << 1;  // blocks may be shared
+// Set by the first media failure recorded: a build that does not know the poison tree
 // would serve lost data and hand out bad blocks, so it may only mount read-only.
 inline constexpr uint64_t kRoCompatPoison = 1ULL << 2;
 // Every committed metadata node has a twin copy in a METADATA_TWIN chunk (issue 12). A build that

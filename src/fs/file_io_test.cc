@@ -11,6 +11,7 @@
 #include "daxfs/filesystem.h"
 #include "device/device.h"
 #include "fs/fs_impl.h"
+#include "fs_fixture.h"
 
 namespace daxfs {
 namespace {
@@ -19,67 +20,17 @@ constexpr uint64_t kB = 4096;
 constexpr uint64_t kTiB = 1ULL << 40;
 constexpr uint64_t kMaxSize = (1ULL << 63) - 1;
 
-void ExpectConsistent(Filesystem* fs) {
-  Result<FsCheckResult> r = fs->Check();
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  std::string all;
-  for (auto& p : r->problems) all += "\n  " + p;
-  EXPECT_TRUE(r->ok()) << "inconsistent:" << all;
-}
+using testing::Bytes;
+using testing::Pattern;
 
-std::span<const uint8_t> Bytes(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
-
-class FileIoTest : public ::testing::Test {
+class FileIoTest : public testing::FsFixture {
  protected:
   void SetUp() override { Start(64 << 20, {}); }
-  void TearDown() override {
-    if (fs_) ExpectConsistent(fs_.get());
-  }
 
   void Start(uint64_t device_size, const MountOptions& options) {
-    fs_.reset();
-    dev_ = device::NewMemoryDevice(device_size);
-    ASSERT_TRUE(Filesystem::Format(dev_.get(), {}).ok());
-    Mount(options);
-  }
-  void Mount(const MountOptions& options = {}) {
-    Result<std::unique_ptr<Filesystem>> fs = Filesystem::Open(dev_.get(), options);
-    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
-    fs_ = std::move(*fs);
-  }
-  void Remount(const MountOptions& options = {}) {
-    ASSERT_TRUE(fs_->Unmount().ok());
-    fs_.reset();
-    Mount(options);
+    StartOnMemory(device_size, {}, options);
   }
 
-  Ino NewFile(const std::string& name = "f") {
-    Result<Attr> a = fs_->Create(kRootIno, name, 0644);
-    EXPECT_TRUE(a.ok()) << a.status().ToString();
-    return a.ok() ? a->ino : 0;
-  }
-  void Put(Ino ino, uint64_t offset, const std::string& s) {
-    Result<size_t> n = fs_->Write(ino, offset, Bytes(s));
-    ASSERT_TRUE(n.ok()) << "write at " << offset << ": " << n.status().ToString();
-    ASSERT_EQ(*n, s.size());
-  }
-  std::string Get(Ino ino, uint64_t offset, size_t length) {
-    std::string out(length, '?');
-    Result<size_t> n = fs_->Read(ino, offset, {reinterpret_cast<uint8_t*>(out.data()), length});
-    EXPECT_TRUE(n.ok()) << n.status().ToString();
-    out.resize(n.ok() ? *n : 0);
-    return out;
-  }
-  std::string GetAll(Ino ino) { return Get(ino, 0, Size(ino)); }
-  uint64_t Size(Ino ino) { return fs_->GetAttr(ino)->size; }
-  uint64_t Blocks(Ino ino) { return fs_->GetAttr(ino)->blocks; }
-  std::vector<FileExtent> Map(Ino ino) {
-    Result<std::vector<FileExtent>> m = fs_->Bmap(ino);
-    EXPECT_TRUE(m.ok()) << m.status().ToString();
-    return m.ok() ? *m : std::vector<FileExtent>{};
-  }
   // The device block behind file offset `offset` (0 for a hole).
   uint64_t DeviceOffsetOf(Ino ino, uint64_t offset) {
     for (const FileExtent& e : Map(ino)) {
@@ -92,17 +43,7 @@ class FileIoTest : public ::testing::Test {
   std::string DeviceBytes(uint64_t offset, size_t length) {
     return std::string(reinterpret_cast<const char*>(dev_->At(offset)), length);
   }
-
-  std::unique_ptr<device::Device> dev_;
-  std::unique_ptr<Filesystem> fs_;
 };
-
-std::string Pattern(size_t n, uint64_t seed) {
-  std::string s(n, '\0');
-  base::Random r(seed);
-  for (auto& c : s) c = static_cast<char>('a' + r.Uniform(26));
-  return s;
-}
 
 // ---- Basics.
 
@@ -507,7 +448,7 @@ TEST_F(FileIoTest, EnospcLeavesTheFileAsItWas) {
     offset += chunk.size();
     ASSERT_LT(offset, 8u << 20) << "never ran out of space";
   }
-  ExpectConsistent(fs_.get());
+  ExpectConsistent();
   Attr before = *fs_->GetAttr(f);
   std::vector<FileExtent> map_before = Map(f);
   std::string content = GetAll(f);
@@ -527,7 +468,7 @@ TEST_F(FileIoTest, EnospcLeavesTheFileAsItWas) {
     EXPECT_EQ(map_after[i].length, map_before[i].length);
   }
   EXPECT_EQ(GetAll(f), content);
-  ExpectConsistent(fs_.get());
+  ExpectConsistent();
   // Freeing space makes writes possible again (released blocks are reusable after the commit).
   ASSERT_TRUE(fs_->Truncate(f, offset / 2).ok());
   Put(f, offset / 2, std::string(64 * kB, 'n'));
@@ -561,7 +502,7 @@ TEST_F(FileIoTest, EnospcAfterTypingADataChunk) {
   EXPECT_EQ(impl->pool()->Space().free_chunks, 1u) << "the chunk typing was not undone";
   EXPECT_EQ(GetAll(b), before);
   EXPECT_EQ(Map(b).size(), map_before.size());
-  ExpectConsistent(fs_.get());
+  ExpectConsistent();
   Put(a, offset, "still works");
 }
 
@@ -573,7 +514,7 @@ TEST_F(FileIoTest, EnospcInGroupCommitKeepsEarlierOperations) {
   EXPECT_EQ(fs_->Write(f, 100, Bytes(huge)).status().code(), ENOSPC);
   EXPECT_EQ(GetAll(f), "first");
   Put(f, 5, " second");
-  ExpectConsistent(fs_.get());
+  ExpectConsistent();
   Remount();
   EXPECT_EQ(GetAll(f), "first second");
 }
@@ -673,7 +614,7 @@ TEST_P(FileIoModelTest, RandomOperationsMatchAByteModel) {
     } else if (op < 97) {
       Remount(options);
     } else {
-      ExpectConsistent(fs_.get());
+      ExpectConsistent();
     }
     ASSERT_EQ(Size(ino[i]), m.size());
     if (HasFailure()) return;

@@ -9,6 +9,8 @@
 
 #include "base/log.h"
 #include "format/btree_node.h"
+#include "fs/inodes.h"
+#include "fs/rmap.h"
 
 namespace daxfs {
 
@@ -19,23 +21,8 @@ Status Filesystem::Format(const std::string& path, const FormatOptions& options)
   return fs::FsImpl::FormatDevice(dev.get(), options).WithContext(path);
 }
 
-Result<std::unique_ptr<Filesystem>> Filesystem::Open(const std::string& path,
-                                                     const MountOptions& options) {
-  ASSIGN_OR_RETURN(auto dev, device::OpenDevice(path, {.read_only = options.read_only}));
-  device::Device* raw = dev.get();
-  Result<std::unique_ptr<fs::FsImpl>> fs = fs::FsImpl::Mount(raw, std::move(dev), options);
-  if (!fs.ok()) return fs.status().WithContext(path);
-  return std::unique_ptr<Filesystem>(std::move(*fs));
-}
-
 Status Filesystem::Format(device::Device* device, const FormatOptions& options) {
   return fs::FsImpl::FormatDevice(device, options);
-}
-
-Result<std::unique_ptr<Filesystem>> Filesystem::Open(device::Device* device,
-                                                     const MountOptions& options) {
-  ASSIGN_OR_RETURN(auto fs, fs::FsImpl::Mount(device, nullptr, options));
-  return std::unique_ptr<Filesystem>(std::move(fs));
 }
 
 namespace fs {
@@ -43,63 +30,26 @@ namespace fs {
 using format::Inode;
 using format::TreeId;
 
-btree::TreeSpec InodeTreeSpec() {
-  return {.id = TreeId::kInodes, .name = "inodes", .key_words = 1,
-          .value_size = format::kInodeValueSize};
-}
-btree::TreeSpec DirentTreeSpec() {
-  return {.id = TreeId::kDirents, .name = "dirents", .key_words = 2,
-          .value_size = format::kDirentValueSize};
-}
-btree::TreeSpec ExtentTreeSpec() {
-  return {.id = TreeId::kExtents, .name = "extents", .key_words = 2,
-          .value_size = format::kExtentValueSize};
-}
-btree::TreeSpec RmapTreeSpec() {
-  return {.id = TreeId::kRmap, .name = "rmap", .key_words = 3, .value_size = format::kRmapValueSize,
-          .interval_end = [](const btree::Key& k, const uint8_t* v) {
-            return format::RmapIntervalEnd(k.w[0], v);
-          }};
-}
-btree::TreeSpec RefcountTreeSpec() {
-  return {.id = TreeId::kRefcount, .name = "refcount", .key_words = 1,
-          .value_size = format::kRefcountValueSize};
-}
-
 namespace {
+
+Status NoScrubber() {
+  return Status::NotSupported("this mount has no checker (mount through src/scrub)");
+}
+
 void RegisterTrees(txn::Pool* pool) {
-  pool->RegisterTree(InodeTreeSpec());
-  pool->RegisterTree(DirentTreeSpec());
-  pool->RegisterTree(ExtentTreeSpec());
-  pool->RegisterTree(RmapTreeSpec());
-  pool->RegisterTree(RefcountTreeSpec());
-  pool->RegisterTree(PoisonTreeSpec());
+  for (const FsTreeDef& def : FsTrees()) pool->RegisterTree(def.spec);
 }
+
+// Format's one transaction: no data space yet, no mappings; its body adds the rmap records.
+class FormatHooks final : public TxnHooks {
+  void TxnBegan(txn::WriteTxn&) override {}
+  void Publish(const ReadOp&, LayoutNotes&) override {}
+  Status BeforeCommit(WriteOp&) override { return Status::Ok(); }
+  void TxnCommitted() override {}
+  void TxnAborted() override {}
+};
+
 }  // namespace
-
-// The trees an operation uses, in the order of FsImpl::Trees.
-std::vector<btree::TreeSpec> FsImpl::TreeSpecs() const {
-  std::vector<btree::TreeSpec> specs = {InodeTreeSpec(), DirentTreeSpec(), ExtentTreeSpec()};
-  if (has_rmap_) specs.push_back(RmapTreeSpec());
-  if (has_reflink_) specs.push_back(RefcountTreeSpec());
-  specs.push_back(PoisonTreeSpec());
-  return specs;
-}
-
-void FsImpl::SetTrees(btree::BTree** trees, size_t n) {
-  trees_ = {};
-  for (size_t i = 0; i < n; ++i) {
-    switch (trees[i]->spec().id) {
-      case TreeId::kInodes: trees_.inodes = trees[i]; break;
-      case TreeId::kDirents: trees_.dirents = trees[i]; break;
-      case TreeId::kExtents: trees_.extents = trees[i]; break;
-      case TreeId::kRmap: trees_.rmap = trees[i]; break;
-      case TreeId::kRefcount: trees_.refcount = trees[i]; break;
-      case TreeId::kPoison: trees_.poison = trees[i]; break;
-      default: break;
-    }
-  }
-}
 
 // ---- Format and mount.
 
@@ -113,35 +63,39 @@ Status FsImpl::FormatDevice(device::Device* device, const FormatOptions& options
                                                          .label = options.label,
                                                          .ro_compat = ro_compat}));
   RegisterTrees(pool.get());
-  {
-    ASSIGN_OR_RETURN(auto txn, pool->BeginWrite());
-    ASSIGN_OR_RETURN(btree::BTree * inodes, txn->Tree(InodeTreeSpec()));
+  FormatHooks hooks;
+  OpRunner runner(pool.get(), device, MountOptions{}, options.rmap, options.rmap && options.reflink,
+                  &hooks);
+  RETURN_IF_ERROR(runner.Write([&](WriteOp& op) -> Status {
     int64_t now = NowNs();
-    Inode root{.ino = format::kRootIno, .type = format::FileType::kDirectory, .mode = 0755,
-               .nlink = 2, .atime_ns = now, .mtime_ns = now, .ctime_ns = now, .btime_ns = now,
+    Inode root{.ino = format::kRootIno,
+               .type = format::FileType::kDirectory,
+               .mode = 0755,
+               .nlink = 2,
+               .atime_ns = now,
+               .mtime_ns = now,
+               .ctime_ns = now,
+               .btime_ns = now,
                .parent = format::kRootIno};
-    uint8_t value[format::kInodeValueSize];
-    format::EncodeInode(root, value);
-    RETURN_IF_ERROR(inodes->Insert(btree::Key{{format::kRootIno}}, value));
-    if (options.rmap) {
-      ASSIGN_OR_RETURN(btree::BTree * rmap, txn->Tree(RmapTreeSpec()));
-      RETURN_IF_ERROR(AddFormatRmapRecords(txn.get(), rmap, pool->superblock()));
-    }
-    RETURN_IF_ERROR(txn->Commit());
-  }
-  return pool->Close();
+    RETURN_IF_ERROR(op.writer(FsTree::kInodes).Insert(InodeKey(root.ino), InodeValue(root).bytes));
+    if (!options.rmap) return Status::Ok();
+    return Rmap::AddFormatRecords(op, pool->superblock());
+  }));
+  return runner.Unmount();  // closes the pool
 }
 
 Result<std::unique_ptr<FsImpl>> FsImpl::Mount(device::Device* device,
                                               std::unique_ptr<device::Device> owned,
-                                              const MountOptions& options) {
-  ASSIGN_OR_RETURN(auto pool, txn::Pool::Open(device, {.read_only = options.read_only,
-                                                       .verify_every_read = options.verify_every_read}));
+                                              const MountOptions& options, Scrubber* scrubber) {
+  ASSIGN_OR_RETURN(auto pool,
+                   txn::Pool::Open(device, {.read_only = options.read_only,
+                                            .verify_every_read = options.verify_every_read}));
   RegisterTrees(pool.get());
   std::vector<device::BadRange> damage = pool->MetadataDamage();
   std::unique_ptr<FsImpl> fs(new FsImpl(device, std::move(owned), std::move(pool), options));
-  Status root = fs->ReadOp([&]() -> Status {
-    Result<Inode> r = fs->GetInode(format::kRootIno);
+  fs->scrubber_ = scrubber;
+  Status root = fs->runner_.ReadForUpdate([&](const ReadOp& op) -> Status {
+    Result<Inode> r = Inodes::Get(op, format::kRootIno);
     if (!r.ok()) {
       return r.status().IsNotFound() ? Status::Corruption("the root directory (inode 1) is missing")
                                      : r.status();
@@ -149,22 +103,28 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(device::Device* device,
     if (r->type != format::FileType::kDirectory) {
       return Status::Corruption("inode 1 (the root) is not a directory");
     }
-    RETURN_IF_ERROR(fs->RebuildDataSpace());
-    return fs->ExcludeBadFromDataSpaceLocked();
+    RETURN_IF_ERROR(fs->data_.Rebuild(op));
+    return fs->poison_.ExcludeBadFromDataSpace(op);
   });
   if (!damage.empty()) {
     // Bad bytes under metadata: mount read-only (shut down) so that check and errors still work.
-    if (!root.ok()) base::Log(base::LogLevel::kError, "mount with metadata damage: {}", root.ToString());
+    if (!root.ok())
+      base::Log(base::LogLevel::kError, "mount with metadata damage: {}", root.ToString());
     uint64_t chunk = damage[0].offset / fs->pool_->superblock().chunk_size;
-    std::lock_guard<std::mutex> lock(fs->mu_);
-    fs->ShutDown(Status::IoError(fmt::format(
-        "media error in metadata at device offset {} (chunk {}): filesystem shut down read-only",
-        damage[0].offset, chunk)));
+    fs->runner_.Exclusive([&] {
+      fs->runner_.ShutDown(Status::IoError(fmt::format(
+          "media error in metadata at device offset {} (chunk {}): filesystem shut down read-only",
+          damage[0].offset, chunk)));
+    });
     return fs;
   }
   RETURN_IF_ERROR(root);
   return fs;
 }
+
+namespace {
+bool HasFeature(const txn::Pool& pool, uint64_t bit) { return pool.superblock().ro_compat & bit; }
+}  // namespace
 
 FsImpl::FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,
                std::unique_ptr<txn::Pool> pool, const MountOptions& options)
@@ -172,249 +132,372 @@ FsImpl::FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,
       owned_device_(std::move(owned)),
       pool_(std::move(pool)),
       options_(options),
-      read_only_(options.read_only) {
-  uint64_t ro_compat = pool_->superblock().ro_compat;
-  has_rmap_ = ro_compat & format::feature::kRoCompatRmap;
-  has_reflink_ = has_rmap_ && (ro_compat & format::feature::kRoCompatReflink);
-}
+      has_rmap_(HasFeature(*pool_, format::feature::kRoCompatRmap)),
+      has_reflink_(has_rmap_ && HasFeature(*pool_, format::feature::kRoCompatReflink)),
+      rmap_(pool_.get()),
+      data_(pool_.get()),
+      poison_(device, &data_),
+      budget_(pool_.get(), &poison_),
+      extents_(device, &data_, &poison_),
+      remap_(&extents_, &poison_),
+      files_(device, &data_, &poison_, &budget_, &extents_, &remap_),
+      reflink_(has_reflink_, &files_, &remap_, &budget_),
+      names_(&files_, &budget_, &extents_),
+      owners_(pool_.get(), &poison_),
+      runner_(pool_.get(), device, options, has_rmap_, has_reflink_, this),
+      layouts_(&runner_, device, &extents_, &poison_, &files_, &budget_),
+      media_({.runner = &runner_,
+              .pool = pool_.get(),
+              .device = device,
+              .data = &data_,
+              .poison = &poison_,
+              .budget = &budget_,
+              .owners = &owners_,
+              .names = &names_,
+              .layouts = &layouts_}) {}
 
 FsImpl::~FsImpl() {
-  if (!unmounted_) {
-    Status s = Unmount();
-    if (!s.ok()) base::Log(base::LogLevel::kError, "unmount at close failed: {}", s.ToString());
-  }
+  if (runner_.unmounted()) return;
+  Status s = runner_.Unmount();
+  if (!s.ok()) base::Log(base::LogLevel::kError, "unmount at close failed: {}", s.ToString());
 }
 
-// ---- Operation scaffolding.
+// ---- Around transactions (TxnHooks).
 
-Status FsImpl::ReadOp(const std::function<Status()>& body) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (unmounted_) return Status::IoError("the filesystem is unmounted");
-  std::vector<btree::TreeSpec> specs = TreeSpecs();
-  btree::BTree* trees[6] = {};
-  if (txn_) {
-    for (size_t i = 0; i < specs.size(); ++i) {
-      ASSIGN_OR_RETURN(trees[i], txn_->Tree(specs[i]));
-    }
-    SetTrees(trees, specs.size());
-    Status s = body();
-    trees_ = {};
-    return s;
-  }
-  read_view_ = pool_->BeginRead();
-  for (size_t i = 0; i < specs.size(); ++i) {
-    Result<btree::BTree> t = read_view_->Tree(specs[i]);
-    if (!t.ok()) {
-      read_view_.reset();
-      return t.status();
-    }
-    read_trees_[i].emplace(std::move(*t));
-    trees[i] = &*read_trees_[i];
-  }
-  SetTrees(trees, specs.size());
-  Status s = body();
-  trees_ = {};
-  for (auto& t : read_trees_) t.reset();
-  read_view_.reset();  // unpin the snapshot so its deferred nodes can be reclaimed
-  return s;
+void FsImpl::TxnBegan(txn::WriteTxn&) { data_.TxnBegan(); }
+
+Status FsImpl::BeforeCommit(WriteOp& op) {
+  // New METADATA chunks get their rmap records.
+  return has_rmap_ ? rmap_.ReconcileMetadataChunks(op) : Status::Ok();
 }
 
-Status FsImpl::WriteOp(const std::function<Status()>& body) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (unmounted_) return Status::IoError("the filesystem is unmounted");
-  if (read_only_) {
-    if (!shutdown_.ok()) return Status::ReadOnly("the filesystem was shut down: " + shutdown_.message());
-    return Status::ReadOnly("the filesystem is mounted read-only");
-  }
-  if (!txn_) {
-    ASSIGN_OR_RETURN(txn_, pool_->BeginWrite());
-    data_.ReleaseDeferred(pool_->superblock().generation);
-  }
-  Status opened = [&]() -> Status {
-    std::vector<btree::TreeSpec> specs = TreeSpecs();
-    btree::BTree* trees[6] = {};
-    for (size_t i = 0; i < specs.size(); ++i) {
-      ASSIGN_OR_RETURN(trees[i], txn_->Tree(specs[i]));
-    }
-    SetTrees(trees, specs.size());
-    return Status::Ok();
-  }();
-  if (!opened.ok()) {
-    ShutDown(opened);
-    return opened;
-  }
-  in_write_op_ = true;
-  Status s = body();
-  in_write_op_ = false;
-  if (s.ok() && txn_->status().ok()) {
-    PublishLayoutChangesLocked();  // mappings follow before anything freed can be reused
-  } else {
-    noted_changes_.clear();
-  }
-  trees_ = {};
-  if (!txn_->status().ok()) {
-    Status why = txn_->status();
-    ShutDown(why);
-    return s.ok() ? why : s;
-  }
-  if (!s.ok()) {
-    if (ops_in_txn_ == 0) {  // nothing else in the transaction: drop it
-      txn_->Abort();
-      txn_.reset();
-      data_.Abort();
-      dirty_.clear();
-    }
-    return s;
-  }
-  ++ops_in_txn_;
-  if (options_.durability == Durability::kOnReturn || ops_in_txn_ >= options_.group_commit_ops) {
-    return CommitLocked();
-  }
-  return Status::Ok();
-}
+void FsImpl::TxnCommitted() { data_.TxnCommitted(); }
 
-Status FsImpl::CommitLocked() {
-  if (!txn_) return Status::Ok();
-  Status s;
-  if (has_rmap_) s = ReconcileAllMetadataChunks();  // new METADATA chunks get rmap records
-  for (auto& [offset, length] : dirty_) {
-    if (!s.ok()) break;
-    s = device_->Flush(offset, length);
-    if (!s.ok()) break;
-  }
-  if (s.ok()) s = txn_->Commit();
-  if (!s.ok()) {
-    ShutDown(s);
-    return s;
-  }
-  txn_.reset();
-  data_.Commit();
-  dirty_.clear();
-  ops_in_txn_ = 0;
-  return Status::Ok();
-}
-
-void FsImpl::ShutDown(const Status& why) {
-  base::Log(base::LogLevel::kError, "shutting down (read-only until remounted): {}", why.ToString());
-  if (txn_) {
-    txn_->Abort();
-    txn_.reset();
-  }
-  data_.Abort();
-  dirty_.clear();
-  ops_in_txn_ = 0;
-  read_only_ = true;
-  if (shutdown_.ok()) shutdown_ = why;
-}
+void FsImpl::TxnAborted() { data_.TxnAborted(); }
 
 Status FsImpl::Fsync(Ino ino) {
-  RETURN_IF_ERROR(ReadOp([&]() -> Status { return GetInode(ino).status(); }));
+  RETURN_IF_ERROR(
+      runner_.Read([&](const ReadOp& op) -> Status { return Inodes::Get(op, ino).status(); }));
   return Sync();
 }
 
-Status FsImpl::Sync() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (unmounted_) return Status::IoError("the filesystem is unmounted");
-  return CommitLocked();
-}
+Status FsImpl::Sync() { return runner_.Sync(); }
 
-Status FsImpl::Unmount() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (unmounted_) return Status::IoError("the filesystem is already unmounted");
-  Status s = CommitLocked();
-  Status closed = pool_->Close();
-  unmounted_ = true;
-  return s.ok() ? closed : s;
-}
+Status FsImpl::Unmount() { return runner_.Unmount(); }
 
 Result<FsStats> FsImpl::StatFs() {
   FsStats st;
-  Status s = ReadOp([&]() -> Status {
-    btree::Cursor c(trees_.inodes);
-    for (Status r = c.SeekFirst(); c.Valid(); r = c.Next()) {
-      RETURN_IF_ERROR(r);
-      ASSIGN_OR_RETURN(Inode n, format::DecodeInode(c.key().w[0], c.value().data()));
-      ++st.inodes;
-      if (n.type == format::FileType::kRegular) ++st.files;
-      else if (n.type == format::FileType::kDirectory) ++st.directories;
-      else ++st.symlinks;
-    }
-    return Status::Ok();
-  });
+  Status s = runner_.Read([&](const ReadOp& op) { return Inodes::CountByType(op, &st); });
   RETURN_IF_ERROR(s);
-  std::lock_guard<std::mutex> lock(mu_);
+  return runner_.Exclusive([&] { return FillSpace(st); });
+}
+
+FsStats FsImpl::FillSpace(FsStats st) {
   txn::SpaceInfo space = pool_->Space();
   format::Superblock sb = pool_->superblock();
   uint64_t chunk_blocks = sb.chunk_blocks();
   st.total_blocks = sb.total_blocks();
   uint64_t free_chunk_blocks = space.free_chunks * chunk_blocks;
-  st.free_blocks = data_.free_blocks() + data_.deferred_blocks() + free_chunk_blocks;
+  st.free_blocks =
+      data_.blocks().free_blocks() + data_.blocks().deferred_blocks() + free_chunk_blocks;
   st.metadata_blocks_used = space.nodes.used + space.nodes.fresh + 2;
-  st.data_blocks_used = space.data_chunks * chunk_blocks - data_.free_blocks() - data_.deferred_blocks();
+  st.data_blocks_used = space.data_chunks * chunk_blocks - data_.blocks().free_blocks() -
+                        data_.blocks().deferred_blocks();
   st.generation = sb.generation;
   return st;
 }
 
-// ---- Inode helpers.
+// ---- Names.
 
-int64_t FsImpl::NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+namespace {
+
+// Runs a read operation that yields an inode and reports it as attributes.
+template <typename Body>
+Result<Attr> ReadAttr(OpRunner& runner, Body&& body) {
+  Attr out;
+  RETURN_IF_ERROR(runner.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(format::Inode n, body(op));
+    out = Inodes::ToAttr(n);
+    return Status::Ok();
+  }));
+  return out;
 }
 
-Attr FsImpl::ToAttr(const Inode& n) {
-  return {.ino = n.ino, .type = static_cast<FileType>(n.type), .mode = n.mode, .uid = n.uid,
-          .gid = n.gid, .nlink = n.nlink, .size = n.size, .blocks = n.blocks,
-          .atime_ns = n.atime_ns, .mtime_ns = n.mtime_ns, .ctime_ns = n.ctime_ns,
-          .btime_ns = n.btime_ns};
+template <typename Body>
+Result<Attr> WriteAttr(OpRunner& runner, Body&& body) {
+  Attr out;
+  RETURN_IF_ERROR(runner.Write([&](WriteOp& op) -> Status {
+    ASSIGN_OR_RETURN(format::Inode n, body(op));
+    out = Inodes::ToAttr(n);
+    return Status::Ok();
+  }));
+  return out;
 }
 
-Result<Inode> FsImpl::GetInode(Ino ino) {
-  uint8_t value[format::kInodeValueSize];
-  ASSIGN_OR_RETURN(bool found, trees_.inodes->Get(btree::Key{{ino}}, value));
-  if (!found) return Status::NotFound(fmt::format("inode {} does not exist", ino));
-  return format::DecodeInode(ino, value);
+}  // namespace
+
+Result<Attr> FsImpl::Lookup(Ino dir, std::string_view name) {
+  return ReadAttr(runner_, [&](const ReadOp& op) { return names_.Lookup(op, dir, name); });
 }
 
-Status FsImpl::PutInode(const Inode& inode) {
-  if (observer_ != nullptr && observer_->Watches(inode.ino)) {  // a size change moves EOF
-    Result<Inode> old = GetInode(inode.ino);
-    uint64_t was = old.ok() ? (old->size + format::kBlockSize - 1) / format::kBlockSize : 0;
-    uint64_t is = (inode.size + format::kBlockSize - 1) / format::kBlockSize;
-    if (old.ok() && was != is) {
-      NoteLayoutChange(inode.ino, std::min(was, is), std::max(was, is) - std::min(was, is));
+Result<Attr> FsImpl::Resolve(std::string_view path, bool follow) {
+  return ReadAttr(runner_, [&](const ReadOp& op) { return names_.Resolve(op, path, follow); });
+}
+
+Result<Attr> FsImpl::GetAttr(Ino ino) {
+  return ReadAttr(runner_, [&](const ReadOp& op) { return Inodes::Get(op, ino); });
+}
+
+Result<Attr> FsImpl::SetAttr(Ino ino, const SetAttrRequest& request) {
+  return WriteAttr(runner_, [&](WriteOp& op) { return names_.SetAttr(op, ino, request); });
+}
+
+Result<Attr> FsImpl::Create(Ino dir, std::string_view name, uint32_t mode) {
+  return WriteAttr(runner_, [&](WriteOp& op) {
+    return names_.Create(op, dir, name, format::FileType::kRegular, mode, {});
+  });
+}
+
+Result<Attr> FsImpl::Mkdir(Ino dir, std::string_view name, uint32_t mode) {
+  return WriteAttr(runner_, [&](WriteOp& op) {
+    return names_.Create(op, dir, name, format::FileType::kDirectory, mode, {});
+  });
+}
+
+Result<Attr> FsImpl::Symlink(Ino dir, std::string_view name, std::string_view target) {
+  return WriteAttr(runner_, [&](WriteOp& op) {
+    return names_.Create(op, dir, name, format::FileType::kSymlink, 0777, target);
+  });
+}
+
+Result<std::string> FsImpl::ReadLink(Ino ino) {
+  std::string out;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(out, names_.ReadLink(op, ino));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<Attr> FsImpl::Link(Ino ino, Ino new_dir, std::string_view new_name) {
+  return WriteAttr(runner_, [&](WriteOp& op) { return names_.Link(op, ino, new_dir, new_name); });
+}
+
+Status FsImpl::Unlink(Ino dir, std::string_view name) {
+  return runner_.Write([&](WriteOp& op) { return names_.Unlink(op, dir, name); });
+}
+
+Status FsImpl::Rmdir(Ino dir, std::string_view name) {
+  return runner_.Write([&](WriteOp& op) { return names_.Rmdir(op, dir, name); });
+}
+
+Status FsImpl::Rename(Ino old_dir, std::string_view old_name, Ino new_dir,
+                      std::string_view new_name) {
+  return runner_.Write(
+      [&](WriteOp& op) { return names_.Rename(op, old_dir, old_name, new_dir, new_name); });
+}
+
+// Entries are gathered in batches under the lock and handed to `fn` without it, so `fn` may call
+// back into the filesystem.
+Status FsImpl::ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& fn) {
+  for (bool first = true;; first = false) {
+    std::vector<DirEntry> batch;
+    Status s = runner_.Read([&](const ReadOp& op) {
+      return names_.ReadDirBatch(op, dir, cookie, Namespace::kReadDirBatch, &batch);
+    });
+    if (!s.ok()) return (first || !s.IsNotFound()) ? s : Status::Ok();  // removed meanwhile: done
+    for (const DirEntry& e : batch) {
+      if (!fn(e)) return Status::Ok();
+      cookie = e.cookie;
     }
+    if (batch.size() < Namespace::kReadDirBatch) return Status::Ok();
   }
-  uint8_t value[format::kInodeValueSize];
-  format::EncodeInode(inode, value);
-  ASSIGN_OR_RETURN(bool added, trees_.inodes->Put(btree::Key{{inode.ino}}, value));
-  (void)added;
-  return Status::Ok();
 }
 
-Status FsImpl::DeleteInode(Ino ino) {
-  NoteLayoutChange(ino, 0, kWholeFile / format::kBlockSize);  // the file is gone
-  return trees_.inodes->Delete(btree::Key{{ino}});
+Result<std::string> FsImpl::PathOf(Ino ino) {
+  std::string path;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(path, names_.PathOf(op, ino));
+    return Status::Ok();
+  }));
+  return path;
 }
 
-Result<Ino> FsImpl::NextIno() {
-  btree::Cursor c(trees_.inodes);
-  RETURN_IF_ERROR(c.SeekLast());
-  if (!c.Valid()) return Status::Corruption("the inode tree is empty");
-  return c.key().w[0] + 1;
+// ---- Owners.
+
+Result<std::vector<FsmapRecord>> FsImpl::Fsmap(uint64_t start, uint64_t end,
+                                               const std::optional<FsmapKey>& after, size_t max) {
+  ASSIGN_OR_RETURN(FsmapQuery q, owners_.MakeQuery(start, end, after, max));
+  std::vector<FsmapRecord> out;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(out, has_rmap_ ? owners_.FromRmap(op, q) : owners_.ByFullScan(op, q));
+    return Status::Ok();
+  }));
+  return out;
 }
 
-Status FsImpl::ReserveNodes(uint64_t tree_updates) {
-  if (!txn_) return Status::Invalid("ReserveNodes outside a write operation");
-  uint64_t height = 1;
-  for (btree::BTree* t : {trees_.inodes, trees_.dirents, trees_.extents}) {
-    if (t == nullptr || t->root() == 0) continue;
-    ASSIGN_OR_RETURN(const uint8_t* root, txn_->Read(t->root()));
-    height = std::max<uint64_t>(height, format::BTreeNodeLevel(root) + 1);
+Result<std::vector<FsmapRecord>> FsImpl::FsmapByFullScan(uint64_t start, uint64_t end,
+                                                         const std::optional<FsmapKey>& after,
+                                                         size_t max) {
+  ASSIGN_OR_RETURN(FsmapQuery q, owners_.MakeQuery(start, end, after, max));
+  std::vector<FsmapRecord> out;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(out, owners_.ByFullScan(op, q));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+// ---- Check and repair (the scrub layer's).
+
+ScrubAccess FsImpl::scrub_access() {
+  return {.runner = &runner_,
+          .pool = pool_.get(),
+          .data = &data_,
+          .poison = &poison_,
+          .owners = &owners_,
+          .has_rmap = has_rmap_,
+          .has_reflink = has_reflink_};
+}
+
+Result<FsCheckResult> FsImpl::Check() {
+  if (scrubber_ == nullptr) return NoScrubber();
+  return scrubber_->Check(scrub_access());
+}
+
+Result<RepairReport> FsImpl::RebuildReverseMaps() {
+  if (scrubber_ == nullptr) return NoScrubber();
+  return scrubber_->RebuildReverseMaps(scrub_access());
+}
+
+// ---- Media failures and what the DAX layer needs.
+
+Result<MediaFailureRecord> FsImpl::RecordMediaFailure(uint64_t offset, uint64_t length,
+                                                      uint32_t flags) {
+  ASSIGN_OR_RETURN(DeviceRange range, CheckFailedRange(*device_, offset, length));
+  return media_.Record(range, flags, nullptr);
+}
+
+Result<MediaFailureRecord> FsImpl::RecordCheckedFailure(const DeviceRange& range, uint32_t flags,
+                                                        FailurePlanObserver* observer) {
+  return media_.Record(range, flags, observer);
+}
+
+Result<MediaErrorList> FsImpl::MediaErrors() { return media_.List(); }
+
+Result<std::vector<RangePiece>> FsImpl::ClassifyRange(uint64_t offset, uint64_t length) {
+  return media_.Classify(offset, length);
+}
+
+void FsImpl::SetMappingObserver(MappingObserver* observer) {
+  runner_.Exclusive([&] { runner_.SetObserver(observer); });
+}
+
+Status FsImpl::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
+                              const std::function<Status(const MapLayout&)>& install) {
+  return layouts_.PrepareMapping(ino, offset, length, writable, install);
+}
+
+void FsImpl::Publish(const ReadOp& op, LayoutNotes& notes) { layouts_.Publish(op, notes); }
+
+// ---- File data.
+
+Result<size_t> FsImpl::Read(Ino ino, uint64_t offset, std::span<uint8_t> out) {
+  size_t read = 0;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(read, files_.Read(op, ino, offset, out));
+    return Status::Ok();
+  }));
+  return read;
+}
+
+Result<size_t> FsImpl::Write(Ino ino, uint64_t offset, std::span<const uint8_t> data) {
+  if (data.empty()) {  // no change, no commit: only the checks
+    RETURN_IF_ERROR(
+        runner_.Read([&](const ReadOp& op) -> Status { return FileData::CheckWritable(op, ino); }));
+    return size_t{0};
   }
-  // Per update: the copied path (height nodes) plus a split at every level and a new root.
-  return txn_->EnsureNodes(tree_updates * (2 * height + 2));
+  RETURN_IF_ERROR(
+      runner_.Write([&](WriteOp& op) -> Status { return files_.Write(op, ino, offset, data); }));
+  return data.size();
+}
+
+Status FsImpl::Truncate(Ino ino, uint64_t size) {
+  return runner_.Write([&](WriteOp& op) -> Status { return files_.Truncate(op, ino, size); });
+}
+
+Status FsImpl::Fallocate(Ino ino, uint32_t mode, uint64_t offset, uint64_t length) {
+  RETURN_IF_ERROR(FileData::CheckFallocate(mode, offset, length));
+  return runner_.Write(
+      [&](WriteOp& op) -> Status { return files_.Fallocate(op, ino, mode, offset, length); });
+}
+
+Result<uint64_t> FsImpl::SeekData(Ino ino, uint64_t offset) {
+  uint64_t found = 0;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(found, files_.SeekData(op, ino, offset));
+    return Status::Ok();
+  }));
+  return found;
+}
+
+Result<uint64_t> FsImpl::SeekHole(Ino ino, uint64_t offset) {
+  uint64_t found = 0;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(found, files_.SeekHole(op, ino, offset));
+    return Status::Ok();
+  }));
+  return found;
+}
+
+Result<std::vector<FileExtent>> FsImpl::Bmap(Ino ino) {
+  std::vector<FileExtent> out;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(out, files_.Bmap(op, ino));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+// ---- Reflink.
+
+Status FsImpl::Clone(Ino src, Ino dst) {
+  RETURN_IF_ERROR(reflink_.Available());
+  return runner_.Write([&](WriteOp& op) -> Status { return reflink_.Clone(op, src, dst); });
+}
+
+Status FsImpl::CloneRange(Ino src, uint64_t src_offset, Ino dst, uint64_t dst_offset,
+                          uint64_t length) {
+  RETURN_IF_ERROR(reflink_.Available());
+  return runner_.Write([&](WriteOp& op) -> Status {
+    return reflink_.CloneRange(op, src, src_offset, dst, dst_offset, length);
+  });
+}
+
+Result<DedupeResult> FsImpl::Dedupe(Ino src, uint64_t src_offset, Ino dst, uint64_t dst_offset,
+                                    uint64_t length) {
+  RETURN_IF_ERROR(reflink_.Available());
+  DedupeResult result;
+  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
+    return reflink_.Dedupe(op, src, src_offset, dst, dst_offset, length, &result);
+  }));
+  return result;
+}
+
+Status FsImpl::Unshare(Ino ino, uint64_t offset, uint64_t length) {
+  RETURN_IF_ERROR(reflink_.Available());
+  RETURN_IF_ERROR(Reflink::CheckUnshare(offset, length));
+  return runner_.Write(
+      [&](WriteOp& op) -> Status { return reflink_.Unshare(op, ino, offset, length); });
+}
+
+Result<uint64_t> FsImpl::CopyFileRange(Ino src, uint64_t src_offset, Ino dst, uint64_t dst_offset,
+                                       uint64_t length) {
+  uint64_t copied = 0;
+  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
+    return reflink_.CopyFileRange(op, src, src_offset, dst, dst_offset, length, &copied);
+  }));
+  return copied;
 }
 
 }  // namespace fs

@@ -1,14 +1,13 @@
-// The filesystem engine behind include/daxfs/filesystem.h. One class, its methods split by
-// concern across files: fs_impl.cc (mount, format, the operation scaffolding, durability),
-// namespace.cc (directories and names), file_io.cc (file data), extent_map.cc (the one place
-// that changes extent maps and data space), check.cc (the consistency checker).
-// Uses the txn, btree, space, format and device layers; knows nothing of the CLI or FUSE.
+// The filesystem engine behind include/daxfs/filesystem.h and fs/face.h: mount, format, the
+// operation entry points (each runs one operation through OpRunner, op_runner.h, and delegates to
+// a module with the context, op.h), commit and durability. The modules own the logic and state
+// (docs/fs-map.md). Seen only by the fs layer, its tests and the scrub layer; the layers above
+// see fs/face.h. Uses the txn, btree, space, format and device layers.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,30 +16,41 @@
 #include "daxfs/filesystem.h"
 #include "device/device.h"
 #include "format/records.h"
+#include "fs/data_space.h"
+#include "fs/extent_map.h"
+#include "fs/face.h"
+#include "fs/file_data.h"
+#include "fs/inodes.h"
+#include "fs/layouts.h"
 #include "fs/mapping_hooks.h"
+#include "fs/media_failures.h"
+#include "fs/namespace.h"
+#include "fs/node_budget.h"
+#include "fs/op.h"
+#include "fs/op_runner.h"
+#include "fs/owners.h"
+#include "fs/poison.h"
+#include "fs/reflink.h"
+#include "fs/remap.h"
+#include "fs/rmap.h"
+#include "fs/scrubber.h"
+#include "fs/trees.h"
 #include "space/extent_allocator.h"
 #include "txn/pool.h"
 
 namespace daxfs::fs {
 
-// Tree shapes of the filesystem trees.
-btree::TreeSpec InodeTreeSpec();
-btree::TreeSpec DirentTreeSpec();
-btree::TreeSpec ExtentTreeSpec();
-btree::TreeSpec RmapTreeSpec();      // interval tree
-btree::TreeSpec RefcountTreeSpec();
-btree::TreeSpec PoisonTreeSpec();    // media damage (media.cc)
-
-class FsImpl final : public Filesystem {
+class FsImpl final : public FsFace, private TxnHooks {
  public:
   static Status FormatDevice(device::Device* device, const FormatOptions& options);
   // `owned` (may be null) is kept alive as long as the filesystem.
   static Result<std::unique_ptr<FsImpl>> Mount(device::Device* device,
                                                std::unique_ptr<device::Device> owned,
-                                               const MountOptions& options);
+                                               const MountOptions& options,
+                                               Scrubber* scrubber = nullptr);
   ~FsImpl() override;
 
-  // ---- namespace.cc
+  // ---- Names and inodes (Namespace, namespace.h)
   Result<Attr> Lookup(Ino dir, std::string_view name) override;
   Result<Attr> Resolve(std::string_view path, bool follow) override;
   Result<Attr> GetAttr(Ino ino) override;
@@ -56,7 +66,7 @@ class FsImpl final : public Filesystem {
                 std::string_view new_name) override;
   Status ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& fn) override;
 
-  // ---- file_io.cc
+  // ---- File data (FileData, file_data.h)
   Result<size_t> Read(Ino ino, uint64_t offset, std::span<uint8_t> out) override;
   Result<size_t> Write(Ino ino, uint64_t offset, std::span<const uint8_t> data) override;
   Status Truncate(Ino ino, uint64_t size) override;
@@ -65,7 +75,7 @@ class FsImpl final : public Filesystem {
   Result<uint64_t> SeekHole(Ino ino, uint64_t offset) override;
   Result<std::vector<FileExtent>> Bmap(Ino ino) override;
 
-  // ---- reflink.cc
+  // ---- Reflink (Reflink, reflink.h)
   Status Clone(Ino src, Ino dst) override;
   Status CloneRange(Ino src, uint64_t src_offset, Ino dst, uint64_t dst_offset,
                     uint64_t length) override;
@@ -75,446 +85,81 @@ class FsImpl final : public Filesystem {
   Result<uint64_t> CopyFileRange(Ino src, uint64_t src_offset, Ino dst, uint64_t dst_offset,
                                  uint64_t length) override;
 
-  // ---- fsmap.cc
+  // ---- Owners (Owners, owners.h; Namespace for PathOf)
   Result<std::vector<FsmapRecord>> Fsmap(uint64_t start, uint64_t end,
                                          const std::optional<FsmapKey>& after, size_t max) override;
   Result<std::string> PathOf(Ino ino) override;
-  // ---- repair.cc
-  Result<RepairReport> RebuildReverseMaps() override;
 
-  bool has_rmap() const { return has_rmap_; }
-  bool has_reflink() const { return has_reflink_; }
-
-  // ---- fs_impl.cc
+  // ---- Durability and space (fs_impl.cc)
   Status Fsync(Ino ino) override;
   Status Sync() override;
   Result<FsStats> StatFs() override;
   Status Unmount() override;
-  bool read_only() const override { return read_only_; }
+  bool read_only() const override { return runner_.read_only(); }
 
-  // ---- check.cc
+  // ---- Check and repair (the Scrubber handed in at mount, src/scrub)
   Result<FsCheckResult> Check() override;
+  Result<RepairReport> RebuildReverseMaps() override;
 
-  // ---- media.cc (issue 5): media failures, the poison tree, and what the DAX layer needs.
+  // ---- Media failures (MediaFailures, media_failures.h)
   Result<MediaFailureRecord> RecordMediaFailure(uint64_t offset, uint64_t length,
                                                 uint32_t flags) override;
+  Result<MediaFailureRecord> RecordCheckedFailure(const DeviceRange& range, uint32_t flags,
+                                                  FailurePlanObserver* observer) override;
   Result<MediaErrorList> MediaErrors() override;
   // The device bytes [offset, +length) cut by kind, by address (clipped to the device; a piece
   // past its end is kOutside). Runs its own read operation.
   Result<std::vector<RangePiece>> ClassifyRange(uint64_t offset, uint64_t length);
-  // The DAX layer's observer of watched files (null: none). Set before the first mapping.
-  void SetMappingObserver(MappingObserver* observer);
-  // One operation that makes [offset, +length) of regular file `ino` mappable and hands its
-  // layout to `install` under the filesystem lock (so no extent changes in between; `install`
-  // must not call back into the filesystem; its error is returned and, for a writable mapping,
-  // the preparation stays done). offset block-aligned, length > 0, the range within the file
-  // size rounded up to a block: else EINVAL. writable: first allocates holes (zeroed, written),
-  // zeroes and converts unwritten extents and unshares shared blocks, so the layout is all kData
-  // of private blocks (kLost stays kLost); EROFS on a read-only filesystem, ENOSPC. Read-only:
-  // unwritten and holes are kZero.
+
+  // ---- The face to the layers above (face.h; Layouts, layouts.h; Owners)
+  void SetMappingObserver(MappingObserver* observer) override;
   Status PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
-                        const std::function<Status(const MapLayout&)>& install);
-  device::Device* device() const { return device_; }
+                        const std::function<Status(const MapLayout&)>& install) override;
+  device::Device* device() const override { return device_; }
+  bool has_rmap() const override { return has_rmap_; }
+  Result<std::vector<FsmapRecord>> FsmapByFullScan(uint64_t start, uint64_t end,
+                                                   const std::optional<FsmapKey>& after,
+                                                   size_t max) override;
 
- private:
-  // ---- BEGIN media/DAX private helpers (media.cc, dax_hooks.cc) ------------------------------
-  // media.cc: calls fn(file_block, blocks, device_block or kNoDevice) for every lost range of
-  // `ino` overlapping [first_block, +count), in order (inside an operation).
-  Status ForEachLostRangeLocked(
-      Ino ino, uint64_t first_block, uint64_t count,
-      const std::function<void(uint64_t, uint64_t, uint64_t)>& fn);
-  // dax_hooks.cc: notes that the layout of [first_block, +count) of `ino` may have changed
-  // (cheap: does nothing unless the observer watches ino). Every extent-record primitive calls it,
-  // and so must anything else that changes a layout (size, losses).
-  void NoteLayoutChange(Ino ino, uint64_t first_block, uint64_t count);
-  // dax_hooks.cc: tells the observer the new layout of every noted range and forgets them. The
-  // write-operation scaffolding calls it after a successful body (before commit); code that
-  // changes layouts outside a write operation calls it itself. REQUIRES: mu_ held.
-  void PublishLayoutChangesLocked();
-  // dax_hooks.cc: the layout of [first_block, +count) of `ino` now (a removed inode: all
-  // kBeyondEof). REQUIRES: inside an operation.
-  Result<MapLayout> ComputeLayoutLocked(Ino ino, uint64_t first_block, uint64_t count);
-  // dax_hooks.cc: makes [first_block, +count) of `inode` all written private blocks (unshares,
-  // allocates holes zeroed, zeroes and converts unwritten extents). Inside a write operation.
-  Status MakeWritableLocked(format::Inode* inode, uint64_t first_block, uint64_t count);
-  MappingObserver* observer_ = nullptr;
-  struct NotedChange {
-    Ino ino;
-    uint64_t first_block, count;
-  };
-  std::vector<NotedChange> noted_changes_;
-  // ---- END media/DAX private helpers ----------------------------------------------------------
-
-  // ---- BEGIN media private helpers (media.cc) ------------------------------------------------
-  // Whether any loss or bad range is known (inside an operation). When false -- the normal case --
-  // the data path skips every media check: one pointer test and one load.
-  bool PoisonActive() const {
-    return (trees_.poison != nullptr && trees_.poison->root() != 0) || !overlay_lost_.empty() ||
-           !overlay_bad_.empty();
-  }
-  // The lost file blocks of `ino` in [first_block, +count) (tree and overlay), clipped, as runs
-  // of file blocks in order (start = file block).
-  Result<std::vector<space::Run>> LostRunsLocked(Ino ino, uint64_t first_block, uint64_t count);
-  // EIO naming the first lost file offset of `ino` in [first_block, +count), if any (`what`: the
-  // operation, for the message).
-  Status CheckNotLostLocked(Ino ino, uint64_t first_block, uint64_t count, const char* what);
-  // EIO when device blocks [device_block, +count) hold bad bytes not recorded yet.
-  Status CheckDeviceGoodLocked(Ino ino, uint64_t file_block, uint64_t device_block, uint64_t count,
-                               const char* what);
-  // UnmapRange: `ino` no longer maps [first_block, +count): its losses there are forgotten.
-  Status ForgetLossesLocked(Ino ino, uint64_t first_block, uint64_t count);
-  // DropDataRef: device blocks whose last owner went away. Bad ones are retired, the rest released.
-  Status ReleaseOrRetireLocked(uint64_t device_block, uint64_t count);
-  // Takes bad device blocks out of service for good: an rmap record of owner `bad` (merged with
-  // retired neighbours). The caller has taken them out of the allocator's free space.
-  Status RetireLocked(uint64_t device_block, uint64_t count);
-  // The bad-range records overlapping device blocks [first, end), in order.
-  Result<std::vector<format::BadRecord>> BadRecordsLocked(uint64_t first, uint64_t end);
-  // Retired space (bad blocks no file owns) as `bad`-owner rmap records, maximal runs, in order;
-  // `file_owners` is every file extent turned around (ScanFileOwnersLocked).
-  Result<std::vector<format::RmapRecord>> RetiredRecordsLocked(
-      const std::vector<format::RmapRecord>& file_owners);
-  // Mount: bad ranges never count as free data space.
-  Status ExcludeBadFromDataSpaceLocked();
-  // Nodes the poison and rmap trees may need on top of `work` (zero unless PoisonActive()).
-  Result<uint64_t> PoisonWorkNodes(uint64_t extent_changes, uint64_t frees);
-  std::vector<RangePiece> ClassifyRangeLocked(uint64_t offset, uint64_t length);
-  struct FailurePlan;  // what RecordMediaFailure found and will record (media.cc)
-  Status PlanFailureLocked(uint64_t offset, uint64_t length, FailurePlan* plan);
-  Status ApplyFailureLocked(const FailurePlan& plan);
-  void KeepFailureInMemoryLocked(const FailurePlan& plan);
-  // Losses and bad ranges known only to this mount (read-only filesystem or after a shutdown).
-  std::vector<format::LostRecord> overlay_lost_;
-  std::vector<space::Run> overlay_bad_;        // device blocks
-  std::vector<RangePiece> overlay_metadata_;   // metadata hits routed to this mount
-  // ---- END media private helpers --------------------------------------------------------------
-
- public:
-
+  bool has_reflink() const { return has_reflink_; }
+  // For the scrub layer: the runner and modules it checks and repairs through.
+  ScrubAccess scrub_access();
   // For tests: the pool underneath (do not write through it).
   txn::Pool* pool() { return pool_.get(); }
-
-  // ---- BEGIN fsmap/scrub private helpers (fsmap.cc, check.cc, repair.cc) ---------------------
-  // For tests and benchmarks: Fsmap answered by the no-rmap baseline (a scan of every extent map
-  // and the chunk table), even on a filesystem that keeps the reverse map. Same contract as Fsmap.
-  Result<std::vector<FsmapRecord>> FsmapByScan(uint64_t start, uint64_t end,
-                                               const std::optional<FsmapKey>& after, size_t max);
-
- private:
-  struct FsmapQuery;  // a validated query in device blocks plus its resume key (fsmap.cc)
-  // fsmap.cc; the *Locked methods run inside an operation.
-  Result<FsmapQuery> MakeFsmapQuery(uint64_t start, uint64_t end,
-                                    const std::optional<FsmapKey>& after, size_t max) const;
-  Result<std::vector<FsmapRecord>> FsmapFromRmapLocked(const FsmapQuery& q);
-  Result<std::vector<FsmapRecord>> FsmapFromScanLocked(const FsmapQuery& q);
-  // Whether any block of [device_block, +blocks) has a refcount record (two or more owners).
-  Result<bool> RefcountSharedLocked(uint64_t device_block, uint64_t blocks);
-  Result<std::string> PathOfLocked(Ino ino);
-  // What the reverse maps must hold, computed from the extent maps and the chunk table (used by
-  // the fsmap baseline, the checker and the repair):
-  // every extent record turned around (one rmap record per extent), in rmap key order;
-  Status ScanFileOwnersLocked(std::vector<format::RmapRecord>* out);
-  // the special-owner records the chunk table implies: the superblock slots, then one
-  // `metadata` record per METADATA chunk (chunk 0 without the superblock slots), in key order;
-  std::vector<format::RmapRecord> SpecialOwnerRecords() const;
-  // the refcount records of a set of file ranges, by a sweep line over their ends: one record
-  // per maximal range with the same number (>= 2) of owners. Special owners are ignored.
-  static std::vector<format::RefcountRecord> SweepRefcounts(
-      const std::vector<format::RmapRecord>& ranges);
-  // Reads the whole rmap / refcount tree in key order; records that fail to decode are
-  // described in `bad` (and their keys kept in `bad_keys` when given, so a repair can drop them).
-  Status ReadRmapTreeLocked(std::vector<format::RmapRecord>* out, std::vector<std::string>* bad,
-                            std::vector<btree::Key>* bad_keys);
-  Status ReadRefcountTreeLocked(std::vector<format::RefcountRecord>* out,
-                                std::vector<std::string>* bad, std::vector<btree::Key>* bad_keys);
-  // check.cc: every difference between the reverse maps as they should be (`want_*`, sorted)
-  // and as they are (`have_*`, in tree order), one line each naming device blocks and owners.
-  static void DiffReverseMaps(const std::vector<format::RmapRecord>& want_rmap,
-                              const std::vector<format::RmapRecord>& have_rmap,
-                              const std::vector<format::RefcountRecord>& want_refcount,
-                              const std::vector<format::RefcountRecord>& have_refcount,
-                              std::vector<std::string>* out);
-  // check.cc: the scrub rules of the reverse map and refcount tree (REQUIRES: mu_ held, no
-  // operation running; `file_owners` from the extent walk).
-  void CheckReverseMaps(const std::vector<format::RmapRecord>& file_owners,
-                        const std::vector<format::RmapRecord>& rmap,
-                        const std::vector<format::RefcountRecord>& refcounts,
-                        FsCheckResult* result);
-  // check.cc: the scrub of the poison tree (lost records, bad ranges, retired space) and the
-  // metadata damage (`regular_files`: inode -> is a regular file; `used` in extent-key order).
-  void CheckMediaDamage(const std::map<uint64_t, bool>& regular_files,
-                        const std::vector<format::RmapRecord>& used,
-                        const std::vector<format::LostRecord>& lost,
-                        const std::vector<format::BadRecord>& bad_ranges,
-                        const std::vector<format::RmapRecord>& retired, FsCheckResult* result);
-  // repair.cc: makes sure the pool can give the nodes of deleting every record of the rmap and
-  // refcount trees and inserting `rmap_records` and `refcount_records` new ones.
-  Status ReserveRebuildLocked(uint64_t rmap_records, uint64_t refcount_records);
-  // repair.cc: makes the data allocator's free space (built at mount from the reverse map as it
-  // was) the DATA chunks minus `file_owners`. Offline only: leaked blocks are given back only
-  // when nothing is deferred.
-  void ResyncDataSpaceLocked(const std::vector<format::RmapRecord>& file_owners);
-
- public:
-  // ---- END fsmap/scrub private helpers --------------------------------------------------------
 
  private:
   FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,
          std::unique_ptr<txn::Pool> pool, const MountOptions& options);
 
-  // ---------------------------------------------------------------------------------------------
-  // Operation scaffolding (fs_impl.cc). Every public method runs its body through one of these;
-  // inside a body, `trees_` points at the trees to use and `mu_` is held.
-  //
-  // ReadOp: the open write transaction's trees if there is one (read-your-writes in group
-  // commit mode), else a read snapshot.
-  Status ReadOp(const std::function<Status()>& body);
-  // WriteOp: opens the write transaction if none is open, runs the body, then commits according
-  // to the durability mode. The body must follow docs/fs.md ("Operations and atomicity"): it
-  // validates and reserves before it changes anything, so an error it returns means "nothing
-  // changed" -- unless the transaction was poisoned (a corrupt node, a failed flush), in which
-  // case the transaction is aborted and the filesystem shuts down read-only.
-  Status WriteOp(const std::function<Status()>& body);
-  Status CommitLocked();         // REQUIRES: mu_ held
-  std::vector<btree::TreeSpec> TreeSpecs() const;
-  void SetTrees(btree::BTree** trees, size_t n);
-  void ShutDown(const Status& why);  // REQUIRES: mu_ held
+  // ---- TxnHooks (fs_impl.cc)
+  void TxnBegan(txn::WriteTxn& txn) override;
+  void Publish(const ReadOp& op, LayoutNotes& notes) override;
+  Status BeforeCommit(WriteOp& op) override;
+  void TxnCommitted() override;
+  void TxnAborted() override;
 
-  struct Trees {
-    btree::BTree* inodes = nullptr;
-    btree::BTree* dirents = nullptr;
-    btree::BTree* extents = nullptr;
-    btree::BTree* rmap = nullptr;      // null on a filesystem made without the rmap
-    btree::BTree* refcount = nullptr;  // null on a filesystem made without reflink
-    btree::BTree* poison = nullptr;    // media damage (every filesystem; empty unless damaged)
-  };
-
-  // ---- Inode helpers (fs_impl.cc); valid inside an operation.
-  Result<format::Inode> GetInode(Ino ino);  // ENOENT when absent
-  Status PutInode(const format::Inode& inode);
-  Status DeleteInode(Ino ino);
-  Result<Ino> NextIno();
-  static Attr ToAttr(const format::Inode& inode);
-  static int64_t NowNs();
-  // Makes sure the pool can hand out the nodes `tree_updates` B+tree updates may need in the
-  // worst case (path copy plus splits up to a new root, at the current tree heights). ENOSPC.
-  Status ReserveNodes(uint64_t tree_updates);
-
-  // ---- Extent map and data space (extent_map.cc): the only code that changes extent maps.
-  // Device blocks come from and return to `data_` through these.
-  // Maps [file_block, file_block + x.blocks) of `ino` to x (the range must be unmapped);
-  // merges with a contiguous neighbour of the same flags.
-  Status MapExtent(Ino ino, uint64_t file_block, const format::ExtentRecord& x);
-  // Removes every mapping in [first_block, first_block + count) of `ino` (trimming extents that
-  // straddle the ends) and releases their device blocks. Returns the blocks unmapped.
-  Result<uint64_t> UnmapRange(Ino ino, uint64_t first_block, uint64_t count);
-  // Marks [file_block, +count) written where it is unwritten (splitting extents as needed).
-  Status ConvertUnwritten(Ino ino, uint64_t file_block, uint64_t count);
-  // Calls fn(file_block, extent) for every extent overlapping [first_block, first_block+count),
-  // in order, with the extent as stored (it may start before first_block). fn returns false to stop.
-  Status ForEachExtent(Ino ino, uint64_t first_block, uint64_t count,
-                       const std::function<bool(uint64_t, const format::ExtentRecord&)>& fn);
-  // Allocates `count` data blocks (all or nothing), preferring one run at `goal`; types new DATA
-  // chunks as needed. The blocks are fresh: writable in place until commit.
-  Result<std::vector<space::Run>> AllocateData(uint64_t count, uint64_t goal);
-  // Gives back device blocks no longer mapped: fresh ones at once, committed ones deferred.
-  void ReleaseData(uint64_t device_block, uint64_t count);
-  // Records a device byte range written by this transaction, to flush before commit.
-  void NoteDirty(uint64_t device_offset, uint64_t length);
-  // Mount: rebuilds data free space from DATA chunks minus every extent.
-  Status RebuildDataSpace();
-
-  // ---- file_io.cc internals used by namespace.cc.
-  // Writes/reads file data of `ino` without the operation scaffolding (inside a body).
-  Status WriteData(format::Inode* inode, uint64_t offset, std::span<const uint8_t> data);
-  Result<size_t> ReadData(const format::Inode& inode, uint64_t offset, std::span<uint8_t> out);
-  // Frees every block of an inode whose last link went away (inside a body).
-  Status FreeAllData(format::Inode* inode);
-
-  // ---- BEGIN data-path private helpers (file_io.cc, extent_map.cc) ---------------------------
-  struct WritePlan;    // how a byte range will be written: pieces by treatment (file_io.cc)
-  struct BlockSource;  // the new blocks an operation allocated, handed out in file order
-  struct FileSpan;     // a stretch of file blocks with one state
-  // file_io.cc
-  Status PlanWrite(Ino ino, uint64_t offset, uint64_t length, const uint8_t* src, bool zeroing,
-                   WritePlan* plan);
-  Result<BlockSource> ReserveForOp(uint64_t new_blocks, uint64_t goal, uint64_t records,
-                                   uint64_t updates);
-  Status ApplyPlan(Ino ino, const WritePlan& plan, BlockSource* blocks);
-  Status PlanEdgeZeroing(const format::Inode& inode, uint64_t offset, uint64_t end,
-                         WritePlan* plan);
-  Status TruncateData(format::Inode* inode, uint64_t size);
-  Status AllocateRange(format::Inode* inode, uint64_t offset, uint64_t length, bool keep_size);
-  Status PunchOrZero(format::Inode* inode, uint64_t offset, uint64_t length, bool zero,
-                     bool keep_size);
-  Status MapUnwritten(Ino ino, const FileSpan& span, BlockSource* blocks);
-  // extent_map.cc
-  Result<uint64_t> CountExtents(Ino ino, uint64_t first_block, uint64_t count);
-  // The device block after the extent at or before `file_block` (0 when none): a goal that
-  // keeps a file contiguous.
-  Result<uint64_t> DataGoal(Ino ino, uint64_t file_block);
-  // ReserveNodes for `updates` extent-tree updates that all fall among `records` consecutive
-  // records of one inode (plus one inode update).
-  Status ReserveExtentUpdates(uint64_t records, uint64_t updates);
-  // Maps a run of any length (split at kMaxExtentBlocks).
-  Status MapRun(Ino ino, uint64_t file_block, uint64_t device_block, uint64_t count,
-                uint32_t flags);
-  // DATA chunks typed by AllocateData whose transaction has not committed yet: if that
-  // transaction aborts, the chunk is untyped and `data_` must forget its blocks.
-  struct PendingDataChunk {
-    uint64_t chunk;
-    uint64_t generation;
-  };
-  std::vector<PendingDataChunk> pending_data_chunks_;
-  Status DropAbortedDataChunks();
-  void ForgetDataChunksOfFailingOp();
-  // ---- END data-path private helpers ----------------------------------------------------------
-
-  // ---- BEGIN reflink/rmap private helpers (rmap.cc, refcount.cc, reflink.cc) ------------------
-  // A few live in extent_map.cc and file_io.cc, where they extend the data path (as marked).
-  // rmap.cc. The three extent-record primitives: the only writes to the extent tree. Each makes
-  // the matching change to the reverse map (key {device block, ino, file block}) when has_rmap().
-  Status InsertExtentRecord(Ino ino, uint64_t file_block, const format::ExtentRecord& x);
-  Status DeleteExtentRecord(Ino ino, uint64_t file_block, const format::ExtentRecord& x);
-  Status UpdateExtentRecord(Ino ino, uint64_t file_block, const format::ExtentRecord& old,
-                            const format::ExtentRecord& x);
-  // The special-owner records of a new filesystem (superblock slots, chunk 0's nodes), then
-  // ReconcileMetadataChunks.
-  static Status AddFormatRmapRecords(txn::WriteTxn* txn, btree::BTree* rmap,
-                                     const format::Superblock& sb);
-  // Gives every METADATA chunk typed by `txn` its `metadata` rmap record (the inserts may type
-  // more chunks: loops until none lacks its record). Runs just before every commit.
-  static Status ReconcileMetadataChunks(txn::WriteTxn* txn, btree::BTree* rmap,
-                                        const format::Superblock& sb);
-  // Mount with the rmap: data free space = DATA chunks minus every file-owned rmap range.
-  Status RebuildDataSpaceFromRmap();
-
-  // What an operation will change in the trees, for ReserveTreeWork.
-  struct TreeWork {
-    // Extent-record changes (inserts, deletes, updates) that all fall among `local_records`
-    // consecutive records of one inode: the data path's reservation (its leaf estimate, docs/fs.md,
-    // includes one inode update).
-    uint64_t local_records = 0;
-    uint64_t local_updates = 0;
-    // Extent-record changes that may fall anywhere (remaps), `extent_inserts` of them inserts.
-    uint64_t extent_updates = 0;
-    uint64_t extent_inserts = 0;
-    uint64_t refcount_calls = 0;  // IncRef / DecRef calls (one per unmapped or shared piece)
-    bool increments = false;      // some of those calls are IncRef
-    uint64_t other_updates = 0;   // inode-tree updates beyond the data path's one
-    TreeWork& operator+=(const TreeWork& o) {
-      local_records += o.local_records;
-      local_updates += o.local_updates;
-      extent_updates += o.extent_updates;
-      extent_inserts += o.extent_inserts;
-      refcount_calls += o.refcount_calls;
-      increments = increments || o.increments;
-      other_updates += o.other_updates;
-      return *this;
-    }
-  };
-  // Makes sure the pool can hand out every node `work` may need in the worst case, over the
-  // extent, rmap, refcount and inode trees (each bounded by its own height and size). ENOSPC.
-  // (extent_map.cc, next to ReserveExtentUpdates, which uses it.)
-  Status ReserveTreeWork(const TreeWork& work);
-  // Nodes `updates` updates of `tree` (`inserts` of them inserts) may allocate, at most.
-  Result<uint64_t> WorstCaseNodes(btree::BTree* tree, uint64_t updates, uint64_t inserts);
-  Result<uint64_t> TreeHeight(btree::BTree* tree);  // 0 for an empty (or absent) tree
-  // METADATA chunks known to have their rmap records (CommitLocked checks every chunk again
-  // when the pool's count differs, e.g. after a chunk was typed outside the filesystem).
-  uint64_t metadata_chunks_reconciled_ = 0;
-  Status ReconcileAllMetadataChunks();  // REQUIRES: a write transaction, has_rmap()
-
-  // refcount.cc. Refcounts with XFS semantics: no record = one owner (or free).
-  // Raises the count of every block of [device_block, +count) by one.
-  Status IncRef(uint64_t device_block, uint64_t count);
-  // Lowers it by one; appends to `freed` the runs whose count reached zero (caller frees them).
-  Status DecRef(uint64_t device_block, uint64_t count, std::vector<space::Run>* freed);
-  // The runs of [device_block, +count) with two or more owners, in order.
-  Result<std::vector<space::Run>> SharedRuns(uint64_t device_block, uint64_t count);
-  // Unmapped device blocks: DecRef with reflink (freeing at zero), else ReleaseData.
-  Status DropDataRef(uint64_t device_block, uint64_t count);
-
-  // reflink.cc and file_io.cc.
-  struct InodePair;  // the source and destination inodes of a two-file operation (maybe one)
-  // Loads both (ENOENT) and checks they are regular files (EISDIR, EINVAL).
-  Status LoadInodePair(Ino src, Ino dst, InodePair* pair);
-  struct RemapPlan;  // the source pieces of a remap and the destination range it replaces
-  Result<RemapPlan> PlanRemap(const format::Inode& src, uint64_t src_block, uint64_t blocks,
-                              const format::Inode& dst, uint64_t dst_block,
-                              uint64_t dst_unmap_blocks, TreeWork* work);
-  Status ApplyRemap(const RemapPlan& plan, format::Inode* src, format::Inode* dst);
-  // Maps `pieces` (file block, extent; in order, inside an unmapped range of `ino`) as MapExtent
-  // one by one would, without neighbour lookups for the middle ones (extent_map.cc).
-  Status MapPieces(Ino ino, const std::vector<std::pair<uint64_t, format::ExtentRecord>>& pieces);
-  // Private copies of the shared blocks of [first_block, +count) of `inode` (file_io.cc).
-  Status UnshareData(format::Inode* inode, uint64_t first_block, uint64_t count);
-  // Byte ranges to copy from one file to another (or within one, without overlap).
-  struct ByteCopy {
-    uint64_t src_offset, dst_offset, length;
-  };
-  // Copies `copies` from `src` into `dst` and then applies `remap` (may be null), with one
-  // allocation and reservation for both: nothing changes on error (file_io.cc). `src` and `dst`
-  // may be the same inode object; no two copies, nor a copy and the remap, may touch one block
-  // of dst. Validated by the caller, who sets dst's size and times and stores both inodes.
-  Status CopyBytesAndRemap(format::Inode* src, format::Inode* dst,
-                           const std::vector<ByteCopy>& copies, const RemapPlan* remap,
-                           const TreeWork& remap_work);
-  // ReserveForOp for any tree work: allocates `new_blocks`, then reserves nodes (file_io.cc).
-  Result<BlockSource> ReserveForWork(uint64_t new_blocks, uint64_t goal, TreeWork work);
-  // ---- END reflink/rmap private helpers -------------------------------------------------------
-
-  // ---- namespace.cc helpers (valid inside an operation unless they say they run one).
-  struct NameSlot;    // where a name is, or could go, in a directory
-  struct RenamePlan;  // everything Rename checked, ready to apply
-  // Runs a WriteOp that creates a file, directory or symlink (`target`) named `name` in `dir`.
-  Result<Attr> MakeNode(Ino dir, std::string_view name, format::FileType type, uint32_t mode,
-                        std::string_view target);
-  Result<format::Inode> MakeNodeLocked(Ino dir, std::string_view name, format::FileType type,
-                                       uint32_t mode, std::string_view target);
-  Result<format::Inode> GetDirectory(Ino dir);  // ENOENT, ENOTDIR
-  Result<NameSlot> FindName(Ino dir, std::string_view name);
-  Result<uint64_t> FreeSlotFor(const NameSlot& where, Ino dir, std::string_view name);
-  Result<format::Inode> EntryInode(Ino dir, const format::Dirent& entry);  // EUCLEAN if missing
-  Result<format::Inode> LookupLocked(const format::Inode& dir, std::string_view name);
-  Result<format::Inode> ResolveLocked(std::string_view path, bool follow);
-  Result<std::string> ReadLinkLocked(const format::Inode& link);
-  Status PutEntry(Ino dir, uint64_t slot, const format::Inode& inode, std::string_view name);
-  Status DeleteEntry(Ino dir, uint64_t slot);
-  Result<bool> HasEntries(Ino dir);
-  Result<uint64_t> TreeUpdatesToFree(const format::Inode& inode);
-  Status DropLink(format::Inode* inode, int64_t now);
-  Status UnlinkLocked(Ino dir, std::string_view name);
-  Status RmdirLocked(Ino dir, std::string_view name);
-  Result<format::Inode> LinkLocked(Ino ino, Ino new_dir, std::string_view new_name);
-  Status CheckNotInside(Ino moving_dir, Ino new_parent);
-  Result<RenamePlan> PlanRename(Ino old_dir, std::string_view old_name, Ino new_dir,
-                                std::string_view new_name);
-  Status CheckReplace(const RenamePlan& plan);
-  Status ApplyRename(RenamePlan* plan, std::string_view new_name);
-  Status ReadDirBatch(Ino dir, uint64_t cookie, size_t max, std::vector<DirEntry>* out);
-  // ---- end of namespace.cc helpers
+  FsStats FillSpace(FsStats st);  // the space figures of StatFs (under the filesystem lock)
 
   device::Device* device_;
   std::unique_ptr<device::Device> owned_device_;
   std::unique_ptr<txn::Pool> pool_;
   MountOptions options_;
-  bool read_only_;
-  bool unmounted_ = false;
-  Status shutdown_;  // why the filesystem went read-only, if it did
-
-  std::mutex mu_;
-  std::unique_ptr<txn::WriteTxn> txn_;  // open write transaction (group commit keeps it open)
-  uint32_t ops_in_txn_ = 0;
-  std::unique_ptr<txn::ReadTxn> read_view_;
-  std::optional<btree::BTree> read_trees_[6];
   bool has_rmap_ = false;
   bool has_reflink_ = false;
-  Trees trees_;
-  bool in_write_op_ = false;
-
-  space::ExtentAllocator data_;
-  std::vector<std::pair<uint64_t, uint64_t>> dirty_;  // device byte ranges to flush at commit
+  Rmap rmap_;
+  DataSpace data_;
+  PoisonIndex poison_;
+  NodeBudget budget_;
+  ExtentMap extents_;
+  Remapper remap_;
+  FileData files_;
+  Reflink reflink_;
+  Namespace names_;
+  Owners owners_;
+  OpRunner runner_;
+  Layouts layouts_;
+  MediaFailures media_;
+  Scrubber* scrubber_ = nullptr;  // check and repair (src/scrub); may be null
 };
 
 }  // namespace daxfs::fs

@@ -1,7 +1,8 @@
-// Tests of GETFSMAP (fsmap.cc), the reverse-map scrub (check.cc) and the offline repair
-// (repair.cc): answers on fresh and written filesystems, trimming, pagination, the rmap answer
-// against the full-scan baseline on randomly aged filesystems (seed printed, DAXFS_SEED replays),
-// corruptions written straight through the pool, and PathOf. Every test ends with the checker.
+// Tests of GETFSMAP (owners.cc), the reverse-map scrub (scrub/check.cc) and the offline repair
+// (scrub/repair.cc): answers on fresh and written filesystems, trimming, pagination, the rmap
+// answer against the full-scan baseline on randomly aged filesystems (seed printed, DAXFS_SEED
+// replays), corruptions written straight through the pool, and PathOf. Every test ends with the
+// checker.
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 
@@ -18,6 +19,7 @@
 #include "device/device.h"
 #include "format/records.h"
 #include "fs/fs_impl.h"
+#include "fs_fixture.h"
 #include "txn/pool.h"
 
 namespace daxfs {
@@ -27,9 +29,8 @@ constexpr uint64_t kB = 4096;
 constexpr uint64_t kAll = std::numeric_limits<uint64_t>::max();
 constexpr uint64_t kChunk = 256 << 10;
 
-std::span<const uint8_t> Bytes(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
+using testing::Bytes;
+using testing::Joined;
 
 std::string Text(const FsmapRecord& r) {
   return fmt::format("[{}+{} owner {:#x} offset {} flags {:#x}]", r.physical, r.length, r.owner,
@@ -50,69 +51,24 @@ bool Same(const std::vector<FsmapRecord>& a, const std::vector<FsmapRecord>& b) 
 }
 FsmapKey KeyOf(const FsmapRecord& r) { return {r.physical, r.owner, r.offset}; }
 
-std::string Joined(const std::vector<std::string>& lines) {
-  std::string s;
-  for (auto& l : lines) s += "\n  " + l;
-  return s;
-}
 bool AnyContains(const std::vector<std::string>& lines, const std::string& what) {
   return std::any_of(lines.begin(), lines.end(),
                      [&](auto& l) { return l.find(what) != std::string::npos; });
 }
 
-class FsmapTest : public ::testing::Test {
+class FsmapTest : public testing::FsFixture {
  public:
   void SetUp() override { Start({.chunk_size = kChunk}); }
-  void TearDown() override {
-    if (fs_) ExpectConsistent();
-  }
 
   void Start(const FormatOptions& options, uint64_t device_size = 32 << 20,
              const MountOptions& mount = {}) {
-    fs_.reset();
-    dev_ = device::NewMemoryDevice(device_size);
-    ASSERT_TRUE(Filesystem::Format(dev_.get(), options).ok());
-    Result<std::unique_ptr<Filesystem>> fs = Filesystem::Open(dev_.get(), mount);
-    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
-    fs_ = std::move(*fs);
-  }
-  void Remount() {
-    ASSERT_TRUE(fs_->Unmount().ok());
-    fs_.reset();
-    Result<std::unique_ptr<Filesystem>> fs = Filesystem::Open(dev_.get());
-    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
-    fs_ = std::move(*fs);
+    StartOnMemory(device_size, options, mount);
   }
   fs::FsImpl* impl() { return static_cast<fs::FsImpl*>(fs_.get()); }
 
-  FsCheckResult CheckResult() {
-    Result<FsCheckResult> r = fs_->Check();
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? *r : FsCheckResult{};
-  }
-  void ExpectConsistent() {
-    FsCheckResult r = CheckResult();
-    EXPECT_TRUE(r.ok()) << "inconsistent:" << Joined(r.problems);
-  }
-
-  Ino NewFile(const std::string& name, Ino dir = kRootIno) {
-    Result<Attr> a = fs_->Create(dir, name, 0644);
-    EXPECT_TRUE(a.ok()) << a.status().ToString();
-    return a.ok() ? a->ino : 0;
-  }
-  Ino NewDir(const std::string& name, Ino dir = kRootIno) {
-    Result<Attr> a = fs_->Mkdir(dir, name, 0755);
-    EXPECT_TRUE(a.ok()) << a.status().ToString();
-    return a.ok() ? a->ino : 0;
-  }
+  // `length` bytes of `c` at `offset`.
   void Put(Ino ino, uint64_t offset, uint64_t length, char c = 'x') {
-    Result<size_t> n = fs_->Write(ino, offset, Bytes(std::string(length, c)));
-    ASSERT_TRUE(n.ok()) << n.status().ToString();
-  }
-  std::vector<FileExtent> Map(Ino ino) {
-    Result<std::vector<FileExtent>> m = fs_->Bmap(ino);
-    EXPECT_TRUE(m.ok()) << m.status().ToString();
-    return m.ok() ? *m : std::vector<FileExtent>{};
+    FsFixture::Put(ino, offset, std::string(length, c));
   }
 
   std::vector<FsmapRecord> Query(uint64_t start = 0, uint64_t end = kAll,
@@ -123,7 +79,7 @@ class FsmapTest : public ::testing::Test {
   }
   std::vector<FsmapRecord> Scan(uint64_t start = 0, uint64_t end = kAll,
                                 std::optional<FsmapKey> after = {}, size_t max = 0) {
-    Result<std::vector<FsmapRecord>> r = impl()->FsmapByScan(start, end, after, max);
+    Result<std::vector<FsmapRecord>> r = impl()->FsmapByFullScan(start, end, after, max);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : std::vector<FsmapRecord>{};
   }
@@ -153,8 +109,8 @@ class FsmapTest : public ::testing::Test {
   void Corrupt(const std::function<void(btree::BTree* rmap, btree::BTree* refcount)>& fn) {
     Result<std::unique_ptr<txn::WriteTxn>> txn = impl()->pool()->BeginWrite();
     ASSERT_TRUE(txn.ok()) << txn.status().ToString();
-    Result<btree::BTree*> rmap = (*txn)->Tree(fs::RmapTreeSpec());
-    Result<btree::BTree*> refcount = (*txn)->Tree(fs::RefcountTreeSpec());
+    Result<btree::BTree*> rmap = (*txn)->Tree(fs::SpecOf(fs::FsTree::kRmap));
+    Result<btree::BTree*> refcount = (*txn)->Tree(fs::SpecOf(fs::FsTree::kRefcount));
     ASSERT_TRUE(rmap.ok() && refcount.ok());
     fn(*rmap, *refcount);
     ASSERT_TRUE((*txn)->Commit().ok());
@@ -164,9 +120,6 @@ class FsmapTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : RepairReport{};
   }
-
-  std::unique_ptr<device::Device> dev_;
-  std::unique_ptr<Filesystem> fs_;
 };
 
 // Every answer is in strictly increasing key order, inside the query, with kFsmapLast on the
@@ -457,7 +410,7 @@ void CompareRandomRanges(FsmapTest* t, fs::FsImpl* impl, base::Random* rnd, uint
     uint64_t end = rnd->OneIn(8) ? kAll : start + rnd->Uniform(rnd->OneIn(2) ? 64 * kB : span);
     SCOPED_TRACE(fmt::format("[{}, {})", start, end));
     Result<std::vector<FsmapRecord>> a = impl->Fsmap(start, end, std::nullopt, 0);
-    Result<std::vector<FsmapRecord>> b = impl->FsmapByScan(start, end, std::nullopt, 0);
+    Result<std::vector<FsmapRecord>> b = impl->FsmapByFullScan(start, end, std::nullopt, 0);
     ASSERT_TRUE(a.ok() && b.ok());
     EXPECT_TRUE(Same(*a, *b)) << "rmap:" << Text(*a) << "\nscan:" << Text(*b);
     ExpectWellFormed(*a, start, end, true);

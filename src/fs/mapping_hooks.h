@@ -7,8 +7,12 @@
 #include <vector>
 
 #include "daxfs/filesystem.h"
+#include "format/layout.h"
 
 namespace daxfs::fs {
+
+// A page of a mapping is one filesystem block: layouts, mappings and trackers count in these.
+inline constexpr uint64_t kPageBytes = format::kBlockSize;
 
 // How one stretch of a file range is backed. Every segment is whole 4 KiB blocks.
 enum class SegmentKind : uint8_t {
@@ -34,7 +38,7 @@ struct MapSegment {
 // same kind are merged when their device ranges are contiguous too.
 using MapLayout = std::vector<MapSegment>;
 
-// Registered by the DAX layer with FsImpl::SetMappingObserver.
+// Registered by the DAX layer with FsFace::SetMappingObserver (fs/face.h).
 class MappingObserver {
  public:
   virtual ~MappingObserver() = default;

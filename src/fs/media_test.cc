@@ -1,9 +1,9 @@
-// Tests of media failures in the filesystem (media.cc, docs/media.md): classification, every owner
-// of a shared bad block lost and failing reads, whole-block rewrites restoring one owner, bad
-// blocks never reused and retired at their last owner, free-space retirement surviving remount,
-// metadata hits shutting down, the no-rmap scan, records cleared by unlink/truncate, the read-only
-// overlay, idempotence, and the reflink operations refusing lost ranges. Every test ends with the
-// checker.
+// Tests of media failures in the filesystem (media_failures.cc, poison.cc, docs/media.md):
+// classification, every owner of a shared bad block lost and failing reads, whole-block rewrites
+// restoring one owner, bad blocks never reused and retired at their last owner, free-space
+// retirement surviving remount, metadata hits shutting down, the no-rmap scan, records cleared by
+// unlink/truncate, the read-only overlay, idempotence, and the reflink operations refusing lost
+// ranges. Every test ends with the checker.
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 
@@ -203,6 +203,51 @@ TEST_F(SharedMediaTest, SharedBlockHitMakesEveryOwnerLost) {
   EXPECT_EQ(check->damage.size(), 3u) << Joined(check->damage);
 }
 
+// The failure path plans once: the observer hears the owners once, and they are the record's
+// owners. A metadata hit names no owners, so the observer is not called.
+class PlanRecorder final : public fs::FailurePlanObserver {
+ public:
+  void Planned(const DeviceRange& range, const std::vector<FileRangeLoss>& owners) override {
+    ++calls;
+    this->range = range;
+    this->owners = owners;
+  }
+  int calls = 0;
+  DeviceRange range;
+  std::vector<FileRangeLoss> owners;
+};
+
+TEST_F(SharedMediaTest, FailureIsPlannedOnceWithTheRecordsOwners) {
+  Format();
+  Shared s = MakeShared();
+  PlanRecorder plan;
+  ASSERT_TRUE(dev_->InjectPoison(s.bad, kB).ok());
+  Result<DeviceRange> range = fs::CheckFailedRange(*dev_, s.bad + 100, 10);
+  ASSERT_TRUE(range.ok());
+  auto rec = impl()->RecordCheckedFailure(*range, kFailureSimulated, &plan);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  ASSERT_EQ(plan.calls, 1);
+  EXPECT_EQ(plan.range.offset, s.bad + 100);
+  EXPECT_EQ(plan.range.length, 10u);
+  ASSERT_EQ(plan.owners.size(), rec->owners.size());
+  ASSERT_EQ(plan.owners.size(), 3u);
+  for (size_t i = 0; i < plan.owners.size(); ++i) {
+    EXPECT_EQ(plan.owners[i].ino, rec->owners[i].ino);
+    EXPECT_EQ(plan.owners[i].file_offset, rec->owners[i].file_offset);
+    EXPECT_EQ(plan.owners[i].device_offset, rec->owners[i].device_offset);
+  }
+  EXPECT_EQ(ReadErrno(s.a, kB), EIO);
+
+  PlanRecorder metadata;
+  range = fs::CheckFailedRange(*dev_, 3 * kB, kB);
+  ASSERT_TRUE(range.ok());
+  rec = impl()->RecordCheckedFailure(*range, kFailureSimulated, &metadata);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_TRUE(rec->metadata_hit);
+  EXPECT_EQ(metadata.calls, 0);
+  expect_problems_ = true;
+}
+
 TEST_F(SharedMediaTest, WholeBlockRewriteRestoresOneOwnerOnly) {
   Format();
   Shared s = MakeShared();
@@ -246,7 +291,7 @@ TEST_F(SharedMediaTest, WholeBlockRewriteRestoresOneOwnerOnly) {
   owners = OwnersOf(s.bad);
   ASSERT_EQ(owners.size(), 1u);
   EXPECT_EQ(owners[0].owner, kOwnerBad);
-  auto scan = impl()->FsmapByScan(0, kAll, std::nullopt, 0);
+  auto scan = impl()->FsmapByFullScan(0, kAll, std::nullopt, 0);
   auto rmap = fs_->Fsmap(0, kAll, std::nullopt, 0);
   ASSERT_TRUE(scan.ok() && rmap.ok());
   ASSERT_EQ(scan->size(), rmap->size());
@@ -496,6 +541,15 @@ TEST_F(MediaTest, ArgumentsAndRemoval) {
   Ino a = MakeFile("a", 1, 10);
   EXPECT_EQ(fs_->RecordMediaFailure(0, 0, 0).status().code(), EINVAL);
   EXPECT_EQ(fs_->RecordMediaFailure(kDeviceSize, 1, 0).status().code(), ENXIO);
+  // The one check of a failed range, wherever it enters.
+  EXPECT_EQ(fs::CheckFailedRange(*dev_, 0, 0).status().code(), EINVAL);
+  EXPECT_EQ(fs::CheckFailedRange(*dev_, kDeviceSize, 1).status().code(), ENXIO);
+  EXPECT_NE(fs::CheckFailedRange(*dev_, kDeviceSize, 1).status().message().find("past the end"),
+            std::string::npos);
+  Result<DeviceRange> clipped = fs::CheckFailedRange(*dev_, kDeviceSize - kB, 2 * kB);
+  ASSERT_TRUE(clipped.ok());
+  EXPECT_EQ(clipped->offset, kDeviceSize - kB);
+  EXPECT_EQ(clipped->length, kB);
   auto removed = fs_->RecordMediaFailure(DeviceOffsetOf(a, 0), kB, kFailureRemove);
   ASSERT_TRUE(removed.ok());
   EXPECT_FALSE(removed->recorded);

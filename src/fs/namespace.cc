@@ -1,17 +1,19 @@
-// Directories and names: lookup, path resolution, create/link/unlink/rename, readdir, attributes.
-// Uses the inode and directory-entry trees through the scaffolding of fs_impl.cc; file data only
-// through WriteData/ReadData/FreeAllData, never the extent map's layout or the data allocator.
-//
-// Names "." and ".." (POSIX leaves the errno to us in places; these follow Linux where it is
-// clear): Lookup and Resolve treat them as path components; creating one (Create, Mkdir,
-// Symlink, Link) fails with EEXIST (the name always exists); Unlink of one fails with EISDIR (it
-// is a directory); Rmdir and Rename with EINVAL (POSIX rmdir/rename).
+// Directories and names (namespace.h). Names "." and ".." (POSIX leaves the errno to us in
+// places; these follow Linux where it is clear): Lookup and Resolve treat them as path
+// components; creating one (Create, Link) fails with EEXIST (the name always exists); Unlink of
+// one fails with EISDIR (it is a directory); Rmdir and Rename with EINVAL (POSIX rmdir/rename).
+#include "fs/namespace.h"
+
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <limits>
 
-#include "fs/fs_impl.h"
+#include "fs/blocks.h"
+#include "fs/extent_map.h"
+#include "fs/file_data.h"
+#include "fs/inodes.h"
+#include "fs/node_budget.h"
 
 namespace daxfs::fs {
 
@@ -21,13 +23,9 @@ using format::Inode;
 
 namespace {
 
-constexpr uint32_t kMaxLinks = 65000;            // link count limit (EMLINK), as ext4
-constexpr int kMaxSymlinkFollows = 40;           // per resolution (ELOOP), as Linux MAXSYMLINKS
-constexpr size_t kReadDirBatch = 128;            // entries gathered per lock hold in ReadDir
-constexpr uint64_t kAllFileBlocks = 1ULL << 52;  // more than any file's 2^63 - 1 bytes
-constexpr uint64_t kExtentsPerFreeUpdate = 8;    // extent records one reserved update covers
-
-btree::Key DirentKey(Ino dir, uint64_t slot) { return btree::Key{{dir, slot}}; }
+constexpr uint32_t kMaxLinks = 65000;          // link count limit (EMLINK), as ext4
+constexpr int kMaxSymlinkFollows = 40;         // per resolution (ELOOP), as Linux MAXSYMLINKS
+constexpr uint64_t kExtentsPerFreeUpdate = 8;  // extent records one reserved update covers
 
 bool IsDotName(std::string_view name) { return name == "." || name == ".."; }
 
@@ -96,13 +94,13 @@ void Touch(Inode* dir, int64_t now) { dir->mtime_ns = dir->ctime_ns = now; }
 }  // namespace
 
 // Where `name` is in a directory (when it exists) and the first unused slot of its hash.
-struct FsImpl::NameSlot {
+struct Namespace::NameSlot {
   std::optional<uint64_t> slot;  // set when the name exists
   Dirent entry;                  // the entry, when it exists
   std::optional<uint64_t> free_slot;
 };
 
-struct FsImpl::RenamePlan {
+struct Namespace::RenamePlan {
   Inode old_parent;
   Inode new_parent;  // unused when same_dir
   bool same_dir = false;
@@ -116,8 +114,8 @@ struct FsImpl::RenamePlan {
 
 // ---- Helpers (inside an operation).
 
-Result<Inode> FsImpl::GetDirectory(Ino dir) {
-  Result<Inode> n = GetInode(dir);
+Result<Inode> Namespace::GetDirectory(const ReadOp& op, Ino dir) const {
+  Result<Inode> n = Inodes::Get(op, dir);
   if (!n.ok()) {
     if (!n.status().IsNotFound()) return n.status();
     return Status::NotFound(fmt::format("directory {} does not exist", dir));
@@ -127,12 +125,13 @@ Result<Inode> FsImpl::GetDirectory(Ino dir) {
 }
 
 // Scans the up-to-256 slots of the name's hash: SeekGE {dir, base}, stop past base | 0xff.
-Result<FsImpl::NameSlot> FsImpl::FindName(Ino dir, std::string_view name) {
+Result<Namespace::NameSlot> Namespace::FindName(const ReadOp& op, Ino dir,
+                                                std::string_view name) const {
   const uint64_t base = format::NameHashSlot(name);
   const uint64_t last = base | format::kSlotCollisionMask;
   NameSlot out;
   uint64_t next = base;  // lowest slot of the hash not seen yet
-  btree::Cursor c(trees_.dirents);
+  btree::Cursor c(op.dirents());
   for (Status s = c.SeekGE(DirentKey(dir, base));; s = c.Next()) {
     RETURN_IF_ERROR(s);
     if (!c.Valid() || c.key().w[0] != dir || c.key().w[1] > last) break;
@@ -150,7 +149,7 @@ Result<FsImpl::NameSlot> FsImpl::FindName(Ino dir, std::string_view name) {
 }
 
 // The slot a new entry `name` takes: EEXIST if the name is there, ENOSPC if its hash is full.
-Result<uint64_t> FsImpl::FreeSlotFor(const NameSlot& where, Ino dir, std::string_view name) {
+Result<uint64_t> Namespace::FreeSlotFor(const NameSlot& where, Ino dir, std::string_view name) {
   if (where.slot) {
     return Status::Exists(fmt::format("'{}' already exists in directory {}", name, dir));
   }
@@ -161,26 +160,26 @@ Result<uint64_t> FsImpl::FreeSlotFor(const NameSlot& where, Ino dir, std::string
   return *where.free_slot;
 }
 
-Result<Inode> FsImpl::EntryInode(Ino dir, const Dirent& entry) {
-  Result<Inode> n = GetInode(entry.ino);
+Result<Inode> Namespace::EntryInode(const ReadOp& op, Ino dir, const Dirent& entry) const {
+  Result<Inode> n = Inodes::Get(op, entry.ino);
   if (n.ok() || !n.status().IsNotFound()) return n;
   return Status::Corruption(fmt::format("directory {}: entry '{}' points to missing inode {}", dir,
                                         entry.name, entry.ino));
 }
 
-Result<Inode> FsImpl::LookupLocked(const Inode& dir, std::string_view name) {
+Result<Inode> Namespace::LookupIn(const ReadOp& op, const Inode& dir, std::string_view name) const {
   RETURN_IF_ERROR(ValidateName(name, 0));
   if (dir.type != FileType::kDirectory) return NotADirectory(dir.ino);
   if (name == ".") return dir;
-  if (name == "..") return GetInode(dir.parent);
-  ASSIGN_OR_RETURN(NameSlot where, FindName(dir.ino, name));
+  if (name == "..") return Inodes::Get(op, dir.parent);
+  ASSIGN_OR_RETURN(NameSlot where, FindName(op, dir.ino, name));
   if (!where.slot) {
     return Status::NotFound(fmt::format("'{}' does not exist in directory {}", name, dir.ino));
   }
-  return EntryInode(dir.ino, where.entry);
+  return EntryInode(op, dir.ino, where.entry);
 }
 
-Result<Inode> FsImpl::ResolveLocked(std::string_view path, bool follow) {
+Result<Inode> Namespace::Resolve(const ReadOp& op, std::string_view path, bool follow) const {
   if (path.empty() || path[0] != '/') {
     return Status::Invalid(fmt::format("'{}' is not an absolute path", path));
   }
@@ -190,12 +189,12 @@ Result<Inode> FsImpl::ResolveLocked(std::string_view path, bool follow) {
   }
   std::vector<std::string> todo;  // components left, the next one last
   PushComponents(path, &todo);
-  ASSIGN_OR_RETURN(Inode cur, GetInode(format::kRootIno));
+  ASSIGN_OR_RETURN(Inode cur, Inodes::Get(op, format::kRootIno));
   int follows = 0;
   while (!todo.empty()) {
     std::string part = std::move(todo.back());
     todo.pop_back();
-    ASSIGN_OR_RETURN(Inode next, LookupLocked(cur, part));
+    ASSIGN_OR_RETURN(Inode next, LookupIn(op, cur, part));
     if (next.type != FileType::kSymlink || (todo.empty() && !follow)) {
       cur = std::move(next);
       continue;
@@ -204,16 +203,16 @@ Result<Inode> FsImpl::ResolveLocked(std::string_view path, bool follow) {
       return Status::Error(ELOOP,
                            fmt::format("'{}': more than {} symlinks", path, kMaxSymlinkFollows));
     }
-    ASSIGN_OR_RETURN(std::string target, ReadLinkLocked(next));
+    ASSIGN_OR_RETURN(std::string target, LinkTarget(op, next));
     if (target[0] == '/') {
-      ASSIGN_OR_RETURN(cur, GetInode(format::kRootIno));
+      ASSIGN_OR_RETURN(cur, Inodes::Get(op, format::kRootIno));
     }
     PushComponents(target, &todo);
   }
   return cur;
 }
 
-Result<std::string> FsImpl::ReadLinkLocked(const Inode& link) {
+Result<std::string> Namespace::LinkTarget(const ReadOp& op, const Inode& link) const {
   if (link.type != FileType::kSymlink) {
     return Status::Invalid(fmt::format("inode {} is not a symlink", link.ino));
   }
@@ -221,8 +220,9 @@ Result<std::string> FsImpl::ReadLinkLocked(const Inode& link) {
     return Status::Corruption(fmt::format("symlink {}: target length {}", link.ino, link.size));
   }
   std::string target(link.size, '\0');
-  ASSIGN_OR_RETURN(size_t got,
-                   ReadData(link, 0, {reinterpret_cast<uint8_t*>(target.data()), target.size()}));
+  ASSIGN_OR_RETURN(
+      size_t got,
+      files_->ReadData(op, link, 0, {reinterpret_cast<uint8_t*>(target.data()), target.size()}));
   if (got != target.size()) {
     return Status::Corruption(
         fmt::format("symlink {}: read {} of {} target bytes", link.ino, got, target.size()));
@@ -230,310 +230,233 @@ Result<std::string> FsImpl::ReadLinkLocked(const Inode& link) {
   return target;
 }
 
-Status FsImpl::PutEntry(Ino dir, uint64_t slot, const Inode& inode, std::string_view name) {
+Status Namespace::PutEntry(WriteOp& op, Ino dir, uint64_t slot, const Inode& inode,
+                           std::string_view name) {
   uint8_t value[format::kDirentValueSize];
   format::EncodeDirent(Dirent{.ino = inode.ino, .type = inode.type, .name = std::string(name)},
                        value);
-  ASSIGN_OR_RETURN(bool added, trees_.dirents->Put(DirentKey(dir, slot), value));
+  ASSIGN_OR_RETURN(bool added, op.writer(FsTree::kDirents).Put(DirentKey(dir, slot), value));
   (void)added;
   return Status::Ok();
 }
 
-Status FsImpl::DeleteEntry(Ino dir, uint64_t slot) {
-  return trees_.dirents->Delete(DirentKey(dir, slot));
+Status Namespace::DeleteEntry(WriteOp& op, Ino dir, uint64_t slot) {
+  return op.writer(FsTree::kDirents).Delete(DirentKey(dir, slot));
 }
 
-Result<bool> FsImpl::HasEntries(Ino dir) {
-  btree::Cursor c(trees_.dirents);
+Result<bool> Namespace::HasEntries(const ReadOp& op, Ino dir) const {
+  btree::Cursor c(op.dirents());
   RETURN_IF_ERROR(c.SeekGE(DirentKey(dir, 0)));
   return c.Valid() && c.key().w[0] == dir;
 }
 
 // Tree updates that dropping the last link of `inode` costs on top of deleting it: freeing
 // its extents (a generous share of one path copy per kExtentsPerFreeUpdate records).
-Result<uint64_t> FsImpl::TreeUpdatesToFree(const Inode& inode) {
+Result<uint64_t> Namespace::TreeUpdatesToFree(const ReadOp& op, const Inode& inode) const {
   if (inode.type == FileType::kDirectory || inode.nlink > 1) return 0;
   uint64_t extents = 0;
-  RETURN_IF_ERROR(
-      ForEachExtent(inode.ino, 0, kAllFileBlocks, [&](uint64_t, const format::ExtentRecord&) {
-        ++extents;
-        return true;
-      }));
+  RETURN_IF_ERROR(extents_->ForEach(op, inode.ino, 0, kMaxFileBlocks,
+                                    [&](uint64_t, const format::ExtentRecord&) {
+                                      ++extents;
+                                      return true;
+                                    }));
   return 2 + extents / kExtentsPerFreeUpdate;
 }
 
 // One link of a file or symlink goes away; at the last, its data and inode go too. The data is
 // freed first, before any other change, so a failure there leaves everything as it was.
-Status FsImpl::DropLink(Inode* inode, int64_t now) {
+Status Namespace::DropLink(WriteOp& op, Inode* inode, int64_t now) {
   if (inode->nlink > 1) {
     --inode->nlink;
     inode->ctime_ns = now;
-    return PutInode(*inode);
+    return Inodes::Put(op, *inode);
   }
-  RETURN_IF_ERROR(FreeAllData(inode));
-  return DeleteInode(inode->ino);
+  RETURN_IF_ERROR(files_->FreeAllData(op, inode));
+  return Inodes::Delete(op, inode->ino);
 }
 
 // ---- Lookup and attributes.
 
-Result<Attr> FsImpl::Lookup(Ino dir, std::string_view name) {
-  Attr out;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    RETURN_IF_ERROR(ValidateName(name, 0));
-    ASSIGN_OR_RETURN(Inode d, GetDirectory(dir));
-    ASSIGN_OR_RETURN(Inode n, LookupLocked(d, name));
-    out = ToAttr(n);
-    return Status::Ok();
-  }));
-  return out;
+Result<Inode> Namespace::Lookup(const ReadOp& op, Ino dir, std::string_view name) const {
+  RETURN_IF_ERROR(ValidateName(name, 0));
+  ASSIGN_OR_RETURN(Inode d, GetDirectory(op, dir));
+  return LookupIn(op, d, name);
 }
 
-Result<Attr> FsImpl::Resolve(std::string_view path, bool follow) {
-  Attr out;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode n, ResolveLocked(path, follow));
-    out = ToAttr(n);
-    return Status::Ok();
-  }));
-  return out;
+Result<Inode> Namespace::SetAttr(WriteOp& op, Ino ino, const SetAttrRequest& request) {
+  ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 1));
+  if (request.mode) n.mode = static_cast<uint16_t>(*request.mode & 07777);
+  if (request.uid) n.uid = *request.uid;
+  if (request.gid) n.gid = *request.gid;
+  if (request.atime_ns) n.atime_ns = *request.atime_ns;
+  if (request.mtime_ns) n.mtime_ns = *request.mtime_ns;
+  n.ctime_ns = NowNs();
+  RETURN_IF_ERROR(Inodes::Put(op, n));
+  return n;
 }
 
-Result<Attr> FsImpl::GetAttr(Ino ino) {
-  Attr out;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode n, GetInode(ino));
-    out = ToAttr(n);
-    return Status::Ok();
-  }));
-  return out;
-}
-
-Result<Attr> FsImpl::SetAttr(Ino ino, const SetAttrRequest& request) {
-  Attr out;
-  RETURN_IF_ERROR(WriteOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode n, GetInode(ino));
-    RETURN_IF_ERROR(ReserveNodes(1));
-    if (request.mode) n.mode = static_cast<uint16_t>(*request.mode & 07777);
-    if (request.uid) n.uid = *request.uid;
-    if (request.gid) n.gid = *request.gid;
-    if (request.atime_ns) n.atime_ns = *request.atime_ns;
-    if (request.mtime_ns) n.mtime_ns = *request.mtime_ns;
-    n.ctime_ns = NowNs();
-    RETURN_IF_ERROR(PutInode(n));
-    out = ToAttr(n);
-    return Status::Ok();
-  }));
-  return out;
-}
-
-Result<std::string> FsImpl::ReadLink(Ino ino) {
-  std::string out;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode n, GetInode(ino));
-    ASSIGN_OR_RETURN(out, ReadLinkLocked(n));
-    return Status::Ok();
-  }));
-  return out;
+Result<std::string> Namespace::ReadLink(const ReadOp& op, Ino ino) const {
+  ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
+  return LinkTarget(op, n);
 }
 
 // ---- Creating names.
 
-Result<Attr> FsImpl::Create(Ino dir, std::string_view name, uint32_t mode) {
-  return MakeNode(dir, name, FileType::kRegular, mode, {});
-}
-
-Result<Attr> FsImpl::Mkdir(Ino dir, std::string_view name, uint32_t mode) {
-  return MakeNode(dir, name, FileType::kDirectory, mode, {});
-}
-
-Result<Attr> FsImpl::Symlink(Ino dir, std::string_view name, std::string_view target) {
-  return MakeNode(dir, name, FileType::kSymlink, 0777, target);
-}
-
-Result<Attr> FsImpl::MakeNode(Ino dir, std::string_view name, FileType type, uint32_t mode,
-                              std::string_view target) {
-  Attr out;
-  RETURN_IF_ERROR(WriteOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode n, MakeNodeLocked(dir, name, type, mode, target));
-    out = ToAttr(n);
-    return Status::Ok();
-  }));
-  return out;
-}
-
 // Tree updates: the new inode, its entry, the parent inode; a symlink's data adds an extent.
-Result<Inode> FsImpl::MakeNodeLocked(Ino dir, std::string_view name, FileType type, uint32_t mode,
-                                     std::string_view target) {
+Result<Inode> Namespace::Create(WriteOp& op, Ino dir, std::string_view name, FileType type,
+                                uint32_t mode, std::string_view target) {
   const bool is_dir = type == FileType::kDirectory;
   RETURN_IF_ERROR(ValidateName(name, EEXIST));
   if (type == FileType::kSymlink) RETURN_IF_ERROR(ValidateSymlinkTarget(target));
-  ASSIGN_OR_RETURN(Inode parent, GetDirectory(dir));
+  ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, dir));
   if (is_dir && parent.nlink >= kMaxLinks) {
     return Status::Error(EMLINK, fmt::format("directory {} has too many subdirectories", dir));
   }
-  ASSIGN_OR_RETURN(NameSlot where, FindName(dir, name));
+  ASSIGN_OR_RETURN(NameSlot where, FindName(op, dir, name));
   ASSIGN_OR_RETURN(uint64_t slot, FreeSlotFor(where, dir, name));
-  ASSIGN_OR_RETURN(Ino ino, NextIno());
-  RETURN_IF_ERROR(ReserveNodes(type == FileType::kSymlink ? 8 : 3));
+  ASSIGN_OR_RETURN(Ino ino, Inodes::Next(op));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, type == FileType::kSymlink ? 8 : 3));
 
   const int64_t now = NowNs();
   Inode n = NewInode(ino, type, mode, dir, now);
   if (type == FileType::kSymlink) {  // first: it allocates data, all or nothing
-    RETURN_IF_ERROR(
-        WriteData(&n, 0, {reinterpret_cast<const uint8_t*>(target.data()), target.size()}));
+    RETURN_IF_ERROR(files_->WriteData(
+        op, &n, 0, {reinterpret_cast<const uint8_t*>(target.data()), target.size()}));
   }
-  RETURN_IF_ERROR(PutInode(n));
-  RETURN_IF_ERROR(PutEntry(dir, slot, n, name));
+  RETURN_IF_ERROR(Inodes::Put(op, n));
+  RETURN_IF_ERROR(PutEntry(op, dir, slot, n, name));
   ++parent.size;
   if (is_dir) ++parent.nlink;
   Touch(&parent, now);
-  RETURN_IF_ERROR(PutInode(parent));
+  RETURN_IF_ERROR(Inodes::Put(op, parent));
   return n;
 }
 
-Result<Attr> FsImpl::Link(Ino ino, Ino new_dir, std::string_view new_name) {
-  Attr out;
-  RETURN_IF_ERROR(WriteOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode n, LinkLocked(ino, new_dir, new_name));
-    out = ToAttr(n);
-    return Status::Ok();
-  }));
-  return out;
-}
-
 // Tree updates: the inode, the new entry, the parent inode.
-Result<Inode> FsImpl::LinkLocked(Ino ino, Ino new_dir, std::string_view new_name) {
+Result<Inode> Namespace::Link(WriteOp& op, Ino ino, Ino new_dir, std::string_view new_name) {
   RETURN_IF_ERROR(ValidateName(new_name, EEXIST));
-  ASSIGN_OR_RETURN(Inode n, GetInode(ino));
+  ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
   if (n.type == FileType::kDirectory) {
     return Status::Error(EPERM, fmt::format("inode {} is a directory: no hard links", ino));
   }
   if (n.nlink >= kMaxLinks) {
     return Status::Error(EMLINK, fmt::format("inode {} has {} links already", ino, n.nlink));
   }
-  ASSIGN_OR_RETURN(Inode parent, GetDirectory(new_dir));
-  ASSIGN_OR_RETURN(NameSlot where, FindName(new_dir, new_name));
+  ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, new_dir));
+  ASSIGN_OR_RETURN(NameSlot where, FindName(op, new_dir, new_name));
   ASSIGN_OR_RETURN(uint64_t slot, FreeSlotFor(where, new_dir, new_name));
-  RETURN_IF_ERROR(ReserveNodes(3));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 3));
 
   const int64_t now = NowNs();
   ++n.nlink;
   n.ctime_ns = now;
-  RETURN_IF_ERROR(PutInode(n));
-  RETURN_IF_ERROR(PutEntry(new_dir, slot, n, new_name));
+  RETURN_IF_ERROR(Inodes::Put(op, n));
+  RETURN_IF_ERROR(PutEntry(op, new_dir, slot, n, new_name));
   ++parent.size;
   Touch(&parent, now);
-  RETURN_IF_ERROR(PutInode(parent));
+  RETURN_IF_ERROR(Inodes::Put(op, parent));
   return n;
 }
 
 // ---- Removing names.
 
-Status FsImpl::Unlink(Ino dir, std::string_view name) {
-  return WriteOp([&]() -> Status { return UnlinkLocked(dir, name); });
-}
-
 // Tree updates: the entry, the parent, the inode (updated or deleted) and freeing its data.
-Status FsImpl::UnlinkLocked(Ino dir, std::string_view name) {
+Status Namespace::Unlink(WriteOp& op, Ino dir, std::string_view name) {
   RETURN_IF_ERROR(ValidateName(name, EISDIR));
-  ASSIGN_OR_RETURN(Inode parent, GetDirectory(dir));
-  ASSIGN_OR_RETURN(NameSlot where, FindName(dir, name));
+  ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, dir));
+  ASSIGN_OR_RETURN(NameSlot where, FindName(op, dir, name));
   if (!where.slot) {
     return Status::NotFound(fmt::format("'{}' does not exist in directory {}", name, dir));
   }
-  ASSIGN_OR_RETURN(Inode n, EntryInode(dir, where.entry));
+  ASSIGN_OR_RETURN(Inode n, EntryInode(op, dir, where.entry));
   if (n.type == FileType::kDirectory) {
     return Status::Error(EISDIR, fmt::format("'{}' is a directory (use rmdir)", name));
   }
-  ASSIGN_OR_RETURN(uint64_t free_updates, TreeUpdatesToFree(n));
-  RETURN_IF_ERROR(ReserveNodes(3 + free_updates));
+  ASSIGN_OR_RETURN(uint64_t free_updates, TreeUpdatesToFree(op, n));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 3 + free_updates));
 
   const int64_t now = NowNs();
-  RETURN_IF_ERROR(DropLink(&n, now));
-  RETURN_IF_ERROR(DeleteEntry(dir, *where.slot));
+  RETURN_IF_ERROR(DropLink(op, &n, now));
+  RETURN_IF_ERROR(DeleteEntry(op, dir, *where.slot));
   --parent.size;
   Touch(&parent, now);
-  return PutInode(parent);
-}
-
-Status FsImpl::Rmdir(Ino dir, std::string_view name) {
-  return WriteOp([&]() -> Status { return RmdirLocked(dir, name); });
+  return Inodes::Put(op, parent);
 }
 
 // Tree updates: the entry, the directory's inode, the parent inode.
-Status FsImpl::RmdirLocked(Ino dir, std::string_view name) {
+Status Namespace::Rmdir(WriteOp& op, Ino dir, std::string_view name) {
   RETURN_IF_ERROR(ValidateName(name, EINVAL));
-  ASSIGN_OR_RETURN(Inode parent, GetDirectory(dir));
-  ASSIGN_OR_RETURN(NameSlot where, FindName(dir, name));
+  ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, dir));
+  ASSIGN_OR_RETURN(NameSlot where, FindName(op, dir, name));
   if (!where.slot) {
     return Status::NotFound(fmt::format("'{}' does not exist in directory {}", name, dir));
   }
-  ASSIGN_OR_RETURN(Inode child, EntryInode(dir, where.entry));
+  ASSIGN_OR_RETURN(Inode child, EntryInode(op, dir, where.entry));
   if (child.type != FileType::kDirectory) {
     return Status::Error(ENOTDIR, fmt::format("'{}' is not a directory", name));
   }
   if (child.ino == format::kRootIno) return Status::Busy("the root directory cannot be removed");
-  ASSIGN_OR_RETURN(bool has_entries, HasEntries(child.ino));
+  ASSIGN_OR_RETURN(bool has_entries, HasEntries(op, child.ino));
   if (has_entries) {
     return Status::Error(ENOTEMPTY, fmt::format("directory '{}' is not empty", name));
   }
-  RETURN_IF_ERROR(ReserveNodes(3));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 3));
 
-  RETURN_IF_ERROR(DeleteInode(child.ino));
-  RETURN_IF_ERROR(DeleteEntry(dir, *where.slot));
+  RETURN_IF_ERROR(Inodes::Delete(op, child.ino));
+  RETURN_IF_ERROR(DeleteEntry(op, dir, *where.slot));
   --parent.size;
   --parent.nlink;
   Touch(&parent, NowNs());
-  return PutInode(parent);
+  return Inodes::Put(op, parent);
 }
 
 // ---- Rename.
 
-Status FsImpl::Rename(Ino old_dir, std::string_view old_name, Ino new_dir,
-                      std::string_view new_name) {
-  return WriteOp([&]() -> Status {
-    ASSIGN_OR_RETURN(RenamePlan plan, PlanRename(old_dir, old_name, new_dir, new_name));
-    if (plan.no_op) return Status::Ok();
-    RETURN_IF_ERROR(ReserveNodes(6 + plan.free_updates));
-    return ApplyRename(&plan, new_name);
-  });
+Status Namespace::Rename(WriteOp& op, Ino old_dir, std::string_view old_name, Ino new_dir,
+                         std::string_view new_name) {
+  ASSIGN_OR_RETURN(RenamePlan plan, PlanRename(op, old_dir, old_name, new_dir, new_name));
+  if (plan.no_op) return Status::Ok();
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 6 + plan.free_updates));
+  return ApplyRename(op, &plan, new_name);
 }
 
-Result<FsImpl::RenamePlan> FsImpl::PlanRename(Ino old_dir, std::string_view old_name, Ino new_dir,
-                                              std::string_view new_name) {
+Result<Namespace::RenamePlan> Namespace::PlanRename(const ReadOp& op, Ino old_dir,
+                                                    std::string_view old_name, Ino new_dir,
+                                                    std::string_view new_name) const {
   RETURN_IF_ERROR(ValidateName(old_name, EINVAL));
   RETURN_IF_ERROR(ValidateName(new_name, EINVAL));
   RenamePlan plan;
-  ASSIGN_OR_RETURN(plan.old_parent, GetDirectory(old_dir));
-  ASSIGN_OR_RETURN(plan.new_parent, GetDirectory(new_dir));
+  ASSIGN_OR_RETURN(plan.old_parent, GetDirectory(op, old_dir));
+  ASSIGN_OR_RETURN(plan.new_parent, GetDirectory(op, new_dir));
   plan.same_dir = old_dir == new_dir;
-  ASSIGN_OR_RETURN(NameSlot from, FindName(old_dir, old_name));
+  ASSIGN_OR_RETURN(NameSlot from, FindName(op, old_dir, old_name));
   if (!from.slot) {
     return Status::NotFound(fmt::format("'{}' does not exist in directory {}", old_name, old_dir));
   }
   plan.source_slot = *from.slot;
-  ASSIGN_OR_RETURN(plan.source, EntryInode(old_dir, from.entry));
-  ASSIGN_OR_RETURN(NameSlot to, FindName(new_dir, new_name));
+  ASSIGN_OR_RETURN(plan.source, EntryInode(op, old_dir, from.entry));
+  ASSIGN_OR_RETURN(NameSlot to, FindName(op, new_dir, new_name));
   if (to.slot) {
     if (to.entry.ino == plan.source.ino) {
       plan.no_op = true;
       return plan;
     }
     plan.new_slot = *to.slot;
-    ASSIGN_OR_RETURN(plan.target, EntryInode(new_dir, to.entry));
-    ASSIGN_OR_RETURN(plan.free_updates, TreeUpdatesToFree(*plan.target));
+    ASSIGN_OR_RETURN(plan.target, EntryInode(op, new_dir, to.entry));
+    ASSIGN_OR_RETURN(plan.free_updates, TreeUpdatesToFree(op, *plan.target));
   } else {
     ASSIGN_OR_RETURN(plan.new_slot, FreeSlotFor(to, new_dir, new_name));
   }
   if (plan.source.type == FileType::kDirectory && !plan.same_dir) {
-    RETURN_IF_ERROR(CheckNotInside(plan.source.ino, new_dir));
+    RETURN_IF_ERROR(CheckNotInside(op, plan.source.ino, new_dir));
   }
-  RETURN_IF_ERROR(CheckReplace(plan));
+  RETURN_IF_ERROR(CheckReplace(op, plan));
   return plan;
 }
 
 // The type rules of POSIX rename, and the new parent's link count.
-Status FsImpl::CheckReplace(const RenamePlan& plan) {
+Status Namespace::CheckReplace(const ReadOp& op, const RenamePlan& plan) const {
   const bool source_dir = plan.source.type == FileType::kDirectory;
   const bool target_dir = plan.target && plan.target->type == FileType::kDirectory;
   if (plan.target && source_dir && !target_dir) {
@@ -543,7 +466,7 @@ Status FsImpl::CheckReplace(const RenamePlan& plan) {
     return Status::Error(EISDIR, "rename: a non-directory cannot replace a directory");
   }
   if (target_dir) {
-    ASSIGN_OR_RETURN(bool has_entries, HasEntries(plan.target->ino));
+    ASSIGN_OR_RETURN(bool has_entries, HasEntries(op, plan.target->ino));
     if (has_entries) {
       return Status::Error(ENOTEMPTY,
                            fmt::format("rename: directory {} is not empty", plan.target->ino));
@@ -557,7 +480,7 @@ Status FsImpl::CheckReplace(const RenamePlan& plan) {
 }
 
 // EINVAL when `new_parent` is `moving_dir` or inside it: walks parent pointers up to the root.
-Status FsImpl::CheckNotInside(Ino moving_dir, Ino new_parent) {
+Status Namespace::CheckNotInside(const ReadOp& op, Ino moving_dir, Ino new_parent) const {
   Ino cur = new_parent;
   for (uint64_t steps = 0; cur != format::kRootIno; ++steps) {
     if (cur == moving_dir) {
@@ -568,7 +491,7 @@ Status FsImpl::CheckNotInside(Ino moving_dir, Ino new_parent) {
       return Status::Corruption(
           fmt::format("directory {}: parent chain does not reach the root", new_parent));
     }
-    ASSIGN_OR_RETURN(Inode n, GetInode(cur));
+    ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, cur));
     cur = n.parent;
   }
   return moving_dir == format::kRootIno ? Status::Invalid("rename: cannot move the root")
@@ -576,62 +499,49 @@ Status FsImpl::CheckNotInside(Ino moving_dir, Ino new_parent) {
 }
 
 // Tree updates (6 + freeing): the replaced inode, both entries, the source inode, both parents.
-Status FsImpl::ApplyRename(RenamePlan* plan, std::string_view new_name) {
+Status Namespace::ApplyRename(WriteOp& op, RenamePlan* plan, std::string_view new_name) {
   const int64_t now = NowNs();
   const bool source_dir = plan->source.type == FileType::kDirectory;
   const Ino old_dir = plan->old_parent.ino;
-  Inode* op = &plan->old_parent;
+  Inode* old_parent = &plan->old_parent;
   Inode* np = plan->same_dir ? &plan->old_parent : &plan->new_parent;
   if (plan->target) {  // first: freeing its data is the one step that may still fail
     if (plan->target->type == FileType::kDirectory) {
-      RETURN_IF_ERROR(DeleteInode(plan->target->ino));
+      RETURN_IF_ERROR(Inodes::Delete(op, plan->target->ino));
       --np->nlink;
     } else {
-      RETURN_IF_ERROR(DropLink(&*plan->target, now));
+      RETURN_IF_ERROR(DropLink(op, &*plan->target, now));
     }
   } else {
     ++np->size;
   }
-  RETURN_IF_ERROR(DeleteEntry(old_dir, plan->source_slot));
-  RETURN_IF_ERROR(PutEntry(np->ino, plan->new_slot, plan->source, new_name));
+  RETURN_IF_ERROR(DeleteEntry(op, old_dir, plan->source_slot));
+  RETURN_IF_ERROR(PutEntry(op, np->ino, plan->new_slot, plan->source, new_name));
   plan->source.ctime_ns = now;
   if (source_dir) {
     plan->source.parent = np->ino;
-    --op->nlink;
+    --old_parent->nlink;
     ++np->nlink;
   }
-  RETURN_IF_ERROR(PutInode(plan->source));
-  --op->size;
-  Touch(op, now);
+  RETURN_IF_ERROR(Inodes::Put(op, plan->source));
+  --old_parent->size;
+  Touch(old_parent, now);
   Touch(np, now);
-  RETURN_IF_ERROR(PutInode(*op));
-  return plan->same_dir ? Status::Ok() : PutInode(*np);
+  RETURN_IF_ERROR(Inodes::Put(op, *old_parent));
+  return plan->same_dir ? Status::Ok() : Inodes::Put(op, *np);
 }
 
 // ---- ReadDir.
 
-// Entries are gathered in batches under the lock and handed to `fn` without it, so `fn` may call
-// back into the filesystem. Cookies: "." 1, ".." 2, an entry its slot; resuming after cookie c
-// continues strictly after c.
-Status FsImpl::ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& fn) {
-  for (bool first = true;; first = false) {
-    std::vector<DirEntry> batch;
-    Status s = ReadOp([&]() -> Status { return ReadDirBatch(dir, cookie, kReadDirBatch, &batch); });
-    if (!s.ok()) return (first || !s.IsNotFound()) ? s : Status::Ok();  // removed meanwhile: done
-    for (const DirEntry& e : batch) {
-      if (!fn(e)) return Status::Ok();
-      cookie = e.cookie;
-    }
-    if (batch.size() < kReadDirBatch) return Status::Ok();
-  }
-}
-
-Status FsImpl::ReadDirBatch(Ino dir, uint64_t cookie, size_t max, std::vector<DirEntry>* out) {
-  ASSIGN_OR_RETURN(Inode d, GetDirectory(dir));
+// Cookies: "." 1, ".." 2, an entry its slot; resuming after cookie c continues strictly
+// after c.
+Status Namespace::ReadDirBatch(const ReadOp& op, Ino dir, uint64_t cookie, size_t max,
+                               std::vector<DirEntry>* out) const {
+  ASSIGN_OR_RETURN(Inode d, GetDirectory(op, dir));
   if (cookie == 0) out->push_back({".", d.ino, ::daxfs::FileType::kDirectory, 1});
   if (cookie <= 1) out->push_back({"..", d.parent, ::daxfs::FileType::kDirectory, 2});
   if (cookie == std::numeric_limits<uint64_t>::max()) return Status::Ok();
-  btree::Cursor c(trees_.dirents);
+  btree::Cursor c(op.dirents());
   for (Status s = c.SeekGE(DirentKey(dir, cookie <= 2 ? 0 : cookie + 1));; s = c.Next()) {
     RETURN_IF_ERROR(s);
     if (!c.Valid() || c.key().w[0] != dir || out->size() >= max) break;
@@ -640,6 +550,77 @@ Status FsImpl::ReadDirBatch(Ino dir, uint64_t cookie, size_t max, std::vector<Di
     out->push_back({std::move(e.name), e.ino, static_cast<::daxfs::FileType>(e.type), slot});
   }
   return Status::Ok();
+}
+
+// ---- Paths, for display.
+//
+// A directory's path comes from its parent pointers, looking its name up in each parent (a scan
+// of that directory's entries). A file has no parent pointer: the whole dirent tree is scanned
+// for an entry naming it (O(entries in the filesystem)); with several hard links the first entry
+// in (directory, slot) order wins.
+
+namespace {
+
+// The name under which `dir` holds `ino`, or nullopt.
+Result<std::optional<std::string>> NameIn(const btree::BTree* dirents, Ino dir, Ino ino) {
+  btree::Cursor c(dirents);
+  for (Status s = c.SeekGE(btree::Key{{dir, 0}});; s = c.Next()) {
+    RETURN_IF_ERROR(s);
+    if (!c.Valid() || c.key().w[0] != dir) break;
+    ASSIGN_OR_RETURN(format::Dirent e, format::DecodeDirent(dir, c.key().w[1], c.value().data()));
+    if (e.ino == ino) return std::optional<std::string>(std::move(e.name));
+  }
+  return std::optional<std::string>();
+}
+
+// Some entry naming `ino`: (its directory, its name), or nullopt.
+Result<std::optional<std::pair<Ino, std::string>>> AnyEntryNaming(const btree::BTree* dirents,
+                                                                  Ino ino) {
+  btree::Cursor c(dirents);
+  for (Status s = c.SeekFirst();; s = c.Next()) {
+    RETURN_IF_ERROR(s);
+    if (!c.Valid()) break;
+    ASSIGN_OR_RETURN(format::Dirent e,
+                     format::DecodeDirent(c.key().w[0], c.key().w[1], c.value().data()));
+    if (e.ino == ino) return std::optional<std::pair<Ino, std::string>>({c.key().w[0], e.name});
+  }
+  return std::optional<std::pair<Ino, std::string>>();
+}
+
+}  // namespace
+
+Result<std::string> Namespace::PathOf(const ReadOp& op, Ino ino) const {
+  ASSIGN_OR_RETURN(format::Inode inode, Inodes::Get(op, ino));
+  std::vector<std::string> names;  // leaf first
+  Ino current = ino;               // a directory whose name is still to be found
+  if (inode.type != format::FileType::kDirectory) {
+    ASSIGN_OR_RETURN(auto entry, AnyEntryNaming(op.dirents(), ino));
+    if (!entry) return Status::NotFound(fmt::format("no directory entry names inode {}", ino));
+    names.push_back(std::move(entry->second));
+    current = entry->first;
+  }
+  for (size_t depth = 0; current != format::kRootIno; ++depth) {
+    if (depth > format::kMaxPathLen) {
+      return Status::Corruption(
+          fmt::format("inode {}: its parent chain does not reach the root", ino));
+    }
+    ASSIGN_OR_RETURN(format::Inode dir, Inodes::Get(op, current));
+    if (dir.type != format::FileType::kDirectory) {
+      return Status::Corruption(
+          fmt::format("inode {} holds entries but is not a directory", current));
+    }
+    ASSIGN_OR_RETURN(std::optional<std::string> name, NameIn(op.dirents(), dir.parent, current));
+    if (!name) {
+      return Status::Corruption(fmt::format(
+          "directory {} says its parent is {}, which has no entry naming it", current, dir.parent));
+    }
+    names.push_back(std::move(*name));
+    current = dir.parent;
+  }
+  if (names.empty()) return std::string("/");
+  std::string path;
+  for (auto it = names.rbegin(); it != names.rend(); ++it) path += "/" + *it;
+  return path;
 }
 
 }  // namespace daxfs::fs

@@ -121,7 +121,7 @@ class NamespaceTest : public ::testing::Test {
     Result<std::unique_ptr<txn::WriteTxn>> txn = pool()->BeginWrite();
     ASSERT_TRUE(txn.ok()) << txn.status().ToString();
     ASSERT_OK((*txn)->EnsureNodes(64));
-    Result<btree::BTree*> tree = (*txn)->Tree(fs::InodeTreeSpec());
+    Result<btree::BTree*> tree = (*txn)->Tree(fs::SpecOf(fs::FsTree::kInodes));
     ASSERT_TRUE(tree.ok());
     uint8_t value[format::kInodeValueSize];
     ASSERT_TRUE(Must((*tree)->Get(btree::Key{{ino}}, value)));
@@ -137,7 +137,7 @@ class NamespaceTest : public ::testing::Test {
     Result<std::unique_ptr<txn::WriteTxn>> txn = pool()->BeginWrite();
     ASSERT_TRUE(txn.ok()) << txn.status().ToString();
     ASSERT_OK((*txn)->EnsureNodes(1024));
-    Result<btree::BTree*> tree = (*txn)->Tree(fs::DirentTreeSpec());
+    Result<btree::BTree*> tree = (*txn)->Tree(fs::SpecOf(fs::FsTree::kDirents));
     ASSERT_TRUE(tree.ok());
     for (uint64_t slot : slots) {
       if (ino == 0) {
@@ -641,7 +641,7 @@ TEST_F(NamespaceTest, ManyNamesMakeADeepEntryTree) {
   for (int i = 0; i < kNames; ++i) File(d, "name-" + std::to_string(i));
   {
     std::unique_ptr<txn::ReadTxn> view = pool()->BeginRead();
-    Result<btree::BTree> dirents = view->Tree(fs::DirentTreeSpec());
+    Result<btree::BTree> dirents = view->Tree(fs::SpecOf(fs::FsTree::kDirents));
     ASSERT_TRUE(dirents.ok()) << dirents.status().ToString();
     btree::TreeStats stats;
     ASSERT_OK(dirents->Validate(&stats));

@@ -1,17 +1,17 @@
-// Refcount maintenance with XFS semantics (docs/reflink.md, "Refcounts and freeing"): a record
-// only where a range has two or more owners, no record meaning one owner (or free), records
-// never overlapping and neighbours with equal counts merged. Knows device blocks and the refcount
-// tree only: nothing of files, extents or the rmap.
+// Refcount maintenance (refcount.h): raising and lowering counts by writing only the records
+// that change, the shared runs of a range, reading the tree back, and the sweep that computes
+// what the tree must hold. Knows device blocks and the refcount tree only.
+#include "fs/refcount.h"
+
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <limits>
 
-#include "fs/fs_impl.h"
-
 namespace daxfs::fs {
 
 using format::RefcountRecord;
+using format::RmapRecord;
 
 namespace {
 
@@ -19,18 +19,11 @@ namespace {
 // blocks are then never freed, which is safe.
 constexpr uint32_t kStuckCount = std::numeric_limits<uint32_t>::max();
 
-btree::Key RefcountKey(uint64_t device_block) { return btree::Key{{device_block}}; }
-
-struct RefcountValue {
-  uint8_t bytes[format::kRefcountValueSize];
-  explicit RefcountValue(const RefcountRecord& r) { format::EncodeRefcountValue(r, bytes); }
-};
-
 uint64_t End(const RefcountRecord& r) { return r.device_block + r.blocks; }
 
 // The records overlapping [start, end) and those touching it at either end (they may merge with
 // what the adjustment leaves), in order.
-Result<std::vector<RefcountRecord>> RecordsAround(btree::BTree* tree, uint64_t start,
+Result<std::vector<RefcountRecord>> RecordsAround(const btree::BTree* tree, uint64_t start,
                                                   uint64_t end) {
   std::vector<RefcountRecord> out;
   if (tree->root() == 0) return out;
@@ -42,9 +35,9 @@ Result<std::vector<RefcountRecord>> RecordsAround(btree::BTree* tree, uint64_t s
     ASSIGN_OR_RETURN(RefcountRecord r, format::DecodeRefcount(c.key().w[0], c.value().data()));
     if (End(r) >= start) {
       if (!out.empty() && End(out.back()) > r.device_block) {
-        return Status::Corruption(fmt::format(
-            "refcount: records at device blocks {} and {} overlap", out.back().device_block,
-            r.device_block));
+        return Status::Corruption(
+            fmt::format("refcount: records at device blocks {} and {} overlap",
+                        out.back().device_block, r.device_block));
       }
       out.push_back(r);
     }
@@ -77,11 +70,11 @@ void Emit(uint64_t start, uint64_t end, uint32_t count, std::vector<RefcountReco
 // Lowers or raises by one the count of every block of [start, start + count): reads the records
 // around the range, computes what they become (split at the range's edges, adjusted inside,
 // holes inside counted as one owner, merged where equal), and writes only the difference.
-Status Adjust(btree::BTree* tree, uint64_t start, uint64_t count, int delta,
-                     std::vector<space::Run>* freed) {
+Status Adjust(TreeWriter& tree, uint64_t start, uint64_t count, int delta,
+              std::vector<space::Run>* freed) {
   if (count == 0) return Status::Ok();
   uint64_t end = start + count;
-  ASSIGN_OR_RETURN(std::vector<RefcountRecord> old, RecordsAround(tree, start, end));
+  ASSIGN_OR_RETURN(std::vector<RefcountRecord> old, RecordsAround(tree.tree(), start, end));
   auto adjusted = [&](uint32_t c) -> uint32_t {
     if (c == kStuckCount) return c;
     return delta > 0 ? c + 1 : c - 1;
@@ -116,17 +109,17 @@ Status Adjust(btree::BTree* tree, uint64_t start, uint64_t count, int delta,
     while (j < want.size() && want[j].device_block < o.device_block) ++j;
     if (j < want.size() && want[j].device_block == o.device_block) {
       if (want[j].blocks != o.blocks || want[j].refcount != o.refcount) {
-        RETURN_IF_ERROR(tree->Update(RefcountKey(o.device_block), RefcountValue(want[j]).bytes));
+        RETURN_IF_ERROR(tree.Update(RefcountKey(o.device_block), RefcountValue(want[j]).bytes));
       }
     } else {
-      RETURN_IF_ERROR(tree->Delete(RefcountKey(o.device_block)));
+      RETURN_IF_ERROR(tree.Delete(RefcountKey(o.device_block)));
     }
   }
   size_t i = 0;
   for (const RefcountRecord& w : want) {
     while (i < old.size() && old[i].device_block < w.device_block) ++i;
     if (i < old.size() && old[i].device_block == w.device_block) continue;
-    RETURN_IF_ERROR(tree->Insert(RefcountKey(w.device_block), RefcountValue(w).bytes));
+    RETURN_IF_ERROR(tree.Insert(RefcountKey(w.device_block), RefcountValue(w).bytes));
   }
   if (freed != nullptr) freed->insert(freed->end(), zero.begin(), zero.end());
   return Status::Ok();
@@ -134,32 +127,34 @@ Status Adjust(btree::BTree* tree, uint64_t start, uint64_t count, int delta,
 
 }  // namespace
 
-Status FsImpl::IncRef(uint64_t device_block, uint64_t count) {
-  if (trees_.refcount == nullptr) {
+Status Refcount::Raise(WriteOp& op, uint64_t device_block, uint64_t count) {
+  if (op.refcount() == nullptr) {
     return Status::NotSupported("sharing blocks needs a filesystem made with reflink");
   }
-  return Adjust(trees_.refcount, device_block, count, +1, nullptr)
+  return Adjust(op.writer(FsTree::kRefcount), device_block, count, +1, nullptr)
       .WithContext(fmt::format("raising the refcount of device blocks {}..{}", device_block,
                                device_block + count - 1));
 }
 
-Status FsImpl::DecRef(uint64_t device_block, uint64_t count, std::vector<space::Run>* freed) {
-  if (trees_.refcount == nullptr) {  // nothing is ever shared
+Status Refcount::Lower(WriteOp& op, uint64_t device_block, uint64_t count,
+                       std::vector<space::Run>* freed) {
+  if (op.refcount() == nullptr) {  // nothing is ever shared
     if (count > 0) freed->push_back({device_block, count});
     return Status::Ok();
   }
-  return Adjust(trees_.refcount, device_block, count, -1, freed);
+  return Adjust(op.writer(FsTree::kRefcount), device_block, count, -1, freed);
 }
 
-Result<std::vector<space::Run>> FsImpl::SharedRuns(uint64_t device_block, uint64_t count) {
+Result<std::vector<space::Run>> Refcount::SharedRuns(const ReadOp& op, uint64_t device_block,
+                                                     uint64_t count) {
   std::vector<space::Run> out;
-  if (trees_.refcount == nullptr || trees_.refcount->root() == 0 || count == 0) return out;
+  if (op.refcount() == nullptr || op.refcount()->root() == 0 || count == 0) return out;
   uint64_t end = device_block + count;
-  btree::Cursor c(trees_.refcount);
+  btree::Cursor c(op.refcount());
   RETURN_IF_ERROR(c.SeekLE(RefcountKey(device_block)));
   if (!c.Valid()) RETURN_IF_ERROR(c.SeekGE(RefcountKey(device_block)));
   while (c.Valid() && c.key().w[0] < end) {
-    ASSIGN_OR_RETURN(RefcountRecord r, format::DecodeRefcount(c.key().w[0], c.value().data()));
+    ASSIGN_OR_RETURN(RefcountRecord r, RefcountAt(c));
     uint64_t from = std::max(r.device_block, device_block), to = std::min(End(r), end);
     if (from < to) {
       if (!out.empty() && out.back().start + out.back().count == from) {
@@ -173,23 +168,65 @@ Result<std::vector<space::Run>> FsImpl::SharedRuns(uint64_t device_block, uint64
   return out;
 }
 
-Status FsImpl::DropDataRef(uint64_t device_block, uint64_t count) {
-  if (count == 0) return Status::Ok();
-  if (trees_.refcount == nullptr) {
-    if (PoisonActive()) return ReleaseOrRetireLocked(device_block, count);  // docs/media.md
-    ReleaseData(device_block, count);
-    return Status::Ok();
+Result<bool> Refcount::AnyShared(const ReadOp& op, uint64_t device_block, uint64_t blocks) {
+  if (op.refcount() == nullptr) return false;
+  btree::Cursor c(op.refcount());
+  RETURN_IF_ERROR(c.SeekLE(RefcountKey(device_block)));
+  if (c.Valid()) {
+    ASSIGN_OR_RETURN(RefcountRecord r, RefcountAt(c));
+    if (r.device_block + r.blocks > device_block) return true;
+    RETURN_IF_ERROR(c.Next());
+  } else {
+    RETURN_IF_ERROR(c.SeekGE(RefcountKey(device_block)));
   }
-  std::vector<space::Run> freed;
-  RETURN_IF_ERROR(DecRef(device_block, count, &freed));
-  for (const space::Run& r : freed) {
-    if (PoisonActive()) {
-      RETURN_IF_ERROR(ReleaseOrRetireLocked(r.start, r.count));  // bad blocks are retired
+  return c.Valid() && c.key().w[0] < device_block + blocks;
+}
+
+Status Refcount::ReadAll(const ReadOp& op, std::vector<RefcountRecord>* out,
+                         std::vector<std::string>* bad, std::vector<btree::Key>* bad_keys) {
+  btree::Cursor c(op.refcount());
+  for (Status s = c.SeekFirst();; s = c.Next()) {
+    RETURN_IF_ERROR(s);
+    if (!c.Valid()) break;
+    Result<RefcountRecord> r = RefcountAt(c);
+    if (r.ok()) {
+      out->push_back(*r);
     } else {
-      ReleaseData(r.start, r.count);
+      bad->push_back(r.status().message());
+      if (bad_keys) bad_keys->push_back(c.key());
     }
   }
   return Status::Ok();
+}
+
+std::vector<RefcountRecord> RefcountsOf(const std::vector<RmapRecord>& ranges) {
+  constexpr uint64_t kNoEnd = std::numeric_limits<uint64_t>::max();
+  std::vector<std::pair<uint64_t, int>> events;  // (device block, +1 start / -1 end)
+  events.reserve(2 * ranges.size());
+  for (const RmapRecord& r : ranges) {
+    if (format::IsSpecialOwner(r.owner) || r.blocks == 0) continue;
+    events.push_back({r.device_block, +1});
+    events.push_back({r.blocks > kNoEnd - r.device_block ? kNoEnd : r.device_block + r.blocks, -1});
+  }
+  std::sort(events.begin(), events.end());
+  std::vector<RefcountRecord> out;
+  int64_t depth = 0;
+  uint64_t prev = 0;
+  for (size_t i = 0; i < events.size();) {
+    uint64_t at = events[i].first;
+    if (depth >= 2 && at > prev) {
+      uint32_t count = static_cast<uint32_t>(std::min<int64_t>(depth, UINT32_MAX));
+      if (!out.empty() && out.back().device_block + out.back().blocks == prev &&
+          out.back().refcount == count) {
+        out.back().blocks += at - prev;
+      } else {
+        out.push_back({.device_block = prev, .blocks = at - prev, .refcount = count});
+      }
+    }
+    for (; i < events.size() && events[i].first == at; ++i) depth += events[i].second;
+    prev = at;
+  }
+  return out;
 }
 
 }  // namespace daxfs::fs

@@ -14,6 +14,7 @@
 #include "base/random.h"
 #include "daxfs/filesystem.h"
 #include "device/device.h"
+#include "fs_fixture.h"
 #include "status_assert.h"
 
 namespace daxfs {
@@ -22,74 +23,18 @@ namespace {
 constexpr uint64_t kB = 4096;
 constexpr uint64_t kMaxSize = (1ULL << 63) - 1;
 
-std::span<const uint8_t> Bytes(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
+using testing::Bytes;
+using testing::Pattern;
 
-std::string Pattern(size_t n, uint64_t seed) {
-  std::string s(n, '\0');
-  base::Random r(seed);
-  for (auto& c : s) c = static_cast<char>('a' + r.Uniform(26));
-  return s;
-}
-
-class ReflinkTest : public ::testing::Test {
+class ReflinkTest : public testing::FsFixture {
  protected:
   void SetUp() override { Start({}); }
-  void TearDown() override {
-    if (fs_) ExpectConsistent();
-  }
 
   void Start(const FormatOptions& format, const MountOptions& mount = {},
              uint64_t device_size = 64 << 20) {
-    fs_.reset();
-    dev_ = device::NewMemoryDevice(device_size);
-    ASSERT_OK(Filesystem::Format(dev_.get(), format));
-    Mount(mount);
+    StartOnMemory(device_size, format, mount);
   }
-  void Mount(const MountOptions& options = {}) {
-    Result<std::unique_ptr<Filesystem>> fs = Filesystem::Open(dev_.get(), options);
-    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
-    fs_ = std::move(*fs);
-  }
-  void Remount(const MountOptions& options = {}) {
-    ASSERT_OK(fs_->Unmount());
-    fs_.reset();
-    Mount(options);
-  }
-  void ExpectConsistent() {
-    Result<FsCheckResult> r = fs_->Check();
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    std::string all;
-    for (auto& p : r->problems) all += "\n  " + p;
-    EXPECT_TRUE(r->ok()) << "inconsistent:" << all;
-  }
-
-  Ino NewFile(const std::string& name) {
-    Result<Attr> a = fs_->Create(kRootIno, name, 0644);
-    EXPECT_TRUE(a.ok()) << a.status().ToString();
-    return a.ok() ? a->ino : 0;
-  }
-  void Put(Ino ino, uint64_t offset, const std::string& s) {
-    Result<size_t> n = fs_->Write(ino, offset, Bytes(s));
-    ASSERT_TRUE(n.ok()) << "write at " << offset << ": " << n.status().ToString();
-    ASSERT_EQ(*n, s.size());
-  }
-  std::string Get(Ino ino, uint64_t offset, size_t length) {
-    std::string out(length, '?');
-    Result<size_t> n = fs_->Read(ino, offset, {reinterpret_cast<uint8_t*>(out.data()), length});
-    EXPECT_TRUE(n.ok()) << n.status().ToString();
-    out.resize(n.ok() ? *n : 0);
-    return out;
-  }
-  uint64_t Size(Ino ino) { return fs_->GetAttr(ino)->size; }
-  uint64_t BlocksOf(Ino ino) { return fs_->GetAttr(ino)->blocks; }
-  std::string GetAll(Ino ino) { return Get(ino, 0, Size(ino)); }
-  std::vector<FileExtent> Map(Ino ino) {
-    Result<std::vector<FileExtent>> m = fs_->Bmap(ino);
-    EXPECT_TRUE(m.ok()) << m.status().ToString();
-    return m.ok() ? *m : std::vector<FileExtent>{};
-  }
+  uint64_t BlocksOf(Ino ino) { return Blocks(ino); }
   // Device offset behind file offset `offset` (0 for a hole) and whether it is shared.
   std::pair<uint64_t, bool> Where(Ino ino, uint64_t offset) {
     for (const FileExtent& e : Map(ino)) {
@@ -122,9 +67,6 @@ class ReflinkTest : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s.ToString();
     return f;
   }
-
-  std::unique_ptr<device::Device> dev_;
-  std::unique_ptr<Filesystem> fs_;
 };
 
 // ---- Clone.

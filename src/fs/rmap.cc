@@ -1,118 +1,92 @@
-// Reverse-map maintenance: the extent-record primitives that keep the rmap the extent map turned
-// around (docs/reflink.md), the special-owner records of superblock and METADATA chunks, and the
-// mount-time rebuild of data free space from the rmap. Knows record layouts and trees, nothing of
-// bytes, file sizes or refcounts.
+// Reverse-map maintenance (rmap.h): the rmap records of extents, the special-owner records of
+// the superblock and METADATA chunks, retired space, and reading the tree back. Knows record
+// layouts and trees, nothing of bytes, file sizes or refcounts.
+#include "fs/rmap.h"
+
 #include <fmt/core.h>
 
 #include <algorithm>
 
-#include "fs/fs_impl.h"
+#include "txn/pool.h"
 
 namespace daxfs::fs {
 
 using format::ExtentRecord;
+using format::RmapRecord;
 
 namespace {
 
-btree::Key ExtentKey(Ino ino, uint64_t file_block) { return btree::Key{{ino, file_block}}; }
-btree::Key RmapKey(uint64_t device_block, uint64_t owner, uint64_t file_block) {
-  return btree::Key{{device_block, owner, file_block}};
-}
-
-struct ExtentValue {
-  uint8_t bytes[format::kExtentValueSize];
-  explicit ExtentValue(const ExtentRecord& x) { format::EncodeExtent(x, bytes); }
-};
-
-struct RmapValue {
-  uint8_t bytes[format::kRmapValueSize];
-  RmapValue(uint64_t blocks, uint32_t flags) {
-    format::EncodeRmapValue({.blocks = blocks, .flags = flags}, bytes);
-  }
-  explicit RmapValue(const ExtentRecord& x)
-      : RmapValue(x.blocks, (x.flags & format::kExtentUnwritten) ? format::kRmapUnwritten : 0) {}
-};
-
 // The rmap disagreeing with the extent map is corruption, not a caller's mistake.
-Status RmapMismatch(const Status& s, const char* what, Ino ino, uint64_t file_block,
-                    const ExtentRecord& x) {
+Status Mismatch(const Status& s, const char* what, Ino ino, uint64_t file_block,
+                const ExtentRecord& x) {
   if (s.ok() || (s.code() != ENOENT && s.code() != EEXIST)) return s;
-  return Status::Corruption(fmt::format(
-      "rmap: {} the record of inode {} file block {} (device blocks {}..{}): {}", what, ino,
-      file_block, x.device_block, x.device_block + x.blocks - 1, s.message()));
+  return Status::Corruption(
+      fmt::format("rmap: {} the record of inode {} file block {} (device blocks {}..{}): {}", what,
+                  ino, file_block, x.device_block, x.device_block + x.blocks - 1, s.message()));
 }
 
-Status InsertRmap(btree::BTree* rmap, Ino ino, uint64_t file_block, const ExtentRecord& x) {
-  Status s = rmap->Insert(RmapKey(x.device_block, ino, file_block), RmapValue(x).bytes);
-  return RmapMismatch(s, "inserting", ino, file_block, x);
-}
-
-Status DeleteRmap(btree::BTree* rmap, Ino ino, uint64_t file_block, const ExtentRecord& x) {
-  Status s = rmap->Delete(RmapKey(x.device_block, ino, file_block));
-  return RmapMismatch(s, "deleting", ino, file_block, x);
+// Inserts the `metadata` record of [first, +blocks) unless it is there.
+Status AddMetadataRecord(TreeWriter& rmap, uint64_t chunk, uint64_t first, uint64_t blocks) {
+  btree::Key key = RmapKey(first, format::kOwnerMetadata, 0);
+  ASSIGN_OR_RETURN(bool present, rmap.tree()->Get(key, nullptr));
+  if (present) return Status::Ok();
+  Status s = rmap.Insert(key, RmapValue(blocks, 0).bytes);
+  return s.WithContext(fmt::format("rmap record of metadata chunk {}", chunk));
 }
 
 }  // namespace
 
-// ---- The extent-record primitives.
+// ---- Extents.
 
-Status FsImpl::InsertExtentRecord(Ino ino, uint64_t file_block, const ExtentRecord& x) {
-  NoteLayoutChange(ino, file_block, x.blocks);
-  RETURN_IF_ERROR(trees_.extents->Insert(ExtentKey(ino, file_block), ExtentValue(x).bytes));
-  if (trees_.rmap == nullptr) return Status::Ok();
-  return InsertRmap(trees_.rmap, ino, file_block, x);
+Status Rmap::AddExtent(WriteOp& op, Ino ino, uint64_t file_block, const ExtentRecord& x) {
+  Status s =
+      op.writer(FsTree::kRmap).Insert(RmapKey(x.device_block, ino, file_block), RmapValue(x).bytes);
+  return Mismatch(s, "inserting", ino, file_block, x);
 }
 
-Status FsImpl::DeleteExtentRecord(Ino ino, uint64_t file_block, const ExtentRecord& x) {
-  NoteLayoutChange(ino, file_block, x.blocks);
-  RETURN_IF_ERROR(trees_.extents->Delete(ExtentKey(ino, file_block)));
-  if (trees_.rmap == nullptr) return Status::Ok();
-  return DeleteRmap(trees_.rmap, ino, file_block, x);
+Status Rmap::RemoveExtent(WriteOp& op, Ino ino, uint64_t file_block, const ExtentRecord& x) {
+  Status s = op.writer(FsTree::kRmap).Delete(RmapKey(x.device_block, ino, file_block));
+  return Mismatch(s, "deleting", ino, file_block, x);
 }
 
-Status FsImpl::UpdateExtentRecord(Ino ino, uint64_t file_block, const ExtentRecord& old,
-                                  const ExtentRecord& x) {
-  NoteLayoutChange(ino, file_block, std::max(old.blocks, x.blocks));
-  RETURN_IF_ERROR(trees_.extents->Update(ExtentKey(ino, file_block), ExtentValue(x).bytes));
-  if (trees_.rmap == nullptr) return Status::Ok();
-  if (old.device_block != x.device_block) {  // the rmap key moves
-    RETURN_IF_ERROR(DeleteRmap(trees_.rmap, ino, file_block, old));
-    return InsertRmap(trees_.rmap, ino, file_block, x);
+Status Rmap::ChangeExtent(WriteOp& op, Ino ino, uint64_t file_block, const ExtentRecord& old,
+                          const ExtentRecord& x) {
+  if (old.device_block != x.device_block) {  // the key moves
+    RETURN_IF_ERROR(RemoveExtent(op, ino, file_block, old));
+    return AddExtent(op, ino, file_block, x);
   }
-  Status s = trees_.rmap->Update(RmapKey(x.device_block, ino, file_block), RmapValue(x).bytes);
-  return RmapMismatch(s, "updating", ino, file_block, old);
+  Status s =
+      op.writer(FsTree::kRmap).Update(RmapKey(x.device_block, ino, file_block), RmapValue(x).bytes);
+  return Mismatch(s, "updating", ino, file_block, old);
 }
 
 // ---- Special owners.
 
-Status FsImpl::AddFormatRmapRecords(txn::WriteTxn* txn, btree::BTree* rmap,
-                                    const format::Superblock& sb) {
-  RETURN_IF_ERROR(rmap->Insert(RmapKey(0, format::kOwnerSuperblock, 0),
-                               RmapValue(format::kFirstNodeBlock, 0).bytes));
+Status Rmap::AddFormatRecords(WriteOp& op, const format::Superblock& sb) {
+  TreeWriter& rmap = op.writer(FsTree::kRmap);
+  RETURN_IF_ERROR(rmap.Insert(RmapKey(0, format::kOwnerSuperblock, 0),
+                              RmapValue(format::kFirstNodeBlock, 0).bytes));
   uint64_t chunk0 = sb.ChunkBlockCount(0);
-  RETURN_IF_ERROR(rmap->Insert(RmapKey(format::kFirstNodeBlock, format::kOwnerMetadata, 0),
-                               RmapValue(chunk0 - format::kFirstNodeBlock, 0).bytes));
-  return ReconcileMetadataChunks(txn, rmap, sb);
+  RETURN_IF_ERROR(rmap.Insert(RmapKey(format::kFirstNodeBlock, format::kOwnerMetadata, 0),
+                              RmapValue(chunk0 - format::kFirstNodeBlock, 0).bytes));
+  return ReconcileTyped(op, sb);
 }
 
-Status FsImpl::ReconcileMetadataChunks(txn::WriteTxn* txn, btree::BTree* rmap,
-                                       const format::Superblock& sb) {
+Status Rmap::ReconcileTyped(WriteOp& op, const format::Superblock& sb) {
+  TreeWriter& rmap = op.writer(FsTree::kRmap);
   // Indexes, not iterators: an insert may type another chunk and grow the list.
-  for (size_t i = 0; i < txn->metadata_chunks_typed().size(); ++i) {
-    uint64_t chunk = txn->metadata_chunks_typed()[i];
-    btree::Key key = RmapKey(sb.ChunkFirstBlock(chunk), format::kOwnerMetadata, 0);
-    ASSIGN_OR_RETURN(bool present, rmap->Get(key, nullptr));
-    if (present) continue;
-    Status s = rmap->Insert(key, RmapValue(sb.ChunkBlockCount(chunk), 0).bytes);
-    RETURN_IF_ERROR(s.WithContext(fmt::format("rmap record of metadata chunk {}", chunk)));
+  for (size_t i = 0; i < op.txn().metadata_chunks_typed().size(); ++i) {
+    uint64_t chunk = op.txn().metadata_chunks_typed()[i];
+    RETURN_IF_ERROR(
+        AddMetadataRecord(rmap, chunk, sb.ChunkFirstBlock(chunk), sb.ChunkBlockCount(chunk)));
   }
   return Status::Ok();
 }
 
-Status FsImpl::ReconcileAllMetadataChunks() {
-  ASSIGN_OR_RETURN(btree::BTree * rmap, txn_->Tree(RmapTreeSpec()));
+Status Rmap::ReconcileMetadataChunks(WriteOp& op) {
   format::Superblock sb = pool_->superblock();
-  RETURN_IF_ERROR(ReconcileMetadataChunks(txn_.get(), rmap, sb));
+  RETURN_IF_ERROR(ReconcileTyped(op, sb));
+  TreeWriter& rmap = op.writer(FsTree::kRmap);
   // Chunks typed some other way (a pool transaction of a test or tool, an older build): check
   // them all whenever the count moved. An insert may type one more: then look again.
   while (pool_->Space().metadata_chunks != metadata_chunks_reconciled_) {
@@ -125,46 +99,65 @@ Status FsImpl::ReconcileAllMetadataChunks() {
         first += format::kFirstNodeBlock;
         blocks -= format::kFirstNodeBlock;
       }
-      btree::Key key = RmapKey(first, format::kOwnerMetadata, 0);
-      ASSIGN_OR_RETURN(bool present, rmap->Get(key, nullptr));
-      if (present) continue;
-      Status s = rmap->Insert(key, RmapValue(blocks, 0).bytes);
-      RETURN_IF_ERROR(s.WithContext(fmt::format("rmap record of metadata chunk {}", chunk)));
+      RETURN_IF_ERROR(AddMetadataRecord(rmap, chunk, first, blocks));
     }
     metadata_chunks_reconciled_ = count;
   }
   return Status::Ok();
 }
 
-// ---- Mount.
-
-Status FsImpl::RebuildDataSpaceFromRmap() {
-  format::Superblock sb = pool_->superblock();
-  for (auto& [chunk, type] : pool_->Chunks()) {
-    if (type == format::ChunkType::kData)
-      data_.AddFree(sb.ChunkFirstBlock(chunk), sb.ChunkBlockCount(chunk));
+Status Rmap::Retire(WriteOp& op, uint64_t device_block, uint64_t count) {
+  if (count == 0) return Status::Ok();
+  // Merge with retired neighbours and overlaps.
+  uint64_t lo = device_block > 0 ? device_block - 1 : 0, hi = device_block + count + 1;
+  std::vector<RmapRecord> found;
+  RETURN_IF_ERROR(ForEachOverlapping(op, lo, hi, Owners::kBad, [&](const RmapRecord& r) {
+    found.push_back(r);
+    return true;
+  }));
+  TreeWriter& rmap = op.writer(FsTree::kRmap);
+  uint64_t start = device_block, end = device_block + count;
+  for (const RmapRecord& r : found) {
+    start = std::min(start, r.device_block);
+    end = std::max(end, r.device_block + r.blocks);
+    RETURN_IF_ERROR(rmap.Delete(RmapKey(r.device_block, format::kOwnerBad, 0)));
   }
-  // Records come in device order; shared blocks have several, so mark only what is new.
-  uint64_t covered_end = 0;
-  btree::Cursor c(trees_.rmap);
-  RETURN_IF_ERROR(c.SeekFirst());
-  while (c.Valid()) {
-    const btree::Key& k = c.key();
-    if (k.w[1] != format::kOwnerSuperblock && k.w[1] != format::kOwnerMetadata) {
-      ASSIGN_OR_RETURN(format::RmapRecord r,
-                       format::DecodeRmap(k.w[0], k.w[1], k.w[2], c.value().data()));
-      uint64_t from = std::max(r.device_block, covered_end), end = r.device_block + r.blocks;
-      if (from < end) {
-        Status used = data_.MarkUsed(from, end - from);
-        if (!used.ok()) {
-          return Status::Corruption(fmt::format(
-              "rmap record of owner {} file block {} (device blocks {}..{}): {}", r.owner,
-              r.file_block, r.device_block, end - 1, used.message()));
+  return rmap.Insert(RmapKey(start, format::kOwnerBad, 0), RmapValue(end - start, 0).bytes);
+}
+
+// ---- Reading.
+
+Status Rmap::ForEachOverlapping(const ReadOp& op, uint64_t first, uint64_t end, Owners which,
+                                const std::function<bool(const RmapRecord&)>& fn) {
+  Status bad;
+  RETURN_IF_ERROR(
+      op.rmap()->Overlaps(first, end, [&](const btree::Key& k, std::span<const uint8_t> v) {
+        uint64_t owner = k.w[1];
+        if (which == Owners::kFiles && format::IsSpecialOwner(owner)) return true;
+        if (which == Owners::kBad && owner != format::kOwnerBad) return true;
+        Result<RmapRecord> r = RmapAt(k, v);
+        if (!r.ok()) {
+          bad = r.status();
+          return false;
         }
-      }
-      covered_end = std::max(covered_end, end);
+        return fn(*r);
+      }));
+  return bad;
+}
+
+Status Rmap::ReadAll(const ReadOp& op, std::vector<RmapRecord>* out, std::vector<std::string>* bad,
+                     std::vector<btree::Key>* bad_keys) {
+  btree::Cursor c(op.rmap());
+  for (Status s = c.SeekFirst();; s = c.Next()) {
+    RETURN_IF_ERROR(s);
+    if (!c.Valid()) break;
+    Result<RmapRecord> r = RmapAt(c);
+    if (r.ok()) {
+      out->push_back(*r);
+    } else {
+      bad->push_back(r.status().message());
+      if (bad_keys) bad_keys->push_back(c.key());
     }
-    RETURN_IF_ERROR(c.Next());
   }
   return Status::Ok();
 }

@@ -27,7 +27,6 @@
 namespace daxfs::tracking {
 namespace {
 
-constexpr uint64_t kPage = 4096;
 
 struct Member {
   uint64_t mapping_id;
@@ -71,7 +70,7 @@ class ExtentSpaceTracker final : public dax::OwnerTracker {
           cursor = gap_end;
         }
       }
-      mappings_.AddPages(m, s.length / kPage);
+      mappings_.AddPages(m, s.length / fs::kPageBytes);
       MergeAround(start, end);
     }
   }
@@ -90,7 +89,7 @@ class ExtentSpaceTracker final : public dax::OwnerTracker {
         auto pos = std::lower_bound(members.begin(), members.end(), gone);
         if (pos != members.end() && *pos == gone) {
           members.erase(pos);
-          left += (it->second.end - it->first) / kPage;
+          left += (it->second.end - it->first) / fs::kPageBytes;
         }
         if (members.empty()) {
           it = registries_.erase(it);
@@ -106,8 +105,8 @@ class ExtentSpaceTracker final : public dax::OwnerTracker {
   Result<std::vector<Victim>> FindVictims(uint64_t offset, uint64_t length) override {
     std::vector<Victim> victims;
     if (length == 0) return victims;
-    const uint64_t first = offset / kPage * kPage;
-    const uint64_t end = (offset + length + kPage - 1) / kPage * kPage;
+    const uint64_t first = offset / fs::kPageBytes * fs::kPageBytes;
+    const uint64_t end = (offset + length + fs::kPageBytes - 1) / fs::kPageBytes * fs::kPageBytes;
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto it = FirstOverlapping(first); it != registries_.end() && it->first < end; ++it) {

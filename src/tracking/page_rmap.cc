@@ -16,7 +16,6 @@
 namespace daxfs::tracking {
 namespace {
 
-constexpr uint64_t kPage = 4096;
 
 class PageRmapTracker final : public dax::OwnerTracker {
  public:
@@ -29,9 +28,9 @@ class PageRmapTracker final : public dax::OwnerTracker {
     for (const fs::MapSegment& s : segments) {
       if (s.kind != fs::SegmentKind::kData) continue;
       uint64_t joined = 0;
-      for (uint64_t i = 0; i < s.length / kPage; ++i) {
-        auto it = pages_.try_emplace(s.device_offset / kPage + i, OwnerAlloc(&bytes_)).first;
-        if (it->second.insert(Owner{m.id, s.file_offset / kPage + i}).second) ++joined;
+      for (uint64_t i = 0; i < s.length / fs::kPageBytes; ++i) {
+        auto it = pages_.try_emplace(s.device_offset / fs::kPageBytes + i, OwnerAlloc(&bytes_)).first;
+        if (it->second.insert(Owner{m.id, s.file_offset / fs::kPageBytes + i}).second) ++joined;
       }
       mappings_.AddPages(m, joined);
     }
@@ -42,10 +41,10 @@ class PageRmapTracker final : public dax::OwnerTracker {
     for (const fs::MapSegment& s : segments) {
       if (s.kind != fs::SegmentKind::kData) continue;
       uint64_t left = 0;
-      for (uint64_t i = 0; i < s.length / kPage; ++i) {
-        auto it = pages_.find(s.device_offset / kPage + i);
+      for (uint64_t i = 0; i < s.length / fs::kPageBytes; ++i) {
+        auto it = pages_.find(s.device_offset / fs::kPageBytes + i);
         if (it == pages_.end()) continue;
-        left += it->second.erase(Owner{m.id, s.file_offset / kPage + i});
+        left += it->second.erase(Owner{m.id, s.file_offset / fs::kPageBytes + i});
         if (it->second.empty()) pages_.erase(it);
       }
       mappings_.RemovePages(m.id, left);
@@ -55,14 +54,14 @@ class PageRmapTracker final : public dax::OwnerTracker {
   Result<std::vector<Victim>> FindVictims(uint64_t offset, uint64_t length) override {
     std::vector<Victim> victims;
     if (length == 0) return victims;
-    const uint64_t first = offset / kPage;
-    const uint64_t end = (offset + length + kPage - 1) / kPage;
+    const uint64_t first = offset / fs::kPageBytes;
+    const uint64_t end = (offset + length + fs::kPageBytes - 1) / fs::kPageBytes;
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto it = pages_.lower_bound(first); it != pages_.end() && it->first < end; ++it) {
         for (const Owner& o : it->second) {
           Victim v;
-          if (mappings_.MakeVictim(o.mapping_id, o.page_index * kPage, kPage, it->first * kPage,
+          if (mappings_.MakeVictim(o.mapping_id, o.page_index * fs::kPageBytes, fs::kPageBytes, it->first * fs::kPageBytes,
                                    &v)) {
             victims.push_back(v);
           }

@@ -16,7 +16,6 @@
 namespace daxfs::tracking {
 namespace {
 
-constexpr uint64_t kPage = 4096;
 constexpr uint64_t kHole = ~0ULL;
 
 struct Design {
@@ -43,13 +42,13 @@ std::vector<fs::MapSegment> Segments(const FileLayout& file, uint64_t from, uint
     if (file[p] == kHole) continue;
     if (!out.empty()) {
       fs::MapSegment& last = out.back();
-      if (last.file_offset + last.length == p * kPage &&
-          last.device_offset + last.length == file[p] * kPage) {
-        last.length += kPage;
+      if (last.file_offset + last.length == p * fs::kPageBytes &&
+          last.device_offset + last.length == file[p] * fs::kPageBytes) {
+        last.length += fs::kPageBytes;
         continue;
       }
     }
-    out.push_back({p * kPage, kPage, fs::SegmentKind::kData, file[p] * kPage});
+    out.push_back({p * fs::kPageBytes, fs::kPageBytes, fs::SegmentKind::kData, file[p] * fs::kPageBytes});
   }
   return out;
 }
@@ -59,14 +58,14 @@ std::vector<Victim> Oracle(const std::vector<FileLayout>& files,
                            uint64_t length) {
   std::vector<Victim> out;
   if (length == 0) return out;
-  uint64_t first = offset / kPage, end = (offset + length + kPage - 1) / kPage;
+  uint64_t first = offset / fs::kPageBytes, end = (offset + length + fs::kPageBytes - 1) / fs::kPageBytes;
   for (const LiveMapping& lm : live) {
     for (uint64_t i = 0; i < lm.pages; ++i) {
       uint64_t fp = lm.first_page + i;
       uint64_t dev = files[lm.file][fp];
       if (dev == kHole || dev < first || dev >= end) continue;
-      out.push_back(Victim{lm.m.id, lm.m.base + i * kPage, kPage, lm.m.ino, fp * kPage,
-                           dev * kPage});
+      out.push_back(Victim{lm.m.id, lm.m.base + i * fs::kPageBytes, fs::kPageBytes, lm.m.ino, fp * fs::kPageBytes,
+                           dev * fs::kPageBytes});
     }
   }
   dax::NormalizeVictims(&out);
@@ -121,9 +120,9 @@ class Model {
   }
 
   void Query() {
-    uint64_t offset = rnd_.Uniform(device_pages_ * kPage);
-    uint64_t length = rnd_.Uniform(8 * kPage);
-    if (rnd_.OneIn(8)) length = device_pages_ * kPage;  // everything
+    uint64_t offset = rnd_.Uniform(device_pages_ * fs::kPageBytes);
+    uint64_t length = rnd_.Uniform(8 * fs::kPageBytes);
+    if (rnd_.OneIn(8)) length = device_pages_ * fs::kPageBytes;  // everything
     Check(offset, length);
   }
 
@@ -174,8 +173,8 @@ class Model {
     lm.m.id = ++next_id_;
     lm.m.ino = 100 + f;
     lm.m.base = reinterpret_cast<uint8_t*>(0x200000000000ULL + lm.m.id * (1ULL << 24));
-    lm.m.file_offset = first * kPage;
-    lm.m.length = pages * kPage;
+    lm.m.file_offset = first * fs::kPageBytes;
+    lm.m.length = pages * fs::kPageBytes;
     lm.file = f;
     lm.first_page = first;
     lm.pages = pages;
@@ -233,9 +232,9 @@ TEST(Trackers, RandomJoinLeaveMatchesOracle) {
       model.Step();
       if (testing::Test::HasFatalFailure()) return;
     }
-    for (uint64_t off = 0; off < 64 * kPage; off += kPage) model.Check(off, kPage);
+    for (uint64_t off = 0; off < 64 * fs::kPageBytes; off += fs::kPageBytes) model.Check(off, fs::kPageBytes);
     model.UnmapAll();
-    model.Check(0, 64 * kPage);
+    model.Check(0, 64 * fs::kPageBytes);
     for (const auto& t : model.trackers()) {
       EXPECT_EQ(t->TrackingBytes(), 0u) << static_cast<int>(t->design());
     }
@@ -247,24 +246,24 @@ TEST(Trackers, ManyMappingsOfOneBlock) {
     auto t = d.make();
     std::vector<dax::TrackedMapping> maps;
     for (uint64_t i = 0; i < 50; ++i) {
-      dax::TrackedMapping m{i + 1, 7, reinterpret_cast<uint8_t*>((i + 1) << 30), i * kPage, kPage};
-      fs::MapSegment s{i * kPage, kPage, fs::SegmentKind::kData, 9 * kPage};
+      dax::TrackedMapping m{i + 1, 7, reinterpret_cast<uint8_t*>((i + 1) << 30), i * fs::kPageBytes, fs::kPageBytes};
+      fs::MapSegment s{i * fs::kPageBytes, fs::kPageBytes, fs::SegmentKind::kData, 9 * fs::kPageBytes};
       t->Join(m, {&s, 1});
       maps.push_back(m);
     }
     EXPECT_GT(t->TrackingBytes(), 0u);
-    auto v = t->FindVictims(9 * kPage + 100, 1);
+    auto v = t->FindVictims(9 * fs::kPageBytes + 100, 1);
     ASSERT_TRUE(v.ok());
     ASSERT_EQ(v->size(), 50u) << d.name;
-    EXPECT_EQ((*v)[3], (Victim{4, reinterpret_cast<uint8_t*>(4ULL << 30), kPage, 7, 3 * kPage,
-                               9 * kPage}));
-    EXPECT_TRUE(t->FindVictims(8 * kPage, kPage)->empty());
-    EXPECT_TRUE(t->FindVictims(9 * kPage, 0)->empty());
+    EXPECT_EQ((*v)[3], (Victim{4, reinterpret_cast<uint8_t*>(4ULL << 30), fs::kPageBytes, 7, 3 * fs::kPageBytes,
+                               9 * fs::kPageBytes}));
+    EXPECT_TRUE(t->FindVictims(8 * fs::kPageBytes, fs::kPageBytes)->empty());
+    EXPECT_TRUE(t->FindVictims(9 * fs::kPageBytes, 0)->empty());
     for (size_t i = 0; i < maps.size(); ++i) {
-      fs::MapSegment s{i * kPage, kPage, fs::SegmentKind::kData, 9 * kPage};
+      fs::MapSegment s{i * fs::kPageBytes, fs::kPageBytes, fs::SegmentKind::kData, 9 * fs::kPageBytes};
       t->Leave(maps[i], {&s, 1});
     }
-    EXPECT_TRUE(t->FindVictims(0, 100 * kPage)->empty());
+    EXPECT_TRUE(t->FindVictims(0, 100 * fs::kPageBytes)->empty());
     EXPECT_EQ(t->TrackingBytes(), 0u) << d.name;
   }
 }
@@ -273,16 +272,16 @@ TEST(Trackers, VictimsAreClippedAndMerged) {
   for (const Design& d : kDesigns) {
     auto t = d.make();
     uint8_t* base = reinterpret_cast<uint8_t*>(1ULL << 40);
-    dax::TrackedMapping m{5, 3, base, 8 * kPage, 16 * kPage};
+    dax::TrackedMapping m{5, 3, base, 8 * fs::kPageBytes, 16 * fs::kPageBytes};
     // File pages 8..15 at device 100..107; 16..23 at device 104..111 (a clone within the file).
-    fs::MapSegment segs[] = {{8 * kPage, 8 * kPage, fs::SegmentKind::kData, 100 * kPage},
-                             {16 * kPage, 8 * kPage, fs::SegmentKind::kData, 104 * kPage}};
+    fs::MapSegment segs[] = {{8 * fs::kPageBytes, 8 * fs::kPageBytes, fs::SegmentKind::kData, 100 * fs::kPageBytes},
+                             {16 * fs::kPageBytes, 8 * fs::kPageBytes, fs::SegmentKind::kData, 104 * fs::kPageBytes}};
     t->Join(m, segs);
-    auto v = t->FindVictims(105 * kPage + 1, 2 * kPage);  // widened to pages 105..107
+    auto v = t->FindVictims(105 * fs::kPageBytes + 1, 2 * fs::kPageBytes);  // widened to pages 105..107
     ASSERT_TRUE(v.ok());
     std::vector<Victim> want = {
-        {5, base + 5 * kPage, 3 * kPage, 3, 13 * kPage, 105 * kPage},
-        {5, base + 9 * kPage, 3 * kPage, 3, 17 * kPage, 105 * kPage},
+        {5, base + 5 * fs::kPageBytes, 3 * fs::kPageBytes, 3, 13 * fs::kPageBytes, 105 * fs::kPageBytes},
+        {5, base + 9 * fs::kPageBytes, 3 * fs::kPageBytes, 3, 17 * fs::kPageBytes, 105 * fs::kPageBytes},
     };
     EXPECT_EQ(*v, want) << d.name;
     t->Leave(m, segs);
@@ -296,19 +295,19 @@ TEST(Trackers, SplitsMergeBack) {
   for (const Design& d : kDesigns) {
     auto t = d.make();
     uint8_t* base = reinterpret_cast<uint8_t*>(1ULL << 40);
-    dax::TrackedMapping a{1, 3, base, 0, 8 * kPage};
-    fs::MapSegment whole{0, 8 * kPage, fs::SegmentKind::kData, 100 * kPage};
+    dax::TrackedMapping a{1, 3, base, 0, 8 * fs::kPageBytes};
+    fs::MapSegment whole{0, 8 * fs::kPageBytes, fs::SegmentKind::kData, 100 * fs::kPageBytes};
     t->Join(a, {&whole, 1});
     const uint64_t one = t->TrackingBytes();
-    dax::TrackedMapping b{2, 4, base + (1ULL << 30), 2 * kPage, 3 * kPage};
-    fs::MapSegment part{2 * kPage, 3 * kPage, fs::SegmentKind::kData, 102 * kPage};
+    dax::TrackedMapping b{2, 4, base + (1ULL << 30), 2 * fs::kPageBytes, 3 * fs::kPageBytes};
+    fs::MapSegment part{2 * fs::kPageBytes, 3 * fs::kPageBytes, fs::SegmentKind::kData, 102 * fs::kPageBytes};
     t->Join(b, {&part, 1});
     EXPECT_GT(t->TrackingBytes(), one) << d.name;
     t->Leave(b, {&part, 1});
     EXPECT_EQ(t->TrackingBytes(), one) << d.name;
     // a leaves in two pieces and rejoins in two pieces: back to the same memory.
-    fs::MapSegment lo{0, 3 * kPage, fs::SegmentKind::kData, 100 * kPage};
-    fs::MapSegment hi{3 * kPage, 5 * kPage, fs::SegmentKind::kData, 103 * kPage};
+    fs::MapSegment lo{0, 3 * fs::kPageBytes, fs::SegmentKind::kData, 100 * fs::kPageBytes};
+    fs::MapSegment hi{3 * fs::kPageBytes, 5 * fs::kPageBytes, fs::SegmentKind::kData, 103 * fs::kPageBytes};
     t->Leave(a, {&lo, 1});
     t->Leave(a, {&hi, 1});
     EXPECT_EQ(t->TrackingBytes(), 0u) << d.name;
@@ -327,15 +326,15 @@ TEST(Trackers, FindVictimsConcurrentWithJoinLeave) {
     std::atomic<bool> done{false};
     std::thread reader([&] {
       while (!done.load()) {
-        auto v = t->FindVictims(0, 64 * kPage);
+        auto v = t->FindVictims(0, 64 * fs::kPageBytes);
         ASSERT_TRUE(v.ok());
-        for (const Victim& victim : *v) ASSERT_EQ(victim.length % kPage, 0u);
+        for (const Victim& victim : *v) ASSERT_EQ(victim.length % fs::kPageBytes, 0u);
       }
     });
     for (uint64_t i = 0; i < 3000; ++i) {
       dax::TrackedMapping m{i % 7 + 1, 1, reinterpret_cast<uint8_t*>((i % 7 + 1) << 30), 0,
-                            8 * kPage};
-      fs::MapSegment s{0, (i % 8 + 1) * kPage, fs::SegmentKind::kData, (i % 13) * kPage};
+                            8 * fs::kPageBytes};
+      fs::MapSegment s{0, (i % 8 + 1) * fs::kPageBytes, fs::SegmentKind::kData, (i % 13) * fs::kPageBytes};
       t->Join(m, {&s, 1});
       t->Leave(m, {&s, 1});
     }

@@ -1,22 +1,27 @@
-// File data: read, copy-on-write write, truncate, fallocate, SEEK_DATA/SEEK_HOLE and bmap, in
-// bytes over the block extent map. Changes extent maps and data space only through
-// extent_map.cc; knows nothing of directories or names (namespace.cc calls WriteData/ReadData/
-// FreeAllData for symlink targets and unlinked files).
-//
-// Every mutating operation follows docs/fs.md: it plans from the current map (validate), then
-// allocates all its new blocks and reserves metadata nodes (reserve: ENOSPC changes nothing),
-// then copies bytes and changes the map (apply). Invariant kept by every write path: bytes of a
-// file's last block past its size read as zeros, so growing a file never exposes old bytes.
-// A block is written in place only when it is not shared (docs/reflink.md) and either fresh or
-// unwritten; shared blocks are copied, so a write never shows through another owner.
-// Reads change nothing, not even atime (daxfs does not keep access times up to date).
+// File data (file_data.h). Every mutating operation follows docs/fs.md: it plans from the
+// current map (validate), then allocates all its new blocks and reserves metadata nodes
+// (reserve: ENOSPC changes nothing), then copies bytes and changes the map (apply). Invariant
+// kept by every write path: bytes of a file's last block past its size read as zeros, so growing
+// a file never exposes old bytes. A block is written in place only when it is not shared
+// (docs/reflink.md) and either fresh or unwritten; shared blocks are copied, so a write never
+// shows through another owner. Reads change nothing, not even atime (daxfs does not keep access
+// times up to date).
+#include "fs/file_data.h"
+
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <cstring>
-#include <limits>
+#include <optional>
 
-#include "fs/fs_impl.h"
+#include "device/device.h"
+#include "fs/blocks.h"
+#include "fs/data_space.h"
+#include "fs/extent_map.h"
+#include "fs/inodes.h"
+#include "fs/poison.h"
+#include "fs/refcount.h"
+#include "fs/remap.h"
 
 namespace daxfs::fs {
 
@@ -24,12 +29,6 @@ using format::ExtentRecord;
 using format::Inode;
 
 namespace {
-
-constexpr uint64_t kBlock = format::kBlockSize;
-constexpr uint64_t kMaxFileSize = std::numeric_limits<int64_t>::max();  // 2^63 - 1 bytes
-constexpr uint64_t kMaxFileBlocks = kMaxFileSize / kBlock + 1;
-
-uint64_t BlocksCovering(uint64_t bytes) { return bytes / kBlock + (bytes % kBlock != 0); }
 
 Status CheckRegular(const Inode& n) {
   if (n.type == format::FileType::kDirectory) {
@@ -54,7 +53,7 @@ Status CheckFileRange(uint64_t offset, uint64_t length) {
 
 // ---- Plans: how each block of a byte range will be written.
 
-struct FsImpl::WritePlan {
+struct FileData::WritePlan {
   enum class Kind {
     kHole,       // unmapped: a new block, the rest of a partial block zeroed
     kInPlace,    // written and fresh: overwrite where it is
@@ -81,7 +80,7 @@ struct FsImpl::WritePlan {
 };
 
 // New blocks of one operation, handed out in file order.
-struct FsImpl::BlockSource {
+struct FileData::BlockSource {
   std::vector<space::Run> runs;
   size_t next = 0;
   uint64_t used_in_next = 0;
@@ -98,22 +97,23 @@ struct FsImpl::BlockSource {
   }
 };
 
-Status FsImpl::PlanWrite(Ino ino, uint64_t offset, uint64_t length, const uint8_t* src,
-                         bool zeroing, WritePlan* plan) {
+Status FileData::PlanWrite(const ReadOp& op, Ino ino, uint64_t offset, uint64_t length,
+                           const uint8_t* src, bool zeroing, WritePlan* plan) const {
   if (length == 0) return Status::Ok();
   uint64_t first = offset / kBlock;
   uint64_t end = BlocksCovering(offset + length);
   // Lost blocks (docs/media.md): a write must cover them whole, and then always gets new blocks.
   std::vector<space::Run> lost;
-  if (PoisonActive()) {
-    ASSIGN_OR_RETURN(lost, LostRunsLocked(ino, first, end - first));
+  if (poison_->Active(op)) {
+    ASSIGN_OR_RETURN(lost, poison_->LostRuns(op, ino, first, end - first));
     bool partial_head = offset % kBlock != 0, partial_tail = (offset + length) % kBlock != 0;
     for (const space::Run& r : lost) {
       if ((partial_head && r.start == first) || (partial_tail && r.start + r.count == end)) {
         uint64_t b = partial_head && r.start == first ? first : end - 1;
         return Status::IoError(fmt::format(
             "media error: inode {} file offset {} is lost (bad media); only a write of the whole "
-            "block replaces it", ino, b * kBlock));
+            "block replaces it",
+            ino, b * kBlock));
       }
     }
   }
@@ -131,9 +131,9 @@ Status FsImpl::PlanWrite(Ino ino, uint64_t offset, uint64_t length, const uint8_
     }
     if (kind == WritePlan::Kind::kHole) plan->hole_blocks += n;
     if (kind == WritePlan::Kind::kCopy && edge.ok()) {
-      if (begin % kBlock != 0) edge = CheckDeviceGoodLocked(ino, fb, device_block, 1, "write");
+      if (begin % kBlock != 0) edge = poison_->CheckDeviceGood(ino, fb, device_block, 1, "write");
       if (edge.ok() && finish % kBlock != 0) {
-        edge = CheckDeviceGoodLocked(ino, fb + n - 1, device_block + n - 1, 1, "write");
+        edge = poison_->CheckDeviceGood(ino, fb + n - 1, device_block + n - 1, 1, "write");
       }
     }
   };
@@ -156,15 +156,15 @@ Status FsImpl::PlanWrite(Ino ino, uint64_t offset, uint64_t length, const uint8_
   // in place where fresh, copied where committed.
   auto unshared = [&](uint64_t from, uint64_t device, uint64_t b, uint64_t e) {
     if (b == e) return;
-    if (data_.AllFresh(device + (b - from), e - b)) {
+    if (data_->blocks().AllFresh(device + (b - from), e - b)) {
       add(WritePlan::Kind::kInPlace, b, e - b, device + (b - from));
       return;
     }
     // Mixed (a new block merged onto a committed extent): split by freshness, block by block.
     while (b < e) {
-      bool fresh = data_.IsFresh(device + (b - from));
+      bool fresh = data_->blocks().IsFresh(device + (b - from));
       uint64_t run_end = b + 1;
-      while (run_end < e && data_.IsFresh(device + (run_end - from)) == fresh) ++run_end;
+      while (run_end < e && data_->blocks().IsFresh(device + (run_end - from)) == fresh) ++run_end;
       add(fresh ? WritePlan::Kind::kInPlace : WritePlan::Kind::kCopy, b, run_end - b,
           device + (b - from));
       b = run_end;
@@ -173,7 +173,7 @@ Status FsImpl::PlanWrite(Ino ino, uint64_t offset, uint64_t length, const uint8_
   uint64_t pos = first;
   Status inner;  // an error met inside the walk
   RETURN_IF_ERROR(
-      ForEachExtent(ino, first, end - first, [&](uint64_t start, const ExtentRecord& x) {
+      extents_->ForEach(op, ino, first, end - first, [&](uint64_t start, const ExtentRecord& x) {
         if (start > pos) add(WritePlan::Kind::kHole, pos, start - pos, 0);
         uint64_t from = std::max(start, pos), to = std::min(start + x.blocks, end);
         uint64_t device = x.device_block + (from - start);
@@ -183,7 +183,7 @@ Status FsImpl::PlanWrite(Ino ino, uint64_t offset, uint64_t length, const uint8_
           add(WritePlan::Kind::kUnwritten, from, to - from, device);
           return true;
         }
-        Result<std::vector<space::Run>> shared = SharedRuns(device, to - from);
+        Result<std::vector<space::Run>> shared = Refcount::SharedRuns(op, device, to - from);
         if (!shared.ok()) {
           inner = shared.status();
           return false;
@@ -238,7 +238,7 @@ void FillBlocks(uint8_t* dst, const uint8_t* old, uint64_t file_block, uint64_t 
 
 }  // namespace
 
-Status FsImpl::ApplyPlan(Ino ino, const WritePlan& plan, BlockSource* blocks) {
+Status FileData::ApplyPlan(WriteOp& op, Ino ino, const WritePlan& plan, BlockSource* blocks) {
   using Kind = WritePlan::Kind;
   for (const WritePlan::Piece& p : plan.pieces) {
     uint8_t* current = device_->At(p.device_block * kBlock);
@@ -247,13 +247,13 @@ Status FsImpl::ApplyPlan(Ino ino, const WritePlan& plan, BlockSource* blocks) {
       case Kind::kInPlace: {
         uint64_t skip = p.byte_begin - p.file_block * kBlock;
         FillBlocks(current, current, p.file_block, p.blocks, bytes);
-        NoteDirty(p.device_block * kBlock + skip, p.byte_end - p.byte_begin);
+        op.NoteDirty(p.device_block * kBlock + skip, p.byte_end - p.byte_begin);
         break;
       }
       case Kind::kUnwritten:
         FillBlocks(current, nullptr, p.file_block, p.blocks, bytes);
-        NoteDirty(p.device_block * kBlock, p.blocks * kBlock);
-        RETURN_IF_ERROR(ConvertUnwritten(ino, p.file_block, p.blocks));
+        op.NoteDirty(p.device_block * kBlock, p.blocks * kBlock);
+        RETURN_IF_ERROR(extents_->ConvertUnwritten(op, ino, p.file_block, p.blocks));
         break;
       case Kind::kHole:
       case Kind::kCopy:
@@ -262,9 +262,10 @@ Status FsImpl::ApplyPlan(Ino ino, const WritePlan& plan, BlockSource* blocks) {
           uint64_t fb = p.file_block + done;
           const uint8_t* old = p.kind == Kind::kCopy ? current + done * kBlock : nullptr;
           FillBlocks(device_->At(run.start * kBlock), old, fb, run.count, bytes);
-          NoteDirty(run.start * kBlock, run.count * kBlock);
-          if (p.kind == Kind::kCopy) RETURN_IF_ERROR(UnmapRange(ino, fb, run.count).status());
-          RETURN_IF_ERROR(MapRun(ino, fb, run.start, run.count, 0));
+          op.NoteDirty(run.start * kBlock, run.count * kBlock);
+          if (p.kind == Kind::kCopy)
+            RETURN_IF_ERROR(extents_->Unmap(op, ino, fb, run.count).status());
+          RETURN_IF_ERROR(extents_->MapRun(op, ino, fb, run.start, run.count, 0));
           done += run.count;
         }
         break;
@@ -275,27 +276,28 @@ Status FsImpl::ApplyPlan(Ino ino, const WritePlan& plan, BlockSource* blocks) {
 
 // Allocates `new_blocks` (goal: a device block) and reserves nodes for `updates` extent-tree
 // updates among `records` existing records. On ENOSPC nothing is left allocated.
-Result<FsImpl::BlockSource> FsImpl::ReserveForOp(uint64_t new_blocks, uint64_t goal,
-                                                 uint64_t records, uint64_t updates) {
+Result<FileData::BlockSource> FileData::ReserveForOp(WriteOp& op, uint64_t new_blocks,
+                                                     uint64_t goal, uint64_t records,
+                                                     uint64_t updates) {
   return ReserveForWork(
-      new_blocks, goal,
+      op, new_blocks, goal,
       {.local_records = records, .local_updates = updates, .refcount_calls = updates});
 }
 
 // The same for any tree work (reflink operations add remaps to their byte writes).
-Result<FsImpl::BlockSource> FsImpl::ReserveForWork(uint64_t new_blocks, uint64_t goal,
-                                                   TreeWork work) {
+Result<FileData::BlockSource> FileData::ReserveForWork(WriteOp& op, uint64_t new_blocks,
+                                                       uint64_t goal, TreeWork work) {
   BlockSource source;
   if (new_blocks > 0) {
-    ASSIGN_OR_RETURN(source.runs, AllocateData(new_blocks, goal));
+    ASSIGN_OR_RETURN(source.runs, data_->Allocate(op, new_blocks, goal));
   }
   // Each run boundary may split a piece into one more extent to map.
   work.local_updates += 4 * source.runs.size();
   work.refcount_calls += 4 * source.runs.size();
-  Status reserved = ReserveTreeWork(work);
+  Status reserved = budget_->Reserve(op, work);
   if (!reserved.ok()) {
-    for (const space::Run& r : source.runs) ReleaseData(r.start, r.count);
-    ForgetDataChunksOfFailingOp();
+    for (const space::Run& r : source.runs) data_->Release(op, r.start, r.count);
+    data_->ForgetChunksOfFailingOp(op);
     return reserved;
   }
   return source;
@@ -303,7 +305,8 @@ Result<FsImpl::BlockSource> FsImpl::ReserveForWork(uint64_t new_blocks, uint64_t
 
 // ---- Reading.
 
-Result<size_t> FsImpl::ReadData(const Inode& inode, uint64_t offset, std::span<uint8_t> out) {
+Result<size_t> FileData::ReadData(const ReadOp& op, const Inode& inode, uint64_t offset,
+                                  std::span<uint8_t> out) const {
   if (offset >= inode.size || out.empty()) return size_t{0};
   uint64_t n = std::min<uint64_t>(out.size(), inode.size - offset);
   uint64_t end = offset + n;
@@ -313,12 +316,14 @@ Result<size_t> FsImpl::ReadData(const Inode& inode, uint64_t offset, std::span<u
     pos = std::max(pos, to);
   };
   uint64_t first = offset / kBlock;
-  if (PoisonActive()) {
-    RETURN_IF_ERROR(CheckNotLostLocked(inode.ino, first, BlocksCovering(end) - first, "read"));
+  if (poison_->Active(op)) {
+    RETURN_IF_ERROR(
+        poison_->CheckNotLost(op, inode.ino, first, BlocksCovering(end) - first, "read"));
   }
   Status bad;  // bytes on bad media that no failure recorded yet (the engine never loads them)
-  RETURN_IF_ERROR(ForEachExtent(
-      inode.ino, first, BlocksCovering(end) - first, [&](uint64_t start, const ExtentRecord& x) {
+  RETURN_IF_ERROR(extents_->ForEach(
+      op, inode.ino, first, BlocksCovering(end) - first,
+      [&](uint64_t start, const ExtentRecord& x) {
         uint64_t x_begin = start * kBlock, x_end = std::min(end, (start + x.blocks) * kBlock);
         zero_to(std::min(x_begin, end));
         if (x.flags & format::kExtentUnwritten) {
@@ -326,8 +331,8 @@ Result<size_t> FsImpl::ReadData(const Inode& inode, uint64_t offset, std::span<u
         } else if (x_end > pos) {
           if (device_->IsBad(x.device_block * kBlock + (pos - x_begin), x_end - pos)) {
             uint64_t fb = pos / kBlock;
-            bad = CheckDeviceGoodLocked(inode.ino, fb, x.device_block + (fb - start),
-                                        BlocksCovering(x_end) - fb, "read");
+            bad = poison_->CheckDeviceGood(inode.ino, fb, x.device_block + (fb - start),
+                                           BlocksCovering(x_end) - fb, "read");
             return false;
           }
           const uint8_t* data = device_->At(x.device_block * kBlock + (pos - x_begin));
@@ -341,15 +346,11 @@ Result<size_t> FsImpl::ReadData(const Inode& inode, uint64_t offset, std::span<u
   return static_cast<size_t>(n);
 }
 
-Result<size_t> FsImpl::Read(Ino ino, uint64_t offset, std::span<uint8_t> out) {
-  size_t read = 0;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
-    RETURN_IF_ERROR(CheckRegular(inode));
-    ASSIGN_OR_RETURN(read, ReadData(inode, offset, out));
-    return Status::Ok();
-  }));
-  return read;
+Result<size_t> FileData::Read(const ReadOp& op, Ino ino, uint64_t offset,
+                              std::span<uint8_t> out) const {
+  ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
+  RETURN_IF_ERROR(CheckRegular(inode));
+  return ReadData(op, inode, offset, out);
 }
 
 // ---- Writing.
@@ -357,38 +358,34 @@ Result<size_t> FsImpl::Read(Ino ino, uint64_t offset, std::span<uint8_t> out) {
 // Writes `data` at `offset` and updates size, blocks, mtime and ctime in `*inode`, and stores
 // the inode. Allocates and reserves before it changes anything (ENOSPC: nothing changed) -- but
 // a caller that changed the trees before calling it must have reserved for its own updates.
-Status FsImpl::WriteData(Inode* inode, uint64_t offset, std::span<const uint8_t> data) {
+Status FileData::WriteData(WriteOp& op, Inode* inode, uint64_t offset,
+                           std::span<const uint8_t> data) {
   if (data.empty()) return Status::Ok();
   RETURN_IF_ERROR(CheckFileRange(offset, data.size()));
   WritePlan plan;
-  RETURN_IF_ERROR(PlanWrite(inode->ino, offset, data.size(), data.data(), false, &plan));
+  RETURN_IF_ERROR(PlanWrite(op, inode->ino, offset, data.size(), data.data(), false, &plan));
   uint64_t goal = 0;
   if (plan.first_new_block) {
-    ASSIGN_OR_RETURN(goal, DataGoal(inode->ino, *plan.first_new_block));
+    ASSIGN_OR_RETURN(goal, extents_->Goal(op, inode->ino, *plan.first_new_block));
   }
   ASSIGN_OR_RETURN(BlockSource blocks,
-                   ReserveForOp(plan.new_blocks, goal, plan.extents, plan.Updates()));
-  RETURN_IF_ERROR(ApplyPlan(inode->ino, plan, &blocks));
+                   ReserveForOp(op, plan.new_blocks, goal, plan.extents, plan.Updates()));
+  RETURN_IF_ERROR(ApplyPlan(op, inode->ino, plan, &blocks));
   inode->size = std::max<uint64_t>(inode->size, offset + data.size());
   inode->blocks += plan.hole_blocks;
   inode->mtime_ns = inode->ctime_ns = NowNs();
-  return PutInode(*inode);
+  return Inodes::Put(op, *inode);
 }
 
-Result<size_t> FsImpl::Write(Ino ino, uint64_t offset, std::span<const uint8_t> data) {
-  if (data.empty()) {  // no change, no commit: only the checks
-    RETURN_IF_ERROR(ReadOp([&]() -> Status {
-      ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
-      return CheckRegular(inode);
-    }));
-    return size_t{0};
-  }
-  RETURN_IF_ERROR(WriteOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
-    RETURN_IF_ERROR(CheckRegular(inode));
-    return WriteData(&inode, offset, data);
-  }));
-  return data.size();
+Status FileData::CheckWritable(const ReadOp& op, Ino ino) {
+  ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
+  return CheckRegular(inode);
+}
+
+Status FileData::Write(WriteOp& op, Ino ino, uint64_t offset, std::span<const uint8_t> data) {
+  ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
+  RETURN_IF_ERROR(CheckRegular(inode));
+  return WriteData(op, &inode, offset, data);
 }
 
 // ---- Truncate.
@@ -396,50 +393,53 @@ Result<size_t> FsImpl::Write(Ino ino, uint64_t offset, std::span<const uint8_t> 
 // Adds to `plan` the zeroing of the partial blocks at the edges of [offset, end) (the whole
 // blocks between are the caller's): the bytes of those blocks inside the range and before the
 // file's size (bytes past the size already read as zeros).
-Status FsImpl::PlanEdgeZeroing(const Inode& inode, uint64_t offset, uint64_t end, WritePlan* plan) {
+Status FileData::PlanEdgeZeroing(const ReadOp& op, const Inode& inode, uint64_t offset,
+                                 uint64_t end, WritePlan* plan) const {
   uint64_t head_end = std::min(end, BlocksCovering(offset) * kBlock);
   uint64_t tail_begin = std::max(head_end, end / kBlock * kBlock);
   auto zero = [&](uint64_t from, uint64_t to) {
     to = std::min(to, inode.size);
-    return from < to ? PlanWrite(inode.ino, from, to - from, nullptr, true, plan) : Status::Ok();
+    return from < to ? PlanWrite(op, inode.ino, from, to - from, nullptr, true, plan)
+                     : Status::Ok();
   };
   if (offset % kBlock != 0) RETURN_IF_ERROR(zero(offset, head_end));
   if (end % kBlock != 0) RETURN_IF_ERROR(zero(tail_begin, end));
   return Status::Ok();
 }
 
-Status FsImpl::TruncateData(Inode* inode, uint64_t size) {
+Status FileData::TruncateData(WriteOp& op, Inode* inode, uint64_t size) {
   if (size < inode->size) {
     uint64_t keep = BlocksCovering(size);
     WritePlan plan;
-    RETURN_IF_ERROR(PlanEdgeZeroing(*inode, size, keep * kBlock, &plan));
-    ASSIGN_OR_RETURN(uint64_t records, CountExtents(inode->ino, keep, kMaxFileBlocks - keep));
-    ASSIGN_OR_RETURN(BlockSource blocks, ReserveForOp(plan.new_blocks, 0, records + plan.extents,
-                                                      plan.Updates() + records + 2));
-    RETURN_IF_ERROR(ApplyPlan(inode->ino, plan, &blocks));
-    ASSIGN_OR_RETURN(uint64_t unmapped, UnmapRange(inode->ino, keep, kMaxFileBlocks - keep));
+    RETURN_IF_ERROR(PlanEdgeZeroing(op, *inode, size, keep * kBlock, &plan));
+    ASSIGN_OR_RETURN(uint64_t records,
+                     extents_->Count(op, inode->ino, keep, kMaxFileBlocks - keep));
+    ASSIGN_OR_RETURN(
+        BlockSource blocks,
+        ReserveForOp(op, plan.new_blocks, 0, records + plan.extents, plan.Updates() + records + 2));
+    RETURN_IF_ERROR(ApplyPlan(op, inode->ino, plan, &blocks));
+    ASSIGN_OR_RETURN(uint64_t unmapped,
+                     extents_->Unmap(op, inode->ino, keep, kMaxFileBlocks - keep));
     inode->blocks -= unmapped;
   } else {
-    RETURN_IF_ERROR(ReserveNodes(1));
+    RETURN_IF_ERROR(budget_->ReserveNodes(op, 1));
   }
   inode->size = size;
   inode->mtime_ns = inode->ctime_ns = NowNs();
-  return PutInode(*inode);
+  return Inodes::Put(op, *inode);
 }
 
-Status FsImpl::Truncate(Ino ino, uint64_t size) {
-  return WriteOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
-    RETURN_IF_ERROR(CheckRegular(inode));
-    RETURN_IF_ERROR(CheckFileRange(size, 0));
-    return TruncateData(&inode, size);
-  });
+Status FileData::Truncate(WriteOp& op, Ino ino, uint64_t size) {
+  ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
+  RETURN_IF_ERROR(CheckRegular(inode));
+  RETURN_IF_ERROR(CheckFileRange(size, 0));
+  return TruncateData(op, &inode, size);
 }
 
 // ---- Fallocate.
 
 // A stretch of file blocks with one state.
-struct FsImpl::FileSpan {
+struct FileData::FileSpan {
   uint64_t file_block;
   uint64_t blocks;
   bool mapped;
@@ -447,36 +447,38 @@ struct FsImpl::FileSpan {
 };
 
 // Maps the file blocks of `span` to unwritten new blocks from `blocks`.
-Status FsImpl::MapUnwritten(Ino ino, const FileSpan& span, BlockSource* blocks) {
+Status FileData::MapUnwritten(WriteOp& op, Ino ino, const FileSpan& span, BlockSource* blocks) {
   for (uint64_t done = 0; done < span.blocks;) {
     space::Run run = blocks->Take(span.blocks - done);
-    RETURN_IF_ERROR(
-        MapRun(ino, span.file_block + done, run.start, run.count, format::kExtentUnwritten));
+    RETURN_IF_ERROR(extents_->MapRun(op, ino, span.file_block + done, run.start, run.count,
+                                     format::kExtentUnwritten));
     done += run.count;
   }
   return Status::Ok();
 }
 
 // Mode 0 / KEEP_SIZE: unwritten blocks for every hole of the range; mapped blocks stay as they are.
-Status FsImpl::AllocateRange(Inode* inode, uint64_t offset, uint64_t length, bool keep_size) {
+Status FileData::AllocateRange(WriteOp& op, Inode* inode, uint64_t offset, uint64_t length,
+                               bool keep_size) {
   uint64_t first = offset / kBlock, end = BlocksCovering(offset + length);
   std::vector<FileSpan> holes;
   uint64_t pos = first, records = 0, need = 0;
-  RETURN_IF_ERROR(
-      ForEachExtent(inode->ino, first, end - first, [&](uint64_t start, const ExtentRecord& x) {
-        if (start > pos) holes.push_back({pos, start - pos, false, false});
-        pos = start + x.blocks;
-        ++records;
-        return true;
-      }));
+  RETURN_IF_ERROR(extents_->ForEach(op, inode->ino, first, end - first,
+                                    [&](uint64_t start, const ExtentRecord& x) {
+                                      if (start > pos)
+                                        holes.push_back({pos, start - pos, false, false});
+                                      pos = start + x.blocks;
+                                      ++records;
+                                      return true;
+                                    }));
   if (pos < end) holes.push_back({pos, end - pos, false, false});
   for (const FileSpan& h : holes) need += h.blocks;
   uint64_t goal = 0;
   if (!holes.empty()) {
-    ASSIGN_OR_RETURN(goal, DataGoal(inode->ino, holes[0].file_block));
+    ASSIGN_OR_RETURN(goal, extents_->Goal(op, inode->ino, holes[0].file_block));
   }
-  ASSIGN_OR_RETURN(BlockSource blocks, ReserveForOp(need, goal, records, 2 * holes.size() + 2));
-  for (const FileSpan& h : holes) RETURN_IF_ERROR(MapUnwritten(inode->ino, h, &blocks));
+  ASSIGN_OR_RETURN(BlockSource blocks, ReserveForOp(op, need, goal, records, 2 * holes.size() + 2));
+  for (const FileSpan& h : holes) RETURN_IF_ERROR(MapUnwritten(op, inode->ino, h, &blocks));
   inode->blocks += need;
   int64_t now = NowNs();
   if (!keep_size && offset + length > inode->size) {
@@ -484,25 +486,25 @@ Status FsImpl::AllocateRange(Inode* inode, uint64_t offset, uint64_t length, boo
     inode->mtime_ns = now;
   }
   inode->ctime_ns = now;
-  return PutInode(*inode);
+  return Inodes::Put(op, *inode);
 }
 
 // PUNCH_HOLE: whole blocks unmapped, partial edge blocks zeroed.
 // ZERO_RANGE: whole blocks become unwritten (allocated, reading as zeros: written ones are
 // replaced by new unwritten blocks, holes get them, unwritten ones stay), partial edge blocks
 // zeroed (an edge block that is a hole stays a hole).
-Status FsImpl::PunchOrZero(Inode* inode, uint64_t offset, uint64_t length, bool zero,
-                           bool keep_size) {
+Status FileData::PunchOrZero(WriteOp& op, Inode* inode, uint64_t offset, uint64_t length, bool zero,
+                             bool keep_size) {
   uint64_t end = offset + length;
   uint64_t whole_first = BlocksCovering(offset), whole_end = end / kBlock;
   WritePlan edges;
-  RETURN_IF_ERROR(PlanEdgeZeroing(*inode, offset, end, &edges));
+  RETURN_IF_ERROR(PlanEdgeZeroing(op, *inode, offset, end, &edges));
   std::vector<FileSpan> spans;  // the whole blocks, by what is there now
   uint64_t records = 0, need = 0;
   if (whole_first < whole_end) {
     uint64_t pos = whole_first;
-    RETURN_IF_ERROR(ForEachExtent(
-        inode->ino, whole_first, whole_end - whole_first,
+    RETURN_IF_ERROR(extents_->ForEach(
+        op, inode->ino, whole_first, whole_end - whole_first,
         [&](uint64_t start, const ExtentRecord& x) {
           if (start > pos) spans.push_back({pos, start - pos, false, false});
           uint64_t from = std::max(start, pos), to = std::min(start + x.blocks, whole_end);
@@ -518,29 +520,29 @@ Status FsImpl::PunchOrZero(Inode* inode, uint64_t offset, uint64_t length, bool 
   }
   uint64_t goal = 0;
   if (whole_first < whole_end) {
-    ASSIGN_OR_RETURN(goal, DataGoal(inode->ino, whole_first));
+    ASSIGN_OR_RETURN(goal, extents_->Goal(op, inode->ino, whole_first));
   }
   ASSIGN_OR_RETURN(BlockSource blocks,
-                   ReserveForOp(edges.new_blocks + need, goal, records + edges.extents,
+                   ReserveForOp(op, edges.new_blocks + need, goal, records + edges.extents,
                                 edges.Updates() + 4 * spans.size() + 4));
-  RETURN_IF_ERROR(ApplyPlan(inode->ino, edges, &blocks));
+  RETURN_IF_ERROR(ApplyPlan(op, inode->ino, edges, &blocks));
   for (const FileSpan& s : spans) {
     if (!s.mapped && !zero) continue;
     if (s.mapped && (!zero || !s.unwritten)) {
-      ASSIGN_OR_RETURN(uint64_t unmapped, UnmapRange(inode->ino, s.file_block, s.blocks));
+      ASSIGN_OR_RETURN(uint64_t unmapped, extents_->Unmap(op, inode->ino, s.file_block, s.blocks));
       inode->blocks -= unmapped;
     }
     if (zero && !s.unwritten) {
-      RETURN_IF_ERROR(MapUnwritten(inode->ino, s, &blocks));
+      RETURN_IF_ERROR(MapUnwritten(op, inode->ino, s, &blocks));
       inode->blocks += s.blocks;
     }
   }
   if (zero && !keep_size) inode->size = std::max(inode->size, end);
   inode->mtime_ns = inode->ctime_ns = NowNs();
-  return PutInode(*inode);
+  return Inodes::Put(op, *inode);
 }
 
-Status FsImpl::Fallocate(Ino ino, uint32_t mode, uint64_t offset, uint64_t length) {
+Status FileData::CheckFallocate(uint32_t mode, uint64_t offset, uint64_t length) {
   constexpr uint32_t kKnown = kFallocKeepSize | kFallocPunchHole | kFallocZeroRange;
   if (length == 0) return Status::Invalid("fallocate: length 0");
   if (mode & ~kKnown) {
@@ -551,118 +553,114 @@ Status FsImpl::Fallocate(Ino ino, uint32_t mode, uint64_t offset, uint64_t lengt
   // As Linux (fs/open.c, vfs_fallocate): these combinations are EOPNOTSUPP.
   if (punch && zero) return Status::NotSupported("fallocate: PUNCH_HOLE and ZERO_RANGE together");
   if (punch && !keep_size) return Status::NotSupported("fallocate: PUNCH_HOLE needs KEEP_SIZE");
-  RETURN_IF_ERROR(CheckFileRange(offset, length));
-  return WriteOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
-    RETURN_IF_ERROR(CheckRegular(inode));
-    if (punch || zero) return PunchOrZero(&inode, offset, length, zero, keep_size);
-    return AllocateRange(&inode, offset, length, keep_size);
-  });
+  return CheckFileRange(offset, length);
+}
+
+Status FileData::Fallocate(WriteOp& op, Ino ino, uint32_t mode, uint64_t offset, uint64_t length) {
+  bool punch = mode & kFallocPunchHole, zero = mode & kFallocZeroRange;
+  bool keep_size = mode & kFallocKeepSize;
+  ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
+  RETURN_IF_ERROR(CheckRegular(inode));
+  if (punch || zero) return PunchOrZero(op, &inode, offset, length, zero, keep_size);
+  return AllocateRange(op, &inode, offset, length, keep_size);
 }
 
 // ---- SEEK_DATA / SEEK_HOLE and bmap. Unwritten extents count as holes (they read as zeros;
 // daxfs has no page cache that could hold dirty data over them), and there is an implicit hole
 // at the end of the file.
 
-Result<uint64_t> FsImpl::SeekData(Ino ino, uint64_t offset) {
-  uint64_t found = 0;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
-    RETURN_IF_ERROR(CheckRegular(inode));
-    std::optional<uint64_t> data;
-    if (offset < inode.size) {
-      uint64_t first = offset / kBlock;
-      RETURN_IF_ERROR(ForEachExtent(ino, first, BlocksCovering(inode.size) - first,
-                                    [&](uint64_t start, const ExtentRecord& x) {
-                                      if (x.flags & format::kExtentUnwritten) return true;
-                                      data = std::max(offset, start * kBlock);
-                                      return false;
-                                    }));
-    }
-    if (!data || *data >= inode.size) {
-      return Status::Error(ENXIO,
-                           fmt::format("inode {}: no data at or after offset {}", ino, offset));
-    }
-    found = *data;
-    return Status::Ok();
-  }));
-  return found;
-}
-
-Result<uint64_t> FsImpl::SeekHole(Ino ino, uint64_t offset) {
-  uint64_t found = 0;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
-    RETURN_IF_ERROR(CheckRegular(inode));
-    if (offset >= inode.size) {
-      return Status::Error(ENXIO,
-                           fmt::format("inode {}: offset {} is at or past the end", ino, offset));
-    }
-    uint64_t pos = offset;  // data runs without a gap from `offset` to here
+Result<uint64_t> FileData::SeekData(const ReadOp& op, Ino ino, uint64_t offset) const {
+  ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
+  RETURN_IF_ERROR(CheckRegular(inode));
+  std::optional<uint64_t> data;
+  if (offset < inode.size) {
     uint64_t first = offset / kBlock;
-    RETURN_IF_ERROR(ForEachExtent(
-        ino, first, BlocksCovering(inode.size) - first, [&](uint64_t start, const ExtentRecord& x) {
-          if (start * kBlock > pos || (x.flags & format::kExtentUnwritten)) return false;
-          pos = std::max(pos, (start + x.blocks) * kBlock);
-          return true;
-        }));
-    found = std::min(pos, inode.size);
-    return Status::Ok();
-  }));
-  return found;
+    RETURN_IF_ERROR(extents_->ForEach(op, ino, first, BlocksCovering(inode.size) - first,
+                                      [&](uint64_t start, const ExtentRecord& x) {
+                                        if (x.flags & format::kExtentUnwritten) return true;
+                                        data = std::max(offset, start * kBlock);
+                                        return false;
+                                      }));
+  }
+  if (!data || *data >= inode.size) {
+    return Status::Error(ENXIO,
+                         fmt::format("inode {}: no data at or after offset {}", ino, offset));
+  }
+  return *data;
 }
 
-Result<std::vector<FileExtent>> FsImpl::Bmap(Ino ino) {
+Result<uint64_t> FileData::SeekHole(const ReadOp& op, Ino ino, uint64_t offset) const {
+  ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
+  RETURN_IF_ERROR(CheckRegular(inode));
+  if (offset >= inode.size) {
+    return Status::Error(ENXIO,
+                         fmt::format("inode {}: offset {} is at or past the end", ino, offset));
+  }
+  uint64_t pos = offset;  // data runs without a gap from `offset` to here
+  uint64_t first = offset / kBlock;
+  RETURN_IF_ERROR(extents_->ForEach(op, ino, first, BlocksCovering(inode.size) - first,
+                                    [&](uint64_t start, const ExtentRecord& x) {
+                                      if (start * kBlock > pos ||
+                                          (x.flags & format::kExtentUnwritten))
+                                        return false;
+                                      pos = std::max(pos, (start + x.blocks) * kBlock);
+                                      return true;
+                                    }));
+  return std::min(pos, inode.size);
+}
+
+Result<std::vector<FileExtent>> FileData::Bmap(const ReadOp& op, Ino ino) const {
   std::vector<FileExtent> out;
-  RETURN_IF_ERROR(ReadOp([&]() -> Status {
-    ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
-    if (inode.type == format::FileType::kDirectory) {
-      return Status::Error(EISDIR, fmt::format("inode {} is a directory", ino));
-    }
-    // An extent partly shared is reported as its shared and unshared parts.
-    Status inner;
-    auto piece = [&](uint64_t file_block, uint64_t device_block, uint64_t blocks, bool unwritten,
-                     bool shared) {
-      if (blocks == 0) return;
-      out.push_back({.file_offset = file_block * kBlock, .device_offset = device_block * kBlock,
-                     .length = blocks * kBlock, .unwritten = unwritten, .shared = shared});
-    };
-    RETURN_IF_ERROR(
-        ForEachExtent(ino, 0, kMaxFileBlocks, [&](uint64_t start, const ExtentRecord& x) {
-          bool unwritten = (x.flags & format::kExtentUnwritten) != 0;
-          Result<std::vector<space::Run>> shared = SharedRuns(x.device_block, x.blocks);
-          if (!shared.ok()) {
-            inner = shared.status();
-            return false;
-          }
-          uint64_t done = 0;  // blocks of the extent reported
-          for (const space::Run& r : *shared) {
-            uint64_t at = r.start - x.device_block;
-            piece(start + done, x.device_block + done, at - done, unwritten, false);
-            piece(start + at, r.start, r.count, unwritten, true);
-            done = at + r.count;
-          }
-          piece(start + done, x.device_block + done, x.blocks - done, unwritten, false);
-          return true;
-        }));
-    return inner;
-  }));
+  ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
+  if (inode.type == format::FileType::kDirectory) {
+    return Status::Error(EISDIR, fmt::format("inode {} is a directory", ino));
+  }
+  // An extent partly shared is reported as its shared and unshared parts.
+  Status inner;
+  auto piece = [&](uint64_t file_block, uint64_t device_block, uint64_t blocks, bool unwritten,
+                   bool shared) {
+    if (blocks == 0) return;
+    out.push_back({.file_offset = file_block * kBlock,
+                   .device_offset = device_block * kBlock,
+                   .length = blocks * kBlock,
+                   .unwritten = unwritten,
+                   .shared = shared});
+  };
+  RETURN_IF_ERROR(
+      extents_->ForEach(op, ino, 0, kMaxFileBlocks, [&](uint64_t start, const ExtentRecord& x) {
+        bool unwritten = (x.flags & format::kExtentUnwritten) != 0;
+        Result<std::vector<space::Run>> shared = Refcount::SharedRuns(op, x.device_block, x.blocks);
+        if (!shared.ok()) {
+          inner = shared.status();
+          return false;
+        }
+        uint64_t done = 0;  // blocks of the extent reported
+        for (const space::Run& r : *shared) {
+          uint64_t at = r.start - x.device_block;
+          piece(start + done, x.device_block + done, at - done, unwritten, false);
+          piece(start + at, r.start, r.count, unwritten, true);
+          done = at + r.count;
+        }
+        piece(start + done, x.device_block + done, x.blocks - done, unwritten, false);
+        return true;
+      }));
+  RETURN_IF_ERROR(inner);
   return out;
 }
 
 // ---- Reflink helpers (declared with the reflink/rmap helpers).
 
-Status FsImpl::UnshareData(Inode* inode, uint64_t first_block, uint64_t count) {
+Status FileData::UnshareData(WriteOp& op, Inode* inode, uint64_t first_block, uint64_t count) {
   // Each shared run becomes a copy piece that writes no bytes: the whole blocks are copied.
   WritePlan plan;
   uint64_t end = first_block + count;
   Status inner;
-  RETURN_IF_ERROR(
-      ForEachExtent(inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
+  RETURN_IF_ERROR(extents_->ForEach(
+      op, inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
         if (x.flags & format::kExtentUnwritten) return true;
         uint64_t from = std::max(start, first_block), to = std::min(start + x.blocks, end);
         uint64_t device = x.device_block + (from - start);
-        Result<std::vector<space::Run>> shared = SharedRuns(device, to - from);
+        Result<std::vector<space::Run>> shared = Refcount::SharedRuns(op, device, to - from);
         if (!shared.ok()) {
           inner = shared.status();
           return false;
@@ -670,8 +668,8 @@ Status FsImpl::UnshareData(Inode* inode, uint64_t first_block, uint64_t count) {
         if (!shared->empty()) ++plan.extents;
         for (const space::Run& r : *shared) {
           uint64_t fb = from + (r.start - device);
-          plan.pieces.push_back({WritePlan::Kind::kCopy, fb, r.count, r.start, fb * kBlock,
-                                 fb * kBlock, nullptr});
+          plan.pieces.push_back(
+              {WritePlan::Kind::kCopy, fb, r.count, r.start, fb * kBlock, fb * kBlock, nullptr});
           plan.new_blocks += r.count;
           if (!plan.first_new_block) plan.first_new_block = fb;
         }
@@ -680,17 +678,20 @@ Status FsImpl::UnshareData(Inode* inode, uint64_t first_block, uint64_t count) {
   RETURN_IF_ERROR(inner);
   if (plan.pieces.empty()) return Status::Ok();
   for (const WritePlan::Piece& p : plan.pieces) {  // copies read every block: none may be bad
-    if (PoisonActive()) RETURN_IF_ERROR(CheckNotLostLocked(inode->ino, p.file_block, p.blocks, "unshare"));
-    RETURN_IF_ERROR(CheckDeviceGoodLocked(inode->ino, p.file_block, p.device_block, p.blocks, "unshare"));
+    if (poison_->Active(op))
+      RETURN_IF_ERROR(poison_->CheckNotLost(op, inode->ino, p.file_block, p.blocks, "unshare"));
+    RETURN_IF_ERROR(
+        poison_->CheckDeviceGood(inode->ino, p.file_block, p.device_block, p.blocks, "unshare"));
   }
-  ASSIGN_OR_RETURN(uint64_t goal, DataGoal(inode->ino, *plan.first_new_block));
+  ASSIGN_OR_RETURN(uint64_t goal, extents_->Goal(op, inode->ino, *plan.first_new_block));
   ASSIGN_OR_RETURN(BlockSource blocks,
-                   ReserveForOp(plan.new_blocks, goal, plan.extents, plan.Updates()));
-  return ApplyPlan(inode->ino, plan, &blocks);
+                   ReserveForOp(op, plan.new_blocks, goal, plan.extents, plan.Updates()));
+  return ApplyPlan(op, inode->ino, plan, &blocks);
 }
 
-Status FsImpl::CopyBytesAndRemap(Inode* src, Inode* dst, const std::vector<ByteCopy>& copies,
-                                 const RemapPlan* remap, const TreeWork& remap_work) {
+Status FileData::CopyBytesAndRemap(WriteOp& op, Inode* src, Inode* dst,
+                                   const std::vector<ByteCopy>& copies, const RemapPlan* remap,
+                                   const TreeWork& remap_work) {
   // Every source byte is read before anything changes (the ranges may be in one file).
   std::vector<std::vector<uint8_t>> bytes(copies.size());
   WritePlan plan;
@@ -698,31 +699,32 @@ Status FsImpl::CopyBytesAndRemap(Inode* src, Inode* dst, const std::vector<ByteC
     const ByteCopy& c = copies[i];
     RETURN_IF_ERROR(CheckFileRange(c.dst_offset, c.length));
     bytes[i].resize(c.length);
-    ASSIGN_OR_RETURN(size_t n, ReadData(*src, c.src_offset, bytes[i]));
+    ASSIGN_OR_RETURN(size_t n, ReadData(op, *src, c.src_offset, bytes[i]));
     std::fill(bytes[i].begin() + n, bytes[i].end(), 0);
-    RETURN_IF_ERROR(PlanWrite(dst->ino, c.dst_offset, c.length, bytes[i].data(), false, &plan));
+    RETURN_IF_ERROR(PlanWrite(op, dst->ino, c.dst_offset, c.length, bytes[i].data(), false, &plan));
   }
   uint64_t goal = 0;
   if (plan.first_new_block) {
-    ASSIGN_OR_RETURN(goal, DataGoal(dst->ino, *plan.first_new_block));
+    ASSIGN_OR_RETURN(goal, extents_->Goal(op, dst->ino, *plan.first_new_block));
   }
   TreeWork work = remap_work;
-  work += {.local_records = plan.extents, .local_updates = plan.Updates(),
+  work += {.local_records = plan.extents,
+           .local_updates = plan.Updates(),
            .refcount_calls = plan.Updates()};
-  ASSIGN_OR_RETURN(BlockSource blocks, ReserveForWork(plan.new_blocks, goal, work));
-  RETURN_IF_ERROR(ApplyPlan(dst->ino, plan, &blocks));
+  ASSIGN_OR_RETURN(BlockSource blocks, ReserveForWork(op, plan.new_blocks, goal, work));
+  RETURN_IF_ERROR(ApplyPlan(op, dst->ino, plan, &blocks));
   dst->blocks += plan.hole_blocks;
-  if (remap != nullptr) RETURN_IF_ERROR(ApplyRemap(*remap, src, dst));
+  if (remap != nullptr) RETURN_IF_ERROR(remap_->Apply(op, *remap, src, dst));
   return Status::Ok();
 }
 
 // ---- Unlinked files.
 
-Status FsImpl::FreeAllData(Inode* inode) {
-  ASSIGN_OR_RETURN(uint64_t records, CountExtents(inode->ino, 0, kMaxFileBlocks));
+Status FileData::FreeAllData(WriteOp& op, Inode* inode) {
+  ASSIGN_OR_RETURN(uint64_t records, extents_->Count(op, inode->ino, 0, kMaxFileBlocks));
   if (records == 0) return Status::Ok();
-  RETURN_IF_ERROR(ReserveExtentUpdates(records, records + 2));
-  RETURN_IF_ERROR(UnmapRange(inode->ino, 0, kMaxFileBlocks).status());
+  RETURN_IF_ERROR(budget_->ReserveExtentUpdates(op, records, records + 2));
+  RETURN_IF_ERROR(extents_->Unmap(op, inode->ino, 0, kMaxFileBlocks).status());
   inode->blocks = 0;
   return Status::Ok();
 }

@@ -1,15 +1,22 @@
-// What the DAX layer needs from the filesystem: preparing a file range for a direct mapping (one
-// write operation that leaves it all private written blocks, then the layout handed over under
-// the filesystem lock), file layouts as device segments, and telling the mapping observer about
-// every layout change of a watched file before the operation that made it commits.
-// Knows nothing of address spaces, mmap or mapping handles: only fs::MappingObserver.
+// File layouts for the DAX layer (layouts.h): computing them, publishing noted changes, and
+// preparing a range for a direct mapping.
+#include "fs/layouts.h"
+
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include "base/log.h"
-#include "fs/fs_impl.h"
+#include "device/device.h"
+#include "fs/blocks.h"
+#include "fs/extent_map.h"
+#include "fs/file_data.h"
+#include "fs/inodes.h"
+#include "fs/node_budget.h"
+#include "fs/op_runner.h"
+#include "fs/poison.h"
+#include "fs/refcount.h"
 
 namespace daxfs::fs {
 
@@ -18,13 +25,9 @@ using format::Inode;
 
 namespace {
 
-constexpr uint64_t kB = format::kBlockSize;
-constexpr uint64_t kMaxFileBlocks = kWholeFile / kB;  // 2^51: every block a file can have
 // A writable preparation that keeps being undone by other operations between its write and its
 // install (clones racing the map) gives up after this many rounds.
 constexpr int kPrepareAttempts = 8;
-
-uint64_t BlocksCovering(uint64_t bytes) { return bytes / kB + (bytes % kB != 0); }
 
 Status CheckMappable(const Inode& n, uint64_t offset, uint64_t length) {
   if (n.type == format::FileType::kDirectory) {
@@ -33,12 +36,12 @@ Status CheckMappable(const Inode& n, uint64_t offset, uint64_t length) {
   if (n.type != format::FileType::kRegular) {
     return Status::Invalid(fmt::format("map: inode {} is not a regular file", n.ino));
   }
-  if (offset % kB != 0) {
+  if (offset % kBlock != 0) {
     return Status::Invalid(
-        fmt::format("map: offset {} is not a multiple of the block size ({})", offset, kB));
+        fmt::format("map: offset {} is not a multiple of the block size ({})", offset, kBlock));
   }
   if (length == 0) return Status::Invalid("map: length 0");
-  uint64_t limit = BlocksCovering(n.size) * kB;
+  uint64_t limit = BlocksCovering(n.size) * kBlock;
   if (offset > limit || length > limit - offset) {
     return Status::Invalid(fmt::format(
         "map: inode {}: [{}, +{}) reaches past the end of the file (size {}, mappable up to {})",
@@ -90,51 +93,47 @@ MapLayout OverlayLoss(const MapLayout& layout, uint64_t from, uint64_t to, uint6
 
 }  // namespace
 
-void FsImpl::SetMappingObserver(MappingObserver* observer) {
-  std::lock_guard<std::mutex> lock(mu_);
-  observer_ = observer;
-  noted_changes_.clear();
-}
-
 // ---- Layouts.
 
-Result<MapLayout> FsImpl::ComputeLayoutLocked(Ino ino, uint64_t first_block, uint64_t count) {
+Result<MapLayout> Layouts::Compute(const ReadOp& op, Ino ino, uint64_t first_block,
+                                   uint64_t count) const {
   uint64_t end = std::min(kMaxFileBlocks, first_block + std::min(count, kMaxFileBlocks));
   MapLayout layout;
   if (first_block >= end) return layout;
-  Result<Inode> inode = GetInode(ino);
+  Result<Inode> inode = Inodes::Get(op, ino);
   if (!inode.ok()) {
     if (!inode.status().IsNotFound()) return inode.status();
-    Append(&layout, first_block * kB, (end - first_block) * kB, SegmentKind::kBeyondEof, kNoDevice);
+    Append(&layout, first_block * kBlock, (end - first_block) * kBlock, SegmentKind::kBeyondEof,
+           kNoDevice);
     return layout;
   }
   uint64_t data_end = std::clamp(BlocksCovering(inode->size), first_block, end);
   uint64_t pos = first_block;
   if (data_end > first_block) {
-    RETURN_IF_ERROR(ForEachExtent(
-        ino, first_block, data_end - first_block, [&](uint64_t start, const ExtentRecord& x) {
+    RETURN_IF_ERROR(extents_->ForEach(
+        op, ino, first_block, data_end - first_block, [&](uint64_t start, const ExtentRecord& x) {
           if (start > pos)
-            Append(&layout, pos * kB, (start - pos) * kB, SegmentKind::kZero, kNoDevice);
+            Append(&layout, pos * kBlock, (start - pos) * kBlock, SegmentKind::kZero, kNoDevice);
           uint64_t from = std::max(start, pos), to = std::min<uint64_t>(start + x.blocks, data_end);
           if (x.flags & format::kExtentUnwritten) {
-            Append(&layout, from * kB, (to - from) * kB, SegmentKind::kZero, kNoDevice);
+            Append(&layout, from * kBlock, (to - from) * kBlock, SegmentKind::kZero, kNoDevice);
           } else {
-            Append(&layout, from * kB, (to - from) * kB, SegmentKind::kData,
-                   (x.device_block + (from - start)) * kB);
+            Append(&layout, from * kBlock, (to - from) * kBlock, SegmentKind::kData,
+                   (x.device_block + (from - start)) * kBlock);
           }
           pos = to;
           return true;
         }));
   }
-  Append(&layout, pos * kB, (data_end - pos) * kB, SegmentKind::kZero, kNoDevice);
-  Append(&layout, data_end * kB, (end - data_end) * kB, SegmentKind::kBeyondEof, kNoDevice);
+  Append(&layout, pos * kBlock, (data_end - pos) * kBlock, SegmentKind::kZero, kNoDevice);
+  Append(&layout, data_end * kBlock, (end - data_end) * kBlock, SegmentKind::kBeyondEof, kNoDevice);
   if (data_end > first_block) {
     std::vector<MapSegment> losses;
-    RETURN_IF_ERROR(ForEachLostRangeLocked(
-        ino, first_block, data_end - first_block,
+    RETURN_IF_ERROR(poison_->ForEachLostRange(
+        op, ino, first_block, data_end - first_block,
         [&](uint64_t file_block, uint64_t blocks, uint64_t device_block) {
-          losses.push_back({file_block * kB, blocks * kB, SegmentKind::kLost,
-                            device_block == kNoDevice ? kNoDevice : device_block * kB});
+          losses.push_back({file_block * kBlock, blocks * kBlock, SegmentKind::kLost,
+                            device_block == kNoDevice ? kNoDevice : device_block * kBlock});
         }));
     for (const MapSegment& l : losses) {
       layout = OverlayLoss(layout, l.file_offset, l.file_offset + l.length, l.device_offset);
@@ -145,16 +144,10 @@ Result<MapLayout> FsImpl::ComputeLayoutLocked(Ino ino, uint64_t first_block, uin
 
 // ---- Observing changes.
 
-void FsImpl::NoteLayoutChange(Ino ino, uint64_t first_block, uint64_t count) {
-  if (observer_ == nullptr || count == 0 || !observer_->Watches(ino)) return;
-  noted_changes_.push_back({ino, first_block, count});
-}
-
-void FsImpl::PublishLayoutChangesLocked() {
-  if (noted_changes_.empty()) return;
-  std::vector<NotedChange> changes = std::move(noted_changes_);
-  noted_changes_.clear();
-  if (observer_ == nullptr) return;
+void Layouts::Publish(const ReadOp& op, LayoutNotes& notes) const {
+  if (notes.empty()) return;
+  std::vector<NotedChange> changes = notes.Take();
+  MappingObserver* observer = notes.observer();
   for (NotedChange& c : changes) {  // clip to the largest file
     uint64_t end = std::min(kMaxFileBlocks, c.first_block + std::min(c.count, kMaxFileBlocks));
     c.first_block = std::min(c.first_block, end);
@@ -175,40 +168,42 @@ void FsImpl::PublishLayoutChangesLocked() {
     merged.push_back(c);
   }
   for (const NotedChange& m : merged) {
-    Result<MapLayout> layout = ComputeLayoutLocked(m.ino, m.first_block, m.count);
+    Result<MapLayout> layout = Compute(op, m.ino, m.first_block, m.count);
     if (!layout.ok()) {
       // Never leave a mapping on blocks it may no longer own: make the range inaccessible.
       base::Log(base::LogLevel::kError,
                 "layout of inode {} blocks {}..{} for its mappings: {} (made inaccessible)", m.ino,
                 m.first_block, m.first_block + m.count - 1, layout.status().ToString());
-      layout = MapLayout{{m.first_block * kB, m.count * kB, SegmentKind::kBeyondEof, kNoDevice}};
+      layout =
+          MapLayout{{m.first_block * kBlock, m.count * kBlock, SegmentKind::kBeyondEof, kNoDevice}};
     }
-    observer_->LayoutChanged(m.ino, m.first_block * kB, m.count * kB, *layout);
+    observer->LayoutChanged(m.ino, m.first_block * kBlock, m.count * kBlock, *layout);
   }
 }
 
 // ---- Preparing a mapping.
 
-Status FsImpl::MakeWritableLocked(Inode* inode, uint64_t first_block, uint64_t count) {
+Status Layouts::MakeWritable(WriteOp& op, Inode* inode, uint64_t first_block, uint64_t count) {
   // Each step reserves before it applies and changes no byte a reader sees, so an ENOSPC in a
   // later step leaves the earlier ones done but the file's contents as they were.
-  RETURN_IF_ERROR(UnshareData(inode, first_block, count));
+  RETURN_IF_ERROR(files_->UnshareData(op, inode, first_block, count));
   bool holes = false;
   uint64_t pos = first_block;
-  RETURN_IF_ERROR(
-      ForEachExtent(inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
-        holes = holes || start > pos;
-        pos = start + x.blocks;
-        return !holes;
-      }));
+  RETURN_IF_ERROR(extents_->ForEach(op, inode->ino, first_block, count,
+                                    [&](uint64_t start, const ExtentRecord& x) {
+                                      holes = holes || start > pos;
+                                      pos = start + x.blocks;
+                                      return !holes;
+                                    }));
   if (holes || pos < first_block + count) {
     // Holes become unwritten blocks (the size stays), zeroed and converted below.
-    RETURN_IF_ERROR(AllocateRange(inode, first_block * kB, count * kB, /*keep_size=*/true));
+    RETURN_IF_ERROR(
+        files_->AllocateRange(op, inode, first_block * kBlock, count * kBlock, /*keep_size=*/true));
   }
   std::vector<std::pair<uint64_t, uint64_t>> unwritten;  // device block, blocks
   uint64_t records = 0;
-  RETURN_IF_ERROR(
-      ForEachExtent(inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
+  RETURN_IF_ERROR(extents_->ForEach(
+      op, inode->ino, first_block, count, [&](uint64_t start, const ExtentRecord& x) {
         ++records;
         if (!(x.flags & format::kExtentUnwritten)) return true;
         uint64_t from = std::max(start, first_block);
@@ -217,38 +212,38 @@ Status FsImpl::MakeWritableLocked(Inode* inode, uint64_t first_block, uint64_t c
         return true;
       }));
   if (unwritten.empty()) return Status::Ok();
-  RETURN_IF_ERROR(ReserveExtentUpdates(records, 4 * unwritten.size() + 4));
+  RETURN_IF_ERROR(budget_->ReserveExtentUpdates(op, records, 4 * unwritten.size() + 4));
   for (auto [device_block, blocks] : unwritten) {
-    std::memset(device_->At(device_block * kB), 0, blocks * kB);
-    NoteDirty(device_block * kB, blocks * kB);
+    std::memset(device_->At(device_block * kBlock), 0, blocks * kBlock);
+    op.NoteDirty(device_block * kBlock, blocks * kBlock);
   }
-  return ConvertUnwritten(inode->ino, first_block, count);
+  return extents_->ConvertUnwritten(op, inode->ino, first_block, count);
 }
 
-Status FsImpl::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
-                              const std::function<Status(const MapLayout&)>& install) {
+Status Layouts::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
+                               const std::function<Status(const MapLayout&)>& install) {
   for (int attempt = 0; attempt < kPrepareAttempts; ++attempt) {
     // Install if the range is ready as it is: always for a read-only mapping; for a writable one
     // when every block is written, private and committed (no transaction open).
     bool installed = false;
-    Status read = ReadOp([&]() -> Status {
-      ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+    Status read = runner_->Read([&](const ReadOp& op) -> Status {
+      ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
       RETURN_IF_ERROR(CheckMappable(inode, offset, length));
-      if (writable && read_only_) {
-        if (!shutdown_.ok()) {
-          return Status::ReadOnly("map: the filesystem was shut down: " + shutdown_.message());
+      if (writable && runner_->read_only()) {
+        if (!runner_->shutdown_reason().ok()) {
+          return Status::ReadOnly("map: the filesystem was shut down: " +
+                                  runner_->shutdown_reason().message());
         }
         return Status::ReadOnly("map: a writable mapping on a filesystem mounted read-only");
       }
-      ASSIGN_OR_RETURN(MapLayout layout,
-                       ComputeLayoutLocked(ino, offset / kB, BlocksCovering(length)));
+      ASSIGN_OR_RETURN(MapLayout layout, Compute(op, ino, offset / kBlock, BlocksCovering(length)));
       if (writable) {
-        if (txn_ != nullptr) return Status::Ok();  // blocks of it may not be durable yet
+        if (runner_->txn_open()) return Status::Ok();  // blocks of it may not be durable yet
         for (const MapSegment& s : layout) {
           if (s.kind == SegmentKind::kLost) continue;
           if (s.kind != SegmentKind::kData) return Status::Ok();
           ASSIGN_OR_RETURN(std::vector<space::Run> shared,
-                           SharedRuns(s.device_offset / kB, s.length / kB));
+                           Refcount::SharedRuns(op, s.device_offset / kBlock, s.length / kBlock));
           if (!shared.empty()) return Status::Ok();
         }
       }
@@ -256,14 +251,14 @@ Status FsImpl::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool wr
       return install(layout);
     });
     if (!read.ok() || installed) return read;
-    RETURN_IF_ERROR(WriteOp([&]() -> Status {
-      ASSIGN_OR_RETURN(Inode inode, GetInode(ino));
+    RETURN_IF_ERROR(runner_->Write([&](WriteOp& op) -> Status {
+      ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
       RETURN_IF_ERROR(CheckMappable(inode, offset, length));
-      return MakeWritableLocked(&inode, offset / kB, BlocksCovering(length));
+      return MakeWritable(op, &inode, offset / kBlock, BlocksCovering(length));
     }));
     // Stores through the mapping go straight to these blocks: their extents must be durable
     // whatever the durability mode.
-    RETURN_IF_ERROR(Sync());
+    RETURN_IF_ERROR(runner_->Sync());
   }
   return Status::Busy(fmt::format(
       "map: inode {} kept changing while its range was prepared for a writable mapping", ino));

@@ -8,27 +8,35 @@
 // rebuilt (sharing without reflink means the extent maps themselves are damaged); reserve every
 // metadata node the rebuild can need; compare the trees with what they should hold (the report's
 // `fixed`); then delete every record and insert the rebuilt ones.
+#include "scrub/repair.h"
+
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <tuple>
 
-#include "fs/fs_impl.h"
+#include "fs/blocks.h"
+#include "fs/data_space.h"
+#include "fs/inodes.h"
+#include "fs/op_runner.h"
+#include "fs/owners.h"
+#include "fs/poison.h"
+#include "fs/refcount.h"
+#include "fs/rmap.h"
+#include "fs/runs.h"
+#include "scrub/check.h"
 #include "space/extent_allocator.h"
 
-namespace daxfs::fs {
+namespace daxfs::scrub {
+
+using fs::OpRunner;
+using fs::ReadOp;
+using fs::WriteOp;
 
 using format::RefcountRecord;
 using format::RmapRecord;
 
 namespace {
-
-auto RmapKey(const RmapRecord& r) { return std::tie(r.device_block, r.owner, r.file_block); }
-bool RmapKeyLess(const RmapRecord& a, const RmapRecord& b) { return RmapKey(a) < RmapKey(b); }
-
-btree::Key RmapTreeKey(const RmapRecord& r) {
-  return btree::Key{{r.device_block, r.owner, r.file_block}};
-}
 
 // The most nodes a tree built by inserting `records` records into an empty tree can have: after
 // inserts alone every non-root node holds at least MinFill entries (a split leaves both halves
@@ -45,37 +53,9 @@ uint64_t BuiltTreeNodesBound(const btree::BTree& tree, uint64_t records) {
   return nodes;
 }
 
-// Sorted, disjoint runs: a minus b, and a intersected with b.
-std::vector<space::Run> Subtract(const std::vector<space::Run>& a,
-                                 const std::vector<space::Run>& b) {
-  std::vector<space::Run> out;
-  size_t j = 0;
-  for (const space::Run& r : a) {
-    uint64_t at = r.start, end = r.start + r.count;
-    while (j < b.size() && b[j].start + b[j].count <= at) ++j;
-    for (size_t k = j; k < b.size() && b[k].start < end && at < end; ++k) {
-      if (b[k].start > at) out.push_back({at, b[k].start - at});
-      at = std::max(at, b[k].start + b[k].count);
-    }
-    if (at < end) out.push_back({at, end - at});
-  }
-  return out;
-}
-std::vector<space::Run> Intersect(const std::vector<space::Run>& a,
-                                  const std::vector<space::Run>& b) {
-  std::vector<space::Run> out;
-  for (size_t i = 0, j = 0; i < a.size() && j < b.size();) {
-    uint64_t s = std::max(a[i].start, b[j].start);
-    uint64_t e = std::min(a[i].start + a[i].count, b[j].start + b[j].count);
-    if (s < e) out.push_back({s, e - s});
-    (a[i].start + a[i].count < b[j].start + b[j].count) ? ++i : ++j;
-  }
-  return out;
-}
-
 }  // namespace
 
-void FsImpl::ResyncDataSpaceLocked(const std::vector<RmapRecord>& file_owners) {
+void Repairer::ResyncDataSpace(const std::vector<RmapRecord>& file_owners) {
   std::vector<space::Run> owned;  // the union of the file ranges, in order
   std::vector<RmapRecord> by_device = file_owners;
   std::sort(by_device.begin(), by_device.end(),
@@ -89,28 +69,29 @@ void FsImpl::ResyncDataSpaceLocked(const std::vector<RmapRecord>& file_owners) {
       owned.push_back({r.device_block, r.blocks});
     }
   }
-  format::Superblock sb = pool_->superblock();
+  format::Superblock sb = a_.pool->superblock();
   std::vector<space::Run> data_chunks;
-  for (auto& [chunk, type] : pool_->Chunks()) {
+  for (auto& [chunk, type] : a_.pool->Chunks()) {
     if (type == format::ChunkType::kData)
       data_chunks.push_back({sb.ChunkFirstBlock(chunk), sb.ChunkBlockCount(chunk)});
   }
-  std::vector<space::Run> free = data_.FreeRuns();
+  std::vector<space::Run> free = a_.data->blocks().FreeRuns();
   // Owned but free (the old rmap missed them): take them out of the free set.
-  for (const space::Run& r : Intersect(free, owned)) data_.MarkUsed(r.start, r.count).IgnoreError();
+  for (const space::Run& r : fs::Intersect(free, owned))
+    a_.data->MarkUsed(r.start, r.count).IgnoreError();
   // Free in truth but not in the allocator (the old rmap had stray records): give them back.
-  if (data_.deferred_blocks() == 0 && data_.fresh_blocks() == 0) {
-    for (const space::Run& r : Subtract(Subtract(data_chunks, owned), free))
-      data_.AddFree(r.start, r.count);
+  if (a_.data->blocks().deferred_blocks() == 0 && a_.data->blocks().fresh_blocks() == 0) {
+    for (const space::Run& r : fs::Subtract(fs::Subtract(data_chunks, owned), free))
+      a_.data->AddFree(r.start, r.count);
   }
 }
 
-Status FsImpl::ReserveRebuildLocked(uint64_t rmap_records, uint64_t refcount_records) {
+Status Repairer::ReserveRebuild(WriteOp& op, uint64_t rmap_records, uint64_t refcount_records) {
   // Deleting every record copies each old node at most once (a copy is fresh and then changed in
   // place); the new trees are bounded above; each single update also reserves its own worst case
   // for a moment.
   uint64_t old_nodes = 0;
-  for (btree::BTree* t : {trees_.rmap, trees_.refcount}) {
+  for (const btree::BTree* t : {op.rmap(), op.refcount()}) {
     if (t == nullptr) continue;
     RETURN_IF_ERROR(t->VisitNodes([&](uint64_t, int) {
       ++old_nodes;
@@ -118,26 +99,27 @@ Status FsImpl::ReserveRebuildLocked(uint64_t rmap_records, uint64_t refcount_rec
     }));
   }
   uint64_t need =
-      old_nodes + BuiltTreeNodesBound(*trees_.rmap, rmap_records) + 4 * format::kBTreeMaxLevels;
-  if (trees_.refcount != nullptr) need += BuiltTreeNodesBound(*trees_.refcount, refcount_records);
-  return txn_->EnsureNodes(need);
+      old_nodes + BuiltTreeNodesBound(*op.rmap(), rmap_records) + 4 * format::kBTreeMaxLevels;
+  if (op.refcount() != nullptr) need += BuiltTreeNodesBound(*op.refcount(), refcount_records);
+  return op.txn().EnsureNodes(need);
 }
 
-Result<RepairReport> FsImpl::RebuildReverseMaps() {
-  if (!has_rmap_) {
+Result<RepairReport> Repairer::Run() {
+  if (!a_.has_rmap) {
     return Status::NotSupported(
         "the filesystem keeps no reverse map (made with rmap = false): nothing to rebuild");
   }
   // Start from a transaction of our own, so that a failure part-way aborts only the repair.
-  RETURN_IF_ERROR(Sync());
+  RETURN_IF_ERROR(a_.runner->Sync());
   RepairReport report;
-  RETURN_IF_ERROR(WriteOp([&]() -> Status {
+  RETURN_IF_ERROR(a_.runner->Write([&](WriteOp& op) -> Status {
     // 1. Observe: what the trees must hold, and what they hold.
     std::vector<RmapRecord> files;
-    RETURN_IF_ERROR(ScanFileOwnersLocked(&files));
-    std::vector<RefcountRecord> refcounts = SweepRefcounts(files);
-    ASSIGN_OR_RETURN(std::vector<RmapRecord> retired, RetiredRecordsLocked(files));  // owner `bad`
-    if (!has_reflink_ && !refcounts.empty()) {
+    RETURN_IF_ERROR(fs::Owners::ScanFileOwners(op, &files));
+    std::vector<RefcountRecord> refcounts = fs::RefcountsOf(files);
+    ASSIGN_OR_RETURN(std::vector<RmapRecord> retired,
+                     a_.poison->RetiredRecords(op, files));  // owner `bad`
+    if (!a_.has_reflink && !refcounts.empty()) {
       const RefcountRecord& r = refcounts.front();
       return Status::Corruption(fmt::format(
           "device blocks {}..{} are mapped by {} files on a filesystem without reflink: the extent "
@@ -149,54 +131,58 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
     std::vector<RefcountRecord> have_refcounts;
     std::vector<std::string> unreadable;
     std::vector<btree::Key> bad_rmap_keys, bad_refcount_keys;
-    RETURN_IF_ERROR(ReadRmapTreeLocked(&have_rmap, &unreadable, &bad_rmap_keys));
-    if (trees_.refcount != nullptr) {
-      RETURN_IF_ERROR(ReadRefcountTreeLocked(&have_refcounts, &unreadable, &bad_refcount_keys));
+    RETURN_IF_ERROR(fs::Rmap::ReadAll(op, &have_rmap, &unreadable, &bad_rmap_keys));
+    if (op.refcount() != nullptr) {
+      RETURN_IF_ERROR(fs::Refcount::ReadAll(op, &have_refcounts, &unreadable, &bad_refcount_keys));
     }
 
     // 2. Reserve (this may type METADATA chunks, so their owners are read after it).
-    uint64_t special_bound = pool_->superblock().chunk_count + 1 + retired.size();
-    RETURN_IF_ERROR(ReserveRebuildLocked(files.size() + special_bound, refcounts.size()));
+    uint64_t special_bound = a_.pool->superblock().chunk_count + 1 + retired.size();
+    RETURN_IF_ERROR(ReserveRebuild(op, files.size() + special_bound, refcounts.size()));
     std::vector<RmapRecord> want = files;
     want.insert(want.end(), retired.begin(), retired.end());
-    for (const RmapRecord& s : SpecialOwnerRecords()) want.push_back(s);
-    std::sort(want.begin(), want.end(), RmapKeyLess);
+    for (const RmapRecord& s : a_.owners->SpecialOwnerRecords()) want.push_back(s);
+    std::sort(want.begin(), want.end(), fs::RmapKeyLess);
     report.fixed = unreadable;
     DiffReverseMaps(want, have_rmap, refcounts, have_refcounts, &report.fixed);
 
     // 3. Apply.
-    for (const RmapRecord& r : have_rmap) RETURN_IF_ERROR(trees_.rmap->Delete(RmapTreeKey(r)));
-    for (const btree::Key& k : bad_rmap_keys) RETURN_IF_ERROR(trees_.rmap->Delete(k));
+    for (const RmapRecord& r : have_rmap)
+      RETURN_IF_ERROR(op.writer(fs::FsTree::kRmap).Delete(fs::RmapKey(r)));
+    for (const btree::Key& k : bad_rmap_keys)
+      RETURN_IF_ERROR(op.writer(fs::FsTree::kRmap).Delete(k));
     for (const RefcountRecord& r : have_refcounts) {
-      RETURN_IF_ERROR(trees_.refcount->Delete(btree::Key{{r.device_block}}));
+      RETURN_IF_ERROR(op.writer(fs::FsTree::kRefcount).Delete(btree::Key{{r.device_block}}));
     }
-    for (const btree::Key& k : bad_refcount_keys) RETURN_IF_ERROR(trees_.refcount->Delete(k));
+    for (const btree::Key& k : bad_refcount_keys)
+      RETURN_IF_ERROR(op.writer(fs::FsTree::kRefcount).Delete(k));
     uint8_t value[std::max(format::kRmapValueSize, format::kRefcountValueSize)];
     auto insert_rmap = [&](const RmapRecord& r) {
       format::EncodeRmapValue(r, value);
-      return trees_.rmap->Insert(RmapTreeKey(r), {value, format::kRmapValueSize});
+      return op.writer(fs::FsTree::kRmap).Insert(fs::RmapKey(r), {value, format::kRmapValueSize});
     };
     for (const RmapRecord& r : want) RETURN_IF_ERROR(insert_rmap(r));
     for (const RefcountRecord& r : refcounts) {
       format::EncodeRefcountValue(r, value);
-      RETURN_IF_ERROR(trees_.refcount->Insert(btree::Key{{r.device_block}},
-                                              {value, format::kRefcountValueSize}));
+      RETURN_IF_ERROR(
+          op.writer(fs::FsTree::kRefcount)
+              .Insert(btree::Key{{r.device_block}}, {value, format::kRefcountValueSize}));
     }
     // The reservation is a bound: should the inserts still have typed a METADATA chunk, it gets
     // its owner record too (inserting one may type another: repeat until nothing is new).
     for (bool added = true; added;) {
       added = false;
-      for (const RmapRecord& s : SpecialOwnerRecords()) {
-        if (std::binary_search(want.begin(), want.end(), s, RmapKeyLess)) continue;
+      for (const RmapRecord& s : a_.owners->SpecialOwnerRecords()) {
+        if (std::binary_search(want.begin(), want.end(), s, fs::RmapKeyLess)) continue;
         RETURN_IF_ERROR(insert_rmap(s));
-        want.insert(std::upper_bound(want.begin(), want.end(), s, RmapKeyLess), s);
+        want.insert(std::upper_bound(want.begin(), want.end(), s, fs::RmapKeyLess), s);
         added = true;
       }
     }
     // The allocator's free space came from the old rmap at mount.
     std::vector<RmapRecord> in_use = files;  // retired space is never free either
     in_use.insert(in_use.end(), retired.begin(), retired.end());
-    ResyncDataSpaceLocked(in_use);
+    ResyncDataSpace(in_use);
     report.rmap_records = want.size();
     report.refcount_records = refcounts.size();
     return Status::Ok();
@@ -204,4 +190,4 @@ Result<RepairReport> FsImpl::RebuildReverseMaps() {
   return report;
 }
 
-}  // namespace daxfs::fs
+}  // namespace daxfs::scrub

@@ -1,5 +1,5 @@
 // Whole-image operations behind include/daxfs/image.h: mkfs, inspect, check.
-// Uses the device and txn layers; the CLI sees none of them.
+// Uses the fs, device and txn layers; the CLI sees none of them.
 #include "daxfs/image.h"
 
 #include <fmt/core.h>
@@ -12,32 +12,11 @@
 #include "device/device.h"
 #include "format/superblock.h"
 #include "fs/fs_impl.h"
+#include "fs/trees.h"
 #include "txn/pool.h"
 
 namespace daxfs {
 namespace {
-
-std::string TreeName(uint16_t id) {
-  switch (static_cast<format::TreeId>(id)) {
-    case format::TreeId::kChunks:
-      return "chunks";
-    case format::TreeId::kInodes:
-      return "inodes";
-    case format::TreeId::kDirents:
-      return "dirents";
-    case format::TreeId::kExtents:
-      return "extents";
-    case format::TreeId::kRmap:
-      return "rmap";
-    case format::TreeId::kRefcount:
-      return "refcount";
-    case format::TreeId::kPoison:
-      return "poison";
-    case format::TreeId::kScratch:
-      return "scratch";
-  }
-  return fmt::format("tree{}", id);
-}
 
 std::vector<std::string> FeatureNames(const format::Superblock& sb) {
   std::vector<std::string> out;
@@ -62,19 +41,28 @@ Result<uint64_t> ParseSize(const std::string& text) {
   uint64_t value = 0;
   while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) {
     uint64_t digit = text[end] - '0';
-    if (value > (UINT64_MAX - digit) / 10) return Status::Invalid(fmt::format("size '{}' is too large", text));
+    if (value > (UINT64_MAX - digit) / 10)
+      return Status::Invalid(fmt::format("size '{}' is too large", text));
     value = value * 10 + digit;
     ++end;
   }
   std::string suffix = text.substr(end);
   int shift = 0;
-  if (suffix.empty()) shift = 0;
-  else if (suffix == "K" || suffix == "k" || suffix == "KiB") shift = 10;
-  else if (suffix == "M" || suffix == "m" || suffix == "MiB") shift = 20;
-  else if (suffix == "G" || suffix == "g" || suffix == "GiB") shift = 30;
-  else if (suffix == "T" || suffix == "t" || suffix == "TiB") shift = 40;
-  else return Status::Invalid(fmt::format("'{}' has an unknown size suffix '{}' (use K, M, G or T)", text, suffix));
-  if (shift && value > (UINT64_MAX >> shift)) return Status::Invalid(fmt::format("size '{}' is too large", text));
+  if (suffix.empty())
+    shift = 0;
+  else if (suffix == "K" || suffix == "k" || suffix == "KiB")
+    shift = 10;
+  else if (suffix == "M" || suffix == "m" || suffix == "MiB")
+    shift = 20;
+  else if (suffix == "G" || suffix == "g" || suffix == "GiB")
+    shift = 30;
+  else if (suffix == "T" || suffix == "t" || suffix == "TiB")
+    shift = 40;
+  else
+    return Status::Invalid(
+        fmt::format("'{}' has an unknown size suffix '{}' (use K, M, G or T)", text, suffix));
+  if (shift && value > (UINT64_MAX >> shift))
+    return Status::Invalid(fmt::format("size '{}' is too large", text));
   return value << shift;
 }
 
@@ -102,10 +90,13 @@ Status Mkfs(const std::string& path, const MkfsOptions& options) {
   Result<std::unique_ptr<device::Device>> dev = device::OpenDevice(path);
   if (!dev.ok()) return undo_create(dev.status());
   if (existed && !options.force && HoldsDaxfs(**dev)) {
-    return Status::Exists(fmt::format("{}: already holds a daxfs filesystem (use --force to replace it)", path));
+    return Status::Exists(
+        fmt::format("{}: already holds a daxfs filesystem (use --force to replace it)", path));
   }
-  FormatOptions fo{.chunk_size = options.chunk_size, .label = options.label,
-                   .rmap = options.rmap, .reflink = options.reflink};
+  FormatOptions fo{.chunk_size = options.chunk_size,
+                   .label = options.label,
+                   .rmap = options.rmap,
+                   .reflink = options.reflink};
   Status formatted = fs::FsImpl::FormatDevice(dev->get(), fo);
   if (!formatted.ok()) return undo_create(formatted.WithContext(path));
   return Status::Ok();
@@ -141,20 +132,29 @@ Result<ImageInfo> Inspect(const std::string& path) {
   auto typed = pool.Chunks();
   size_t next = 0;
   for (uint64_t c = 0; c < sb.chunk_count; ++c) {
-    ChunkInfo ci{.index = c, .offset = c * sb.chunk_size,
-                 .length = sb.ChunkBlockCount(c) * format::kBlockSize, .type = "free"};
-    if (next < typed.size() && typed[next].first == c) ci.type = format::ChunkTypeName(typed[next++].second);
+    ChunkInfo ci{.index = c,
+                 .offset = c * sb.chunk_size,
+                 .length = sb.ChunkBlockCount(c) * format::kBlockSize,
+                 .type = "free"};
+    if (next < typed.size() && typed[next].first == c)
+      ci.type = format::ChunkTypeName(typed[next++].second);
     info.chunks.push_back(ci);
   }
   auto view = pool.BeginRead();
   for (uint16_t id = 1; id < format::kMaxTrees; ++id) {
     const format::TreeRoot& t = sb.trees[id];
     if (t.key_words == 0) continue;
-    TreeInfo ti{.name = TreeName(id), .id = id, .root = t.root, .records = t.records,
-                .key_bytes = static_cast<uint16_t>(t.key_words * 8), .value_bytes = t.value_size};
+    TreeInfo ti{.name = fs::TreeName(id),
+                .id = id,
+                .root = t.root,
+                .records = t.records,
+                .key_bytes = static_cast<uint16_t>(t.key_words * 8),
+                .value_bytes = t.value_size};
     if (t.root != 0) {
-      btree::TreeSpec spec{.id = static_cast<format::TreeId>(id), .name = "walk",
-                           .key_words = t.key_words, .value_size = t.value_size};
+      btree::TreeSpec spec{.id = static_cast<format::TreeId>(id),
+                           .name = "walk",
+                           .key_words = t.key_words,
+                           .value_size = t.value_size};
       if (t.flags & format::kTreeInterval) {
         spec.interval_end = [](const btree::Key& k, const uint8_t*) { return k.w[0] + 1; };
       }
@@ -176,7 +176,9 @@ Result<ImageInfo> Inspect(const std::string& path) {
 Result<CheckResult> Check(const std::string& path) {
   ASSIGN_OR_RETURN(auto fs, Filesystem::Open(path, {.read_only = true}));
   ASSIGN_OR_RETURN(FsCheckResult report, fs->Check());
-  return CheckResult{.problems = report.problems, .damage = report.damage, .nodes_checked = report.nodes_checked,
+  return CheckResult{.problems = report.problems,
+                     .damage = report.damage,
+                     .nodes_checked = report.nodes_checked,
                      .records_checked = report.inodes_checked + report.extents_checked};
 }
 

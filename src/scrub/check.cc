@@ -2,15 +2,28 @@
 // rule of the filesystem (entries, link counts, parents, sizes, extents, data space) and the
 // scrub of the reverse map and refcount tree against the extent maps and the chunk table.
 // Read-only; reports every discrepancy with what and where (device block, owner, file block).
+#include "scrub/check.h"
+
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <map>
 #include <tuple>
 
-#include "fs/fs_impl.h"
+#include "fs/blocks.h"
+#include "fs/data_space.h"
+#include "fs/inodes.h"
+#include "fs/op_runner.h"
+#include "fs/owners.h"
+#include "fs/poison.h"
+#include "fs/refcount.h"
+#include "fs/rmap.h"
 
-namespace daxfs::fs {
+namespace daxfs::scrub {
+
+using fs::OpRunner;
+using fs::ReadOp;
+using fs::WriteOp;
 
 using format::FileType;
 using format::Inode;
@@ -37,17 +50,16 @@ std::map<uint64_t, bool> inodes_are_files(const std::map<uint64_t, InodeFacts>& 
 
 }  // namespace
 
-Result<FsCheckResult> FsImpl::Check() {
-  RETURN_IF_ERROR(Sync());
+Result<FsCheckResult> Checker::Run() {
+  RETURN_IF_ERROR(a_.runner->Sync());
   FsCheckResult result;
   auto problem = [&](std::string text) { result.problems.push_back(std::move(text)); };
 
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    txn::CheckReport pool_report = pool_->Check();
+  a_.runner->Exclusive([&] {
+    txn::CheckReport pool_report = a_.pool->Check();
     for (auto& p : pool_report.problems) problem("metadata: " + p);
     result.nodes_checked = pool_report.nodes_checked;
-  }
+  });
 
   std::map<uint64_t, InodeFacts> inodes;
   std::vector<RmapRecord> used;  // every extent turned around: what the rmap must hold for files
@@ -56,8 +68,8 @@ Result<FsCheckResult> FsImpl::Check() {
   std::vector<format::LostRecord> lost;
   std::vector<format::BadRecord> bad_ranges;
   std::vector<RmapRecord> retired;  // bad space no file owns (owner `bad`)
-  Status walked = ReadOp([&]() -> Status {
-    btree::Cursor c(trees_.inodes);
+  Status walked = a_.runner->Read([&](const ReadOp& op) -> Status {
+    btree::Cursor c(op.inodes());
     for (Status s = c.SeekFirst(); c.Valid(); s = c.Next()) {
       RETURN_IF_ERROR(s);
       Result<Inode> n = format::DecodeInode(c.key().w[0], c.value().data());
@@ -67,7 +79,7 @@ Result<FsCheckResult> FsImpl::Check() {
       }
       inodes[n->ino].inode = *n;
     }
-    btree::Cursor d(trees_.dirents);
+    btree::Cursor d(op.dirents());
     for (Status s = d.SeekFirst(); d.Valid(); s = d.Next()) {
       RETURN_IF_ERROR(s);
       uint64_t dir = d.key().w[0], slot = d.key().w[1];
@@ -78,7 +90,8 @@ Result<FsCheckResult> FsImpl::Check() {
       }
       auto parent = inodes.find(dir);
       if (parent == inodes.end() || parent->second.inode.type != FileType::kDirectory) {
-        problem(fmt::format("entry '{}' lives in inode {}, which is not a directory", e->name, dir));
+        problem(
+            fmt::format("entry '{}' lives in inode {}, which is not a directory", e->name, dir));
         continue;
       }
       if ((slot & ~format::kSlotCollisionMask) != format::NameHashSlot(e->name)) {
@@ -88,7 +101,8 @@ Result<FsCheckResult> FsImpl::Check() {
       ++parent->second.entries_inside;
       auto target = inodes.find(e->ino);
       if (target == inodes.end()) {
-        problem(fmt::format("directory {}: entry '{}' points to missing inode {}", dir, e->name, e->ino));
+        problem(fmt::format("directory {}: entry '{}' points to missing inode {}", dir, e->name,
+                            e->ino));
         continue;
       }
       if (target->second.inode.type != e->type) {
@@ -100,7 +114,7 @@ Result<FsCheckResult> FsImpl::Check() {
       target->second.containing_dir = dir;
       if (e->type == FileType::kDirectory) ++parent->second.subdirs;
     }
-    btree::Cursor x(trees_.extents);
+    btree::Cursor x(op.extents());
     uint64_t last_ino = 0, last_end = 0;
     for (Status s = x.SeekFirst(); x.Valid(); s = x.Next()) {
       RETURN_IF_ERROR(s);
@@ -113,38 +127,50 @@ Result<FsCheckResult> FsImpl::Check() {
       }
       auto owner = inodes.find(ino);
       if (owner == inodes.end() || owner->second.inode.type == FileType::kDirectory) {
-        problem(fmt::format("extent at file block {} belongs to inode {}, which is not a file", fblock, ino));
+        problem(fmt::format("extent at file block {} belongs to inode {}, which is not a file",
+                            fblock, ino));
       } else {
         owner->second.mapped_blocks += ext->blocks;
       }
       if (ino == last_ino && fblock < last_end) {
-        problem(fmt::format("inode {}: extent at file block {} overlaps the previous one", ino, fblock));
+        problem(fmt::format("inode {}: extent at file block {} overlaps the previous one", ino,
+                            fblock));
       }
       last_ino = ino;
       last_end = fblock + ext->blocks;
-      used.push_back({.device_block = ext->device_block, .owner = ino, .file_block = fblock,
-                      .blocks = ext->blocks, .flags = ext->flags});
+      used.push_back({.device_block = ext->device_block,
+                      .owner = ino,
+                      .file_block = fblock,
+                      .blocks = ext->blocks,
+                      .flags = ext->flags});
     }
     std::vector<std::string> bad;
-    if (trees_.rmap != nullptr) RETURN_IF_ERROR(ReadRmapTreeLocked(&rmap, &bad, nullptr));
-    if (trees_.refcount != nullptr) RETURN_IF_ERROR(ReadRefcountTreeLocked(&refcounts, &bad, nullptr));
+    if (op.rmap() != nullptr) RETURN_IF_ERROR(fs::Rmap::ReadAll(op, &rmap, &bad, nullptr));
+    if (op.refcount() != nullptr)
+      RETURN_IF_ERROR(fs::Refcount::ReadAll(op, &refcounts, &bad, nullptr));
     for (auto& b : bad) problem(std::move(b));
     // Media damage: the poison tree's records and the retired space they imply.
-    btree::Cursor p(trees_.poison);
+    btree::Cursor p(op.poison());
     for (Status s = p.SeekFirst(); p.Valid(); s = p.Next()) {
       RETURN_IF_ERROR(s);
       const btree::Key& k = p.key();
       if (k.w[0] == format::kPoisonLost) {
         Result<format::LostRecord> r = format::DecodeLost(k.w[1], k.w[2], p.value().data());
-        if (r.ok()) lost.push_back(*r); else problem(r.status().message());
+        if (r.ok())
+          lost.push_back(*r);
+        else
+          problem(r.status().message());
       } else if (k.w[0] == format::kPoisonBad) {
         Result<format::BadRecord> r = format::DecodeBad(k.w[1], k.w[2], p.value().data());
-        if (r.ok()) bad_ranges.push_back(*r); else problem(r.status().message());
+        if (r.ok())
+          bad_ranges.push_back(*r);
+        else
+          problem(r.status().message());
       } else {
         problem(fmt::format("poison: record of unknown kind {}", k.w[0]));
       }
     }
-    ASSIGN_OR_RETURN(retired, RetiredRecordsLocked(used));
+    ASSIGN_OR_RETURN(retired, a_.poison->RetiredRecords(op, used));
     return Status::Ok();
   });
   if (!walked.ok()) {
@@ -169,14 +195,17 @@ Result<FsCheckResult> FsImpl::Check() {
       }
       uint64_t parent = ino == format::kRootIno ? format::kRootIno : f.containing_dir;
       if (n.parent != parent) {
-        problem(fmt::format("directory {}: parent field {} but it lives in {}", ino, n.parent, parent));
+        problem(
+            fmt::format("directory {}: parent field {} but it lives in {}", ino, n.parent, parent));
       }
       if (n.nlink != 2 + f.subdirs) {
-        problem(fmt::format("directory {}: link count {} but it has {} subdirectories (expected {})",
-                            ino, n.nlink, f.subdirs, 2 + f.subdirs));
+        problem(
+            fmt::format("directory {}: link count {} but it has {} subdirectories (expected {})",
+                        ino, n.nlink, f.subdirs, 2 + f.subdirs));
       }
       if (n.size != f.entries_inside) {
-        problem(fmt::format("directory {}: size {} but it holds {} entries", ino, n.size, f.entries_inside));
+        problem(fmt::format("directory {}: size {} but it holds {} entries", ino, n.size,
+                            f.entries_inside));
       }
     } else {
       if (n.nlink != f.entries_naming_it) {
@@ -192,76 +221,79 @@ Result<FsCheckResult> FsImpl::Check() {
 
   // Data space: every extent inside DATA chunks, none both owned and free, and without reflink
   // no block owned twice (with it, sharing is judged by the refcount scrub below).
-  std::lock_guard<std::mutex> lock(mu_);
-  format::Superblock sb = pool_->superblock();
-  std::vector<int8_t> chunk_type(sb.chunk_count, -1);
-  for (auto& [c, t] : pool_->Chunks()) chunk_type[c] = static_cast<int8_t>(t);
-  std::vector<RmapRecord> by_device = used;
-  std::sort(by_device.begin(), by_device.end(),
-            [](auto& a, auto& b) { return a.device_block < b.device_block; });
-  uint64_t used_blocks = 0;  // blocks owned at least once
-  uint64_t covered_end = 0;  // the highest end of the ranges so far
-  for (size_t i = 0; i < by_device.size(); ++i) {
-    const RmapRecord& r = by_device[i];
-    uint64_t end = r.device_block + r.blocks;
-    uint64_t from = std::max(r.device_block, covered_end);
-    if (end > from) used_blocks += end - from;
-    covered_end = std::max(covered_end, end);
-    uint64_t first_chunk = r.device_block / sb.chunk_blocks();
-    uint64_t last_chunk = (end - 1) / sb.chunk_blocks();
-    for (uint64_t c = first_chunk; c <= last_chunk; ++c) {
-      if (c >= sb.chunk_count || chunk_type[c] != static_cast<int8_t>(format::ChunkType::kData)) {
-        problem(fmt::format("inode {} file block {}: device blocks {}..{} are not in a DATA chunk",
-                            r.owner, r.file_block, r.device_block, end - 1));
-        break;
+  a_.runner->Exclusive([&] {
+    format::Superblock sb = a_.pool->superblock();
+    std::vector<int8_t> chunk_type(sb.chunk_count, -1);
+    for (auto& [c, t] : a_.pool->Chunks()) chunk_type[c] = static_cast<int8_t>(t);
+    std::vector<RmapRecord> by_device = used;
+    std::sort(by_device.begin(), by_device.end(),
+              [](auto& a, auto& b) { return a.device_block < b.device_block; });
+    uint64_t used_blocks = 0;  // blocks owned at least once
+    uint64_t covered_end = 0;  // the highest end of the ranges so far
+    for (size_t i = 0; i < by_device.size(); ++i) {
+      const RmapRecord& r = by_device[i];
+      uint64_t end = r.device_block + r.blocks;
+      uint64_t from = std::max(r.device_block, covered_end);
+      if (end > from) used_blocks += end - from;
+      covered_end = std::max(covered_end, end);
+      uint64_t first_chunk = r.device_block / sb.chunk_blocks();
+      uint64_t last_chunk = (end - 1) / sb.chunk_blocks();
+      for (uint64_t c = first_chunk; c <= last_chunk; ++c) {
+        if (c >= sb.chunk_count || chunk_type[c] != static_cast<int8_t>(format::ChunkType::kData)) {
+          problem(
+              fmt::format("inode {} file block {}: device blocks {}..{} are not in a DATA chunk",
+                          r.owner, r.file_block, r.device_block, end - 1));
+          break;
+        }
+      }
+      if (!a_.has_reflink && i > 0 &&
+          by_device[i - 1].device_block + by_device[i - 1].blocks > r.device_block) {
+        problem(fmt::format(
+            "device block {} is owned twice: inode {} file block {} and inode {} file block {}",
+            r.device_block, by_device[i - 1].owner, by_device[i - 1].file_block, r.owner,
+            r.file_block));
+      }
+      for (uint64_t b = r.device_block; b < end; ++b) {
+        if (a_.data->blocks().IsFree(b)) {
+          problem(fmt::format("device block {} is mapped by inode {} but the allocator has it free",
+                              b, r.owner));
+          break;
+        }
       }
     }
-    if (!has_reflink_ && i > 0 &&
-        by_device[i - 1].device_block + by_device[i - 1].blocks > r.device_block) {
+    uint64_t data_chunk_blocks = 0;
+    for (uint64_t c = 0; c < sb.chunk_count; ++c) {
+      if (chunk_type[c] == static_cast<int8_t>(format::ChunkType::kData))
+        data_chunk_blocks += sb.ChunkBlockCount(c);
+    }
+    uint64_t retired_blocks = 0;
+    for (const RmapRecord& r : retired) retired_blocks += r.blocks;
+    uint64_t accounted = used_blocks + retired_blocks + a_.data->blocks().free_blocks() +
+                         a_.data->blocks().deferred_blocks();
+    if (accounted != data_chunk_blocks) {
       problem(fmt::format(
-          "device block {} is owned twice: inode {} file block {} and inode {} file block {}",
-          r.device_block, by_device[i - 1].owner, by_device[i - 1].file_block, r.owner,
-          r.file_block));
+          "data space: {} blocks in DATA chunks but {} mapped + {} retired + {} free + {} deferred "
+          "= {}",
+          data_chunk_blocks, used_blocks, retired_blocks, a_.data->blocks().free_blocks(),
+          a_.data->blocks().deferred_blocks(), accounted));
     }
-    for (uint64_t b = r.device_block; b < end; ++b) {
-      if (data_.IsFree(b)) {
-        problem(fmt::format("device block {} is mapped by inode {} but the allocator has it free",
-                            b, r.owner));
-        break;
-      }
-    }
-  }
-  uint64_t data_chunk_blocks = 0;
-  for (uint64_t c = 0; c < sb.chunk_count; ++c) {
-    if (chunk_type[c] == static_cast<int8_t>(format::ChunkType::kData))
-      data_chunk_blocks += sb.ChunkBlockCount(c);
-  }
-  uint64_t retired_blocks = 0;
-  for (const RmapRecord& r : retired) retired_blocks += r.blocks;
-  uint64_t accounted = used_blocks + retired_blocks + data_.free_blocks() + data_.deferred_blocks();
-  if (accounted != data_chunk_blocks) {
-    problem(fmt::format(
-        "data space: {} blocks in DATA chunks but {} mapped + {} retired + {} free + {} deferred = {}",
-        data_chunk_blocks, used_blocks, retired_blocks, data_.free_blocks(),
-        data_.deferred_blocks(), accounted));
-  }
-  CheckMediaDamage(inodes_are_files(inodes), used, lost, bad_ranges, retired, &result);
-  std::vector<RmapRecord> owners = used;  // the rmap holds retired space as owner `bad`
-  owners.insert(owners.end(), retired.begin(), retired.end());
-  CheckReverseMaps(owners, rmap, refcounts, &result);
+    CheckMediaDamage(inodes_are_files(inodes), used, lost, bad_ranges, retired, &result);
+    std::vector<RmapRecord> owners = used;  // the rmap holds retired space as owner `bad`
+    owners.insert(owners.end(), retired.begin(), retired.end());
+    CheckReverseMaps(owners, rmap, refcounts, &result);
+  });
   return result;
 }
 
 // Lost records name regular files whose blocks map exactly where the record says, inside bad
 // ranges; bad ranges never overlap and are never free; known damage is reported, not a problem;
 // bad bytes under metadata are.
-void FsImpl::CheckMediaDamage(const std::map<uint64_t, bool>& regular_files,
-                              const std::vector<RmapRecord>& used,
-                              const std::vector<format::LostRecord>& lost,
-                              const std::vector<format::BadRecord>& bad_ranges,
-                              const std::vector<RmapRecord>& retired, FsCheckResult* result) {
+void Checker::CheckMediaDamage(const std::map<uint64_t, bool>& regular_files,
+                               const std::vector<RmapRecord>& used,
+                               const std::vector<format::LostRecord>& lost,
+                               const std::vector<format::BadRecord>& bad_ranges,
+                               const std::vector<RmapRecord>& retired, FsCheckResult* result) {
   auto problem = [&](std::string text) { result->problems.push_back(std::move(text)); };
-  constexpr uint64_t kB = format::kBlockSize;
   for (size_t i = 1; i < bad_ranges.size(); ++i) {
     const format::BadRecord &a = bad_ranges[i - 1], &b = bad_ranges[i];
     if (a.device_block + a.blocks > b.device_block) {
@@ -270,13 +302,14 @@ void FsImpl::CheckMediaDamage(const std::map<uint64_t, bool>& regular_files,
     }
   }
   auto in_bad = [&](uint64_t block) {
-    auto it = std::upper_bound(bad_ranges.begin(), bad_ranges.end(), block,
-                               [](uint64_t b, const format::BadRecord& r) { return b < r.device_block; });
+    auto it =
+        std::upper_bound(bad_ranges.begin(), bad_ranges.end(), block,
+                         [](uint64_t b, const format::BadRecord& r) { return b < r.device_block; });
     return it != bad_ranges.begin() && std::prev(it)->device_block + std::prev(it)->blocks > block;
   };
   for (const format::BadRecord& r : bad_ranges) {
     for (uint64_t b = r.device_block; b < r.device_block + r.blocks; ++b) {
-      if (data_.IsFree(b) || data_.IsFresh(b)) {
+      if (a_.data->blocks().IsFree(b) || a_.data->blocks().IsFresh(b)) {
         problem(fmt::format("poison: bad device block {} is in free space", b));
         break;
       }
@@ -285,7 +318,7 @@ void FsImpl::CheckMediaDamage(const std::map<uint64_t, bool>& regular_files,
   for (const format::LostRecord& l : lost) {
     result->damage.push_back(fmt::format(
         "lost: inode {} file offset {} (+{} bytes) on bad media at device offset {}", l.ino,
-        l.file_block * kB, l.blocks * kB, l.device_block * kB));
+        l.file_block * fs::kBlock, l.blocks * fs::kBlock, l.device_block * fs::kBlock));
     auto file = regular_files.find(l.ino);
     if (file == regular_files.end() || !file->second) {
       problem(fmt::format("poison: lost range of inode {} at file block {}: no such regular file",
@@ -293,10 +326,11 @@ void FsImpl::CheckMediaDamage(const std::map<uint64_t, bool>& regular_files,
       continue;
     }
     // `used` is in extent-key order: (inode, file block).
-    auto it = std::lower_bound(used.begin(), used.end(), std::make_pair(l.ino, l.file_block),
-                               [](const RmapRecord& r, const std::pair<uint64_t, uint64_t>& k) {
-                                 return std::tie(r.owner, r.file_block) < std::tie(k.first, k.second);
-                               });
+    auto it =
+        std::lower_bound(used.begin(), used.end(), std::make_pair(l.ino, l.file_block),
+                         [](const RmapRecord& r, const std::pair<uint64_t, uint64_t>& k) {
+                           return std::tie(r.owner, r.file_block) < std::tie(k.first, k.second);
+                         });
     if (it != used.begin()) --it;
     uint64_t mapped = 0;
     for (; it != used.end() && it->owner <= l.ino; ++it) {
@@ -305,15 +339,19 @@ void FsImpl::CheckMediaDamage(const std::map<uint64_t, bool>& regular_files,
       uint64_t e = std::min(it->file_block + it->blocks, l.file_block + l.blocks);
       if (s >= e) continue;
       if (it->device_block + (s - it->file_block) != l.device_block + (s - l.file_block)) {
-        problem(fmt::format("poison: inode {} file block {} is lost at device block {} but maps "
-                            "device block {}", l.ino, s, l.device_block + (s - l.file_block),
-                            it->device_block + (s - it->file_block)));
+        problem(
+            fmt::format("poison: inode {} file block {} is lost at device block {} but maps "
+                        "device block {}",
+                        l.ino, s, l.device_block + (s - l.file_block),
+                        it->device_block + (s - it->file_block)));
       }
       mapped += e - s;
     }
     if (mapped != l.blocks) {
-      problem(fmt::format("poison: lost range of inode {} at file block {} ({} blocks): only {} "
-                          "of them are mapped", l.ino, l.file_block, l.blocks, mapped));
+      problem(
+          fmt::format("poison: lost range of inode {} at file block {} ({} blocks): only {} "
+                      "of them are mapped",
+                      l.ino, l.file_block, l.blocks, mapped));
     }
     for (uint64_t b = l.device_block; b < l.device_block + l.blocks; ++b) {
       if (!in_bad(b)) {
@@ -325,19 +363,17 @@ void FsImpl::CheckMediaDamage(const std::map<uint64_t, bool>& regular_files,
   }
   for (const RmapRecord& r : retired) {
     result->damage.push_back(fmt::format("retired: device offset {} (+{} bytes)",
-                                         r.device_block * kB, r.blocks * kB));
+                                         r.device_block * fs::kBlock, r.blocks * fs::kBlock));
   }
-  for (const device::BadRange& r : pool_->MetadataDamage()) {
+  for (const device::BadRange& r : a_.pool->MetadataDamage()) {
     problem(fmt::format("media: bad bytes under metadata at device offset {} (+{} bytes, chunk {})",
-                        r.offset, r.length, r.offset / pool_->superblock().chunk_size));
+                        r.offset, r.length, r.offset / a_.pool->superblock().chunk_size));
   }
 }
 
 // ---- The reverse-map scrub.
 
 namespace {
-
-auto RmapKey(const RmapRecord& r) { return std::tie(r.device_block, r.owner, r.file_block); }
 
 std::string Blocks(uint64_t first, uint64_t count) {
   return count == 1 ? fmt::format("device block {}", first)
@@ -393,17 +429,17 @@ std::vector<Step> Steps(const std::vector<RefcountRecord>& records) {
 
 }  // namespace
 
-void FsImpl::DiffReverseMaps(const std::vector<RmapRecord>& want_rmap,
-                             const std::vector<RmapRecord>& have_rmap,
-                             const std::vector<RefcountRecord>& want_refcount,
-                             const std::vector<RefcountRecord>& have_refcount,
-                             std::vector<std::string>* out) {
+void DiffReverseMaps(const std::vector<RmapRecord>& want_rmap,
+                     const std::vector<RmapRecord>& have_rmap,
+                     const std::vector<RefcountRecord>& want_refcount,
+                     const std::vector<RefcountRecord>& have_refcount,
+                     std::vector<std::string>* out) {
   // The rmap: a merge of two lists in key order.
   for (size_t i = 0, j = 0; i < want_rmap.size() || j < have_rmap.size();) {
     if (j == have_rmap.size() ||
-        (i < want_rmap.size() && RmapKey(want_rmap[i]) < RmapKey(have_rmap[j]))) {
+        (i < want_rmap.size() && fs::RmapOrder(want_rmap[i]) < fs::RmapOrder(have_rmap[j]))) {
       out->push_back("rmap: no record for " + Describe(want_rmap[i++]));
-    } else if (i == want_rmap.size() || RmapKey(have_rmap[j]) < RmapKey(want_rmap[i])) {
+    } else if (i == want_rmap.size() || fs::RmapOrder(have_rmap[j]) < fs::RmapOrder(want_rmap[i])) {
       const RmapRecord& h = have_rmap[j++];
       out->push_back(fmt::format(
           "rmap: record for {} matches no {}", Describe(h),
@@ -461,11 +497,12 @@ void FsImpl::DiffReverseMaps(const std::vector<RmapRecord>& want_rmap,
   }
 }
 
-void FsImpl::CheckReverseMaps(const std::vector<RmapRecord>& file_owners,
-                              const std::vector<RmapRecord>& rmap,
-                              const std::vector<RefcountRecord>& refcounts, FsCheckResult* result) {
+void Checker::CheckReverseMaps(const std::vector<RmapRecord>& file_owners,
+                               const std::vector<RmapRecord>& rmap,
+                               const std::vector<RefcountRecord>& refcounts,
+                               FsCheckResult* result) {
   auto problem = [&](std::string text) { result->problems.push_back(std::move(text)); };
-  format::Superblock sb = pool_->superblock();
+  format::Superblock sb = a_.pool->superblock();
   auto expect_empty = [&](format::TreeId id, const char* what) {
     const format::TreeRoot& t = sb.tree(id);
     if (t.root != 0 || t.records != 0) {
@@ -474,19 +511,20 @@ void FsImpl::CheckReverseMaps(const std::vector<RmapRecord>& file_owners,
                       what, what, t.records, t.root));
     }
   };
-  if (!has_rmap_) {
+  if (!a_.has_rmap) {
     expect_empty(format::TreeId::kRmap, "rmap");
     expect_empty(format::TreeId::kRefcount, "refcount");
     return;
   }
-  if (!has_reflink_) expect_empty(format::TreeId::kRefcount, "refcount");
+  if (!a_.has_reflink) expect_empty(format::TreeId::kRefcount, "refcount");
 
   std::vector<RmapRecord> want = file_owners;
-  for (const RmapRecord& s : SpecialOwnerRecords()) want.push_back(s);
-  std::sort(want.begin(), want.end(), [](auto& a, auto& b) { return RmapKey(a) < RmapKey(b); });
+  for (const RmapRecord& s : a_.owners->SpecialOwnerRecords()) want.push_back(s);
+  std::sort(want.begin(), want.end(),
+            [](auto& a, auto& b) { return fs::RmapOrder(a) < fs::RmapOrder(b); });
   // Without reflink sharing is already reported as "owned twice".
   std::vector<RefcountRecord> want_refcounts;
-  if (has_reflink_) want_refcounts = SweepRefcounts(file_owners);
+  if (a_.has_reflink) want_refcounts = fs::RefcountsOf(file_owners);
 
   // The refcount tree's own shape: no overlap, equal neighbours merged (count >= 2 is checked
   // when a record is decoded).
@@ -518,12 +556,13 @@ void FsImpl::CheckReverseMaps(const std::vector<RmapRecord>& file_owners,
   // No free block is owned: an rmap record that no extent explains must not cover free space.
   for (const RmapRecord& r : rmap) {
     if (format::IsSpecialOwner(r.owner)) continue;
-    auto it = std::lower_bound(want.begin(), want.end(), r,
-                               [](auto& a, auto& b) { return RmapKey(a) < RmapKey(b); });
-    if (it != want.end() && RmapKey(*it) == RmapKey(r)) continue;
+    auto it = std::lower_bound(want.begin(), want.end(), r, [](auto& a, auto& b) {
+      return fs::RmapOrder(a) < fs::RmapOrder(b);
+    });
+    if (it != want.end() && fs::RmapOrder(*it) == fs::RmapOrder(r)) continue;
     uint64_t end = std::min(r.device_block + r.blocks, sb.total_blocks());
     for (uint64_t b = r.device_block; b < end; ++b) {
-      if (data_.IsFree(b)) {
+      if (a_.data->blocks().IsFree(b)) {
         problem(fmt::format("rmap: record for {} covers device block {}, which is free",
                             Describe(r), b));
         break;
@@ -532,4 +571,4 @@ void FsImpl::CheckReverseMaps(const std::vector<RmapRecord>& file_owners,
   }
 }
 
-}  // namespace daxfs::fs
+}  // namespace daxfs::scrub

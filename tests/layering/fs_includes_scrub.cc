@@ -1,0 +1,2 @@
+// Layering probe: the filesystem layer including the scrub layer above it. Must not compile.
+#include "scrub/check.h"

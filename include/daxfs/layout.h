@@ -12,6 +12,8 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -65,31 +67,79 @@ struct LeaseNotice {
   bool consumed = false;        // reports a trap the client itself reported (ReportFault)
 };
 
+// When a recall's acknowledgement is due (see LayoutSink).
+using RecallClock = std::chrono::steady_clock;
+using RecallDeadline = RecallClock::time_point;
+
 // Implemented by the daemon, one per lease; passed to MapLayout and alive until the lease is
 // destroyed.
+//
+// A layout change reaches remote mappings in two phases, so that one operation touching N
+// leases (of one client or many) waits at most one recall timeout in all, never N of them:
+//   1. LayoutChanged on the sink of every lease the change touches: each sends its recall and
+//      returns at once, with the time by which its client must have acknowledged it;
+//   2. Settle on each of those sinks with ONE shared deadline (the latest phase 1 returned):
+//      each returns when its client acknowledged, or at that deadline with the client cut off.
+// Both phases run under the filesystem lock, from the operation that changes the extents, before
+// any block a lease stopped using can be reused (the point of the local
+// MappingObserver::LayoutChanged): phase 1 for every change of the operation, then phase 2 once.
+// RecallLayouts below is exactly that sequence.
 class LayoutSink {
  public:
   virtual ~LayoutSink() = default;
-  // The layout of [file_offset, +length) of the leased range changed to `layout` (exactly that
-  // range, already clipped to the lease). Called synchronously under the filesystem lock, from
-  // the operation that changes the extents, before any block the lease stopped using can be
-  // reused (the same point as the local MappingObserver::LayoutChanged), and with no engine lock
-  // but the filesystem lock held. Returns once the client acknowledged the new layout or was cut
-  // off (the daemon's recall timeout bounds the wait). May be called before MapLayout returned
-  // (the lease is live in the index from inside MapLayout). Must not call into the engine.
-  virtual void LayoutChanged(uint64_t file_offset, uint64_t length, const Layout& layout) = 0;
+  // Phase 1: the layout of [file_offset, +length) of the leased range changed to `layout`
+  // (exactly that range, already clipped to the lease). Queues the recall for the client and
+  // returns without waiting for the client (never blocks on the socket); returns the recall's
+  // deadline (now + the daemon's recall timeout), or now if nothing needs acknowledging (a dead
+  // session, a lease whose client maps nothing yet: the map reply carries the new layout).
+  // May be called before MapLayout returned (the lease is live in the index from inside
+  // MapLayout). Must not call into the engine.
+  virtual RecallDeadline LayoutChanged(uint64_t file_offset, uint64_t length,
+                                       const Layout& layout) = 0;
+  // Phase 2: returns once the client acknowledged every recall sent to this sink, or at
+  // `deadline` at the latest; a client that has not acknowledged by then is cut off (its session
+  // closed, its leases released soon after from another thread, the event logged) and, when the
+  // daemon is configured to (ServerOptions::kill_on_cutoff), killed and reaped of its address
+  // space before Settle returns. Calling it again, or with nothing outstanding, returns at once.
+  // The engine may reuse the blocks the change freed as soon as every Settle returned: a
+  // cut-off client that is hung (or hostile) rather than dead may still map them; only the kill
+  // fences it (docs/protocol.md, "What a cut-off can and cannot do"). Must not call into the
+  // engine.
+  virtual void Settle(RecallDeadline deadline) = 0;
   // A failure of some of the lease's pages, on the routing thread (outside every engine lock),
   // after the engine recorded the loss (the lease also sees the pages become kLost through
-  // LayoutChanged). Must not block for long: the daemon queues the notice and returns.
+  // the two phases above). Never blocks: the daemon queues the notice and returns.
   virtual void Failure(const LeaseNotice& notice) = 0;
   // Where the client mapped the lease (0 until it said so); the engine names client addresses
   // in the event log and in FailureReport notices with it. Thread-safe, cheap.
   virtual uint64_t ClientAddress() const = 0;
 };
 
+// One lease's part of a layout change.
+struct LeaseChange {
+  LayoutSink* sink = nullptr;
+  uint64_t file_offset = 0;  // clipped to the lease
+  uint64_t length = 0;
+  Layout layout;             // exactly [file_offset, +length)
+};
+
+// Delivers one operation's layout changes to remote mappings: phase 1 for all, then phase 2 for
+// all with one shared deadline. A sink may appear more than once (a lease touched by several
+// ranges of the operation). Under the filesystem lock.
+inline void RecallLayouts(const std::vector<LeaseChange>& changes) {
+  RecallDeadline deadline = RecallClock::now();
+  for (const LeaseChange& c : changes) {
+    deadline = std::max(deadline, c.sink->LayoutChanged(c.file_offset, c.length, c.layout));
+  }
+  for (const LeaseChange& c : changes) c.sink->Settle(deadline);
+}
+
 // A live remote mapping. Destroying it releases it: it leaves the mapping index and every
 // tracker; if a sink call for it is in flight on another thread, the destructor waits for it to
-// return; after the destructor returns the sink is never called again.
+// return (a Settle returns promptly once the daemon has cut the session off, which it always
+// does before releasing a session's leases); after the destructor returns the sink is never
+// called again. The daemon destroys leases from a session's worker thread, never from the
+// thread that reads the client's acknowledgements.
 class LayoutLease {
  public:
   virtual ~LayoutLease() = default;
@@ -105,7 +155,9 @@ class LayoutLease {
   // page (routed as a consumed, action-required event on lost data and logged with the owner),
   // else a hardware report (si_code BUS_MCEERR_AR, BUS_MCEERR_AO or BUS_ADRERR) of
   // 2^address_lsb bytes, routed as a failure of the device bytes behind it (AO: not action
-  // required). EINVAL if `offset` is outside the lease.
+  // required). EINVAL if `offset` is outside the lease. Called from the session's worker thread
+  // (never its reader), so it may take the filesystem lock and recall leases of the same
+  // client: their acknowledgements still get through.
   virtual Status ReportFault(uint64_t offset, int si_code, int address_lsb, bool fence_trap) = 0;
 };
 

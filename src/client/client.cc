@@ -318,6 +318,11 @@ bool ClientState::Handle(const proto::Header& header, proto::Body body) {
   }
 }
 
+// Every area of a mapping is MADV_DONTFORK: a child forked from this process must not inherit
+// device pages the daemon does not know it maps (it would never be recalled or fenced). Each
+// mmap makes a new area, so the advice follows every one.
+void DontFork(void* addr, size_t length) { madvise(addr, length, MADV_DONTFORK); }
+
 int ClientState::MapSegment(MappingState& m, const proto::Segment& s) {
   uint8_t* addr = m.base + (s.file_offset - m.file_offset);
   const uint64_t first = (s.file_offset - m.file_offset) / kPageSize;
@@ -335,6 +340,7 @@ int ClientState::MapSegment(MappingState& m, const proto::Segment& s) {
                  static_cast<off_t>(s.device_offset));
     }
     if (got != MAP_FAILED) {
+      DontFork(addr, s.length);
       client::SetPages(m.slot, first, pages, client::kPageData);
       return 0;
     }
@@ -342,6 +348,7 @@ int ClientState::MapSegment(MappingState& m, const proto::Segment& s) {
   } else if (s.kind == proto::SegmentKind::kZero) {
     if (mmap(addr, s.length, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) !=
         MAP_FAILED) {
+      DontFork(addr, s.length);
       client::SetPages(m.slot, first, pages, client::kPageZero);
       return 0;
     }
@@ -353,6 +360,7 @@ int ClientState::MapSegment(MappingState& m, const proto::Segment& s) {
            0) == MAP_FAILED) {
     mprotect(addr, s.length, PROT_NONE);
   }
+  DontFork(addr, s.length);
   return err;
 }
 
@@ -384,6 +392,7 @@ void ClientState::BuildMapping(Building b) {
   void* base =
       mmap(nullptr, r.length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED) return fail(Errno("reserving the address range"));
+  DontFork(base, r.length);
   m->base = static_cast<uint8_t*>(base);
   auto slot = client::RegisterMapping(m->base, r.length, r.mapping_id, sock_);
   if (!slot.ok()) {

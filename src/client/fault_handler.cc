@@ -41,6 +41,7 @@ struct Slot {
   std::atomic<uint64_t> length{0};
   std::atomic<uint64_t> mapping_id{0};
   std::atomic<int> sock{-1};
+  std::atomic<pid_t> pid{0};  // the process that made the mapping (a forked child has none)
   std::atomic<std::atomic<uint8_t>*> pages{nullptr};
 };
 Slot g_slots[kMaxDirectorySlots];
@@ -55,8 +56,10 @@ struct Found {
   size_t slot = 0;
 };
 
-// Async-signal-safe.
+// Async-signal-safe. Only mappings of this process: a child forked from it inherits the
+// directory but not the mappings (MADV_DONTFORK), so its faults there are its own business.
 bool Lookup(uintptr_t addr, Found* out) {
+  const pid_t self = getpid();
   const size_t high = g_high.load(std::memory_order_acquire);
   for (size_t i = 0; i < high; ++i) {
     Slot& s = g_slots[i];
@@ -66,7 +69,7 @@ bool Lookup(uintptr_t addr, Found* out) {
     if (s.state.load(std::memory_order_acquire) == kLive) {
       const uintptr_t base = s.base.load();
       const uint64_t length = s.length.load();
-      if (addr >= base && addr - base < length) {
+      if (addr >= base && addr - base < length && s.pid.load() == self) {
         out->mapping_id = s.mapping_id.load();
         out->base = base;
         out->page = (addr - base) / kPage;
@@ -222,6 +225,7 @@ Result<size_t> RegisterMapping(uint8_t* base, uint64_t length, uint64_t mapping_
     s.length.store(length);
     s.mapping_id.store(mapping_id);
     s.sock.store(sock);
+    s.pid.store(getpid());
     s.pages.store(states);
     size_t high = g_high.load();
     while (high < i + 1 && !g_high.compare_exchange_weak(high, i + 1)) {

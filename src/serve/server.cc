@@ -3,10 +3,12 @@
 // their SO_PEERCRED credentials, and reaps finished sessions. Session work is in session.cc.
 #include "serve/server.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -123,6 +125,20 @@ Result<Credentials> PeerCredentials(int fd) {
   return c;
 }
 
+// The peer process as a pidfd, for kill_on_cutoff: SO_PEERPIDFD names exactly the process that
+// connected (Linux 6.5+); before that, pidfd_open of the SO_PEERCRED pid, which could name
+// another process if the client exited and its pid was reused in between.
+int PeerPidfd(int fd, pid_t pid) {
+  constexpr int kSoPeerPidfd = 77;  // SO_PEERPIDFD, not in older headers
+  int pidfd = -1;
+  socklen_t len = sizeof pidfd;
+  if (getsockopt(fd, SOL_SOCKET, kSoPeerPidfd, &pidfd, &len) == 0 && pidfd >= 0) {
+    fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+    return pidfd;
+  }
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+}
+
 class ServerImpl final : public Server {
  public:
   ServerImpl(LayoutHost* host, const ServerOptions& options) {
@@ -175,6 +191,7 @@ class ServerImpl final : public Server {
     c.cutoffs = ctx_.cutoffs.load();
     c.notices = ctx_.notices.load();
     c.faults_reported = ctx_.faults.load();
+    c.kills = ctx_.kills.load();
     return c;
   }
   const std::string& socket_path() const override { return ctx_.options.socket_path; }
@@ -227,7 +244,8 @@ class ServerImpl final : public Server {
         continue;
       }
       const uint64_t id = ctx_.sessions_total.fetch_add(1) + 1;
-      auto session = std::make_shared<Session>(&ctx_, fd, std::move(*cred), id);
+      const int pidfd = ctx_.options.kill_on_cutoff ? PeerPidfd(fd, cred->pid) : -1;
+      auto session = std::make_shared<Session>(&ctx_, fd, std::move(*cred), id, pidfd);
       {
         std::lock_guard<std::mutex> lock(ctx_.mu);
         ctx_.sessions.push_back(session);

@@ -28,6 +28,14 @@ struct ServerOptions {
   uint32_t max_mappings = 4096;   // live mappings per session (ENOMEM)
   // A client that leaves a recall unacknowledged (or its socket full) this long is cut off.
   uint32_t recall_timeout_ms = 5000;
+  // A cut-off closes the session and releases its leases, but cannot stop a hung or hostile
+  // client from still loading and storing through its mappings after the engine reuses their
+  // blocks. With this set, a client cut off while it holds leases is also killed (SIGKILL
+  // through a pidfd taken at connect: SO_PEERPIDFD, else pidfd_open of the SO_PEERCRED pid),
+  // and the cut-off waits (at most recall_timeout_ms more) until the process has exited, so its
+  // address space is gone before any block is reused: the only true fence. Needs permission to
+  // kill the client (the same uid, or CAP_KILL). docs/protocol.md.
+  bool kill_on_cutoff = false;
   // One line per session event (connected, closed, cut off, refused, fault reported); also
   // logged at info level. Called from session threads.
   std::function<void(const std::string&)> on_event;
@@ -40,6 +48,7 @@ struct ServerCounters {
   uint64_t cutoffs = 0;
   uint64_t notices = 0;
   uint64_t faults_reported = 0;
+  uint64_t kills = 0;  // clients killed at cut-off (kill_on_cutoff)
 };
 
 class Server {

@@ -1,15 +1,23 @@
 // A client session of the daemon and its leases (session.h). The reader thread takes every
 // message off the socket: malformed ones close the session, unknown types get an error reply,
-// acknowledgements are applied at once, requests go to the worker thread, which runs them in
-// order against the LayoutHost. Lease records are the engine's sinks: a layout change becomes a
-// LayoutRecall that waits for its RecallAck (or cuts the client off), a failure a FailureNotice.
+// acknowledgements are applied at once, everything else (requests, fault reports, the Hello's
+// device check) goes to the worker thread, which runs it in order against the LayoutHost. The
+// writer thread alone sends. Lease records are the engine's sinks: a layout change queues a
+// LayoutRecall (phase 1) and Settle waits for its RecallAck or cuts the client off (phase 2); a
+// failure queues a FailureNotice.
 //
-// Locks: Session::mu_ and LeaseRecord::mu_ are never held together (the record's lock may be
-// held while the engine holds the filesystem lock; the session's never is), and no lock of the
-// session is held while calling the host.
+// Locks, outermost first: the engine's filesystem lock (held by the engine around sink calls),
+// LeaseRecord::mu_, Session::out_mu_. Session::mu_ is never held together with a record's
+// lock, and no lock of the session is held while calling the host. The reader takes only
+// Session::mu_ (briefly) and a record's mu_ (never held across a wait for anything but an
+// acknowledgement), so it can never wait behind the filesystem lock.
 #include "serve/session.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -24,6 +32,8 @@ namespace daxfs::serve {
 namespace {
 
 constexpr size_t kMaxQueuedRequests = 1024;
+// Worker replies wait while the outbox holds more than this (recalls and notices never wait).
+constexpr size_t kOutboxSoftLimit = 4 << 20;
 
 proto::FileLoss ToProto(const FileRangeLoss& l) {
   return {l.ino, l.file_offset, l.length, l.device_offset, l.shared, l.path};
@@ -102,53 +112,61 @@ bool LeaseRecord::SendNotice(const LeaseNotice& n) {
       .ok();
 }
 
-void LeaseRecord::LayoutChanged(uint64_t file_offset, uint64_t length, const Layout& layout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (session_->dead()) return;
+RecallDeadline LeaseRecord::LayoutChanged(uint64_t file_offset, uint64_t length,
+                                          const Layout& layout) {
+  const RecallDeadline now = RecallClock::now();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (session_->dead()) return now;
   if (!published_) {  // the client maps nothing yet: the MapReply will carry the new layout
     pending_changes_.push_back({file_offset, length, layout});
-    return;
+    return now;
   }
   const uint64_t lo = std::max(file_offset, range_offset_);
   const uint64_t hi = std::min(file_offset + length, range_offset_ + range_length_);
-  if (lo >= hi) return;
+  if (lo >= hi) return now;
   const std::vector<proto::Segment> change = proto::SliceLayout(ToProto(layout), lo, hi - lo);
   proto::SpliceLayout(&layout_, lo, hi - lo, change);
   const uint64_t sequence = ++sequence_;
   session_->ctx()->recalls.fetch_add(1);
-  std::string failure;
-  if (!SendLayout(proto::MessageType::kLayoutRecall, 0, sequence, lo, hi - lo, change)) {
-    failure = "recall " + std::to_string(sequence) + " of mapping " + std::to_string(mapping_id_) +
-              " could not be sent within " + std::to_string(session_->recall_timeout_ms()) + " ms";
-  } else {
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::milliseconds(session_->recall_timeout_ms());
-    cv_.wait_until(lock, deadline, [&] { return acked_ >= sequence || session_->dead(); });
-    if (acked_ >= sequence || session_->dead()) return;
-    failure = "recall " + std::to_string(sequence) + " of mapping " + std::to_string(mapping_id_) +
-              " (inode " + std::to_string(ino_) + ") not acknowledged within " +
-              std::to_string(session_->recall_timeout_ms()) + " ms";
-  }
+  // Queued, never waited for: a session that cannot take it is already cut off, and Settle
+  // then returns at once.
+  if (!SendLayout(proto::MessageType::kLayoutRecall, 0, sequence, lo, hi - lo, change)) return now;
+  return now + std::chrono::milliseconds(session_->recall_timeout_ms());
+}
+
+void LeaseRecord::Settle(RecallDeadline deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (acked_ >= sequence_) return;
+  cv_.wait_until(lock, deadline, [&] { return acked_ >= sequence_ || session_->dead(); });
+  if (acked_ >= sequence_) return;
+  const uint64_t sequence = sequence_;
   lock.unlock();
-  session_->CutOff(failure, true);
+  const std::string what = "recall " + std::to_string(sequence) + " of mapping " +
+                           std::to_string(mapping_id_) + " (inode " + std::to_string(ino_) + ")";
+  if (!session_->dead()) {
+    session_->CutOff(what + " not acknowledged within " +
+                         std::to_string(session_->recall_timeout_ms()) + " ms",
+                     true);
+  } else if (!session_->cut_off()) {
+    return;  // the client closed its end (exited): it maps nothing any more
+  }
+  // The client may still map the blocks this change is about to free: the kill (when
+  // configured) is the only fence, so it happens before the engine goes on.
+  session_->KillPeer(what + " is outstanding");
 }
 
 void LeaseRecord::Failure(const LeaseNotice& notice) {
-  std::unique_lock<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (session_->dead()) return;
   if (!published_) {
     pending_notices_.push_back(notice);
     return;
   }
-  if (SendNotice(notice)) return;
-  lock.unlock();
-  session_->CutOff("failure notice for mapping " + std::to_string(mapping_id_) +
-                       " could not be sent",
-                   true);
+  SendNotice(notice);  // fails only if the session is already cut off
 }
 
 bool LeaseRecord::Publish(std::unique_ptr<LayoutLease> lease, uint64_t request_id) {
-  std::unique_lock<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   lease_ = std::move(lease);
   range_offset_ = lease_->file_offset();
   range_length_ = lease_->length();
@@ -163,27 +181,17 @@ bool LeaseRecord::Publish(std::unique_ptr<LayoutLease> lease, uint64_t request_i
                        layout_);
   for (size_t i = 0; ok && i < pending_notices_.size(); ++i) ok = SendNotice(pending_notices_[i]);
   pending_notices_.clear();
-  if (ok) return true;
-  lock.unlock();
-  session_->CutOff("map reply for mapping " + std::to_string(mapping_id_) + " could not be sent",
-                   true);
-  return false;
+  return ok;
 }
 
-void LeaseRecord::Acknowledged(uint64_t sequence, uint32_t status) {
+bool LeaseRecord::Acknowledged(uint64_t sequence) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (sequence == 0 || sequence > sequence_ || sequence <= acked_) return;
+    if (sequence == 0 || sequence > sequence_ || sequence <= acked_) return false;
     acked_ = sequence;
   }
   cv_.notify_all();
-  if (status != 0) {
-    session_->ctx()->Event("session " + std::to_string(session_->id()) + " (" +
-                           session_->peer().Describe() + "): mapping " +
-                           std::to_string(mapping_id_) + " could not follow recall " +
-                           std::to_string(sequence) + " (" + std::strerror(static_cast<int>(status)) +
-                           "): the client fenced the range");
-  }
+  return true;
 }
 
 void LeaseRecord::WakeWaiters() {
@@ -191,17 +199,15 @@ void LeaseRecord::WakeWaiters() {
   cv_.notify_all();
 }
 
-// ---- Session ------------------------------------------------------------------------------------------
+// ---- Session: threads and lifetime ----------------------------------------------------------------
 
-Session::Session(ServerContext* ctx, int fd, Credentials peer, uint64_t id)
-    : ctx_(ctx), fd_(fd), peer_(std::move(peer)), id_(id) {}
+Session::Session(ServerContext* ctx, int fd, Credentials peer, uint64_t id, int pidfd)
+    : ctx_(ctx), fd_(fd), peer_(std::move(peer)), id_(id), pidfd_(pidfd) {}
 
-Session::~Session() {
-  if (reader_.joinable()) reader_.join();
-  if (worker_.joinable()) worker_.join();
-}
+Session::~Session() { Join(); }
 
 void Session::Start() {
+  writer_ = std::thread([this] { WriterLoop(); });
   worker_ = std::thread([this] { WorkerLoop(); });
   reader_ = std::thread([this] { ReaderLoop(); });
 }
@@ -210,36 +216,69 @@ void Session::Join() {
   if (reader_.joinable()) reader_.join();
 }
 
+std::string Session::Name() const {
+  return "session " + std::to_string(id_) + " (" + peer_.Describe() + ")";
+}
+
 proto::SessionInfo Session::Info() {
   std::lock_guard<std::mutex> lock(mu_);
   return {id_, peer_.pid, peer_.uid, peer_.gid, static_cast<uint32_t>(files_.size()),
           static_cast<uint32_t>(leases_.size())};
 }
 
-Status Session::Send(const proto::Body& body, uint64_t request_id, int fd) {
-  const uint16_t negotiated = version_.load();
-  const uint16_t version = negotiated == 0 ? proto::kMinVersion : negotiated;
-  return proto::SendMessage(fd_, proto::Encode(body, request_id, version), fd,
-                            static_cast<int>(ctx_->options.recall_timeout_ms));
-}
-
-void Session::CutOff(const std::string& reason, bool count_as_cutoff) {
+void Session::CutOff(const std::string& reason, bool count_as_cutoff, bool flush) {
   bool expected = false;
   if (!dead_.compare_exchange_strong(expected, true)) return;
-  std::vector<std::shared_ptr<LeaseRecord>> records;
+  if (count_as_cutoff) cut_off_.store(true);
   {
+    // Under mu_ (before a record's lock, the allowed order) and without taking references: a
+    // reference held here could be the last one, and destroying a lease inside an engine call
+    // (CutOff runs inside Settle) would wait for the filesystem lock that call holds.
     std::lock_guard<std::mutex> lock(mu_);
     cut_reason_ = reason;
-    for (auto& [id, r] : leases_) records.push_back(r);
+    for (auto& [id, r] : leases_) r->WakeWaiters();
   }
   cv_.notify_all();
-  for (auto& r : records) r->WakeWaiters();
-  shutdown(fd_, SHUT_RDWR);
+  {
+    std::lock_guard<std::mutex> lock(out_mu_);
+    out_stop_ = true;
+    out_flush_ = flush;
+  }
+  out_cv_.notify_all();
+  // Wakes the reader (end of stream) and a writer blocked on a full socket. With `flush` the
+  // writer shuts the socket down once the queued replies are out.
+  if (!flush) shutdown(fd_, SHUT_RDWR);
   if (count_as_cutoff) {
     ctx_->cutoffs.fetch_add(1);
-    ctx_->Event("session " + std::to_string(id_) + " (" + peer_.Describe() + "): cut off: " +
-                reason);
+    ctx_->Event(Name() + ": cut off: " + reason);
   }
+}
+
+void Session::KillPeer(const std::string& why) {
+  if (!ctx_->options.kill_on_cutoff) return;
+  std::lock_guard<std::mutex> lock(kill_mu_);
+  if (kill_done_) return;
+  kill_done_ = true;
+  if (pidfd_ < 0) {
+    ctx_->Event(Name() + ": cannot kill the client (" + why + "): no pidfd of the peer");
+    return;
+  }
+  if (syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0) != 0 && errno != ESRCH) {
+    ctx_->Event(Name() + ": could not kill the client (" + why + "): " + std::strerror(errno) +
+                "; it may still map blocks that are about to be reused");
+    return;
+  }
+  // The pidfd reads as ready once every thread has exited: the address space is gone by then.
+  pollfd p{pidfd_, POLLIN, 0};
+  int n;
+  do {
+    n = poll(&p, 1, static_cast<int>(ctx_->options.recall_timeout_ms));
+  } while (n < 0 && errno == EINTR);
+  ctx_->kills.fetch_add(1);
+  ctx_->Event(Name() + ": killed (" + why + ")" +
+              (n > 0 ? ": the process has exited"
+                     : ": the process did not exit within " +
+                           std::to_string(ctx_->options.recall_timeout_ms) + " ms"));
 }
 
 void Session::ReaderLoop() {
@@ -268,9 +307,15 @@ void Session::ReaderLoop() {
       break;
     }
     if (!proto::IsKnownType(static_cast<uint16_t>(header->type))) {
-      ReplyError(header->request_id,
-                 Status::Error(EOPNOTSUPP, "unknown message type " +
-                                               std::to_string(static_cast<uint16_t>(header->type))));
+      if (OutboxFull()) {
+        CutOff("the client sends requests without reading the replies", true);
+        break;
+      }
+      Send(proto::ErrorReply{static_cast<uint32_t>(EOPNOTSUPP),
+                             "unknown message type " +
+                                 std::to_string(static_cast<uint16_t>(header->type))},
+           header->request_id)
+          .IgnoreError();
       continue;
     }
     if (version_ != 0 && header->version != version_) {
@@ -286,31 +331,141 @@ void Session::ReaderLoop() {
     }
     if (!Dispatch(*header, std::move(*body))) break;
   }
-  Teardown(reason);
+  CutOff(reason, false);  // no-op if already cut off
+  // The worker releases the leases (it may be inside the engine: it finishes that first); the
+  // writer drains a flush. Then the socket can go.
+  if (worker_.joinable()) worker_.join();
+  if (writer_.joinable()) writer_.join();
+  close(fd_);
+  if (pidfd_ >= 0) close(pidfd_);
+  finished_.store(true);
+  if (ctx_->on_session_finished) ctx_->on_session_finished();
 }
+
+void Session::WriterLoop() {
+  for (;;) {
+    Outgoing out;
+    {
+      std::unique_lock<std::mutex> lock(out_mu_);
+      out_cv_.wait(lock, [&] { return !outbox_.empty() || out_stop_; });
+      if (out_stop_ && (!out_flush_ || outbox_.empty())) break;
+      out = std::move(outbox_.front());
+      outbox_.pop_front();
+      outbox_bytes_ -= out.bytes.size();
+    }
+    out_cv_.notify_all();  // room for a waiting worker reply
+    Status s = proto::SendMessage(fd_, out.bytes, out.fd,
+                                  static_cast<int>(ctx_->options.recall_timeout_ms));
+    if (out.fd >= 0) close(out.fd);
+    if (!s.ok()) {
+      if (s.code() == ETIMEDOUT) {
+        CutOff("the client did not read its socket for " +
+                   std::to_string(ctx_->options.recall_timeout_ms) + " ms",
+               true);
+      } else {
+        CutOff("send failed: " + s.ToString(), false);
+      }
+      break;
+    }
+  }
+  std::deque<Outgoing> dropped;
+  {
+    std::lock_guard<std::mutex> lock(out_mu_);
+    dropped.swap(outbox_);
+    outbox_bytes_ = 0;
+  }
+  for (Outgoing& o : dropped) {
+    if (o.fd >= 0) close(o.fd);
+  }
+  shutdown(fd_, SHUT_RDWR);  // after a flush: ends the reader's wait
+}
+
+Status Session::Send(const proto::Body& body, uint64_t request_id, int fd) {
+  const uint16_t negotiated = version_.load();
+  const uint16_t version = negotiated == 0 ? proto::kMinVersion : negotiated;
+  Outgoing out{proto::Encode(body, request_id, version), -1};
+  if (fd >= 0) {
+    out.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (out.fd < 0) return Status::Error(errno, std::string("dup: ") + std::strerror(errno));
+  }
+  {
+    std::lock_guard<std::mutex> lock(out_mu_);
+    if (!out_stop_) {
+      outbox_bytes_ += out.bytes.size();
+      outbox_.push_back(std::move(out));
+      out_cv_.notify_all();
+      return Status::Ok();
+    }
+  }
+  if (out.fd >= 0) close(out.fd);
+  return Status::Error(ESHUTDOWN, "the session is closed");
+}
+
+bool Session::OutboxFull() {
+  std::lock_guard<std::mutex> lock(out_mu_);
+  return outbox_bytes_ > kOutboxSoftLimit;
+}
+
+bool Session::WaitForRoom() {
+  std::unique_lock<std::mutex> lock(out_mu_);
+  const bool room = out_cv_.wait_for(
+      lock, std::chrono::milliseconds(ctx_->options.recall_timeout_ms),
+      [&] { return outbox_bytes_ <= kOutboxSoftLimit || out_stop_; });
+  if (out_stop_) return false;
+  if (room) return true;
+  lock.unlock();
+  CutOff("the client did not read its replies for " +
+             std::to_string(ctx_->options.recall_timeout_ms) + " ms",
+         true);
+  return false;
+}
+
+// ---- the reader's dispatch ------------------------------------------------------------------------
 
 bool Session::Dispatch(const proto::Header& header, proto::Body body) {
   using proto::MessageType;
   const MessageType type = header.type;
   if (version_ == 0) {
     if (type != MessageType::kHello) {
-      ReplyError(header.request_id, Status::Error(EPROTO, "the first message must be Hello"));
-      CutOff(std::string(proto::MessageTypeName(type)) + " before Hello", true);
+      Send(proto::ErrorReply{static_cast<uint32_t>(EPROTO), "the first message must be Hello"},
+           header.request_id)
+          .IgnoreError();
+      CutOff(std::string(proto::MessageTypeName(type)) + " before Hello", true, true);
       return false;
     }
-    return HandleHello(header, std::get<proto::Hello>(body));
+    if (!Negotiate(header, std::get<proto::Hello>(body))) return false;
+  } else if (type == MessageType::kHello) {
+    CutOff("a second Hello", true);
+    return false;
   }
   switch (type) {
+    // Acknowledgements are applied here, under mu_ and without taking a reference (the reader
+    // must never end up destroying a lease: that is an engine call).
     case MessageType::kMapAck: {
       const auto& ack = std::get<proto::MapAck>(body);
-      if (auto r = FindLease(ack.mapping_id)) r->SetClientAddress(ack.address);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = leases_.find(ack.mapping_id); it != leases_.end()) {
+        it->second->SetClientAddress(ack.address);
+      }
       return true;
     }
     case MessageType::kRecallAck: {
       const auto& ack = std::get<proto::RecallAck>(body);
-      if (auto r = FindLease(ack.mapping_id)) r->Acknowledged(ack.sequence, ack.status);
+      bool applied = false;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (auto it = leases_.find(ack.mapping_id); it != leases_.end()) {
+          applied = it->second->Acknowledged(ack.sequence);
+        }
+      }
+      if (applied && ack.status != 0) {
+        ctx_->Event(Name() + ": mapping " + std::to_string(ack.mapping_id) +
+                    " could not follow recall " + std::to_string(ack.sequence) + " (" +
+                    std::strerror(static_cast<int>(ack.status)) + "): the client fenced the range");
+      }
       return true;
     }
+    case MessageType::kHello:  // the first one: its device check runs on the worker
     case MessageType::kOpen:
     case MessageType::kClose:
     case MessageType::kMap:
@@ -336,39 +491,61 @@ bool Session::Dispatch(const proto::Header& header, proto::Body body) {
   }
 }
 
-bool Session::HandleHello(const proto::Header& header, const proto::Hello& hello) {
+// The version and the client limit (no engine call): the device check is the worker's DoHello.
+bool Session::Negotiate(const proto::Header& header, const proto::Hello& hello) {
   const uint16_t version = std::min(hello.max_version, proto::kMaxVersion);
   if (version < std::max(hello.min_version, proto::kMinVersion)) {
-    ReplyError(header.request_id,
-               Status::Error(EPROTONOSUPPORT,
-                             "no common protocol version: the client speaks " +
-                                 std::to_string(hello.min_version) + ".." +
-                                 std::to_string(hello.max_version) + ", the daemon " +
-                                 std::to_string(proto::kMinVersion) + ".." +
-                                 std::to_string(proto::kMaxVersion)));
-    CutOff("no common protocol version", true);
+    Send(proto::ErrorReply{static_cast<uint32_t>(EPROTONOSUPPORT),
+                           "no common protocol version: the client speaks " +
+                               std::to_string(hello.min_version) + ".." +
+                               std::to_string(hello.max_version) + ", the daemon " +
+                               std::to_string(proto::kMinVersion) + ".." +
+                               std::to_string(proto::kMaxVersion)},
+         header.request_id)
+        .IgnoreError();
+    CutOff("no common protocol version", true, true);
     return false;
   }
-  auto refuse = [&](Status status) {
-    ctx_->Event("session " + std::to_string(id_) + " (" + peer_.Describe() + "): refused: " +
-                status.message());
-    ReplyError(header.request_id, status);
-    CutOff("refused", false);
+  std::lock_guard<std::mutex> lock(ctx_->mu);
+  size_t live = 0;
+  for (auto& s : ctx_->sessions) live += s->version_ != 0 && !s->dead() ? 1 : 0;
+  if (live >= ctx_->options.max_sessions) {
+    const std::string why =
+        "too many clients (the daemon's limit is " + std::to_string(ctx_->options.max_sessions) + ")";
+    ctx_->Event(Name() + ": refused: " + why);
+    Send(proto::ErrorReply{static_cast<uint32_t>(EUSERS), why}, header.request_id).IgnoreError();
+    CutOff("refused", false, true);
     return false;
-  };
-  {
-    std::lock_guard<std::mutex> lock(ctx_->mu);
-    size_t live = 0;
-    for (auto& s : ctx_->sessions) live += s->version_ != 0 && !s->dead() ? 1 : 0;
-    if (live >= ctx_->options.max_sessions) {
-      return refuse(Status::Error(EUSERS, "too many clients (the daemon's limit is " +
-                                              std::to_string(ctx_->options.max_sessions) + ")"));
+  }
+  version_ = version;  // counted from here on
+  return true;
+}
+
+// ---- the worker ------------------------------------------------------------------------------------
+
+void Session::WorkerLoop() {
+  for (;;) {
+    Request request;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return !queue_.empty() || dead_.load(); });
+      if (dead_.load()) break;
+      request = std::move(queue_.front());
+      queue_.pop_front();
     }
-    version_ = version;  // counted from here on
+    Execute(request);
   }
+  Teardown();
+}
+
+void Session::DoHello(uint64_t request_id, const proto::Hello& hello) {
+  auto refuse = [&](Status status) {
+    ctx_->Event(Name() + ": refused: " + status.message());
+    ReplyError(request_id, status);
+    CutOff("refused", false, true);
+  };
   const HostDevice dev = ctx_->host->device();
-  const bool may_read = MayAccess(peer_, dev.uid, dev.gid, dev.mode, kMayRead, false);
-  if (!may_read) {
+  if (!MayAccess(peer_, dev.uid, dev.gid, dev.mode, kMayRead, false)) {
     return refuse(Status::Error(
         EACCES, dev.path + ": " + peer_.Describe() + " may not open the device (" +
                     ModeString(dev.mode) + " " + std::to_string(dev.uid) + ":" +
@@ -385,7 +562,7 @@ bool Session::HandleHello(const proto::Header& header, const proto::Hello& hello
   if (dev.pmem) flags |= proto::kHelloDevicePmem;
   if (device_writable_) flags |= proto::kHelloDeviceWritable;
   if (read_only_fs) flags |= proto::kHelloReadOnlyFs;
-  proto::HelloReply reply{version,
+  proto::HelloReply reply{version_.load(),
                           flags,
                           dev.block_size,
                           dev.size,
@@ -394,30 +571,12 @@ bool Session::HandleHello(const proto::Header& header, const proto::Hello& hello
                           ctx_->options.max_files,
                           ctx_->options.max_mappings,
                           ctx_->options.recall_timeout_ms};
-  Status s = Send(reply, header.request_id, *fd);
+  Status s = Send(reply, request_id, *fd);
   close(*fd);
-  if (!s.ok()) {
-    CutOff("hello reply could not be sent: " + s.ToString(), false);
-    return false;
-  }
-  ctx_->Event("session " + std::to_string(id_) + " (" + peer_.Describe() + ", '" +
-              hello.client_name + "'): connected, protocol " + std::to_string(version) +
+  if (!s.ok()) return;  // cut off meanwhile
+  ctx_->Event(Name() + " '" + hello.client_name + "': connected, protocol " +
+              std::to_string(version_.load()) +
               (device_writable_ ? ", device read-write" : ", device read-only"));
-  return true;
-}
-
-void Session::WorkerLoop() {
-  for (;;) {
-    Request request;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return !queue_.empty() || dead_.load(); });
-      if (dead_.load()) return;
-      request = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    Execute(request);
-  }
 }
 
 void Session::Execute(const Request& request) {
@@ -425,6 +584,10 @@ void Session::Execute(const Request& request) {
   Status s = std::visit(
       [&](const auto& m) -> Status {
         using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, proto::Hello>) {
+          DoHello(id, m);
+          return Status::Ok();
+        }
         if constexpr (std::is_same_v<T, proto::Open>) return DoOpen(id, m);
         if constexpr (std::is_same_v<T, proto::Close>) return DoClose(id, m);
         if constexpr (std::is_same_v<T, proto::Map>) return DoMap(id, m);
@@ -443,8 +606,8 @@ void Session::Execute(const Request& request) {
 }
 
 void Session::Reply(uint64_t request_id, const proto::Body& body) {
-  Status s = Send(body, request_id);
-  if (!s.ok()) CutOff("reply could not be sent: " + s.ToString(), true);
+  if (!WaitForRoom()) return;
+  Send(body, request_id).IgnoreError();  // fails only once cut off
 }
 
 void Session::ReplyError(uint64_t request_id, const Status& status) {
@@ -651,30 +814,37 @@ Status Session::DoStatus(uint64_t request_id) {
   return Status::Ok();
 }
 
-void Session::Teardown(const std::string& reason) {
-  CutOff(reason, false);
-  if (worker_.joinable()) worker_.join();
+void Session::Teardown() {
+  std::deque<Request> left;
   std::map<uint64_t, std::shared_ptr<LeaseRecord>> leases;
   size_t files;
   std::string why;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    left.swap(queue_);
+    why = cut_reason_;
+  }
+  // A client that trapped outside a guard reports and dies at once: its report arrives just
+  // before the end of stream and is routed while its leases still exist.
+  for (const Request& r : left) {
+    if (const auto* fault = std::get_if<proto::ReportFault>(&r.body)) DoReportFault(*fault);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
     leases.swap(leases_);
     files = files_.size();
     files_.clear();
-    queue_.clear();
-    why = cut_reason_;
   }
+  for (auto& [id, r] : leases) r->WakeWaiters();  // a Settle in flight returns now
   const size_t released = leases.size();
+  // A client cut off for misbehaving may still be running with its mappings: with
+  // kill_on_cutoff it dies before its blocks can be reused.
+  if (cut_off() && released > 0) KillPeer("cut off with " + std::to_string(released) + " mappings");
   leases.clear();  // every engine lease released (each waits for its in-flight sink call)
-  close(fd_);
   if (version_ != 0 || released > 0) {
-    ctx_->Event("session " + std::to_string(id_) + " (" + peer_.Describe() + "): closed (" + why +
-                "): released " + std::to_string(released) + " mappings and " +
-                std::to_string(files) + " open files");
+    ctx_->Event(Name() + ": closed (" + why + "): released " + std::to_string(released) +
+                " mappings and " + std::to_string(files) + " open files");
   }
-  finished_.store(true);
-  if (ctx_->on_session_finished) ctx_->on_session_finished();
 }
 
 }  // namespace daxfs::serve

@@ -4,10 +4,12 @@
 //   setuid UID GID | connect SOCKET | open PATH rdonly|wronly|rdwr | close FILE
 //   map FILE OFFSET LENGTH r|rw | unmap MAP | read MAP OFFSET LENGTH | fill MAP OFFSET LENGTH BYTE
 //   persist MAP OFFSET LENGTH | notices COUNT | load MAP OFFSET (unguarded) | connected
-//   sessions | crash | exit
+//   sessions | fork MAP OFFSET (a child loads there) | stop (SIGSTOP after the reply) | crash
+//   exit
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -193,6 +195,31 @@ void Run(const std::string& line) {
     auto st = g_client->GetStatus();
     if (!st.ok()) return ReplyStatus(st.status());
     return Reply("ok " + std::to_string(st->sessions.size()));
+  }
+  if (cmd == "fork") {
+    uint64_t id, offset;
+    in >> id >> offset;
+    daxfs::ClientMapping* m;
+    {
+      std::lock_guard<std::mutex> lock(g_mu);
+      m = FindMap(id);
+    }
+    if (m == nullptr || offset >= m->length()) return Reply("err 22 no such mapping or offset");
+    const volatile uint8_t* p = m->data() + offset;
+    const pid_t child = fork();
+    if (child == 0) {
+      const uint8_t v = *p;  // the child has no mapping here (MADV_DONTFORK): SIGSEGV
+      _exit(v == 0 ? 40 : 41);
+    }
+    int status = 0;
+    if (child < 0 || waitpid(child, &status, 0) != child) return Reply("err 10 fork/wait failed");
+    if (WIFSIGNALED(status)) return Reply("ok signal=" + std::to_string(WTERMSIG(status)));
+    return Reply("ok exit=" + std::to_string(WEXITSTATUS(status)));
+  }
+  if (cmd == "stop") {
+    Reply("ok");
+    raise(SIGSTOP);  // a hung client: its receiver thread stops too
+    return;
   }
   if (cmd == "crash") {
     raise(SIGKILL);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -97,6 +98,7 @@ class ClientTest : public ::testing::Test {
     options.on_event = [this](const std::string& line) {
       std::lock_guard<std::mutex> lock(events_mu_);
       events_.push_back(line);
+      events_cv_.notify_all();
     };
     auto server = serve::Server::Start(host_.get(), options);
     ASSERT_OK(server);
@@ -109,6 +111,16 @@ class ClientTest : public ::testing::Test {
       if (e.find(part) != std::string::npos) return true;
     }
     return false;
+  }
+  // Waits (at most 30 s, a guard against hangs) until an event line contains `part`.
+  bool WaitForEvent(const std::string& part) {
+    std::unique_lock<std::mutex> lock(events_mu_);
+    return events_cv_.wait_for(lock, std::chrono::seconds(30), [&] {
+      for (const auto& e : events_) {
+        if (e.find(part) != std::string::npos) return true;
+      }
+      return false;
+    });
   }
   std::string Events() {
     std::lock_guard<std::mutex> lock(events_mu_);
@@ -166,6 +178,7 @@ class ClientTest : public ::testing::Test {
   std::unique_ptr<serve::Server> server_;
   Ino data_ = 0, f_ = 0;
   std::mutex events_mu_;
+  std::condition_variable events_cv_;
   std::vector<std::string> events_;
 };
 
@@ -197,12 +210,12 @@ TEST_F(ClientTest, DataIsSharedByClientsAndTheDevice) {
   EXPECT_EQ(b->Cmd("read 1 12288 1"), "ok 99");
   EXPECT_EQ(a->Cmd("read 1 12288 1"), "ok 99");
 
-  // Each MapAck told the daemon the client's own address.
-  ASSERT_TRUE(host_->WaitUntil([&] {
-    auto addrs = host_->client_addresses(f_);
-    return addrs.size() == 2 && addrs[0] != 0 && addrs[1] != 0;
-  }));
+  // Each MapAck told the daemon the client's own address (sent before Map returned, so a later
+  // round trip of the same client is behind it on the socket).
+  EXPECT_EQ(a->Cmd("sessions"), "ok 2");
+  EXPECT_EQ(b->Cmd("sessions"), "ok 2");
   auto addrs = host_->client_addresses(f_);
+  ASSERT_EQ(addrs.size(), 2u);
   std::vector<std::string> got;
   for (uint64_t x : addrs) {
     char buf[32];
@@ -211,7 +224,6 @@ TEST_F(ClientTest, DataIsSharedByClientsAndTheDevice) {
   }
   EXPECT_TRUE(std::find(got.begin(), got.end(), Field(ma, "addr")) != got.end()) << ma;
   EXPECT_TRUE(std::find(got.begin(), got.end(), Field(mb, "addr")) != got.end()) << mb;
-  EXPECT_EQ(a->Cmd("sessions"), "ok 2");
 }
 
 TEST_F(ClientTest, RecallRemapsInPlace) {
@@ -322,7 +334,7 @@ TEST_F(ClientTest, AClientCrashReleasesItsLeases) {
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
   ASSERT_TRUE(host_->WaitUntil([&] { return host_->leases_of(a->pid()) == 0; }));
   EXPECT_EQ(host_->leases_of(b->pid()), 1u);
-  EXPECT_TRUE(HasEvent("released 3 mappings")) << Events();
+  EXPECT_TRUE(WaitForEvent("released 3 mappings")) << Events();
   // The survivor still follows recalls (nobody waits on the dead client).
   std::memset(dev_ + kSpare, 0x44, kPage);
   host_->SetPages(f_, 0, 1, LayoutKind::kData, kSpare);
@@ -516,6 +528,188 @@ TEST_F(ClientTest, AnUnacknowledgedRecallCutsTheClientOff) {
   close(raw);
 }
 
+// A raw client (the test speaks the protocol itself) with /data/f mapped whole; returns the
+// socket and the mapping id.
+struct RawMapping {
+  int fd = -1;
+  uint64_t mapping_id = 0;
+};
+
+TEST_F(ClientTest, OneChangeRecallsEveryClientBeforeWaitingForAny) {
+  // Three clients that acknowledge only once all three have their recall: they pass only if
+  // the daemon sent every recall before waiting for the first acknowledgement (send, then
+  // settle with one shared deadline). Waiting per client would cut the first one off.
+  serve::ServerOptions o;
+  o.recall_timeout_ms = 30000;
+  StartServer(o);
+  std::vector<RawMapping> raws(3);
+  for (RawMapping& r : raws) {
+    r.fd = RawConnect();
+    RawHello(r.fd);
+    RawSend(r.fd, proto::Open{proto::kOpenRead, "/data/f"}, 2);
+    auto opened = RawReceive(r.fd);
+    ASSERT_OK(opened);
+    RawSend(r.fd, proto::Map{std::get<proto::OpenReply>(opened->body).file_id, 0, 65536,
+                             proto::kProtRead},
+            3);
+    auto mapped = RawReceive(r.fd);
+    ASSERT_OK(mapped);
+    ASSERT_EQ(mapped->header.type, proto::MessageType::kMapReply);
+    r.mapping_id = std::get<proto::MapReply>(mapped->body).mapping_id;
+  }
+  std::thread change([&] { host_->SetPages(f_, 0, 1, LayoutKind::kData, kSpare); });
+  std::vector<uint64_t> sequences;
+  for (RawMapping& r : raws) {
+    auto recall = RawReceive(r.fd);
+    ASSERT_OK(recall);
+    ASSERT_EQ(recall->header.type, proto::MessageType::kLayoutRecall);
+    const auto& body = std::get<proto::LayoutRecall>(recall->body);
+    EXPECT_EQ(body.mapping_id, r.mapping_id);
+    EXPECT_EQ(body.file_offset, 0u);
+    EXPECT_EQ(body.length, kPage);
+    ASSERT_EQ(body.segments.size(), 1u);
+    EXPECT_EQ(body.segments[0].device_offset, kSpare);
+    sequences.push_back(body.sequence);
+  }
+  for (size_t i = 0; i < raws.size(); ++i) {
+    RawSend(raws[i].fd, proto::RecallAck{raws[i].mapping_id, sequences[i], 0}, 0);
+  }
+  change.join();
+  EXPECT_EQ(server_->counters().recalls, 3u);
+  EXPECT_EQ(server_->counters().cutoffs, 0u) << Events();
+  EXPECT_EQ(host_->live_leases(), 3u);
+  for (RawMapping& r : raws) close(r.fd);
+}
+
+TEST_F(ClientTest, AnAcknowledgementGetsThroughWhileRequestsWaitOnTheFilesystemLock) {
+  // While a change holds the filesystem lock waiting for this client's acknowledgement, the
+  // client first sends a fault report and an Open (both need that lock in the engine), then
+  // the acknowledgement: the session's reader must take the acknowledgement while its worker
+  // waits on the lock, or the client would be cut off.
+  serve::ServerOptions o;
+  o.recall_timeout_ms = 30000;
+  StartServer(o);
+  int raw = RawConnect();
+  RawHello(raw);
+  RawSend(raw, proto::Open{proto::kOpenRead, "/data/f"}, 2);
+  auto opened = RawReceive(raw);
+  ASSERT_OK(opened);
+  const uint64_t file = std::get<proto::OpenReply>(opened->body).file_id;
+  RawSend(raw, proto::Map{file, 0, 65536, proto::kProtRead}, 3);
+  auto mapped = RawReceive(raw);
+  ASSERT_OK(mapped);
+  const uint64_t mapping = std::get<proto::MapReply>(mapped->body).mapping_id;
+  std::thread change([&] { host_->SetPages(f_, 0, 1, LayoutKind::kData, kSpare); });
+  auto recall = RawReceive(raw);  // the change now holds the filesystem lock
+  ASSERT_OK(recall);
+  ASSERT_EQ(recall->header.type, proto::MessageType::kLayoutRecall);
+  proto::ReportFault fault;
+  fault.mapping_id = mapping;
+  fault.offset = 2 * kPage;
+  fault.signo = SIGSEGV;
+  fault.code = 2;  // SEGV_ACCERR
+  fault.flags = proto::kFaultFenceTrap;
+  RawSend(raw, fault, 0);
+  RawSend(raw, proto::Open{proto::kOpenRead, "/data/f"}, 4);
+  RawSend(raw,
+          proto::RecallAck{mapping, std::get<proto::LayoutRecall>(recall->body).sequence, 0}, 0);
+  change.join();
+  auto reopened = RawReceive(raw);
+  ASSERT_OK(reopened);
+  EXPECT_EQ(reopened->header.type, proto::MessageType::kOpenReply);
+  EXPECT_EQ(reopened->header.request_id, 4u);
+  EXPECT_EQ(server_->counters().cutoffs, 0u) << Events();
+  ASSERT_EQ(host_->faults().size(), 1u);
+  EXPECT_EQ(host_->faults()[0].offset, 2 * kPage);
+  EXPECT_TRUE(host_->faults()[0].fence_trap);
+  close(raw);
+}
+
+TEST_F(ClientTest, AHungClientIsCutOffAndFindsItsMappingsFencedWhenItRunsAgain) {
+  serve::ServerOptions o;
+  o.recall_timeout_ms = 200;
+  StartServer(o);
+  auto a = Connected();
+  ASSERT_TRUE(StartsWith(a->Cmd("open /data/f rdwr"), "ok 1"));
+  ASSERT_TRUE(StartsWith(a->Cmd("map 1 0 65536 rw"), "ok 1"));
+  ASSERT_EQ(a->Cmd("stop"), "ok");
+  ASSERT_TRUE(a->WaitStopped());
+  host_->SetPages(f_, 0, 1, LayoutKind::kData, kSpare);  // returns at the deadline
+  EXPECT_EQ(server_->counters().cutoffs, 1u);
+  EXPECT_EQ(server_->counters().kills, 0u);  // not asked to: the client lives on
+  ASSERT_TRUE(host_->WaitUntil([&] { return host_->live_leases() == 0; }));
+  kill(a->pid(), SIGCONT);
+  // Running again, it applies the recall it had queued, then finds the end of the stream:
+  // every page fenced, its handler told, later calls refused.
+  const std::string n = a->Cmd("notices 1");
+  ASSERT_TRUE(StartsWith(n, "ok 1")) << n;
+  EXPECT_NE(n.find("removal=1"), std::string::npos) << n;
+  EXPECT_TRUE(StartsWith(a->Cmd("read 1 4096 1"), "err 5 "));
+  EXPECT_TRUE(StartsWith(a->Cmd("fill 1 4096 1 7"), "err 5 "));
+  EXPECT_EQ(dev_[kDataA + kPage], 0x11);
+  EXPECT_EQ(a->Cmd("connected"), "ok 0");
+}
+
+TEST_F(ClientTest, KillOnCutoffFencesAHungClientBeforeTheChangeCompletes) {
+  serve::ServerOptions o;
+  o.recall_timeout_ms = 200;
+  o.kill_on_cutoff = true;
+  StartServer(o);
+  auto a = Connected();
+  auto b = Connected();
+  ASSERT_TRUE(StartsWith(a->Cmd("open /data/f rdwr"), "ok 1"));
+  ASSERT_TRUE(StartsWith(a->Cmd("map 1 0 65536 rw"), "ok 1"));
+  ASSERT_TRUE(StartsWith(b->Cmd("open /data/f rdonly"), "ok 1"));
+  ASSERT_TRUE(StartsWith(b->Cmd("map 1 0 65536 r"), "ok 1"));
+  ASSERT_EQ(a->Cmd("stop"), "ok");
+  ASSERT_TRUE(a->WaitStopped());
+  std::memset(dev_ + kSpare, 0x55, kPage);
+  host_->SetPages(f_, 0, 1, LayoutKind::kData, kSpare);
+  // By the time the change completes, the hung process is dead (its address space gone).
+  const int status = a->ExitedStatus();
+  ASSERT_NE(status, -1) << Events();
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  EXPECT_EQ(server_->counters().kills, 1u);
+  EXPECT_EQ(server_->counters().cutoffs, 1u);
+  EXPECT_TRUE(HasEvent("killed")) << Events();
+  // The healthy client followed the same change and was left alone.
+  EXPECT_EQ(b->Cmd("read 1 0 1"), "ok 55");
+  EXPECT_EQ(b->Cmd("connected"), "ok 1");
+  ASSERT_TRUE(host_->WaitUntil([&] { return host_->live_leases() == 1; }));
+}
+
+TEST_F(ClientTest, AForkedChildInheritsNoMappings) {
+  StartServer();
+  auto a = Connected();
+  ASSERT_TRUE(StartsWith(a->Cmd("open /data/f rdwr"), "ok 1"));
+  ASSERT_TRUE(StartsWith(a->Cmd("map 1 0 65536 rw"), "ok 1"));
+  // MADV_DONTFORK: the child has nothing at the mapping's address (and reports nothing).
+  EXPECT_EQ(a->Cmd("fork 1 0"), "ok signal=" + std::to_string(SIGSEGV));
+  EXPECT_EQ(a->Cmd("fork 1 " + std::to_string(9 * kPage)), "ok signal=" + std::to_string(SIGSEGV));
+  // A recall afterwards still reaches every area of the parent's mapping, and is not inherited.
+  std::memset(dev_ + kSpare, 0x3c, kPage);
+  host_->SetPages(f_, 1, 1, LayoutKind::kData, kSpare);
+  EXPECT_EQ(a->Cmd("read 1 4096 1"), "ok 3c");
+  EXPECT_EQ(a->Cmd("fork 1 4096"), "ok signal=" + std::to_string(SIGSEGV));
+  EXPECT_EQ(a->Cmd("read 1 0 1"), "ok 11");
+  EXPECT_TRUE(host_->faults().empty());
+}
+
+TEST_F(ClientTest, AWriteOnlyOpenCannotBeMappedAsInLinux) {
+  // mmap(2) of a file opened O_WRONLY fails with EACCES whatever the protection.
+  StartServer();
+  auto c = Client::Connect(socket_);
+  ASSERT_OK(c);
+  auto w = (*c)->Open("/data/f", O_WRONLY);
+  ASSERT_OK(w);
+  EXPECT_ERRNO((*c)->Map(*w, 0, kPage, MapProt::kRead), EACCES);
+  EXPECT_ERRNO((*c)->Map(*w, 0, kPage, MapProt::kReadWrite), EACCES);
+  auto rw = (*c)->Open("/data/f", O_RDWR);
+  ASSERT_OK(rw);
+  EXPECT_OK((*c)->Map(*rw, 0, kPage, MapProt::kReadWrite));
+  EXPECT_EQ(host_->live_leases(), 0u);  // the one mapping was released when its handle went
+}
+
 TEST_F(ClientTest, VersionNegotiation) {
   StartServer();
   int newer = RawConnect();
@@ -623,16 +817,17 @@ TEST_F(ClientTest, InjectErrorsAndStatusThroughTheDaemon) {
   auto f = (*c)->Open("/data/f", O_RDONLY);
   ASSERT_OK(f);
   std::mutex mu;
+  std::condition_variable cv;
   std::vector<MappingNotice> heard;
   auto m = (*c)->Map(*f, 0, 16 * kPage, MapProt::kRead, [&](const MappingNotice& n) {
     std::lock_guard<std::mutex> lock(mu);
     heard.push_back(n);
+    cv.notify_all();
   });
   ASSERT_OK(m);
-  ASSERT_TRUE(host_->WaitUntil([&] {
-    auto a = host_->client_addresses(f_);
-    return a.size() == 1 && a[0] != 0;
-  }));
+  ASSERT_OK((*c)->GetStatus());  // a round trip: the MapAck before it has been applied
+  EXPECT_EQ(host_->client_addresses(f_),
+            std::vector<uint64_t>{reinterpret_cast<uint64_t>((*m)->data())});
   EXPECT_ERRNO((*c)->InjectErrorAt("/data/f", 9 * kPage), ENXIO);  // a hole
   auto report = (*c)->InjectErrorAt("/data/f", 4096 + 17);
   ASSERT_OK(report);
@@ -640,10 +835,10 @@ TEST_F(ClientTest, InjectErrorsAndStatusThroughTheDaemon) {
   EXPECT_EQ(report->notices, 1u);
   ASSERT_EQ(report->owners.size(), 1u);
   EXPECT_EQ(report->owners[0].ino, f_);
-  ASSERT_TRUE(host_->WaitUntil([&] {
-    std::lock_guard<std::mutex> lock(mu);
-    return heard.size() == 1;
-  }));
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return heard.size() == 1; }));
+  }
   EXPECT_EQ(heard[0].address, (*m)->data() + kPage);
   EXPECT_EQ(heard[0].length, kPage);
   EXPECT_EQ(heard[0].file_offset, kPage);

@@ -1,6 +1,7 @@
 // Test support: a scripted daxfs::LayoutHost over a /dev/shm "device" file. Files are page lists
-// (data at a device offset, zero, lost, past EOF) the test sets; changing them calls every
-// overlapping lease's sink synchronously under the host's "filesystem lock", as the engine will;
+// (data at a device offset, zero, lost, past EOF) the test sets; changing them recalls every
+// overlapping lease under the host's "filesystem lock" in the two phases the engine must use
+// (daxfs::RecallLayouts: every sink's LayoutChanged, then every Settle with one deadline);
 // failures are injected by device range. Knows nothing of the server's internals.
 #pragma once
 
@@ -84,7 +85,9 @@ class FakeHost final : public LayoutHost {
   void SetPages(Ino ino, uint64_t first, uint64_t count, LayoutKind kind,
                 uint64_t device_offset = kNoDeviceOffset) {
     std::lock_guard<std::mutex> lock(fs_mu_);
-    SetPagesLocked(ino, first, count, kind, device_offset);
+    std::vector<LeaseChange> changes;
+    SetPagesLocked(ino, first, count, kind, device_offset, &changes);
+    RecallLayouts(changes);
   }
 
   // Sets pages [first, +count) of `ino` to fn(page index) and recalls the range once.
@@ -93,7 +96,23 @@ class FakeHost final : public LayoutHost {
     std::lock_guard<std::mutex> lock(fs_mu_);
     Inode& in = inodes_[ino];
     for (uint64_t i = first; i < first + count; ++i) in.pages[i] = fn(i);
-    RecallLocked(ino, first * kPage, count * kPage);
+    std::vector<LeaseChange> changes;
+    CollectLocked(ino, first * kPage, count * kPage, &changes);
+    RecallLayouts(changes);
+  }
+  // One operation over several files: every (file, first page, count) set to data at
+  // consecutive device pages from its device offset, recalled together (one RecallLayouts).
+  struct Move {
+    Ino ino;
+    uint64_t first, count, device_offset;
+  };
+  void MoveMany(const std::vector<Move>& moves) {
+    std::lock_guard<std::mutex> lock(fs_mu_);
+    std::vector<LeaseChange> changes;
+    for (const Move& m : moves) {
+      SetPagesLocked(m.ino, m.first, m.count, LayoutKind::kData, m.device_offset, &changes);
+    }
+    RecallLayouts(changes);
   }
 
   // The engine's failure routing, simplified: every page of every file backed by the device
@@ -225,9 +244,10 @@ class FakeHost final : public LayoutHost {
     return out;
   }
 
+  // Changes pages and adds the overlapping leases' parts to `changes` (recalled by the caller).
   void SetPagesLocked(Ino ino, uint64_t first, uint64_t count, LayoutKind kind,
-                      uint64_t device_offset);
-  void RecallLocked(Ino ino, uint64_t offset, uint64_t length);
+                      uint64_t device_offset, std::vector<LeaseChange>* changes);
+  void CollectLocked(Ino ino, uint64_t offset, uint64_t length, std::vector<LeaseChange>* changes);
   std::vector<LeaseNotice> FailLocked(uint64_t offset, uint64_t length, bool action_required,
                                       FailureReport* report);
 
@@ -269,6 +289,8 @@ class FakeHost::Lease final : public LayoutLease {
   const Layout& initial_layout() const override { return layout_; }
   Status ReportFault(uint64_t offset, int si_code, int address_lsb, bool fence_trap) override {
     if (offset >= length_) return Status::Invalid("fault outside the lease");
+    // The engine routes a report under the filesystem lock; so does the fake.
+    std::lock_guard<std::mutex> fs(host_->fs_mu_);
     std::lock_guard<std::mutex> lock(host_->state_mu_);
     host_->faults_.push_back({id_, owner.pid, offset, si_code, fence_trap});
     host_->state_cv_.notify_all();
@@ -334,17 +356,18 @@ inline Result<std::unique_ptr<LayoutLease>> FakeHost::MapLayout(Ino ino, uint64_
 }
 
 inline void FakeHost::SetPagesLocked(Ino ino, uint64_t first, uint64_t count, LayoutKind kind,
-                                     uint64_t device_offset) {
+                                     uint64_t device_offset, std::vector<LeaseChange>* changes) {
   Inode& in = inodes_[ino];
   if (in.pages.size() < first + count) in.pages.resize(first + count);
   for (uint64_t i = 0; i < count; ++i) {
     in.pages[first + i] = {kind, device_offset == kNoDeviceOffset ? kNoDeviceOffset
                                                                   : device_offset + i * kPage};
   }
-  RecallLocked(ino, first * kPage, count * kPage);
+  CollectLocked(ino, first * kPage, count * kPage, changes);
 }
 
-inline void FakeHost::RecallLocked(Ino ino, uint64_t lo, uint64_t length) {
+inline void FakeHost::CollectLocked(Ino ino, uint64_t lo, uint64_t length,
+                                    std::vector<LeaseChange>* changes) {
   const Inode& in = inodes_[ino];
   const uint64_t hi = lo + length;
   std::vector<Lease*> leases;
@@ -358,7 +381,7 @@ inline void FakeHost::RecallLocked(Ino ino, uint64_t lo, uint64_t length) {
     const uint64_t a = std::max(lo, l->file_offset());
     const uint64_t b = std::min(hi, l->file_offset() + l->length());
     if (a >= b) continue;
-    l->sink->LayoutChanged(a, b - a, LayoutOf(in, a, b - a));
+    changes->push_back({l->sink, a, b - a, LayoutOf(in, a, b - a)});
   }
 }
 
@@ -404,12 +427,14 @@ inline std::vector<LeaseNotice> FakeHost::FailLocked(uint64_t offset, uint64_t l
       }
     }
   }
+  std::vector<LeaseChange> changes;
   for (const Hit& h : hits) {
     if (report != nullptr) {
       report->media.owners.push_back({h.ino, "", h.page * kPage, kPage, h.device_offset, false});
     }
-    SetPagesLocked(h.ino, h.page, 1, LayoutKind::kLost, h.device_offset);
+    SetPagesLocked(h.ino, h.page, 1, LayoutKind::kLost, h.device_offset, &changes);
   }
+  RecallLayouts(changes);
   for (auto& [l, n] : tell) {
     l->sink->Failure(n);
     notices.push_back(n);

@@ -64,6 +64,21 @@ class Probe {
     reaped_ = true;
     return status;
   }
+  // Waits until the probe has stopped (SIGSTOP); false if it died instead.
+  bool WaitStopped() {
+    int status = 0;
+    if (waitpid(pid_, &status, WUNTRACED) != pid_) return false;
+    if (WIFSTOPPED(status)) return true;
+    reaped_ = true;
+    return false;
+  }
+  // The wait status if the probe has already exited, else -1 (never waits).
+  int ExitedStatus() {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) != pid_) return -1;
+    reaped_ = true;
+    return status;
+  }
 
  private:
   std::string ReadLine() {

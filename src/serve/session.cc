@@ -44,6 +44,41 @@ std::vector<proto::Range> ToProto(const std::vector<DeviceRange>& ranges) {
   return out;
 }
 
+// Cuts the longest of `lists` until `reply` encodes within one message, and says so in `note`.
+// The lists are the reply's own (each a std::vector of some element type).
+template <typename Reply, typename... Lists>
+void FitInOneMessage(Reply* reply, std::string* note, Lists*... lists) {
+  size_t dropped = 0;
+  const size_t limit = proto::kMaxMessage - 256;  // room for the note
+  if (note->size() > proto::kMaxString - 256) note->resize(proto::kMaxString - 256);
+  for (size_t size = proto::Encode(*reply).size(); size > limit;
+       size = proto::Encode(*reply).size()) {
+    size_t longest = 0;
+    ((longest = std::max(longest, lists->size())), ...);
+    if (longest == 0) break;
+    auto cut = [&](auto* list) {
+      if (list->size() != longest) return false;
+      // Drop about as many entries as the excess holds (entries of one list are similar in
+      // size), at least one.
+      auto rest = *list;
+      list->clear();
+      const size_t without = proto::Encode(*reply).size();
+      *list = std::move(rest);
+      const size_t per_entry = std::max<size_t>(1, (size - without) / list->size());
+      const size_t drop =
+          std::min(list->size(), (size - limit + per_entry - 1) / per_entry + 1);
+      list->resize(list->size() - drop);
+      dropped += drop;
+      return true;
+    };
+    (cut(lists) || ...);
+  }
+  if (dropped == 0) return;
+  std::string more = std::to_string(dropped) + " more entries not listed (one message holds " +
+                     std::to_string(proto::kMaxBody) + " bytes)";
+  *note = note->empty() ? more : *note + "; " + more;
+}
+
 }  // namespace
 
 std::vector<proto::Segment> ToProto(const Layout& layout) {
@@ -684,6 +719,12 @@ Status Session::DoMap(uint64_t request_id, const proto::Map& map) {
     if (writable && !device_writable_) {
       return Status::Error(EACCES, file.path + ": this client has read-only access to the device");
     }
+    if (map.length > uint64_t{proto::kMaxSegmentsPerLayout} * proto::kPageSize) {
+      return Status::Error(ENOMEM, "a mapping is at most " +
+                                       std::to_string(uint64_t{proto::kMaxSegmentsPerLayout} *
+                                                      proto::kPageSize >> 30) +
+                                       " GiB (the protocol's layout limit)");
+    }
     if (leases_.size() >= ctx_->options.max_mappings) {
       return Status::Error(ENOMEM, "too many mappings in this session (the limit is " +
                                        std::to_string(ctx_->options.max_mappings) + ")");
@@ -776,6 +817,7 @@ Status Session::DoInject(uint64_t request_id, const proto::InjectError& inject) 
   reply.retired = ToProto(report.media.retired);
   reply.actions = report.actions;
   reply.message = report.media.message;
+  FitInOneMessage(&reply, &reply.message, &reply.owners, &reply.retired, &reply.actions);
   ctx_->Event("session " + std::to_string(id_) + " (" + peer_.Describe() +
               "): inject-error at device offset " + std::to_string(report.offset) + " length " +
               std::to_string(report.length) + ": " + std::to_string(reply.notices) +
@@ -794,6 +836,8 @@ Status Session::DoErrors(uint64_t request_id) {
   }
   reply.bad = ToProto(list.bad);
   reply.incomplete = list.incomplete;
+  FitInOneMessage(&reply, &reply.incomplete, &reply.lost, &reply.retired, &reply.metadata_damage,
+                  &reply.bad);
   Reply(request_id, reply);
   return Status::Ok();
 }
@@ -810,6 +854,8 @@ Status Session::DoStatus(uint64_t request_id) {
   reply.cutoffs = ctx_->cutoffs.load();
   reply.notices = ctx_->notices.load();
   reply.sessions = ctx_->SessionInfos();
+  std::string ignored;
+  FitInOneMessage(&reply, &ignored, &reply.sessions);
   Reply(request_id, reply);
   return Status::Ok();
 }

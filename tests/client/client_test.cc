@@ -862,6 +862,23 @@ TEST_F(ClientTest, InjectErrorsAndStatusThroughTheDaemon) {
   (void)sink;
 }
 
+TEST_F(ClientTest, AReplyTooLongForOneMessageIsCutAndSaysSo) {
+  constexpr uint64_t kRanges = 10000;  // 16 bytes each: more than one 64 KiB message
+  for (uint64_t i = 0; i < kRanges; ++i) host_->AddBad(i * 2 * kPage, kPage);
+  StartServer();
+  auto c = Client::Connect(socket_);
+  ASSERT_OK(c);
+  auto errors = (*c)->Errors();
+  ASSERT_OK(errors);
+  EXPECT_LT(errors->bad.size(), kRanges);
+  EXPECT_GT(errors->bad.size(), kRanges / 3);  // cut to what fits, not far below
+  EXPECT_EQ(errors->bad[1].offset, 2 * kPage);
+  EXPECT_NE(errors->incomplete.find(std::to_string(kRanges - errors->bad.size()) + " more"),
+            std::string::npos)
+      << errors->incomplete;
+  EXPECT_TRUE((*c)->connected());
+}
+
 TEST_F(ClientTest, TheSocketIsCreatedSafely) {
   serve::ServerOptions o;
   o.socket_mode = 0600;

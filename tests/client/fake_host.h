@@ -79,6 +79,11 @@ class FakeHost final : public LayoutHost {
     return ino;
   }
   void SetReadOnly(bool ro) { read_only_ = ro; }
+  // Records a bad device range without routing it (for daxfs errors).
+  void AddBad(uint64_t offset, uint64_t length) {
+    std::lock_guard<std::mutex> lock(fs_mu_);
+    bad_.push_back({offset, length});
+  }
 
   // Sets pages [first, +count) of `ino` (data: consecutive device pages from device_offset;
   // kBeyondEof also shrinks the size) and recalls every overlapping lease before returning.

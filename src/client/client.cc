@@ -394,7 +394,7 @@ void ClientState::BuildMapping(Building b) {
   if (base == MAP_FAILED) return fail(Errno("reserving the address range"));
   DontFork(base, r.length);
   m->base = static_cast<uint8_t*>(base);
-  auto slot = client::RegisterMapping(m->base, r.length, r.mapping_id, sock_);
+  auto slot = client::RegisterMapping(m->base, r.length, r.mapping_id, sock_, version);
   if (!slot.ok()) {
     munmap(base, r.length);
     return fail(slot.status());

@@ -41,6 +41,7 @@ struct Slot {
   std::atomic<uint64_t> length{0};
   std::atomic<uint64_t> mapping_id{0};
   std::atomic<int> sock{-1};
+  std::atomic<uint16_t> version{0};  // the session's protocol version
   std::atomic<pid_t> pid{0};  // the process that made the mapping (a forked child has none)
   std::atomic<std::atomic<uint8_t>*> pages{nullptr};
 };
@@ -52,6 +53,7 @@ struct Found {
   uintptr_t base = 0;
   uint64_t page = 0;  // index inside the mapping
   int sock = -1;
+  uint16_t version = 0;
   PageState state = kPageData;
   size_t slot = 0;
 };
@@ -74,6 +76,7 @@ bool Lookup(uintptr_t addr, Found* out) {
         out->base = base;
         out->page = (addr - base) / kPage;
         out->sock = s.sock.load();
+        out->version = s.version.load();
         out->state = static_cast<PageState>(s.pages.load()[out->page].load());
         out->slot = i;
         hit = true;
@@ -139,7 +142,7 @@ void Report(const Found& f, uintptr_t addr, int signo, int code, int lsb, bool f
   fault.flags = fence_trap ? uint32_t{proto::kFaultFenceTrap} : 0u;
   fault.address_lsb = static_cast<uint8_t>(lsb);
   uint8_t buf[proto::kHeaderSize + 64];
-  const size_t n = proto::EncodeReportFault(fault, buf, sizeof buf);
+  const size_t n = proto::EncodeReportFault(fault, buf, sizeof buf, f.version);
   if (n > 0 && f.sock >= 0) proto::SendMessageNow(f.sock, buf, n);
 }
 
@@ -213,7 +216,8 @@ void Handler(int signo, siginfo_t* si, void* context) {
 
 }  // namespace
 
-Result<size_t> RegisterMapping(uint8_t* base, uint64_t length, uint64_t mapping_id, int sock) {
+Result<size_t> RegisterMapping(uint8_t* base, uint64_t length, uint64_t mapping_id, int sock,
+                               uint16_t version) {
   const uint64_t pages = length / kPage;
   auto* states = new std::atomic<uint8_t>[pages];
   for (uint64_t i = 0; i < pages; ++i) states[i].store(kPageFenced);
@@ -225,6 +229,7 @@ Result<size_t> RegisterMapping(uint8_t* base, uint64_t length, uint64_t mapping_
     s.length.store(length);
     s.mapping_id.store(mapping_id);
     s.sock.store(sock);
+    s.version.store(version);
     s.pid.store(getpid());
     s.pages.store(states);
     size_t high = g_high.load();

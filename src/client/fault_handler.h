@@ -22,9 +22,11 @@ enum PageState : uint8_t {
 
 inline constexpr size_t kMaxDirectorySlots = 16384;
 
-// Registers a mapping of `pages` pages at `base` (all kPageFenced until set). ENOMEM when the
-// directory is full. The returned slot's page array stays valid until Unregister.
-Result<size_t> RegisterMapping(uint8_t* base, uint64_t length, uint64_t mapping_id, int sock);
+// Registers a mapping of `length` bytes at `base` (all pages kPageFenced until set), whose
+// faults are reported on `sock` in protocol `version`. ENOMEM when the directory is full. The
+// returned slot's page array stays valid until Unregister.
+Result<size_t> RegisterMapping(uint8_t* base, uint64_t length, uint64_t mapping_id, int sock,
+                               uint16_t version);
 // Sets the state of pages [first, first + count) of the slot.
 void SetPages(size_t slot, uint64_t first, uint64_t count, PageState state);
 PageState GetPage(size_t slot, uint64_t page);

@@ -534,10 +534,10 @@ std::vector<uint8_t> Encode(const Body& body, uint64_t request_id, uint16_t vers
   return out;
 }
 
-size_t EncodeReportFault(const ReportFault& m, uint8_t* out, size_t size) {
+size_t EncodeReportFault(const ReportFault& m, uint8_t* out, size_t size, uint16_t version) {
   constexpr size_t kBody = 8 + 8 + 4 + 4 + 4 + 1;
   if (size < kHeaderSize + kBody) return 0;
-  PutHeader(out, kMaxVersion, MessageType::kReportFault, kBody, 0);
+  PutHeader(out, version, MessageType::kReportFault, kBody, 0);
   base::Encoder e(out + kHeaderSize, kBody);
   e.PutU64(m.mapping_id);
   e.PutU64(m.offset);
@@ -569,7 +569,10 @@ Result<Header> DecodeHeader(std::span<const uint8_t> message) {
                                      " bytes, a header is " + std::to_string(kHeaderSize));
   }
   if (magic != kMagic) return Status::Error(EPROTO, "bad magic: not a daxfs protocol message");
-  if (h.version < kMinVersion || h.version > kMaxVersion) {
+  // A Hello is read whatever version its header claims (its body never changes), so that a
+  // daemon can always answer a client it shares no version with (EPROTONOSUPPORT).
+  const bool hello = h.type == MessageType::kHello && h.version >= 1;
+  if (!hello && (h.version < kMinVersion || h.version > kMaxVersion)) {
     return Status::Error(EPROTO, "protocol version " + std::to_string(h.version) +
                                      " is not supported (this side speaks " +
                                      std::to_string(kMinVersion) + ".." +

@@ -136,6 +136,13 @@ TEST(Codec, HeaderErrors) {
   auto v2 = Decode(with(4, kMaxVersion + 1));
   EXPECT_ERRNO(v2, EPROTO);
   EXPECT_NE(v2.status().message().find("version"), std::string::npos);
+  // A Hello's body is frozen: it decodes under any header version, so it can be answered.
+  std::vector<uint8_t> future_hello = Encode(Hello{3, 4, 0, "future"}, 1);
+  base::EncodeU16(future_hello.data() + 4, kMaxVersion + 2);
+  ASSERT_OK(Decode(future_hello));
+  EXPECT_EQ(Decode(future_hello)->header.version, kMaxVersion + 2);
+  base::EncodeU16(future_hello.data() + 4, 0);
+  EXPECT_ERRNO(Decode(future_hello), EPROTO);
   EXPECT_ERRNO(Decode(with(8, 1)), EPROTO);   // flags
   EXPECT_ERRNO(Decode(with(10, 1)), EPROTO);  // reserved
   std::vector<uint8_t> longer = good;

@@ -340,9 +340,10 @@ MessageType TypeOf(const Body& body);
 // layouts with kMaxSegmentsPerMessage; strings are cut to kMaxString).
 std::vector<uint8_t> Encode(const Body& body, uint64_t request_id = 0,
                             uint16_t version = kMaxVersion);
-// Into a caller's buffer, without allocating (signal handlers: ReportFault). Returns the size
-// written, or 0 if `out` is too small.
-size_t EncodeReportFault(const ReportFault& fault, uint8_t* out, size_t size);
+// Into a caller's buffer, without allocating (signal handlers: ReportFault), under the
+// session's negotiated `version`. Returns the size written, or 0 if `out` is too small.
+size_t EncodeReportFault(const ReportFault& fault, uint8_t* out, size_t size,
+                         uint16_t version = kMaxVersion);
 
 // ---- Decoding: every malformed input is an error, never a crash ---------------------------------
 // EPROTO: bad magic, unsupported version, non-zero flags, a body length that disagrees with the

@@ -720,6 +720,18 @@ TEST_F(ClientTest, VersionNegotiation) {
   EXPECT_EQ(std::get<proto::ErrorReply>(refused->body).code,
             static_cast<uint32_t>(EPROTONOSUPPORT));
   close(newer);
+  // A client of a later protocol only (its Hello's header says so too) is answered, not dropped.
+  int later = RawConnect();
+  std::vector<uint8_t> later_hello = proto::Encode(proto::Hello{7, 8, 0, "later"}, 1);
+  base::EncodeU16(later_hello.data() + 4, 7);
+  ASSERT_OK(proto::SendMessage(later, later_hello));
+  auto answered = RawReceive(later);
+  ASSERT_OK(answered);
+  ASSERT_EQ(answered->header.type, proto::MessageType::kError);
+  EXPECT_EQ(std::get<proto::ErrorReply>(answered->body).code,
+            static_cast<uint32_t>(EPROTONOSUPPORT));
+  EXPECT_TRUE(RawClosed(later));
+  close(later);
   int wide = RawConnect();
   RawSend(wide, proto::Hello{1, 9, 0, "wide"}, 1);
   int fd = -1;

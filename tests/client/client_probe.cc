@@ -208,7 +208,7 @@ void Run(const std::string& line) {
     const volatile uint8_t* p = m->data() + offset;
     const pid_t child = fork();
     if (child == 0) {
-      const uint8_t v = *p;  // the child has no mapping here (MADV_DONTFORK): SIGSEGV
+      const uint8_t v = *p;  // the child has no mapping here (MADV_DONTFORK): exit 50
       _exit(v == 0 ? 40 : 41);
     }
     int status = 0;
@@ -238,9 +238,25 @@ void Run(const std::string& line) {
   Reply("err 22 unknown command '" + cmd + "'");
 }
 
+// The probe's own SIGSEGV handler, installed before the client library's (which chains to it
+// for faults that are not its own): in a forked child it exits with 50 (the fork test's "it
+// faulted"), in the probe itself it restores the default action so that the fault kills.
+pid_t g_main_pid = 0;
+void ProbeSegv(int, siginfo_t*, void*) {
+  if (getpid() != g_main_pid) _exit(50);
+  signal(SIGSEGV, SIG_DFL);
+}
+
 }  // namespace
 
 int main() {
+  g_main_pid = getpid();
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = ProbeSegv;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, nullptr);
   std::string line;
   while (std::getline(std::cin, line)) {
     if (!line.empty()) Run(line);

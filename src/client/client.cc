@@ -94,10 +94,12 @@ class ClientState {
     receiver_ = std::thread([&, this] {
       receiver_id_.store(std::this_thread::get_id());
       {
+        // Notified under the lock: the waiter's condition variable lives on its stack and is
+        // gone as soon as it sees `started`.
         std::lock_guard<std::mutex> lock(started_mu);
         started = true;
+        started_cv.notify_all();
       }
-      started_cv.notify_all();
       ReceiverLoop();
     });
     std::unique_lock<std::mutex> lock(started_mu);

@@ -58,13 +58,13 @@ struct LeaseOwner {
 // What a lease's sink is told about a failure: the bad part of *that* lease.
 struct LeaseNotice {
   uint64_t lease_id = 0;
-  uint64_t offset = 0;          // inside the lease (lease byte 0 = file byte file_offset()), page-aligned
-  uint64_t length = 0;          // whole pages
-  uint64_t file_offset = 0;     // of `offset`
+  uint64_t offset = 0;  // inside the lease (lease byte 0 = file byte file_offset()), page-aligned
+  uint64_t length = 0;  // whole pages
+  uint64_t file_offset = 0;  // of `offset`
   uint64_t device_offset = kNoDeviceOffset;
   bool action_required = false;
-  bool removal = false;         // device removal / unmount: the lease is dead after this
-  bool consumed = false;        // reports a trap the client itself reported (ReportFault)
+  bool removal = false;   // device removal / unmount: the lease is dead after this
+  bool consumed = false;  // reports a trap the client itself reported (ReportFault)
 };
 
 // When a recall's acknowledgement is due (see LayoutSink).
@@ -120,7 +120,7 @@ struct LeaseChange {
   LayoutSink* sink = nullptr;
   uint64_t file_offset = 0;  // clipped to the lease
   uint64_t length = 0;
-  Layout layout;             // exactly [file_offset, +length)
+  Layout layout;  // exactly [file_offset, +length)
 };
 
 // Delivers one operation's layout changes to remote mappings: phase 1 for all, then phase 2 for
@@ -143,7 +143,7 @@ inline void RecallLayouts(const std::vector<LeaseChange>& changes) {
 class LayoutLease {
  public:
   virtual ~LayoutLease() = default;
-  virtual uint64_t id() const = 0;           // unique among the host's live leases
+  virtual uint64_t id() const = 0;  // unique among the host's live leases
   virtual Ino ino() const = 0;
   virtual uint64_t file_offset() const = 0;  // block-aligned
   virtual uint64_t length() const = 0;       // whole pages
@@ -163,13 +163,13 @@ class LayoutLease {
 
 // The device as the daemon hands it out.
 struct HostDevice {
-  std::string path;         // the device file (its owner, group and mode decide who may map)
+  std::string path;  // the device file (its owner, group and mode decide who may map)
   uint64_t size = 0;
   uint32_t block_size = 4096;
-  bool pmem = false;        // real persistent memory (cache-flush durability)
-  uint32_t uid = 0;         // of the device file
+  bool pmem = false;  // real persistent memory (cache-flush durability)
+  uint32_t uid = 0;   // of the device file
   uint32_t gid = 0;
-  uint32_t mode = 0;        // permission bits of the device file
+  uint32_t mode = 0;  // permission bits of the device file
 };
 
 // Counters for daxfs status.
@@ -202,9 +202,8 @@ class LayoutHost {
   // a writable lease allocates holes and unshares first, and the file's blocks then cannot be
   // shared (ETXTBSY) while it lives, exactly as a local writable mapping. The lease is in the
   // file's mapping index before MapLayout returns; `sink` must outlive it.
-  virtual Result<std::unique_ptr<LayoutLease>> MapLayout(Ino ino, uint64_t offset,
-                                                         uint64_t length, MapProt prot,
-                                                         const LeaseOwner& owner,
+  virtual Result<std::unique_ptr<LayoutLease>> MapLayout(Ino ino, uint64_t offset, uint64_t length,
+                                                         MapProt prot, const LeaseOwner& owner,
                                                          LayoutSink* sink) = 0;
 
   // DaxFs::InjectError (its report's notices include every lease told, with client addresses).

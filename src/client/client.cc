@@ -10,6 +10,8 @@
 //
 // Locks: ClientState::mu_ (requests, the mapping table) and each MappingState::mu (its pages)
 // are never held together; handlers run with no lock held.
+#include "daxfs/client.h"
+
 #include <fcntl.h>
 #include <libpmem2.h>
 #include <sys/mman.h>
@@ -25,7 +27,6 @@
 #include <thread>
 
 #include "client/fault_handler.h"
-#include "daxfs/client.h"
 #include "proto/channel.h"
 #include "proto/layout_ops.h"
 #include "proto/message.h"
@@ -53,8 +54,8 @@ struct MappingState {
   uint8_t* base = nullptr;
   size_t slot = 0;
 
-  std::mutex mu;  // guards everything below and every change of the address range
-  bool unmapped = false;  // the handle was destroyed
+  std::mutex mu;            // guards everything below and every change of the address range
+  bool unmapped = false;    // the handle was destroyed
   bool fenced_all = false;  // the daemon is gone or the client closed
   std::vector<proto::Segment> layout;
 };
@@ -192,8 +193,8 @@ Result<proto::Body> ClientState::Call(const proto::Body& request,
     id = next_request_++;
     pending_[id].extras = std::move(extras);
   }
-  Status sent = proto::SendMessage(sock_, proto::Encode(request, id, version), -1,
-                                   options_.call_timeout_ms);
+  Status sent =
+      proto::SendMessage(sock_, proto::Encode(request, id, version), -1, options_.call_timeout_ms);
   std::unique_lock<std::mutex> lock(mu_);
   if (!sent.ok()) {
     pending_.erase(id);
@@ -205,8 +206,9 @@ Result<proto::Body> ClientState::Call(const proto::Body& request,
   if (!cv_.wait_until(lock, deadline, [&] { return pending_[id].done; })) {
     pending_.erase(id);
     return Status::Error(ETIMEDOUT, std::string("the daemon did not answer ") +
-                                        proto::MessageTypeName(proto::TypeOf(request)) + " within " +
-                                        std::to_string(options_.call_timeout_ms) + " ms");
+                                        proto::MessageTypeName(proto::TypeOf(request)) +
+                                        " within " + std::to_string(options_.call_timeout_ms) +
+                                        " ms");
   }
   Pending p = std::move(pending_[id]);
   pending_.erase(id);
@@ -232,7 +234,8 @@ bool ClientState::Complete(uint64_t request_id, Status status, proto::Body body,
   return true;
 }
 
-// ---- the receiver ---------------------------------------------------------------------------------
+// ---- the receiver
+// ---------------------------------------------------------------------------------
 
 void ClientState::ReceiverLoop() {
   std::vector<uint8_t> buf;
@@ -434,17 +437,18 @@ void ClientState::ApplyRecall(Building b) {
   if (auto m = Find(r.mapping_id)) {
     std::lock_guard<std::mutex> lock(m->mu);
     if (!m->unmapped && !m->fenced_all) {
-      const bool inside = r.file_offset >= m->file_offset &&
-                          r.length <= m->length &&
+      const bool inside = r.file_offset >= m->file_offset && r.length <= m->length &&
                           r.file_offset - m->file_offset <= m->length - r.length;
-      Status valid = inside ? proto::ValidateLayout(r.file_offset, r.length, b.segments, device.size)
-                            : Status::Error(EPROTO, "recall outside the mapping");
+      Status valid = inside
+                         ? proto::ValidateLayout(r.file_offset, r.length, b.segments, device.size)
+                         : Status::Error(EPROTO, "recall outside the mapping");
       if (!valid.ok()) {
         status = EPROTO;
         MapSegment(*m, {r.file_offset, r.length, proto::kNoDevice, proto::SegmentKind::kLost});
       } else {
         for (const proto::Segment& s : b.segments) {
-          if (int err = MapSegment(*m, s); err != 0 && status == 0) status = static_cast<uint32_t>(err);
+          if (int err = MapSegment(*m, s); err != 0 && status == 0)
+            status = static_cast<uint32_t>(err);
         }
         proto::SpliceLayout(&m->layout, r.file_offset, r.length, b.segments);
       }
@@ -519,7 +523,8 @@ void ClientState::Disconnected() {
   }
 }
 
-// ---- durability -------------------------------------------------------------------------------------
+// ---- durability
+// -------------------------------------------------------------------------------------
 
 void ClientState::InitPersist() {
   if (!device.pmem) return;
@@ -529,8 +534,8 @@ void ClientState::InitPersist() {
   if (pmem2_config_new(&config) == 0 &&
       pmem2_config_set_required_store_granularity(config, PMEM2_GRANULARITY_CACHE_LINE) == 0 &&
       pmem2_config_set_length(config, kPageSize) == 0 &&
-      pmem2_config_set_protection(config, device.writable ? PMEM2_PROT_READ | PMEM2_PROT_WRITE
-                                                          : PMEM2_PROT_READ) == 0 &&
+      pmem2_config_set_protection(
+          config, device.writable ? PMEM2_PROT_READ | PMEM2_PROT_WRITE : PMEM2_PROT_READ) == 0 &&
       pmem2_map_new(&pmem_map_, config, source) == 0) {
     // The persist function depends only on the granularity: it flushes any address given.
     persist_fn_ = pmem2_get_persist_fn(pmem_map_);
@@ -563,7 +568,8 @@ Status ClientState::Flush(MappingState& m, uint64_t offset, uint64_t length) {
   return Status::Ok();
 }
 
-// ---- handles -------------------------------------------------------------------------------------
+// ---- handles
+// -------------------------------------------------------------------------------------
 
 class MappingImpl final : public ClientMapping {
  public:
@@ -637,9 +643,15 @@ class ClientImpl final : public Client {
   Result<ClientFile> Open(const std::string& path, int flags) override {
     uint32_t wire;
     switch (flags) {
-      case O_RDONLY: wire = proto::kOpenRead; break;
-      case O_WRONLY: wire = proto::kOpenWrite; break;
-      case O_RDWR: wire = proto::kOpenRead | proto::kOpenWrite; break;
+      case O_RDONLY:
+        wire = proto::kOpenRead;
+        break;
+      case O_WRONLY:
+        wire = proto::kOpenWrite;
+        break;
+      case O_RDWR:
+        wire = proto::kOpenRead | proto::kOpenWrite;
+        break;
       default:
         return Status::Invalid("open flags must be O_RDONLY, O_WRONLY or O_RDWR");
     }
@@ -659,8 +671,9 @@ class ClientImpl final : public Client {
     if (length == 0) return Status::Invalid("cannot map an empty range");
     std::shared_ptr<MappingState> m;
     const uint8_t wire = prot == MapProt::kReadWrite ? proto::kProtReadWrite : proto::kProtRead;
-    RETURN_IF_ERROR(state_->Call(proto::Map{file.id, offset, length, wire}, &m,
-                                 MapExtras{file.ino, file.path, std::move(handler)})
+    RETURN_IF_ERROR(state_
+                        ->Call(proto::Map{file.id, offset, length, wire}, &m,
+                               MapExtras{file.ino, file.path, std::move(handler)})
                         .status());
     if (m == nullptr) return Status::Error(EPROTO, "the daemon answered Map with something else");
     return std::unique_ptr<ClientMapping>(new MappingImpl(state_, std::move(m)));
@@ -678,7 +691,8 @@ class ClientImpl final : public Client {
   Result<MediaErrorList> Errors() override {
     ASSIGN_OR_RETURN(proto::Body body, state_->Call(proto::Errors{}, nullptr));
     auto* r = std::get_if<proto::ErrorsReply>(&body);
-    if (r == nullptr) return Status::Error(EPROTO, "the daemon answered Errors with something else");
+    if (r == nullptr)
+      return Status::Error(EPROTO, "the daemon answered Errors with something else");
     MediaErrorList out;
     for (const auto& o : r->lost) {
       out.lost.push_back({o.ino, o.path, o.file_offset, o.length, o.device_offset, o.shared});
@@ -695,7 +709,8 @@ class ClientImpl final : public Client {
   Result<ServerStatus> GetStatus() override {
     ASSIGN_OR_RETURN(proto::Body body, state_->Call(proto::StatusRequest{}, nullptr));
     auto* r = std::get_if<proto::StatusReply>(&body);
-    if (r == nullptr) return Status::Error(EPROTO, "the daemon answered Status with something else");
+    if (r == nullptr)
+      return Status::Error(EPROTO, "the daemon answered Status with something else");
     ServerStatus out;
     out.server_pid = static_cast<pid_t>(r->server_pid);
     out.read_only = (r->flags & proto::kStatusReadOnlyFs) != 0;
@@ -716,7 +731,8 @@ class ClientImpl final : public Client {
   Result<ClientInjectReport> Inject(const proto::InjectError& request) {
     ASSIGN_OR_RETURN(proto::Body body, state_->Call(request, nullptr));
     auto* r = std::get_if<proto::InjectReply>(&body);
-    if (r == nullptr) return Status::Error(EPROTO, "the daemon answered InjectError with something else");
+    if (r == nullptr)
+      return Status::Error(EPROTO, "the daemon answered InjectError with something else");
     return ToReport(*r);
   }
 
@@ -725,7 +741,7 @@ class ClientImpl final : public Client {
 
 // The Hello exchange, before the receiver thread runs.
 Result<std::pair<proto::HelloReply, int>> Handshake(int sock, const ClientOptions& options,
-                                                   const std::string& path) {
+                                                    const std::string& path) {
   proto::Hello hello{proto::kMinVersion, proto::kMaxVersion, static_cast<uint32_t>(getpid()),
                      options.name};
   Status sent = proto::SendMessage(sock, proto::Encode(hello, 1, proto::kMinVersion), -1,
@@ -748,15 +764,17 @@ Result<std::pair<proto::HelloReply, int>> Handshake(int sock, const ClientOption
   }
   if (auto* err = std::get_if<proto::ErrorReply>(&message->body)) {
     close_fd();
-    return Status::Error(static_cast<int>(err->code), path + ": the daemon refused: " + err->message);
+    return Status::Error(static_cast<int>(err->code),
+                         path + ": the daemon refused: " + err->message);
   }
   auto* reply = std::get_if<proto::HelloReply>(&message->body);
   if (reply == nullptr || fd < 0 || reply->version < proto::kMinVersion ||
       reply->version > proto::kMaxVersion || reply->block_size != kPageSize ||
       reply->device_size == 0) {
     close_fd();
-    return Status::Error(EPROTO, path + ": the daemon's hello is not usable (no device, or a "
-                                        "version or block size this client does not support)");
+    return Status::Error(EPROTO, path +
+                                     ": the daemon's hello is not usable (no device, or a "
+                                     "version or block size this client does not support)");
   }
   return std::make_pair(*reply, fd);
 }

@@ -42,7 +42,7 @@ struct Slot {
   std::atomic<uint64_t> mapping_id{0};
   std::atomic<int> sock{-1};
   std::atomic<uint16_t> version{0};  // the session's protocol version
-  std::atomic<pid_t> pid{0};  // the process that made the mapping (a forked child has none)
+  std::atomic<pid_t> pid{0};         // the process that made the mapping (a forked child has none)
   std::atomic<std::atomic<uint8_t>*> pages{nullptr};
 };
 Slot g_slots[kMaxDirectorySlots];

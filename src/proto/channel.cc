@@ -35,7 +35,8 @@ Status WaitFor(int sock, short events, std::chrono::steady_clock::time_point dea
     const int left = Remaining(deadline, timeout_ms);
     const int n = poll(&p, 1, left);
     if (n > 0) return Status::Ok();
-    if (n == 0) return Status::Error(ETIMEDOUT, "timed out after " + std::to_string(timeout_ms) + " ms");
+    if (n == 0)
+      return Status::Error(ETIMEDOUT, "timed out after " + std::to_string(timeout_ms) + " ms");
     if (errno != EINTR) return Errno("poll");
   }
 }
@@ -59,8 +60,8 @@ void CloseReceivedFds(msghdr* msg, int* keep) {
 }  // namespace
 
 Status SendMessage(int sock, std::span<const uint8_t> message, int pass_fd, int timeout_ms) {
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
   iovec iov{const_cast<uint8_t*>(message.data()), message.size()};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
   for (;;) {
@@ -91,8 +92,8 @@ bool SendMessageNow(int sock, const uint8_t* message, size_t size) {
 
 Status ReceiveMessage(int sock, std::vector<uint8_t>* out, int* fd_out, int timeout_ms) {
   if (fd_out != nullptr) *fd_out = -1;
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
   out->resize(kMaxMessage + 1);  // one byte more than allowed: MSG_TRUNC tells oversize apart
   alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
   for (;;) {
@@ -120,8 +121,8 @@ Status ReceiveMessage(int sock, std::vector<uint8_t>* out, int* fd_out, int time
         *fd_out = -1;
       }
       out->clear();
-      return Status::Error(EMSGSIZE, "message larger than " + std::to_string(kMaxMessage) +
-                                         " bytes");
+      return Status::Error(EMSGSIZE,
+                           "message larger than " + std::to_string(kMaxMessage) + " bytes");
     }
     if ((msg.msg_flags & MSG_CTRUNC) != 0 && fd_out != nullptr && *fd_out >= 0) {
       close(*fd_out);  // more fds than we accept: refuse them all

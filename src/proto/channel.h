@@ -27,8 +27,7 @@ bool SendMessageNow(int sock, const uint8_t* message, size_t size);
 // gets an fd passed with it, or -1; fds come close-on-exec; extra fds are closed. Waits at most
 // `timeout_ms`: ETIMEDOUT. ECONNRESET "connection closed" at end of stream; EMSGSIZE for a
 // message larger than kMaxMessage (it is consumed); EINTR never escapes.
-Status ReceiveMessage(int sock, std::vector<uint8_t>* out, int* fd_out,
-                      int timeout_ms = kForever);
+Status ReceiveMessage(int sock, std::vector<uint8_t>* out, int* fd_out, int timeout_ms = kForever);
 
 // A connected pair (tests), both close-on-exec.
 Status SocketPair(int fds[2]);

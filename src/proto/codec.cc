@@ -11,7 +11,8 @@ namespace daxfs::proto {
 namespace {
 
 Status Malformed(MessageType type, const std::string& what) {
-  return Status::Error(EPROTO, std::string("malformed ") + MessageTypeName(type) + " message: " + what);
+  return Status::Error(EPROTO,
+                       std::string("malformed ") + MessageTypeName(type) + " message: " + what);
 }
 
 // ---- writer: appends little-endian fields to a vector -------------------------------------------
@@ -96,7 +97,8 @@ class Reader {
   std::string error_;
 };
 
-// ---- shared pieces -------------------------------------------------------------------------------
+// ---- shared pieces
+// -------------------------------------------------------------------------------
 void Put(Writer& w, const Segment& s) {
   w.U64(s.file_offset);
   w.U64(s.length);
@@ -196,7 +198,8 @@ void CheckTotal(Reader& r, uint32_t total, size_t carried) {
   if (total > kMaxSegmentsPerLayout) r.Fail("total_segments over the limit");
 }
 
-// ---- bodies ----------------------------------------------------------------------------------------
+// ---- bodies
+// ----------------------------------------------------------------------------------------
 void Put(Writer& w, const Hello& m) {
   w.U16(m.min_version);
   w.U16(m.max_version);
@@ -474,7 +477,7 @@ void PutHeader(uint8_t* out, uint16_t version, MessageType type, uint32_t body_l
   base::EncodeU32(out, kMagic);
   base::EncodeU16(out + 4, version);
   base::EncodeU16(out + 6, static_cast<uint16_t>(type));
-  base::EncodeU16(out + 8, 0);  // flags
+  base::EncodeU16(out + 8, 0);   // flags
   base::EncodeU16(out + 10, 0);  // reserved
   base::EncodeU32(out + 12, body_length);
   base::EncodeU64(out + 16, request_id);
@@ -493,28 +496,50 @@ Result<Body> DecodeAs(MessageType type, std::span<const uint8_t> body) {
 
 const char* MessageTypeName(MessageType type) {
   switch (type) {
-    case MessageType::kHello: return "Hello";
-    case MessageType::kHelloReply: return "HelloReply";
-    case MessageType::kError: return "Error";
-    case MessageType::kOk: return "Ok";
-    case MessageType::kOpen: return "Open";
-    case MessageType::kOpenReply: return "OpenReply";
-    case MessageType::kClose: return "Close";
-    case MessageType::kMap: return "Map";
-    case MessageType::kMapReply: return "MapReply";
-    case MessageType::kLayoutMore: return "LayoutMore";
-    case MessageType::kMapAck: return "MapAck";
-    case MessageType::kUnmap: return "Unmap";
-    case MessageType::kLayoutRecall: return "LayoutRecall";
-    case MessageType::kRecallAck: return "RecallAck";
-    case MessageType::kFailureNotice: return "FailureNotice";
-    case MessageType::kReportFault: return "ReportFault";
-    case MessageType::kInjectError: return "InjectError";
-    case MessageType::kInjectReply: return "InjectReply";
-    case MessageType::kErrors: return "Errors";
-    case MessageType::kErrorsReply: return "ErrorsReply";
-    case MessageType::kStatus: return "Status";
-    case MessageType::kStatusReply: return "StatusReply";
+    case MessageType::kHello:
+      return "Hello";
+    case MessageType::kHelloReply:
+      return "HelloReply";
+    case MessageType::kError:
+      return "Error";
+    case MessageType::kOk:
+      return "Ok";
+    case MessageType::kOpen:
+      return "Open";
+    case MessageType::kOpenReply:
+      return "OpenReply";
+    case MessageType::kClose:
+      return "Close";
+    case MessageType::kMap:
+      return "Map";
+    case MessageType::kMapReply:
+      return "MapReply";
+    case MessageType::kLayoutMore:
+      return "LayoutMore";
+    case MessageType::kMapAck:
+      return "MapAck";
+    case MessageType::kUnmap:
+      return "Unmap";
+    case MessageType::kLayoutRecall:
+      return "LayoutRecall";
+    case MessageType::kRecallAck:
+      return "RecallAck";
+    case MessageType::kFailureNotice:
+      return "FailureNotice";
+    case MessageType::kReportFault:
+      return "ReportFault";
+    case MessageType::kInjectError:
+      return "InjectError";
+    case MessageType::kInjectReply:
+      return "InjectReply";
+    case MessageType::kErrors:
+      return "Errors";
+    case MessageType::kErrorsReply:
+      return "ErrorsReply";
+    case MessageType::kStatus:
+      return "Status";
+    case MessageType::kStatusReply:
+      return "StatusReply";
   }
   return "unknown";
 }
@@ -593,31 +618,53 @@ Result<Body> DecodeBody(const Header& header, std::span<const uint8_t> body) {
   if (body.size() > kMaxBody) return Status::Error(EMSGSIZE, "body larger than the limit");
   const MessageType t = header.type;
   switch (t) {
-    case MessageType::kHello: return DecodeAs<Hello>(t, body);
-    case MessageType::kHelloReply: return DecodeAs<HelloReply>(t, body);
-    case MessageType::kError: return DecodeAs<ErrorReply>(t, body);
-    case MessageType::kOk: return DecodeAs<OkReply>(t, body);
-    case MessageType::kOpen: return DecodeAs<Open>(t, body);
-    case MessageType::kOpenReply: return DecodeAs<OpenReply>(t, body);
-    case MessageType::kClose: return DecodeAs<Close>(t, body);
-    case MessageType::kMap: return DecodeAs<Map>(t, body);
-    case MessageType::kMapReply: return DecodeAs<MapReply>(t, body);
-    case MessageType::kLayoutMore: return DecodeAs<LayoutMore>(t, body);
-    case MessageType::kMapAck: return DecodeAs<MapAck>(t, body);
-    case MessageType::kUnmap: return DecodeAs<Unmap>(t, body);
-    case MessageType::kLayoutRecall: return DecodeAs<LayoutRecall>(t, body);
-    case MessageType::kRecallAck: return DecodeAs<RecallAck>(t, body);
-    case MessageType::kFailureNotice: return DecodeAs<FailureNotice>(t, body);
-    case MessageType::kReportFault: return DecodeAs<ReportFault>(t, body);
-    case MessageType::kInjectError: return DecodeAs<InjectError>(t, body);
-    case MessageType::kInjectReply: return DecodeAs<InjectReply>(t, body);
-    case MessageType::kErrors: return DecodeAs<Errors>(t, body);
-    case MessageType::kErrorsReply: return DecodeAs<ErrorsReply>(t, body);
-    case MessageType::kStatus: return DecodeAs<StatusRequest>(t, body);
-    case MessageType::kStatusReply: return DecodeAs<StatusReply>(t, body);
+    case MessageType::kHello:
+      return DecodeAs<Hello>(t, body);
+    case MessageType::kHelloReply:
+      return DecodeAs<HelloReply>(t, body);
+    case MessageType::kError:
+      return DecodeAs<ErrorReply>(t, body);
+    case MessageType::kOk:
+      return DecodeAs<OkReply>(t, body);
+    case MessageType::kOpen:
+      return DecodeAs<Open>(t, body);
+    case MessageType::kOpenReply:
+      return DecodeAs<OpenReply>(t, body);
+    case MessageType::kClose:
+      return DecodeAs<Close>(t, body);
+    case MessageType::kMap:
+      return DecodeAs<Map>(t, body);
+    case MessageType::kMapReply:
+      return DecodeAs<MapReply>(t, body);
+    case MessageType::kLayoutMore:
+      return DecodeAs<LayoutMore>(t, body);
+    case MessageType::kMapAck:
+      return DecodeAs<MapAck>(t, body);
+    case MessageType::kUnmap:
+      return DecodeAs<Unmap>(t, body);
+    case MessageType::kLayoutRecall:
+      return DecodeAs<LayoutRecall>(t, body);
+    case MessageType::kRecallAck:
+      return DecodeAs<RecallAck>(t, body);
+    case MessageType::kFailureNotice:
+      return DecodeAs<FailureNotice>(t, body);
+    case MessageType::kReportFault:
+      return DecodeAs<ReportFault>(t, body);
+    case MessageType::kInjectError:
+      return DecodeAs<InjectError>(t, body);
+    case MessageType::kInjectReply:
+      return DecodeAs<InjectReply>(t, body);
+    case MessageType::kErrors:
+      return DecodeAs<Errors>(t, body);
+    case MessageType::kErrorsReply:
+      return DecodeAs<ErrorsReply>(t, body);
+    case MessageType::kStatus:
+      return DecodeAs<StatusRequest>(t, body);
+    case MessageType::kStatusReply:
+      return DecodeAs<StatusReply>(t, body);
   }
-  return Status::Error(EOPNOTSUPP, "unknown message type " +
-                                       std::to_string(static_cast<uint16_t>(t)));
+  return Status::Error(EOPNOTSUPP,
+                       "unknown message type " + std::to_string(static_cast<uint16_t>(t)));
 }
 
 Result<Message> Decode(std::span<const uint8_t> message) {

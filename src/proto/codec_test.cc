@@ -24,7 +24,8 @@ std::vector<Segment> SomeSegments(size_t n) {
 std::vector<Body> Samples() {
   return {
       Hello{1, 1, 4242, "probe"},
-      HelloReply{1, kHelloDevicePmem | kHelloDeviceWritable, 4096, 1 << 30, 77, 5, 1024, 4096, 5000},
+      HelloReply{1, kHelloDevicePmem | kHelloDeviceWritable, 4096, 1 << 30, 77, 5, 1024, 4096,
+                 5000},
       ErrorReply{ENOENT, "/a/b: No such file or directory"},
       OkReply{},
       Open{kOpenRead | kOpenWrite, "/data/file"},
@@ -40,16 +41,24 @@ std::vector<Body> Samples() {
       FailureNotice{9, 4096, 4096, 8192, 1 << 20, kNoticeActionRequired | kNoticeConsumed},
       ReportFault{9, 4100, 7, 4, kFaultFenceTrap, 12},
       InjectError{kInjectPath, 4096, 4096, "/data/original"},
-      InjectReply{1 << 20, 4096, kInjectShutDown, 4,
-                  {{17, 4096, 4096, 1 << 20, true, "/data/copy1"}, {18, 0, 4096, 1 << 20, true, ""}},
-                  {{1 << 21, 4096}},
-                  {"recorded", "fenced 4 mappings"},
-                  "ok"},
+      InjectReply{
+          1 << 20,
+          4096,
+          kInjectShutDown,
+          4,
+          {{17, 4096, 4096, 1 << 20, true, "/data/copy1"}, {18, 0, 4096, 1 << 20, true, ""}},
+          {{1 << 21, 4096}},
+          {"recorded", "fenced 4 mappings"},
+          "ok"},
       Errors{},
-      ErrorsReply{{{17, 4096, 4096, 1 << 20, false, "/x"}}, {{8192, 4096}}, {{0, 4096, 1}},
-                  {{8192, 4096}, {1 << 20, 4096}}, ""},
+      ErrorsReply{{{17, 4096, 4096, 1 << 20, false, "/x"}},
+                  {{8192, 4096}},
+                  {{0, 4096, 1}},
+                  {{8192, 4096}, {1 << 20, 4096}},
+                  ""},
       StatusRequest{},
-      StatusReply{77, kStatusPmem, 1 << 30, 5, 1, 9, {{1, 100, 0, 0, 2, 3}, {2, 101, 1000, 1000, 0, 0}}},
+      StatusReply{
+          77, kStatusPmem, 1 << 30, 5, 1, 9, {{1, 100, 0, 0, 2, 3}, {2, 101, 1000, 1000, 0, 0}}},
   };
 }
 
@@ -100,9 +109,9 @@ TEST(Codec, EveryTruncationIsAnErrorNeverACrash) {
       if (n >= kHeaderSize) {
         base::EncodeU32(cut.data() + 12, static_cast<uint32_t>(n - kHeaderSize));
         auto r = Decode(cut);
-        if (n - kHeaderSize == 0 && (TypeOf(body) == MessageType::kOk ||
-                                     TypeOf(body) == MessageType::kErrors ||
-                                     TypeOf(body) == MessageType::kStatus)) {
+        if (n - kHeaderSize == 0 &&
+            (TypeOf(body) == MessageType::kOk || TypeOf(body) == MessageType::kErrors ||
+             TypeOf(body) == MessageType::kStatus)) {
           EXPECT_OK(r);
         } else {
           EXPECT_ERRNO(r, EPROTO) << n;
@@ -177,8 +186,9 @@ Status Mutated(const Body& body, Fn&& mutate) {
 
 TEST(Codec, StringsAndListsPastTheBody) {
   // Open: flags u32, then path length u16 at body offset 4.
-  EXPECT_ERRNO(Mutated(Open{kOpenRead, "/a"}, [](auto& w) { base::EncodeU16(w.data() + 28, 60000); }),
-               EPROTO);
+  EXPECT_ERRNO(
+      Mutated(Open{kOpenRead, "/a"}, [](auto& w) { base::EncodeU16(w.data() + 28, 60000); }),
+      EPROTO);
   // A string over kMaxString, even when the bytes are there.
   EXPECT_ERRNO(Mutated(Open{kOpenRead, "/a"},
                        [](auto& w) {
@@ -196,12 +206,13 @@ TEST(Codec, StringsAndListsPastTheBody) {
   EXPECT_ERRNO(Mutated(reply, [](auto& w) { base::EncodeU32(w.data() + kHeaderSize + 25, 0); }),
                EPROTO);
   // More segments in one message than allowed (even with the bytes present).
-  MapReply many{9, 0, 8192, kProtRead, kMaxSegmentsPerMessage + 1,
-                SomeSegments(kMaxSegmentsPerMessage + 1)};
+  MapReply many{
+      9, 0, 8192, kProtRead, kMaxSegmentsPerMessage + 1, SomeSegments(kMaxSegmentsPerMessage + 1)};
   EXPECT_ERRNO(Decode(Encode(many)), EPROTO);
   // ErrorsReply: a list count of 2^32-1.
-  EXPECT_ERRNO(Mutated(ErrorsReply{}, [](auto& w) { base::EncodeU32(w.data() + kHeaderSize, ~0u); }),
-               EPROTO);
+  EXPECT_ERRNO(
+      Mutated(ErrorsReply{}, [](auto& w) { base::EncodeU32(w.data() + kHeaderSize, ~0u); }),
+      EPROTO);
 }
 
 TEST(Codec, BadEnumValues) {
@@ -218,10 +229,10 @@ TEST(Codec, BadEnumValues) {
   EXPECT_ERRNO(Decode(Encode(InjectError{3, 0, 4096, ""})), EPROTO);  // mode
   EXPECT_ERRNO(Decode(Encode(InjectError{kInjectPath, 0, 4096, ""})), EPROTO);
   EXPECT_ERRNO(Decode(Encode(InjectError{kInjectDevice, 0, 4096, "/a"})), EPROTO);
-  EXPECT_ERRNO(Decode(Encode(Hello{2, 1, 0, ""})), EPROTO);           // empty version range
-  EXPECT_ERRNO(Decode(Encode(ErrorReply{0, "x"})), EPROTO);           // not an errno
+  EXPECT_ERRNO(Decode(Encode(Hello{2, 1, 0, ""})), EPROTO);                  // empty version range
+  EXPECT_ERRNO(Decode(Encode(ErrorReply{0, "x"})), EPROTO);                  // not an errno
   EXPECT_ERRNO(Decode(Encode(LayoutRecall{1, 0, 0, 4096, 0, {}})), EPROTO);  // sequence 0
-  EXPECT_ERRNO(Decode(Encode(LayoutMore{1, 0, {}})), EPROTO);         // no segments
+  EXPECT_ERRNO(Decode(Encode(LayoutMore{1, 0, {}})), EPROTO);                // no segments
   EXPECT_ERRNO(Decode(Encode(FailureNotice{1, 0, 4096, 0, 0, 8})), EPROTO);
   EXPECT_ERRNO(Decode(Encode(ReportFault{1, 0, 7, 4, 2, 12})), EPROTO);
   EXPECT_ERRNO(Decode(Encode(HelloReply{1, 8, 4096, 1, 1, 1, 1, 1, 1})), EPROTO);
@@ -235,7 +246,11 @@ TEST(Codec, LongStringsAreCutToTheLimit) {
 }
 
 TEST(Codec, LargestLegalMessageFits) {
-  MapReply reply{1, 0, kMaxSegmentsPerMessage * 8192ull, kProtRead, kMaxSegmentsPerMessage,
+  MapReply reply{1,
+                 0,
+                 kMaxSegmentsPerMessage * 8192ull,
+                 kProtRead,
+                 kMaxSegmentsPerMessage,
                  SomeSegments(kMaxSegmentsPerMessage)};
   auto wire = Encode(reply);
   EXPECT_LE(wire.size(), kMaxMessage);

@@ -35,8 +35,8 @@ Status ValidateLayout(uint64_t offset, uint64_t length, const std::vector<Segmen
   for (size_t i = 0; i < segments.size(); ++i) {
     const Segment& s = segments[i];
     if (s.file_offset != at) {
-      return Bad(i, "starts at " + std::to_string(s.file_offset) + ", expected " +
-                        std::to_string(at));
+      return Bad(i,
+                 "starts at " + std::to_string(s.file_offset) + ", expected " + std::to_string(at));
     }
     if (s.length == 0 || s.length % kPageSize != 0) return Bad(i, "length is not whole pages");
     if (s.length > offset + length - at) return Bad(i, "runs past the end of the range");
@@ -74,8 +74,7 @@ void SpliceLayout(std::vector<Segment>* layout, uint64_t offset, uint64_t length
                   const std::vector<Segment>& change) {
   if (layout->empty()) return;
   const uint64_t lo = std::max(offset, layout->front().file_offset);
-  const uint64_t hi =
-      std::min(offset + length, layout->back().file_offset + layout->back().length);
+  const uint64_t hi = std::min(offset + length, layout->back().file_offset + layout->back().length);
   if (lo >= hi) return;
   std::vector<Segment> out;
   out.reserve(layout->size() + change.size() + 2);

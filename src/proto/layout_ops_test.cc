@@ -1,7 +1,8 @@
 // Layout validation, splicing and chunking for the protocol.
+#include "proto/layout_ops.h"
+
 #include <gtest/gtest.h>
 
-#include "proto/layout_ops.h"
 #include "status_assert.h"
 
 namespace daxfs::proto {
@@ -22,10 +23,10 @@ TEST(LayoutOps, ValidateRefusesEveryBadShape) {
   EXPECT_ERRNO(ValidateLayout(1, P, {{1, P, 0, SegmentKind::kData}}, dev), EPROTO);
   EXPECT_ERRNO(ValidateLayout(0, 2 * P, {{0, P, 0, SegmentKind::kData}}, dev), EPROTO);  // short
   EXPECT_ERRNO(ValidateLayout(0, P, {{0, 2 * P, 0, SegmentKind::kData}}, dev), EPROTO);  // long
-  EXPECT_ERRNO(ValidateLayout(0, 2 * P,
-                              {{0, P, 0, SegmentKind::kZero}, {2 * P, P, 0, SegmentKind::kZero}},
-                              dev),
-               EPROTO);  // gap
+  EXPECT_ERRNO(
+      ValidateLayout(0, 2 * P, {{0, P, 0, SegmentKind::kZero}, {2 * P, P, 0, SegmentKind::kZero}},
+                     dev),
+      EPROTO);  // gap
   EXPECT_ERRNO(ValidateLayout(0, P, {{0, 100, 0, SegmentKind::kZero}}, dev), EPROTO);
   EXPECT_ERRNO(ValidateLayout(0, P, {{0, P, kNoDevice, SegmentKind::kData}}, dev), EPROTO);
   EXPECT_ERRNO(ValidateLayout(0, P, {{0, P, 5, SegmentKind::kData}}, dev), EPROTO);
@@ -38,8 +39,9 @@ TEST(LayoutOps, ValidateRefusesEveryBadShape) {
 TEST(LayoutOps, SpliceCutsAtBothEnds) {
   std::vector<Segment> l = {{0, 4 * P, 100 * P, SegmentKind::kData},
                             {4 * P, 4 * P, 200 * P, SegmentKind::kData}};
-  SpliceLayout(&l, 2 * P, 4 * P,
-               {{2 * P, P, kNoDevice, SegmentKind::kZero}, {3 * P, 3 * P, 50 * P, SegmentKind::kData}});
+  SpliceLayout(
+      &l, 2 * P, 4 * P,
+      {{2 * P, P, kNoDevice, SegmentKind::kZero}, {3 * P, 3 * P, 50 * P, SegmentKind::kData}});
   std::vector<Segment> want = {{0, 2 * P, 100 * P, SegmentKind::kData},
                                {2 * P, P, kNoDevice, SegmentKind::kZero},
                                {3 * P, 3 * P, 50 * P, SegmentKind::kData},

@@ -30,28 +30,28 @@ inline constexpr uint32_t kMaxSegmentsPerLayout = 1u << 24;
 
 // Type codes: never renumbered; new types take new numbers.
 enum class MessageType : uint16_t {
-  kHello = 1,          // C->S
-  kHelloReply = 2,     // S->C, carries the device fd (SCM_RIGHTS)
-  kError = 3,          // S->C, reply to any request
-  kOk = 4,             // S->C, reply without data (Close, Unmap)
-  kOpen = 5,           // C->S
-  kOpenReply = 6,      // S->C
-  kClose = 7,          // C->S
-  kMap = 8,            // C->S
-  kMapReply = 9,       // S->C
-  kLayoutMore = 10,    // S->C, continuation of a MapReply or LayoutRecall's segments
-  kMapAck = 11,        // C->S, no reply
-  kUnmap = 12,         // C->S
-  kLayoutRecall = 13,  // S->C, server-initiated
-  kRecallAck = 14,     // C->S, no reply
-  kFailureNotice = 15, // S->C, server-initiated
-  kReportFault = 16,   // C->S, no reply (may be sent from a signal handler)
-  kInjectError = 17,   // C->S (control)
-  kInjectReply = 18,   // S->C
-  kErrors = 19,        // C->S (control)
-  kErrorsReply = 20,   // S->C
-  kStatus = 21,        // C->S (control)
-  kStatusReply = 22,   // S->C
+  kHello = 1,           // C->S
+  kHelloReply = 2,      // S->C, carries the device fd (SCM_RIGHTS)
+  kError = 3,           // S->C, reply to any request
+  kOk = 4,              // S->C, reply without data (Close, Unmap)
+  kOpen = 5,            // C->S
+  kOpenReply = 6,       // S->C
+  kClose = 7,           // C->S
+  kMap = 8,             // C->S
+  kMapReply = 9,        // S->C
+  kLayoutMore = 10,     // S->C, continuation of a MapReply or LayoutRecall's segments
+  kMapAck = 11,         // C->S, no reply
+  kUnmap = 12,          // C->S
+  kLayoutRecall = 13,   // S->C, server-initiated
+  kRecallAck = 14,      // C->S, no reply
+  kFailureNotice = 15,  // S->C, server-initiated
+  kReportFault = 16,    // C->S, no reply (may be sent from a signal handler)
+  kInjectError = 17,    // C->S (control)
+  kInjectReply = 18,    // S->C
+  kErrors = 19,         // C->S (control)
+  kErrorsReply = 20,    // S->C
+  kStatus = 21,         // C->S (control)
+  kStatusReply = 22,    // S->C
   // 23: reserved for Scrub.
 };
 const char* MessageTypeName(MessageType type);  // "Hello", ... or "unknown"
@@ -213,7 +213,7 @@ struct Unmap {
 struct LayoutRecall {
   static constexpr MessageType kType = MessageType::kLayoutRecall;
   uint64_t mapping_id = 0;
-  uint64_t sequence = 0;  // per mapping, from 1, increasing
+  uint64_t sequence = 0;     // per mapping, from 1, increasing
   uint64_t file_offset = 0;  // the changed range (inside the mapping)
   uint64_t length = 0;
   uint32_t total_segments = 0;
@@ -251,8 +251,8 @@ struct ReportFault {
   uint64_t mapping_id = 0;
   uint64_t offset = 0;  // of the faulting address inside the mapping
   uint32_t signo = 0;
-  int32_t code = 0;     // si_code
-  uint32_t flags = 0;   // FaultFlags
+  int32_t code = 0;    // si_code
+  uint32_t flags = 0;  // FaultFlags
   uint8_t address_lsb = 12;
   bool operator==(const ReportFault&) const = default;
 };
@@ -263,16 +263,20 @@ struct InjectError {
   uint8_t mode = kInjectDevice;
   uint64_t offset = 0;  // device offset, or file offset of `path`
   uint64_t length = 4096;
-  std::string path;     // kInjectPath only (else empty)
+  std::string path;  // kInjectPath only (else empty)
   bool operator==(const InjectError&) const = default;
 };
 
-enum InjectFlags : uint32_t { kInjectShutDown = 1u << 0, kInjectUnmounted = 1u << 1, kInjectMetadataHit = 1u << 2 };
+enum InjectFlags : uint32_t {
+  kInjectShutDown = 1u << 0,
+  kInjectUnmounted = 1u << 1,
+  kInjectMetadataHit = 1u << 2
+};
 struct InjectReply {
   static constexpr MessageType kType = MessageType::kInjectReply;
   uint64_t offset = 0;  // the failed device range
   uint64_t length = 0;
-  uint32_t flags = 0;   // InjectFlags
+  uint32_t flags = 0;    // InjectFlags
   uint32_t notices = 0;  // mapping pieces told (every process)
   std::vector<FileLoss> owners;
   std::vector<Range> retired;
@@ -316,17 +320,17 @@ struct StatusReply {
   uint32_t server_pid = 0;
   uint32_t flags = 0;  // StatusFlags
   uint64_t device_size = 0;
-  uint64_t recalls = 0;   // layout recalls sent since start
-  uint64_t cutoffs = 0;   // sessions cut off (recall timeout, malformed messages)
-  uint64_t notices = 0;   // failure notices sent
+  uint64_t recalls = 0;  // layout recalls sent since start
+  uint64_t cutoffs = 0;  // sessions cut off (recall timeout, malformed messages)
+  uint64_t notices = 0;  // failure notices sent
   std::vector<SessionInfo> sessions;
   bool operator==(const StatusReply&) const = default;
 };
 
-using Body = std::variant<Hello, HelloReply, ErrorReply, OkReply, Open, OpenReply, Close, Map,
-                          MapReply, LayoutMore, MapAck, Unmap, LayoutRecall, RecallAck,
-                          FailureNotice, ReportFault, InjectError, InjectReply, Errors,
-                          ErrorsReply, StatusRequest, StatusReply>;
+using Body =
+    std::variant<Hello, HelloReply, ErrorReply, OkReply, Open, OpenReply, Close, Map, MapReply,
+                 LayoutMore, MapAck, Unmap, LayoutRecall, RecallAck, FailureNotice, ReportFault,
+                 InjectError, InjectReply, Errors, ErrorsReply, StatusRequest, StatusReply>;
 
 struct Message {
   Header header;

@@ -1,7 +1,7 @@
 // Permission checks of the daemon against Linux's generic_permission rules.
-#include <gtest/gtest.h>
-
 #include "serve/access.h"
+
+#include <gtest/gtest.h>
 
 namespace daxfs::serve {
 namespace {

@@ -48,9 +48,9 @@ Result<Attr> ResolveForPeer(LayoutHost& host, const Credentials& who, std::strin
     }
     if (!MayAccess(who, dir.uid, dir.gid, dir.mode, kMayExec, true)) {
       return Status::Error(EACCES, (walked.empty() ? "/" : walked) + ": " + who.Describe() +
-                                       " may not search this directory (" +
-                                       ModeString(dir.mode) + " " + std::to_string(dir.uid) +
-                                       ":" + std::to_string(dir.gid) + ")");
+                                       " may not search this directory (" + ModeString(dir.mode) +
+                                       " " + std::to_string(dir.uid) + ":" +
+                                       std::to_string(dir.gid) + ")");
     }
     if (name == ".") {
       current = dir;

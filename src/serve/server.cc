@@ -40,8 +40,9 @@ Status CheckDirectory(const std::string& socket_path) {
   if (!S_ISDIR(st.st_mode)) return Status::Error(ENOTDIR, dir + ": Not a directory");
   const bool others_write = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
   if (others_write && (st.st_mode & S_ISVTX) == 0) {
-    return Status::Error(EPERM, dir + ": the socket directory is writable by other users "
-                                      "without the sticky bit (they could replace the socket)");
+    return Status::Error(EPERM, dir +
+                                    ": the socket directory is writable by other users "
+                                    "without the sticky bit (they could replace the socket)");
   }
   if (st.st_uid != geteuid() && st.st_uid != 0) {
     return Status::Error(EPERM, dir + ": the socket directory belongs to uid " +
@@ -92,8 +93,7 @@ Result<int> Listen(const ServerOptions& options, ino_t* ino) {
     return s;
   }
   struct stat st;
-  if (chmod(path.c_str(), mode) != 0 || stat(path.c_str(), &st) != 0 ||
-      listen(fd, 128) != 0) {
+  if (chmod(path.c_str(), mode) != 0 || stat(path.c_str(), &st) != 0 || listen(fd, 128) != 0) {
     Status s = Errno("listen " + path);
     unlink(path.c_str());
     close(fd);

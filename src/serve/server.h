@@ -24,8 +24,8 @@ struct ServerOptions {
   // replace the socket).
   bool check_directory = true;
   uint32_t max_sessions = 256;
-  uint32_t max_files = 1024;      // open files per session (EMFILE)
-  uint32_t max_mappings = 4096;   // live mappings per session (ENOMEM)
+  uint32_t max_files = 1024;     // open files per session (EMFILE)
+  uint32_t max_mappings = 4096;  // live mappings per session (ENOMEM)
   // A client that leaves a recall unacknowledged (or its socket full) this long is cut off.
   uint32_t recall_timeout_ms = 5000;
   // A cut-off closes the session and releases its leases, but cannot stop a hung or hostile

@@ -65,8 +65,7 @@ void FitInOneMessage(Reply* reply, std::string* note, Lists*... lists) {
       const size_t without = proto::Encode(*reply).size();
       *list = std::move(rest);
       const size_t per_entry = std::max<size_t>(1, (size - without) / list->size());
-      const size_t drop =
-          std::min(list->size(), (size - limit + per_entry - 1) / per_entry + 1);
+      const size_t drop = std::min(list->size(), (size - limit + per_entry - 1) / per_entry + 1);
       list->resize(list->size() - drop);
       dropped += drop;
       return true;
@@ -109,7 +108,8 @@ std::vector<proto::SessionInfo> ServerContext::SessionInfos() {
   return out;
 }
 
-// ---- LeaseRecord ----------------------------------------------------------------------------------
+// ---- LeaseRecord
+// ----------------------------------------------------------------------------------
 
 LeaseRecord::~LeaseRecord() { lease_.reset(); }
 
@@ -120,10 +120,10 @@ bool LeaseRecord::SendLayout(proto::MessageType first, uint64_t request_id, uint
   const auto total = static_cast<uint32_t>(segments.size());
   Status s;
   if (first == proto::MessageType::kMapReply) {
-    s = session_->Send(proto::MapReply{mapping_id_, offset, length,
-                                       writable_ ? proto::kProtReadWrite : proto::kProtRead, total,
-                                       chunks[0]},
-                       request_id);
+    s = session_->Send(
+        proto::MapReply{mapping_id_, offset, length,
+                        writable_ ? proto::kProtReadWrite : proto::kProtRead, total, chunks[0]},
+        request_id);
   } else {
     s = session_->Send(proto::LayoutRecall{mapping_id_, sequence, offset, length, total, chunks[0]},
                        0);
@@ -179,9 +179,9 @@ void LeaseRecord::Settle(RecallDeadline deadline) {
   const std::string what = "recall " + std::to_string(sequence) + " of mapping " +
                            std::to_string(mapping_id_) + " (inode " + std::to_string(ino_) + ")";
   if (!session_->dead()) {
-    session_->CutOff(what + " not acknowledged within " +
-                         std::to_string(session_->recall_timeout_ms()) + " ms",
-                     true);
+    session_->CutOff(
+        what + " not acknowledged within " + std::to_string(session_->recall_timeout_ms()) + " ms",
+        true);
   } else if (!session_->cut_off()) {
     return;  // the client closed its end (exited): it maps nothing any more
   }
@@ -234,7 +234,8 @@ void LeaseRecord::WakeWaiters() {
   cv_.notify_all();
 }
 
-// ---- Session: threads and lifetime ----------------------------------------------------------------
+// ---- Session: threads and lifetime
+// ----------------------------------------------------------------
 
 Session::Session(ServerContext* ctx, int fd, Credentials peer, uint64_t id, int pidfd)
     : ctx_(ctx), fd_(fd), peer_(std::move(peer)), id_(id), pidfd_(pidfd) {}
@@ -257,7 +258,11 @@ std::string Session::Name() const {
 
 proto::SessionInfo Session::Info() {
   std::lock_guard<std::mutex> lock(mu_);
-  return {id_, peer_.pid, peer_.uid, peer_.gid, static_cast<uint32_t>(files_.size()),
+  return {id_,
+          peer_.pid,
+          peer_.uid,
+          peer_.gid,
+          static_cast<uint32_t>(files_.size()),
           static_cast<uint32_t>(leases_.size())};
 }
 
@@ -359,7 +364,8 @@ void Session::ReaderLoop() {
              true);
       break;
     }
-    auto body = proto::DecodeBody(*header, std::span<const uint8_t>(buf).subspan(proto::kHeaderSize));
+    auto body =
+        proto::DecodeBody(*header, std::span<const uint8_t>(buf).subspan(proto::kHeaderSize));
     if (!body.ok()) {
       CutOff(body.status().message(), true);
       break;
@@ -443,9 +449,9 @@ bool Session::OutboxFull() {
 
 bool Session::WaitForRoom() {
   std::unique_lock<std::mutex> lock(out_mu_);
-  const bool room = out_cv_.wait_for(
-      lock, std::chrono::milliseconds(ctx_->options.recall_timeout_ms),
-      [&] { return outbox_bytes_ <= kOutboxSoftLimit || out_stop_; });
+  const bool room =
+      out_cv_.wait_for(lock, std::chrono::milliseconds(ctx_->options.recall_timeout_ms),
+                       [&] { return outbox_bytes_ <= kOutboxSoftLimit || out_stop_; });
   if (out_stop_) return false;
   if (room) return true;
   lock.unlock();
@@ -455,7 +461,8 @@ bool Session::WaitForRoom() {
   return false;
 }
 
-// ---- the reader's dispatch ------------------------------------------------------------------------
+// ---- the reader's dispatch
+// ------------------------------------------------------------------------
 
 bool Session::Dispatch(const proto::Header& header, proto::Body body) {
   using proto::MessageType;
@@ -530,13 +537,13 @@ bool Session::Dispatch(const proto::Header& header, proto::Body body) {
 bool Session::Negotiate(const proto::Header& header, const proto::Hello& hello) {
   const uint16_t version = std::min(hello.max_version, proto::kMaxVersion);
   if (version < std::max(hello.min_version, proto::kMinVersion)) {
-    Send(proto::ErrorReply{static_cast<uint32_t>(EPROTONOSUPPORT),
-                           "no common protocol version: the client speaks " +
-                               std::to_string(hello.min_version) + ".." +
-                               std::to_string(hello.max_version) + ", the daemon " +
-                               std::to_string(proto::kMinVersion) + ".." +
-                               std::to_string(proto::kMaxVersion)},
-         header.request_id)
+    Send(
+        proto::ErrorReply{
+            static_cast<uint32_t>(EPROTONOSUPPORT),
+            "no common protocol version: the client speaks " + std::to_string(hello.min_version) +
+                ".." + std::to_string(hello.max_version) + ", the daemon " +
+                std::to_string(proto::kMinVersion) + ".." + std::to_string(proto::kMaxVersion)},
+        header.request_id)
         .IgnoreError();
     CutOff("no common protocol version", true, true);
     return false;
@@ -545,8 +552,8 @@ bool Session::Negotiate(const proto::Header& header, const proto::Hello& hello) 
   size_t live = 0;
   for (auto& s : ctx_->sessions) live += s->version_ != 0 && !s->dead() ? 1 : 0;
   if (live >= ctx_->options.max_sessions) {
-    const std::string why =
-        "too many clients (the daemon's limit is " + std::to_string(ctx_->options.max_sessions) + ")";
+    const std::string why = "too many clients (the daemon's limit is " +
+                            std::to_string(ctx_->options.max_sessions) + ")";
     ctx_->Event(Name() + ": refused: " + why);
     Send(proto::ErrorReply{static_cast<uint32_t>(EUSERS), why}, header.request_id).IgnoreError();
     CutOff("refused", false, true);
@@ -556,7 +563,8 @@ bool Session::Negotiate(const proto::Header& header, const proto::Hello& hello) 
   return true;
 }
 
-// ---- the worker ------------------------------------------------------------------------------------
+// ---- the worker
+// ------------------------------------------------------------------------------------
 
 void Session::WorkerLoop() {
   for (;;) {
@@ -589,8 +597,8 @@ void Session::DoHello(uint64_t request_id, const proto::Hello& hello) {
                     "get them; use the mount instead"));
   }
   const bool read_only_fs = ctx_->host->GetStatus().read_only;
-  device_writable_ = !read_only_fs &&
-                     MayAccess(peer_, dev.uid, dev.gid, dev.mode, kMayRead | kMayWrite, false);
+  device_writable_ =
+      !read_only_fs && MayAccess(peer_, dev.uid, dev.gid, dev.mode, kMayRead | kMayWrite, false);
   auto fd = ctx_->host->OpenDeviceFd(device_writable_);
   if (!fd.ok()) return refuse(fd.status());
   uint16_t flags = 0;
@@ -664,14 +672,17 @@ Status Session::DoOpen(uint64_t request_id, const proto::Open& open) {
     }
   }
   ASSIGN_OR_RETURN(Attr attr, ResolveForPeer(*ctx_->host, peer_, open.path));
-  if (attr.type == FileType::kDirectory) return Status::Error(EISDIR, open.path + ": Is a directory");
+  if (attr.type == FileType::kDirectory)
+    return Status::Error(EISDIR, open.path + ": Is a directory");
   if (attr.type != FileType::kRegular) return Status::Invalid(open.path + ": not a regular file");
   const bool write = (open.flags & proto::kOpenWrite) != 0;
   const bool read = (open.flags & proto::kOpenRead) != 0;
   const uint32_t want = (read ? uint32_t{kMayRead} : 0u) | (write ? uint32_t{kMayWrite} : 0u);
   if (!MayAccess(peer_, attr.uid, attr.gid, attr.mode, want, false)) {
     return Status::Error(EACCES, open.path + ": " + peer_.Describe() + " may not open it for " +
-                                     (read && write ? "reading and writing" : write ? "writing" : "reading") +
+                                     (read && write ? "reading and writing"
+                                      : write       ? "writing"
+                                                    : "reading") +
                                      " (" + ModeString(attr.mode) + " " + std::to_string(attr.uid) +
                                      ":" + std::to_string(attr.gid) + ")");
   }
@@ -720,10 +731,11 @@ Status Session::DoMap(uint64_t request_id, const proto::Map& map) {
       return Status::Error(EACCES, file.path + ": this client has read-only access to the device");
     }
     if (map.length > uint64_t{proto::kMaxSegmentsPerLayout} * proto::kPageSize) {
-      return Status::Error(ENOMEM, "a mapping is at most " +
-                                       std::to_string(uint64_t{proto::kMaxSegmentsPerLayout} *
-                                                      proto::kPageSize >> 30) +
-                                       " GiB (the protocol's layout limit)");
+      return Status::Error(
+          ENOMEM,
+          "a mapping is at most " +
+              std::to_string(uint64_t{proto::kMaxSegmentsPerLayout} * proto::kPageSize >> 30) +
+              " GiB (the protocol's layout limit)");
     }
     if (leases_.size() >= ctx_->options.max_mappings) {
       return Status::Error(ENOMEM, "too many mappings in this session (the limit is " +
@@ -739,9 +751,9 @@ Status Session::DoMap(uint64_t request_id, const proto::Map& map) {
     leases_.erase(record->mapping_id());
   };
   const LeaseOwner owner{peer_.pid, peer_.uid, peer_.gid, id_};
-  auto lease = ctx_->host->MapLayout(ino, map.offset, map.length,
-                                     writable ? MapProt::kReadWrite : MapProt::kRead, owner,
-                                     record.get());
+  auto lease =
+      ctx_->host->MapLayout(ino, map.offset, map.length,
+                            writable ? MapProt::kReadWrite : MapProt::kRead, owner, record.get());
   if (!lease.ok()) {
     forget();
     return lease.status();
@@ -769,8 +781,8 @@ Status Session::DoUnmap(uint64_t request_id, const proto::Unmap& unmap) {
 void Session::DoReportFault(const proto::ReportFault& fault) {
   auto record = FindLease(fault.mapping_id);
   ctx_->faults.fetch_add(1);
-  std::string line = "session " + std::to_string(id_) + " (" + peer_.Describe() + "): " +
-                     ((fault.flags & proto::kFaultFenceTrap) != 0 ? "trap" : "fault") +
+  std::string line = "session " + std::to_string(id_) + " (" + peer_.Describe() +
+                     "): " + ((fault.flags & proto::kFaultFenceTrap) != 0 ? "trap" : "fault") +
                      " in mapping " + std::to_string(fault.mapping_id) + " at offset " +
                      std::to_string(fault.offset) + " (signal " + std::to_string(fault.signo) +
                      ", code " + std::to_string(fault.code) + ")";
@@ -790,7 +802,8 @@ Status Session::DoInject(uint64_t request_id, const proto::InjectError& inject) 
   uint64_t offset = inject.offset;
   if (inject.mode == proto::kInjectPath) {
     ASSIGN_OR_RETURN(Attr attr, ResolveForPeer(*ctx_->host, peer_, inject.path));
-    if (attr.type != FileType::kRegular) return Status::Invalid(inject.path + ": not a regular file");
+    if (attr.type != FileType::kRegular)
+      return Status::Invalid(inject.path + ": not a regular file");
     ASSIGN_OR_RETURN(std::vector<FileExtent> extents, ctx_->host->Bmap(attr.ino));
     bool found = false;
     for (const FileExtent& e : extents) {

@@ -48,7 +48,10 @@ struct ServerContext {
 class LeaseRecord final : public LayoutSink {
  public:
   LeaseRecord(Session* session, uint64_t mapping_id, uint64_t file_id, Ino ino, bool writable)
-      : session_(session), mapping_id_(mapping_id), file_id_(file_id), ino_(ino),
+      : session_(session),
+        mapping_id_(mapping_id),
+        file_id_(file_id),
+        ino_(ino),
         writable_(writable) {}
   ~LeaseRecord() override;  // releases the engine's lease first (it may wait for a sink call)
 
@@ -73,8 +76,8 @@ class LeaseRecord final : public LayoutSink {
   uint64_t file_id() const { return file_id_; }
 
  private:
-  bool SendLayout(proto::MessageType first, uint64_t request_id, uint64_t sequence,
-                  uint64_t offset, uint64_t length, const std::vector<proto::Segment>& segments);
+  bool SendLayout(proto::MessageType first, uint64_t request_id, uint64_t sequence, uint64_t offset,
+                  uint64_t length, const std::vector<proto::Segment>& segments);
   bool SendNotice(const LeaseNotice& notice);
 
   Session* session_;
@@ -203,7 +206,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::condition_variable out_cv_;
   std::deque<Outgoing> outbox_;
   size_t outbox_bytes_ = 0;
-  bool out_stop_ = false;   // cut off: the writer ends (after draining when out_flush_)
+  bool out_stop_ = false;  // cut off: the writer ends (after draining when out_flush_)
   bool out_flush_ = false;
 
   std::mutex kill_mu_;  // held for the whole kill, so every caller waits for it

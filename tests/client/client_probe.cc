@@ -110,23 +110,20 @@ void Run(const std::string& line) {
     in >> id >> offset >> length >> prot;
     daxfs::ClientFile f = g_files.count(id) ? g_files[id] : daxfs::ClientFile{id};
     const uint64_t local = g_next_map;  // taken only if the map succeeds
-    auto m = g_client->Map(f, offset, length,
-                           prot == "rw" ? daxfs::MapProt::kReadWrite : daxfs::MapProt::kRead,
-                           [local](const daxfs::MappingNotice& n) {
-                             std::lock_guard<std::mutex> lock(g_mu);
-                             auto* mapping = FindMap(local);
-                             const uint64_t off =
-                                 mapping == nullptr ? ~0ULL : n.address - mapping->data();
-                             char addr[32];
-                             std::snprintf(addr, sizeof addr, "%p", static_cast<void*>(n.address));
-                             g_notices.push_back(
-                                 "map=" + std::to_string(local) + ",addr=" + addr +
-                                 ",off=" + std::to_string(off) + ",len=" + std::to_string(n.length) +
-                                 ",fo=" + std::to_string(n.file_offset) +
-                                 ",ar=" + std::to_string(n.action_required) +
-                                 ",removal=" + std::to_string(n.removal));
-                             g_cv.notify_all();
-                           });
+    auto m = g_client->Map(
+        f, offset, length, prot == "rw" ? daxfs::MapProt::kReadWrite : daxfs::MapProt::kRead,
+        [local](const daxfs::MappingNotice& n) {
+          std::lock_guard<std::mutex> lock(g_mu);
+          auto* mapping = FindMap(local);
+          const uint64_t off = mapping == nullptr ? ~0ULL : n.address - mapping->data();
+          char addr[32];
+          std::snprintf(addr, sizeof addr, "%p", static_cast<void*>(n.address));
+          g_notices.push_back(
+              "map=" + std::to_string(local) + ",addr=" + addr + ",off=" + std::to_string(off) +
+              ",len=" + std::to_string(n.length) + ",fo=" + std::to_string(n.file_offset) +
+              ",ar=" + std::to_string(n.action_required) + ",removal=" + std::to_string(n.removal));
+          g_cv.notify_all();
+        });
     if (!m.ok()) return ReplyStatus(m.status());
     ++g_next_map;
     char addr[32];

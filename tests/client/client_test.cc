@@ -4,6 +4,8 @@
 // addresses, trap on fenced pages; client crashes release leases; a dead daemon fences every
 // mapping; non-root clients are refused what they may not open; malformed messages from one
 // client close only its session. Limits, long layouts and version negotiation run in-process.
+#include "daxfs/client.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -19,7 +21,6 @@
 #include <thread>
 
 #include "base/coding.h"
-#include "daxfs/client.h"
 #include "fake_host.h"
 #include "probe.h"
 #include "proto/channel.h"
@@ -58,8 +59,8 @@ class ClientTest : public ::testing::Test {
     dir_ = tmpl;
     chmod(dir_.c_str(), 0755);
     static std::atomic<int> counter{0};
-    device_ = "/dev/shm/daxfs-client-test-" + std::to_string(getpid()) + "-" +
-              std::to_string(counter++);
+    device_ =
+        "/dev/shm/daxfs-client-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
     int fd = open(device_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     ASSERT_GE(fd, 0);
     ASSERT_EQ(ftruncate(fd, kDeviceSize), 0);
@@ -191,7 +192,7 @@ TEST_F(ClientTest, DataIsSharedByClientsAndTheDevice) {
   const std::string ma = a->Cmd("map 1 0 65536 rw");
   ASSERT_TRUE(StartsWith(ma, "ok 1")) << ma;
   EXPECT_EQ(Field(ma, "len"), "65536");
-  EXPECT_EQ(a->Cmd("read 1 0 4"), "ok 11111111");       // the device's bytes
+  EXPECT_EQ(a->Cmd("read 1 0 4"), "ok 11111111");                              // the device's bytes
   EXPECT_EQ(a->Cmd("read 1 " + std::to_string(8 * kPage) + " 2"), "ok 0000");  // the hole
   EXPECT_EQ(a->Cmd("read 1 " + std::to_string(12 * kPage) + " 2"), "ok 2222");
   EXPECT_EQ(a->Cmd("fill 1 4096 4096 90"), "ok");
@@ -375,7 +376,7 @@ TEST_F(ClientTest, DaemonDeathFencesEveryMappingAndFailsLaterCalls) {
   waitpid(daemon, nullptr, 0);
   const std::string n = a->Cmd("notices 2");
   ASSERT_TRUE(StartsWith(n, "ok 2")) << n;
-  EXPECT_NE(n.find("map=1,addr=" ), std::string::npos);
+  EXPECT_NE(n.find("map=1,addr="), std::string::npos);
   EXPECT_NE(n.find("removal=1"), std::string::npos);
   EXPECT_EQ(n.find("removal=0"), std::string::npos) << n;
   EXPECT_TRUE(StartsWith(a->Cmd("read 1 0 1"), "err 5 "));  // writable mapping fenced
@@ -549,9 +550,10 @@ TEST_F(ClientTest, OneChangeRecallsEveryClientBeforeWaitingForAny) {
     RawSend(r.fd, proto::Open{proto::kOpenRead, "/data/f"}, 2);
     auto opened = RawReceive(r.fd);
     ASSERT_OK(opened);
-    RawSend(r.fd, proto::Map{std::get<proto::OpenReply>(opened->body).file_id, 0, 65536,
-                             proto::kProtRead},
-            3);
+    RawSend(
+        r.fd,
+        proto::Map{std::get<proto::OpenReply>(opened->body).file_id, 0, 65536, proto::kProtRead},
+        3);
     auto mapped = RawReceive(r.fd);
     ASSERT_OK(mapped);
     ASSERT_EQ(mapped->header.type, proto::MessageType::kMapReply);
@@ -611,8 +613,8 @@ TEST_F(ClientTest, AnAcknowledgementGetsThroughWhileRequestsWaitOnTheFilesystemL
   fault.flags = proto::kFaultFenceTrap;
   RawSend(raw, fault, 0);
   RawSend(raw, proto::Open{proto::kOpenRead, "/data/f"}, 4);
-  RawSend(raw,
-          proto::RecallAck{mapping, std::get<proto::LayoutRecall>(recall->body).sequence, 0}, 0);
+  RawSend(raw, proto::RecallAck{mapping, std::get<proto::LayoutRecall>(recall->body).sequence, 0},
+          0);
   change.join();
   auto reopened = RawReceive(raw);
   ASSERT_OK(reopened);
@@ -815,7 +817,8 @@ TEST_F(ClientTest, LongLayoutsArriveInPieces) {
   }
   // One recall of the whole range, every data page moved to another block.
   host_->Rewrite(big, 0, kPages, [&](uint64_t i) {
-    return i % 2 == 0 ? testing::FakePage{LayoutKind::kData, block(i / 2 + 1)} : testing::FakePage{};
+    return i % 2 == 0 ? testing::FakePage{LayoutKind::kData, block(i / 2 + 1)}
+                      : testing::FakePage{};
   });
   for (uint64_t i = 0; i < kPages; ++i) {
     ASSERT_EQ(p[i * kPage], i % 2 == 0 ? static_cast<uint8_t>((i / 2 + 1) % 256) : 0) << i;

@@ -277,8 +277,15 @@ class FakeHost::Lease final : public LayoutLease {
  public:
   Lease(FakeHost* host, uint64_t id, Ino ino, uint64_t offset, uint64_t length, bool writable,
         LeaseOwner owner, LayoutSink* sink, Layout layout)
-      : owner(owner), sink(sink), ino_(ino), host_(host), id_(id), offset_(offset),
-        length_(length), writable_(writable), layout_(std::move(layout)) {}
+      : owner(owner),
+        sink(sink),
+        ino_(ino),
+        host_(host),
+        id_(id),
+        offset_(offset),
+        length_(length),
+        writable_(writable),
+        layout_(std::move(layout)) {}
   ~Lease() override {
     // Sink calls happen under the filesystem lock: taking it waits for one in flight.
     std::lock_guard<std::mutex> fs(host_->fs_mu_);
@@ -350,9 +357,9 @@ inline Result<std::unique_ptr<LayoutLease>> FakeHost::MapLayout(Ino ino, uint64_
   }
   if (prot == MapProt::kReadWrite && read_only_) return Status::ReadOnly("read-only filesystem");
   std::lock_guard<std::mutex> state(state_mu_);
-  auto lease = std::make_unique<Lease>(this, next_lease_++, ino, offset, length,
-                                       prot == MapProt::kReadWrite, owner, sink,
-                                       LayoutOf(in, offset, length));
+  auto lease =
+      std::make_unique<Lease>(this, next_lease_++, ino, offset, length, prot == MapProt::kReadWrite,
+                              owner, sink, LayoutOf(in, offset, length));
   {
     leases_.insert(lease.get());
     state_cv_.notify_all();
@@ -365,8 +372,8 @@ inline void FakeHost::SetPagesLocked(Ino ino, uint64_t first, uint64_t count, La
   Inode& in = inodes_[ino];
   if (in.pages.size() < first + count) in.pages.resize(first + count);
   for (uint64_t i = 0; i < count; ++i) {
-    in.pages[first + i] = {kind, device_offset == kNoDeviceOffset ? kNoDeviceOffset
-                                                                  : device_offset + i * kPage};
+    in.pages[first + i] = {
+        kind, device_offset == kNoDeviceOffset ? kNoDeviceOffset : device_offset + i * kPage};
   }
   CollectLocked(ino, first * kPage, count * kPage, changes);
 }
@@ -391,8 +398,7 @@ inline void FakeHost::CollectLocked(Ino ino, uint64_t lo, uint64_t length,
 }
 
 inline std::vector<LeaseNotice> FakeHost::FailLocked(uint64_t offset, uint64_t length,
-                                                     bool action_required,
-                                                     FailureReport* report) {
+                                                     bool action_required, FailureReport* report) {
   offset = offset / kPage * kPage;
   length = (length + kPage - 1) / kPage * kPage;
   bad_.push_back({offset, length});

@@ -40,16 +40,22 @@ int main(int argc, char** argv) {
       FailureNotice{1, 0, 4096, 0, 1 << 20, kNoticeActionRequired},
       ReportFault{1, 100, 11, 2, kFaultFenceTrap, 12},
       InjectError{kInjectPath, 0, 4096, "/data/file"},
-      InjectReply{1 << 20, 4096, 0, 2, {{17, 0, 4096, 1 << 20, true, "/data/file"}}, {}, {"recorded"}, ""},
+      InjectReply{
+          1 << 20, 4096, 0, 2, {{17, 0, 4096, 1 << 20, true, "/data/file"}}, {}, {"recorded"}, ""},
       Errors{},
-      ErrorsReply{{{17, 0, 4096, 1 << 20, false, "/data/file"}}, {{2 << 20, 4096}}, {}, {{1 << 20, 4096}}, ""},
+      ErrorsReply{{{17, 0, 4096, 1 << 20, false, "/data/file"}},
+                  {{2 << 20, 4096}},
+                  {},
+                  {{1 << 20, 4096}},
+                  ""},
       StatusRequest{},
       StatusReply{77, 0, 64 << 20, 3, 0, 2, {{1, 100, 0, 0, 1, 1}}},
   };
   for (const Body& body : samples) {
     const std::vector<uint8_t> wire = Encode(body, 7);
     std::ofstream out(dir + "/" + MessageTypeName(TypeOf(body)), std::ios::binary);
-    out.write(reinterpret_cast<const char*>(wire.data()), static_cast<std::streamsize>(wire.size()));
+    out.write(reinterpret_cast<const char*>(wire.data()),
+              static_cast<std::streamsize>(wire.size()));
   }
   return 0;
 }

@@ -161,6 +161,7 @@ class ClientState {
   // Maps one segment at its place in `m` (m.mu held). 0 or the errno of a failed mmap (the
   // segment is then fenced).
   int MapSegment(MappingState& m, const proto::Segment& s);
+  int MapSegmentNow(MappingState& m, const proto::Segment& s);  // without the change brackets
 
   const int sock_;
   const int device_fd_;
@@ -329,6 +330,13 @@ bool ClientState::Handle(const proto::Header& header, proto::Body body) {
 void DontFork(void* addr, size_t length) { madvise(addr, length, MADV_DONTFORK); }
 
 int ClientState::MapSegment(MappingState& m, const proto::Segment& s) {
+  client::BeginChange(m.slot);
+  const int err = MapSegmentNow(m, s);
+  client::EndChange(m.slot);
+  return err;
+}
+
+int ClientState::MapSegmentNow(MappingState& m, const proto::Segment& s) {
   uint8_t* addr = m.base + (s.file_offset - m.file_offset);
   const uint64_t first = (s.file_offset - m.file_offset) / kPageSize;
   const uint64_t pages = s.length / kPageSize;
@@ -466,8 +474,10 @@ void ClientState::Notice(const proto::FailureNotice& n) {
     if (m->unmapped || n.offset > m->length || n.length > m->length - n.offset) return;
     const uint64_t first = n.offset / kPageSize;
     const uint64_t pages = (n.length + kPageSize - 1) / kPageSize;
+    client::BeginChange(m->slot);
     client::SetPages(m->slot, first, pages, client::kPageFenced);
     mprotect(m->base + first * kPageSize, pages * kPageSize, PROT_NONE);
+    client::EndChange(m->slot);
     notice.mapping_id = m->id;
     notice.address = m->base + first * kPageSize;
     notice.length = pages * kPageSize;
@@ -503,8 +513,10 @@ void ClientState::Disconnected() {
   for (auto& [id, m] : mappings) {
     std::lock_guard<std::mutex> lock(m->mu);
     if (m->unmapped || m->fenced_all) continue;
+    client::BeginChange(m->slot);
     client::SetPages(m->slot, 0, m->length / kPageSize, client::kPageFenced);
     mprotect(m->base, m->length, PROT_NONE);
+    client::EndChange(m->slot);
     m->fenced_all = true;
     MappingNotice n;
     n.mapping_id = m->id;

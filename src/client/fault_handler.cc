@@ -10,7 +10,10 @@
 //    GuardClientMediaErrors of the thread, or one line on stderr and death by SIGBUS.
 //  - SIGBUS BUS_MCEERR_AR or BUS_ADRERR on a data page: the page is fenced (PROT_NONE), the
 //    fault reported, then the same exit as a fence trap (never re-executing the bad access).
-//  - anything else (a store to a zero page or to a read-only mapping, a sent signal): chained.
+//  - a fault on a page that is accessible by now (the receiver remapped it between the fault
+//    and the handler): the access is retried; if it faults again with no change in between, it
+//    is a real one (a store to a zero page or to a read-only mapping) and is chained.
+//  - anything else (a sent signal, an address outside every client mapping): chained.
 #include "client/fault_handler.h"
 
 #include <setjmp.h>
@@ -42,7 +45,8 @@ struct Slot {
   std::atomic<uint64_t> mapping_id{0};
   std::atomic<int> sock{-1};
   std::atomic<uint16_t> version{0};  // the session's protocol version
-  std::atomic<pid_t> pid{0};         // the process that made the mapping (a forked child has none)
+  std::atomic<pid_t> pid{0};  // the process that made the mapping (a forked child has none)
+  std::atomic<uint64_t> changes{0};  // odd while a change of its pages is in progress
   std::atomic<std::atomic<uint8_t>*> pages{nullptr};
 };
 Slot g_slots[kMaxDirectorySlots];
@@ -55,6 +59,7 @@ struct Found {
   int sock = -1;
   uint16_t version = 0;
   PageState state = kPageData;
+  uint64_t changes = 0;
   size_t slot = 0;
 };
 
@@ -66,9 +71,11 @@ bool Lookup(uintptr_t addr, Found* out) {
   for (size_t i = 0; i < high; ++i) {
     Slot& s = g_slots[i];
     if (s.state.load(std::memory_order_acquire) != kLive) continue;
-    s.readers.fetch_add(1, std::memory_order_acq_rel);
+    // Sequentially consistent with UnregisterMapping's store-then-load of the same two
+    // variables: one of them sees the other (a release/acquire pair would not guarantee it).
+    s.readers.fetch_add(1);
     bool hit = false;
-    if (s.state.load(std::memory_order_acquire) == kLive) {
+    if (s.state.load() == kLive) {
       const uintptr_t base = s.base.load();
       const uint64_t length = s.length.load();
       if (addr >= base && addr - base < length && s.pid.load() == self) {
@@ -77,12 +84,13 @@ bool Lookup(uintptr_t addr, Found* out) {
         out->page = (addr - base) / kPage;
         out->sock = s.sock.load();
         out->version = s.version.load();
+        out->changes = s.changes.load();
         out->state = static_cast<PageState>(s.pages.load()[out->page].load());
         out->slot = i;
         hit = true;
       }
     }
-    s.readers.fetch_sub(1, std::memory_order_acq_rel);
+    s.readers.fetch_sub(1);
     if (hit) return true;
   }
   return false;
@@ -97,6 +105,10 @@ __attribute__((tls_model("initial-exec"))) thread_local GuardFrame* tl_guard = n
 __attribute__((tls_model("initial-exec"))) thread_local uintptr_t tl_trap_address = 0;
 __attribute__((tls_model("initial-exec"))) thread_local uint64_t tl_trap_mapping = 0;
 __attribute__((tls_model("initial-exec"))) thread_local int tl_trap_code = 0;
+// The last fault retried because its page looked accessible: its address and the slot's change
+// count then. The same fault again with no change since is a real one.
+__attribute__((tls_model("initial-exec"))) thread_local uintptr_t tl_retry_address = 0;
+__attribute__((tls_model("initial-exec"))) thread_local uint64_t tl_retry_changes = 0;
 
 // ---- previous actions --------------------------------------------------------------------------
 struct sigaction g_prev_bus;
@@ -159,6 +171,13 @@ void AddText(char* buf, size_t* len, size_t cap, const char* s) {
   while (*s != '\0' && *len < cap) buf[(*len)++] = *s++;
 }
 
+// One report per fencing of a page: the first trap on it moves it to kPageFencedReported.
+bool ClaimReport(size_t slot, uint64_t page) {
+  std::atomic<uint8_t>& p = g_slots[slot].pages.load()[page];
+  uint8_t expected = kPageFenced;
+  return p.compare_exchange_strong(expected, kPageFencedReported);
+}
+
 [[noreturn]] void TrapExit(uintptr_t addr, const Found& f, int code) {
   if (GuardFrame* frame = tl_guard; frame != nullptr) {
     tl_trap_address = addr;
@@ -198,15 +217,19 @@ void Handler(int signo, siginfo_t* si, void* context) {
   const int lsb = (ao || ar) && si->si_addr_lsb > 0 ? si->si_addr_lsb : 12;
   if (ao) {
     Report(f, addr, signo, code, lsb, false);
-  } else if (f.state == kPageFenced) {
-    Report(f, addr, signo, code, lsb, true);
+  } else if (f.state == kPageFenced || f.state == kPageFencedReported) {
+    if (ClaimReport(f.slot, f.page)) Report(f, addr, signo, code, lsb, true);
     TrapExit(addr, f, code);
   } else if (ar || adrerr) {
     SetPages(f.slot, f.page, 1, kPageFenced);
     mprotect(reinterpret_cast<void*>(f.base + f.page * kPage), kPage, PROT_NONE);
     Report(f, addr, signo, code, lsb, false);
     TrapExit(addr, f, code);
+  } else if ((f.changes & 1) != 0 || tl_retry_address != addr || tl_retry_changes != f.changes) {
+    tl_retry_address = addr;  // remapped since the fault, or being remapped: try again
+    tl_retry_changes = f.changes;
   } else {
+    tl_retry_address = 0;
     errno = saved_errno;
     Chain(signo, si, context);
     return;
@@ -248,14 +271,17 @@ void SetPages(size_t slot, uint64_t first, uint64_t count, PageState state) {
   for (uint64_t i = first; i < first + count; ++i) pages[i].store(state);
 }
 
+void BeginChange(size_t slot) { g_slots[slot].changes.fetch_add(1); }
+void EndChange(size_t slot) { g_slots[slot].changes.fetch_add(1); }
+
 PageState GetPage(size_t slot, uint64_t page) {
   return static_cast<PageState>(g_slots[slot].pages.load()[page].load());
 }
 
 void UnregisterMapping(size_t slot) {
   Slot& s = g_slots[slot];
-  s.state.store(kClosing, std::memory_order_release);
-  while (s.readers.load(std::memory_order_acquire) != 0) {
+  s.state.store(kClosing);  // sequentially consistent: see Lookup
+  while (s.readers.load() != 0) {
     // A handler on another thread is reading this slot: it takes a few instructions.
   }
   delete[] s.pages.exchange(nullptr);

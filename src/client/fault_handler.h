@@ -18,6 +18,7 @@ enum PageState : uint8_t {
   kPageData = 0,    // device memory
   kPageZero = 1,    // a read-only zero page (a hole)
   kPageFenced = 2,  // inaccessible: lost, past EOF, fenced by a notice, or the daemon is gone
+  kPageFencedReported = 3,  // fenced, and a trap on it already reported (one report per fencing)
 };
 
 inline constexpr size_t kMaxDirectorySlots = 16384;
@@ -29,6 +30,11 @@ Result<size_t> RegisterMapping(uint8_t* base, uint64_t length, uint64_t mapping_
                                uint16_t version);
 // Sets the state of pages [first, first + count) of the slot.
 void SetPages(size_t slot, uint64_t first, uint64_t count, PageState state);
+// Brackets every change of the slot's pages (remap, fence): a fault the handler finds on a page
+// that is accessible by now may have hit it before the change, so the access is retried rather
+// than handed to the previous handler (which would kill the process for nothing).
+void BeginChange(size_t slot);
+void EndChange(size_t slot);
 PageState GetPage(size_t slot, uint64_t page);
 // Removes the slot; waits until no handler reads it.
 void UnregisterMapping(size_t slot);

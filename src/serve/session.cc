@@ -32,6 +32,9 @@ namespace daxfs::serve {
 namespace {
 
 constexpr size_t kMaxQueuedRequests = 1024;
+// Fault reports waiting for the worker beyond this are dropped (a client trapping in a loop
+// must not flood the daemon, nor be cut off for it: reports are news, not requests).
+constexpr size_t kMaxQueuedFaults = 64;
 // Worker replies wait while the outbox holds more than this (recalls and notices never wait).
 constexpr size_t kOutboxSoftLimit = 4 << 20;
 
@@ -507,12 +510,22 @@ bool Session::Dispatch(const proto::Header& header, proto::Body body) {
       }
       return true;
     }
+    case MessageType::kReportFault: {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (queued_faults_ >= kMaxQueuedFaults) {
+        ++dropped_faults_;
+        return true;
+      }
+      ++queued_faults_;
+      queue_.push_back({header, std::move(body)});
+      cv_.notify_all();
+      return true;
+    }
     case MessageType::kHello:  // the first one: its device check runs on the worker
     case MessageType::kOpen:
     case MessageType::kClose:
     case MessageType::kMap:
     case MessageType::kUnmap:
-    case MessageType::kReportFault:
     case MessageType::kInjectError:
     case MessageType::kErrors:
     case MessageType::kStatus: {
@@ -575,6 +588,7 @@ void Session::WorkerLoop() {
       if (dead_.load()) break;
       request = std::move(queue_.front());
       queue_.pop_front();
+      if (request.header.type == proto::MessageType::kReportFault) --queued_faults_;
     }
     Execute(request);
   }
@@ -901,8 +915,14 @@ void Session::Teardown() {
   if (cut_off() && released > 0) KillPeer("cut off with " + std::to_string(released) + " mappings");
   leases.clear();  // every engine lease released (each waits for its in-flight sink call)
   if (version_ != 0 || released > 0) {
+    uint64_t dropped;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      dropped = dropped_faults_;
+    }
     ctx_->Event(Name() + ": closed (" + why + "): released " + std::to_string(released) +
-                " mappings and " + std::to_string(files) + " open files");
+                " mappings and " + std::to_string(files) + " open files" +
+                (dropped > 0 ? "; " + std::to_string(dropped) + " fault reports dropped" : ""));
   }
 }
 

@@ -139,16 +139,24 @@ class FakeHost final : public LayoutHost {
   }
   std::vector<uint64_t> client_addresses(Ino ino);
   // Waits (at most 30 s, a guard against hangs, not a timing assumption) until `pred` holds.
+  // `pred` runs without the host's locks; a change of leases or faults between two of its runs
+  // is never missed (each change bumps a counter under the lock).
   bool WaitUntil(const std::function<bool()>& pred) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     std::unique_lock<std::mutex> lock(state_mu_);
-    return state_cv_.wait_for(lock, std::chrono::seconds(30), [&] {
+    for (;;) {
+      const uint64_t seen = changes_;
       lock.unlock();
-      bool ok = pred();
+      const bool ok = pred();
       lock.lock();
-      return ok;
-    });
+      if (ok) return true;
+      if (!state_cv_.wait_until(lock, deadline, [&] { return changes_ != seen; })) return false;
+    }
   }
-  void Poke() { state_cv_.notify_all(); }
+  void Poke() {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    ChangedLocked();
+  }
 
   // ---- LayoutHost -------------------------------------------------------------------------
   HostDevice device() const override {
@@ -268,6 +276,11 @@ class FakeHost final : public LayoutHost {
 
   std::mutex state_mu_;  // leases and faults
   std::condition_variable state_cv_;
+  uint64_t changes_ = 0;  // bumped by every change WaitUntil may wait for
+  void ChangedLocked() {
+    ++changes_;
+    state_cv_.notify_all();
+  }
   std::set<Lease*> leases_;
   std::vector<FakeFault> faults_;
   uint64_t next_lease_ = 1;
@@ -291,7 +304,7 @@ class FakeHost::Lease final : public LayoutLease {
     std::lock_guard<std::mutex> fs(host_->fs_mu_);
     std::lock_guard<std::mutex> lock(host_->state_mu_);
     host_->leases_.erase(this);
-    host_->state_cv_.notify_all();
+    host_->ChangedLocked();
   }
   uint64_t id() const override { return id_; }
   Ino ino() const override { return ino_; }
@@ -305,7 +318,7 @@ class FakeHost::Lease final : public LayoutLease {
     std::lock_guard<std::mutex> fs(host_->fs_mu_);
     std::lock_guard<std::mutex> lock(host_->state_mu_);
     host_->faults_.push_back({id_, owner.pid, offset, si_code, fence_trap});
-    host_->state_cv_.notify_all();
+    host_->ChangedLocked();
     return Status::Ok();
   }
 
@@ -362,7 +375,7 @@ inline Result<std::unique_ptr<LayoutLease>> FakeHost::MapLayout(Ino ino, uint64_
                               owner, sink, LayoutOf(in, offset, length));
   {
     leases_.insert(lease.get());
-    state_cv_.notify_all();
+    ChangedLocked();
   }
   return std::unique_ptr<LayoutLease>(std::move(lease));
 }

@@ -45,7 +45,7 @@ struct Slot {
   std::atomic<uint64_t> mapping_id{0};
   std::atomic<int> sock{-1};
   std::atomic<uint16_t> version{0};  // the session's protocol version
-  std::atomic<pid_t> pid{0};  // the process that made the mapping (a forked child has none)
+  std::atomic<pid_t> pid{0};         // the process that made the mapping (a forked child has none)
   std::atomic<uint64_t> changes{0};  // odd while a change of its pages is in progress
   std::atomic<std::atomic<uint8_t>*> pages{nullptr};
 };

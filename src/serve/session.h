@@ -196,7 +196,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::mutex mu_;  // guards the queue, files, leases and the reason; never held calling the host
   std::condition_variable cv_;
   std::deque<Request> queue_;
-  size_t queued_faults_ = 0;    // ReportFaults in queue_
+  size_t queued_faults_ = 0;     // ReportFaults in queue_
   uint64_t dropped_faults_ = 0;  // beyond kMaxQueuedFaults
   std::string cut_reason_;
   std::map<uint64_t, OpenFile> files_;

@@ -815,6 +815,20 @@ TEST_F(ClientTest, LimitsAndBadRequestsGetClearErrors) {
   EXPECT_ERRNO(client.Open("/data/f", O_RDWR), EROFS);
 }
 
+TEST_F(ClientTest, TheClientLimitRefusesWithEusersUntilASessionEnds) {
+  serve::ServerOptions o;
+  o.max_sessions = 1;
+  StartServer(o);
+  auto first = Client::Connect(socket_);
+  ASSERT_OK(first);
+  auto second = Client::Connect(socket_);
+  EXPECT_ERRNO(second, EUSERS);
+  first->reset();
+  ASSERT_TRUE(WaitForEvent("closed (client closed the connection)")) << Events();
+  auto third = Client::Connect(socket_);
+  EXPECT_OK(third);
+}
+
 TEST_F(ClientTest, LongLayoutsArriveInPieces) {
   // 5,000 pages alternating data and holes: 5,000 segments, several messages each way.
   constexpr uint64_t kPages = 5000;
@@ -889,10 +903,11 @@ TEST_F(ClientTest, RandomRecallsNeverShowAFreedOrReusedBlock) {
     while (!stop.load()) {
       const bool in_middle = rr.OneIn(2);
       const uint64_t page = in_middle ? 8 + rr.Uniform(16) : rr.Uniform(kPages);
-      const uint8_t* at = in_middle ? (*middle)->data() + (page - 8) * kPage
-                                    : (*whole)->data() + page * kPage;
+      const uint8_t* at =
+          in_middle ? (*middle)->data() + (page - 8) * kPage : (*whole)->data() + page * kPage;
       uint64_t v = 0;
-      Status s = GuardClientMediaErrors([&] { v = *reinterpret_cast<const volatile uint64_t*>(at); });
+      Status s =
+          GuardClientMediaErrors([&] { v = *reinterpret_cast<const volatile uint64_t*>(at); });
       loads.fetch_add(1);
       if (!s.ok()) {
         traps.fetch_add(1);

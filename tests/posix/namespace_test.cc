@@ -553,7 +553,9 @@ TEST_F(Readdir, EveryEntryExactlyOnce) {
     SCOPED_TRACE("getdents64 buffer " + std::to_string(buffer));
     auto entries = GetDents(dir(), buffer);
     std::map<std::string, int> seen;
-    for (const auto& [name, e] : entries) {
+    for (const auto& entry : entries) {
+      const std::string& name = entry.first;  // a plain reference: lambdas cannot capture a binding
+      const auto& e = entry.second;
       ++seen[name];
       struct stat st {};
       ASSERT_SYS(lstat(P(name).c_str(), &st));

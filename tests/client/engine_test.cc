@@ -385,6 +385,50 @@ TEST_F(EngineServeTest, RecallsUnderChangesNeverShowAFreedOrReusedBlock) {
   EXPECT_EQ(p->Cmd("notices 0"), "ok 0");
 }
 
+// The same under a client thread reading the whole mapping over and over while the changes
+// happen: no byte of a reused block (0xee) is ever seen.
+TEST_F(EngineServeTest, AConcurrentReaderNeverSeesAReusedBlock) {
+  constexpr uint64_t kPages = 32;
+  Ino data = Dir("data");
+  Ino f = File(data, "f", kPages, 1);
+  auto junk = fs().Create(data, "junk", 0644);
+  ASSERT_OK(junk);
+  Serve();
+  auto p = Connected();
+  ASSERT_TRUE(StartsWith(p->Cmd("open /data/f rdonly"), "ok 1"));
+  ASSERT_TRUE(StartsWith(p->Cmd(fmt::format("map 1 0 {} r", kPages * kBlock)), "ok 1"));
+  ASSERT_EQ(p->Cmd("watch 1 238"), "ok");  // 0xee
+  uint64_t seed =
+      std::getenv("DAXFS_SEED") ? std::strtoull(std::getenv("DAXFS_SEED"), nullptr, 10) : 20261204;
+  base::Random rng(seed);
+  std::vector<uint8_t> expect(kPages, 1);
+  uint64_t junk_at = 0;
+  for (int round = 0; round < 300; ++round) {
+    uint64_t page = rng.Uniform(kPages);
+    if (rng.Uniform(4) != 0) {
+      uint8_t byte = static_cast<uint8_t>(2 + rng.Uniform(200));
+      std::vector<uint8_t> buf(kBlock, byte);
+      ASSERT_OK(fs().Write(f, page * kBlock, buf));
+      expect[page] = byte;
+    } else {
+      ASSERT_OK(fs().Fallocate(f, kFallocPunchHole | kFallocKeepSize, page * kBlock, kBlock));
+      expect[page] = 0;
+    }
+    std::vector<uint8_t> garbage(2 * kBlock, 0xee);
+    ASSERT_OK(fs().Write(junk->ino, junk_at, garbage));
+    junk_at += 2 * kBlock;
+    if (round % 50 == 49) ASSERT_OK(fs().Truncate(junk->ino, 0));  // and free them again
+  }
+  std::string r = p->Cmd("watchstop");
+  ASSERT_TRUE(StartsWith(r, "ok")) << r;
+  EXPECT_EQ(Field(r, "bad"), "0") << r << " seed " << seed;
+  EXPECT_NE(Field(r, "rounds"), "0") << r;
+  for (uint64_t i = 0; i < kPages; ++i) {
+    ASSERT_EQ(p->Cmd(fmt::format("read 1 {} 4", i * kBlock)), "ok " + HexOf(expect[i], 4))
+        << "page " << i << " seed " << seed;
+  }
+}
+
 TEST_F(EngineServeTest, ACrashedClientReleasesItsLeases) {
   Ino data = Dir("data");
   Ino f = File(data, "f", 4, 0x66);

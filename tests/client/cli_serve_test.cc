@@ -2,11 +2,13 @@
 // /dev/shm: a daemon serves; one `map --socket` process waits for notices while another injects
 // an error into the block their clones share and loads from it (the trap is caught and
 // reported); each prints its own address; `inject-error --socket`; a daemon killed with SIGKILL
-// is replaced by a restarted one that serves new clients. Only the command line and its output.
+// is replaced by a restarted one that serves new clients; the FUSE mount daemon serving the same
+// story with -o socket (as root with /dev/fuse): a client's stores are read through the mount.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +19,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "probe.h"
 
 namespace {
 
@@ -185,6 +189,42 @@ TEST_F(CliServeTest, ARestartedDaemonServesNewClients) {
   r = RunCli({"map", "--socket", socket_, "/f", "/g"});
   EXPECT_EQ(r.first, 0) << r.second;
   EXPECT_TRUE(Contains(r.second, "mapped /g")) << r.second;
+}
+
+TEST_F(CliServeTest, TheMountDaemonServesClientsToo) {
+  if (getuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
+    GTEST_SKIP() << "needs root and /dev/fuse";
+  }
+  std::string mnt = base_ + ".mnt";
+  mkdir(mnt.c_str(), 0755);
+  auto r = RunCli({"mount", image_, mnt, "-o", "socket=" + socket_});
+  ASSERT_EQ(r.first, 0) << r.second;
+  {
+    std::ifstream before(mnt + "/f", std::ios::binary);  // the mount caches the old bytes
+    char c = 0;
+    before.get(c);
+    EXPECT_EQ(c, '\x33');
+  }
+  daxfs::testing::Probe p;
+  EXPECT_TRUE(p.Cmd("connect " + socket_).rfind("ok", 0) == 0);
+  EXPECT_TRUE(p.Cmd("open /f rdwr").rfind("ok 1", 0) == 0);
+  EXPECT_TRUE(p.Cmd("map 1 0 65536 rw").rfind("ok 1", 0) == 0);
+  EXPECT_EQ(p.Cmd("fill 1 0 4096 90"), "ok");  // 0x5a
+  EXPECT_EQ(p.Cmd("persist 1 0 4096"), "ok");
+  {
+    std::ifstream after(mnt + "/f", std::ios::binary);  // a new open sees the client's stores
+    char c = 0;
+    after.get(c);
+    EXPECT_EQ(c, '\x5a');
+  }
+  r = RunCli({"map", "--socket", socket_, "/g", "--inject-at", "/g:8192", "--load"});
+  EXPECT_EQ(r.first, 0) << r.second;
+  EXPECT_TRUE(Contains(r.second, "the load trapped")) << r.second;
+  EXPECT_EQ(p.Cmd("exit"), "ok");
+  r = RunCli({"umount", mnt});
+  EXPECT_EQ(r.first, 0) << r.second;
+  rmdir(mnt.c_str());
+  EXPECT_NE(access(socket_.c_str(), F_OK), 0);  // the daemon removed its socket
 }
 
 }  // namespace

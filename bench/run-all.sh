@@ -17,6 +17,7 @@ echo "== Filesystem scenarios vs XFS (the XFS part needs root, a loop device and
 "$B/bench/fs_bench"
 echo; echo "== Reflink, owner lookup and the cost of the rmap (the XFS/btrfs parts need root, loop devices, mkfs.xfs/mkfs.btrfs)"; "$B/bench/reflink_bench"
 echo; echo "== DAX mappings and failure routing (the XFS part needs root, a loop device, mkfs.xfs)"; "$B/bench/dax_bench"
+echo; echo "== Direct access from other processes: client mappings, map cost, notification latency"; "$B/bench/client_bench"
 echo; echo "== Mounted: daxfs behind FUSE vs passthrough_ll and XFS (needs root, /dev/fuse, fuse3, libfuse3-dev, fio, mkfs.xfs; ROUNDS, RUNTIME: see bench/fuse/run.sh)"
 if [ "$(id -u)" -eq 0 ] && [ -c /dev/fuse ]; then
   BUILD=$PWD/$B bench/fuse/run.sh

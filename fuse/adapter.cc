@@ -310,10 +310,11 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   ReplyStatus(req, "rename", parent, A(req).fs().Rename(parent, name, new_parent, new_name));
 }
 
-// Page cache kept across opens (the daemon is the only writer: the kernel saw every change), and
-// no FLUSH on close (the daemon buffers nothing).
-void SetOpenFlags(fuse_file_info* fi) {
-  fi->keep_cache = 1;
+// Page cache kept across opens while the daemon is the only writer (the kernel saw every change;
+// not with client processes storing directly: AdapterOptions::keep_cache), and no FLUSH on close
+// (the daemon buffers nothing).
+void SetOpenFlags(fuse_req_t req, fuse_file_info* fi) {
+  fi->keep_cache = A(req).options().keep_cache ? 1 : 0;
   fi->noflush = 1;
 }
 
@@ -321,7 +322,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Filesystem& fs = A(req).fs();
   Status s = (fi->flags & O_TRUNC) ? fs.Truncate(ino, 0) : fs.GetAttr(ino).status();
   if (!s.ok()) return ReplyError(req, "open", ino, Stale(s));
-  SetOpenFlags(fi);
+  SetOpenFlags(req, fi);
   fuse_reply_open(req, fi);
 }
 
@@ -339,7 +340,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     }
   }
   if (!r.ok()) return ReplyError(req, "create", parent, r.status());
-  SetOpenFlags(fi);
+  SetOpenFlags(req, fi);
   fuse_entry_param e = Entry(req, *r);
   A(req).lookups().Add(r->ino);
   if (fuse_reply_create(req, &e, fi) != 0) A(req).lookups().Forget(r->ino, 1);

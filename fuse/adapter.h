@@ -20,6 +20,9 @@ struct AdapterOptions {
   bool default_permissions = true;
   bool debug = false;         // log every error with the engine's message (fuse_log, debug level)
   uint32_t max_io = 1 << 20;  // max_read and max_write, bytes
+  // Keep a file's page cache across opens: right while the daemon is the only writer; false when
+  // client processes store into files directly (-o socket): each open then drops cached pages.
+  bool keep_cache = true;
 };
 
 class Adapter {

@@ -1,7 +1,8 @@
 // The daxfs FUSE daemon: checks the mount point, opens the image through DaxFs, mounts a libfuse
 // session over the adapter, reports "mounted" (or the error) to the invoking shell, serves on
 // fuse_session_loop_mt with a group-commit thread, and unmounts everything cleanly at the end.
-// Also `daxfs umount`. Knows libfuse's session API and include/daxfs/; not the command line.
+// With -o socket it also serves client processes (src/serve over OpenLayoutHost). Also `daxfs
+// umount`. Knows libfuse's session API, include/daxfs/ and the server; not the command line.
 #include "daemon.h"
 
 #include <fcntl.h>
@@ -31,7 +32,9 @@
 #include "adapter.h"
 #include "committer.h"
 #include "daxfs/dax.h"
+#include "daxfs/layout.h"
 #include "mountinfo.h"
+#include "serve/server.h"
 
 namespace daxfs::fusefs {
 namespace {
@@ -277,7 +280,8 @@ Status Serve(MountConfig c, Handshake* hs) {
   Adapter adapter(dax.get(), {.timeout = c.timeout,
                               .default_permissions = c.default_permissions,
                               .debug = c.debug,
-                              .max_io = kMaxIoBytes});
+                              .max_io = kMaxIoBytes,
+                              .keep_cache = !c.serve_clients});
   Result<Session> session = NewSession(c, &adapter);
   if (!session.ok()) {
     dax->Unmount().IgnoreError();
@@ -295,6 +299,23 @@ Status Serve(MountConfig c, Handshake* hs) {
         Status::IoError(fmt::format("cannot mount on {}{}", c.mountpoint, LastFuseError())));
   }
   adapter.Attach(se);
+  // -o socket: client processes map files directly through this daemon (docs/protocol.md).
+  std::unique_ptr<LayoutHost> host;
+  std::unique_ptr<serve::Server> server;
+  if (c.serve_clients) {
+    std::string socket = c.socket.empty() ? c.image + ".sock" : c.socket;
+    Result<std::unique_ptr<LayoutHost>> h = OpenLayoutHost(*dax, c.image);
+    Result<std::unique_ptr<serve::Server>> s =
+        h.ok() ? serve::Server::Start(h->get(), {.socket_path = socket}) : h.status();
+    if (!s.ok()) {
+      fuse_session_unmount(se);
+      fuse_remove_signal_handlers(se);
+      dax->Unmount().IgnoreError();
+      return hs->Failed(s.status().WithContext("-o socket=" + socket));
+    }
+    host = std::move(*h);
+    server = std::move(*s);
+  }
   hs->Mounted();
   print_fuse_log = true;
   if (!c.foreground) DetachStdio(c.log_file);
@@ -316,6 +337,9 @@ Status Serve(MountConfig c, Handshake* hs) {
                "lookups: {}\n", adapter.lookups().known(), adapter.lookups().underflows());
   }
   fuse_session_unmount(se);
+  if (server) server->Stop();  // every client lease released before the engine goes
+  server.reset();
+  host.reset();
   if (committer) committer->Stop();
   Status unmounted = dax->Unmount();
   dax.reset();  // releases the image's lock

@@ -117,6 +117,11 @@ Status ApplyOne(const std::string& option, MountConfig* c) {
     c->log_file = std::string(value);
     return Status::Ok();
   }
+  if (key == "socket") {
+    c->serve_clients = true;
+    c->socket = std::string(value);
+    return Status::Ok();
+  }
   if (key == "dirsync") {
     return Bad(option, "not supported: use -o sync to make every operation durable on return");
   }
@@ -175,6 +180,9 @@ const char* OptionsHelp() {
   fsname=NAME             the source shown in /proc/mounts (default: the image path;
                           'daxfs umount' waits for the image only when this is the image path)
   log=FILE                daemon mode: append the daemon's messages to FILE (default: discard)
+  socket[=PATH]           also serve client processes that map files directly on this Unix
+                          socket (default IMAGE.sock), as 'daxfs serve' does; a mount reader
+                          then sees a client's stores from its next open of the file
   debug                   print every request (libfuse's trace); implies -f
   nodev, nosuid, noexec, noatime, relatime, lazytime, auto_unmount (and their opposites):
                           standard flags, passed to the kernel)";

@@ -28,6 +28,10 @@ struct MountConfig {
   double timeout = 60.0;                  // entry and attribute cache timeout, seconds
   std::string fsname;                     // the source in /proc/mounts; empty: the image path
   std::string log_file;                   // daemon mode: stderr goes here (empty: /dev/null)
+  // -o socket[=PATH]: also serve client processes (include/daxfs/client.h) on this Unix socket,
+  // as `daxfs serve` does (empty with serve_clients: IMAGE.sock).
+  bool serve_clients = false;
+  std::string socket;
   std::vector<std::string> kernel_flags;  // standard flags passed through (nodev, noexec, ...)
 };
 

@@ -72,6 +72,19 @@ Runner SetupRepair(CLI::App* sub);
 Runner SetupInjectError(CLI::App* sub);
 Runner SetupErrors(CLI::App* sub);
 Runner SetupMap(CLI::App* sub);
+// commands_serve.cc: the daemon for other processes, and the client modes (--socket).
+Runner SetupServe(CLI::App* sub);
+struct ClientMapArgs {
+  std::string socket;
+  std::vector<std::string> paths;
+  std::string inject, inject_at, length = "4096", ready_file;
+  bool writable = false, load = false;
+  size_t wait_notices = 0;  // wait until this many notices arrived (--load: at least one)
+  int timeout_s = 60;
+};
+Status MapThroughSocket(const ClientMapArgs& a);
+Status InjectErrorThroughSocket(const std::string& socket, const std::string& offset,
+                                const std::string& length, const std::string& at);
 // commands_mount.cc: the FUSE front end (fuse/).
 Runner SetupMount(CLI::App* sub);
 Runner SetupUmount(CLI::App* sub);

@@ -109,9 +109,10 @@ void PrintFailureReport(const FailureReport& r, std::FILE* out) {
   if (!r.notices.empty()) {
     fmt::print(out, "  mappings notified ({}):\n", r.notices.size());
     for (const MappingNotice& n : r.notices) {
-      fmt::print(out, "    mapping #{:<3} {:<24} address {:#x}+{}  file offset {}{}\n",
+      fmt::print(out, "    mapping #{:<3} {:<24} address {:#x}+{}  file offset {}{}{}\n",
                  n.mapping_id, n.path, reinterpret_cast<uintptr_t>(n.address), n.length,
-                 n.file_offset, n.action_required ? "  action required" : "");
+                 n.file_offset, n.action_required ? "  action required" : "",
+                 n.remote ? fmt::format("  in process {} (uid {})", n.pid, n.uid) : "");
     }
   }
   for (const std::string& a : r.actions) fmt::print(out, "  - {}\n", a);

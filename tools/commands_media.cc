@@ -32,13 +32,18 @@ Result<uint64_t> DeviceOffsetOf(Filesystem& fs, const std::string& spec) {
 }
 
 struct InjectArgs {
-  std::string image, offset, length = "4096", at;
+  std::string image, offset, length = "4096", at, socket;
 };
 
 Status RunInjectError(const InjectArgs& a) {
   if (a.offset.empty() == a.at.empty()) {
     return Status::Invalid("give either --offset (device bytes) or --at PATH:OFFSET");
   }
+  if (!a.socket.empty()) {
+    if (!a.image.empty()) return Status::Invalid("give either IMAGE or --socket, not both");
+    return InjectErrorThroughSocket(a.socket, a.offset, a.length, a.at);
+  }
+  if (a.image.empty()) return Status::Invalid("give IMAGE (or --socket of a daxfs serve)");
   if (IsDaxfsMount(a.image)) return InjectErrorThroughMount(a.image, a.offset, a.length, a.at);
   return WithDax(a.image, Access::kReadWrite, {}, [&](DaxFs& dax) -> Status {
     uint64_t offset = 0;
@@ -113,9 +118,22 @@ struct MapArgs {
   std::vector<std::string> paths;
   std::string image, inject, inject_at, length = "4096", tracking = "fs-rmap";
   bool load = false, writable = false;
+  ClientMapArgs client;  // --socket: through a running daemon
 };
 
 Status RunMap(const MapArgs& a) {
+  if (!a.client.socket.empty()) {  // IMAGE is then the first file
+    ClientMapArgs c = a.client;
+    c.paths = {a.image};
+    c.paths.insert(c.paths.end(), a.paths.begin(), a.paths.end());
+    c.inject = a.inject;
+    c.inject_at = a.inject_at;
+    c.length = a.length;
+    c.load = a.load;
+    c.writable = a.writable;
+    return MapThroughSocket(c);
+  }
+  if (a.paths.empty()) return Status::Invalid("give the files to map after IMAGE");
   ASSIGN_OR_RETURN(Tracking tracking, ParseTracking(a.tracking));
   DaxOptions options{.tracking = tracking, .handle_signals = true};
   return WithDax(a.image, Access::kReadWrite, options, [&](DaxFs& dax) -> Status {
@@ -198,7 +216,8 @@ Status RunMap(const MapArgs& a) {
 
 Runner SetupInjectError(CLI::App* sub) {
   auto a = std::make_shared<InjectArgs>();
-  AddImageArg(sub, &a->image);
+  sub->add_option("IMAGE", a->image, "The image file or pmem device (or give --socket)");
+  sub->add_option("--socket", a->socket, "Or: inject through the daxfs serve daemon of this socket");
   sub->add_option("--offset", a->offset, "Device byte offset of the bad range");
   sub->add_option("--at", a->at, "Or: the device block behind PATH:OFFSET of a file");
   sub->add_option("--length", a->length, "Bytes (default 4096; whole blocks go bad)");
@@ -214,8 +233,16 @@ Runner SetupErrors(CLI::App* sub) {
 
 Runner SetupMap(CLI::App* sub) {
   auto a = std::make_shared<MapArgs>();
-  AddImageArg(sub, &a->image);
-  sub->add_option("PATHS", a->paths, "Files to map (whole files, one mapping each)")->required();
+  sub->add_option("IMAGE", a->image, "The image file or pmem device (with --socket: a file)")
+      ->required();
+  sub->add_option("PATHS", a->paths, "Files to map (whole files, one mapping each)");
+  sub->add_option("--socket", a->client.socket,
+                  "Map through the daxfs serve daemon of this socket, from this process");
+  sub->add_option("--wait-notices", a->client.wait_notices,
+                  "With --socket: then wait until this many failure notices arrived");
+  sub->add_option("--timeout", a->client.timeout_s, "With --socket: how long to wait (s)");
+  sub->add_option("--ready-file", a->client.ready_file,
+                  "With --socket: create this file once every mapping is in place");
   sub->add_flag("--writable", a->writable, "Map read-write (holes allocated, blocks unshared)");
   sub->add_option("--inject", a->inject, "Then inject a media error at this device offset");
   sub->add_option("--inject-at", a->inject_at, "Or at the device block behind PATH:OFFSET");

@@ -60,6 +60,8 @@ const Command kCommands[] = {
      "daxfs errors pool.img", SetupErrors},
     {"map", "Map files directly (DAX); optionally inject an error under the mappings",
      "daxfs map pool.img /a /b --inject-at /a:0 --load", SetupMap},
+    {"serve", "Serve the image to other processes over a Unix socket (direct maps, no FUSE)",
+     "daxfs serve pool.img --socket /run/daxfs/pool.sock", SetupServe},
     {"mount", "Mount the image on a directory (FUSE) so every program can use it",
      "daxfs mount pool.img /mnt/pool -o commit=1", SetupMount},
     {"umount", "Unmount a mounted image (takes the mount point) and wait until it is clean",

@@ -35,6 +35,10 @@ struct MappingNotice {
   bool action_required = false;  // consumed (a load hit it), else detected in the background
   bool removal = false;          // the device is going away; the mapping is now dead
   bool consumed = false;         // this notice reports a load or store that trapped on a fence
+  // The process that maps it (a client of `daxfs serve`, or this one), for the event log.
+  int32_t pid = 0;
+  uint32_t uid = 0;
+  bool remote = false;  // a client process's mapping (a layout lease): `address` is the client's
 };
 // Called from the thread that routes the failure (never from a signal handler). It must not
 // unmap its own mapping or call into the DaxFs it came from.

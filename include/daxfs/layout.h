@@ -6,8 +6,8 @@
 // both to the client. LayoutHost bundles everything the daemon asks of the engine, so the daemon
 // is written against this header alone (tests use a fake host).
 //
-// Status: the interface is part 1 of issue 10; OpenLayoutHost (the engine's implementation over
-// a DaxFs) is part 2 and is not linked yet.
+// The engine implements it over a mounted DaxFs (OpenLayoutHost, src/engine/layout_host.cc, in
+// daxfs_engine); tests/client/fake_host.h is a scripted model of it.
 #pragma once
 
 #include <sys/types.h>
@@ -213,8 +213,8 @@ class LayoutHost {
   virtual HostStatus GetStatus() = 0;
 };
 
-// Part 2 (not linked yet): the engine's LayoutHost over a mounted DaxFs (which must outlive it)
-// whose device is the file `device_path`.
+// The engine's LayoutHost over a mounted DaxFs (which must outlive it and every lease) whose
+// device is the file `device_path` (its owner, group and mode decide who may map). daxfs_engine.
 Result<std::unique_ptr<LayoutHost>> OpenLayoutHost(DaxFs& fs, const std::string& device_path);
 
 }  // namespace daxfs

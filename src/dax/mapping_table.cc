@@ -17,8 +17,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "base/log.h"
@@ -92,6 +94,11 @@ struct MapState {
   size_t slot = 0;       // in the address directory
   bool live = false;     // in the table (index, trackers, directory); false once unmapped or killed
   bool indexed = false;  // in its file's index (false after the file was removed)
+  // A layout lease (another process's mapping): no address range here, no directory entry.
+  LayoutSink* sink = nullptr;
+  LeaseOwner owner;
+  int inflight = 0;  // sink calls running outside the table lock
+  bool lease() const { return sink != nullptr; }
 
   TrackedMapping Tracked() const { return {id, ino, base, file_offset, length}; }
   uint8_t* At(uint64_t file_off) const { return base + (file_off - file_offset); }
@@ -115,6 +122,20 @@ struct MappingTableState {
   std::unordered_map<Ino, IntervalIndex> files;       // the per-file index of live mappings
   std::atomic<size_t> watched_files{0};               // files.size(), for a lock-free Watches
   std::unordered_map<Ino, size_t> writable_mappings;  // indexed writable mappings per file
+  std::condition_variable idle;                       // a lease's inflight reached 0
+  size_t leases = 0;
+  // Per thread (one operation each): leases recalled (phase 1) and not settled yet (phase 2).
+  struct Pending {
+    std::vector<std::shared_ptr<MapState>> leases;
+    RecallDeadline deadline{};
+  };
+  std::unordered_map<std::thread::id, Pending> to_settle;
+
+  // Phase 1 for lease `m` whose [from, to) now holds `next`.
+  void Recall(const std::shared_ptr<MapState>& m, uint64_t from, uint64_t to,
+              const MapLayout& next);
+  // Phase 2 for everything recalled so far (called with `lock` held; drops it while waiting).
+  void SettleAll(std::unique_lock<std::mutex>& lock);
 
   // Makes [file_off, +length) of `m` hold what `s` says (s covers exactly that range).
   Status MapPiece(const MapState& m, const MapSegment& s);
@@ -124,7 +145,8 @@ struct MappingTableState {
                                             bool writable, MappingHandler handler,
                                             const MapLayout& layout);
   // Re-lays [from, to) of `m` to `next` (segments covering exactly that range).
-  void Relay(MapState* m, uint64_t from, uint64_t to, const MapLayout& next);
+  // Returns whether any page changed (for a lease: its kind or device bytes).
+  bool Relay(MapState* m, uint64_t from, uint64_t to, const MapLayout& next);
   void Index(MapState* m);
   void Unindex(MapState* m);
   // Takes `m` out of the table: trackers, index, directory. Its pages stay as they are.
@@ -270,7 +292,8 @@ Result<std::shared_ptr<MapState>> MappingTableState::Install(Ino ino, uint64_t o
   return m;
 }
 
-void MappingTableState::Relay(MapState* m, uint64_t from, uint64_t to, const MapLayout& next) {
+bool MappingTableState::Relay(MapState* m, uint64_t from, uint64_t to, const MapLayout& next) {
+  bool changed = false;
   std::vector<MapSegment> left, joined;
   MapLayout layout;
   for (const MapSegment& s : m->layout) {  // the part before `from`, as it is
@@ -286,9 +309,10 @@ void MappingTableState::Relay(MapState* m, uint64_t from, uint64_t to, const Map
     const MapSegment& n = next[j];
     uint64_t end = std::min({to, o.file_offset + o.length, n.file_offset + n.length});
     MapSegment old_piece = Slice(o, pos, end), new_piece = Slice(n, pos, end);
-    if (!SameBacking(old_piece, new_piece)) {
+    if (m->lease() ? !(old_piece == new_piece) : !SameBacking(old_piece, new_piece)) {
+      changed = true;
       if (old_piece.kind == SegmentKind::kData) left.push_back(old_piece);
-      if (!MapPieceOrFence(*m, new_piece)) {
+      if (!m->lease() && !MapPieceOrFence(*m, new_piece)) {
         new_piece = {pos, end - pos, SegmentKind::kBeyondEof, fs::kNoDevice};
       } else if (new_piece.kind == SegmentKind::kData) {
         joined.push_back(new_piece);
@@ -306,7 +330,49 @@ void MappingTableState::Relay(MapState* m, uint64_t from, uint64_t to, const Map
   m->layout = std::move(layout);
   Leave(*m, left);
   Join(*m, joined);
-  AddressDirectory::UpdateLayout(m->slot, m->layout);
+  if (!m->lease()) AddressDirectory::UpdateLayout(m->slot, m->layout);
+  return changed;
+}
+
+namespace {
+
+Layout ToLayout(const MapLayout& in) {
+  Layout out;
+  out.reserve(in.size());
+  for (const MapSegment& s : in) {
+    out.push_back({s.file_offset, s.length, static_cast<LayoutKind>(s.kind), s.device_offset});
+  }
+  return out;
+}
+
+}  // namespace
+
+void MappingTableState::Recall(const std::shared_ptr<MapState>& m, uint64_t from, uint64_t to,
+                               const MapLayout& next) {
+  MapLayout clipped;
+  for (const MapSegment& s : next) {
+    uint64_t a = std::max(from, s.file_offset), b = std::min(to, s.file_offset + s.length);
+    if (a < b) Append(&clipped, Slice(s, a, b));
+  }
+  Pending& p = to_settle[std::this_thread::get_id()];
+  p.deadline = std::max(p.deadline, m->sink->LayoutChanged(from, to - from, ToLayout(clipped)));
+  p.leases.push_back(m);
+}
+
+void MappingTableState::SettleAll(std::unique_lock<std::mutex>& lock) {
+  auto mine = to_settle.find(std::this_thread::get_id());
+  if (mine == to_settle.end()) return;
+  std::vector<std::shared_ptr<MapState>> settle = std::move(mine->second.leases);
+  RecallDeadline deadline = mine->second.deadline;
+  to_settle.erase(mine);
+  std::sort(settle.begin(), settle.end());
+  settle.erase(std::unique(settle.begin(), settle.end()), settle.end());
+  for (auto& m : settle) ++m->inflight;
+  lock.unlock();
+  for (auto& m : settle) m->sink->Settle(deadline);
+  lock.lock();
+  for (auto& m : settle) --m->inflight;
+  idle.notify_all();
 }
 
 void MappingTableState::Detach(MapState* m) {
@@ -314,7 +380,11 @@ void MappingTableState::Detach(MapState* m) {
   m->live = false;
   Leave(*m, m->DataSegments());
   Unindex(m);
-  AddressDirectory::Unregister(m->slot);
+  if (m->lease()) {
+    --leases;
+  } else {
+    AddressDirectory::Unregister(m->slot);
+  }
   live.erase(m->id);
 }
 
@@ -476,12 +546,13 @@ void MappingTable::LayoutChanged(Ino ino, uint64_t offset, uint64_t length,
   bool removed = offset == 0 && length >= fs::kWholeFile &&
                  std::all_of(layout.begin(), layout.end(),
                              [](const MapSegment& s) { return s.kind == SegmentKind::kBeyondEof; });
-  std::vector<MapState*> hit;
+  std::vector<std::shared_ptr<MapState>> hit;
   f->second.ForEachOverlap(offset, end, [&](uint64_t, uint64_t, uint64_t id) {
     auto m = impl_->live.find(id);
-    if (m != impl_->live.end()) hit.push_back(m->second.get());
+    if (m != impl_->live.end()) hit.push_back(m->second);
   });
-  for (MapState* m : hit) {
+  for (const std::shared_ptr<MapState>& held : hit) {
+    MapState* m = held.get();
     uint64_t from = std::max(offset, m->file_offset);
     uint64_t to = std::min(end, m->file_offset + m->length);
     MapLayout next;
@@ -498,9 +569,15 @@ void MappingTable::LayoutChanged(Ino ino, uint64_t offset, uint64_t length,
                 ino, offset, length, m->id);
       next = {{from, to - from, SegmentKind::kBeyondEof, fs::kNoDevice}};
     }
-    impl_->Relay(m, from, to, next);
+    bool changed = impl_->Relay(m, from, to, next);
+    if (m->lease() && changed) impl_->Recall(held, from, to, next);  // phase 1: queued, no wait
     if (removed) impl_->Unindex(m);  // its inode number may come back as another file
   }
+}
+
+void MappingTable::LayoutChangesDone() {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->SettleAll(lock);  // phase 2, one deadline for the whole operation
 }
 
 std::vector<Victim> MappingTable::MappedPages(Ino ino, uint64_t file_offset,
@@ -536,16 +613,40 @@ std::vector<Victim> MappingTable::MappedPages(Ino ino, uint64_t file_offset,
 
 size_t MappingTable::Notify(const std::vector<MappingNotice>& notices) {
   std::vector<std::pair<MappingHandler, const MappingNotice*>> calls;
+  std::vector<std::pair<std::shared_ptr<MapState>, const MappingNotice*>> leases;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     for (const MappingNotice& n : notices) {
       auto it = impl_->live.find(n.mapping_id);
-      if (it == impl_->live.end() || !it->second->handler) continue;
-      calls.emplace_back(it->second->handler, &n);
+      if (it == impl_->live.end()) continue;
+      if (it->second->lease()) {
+        ++it->second->inflight;
+        leases.emplace_back(it->second, &n);
+      } else if (it->second->handler) {
+        calls.emplace_back(it->second->handler, &n);
+      }
     }
   }
-  for (auto& [handler, notice] : calls) handler(*notice);
-  return calls.size();
+  for (auto& call : calls) call.first(*call.second);
+  for (auto& call : leases) {
+    const MapState& m = *call.first;
+    const MappingNotice& n = *call.second;
+    uint64_t offset = n.file_offset >= m.file_offset ? n.file_offset - m.file_offset : 0;
+    m.sink->Failure({.lease_id = m.id,
+                     .offset = offset,
+                     .length = n.length,
+                     .file_offset = n.file_offset,
+                     .device_offset = n.device_offset,
+                     .action_required = n.action_required,
+                     .removal = n.removal,
+                     .consumed = n.consumed});
+  }
+  if (!leases.empty()) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    for (auto& call : leases) --call.first->inflight;
+    impl_->idle.notify_all();
+  }
+  return calls.size() + leases.size();
 }
 
 std::vector<MappingNotice> MappingTable::RemovalNotices() const {
@@ -568,12 +669,18 @@ std::vector<MappingNotice> MappingTable::RemovalNotices() const {
 }
 
 void MappingTable::KillAll() {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::unique_lock<std::mutex> lock(impl_->mu);
   std::vector<std::shared_ptr<MapState>> all;
-  for (auto& [id, m] : impl_->live) all.push_back(m);
+  for (auto& entry : impl_->live) all.push_back(entry.second);
   for (const std::shared_ptr<MapState>& m : all) {
     MapState* s = m.get();
     impl_->Detach(s);
+    if (s->lease()) {  // the client's pages become inaccessible too: a recall to beyond EOF
+      MapLayout gone = {{s->file_offset, s->length, SegmentKind::kBeyondEof, fs::kNoDevice}};
+      impl_->Recall(m, s->file_offset, s->file_offset + s->length, gone);
+      s->layout = gone;
+      continue;
+    }
     // Anonymous PROT_NONE over the whole range: no page keeps the device file mapped.
     if (mmap(s->base, s->length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
              -1, 0) == MAP_FAILED) {
@@ -582,10 +689,11 @@ void MappingTable::KillAll() {
     }
     s->layout = {{s->file_offset, s->length, SegmentKind::kBeyondEof, fs::kNoDevice}};
   }
+  impl_->SettleAll(lock);
 }
 
 Status MappingTable::Fence(uint64_t mapping_id, uint8_t* address, uint64_t length) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::unique_lock<std::mutex> lock(impl_->mu);
   auto it = impl_->live.find(mapping_id);
   if (it == impl_->live.end()) {
     return Status::NotFound(fmt::format("fence: no live mapping {}", mapping_id));
@@ -606,8 +714,132 @@ Status MappingTable::Fence(uint64_t mapping_id, uint8_t* address, uint64_t lengt
     if (piece.kind != SegmentKind::kBeyondEof) piece.kind = SegmentKind::kLost;
     Append(&next, piece);
   }
-  impl_->Relay(m, from, to, next);
+  if (impl_->Relay(m, from, to, next) && m->lease()) {
+    impl_->Recall(it->second, from, to, next);
+    impl_->SettleAll(lock);
+  }
   return Status::Ok();
+}
+
+Result<MappingTable::LeaseInfo> MappingTable::MapLease(Ino ino, uint64_t offset, uint64_t length,
+                                                       MapProt prot, const LeaseOwner& owner,
+                                                       LayoutSink* sink) {
+  if (prot != MapProt::kRead && prot != MapProt::kReadWrite) {
+    return Status::Invalid(fmt::format("map: unknown protection {}", static_cast<int>(prot)));
+  }
+  if (sink == nullptr) return Status::Invalid("map: a lease needs a sink");
+  if (length == 0) return Status::Invalid("map: length 0");
+  if (length > (uint64_t{1} << 36)) {
+    return Status::Error(
+        ENOMEM, fmt::format("map: {} bytes is more than a lease may map (64 GiB)", length));
+  }
+  uint64_t pages = (length + fs::kPageBytes - 1) / fs::kPageBytes * fs::kPageBytes;
+  bool writable = prot == MapProt::kReadWrite;
+  LeaseInfo info;
+  RETURN_IF_ERROR(impl_->fs->PrepareMapping(
+      ino, offset, pages, writable, [&](const fs::MapLayout& layout) -> Status {
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        if (!impl_->alive) return Status::IoError("map: the mapping table is gone");
+        if (impl_->live.size() >= impl_->limit) {
+          return Status::Error(
+              ENOMEM,
+              fmt::format("map: {} mappings are live, the most there may be", impl_->limit));
+        }
+        auto m = std::make_shared<MapState>();
+        m->id = next_mapping_id.fetch_add(1, std::memory_order_relaxed);
+        m->ino = ino;
+        m->base = reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(kLeaseBase));
+        m->file_offset = offset;
+        m->length = pages;
+        m->writable = writable;
+        m->layout = layout;
+        m->sink = sink;
+        m->owner = owner;
+        m->live = true;
+        impl_->Index(m.get());
+        impl_->Join(*m, m->DataSegments());
+        impl_->live.emplace(m->id, m);
+        ++impl_->leases;
+        info.id = m->id;
+        info.initial_layout = ToLayout(layout);
+        return Status::Ok();
+      }));
+  return info;
+}
+
+void MappingTable::ReleaseLease(uint64_t id) {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  std::shared_ptr<MapState> m;
+  auto it = impl_->live.find(id);
+  if (it != impl_->live.end()) {
+    m = it->second;
+    impl_->Detach(m.get());
+  } else {
+    for (auto& pending : impl_->to_settle) {  // killed (KillAll) and not settled yet
+      for (auto& s : pending.second.leases) {
+        if (s->id == id) m = s;
+      }
+    }
+  }
+  if (!m) return;
+  for (auto& pending : impl_->to_settle) {  // a released lease is never called again
+    auto& l = pending.second.leases;
+    l.erase(std::remove(l.begin(), l.end(), m), l.end());
+  }
+  impl_->idle.wait(lock, [&] { return m->inflight == 0; });
+}
+
+Result<AddressInfo> MappingTable::LeasePage(uint64_t id, uint64_t offset) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = impl_->live.find(id);
+  if (it == impl_->live.end() || !it->second->lease()) {
+    return Status::NotFound(fmt::format("no live lease {}", id));
+  }
+  const MapState& m = *it->second;
+  if (offset >= m.length) {
+    return Status::Invalid(
+        fmt::format("lease {}: offset {} is outside its {} bytes", id, offset, m.length));
+  }
+  uint64_t page = offset / fs::kPageBytes * fs::kPageBytes;
+  AddressInfo info{.mapping_id = id,
+                   .ino = m.ino,
+                   .page = m.base + page,
+                   .file_offset = m.file_offset + page,
+                   .device_offset = fs::kNoDevice,
+                   .kind = SegmentKind::kBeyondEof};
+  for (const MapSegment& s : m.layout) {
+    if (info.file_offset < s.file_offset || info.file_offset >= s.file_offset + s.length) continue;
+    info.kind = s.kind;
+    if (s.device_offset != fs::kNoDevice)
+      info.device_offset = s.device_offset + (info.file_offset - s.file_offset);
+  }
+  return info;
+}
+
+void MappingTable::ResolveNotices(std::vector<MappingNotice>* notices) const {
+  const int32_t self_pid = static_cast<int32_t>(getpid());
+  const uint32_t self_uid = static_cast<uint32_t>(getuid());
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  for (MappingNotice& n : *notices) {
+    auto it = impl_->live.find(n.mapping_id);
+    if (it == impl_->live.end() || !it->second->lease()) {
+      n.pid = self_pid;
+      n.uid = self_uid;
+      continue;
+    }
+    const MapState& m = *it->second;
+    uint64_t offset = n.file_offset >= m.file_offset ? n.file_offset - m.file_offset : 0;
+    uint64_t client = m.sink->ClientAddress();
+    n.address = reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(client + offset));
+    n.pid = static_cast<int32_t>(m.owner.pid);
+    n.uid = static_cast<uint32_t>(m.owner.uid);
+    n.remote = true;
+  }
+}
+
+size_t MappingTable::live_leases() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->leases;
 }
 
 uint64_t MappingTable::live_mappings() const {

@@ -14,6 +14,7 @@
 #include "dax/address_directory.h"
 #include "dax/tracker.h"
 #include "daxfs/dax.h"
+#include "daxfs/layout.h"
 #include "fs/face.h"
 
 namespace daxfs::dax {
@@ -41,6 +42,32 @@ class MappingTable final : public fs::MappingObserver {
   bool HasWritableMappings(Ino ino) const override;
   void LayoutChanged(Ino ino, uint64_t offset, uint64_t length,
                      const fs::MapLayout& layout) override;
+
+  // A layout lease (daxfs/layout.h): a mapping whose pages live in another process. It is in the
+  // per-file index and every tracker like a local mapping, with a placeholder address range
+  // (kLeaseBase + offset inside the lease; never a real address) and no address-directory entry.
+  // Layout changes reach `sink` in two phases (LayoutChanged while the filesystem re-lays, Settle
+  // once per operation in LayoutChangesDone); Notify calls sink->Failure. Uses PrepareMapping,
+  // exactly as Map. `sink` must outlive the lease; destroy the lease with ReleaseLease.
+  static constexpr uint64_t kLeaseBase = uint64_t{1} << 60;
+  struct LeaseInfo {
+    uint64_t id = 0;
+    Layout initial_layout;
+  };
+  Result<LeaseInfo> MapLease(Ino ino, uint64_t offset, uint64_t length, MapProt prot,
+                             const LeaseOwner& owner, LayoutSink* sink);
+  // Takes the lease out of the table and waits for a sink call in flight; the sink is never
+  // called again.
+  void ReleaseLease(uint64_t id);
+  // The lease's layout of the page at lease byte `offset` (EINVAL outside it), as the signal
+  // handler's AddressInfo for a local mapping.
+  Result<AddressInfo> LeasePage(uint64_t id, uint64_t offset) const;
+  // Rewrites the notices of leases to the client's own addresses (ClientAddress + offset; the
+  // offset alone while the client has not said where it mapped) and fills in every notice's
+  // process (the lease owner's, or this process's for a local mapping).
+  void ResolveNotices(std::vector<MappingNotice>* notices) const;
+  size_t live_leases() const;
+  void LayoutChangesDone() override;
 
   // The per-file mapping index: every page of a live mapping of `ino` in [file_offset, +length)
   // that is currently backed by device bytes (kData), as victims (unsorted, unmerged). Used by the

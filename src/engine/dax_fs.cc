@@ -9,6 +9,7 @@
 #include "dax/mapping_table.h"
 #include "daxfs/dax.h"
 #include "device/device.h"
+#include "engine/engine_parts.h"
 #include "failure/event_log.h"
 #include "failure/router.h"
 #include "failure/signals.h"
@@ -95,6 +96,7 @@ class DaxFsImpl final : public DaxFs {
   }
 
   Filesystem& fs() override { return *fs_; }
+  engine::EngineParts parts() { return {fs_.get(), table_.get(), router_.get()}; }
 
   Result<std::unique_ptr<Mapping>> Map(Ino ino, uint64_t offset, uint64_t length, MapProt prot,
                                        MappingHandler handler) override {
@@ -251,6 +253,8 @@ Result<std::unique_ptr<DaxFs>> OpenOn(device::Device* device, std::unique_ptr<de
 }
 
 }  // namespace
+
+engine::EngineParts engine::PartsOf(DaxFs& dax) { return static_cast<DaxFsImpl&>(dax).parts(); }
 
 Result<std::unique_ptr<DaxFs>> DaxFs::Open(const std::string& path, const DaxOptions& options) {
   Result<std::unique_ptr<device::Device>> dev =

@@ -66,7 +66,8 @@ std::string EventJson(std::string_view event, const FailureReport& r) {
                         {"length", n.length}, {"ino", n.ino}, {"path", n.path},
                         {"file_offset", n.file_offset}, {"device_offset", n.device_offset},
                         {"action_required", n.action_required}, {"removal", n.removal},
-                        {"consumed", n.consumed}});
+                        {"consumed", n.consumed}, {"pid", n.pid}, {"uid", n.uid},
+                        {"client", n.remote}});
   }
   j["mappings"] = mappings;
   j["actions"] = r.actions;

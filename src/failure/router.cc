@@ -141,6 +141,7 @@ Result<FailureReport> Router::Route(const DeviceRange& range, uint32_t flags) {
                                          fenced_pages == 1 ? "" : "s", mappings.size(),
                                          mappings.size() == 1 ? "" : "s"));
   }
+  table_->ResolveNotices(&report.notices);  // client addresses and processes
   size_t told = table_->Notify(report.notices);
   if (!report.notices.empty()) {
     report.actions.push_back(
@@ -158,6 +159,7 @@ Result<FailureReport> Router::Remove(FailureReport report) {
     if (it == paths.end()) it = paths.emplace(n.ino, PathOf(n.ino)).first;
     n.path = it->second;
   }
+  table_->ResolveNotices(&notices);
   report.notices = notices;
   size_t told = table_->Notify(notices);
   report.actions.push_back(
@@ -188,10 +190,12 @@ FailureReport Router::ReportTrap(const dax::AddressInfo& info) {
                   .action_required = true,
                   .consumed = true};
   report.notices.push_back(n);
+  table_->ResolveNotices(&report.notices);
+  const MappingNotice& r = report.notices.front();
   report.actions.push_back(fmt::format(
-      "a load or store trapped on the fenced page {:#x} of mapping {} ({} at file offset {})",
-      reinterpret_cast<uintptr_t>(info.page), info.mapping_id, n.path.empty() ? "?" : n.path,
-      info.file_offset));
+      "a load or store trapped on the fenced page {:#x} of mapping {} ({} at file offset {}){}",
+      reinterpret_cast<uintptr_t>(r.address), info.mapping_id, n.path.empty() ? "?" : n.path,
+      info.file_offset, r.remote ? fmt::format(" in process {} (uid {})", r.pid, r.uid) : ""));
   table_->Notify(report.notices);
   Log("trap", report);
   return report;

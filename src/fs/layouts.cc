@@ -179,6 +179,7 @@ void Layouts::Publish(const ReadOp& op, LayoutNotes& notes) const {
     }
     observer->LayoutChanged(m.ino, m.first_block * kBlock, m.count * kBlock, *layout);
   }
+  observer->LayoutChangesDone();
 }
 
 // ---- Preparing a mapping.

@@ -55,6 +55,10 @@ class MappingObserver {
   // so a mapping never points at a freed block. Must not call back into the filesystem.
   virtual void LayoutChanged(Ino ino, uint64_t offset, uint64_t length,
                              const MapLayout& layout) = 0;
+  // After the last LayoutChanged of one operation, still under the filesystem lock and before any
+  // block the operation freed can be reused: where remote mappings wait for their clients to
+  // acknowledge every change of the operation, with one shared deadline (daxfs/layout.h).
+  virtual void LayoutChangesDone() {}
 };
 
 }  // namespace daxfs::fs

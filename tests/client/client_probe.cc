@@ -5,13 +5,15 @@
 //   map FILE OFFSET LENGTH r|rw | unmap MAP | read MAP OFFSET LENGTH | fill MAP OFFSET LENGTH BYTE
 //   persist MAP OFFSET LENGTH | notices COUNT | load MAP OFFSET (unguarded) | connected
 //   sessions | fork MAP OFFSET (a child loads there) | stop (SIGSTOP after the reply) | crash
-//   exit
+//   watch MAP BYTE (a thread reads the whole mapping over and over, counting bytes equal to BYTE)
+//   | watchstop (replies "ok rounds=N bad=M") | exit
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -22,6 +24,7 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "daxfs/client.h"
@@ -32,6 +35,10 @@ std::unique_ptr<daxfs::Client> g_client;
 std::map<uint64_t, daxfs::ClientFile> g_files;
 std::map<uint64_t, std::unique_ptr<daxfs::ClientMapping>> g_maps;
 uint64_t g_next_map = 1;
+
+std::thread g_watcher;
+std::atomic<bool> g_watching{false};
+std::atomic<uint64_t> g_rounds{0}, g_bad{0};
 
 std::mutex g_mu;
 std::condition_variable g_cv;
@@ -212,6 +219,38 @@ void Run(const std::string& line) {
     if (child < 0 || waitpid(child, &status, 0) != child) return Reply("err 10 fork/wait failed");
     if (WIFSIGNALED(status)) return Reply("ok signal=" + std::to_string(WTERMSIG(status)));
     return Reply("ok exit=" + std::to_string(WEXITSTATUS(status)));
+  }
+  if (cmd == "watch") {
+    uint64_t id;
+    unsigned byte;
+    in >> id >> byte;
+    daxfs::ClientMapping* m;
+    {
+      std::lock_guard<std::mutex> lock(g_mu);
+      m = FindMap(id);
+    }
+    if (m == nullptr || g_watching) return Reply("err 22 no such mapping, or already watching");
+    g_watching = true;
+    g_watcher = std::thread([m, byte] {
+      std::vector<uint8_t> buf(m->length());
+      while (g_watching.load()) {
+        daxfs::Status s =
+            daxfs::GuardClientMediaErrors([&] { std::memcpy(buf.data(), m->data(), m->length()); });
+        if (!s.ok()) continue;  // a fenced page (lost, past EOF): not a wrong byte
+        uint64_t bad = 0;
+        for (uint8_t b : buf) bad += b == byte ? 1 : 0;
+        g_bad += bad;
+        ++g_rounds;
+      }
+    });
+    return Reply("ok");
+  }
+  if (cmd == "watchstop") {
+    if (!g_watching) return Reply("err 22 not watching");
+    g_watching = false;
+    g_watcher.join();
+    return Reply("ok rounds=" + std::to_string(g_rounds.load()) +
+                 " bad=" + std::to_string(g_bad.load()));
   }
   if (cmd == "stop") {
     Reply("ok");

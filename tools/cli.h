@@ -44,6 +44,7 @@ struct Command {
 
 // ---- The subcommands (commands_image.cc, commands_namespace.cc, commands_data.cc).
 Runner SetupMkfs(CLI::App* sub);
+Runner SetupTune(CLI::App* sub);
 Runner SetupInfo(CLI::App* sub);
 Runner SetupDf(CLI::App* sub);
 Runner SetupCheck(CLI::App* sub);

@@ -16,6 +16,8 @@ namespace {
 const Command kCommands[] = {
     {"mkfs", "Make a new, empty filesystem (creating the file if SIZE is given)",
      "daxfs mkfs pool.img 1G", SetupMkfs},
+    {"tune", "Change features of an existing image (add metadata twins)",
+     "daxfs tune pool.img --metadata-dup", SetupTune},
     {"info", "Show the superblock, features, geometry, usage and trees", "daxfs info pool.img",
      SetupInfo},
     {"df", "Show space and inode usage", "daxfs df pool.img", SetupDf},

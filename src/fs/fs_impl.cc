@@ -61,7 +61,8 @@ Status FsImpl::FormatDevice(device::Device* device, const FormatOptions& options
                        (options.reflink ? format::feature::kRoCompatReflink : 0);
   ASSIGN_OR_RETURN(auto pool, txn::Pool::Format(device, {.chunk_size = options.chunk_size,
                                                          .label = options.label,
-                                                         .ro_compat = ro_compat}));
+                                                         .ro_compat = ro_compat,
+                                                         .metadata_dup = options.metadata_dup}));
   RegisterTrees(pool.get());
   FormatHooks hooks;
   OpRunner runner(pool.get(), device, MountOptions{}, options.rmap, options.rmap && options.reflink,
@@ -184,6 +185,16 @@ Status FsImpl::Fsync(Ino ino) {
 Status FsImpl::Sync() { return runner_.Sync(); }
 
 Status FsImpl::Unmount() { return runner_.Unmount(); }
+
+Status FsImpl::EnableMetadataDup() {
+  RETURN_IF_ERROR(runner_.Exclusive([&] { return runner_.CheckWritable("metadata twins"); }));
+  if (pool_->metadata_dup()) return Status::Exists("metadata twins are on already");
+  // Alone in its transaction (its error aborts it); the rmap's records of the twin chunks go into
+  // the same commit (BeforeCommit).
+  RETURN_IF_ERROR(runner_.Sync());
+  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) { return op.txn().EnableMetadataDup(); }));
+  return runner_.Sync();
+}
 
 Result<FsStats> FsImpl::StatFs() {
   FsStats st;

@@ -122,6 +122,9 @@ class FsImpl final : public FsFace, private TxnHooks {
                                                    size_t max) override;
 
   bool has_reflink() const { return has_reflink_; }
+  // Adds metadata twins to a filesystem made without them (Pool::EnableMetadataDup in a write
+  // operation of its own, committed before it returns). EEXIST, ENOSPC, EROFS.
+  Status EnableMetadataDup();
   // For the scrub layer: the runner and modules it checks and repairs through.
   ScrubAccess scrub_access();
   // For tests: the pool underneath (do not write through it).

@@ -155,6 +155,11 @@ class WriteTxn : public btree::NodeStore {
   }
   // The first error inside the transaction, or OK.
   const Status& status() const { return failed_; }
+  // Pool::EnableMetadataDup inside this transaction (so the caller can add its own records to the
+  // same commit): the twin chunks are typed and paired now, every reachable node is copied at
+  // Commit. EEXIST when on already, ENOSPC when the chunks cannot be found; on an error the
+  // transaction must be aborted.
+  Status EnableMetadataDup() { return EnableTwins(); }
 
   // Types a free chunk (one with no chunk-table record) and returns its number; ENOSPC if none
   // (the transaction is then unchanged). `which`: that chunk (EEXIST if it is typed already).

@@ -272,8 +272,36 @@ TEST_F(CliTest, MkfsInfoAndFeatures) {
   EXPECT_TRUE(Contains(forced.out, "features rmap,")) << forced;
   EXPECT_FALSE(Contains(forced.out, "reflink")) << forced;
   Outcome no_rmap = Ok({"mkfs", image_, "--force", "--no-rmap"});
-  EXPECT_TRUE(Contains(no_rmap.out, "features (none)")) << no_rmap;
+  EXPECT_TRUE(Contains(no_rmap.out, "features metadup")) << no_rmap;
+  Outcome bare = Ok({"mkfs", image_, "--force", "--no-rmap", "--no-metadata-dup"});
+  EXPECT_TRUE(Contains(bare.out, "features (none)")) << bare;
   EXPECT_EQ(Json({"info", image_, "--json"})["features"], json::array());
+}
+
+TEST_F(CliTest, MetadataTwinsByDefaultAndTuneAddsThem) {
+  Ok({"mkfs", image_, "64M"});
+  Outcome info = Ok({"info", image_});
+  EXPECT_TRUE(Contains(info.out, "features:        rmap,reflink,metadup")) << info;
+  EXPECT_TRUE(Contains(info.out, "1 metadata, 1 metadata twin,")) << info;
+  EXPECT_TRUE(Contains(info.out, "metadata twins:  chunk 0 -> 1")) << info;
+  json j = Json({"info", image_, "--json"});
+  EXPECT_EQ(j["metadata_twin_chunks"], 1);
+  EXPECT_EQ(j["chunks"][0]["twin"], 1);
+  EXPECT_EQ(j["chunks"][1]["type"], "METADATA_TWIN");
+  EXPECT_EQ(j["chunks"][1]["twin_of"], 0);
+  Fails({"tune", image_, "--metadata-dup"}, "daxfs: tune: " + image_ + ": ",
+        "metadata twins are on already");
+
+  Ok({"mkfs", image_, "64M", "--force", "--no-metadata-dup"});
+  EXPECT_EQ(Json({"info", image_, "--json"})["metadata_twin_chunks"], 0);
+  WriteFile(Host("one.bin"), RandomBytes(1 << 20, 7));
+  Ok({"put", image_, Host("one.bin"), "/one.bin"});
+  Fails({"tune", image_}, "daxfs: tune: " + image_ + ": ", "nothing to change");
+  Outcome tuned = Ok({"tune", image_, "--metadata-dup"});
+  EXPECT_TRUE(Contains(tuned.out, "metadata twins on")) << tuned;
+  j = Json({"info", image_, "--json"});
+  EXPECT_EQ(j["metadata_twin_chunks"], j["metadata_chunks"]);
+  EXPECT_EQ(Ok({"cat", image_, "/one.bin"}).out, RandomBytes(1 << 20, 7));
 }
 
 TEST_F(CliTest, MkfsRejectsBadSizes) {

@@ -194,7 +194,8 @@ TEST(FailureRouting, RandomAgedFilesystemsAllDesignsAgreeWithGroundTruth) {
   for (int round = 0; round < 3; ++round) {
     SCOPED_TRACE(fmt::format("seed {} round {}", seed, round));
     base::Random rng(seed + round);
-    Image img(fmt::format("random{}", round));
+    Image img(fmt::format("random{}", round), 64 << 20,
+              {.chunk_size = 1 << 20, .metadata_dup = false});
     Result<std::unique_ptr<DaxFs>> opened = DaxFs::Open(img.path, AllDesigns());
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     DaxFs& dax = **opened;

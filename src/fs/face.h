@@ -38,6 +38,15 @@ class FailurePlanObserver {
   virtual void Planned(const DeviceRange& range, const std::vector<FileRangeLoss>& owners) = 0;
 };
 
+// Hears every metadata repair from a twin (metadup): a node whose copy was bad moved to a new
+// slot, or a bad slot taken out of service. Called under the filesystem lock, right after the
+// commit that made the repairs durable; must not call back into the filesystem.
+class RepairObserver {
+ public:
+  virtual ~RepairObserver() = default;
+  virtual void Repaired(const std::vector<MetadataRepair>& repairs) = 0;
+};
+
 class FsFace : public Filesystem {
  public:
   // The device the filesystem is mounted on (its size is the one range every device offset is
@@ -48,6 +57,8 @@ class FsFace : public Filesystem {
 
   // The DAX layer's observer of watched files (null: none). Set before the first mapping.
   virtual void SetMappingObserver(MappingObserver* observer) = 0;
+  // The observer of metadata repairs (null: none); it hears the repairs done since mount at once.
+  virtual void SetRepairObserver(RepairObserver* observer) = 0;
   // One operation that makes [offset, +length) of regular file `ino` mappable and hands its
   // layout to `install` under the filesystem lock (so no extent changes in between; `install`
   // must not call back into the filesystem; its error is returned and, for a writable mapping,

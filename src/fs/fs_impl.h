@@ -24,6 +24,7 @@
 #include "fs/layouts.h"
 #include "fs/mapping_hooks.h"
 #include "fs/media_failures.h"
+#include "fs/metadata_repairs.h"
 #include "fs/namespace.h"
 #include "fs/node_budget.h"
 #include "fs/op.h"
@@ -113,6 +114,7 @@ class FsImpl final : public FsFace, private TxnHooks {
 
   // ---- The face to the layers above (face.h; Layouts, layouts.h; Owners)
   void SetMappingObserver(MappingObserver* observer) override;
+  void SetRepairObserver(RepairObserver* observer) override;
   Status PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
                         const std::function<Status(const MapLayout&)>& install) override;
   device::Device* device() const override { return device_; }
@@ -140,6 +142,11 @@ class FsImpl final : public FsFace, private TxnHooks {
   Status BeforeCommit(WriteOp& op) override;
   void TxnCommitted() override;
   void TxnAborted() override;
+  bool WantsCommit() const override { return repairs_.WantsCommit(); }
+
+  // Mount with bad bytes under metadata (`damage`): without twins, or when a node lost both
+  // copies, read-only with the reason; with twins every other hit is queued for repair.
+  void HandleMetadataDamageAtMount(const std::vector<device::BadRange>& damage);
 
   FsStats FillSpace(FsStats st);  // the space figures of StatFs (under the filesystem lock)
 
@@ -153,6 +160,7 @@ class FsImpl final : public FsFace, private TxnHooks {
   DataSpace data_;
   PoisonIndex poison_;
   NodeBudget budget_;
+  MetadataRepairs repairs_;
   ExtentMap extents_;
   Remapper remap_;
   FileData files_;

@@ -307,6 +307,16 @@ class Pool {
   MetadataFailure NoteMetadataFailure(uint64_t offset, uint64_t length);
   // Nodes queued for repair (the next write transaction relocates them).
   size_t PendingRepairs() const;
+  // The queue itself: (node slot, what is wrong), ascending (for recording the slots a commit
+  // will retire).
+  std::vector<std::pair<uint64_t, PendingRepair>> QueuedRepairs() const;
+  // The node slot whose primary or twin copy is device block `block`, and whether `block` is
+  // the twin copy; nullopt for superblock slots and blocks outside METADATA(_TWIN) chunks.
+  std::optional<std::pair<uint64_t, bool>> NodeSlotOf(uint64_t block) const {
+    return SlotOf(block);
+  }
+  // The allocator's state of node slot `slot` (kNotMetadata outside METADATA chunks).
+  space::NodeState SlotState(uint64_t slot) const { return nodes_.State(slot); }
   // Repairs done since the last call, oldest first (relocations once durable).
   std::vector<RepairEvent> TakeRepairEvents();
   // Node slots retired (never allocated again this mount) or waiting to be. Retirement is not

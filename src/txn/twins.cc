@@ -384,6 +384,11 @@ MetadataFailure Pool::NoteMetadataFailure(uint64_t offset, uint64_t length) {
 
 size_t Pool::PendingRepairs() const { return repairs_queued_.load(); }
 
+std::vector<std::pair<uint64_t, PendingRepair>> Pool::QueuedRepairs() const {
+  std::lock_guard<std::mutex> g(repair_mutex_);
+  return {repairs_.begin(), repairs_.end()};
+}
+
 std::vector<RepairEvent> Pool::TakeRepairEvents() {
   std::lock_guard<std::mutex> g(repair_mutex_);
   std::vector<RepairEvent> out;

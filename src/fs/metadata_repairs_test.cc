@@ -1,0 +1,230 @@
+// Tests of metadata repairs from twins in the filesystem (metadata_repairs.cc, docs/media.md
+// "Metadata with twins"): a media failure or a checksum error on one copy of a node is healed
+// online (the node moves, the bad slot is retired and recorded in the poison tree, the repair is
+// reported), survives remount, and only the loss of both copies shuts down.
+#include <fmt/core.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "daxfs/filesystem.h"
+#include "device/device.h"
+#include "format/records.h"
+#include "fs/fs_impl.h"
+
+namespace daxfs {
+namespace {
+
+constexpr uint64_t kB = 4096;
+constexpr uint64_t kChunk = 256 << 10;
+
+std::vector<uint8_t> Pattern(uint64_t length, uint8_t seed) {
+  std::vector<uint8_t> v(length);
+  for (uint64_t i = 0; i < length; ++i) v[i] = static_cast<uint8_t>(seed + i * 13 + i / 4096);
+  return v;
+}
+
+std::string Joined(const std::vector<std::string>& lines) {
+  std::string s;
+  for (auto& l : lines) s += "\n  " + l;
+  return s;
+}
+
+class Recorder final : public fs::RepairObserver {
+ public:
+  void Repaired(const std::vector<MetadataRepair>& r) override {
+    heard.insert(heard.end(), r.begin(), r.end());
+  }
+  std::vector<MetadataRepair> heard;
+};
+
+class MetadataRepairTest : public ::testing::Test {
+ protected:
+  void Format(FormatOptions options = {}) {
+    options.chunk_size = kChunk;
+    Status formatted = Filesystem::Format(dev_.get(), options);
+    ASSERT_TRUE(formatted.ok()) << formatted.ToString();
+    Mount();
+  }
+  void Mount() {
+    fs_.reset();
+    auto fs = Filesystem::Open(dev_.get(), {});
+    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
+    fs_ = std::move(*fs);
+  }
+  void Unmount() {
+    ASSERT_TRUE(fs_->Unmount().ok());
+    fs_.reset();
+  }
+  fs::FsImpl* impl() { return static_cast<fs::FsImpl*>(fs_.get()); }
+  void ExpectCheckClean() {
+    auto check = fs_->Check();
+    ASSERT_TRUE(check.ok()) << check.status().ToString();
+    EXPECT_TRUE(check->ok()) << Joined(check->problems);
+  }
+  // Twenty files of a few blocks each: the inode and extent trees have several nodes.
+  std::vector<Ino> MakeFiles(int n = 20, const std::string& prefix = "f") {
+    std::vector<Ino> out;
+    for (int i = 0; i < n; ++i) {
+      auto a = fs_->Create(kRootIno, fmt::format("{}{}", prefix, i), 0644);
+      EXPECT_TRUE(a.ok());
+      EXPECT_TRUE(fs_->Write(a->ino, 0, Pattern(3 * kB, static_cast<uint8_t>(i))).ok());
+      out.push_back(a->ino);
+    }
+    return out;
+  }
+  void ExpectFilesIntact(const std::vector<Ino>& files) {
+    for (size_t i = 0; i < files.size(); ++i) {
+      std::vector<uint8_t> buf(3 * kB);
+      auto r = fs_->Read(files[i], 0, buf);
+      ASSERT_TRUE(r.ok()) << "file " << i << ": " << r.status().ToString();
+      EXPECT_EQ(buf, Pattern(3 * kB, static_cast<uint8_t>(i))) << "file " << i;
+    }
+  }
+  uint64_t InodesRoot() { return impl()->pool()->superblock().tree(format::TreeId::kInodes).root; }
+  std::unique_ptr<device::Device> dev_ = device::NewMemoryDevice(8 << 20);
+  std::unique_ptr<Filesystem> fs_;
+};
+
+TEST_F(MetadataRepairTest, MediaFailureOnANodeWithATwinIsRepairedOnline) {
+  Format();
+  std::vector<Ino> files = MakeFiles();
+  ASSERT_TRUE(fs_->Sync().ok());
+  Recorder heard;
+  static_cast<fs::FsFace*>(fs_.get())->SetRepairObserver(&heard);
+  uint64_t root = InodesRoot();
+  uint64_t twin = impl()->pool()->TwinBlock(root);
+  ASSERT_NE(twin, 0u);
+  ASSERT_TRUE(dev_->InjectPoison(root * kB, kB).ok());
+  auto rec = fs_->RecordMediaFailure(root * kB, kB, kFailureSimulated);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_FALSE(rec->metadata_hit) << rec->message;
+  EXPECT_FALSE(fs_->read_only());
+  ASSERT_EQ(rec->repairs.size(), 1u) << rec->message;
+  const MetadataRepair& r = rec->repairs[0];
+  EXPECT_EQ(r.kind, MetadataRepair::Kind::kRelocated);
+  EXPECT_EQ(r.block, root);
+  EXPECT_EQ(r.twin_block, twin);
+  EXPECT_TRUE(r.primary_bad);
+  EXPECT_FALSE(r.twin_bad);
+  EXPECT_EQ(r.tree, "inodes");
+  EXPECT_NE(r.new_block, root);
+  EXPECT_NE(r.new_twin_block, 0u);
+  EXPECT_NE(rec->message.find("repaired from the twin copies (1 node(s) moved"), std::string::npos)
+      << rec->message;
+  ASSERT_EQ(heard.heard.size(), 1u);
+  EXPECT_EQ(heard.heard[0].new_block, r.new_block);
+  EXPECT_EQ(InodesRoot(), r.new_block);
+  ExpectFilesIntact(files);
+  auto errors = fs_->MediaErrors();
+  ASSERT_TRUE(errors.ok());
+  ASSERT_EQ(errors->retired_metadata.size(), 1u);
+  EXPECT_EQ(errors->retired_metadata[0].offset, root * kB);
+  EXPECT_TRUE(errors->metadata_damage.empty() || !errors->incomplete.empty() ||
+              errors->metadata_damage[0].offset == root * kB);
+  // Still writable, and the bad slot is never handed out again.
+  auto more = fs_->Create(kRootIno, "after", 0644);
+  ASSERT_TRUE(more.ok()) << more.status().ToString();
+  ExpectCheckClean();
+
+  // Remount: the retirement was recorded; no new repair is reported; the slot stays retired.
+  Unmount();
+  Mount();
+  EXPECT_FALSE(fs_->read_only());
+  Recorder again;
+  static_cast<fs::FsFace*>(fs_.get())->SetRepairObserver(&again);
+  EXPECT_TRUE(again.heard.empty());
+  std::vector<uint64_t> retired = impl()->pool()->RetiredNodes();
+  EXPECT_NE(std::find(retired.begin(), retired.end(), root), retired.end());
+  ExpectFilesIntact(files);
+  MakeFiles(40, "g");
+  ExpectCheckClean();
+}
+
+TEST_F(MetadataRepairTest, ChecksumErrorOnOneCopyIsHealedByTheReadThatFindsIt) {
+  Format();
+  std::vector<Ino> files = MakeFiles();
+  uint64_t root = InodesRoot();
+  Unmount();
+  // Flip bytes in the primary copy (no bad-block list entry: only the checksum can tell; a bad
+  // twin is found by check and scrub, which read both copies).
+  uint8_t* p = dev_->At(root * kB + 100);
+  for (int i = 0; i < 16; ++i) p[i] ^= 0x5a;
+  Mount();
+  Recorder heard;
+  static_cast<fs::FsFace*>(fs_.get())->SetRepairObserver(&heard);
+  // The mount verifies both copies of what it reads or a later read finds it; either way the
+  // repair is reported, made durable, and the contents are unchanged.
+  ExpectFilesIntact(files);
+  ASSERT_TRUE(fs_->Sync().ok());
+  ASSERT_FALSE(heard.heard.empty());
+  bool found = false;
+  for (const MetadataRepair& r : heard.heard) {
+    if (r.block == root && r.primary_bad && !r.twin_bad) found = true;
+  }
+  EXPECT_TRUE(found);
+  auto errors = fs_->MediaErrors();
+  ASSERT_TRUE(errors.ok());
+  bool recorded = false;
+  for (const DeviceRange& d : errors->retired_metadata) recorded |= d.offset == root * kB;
+  EXPECT_TRUE(recorded);
+  ExpectCheckClean();
+  Unmount();
+  Mount();
+  ExpectFilesIntact(files);
+  EXPECT_FALSE(fs_->read_only());
+  ExpectCheckClean();
+}
+
+TEST_F(MetadataRepairTest, BothCopiesLostShutsDownWithTheReason) {
+  Format();
+  std::vector<Ino> files = MakeFiles();
+  ASSERT_TRUE(fs_->Sync().ok());
+  uint64_t root = InodesRoot();
+  uint64_t twin = impl()->pool()->TwinBlock(root);
+  ASSERT_TRUE(dev_->InjectPoison(twin * kB, kB).ok());
+  ASSERT_TRUE(dev_->InjectPoison(root * kB, kB).ok());
+  // Both at once: the node has no good copy.
+  auto rec = fs_->RecordMediaFailure(root * kB, kB, kFailureSimulated);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_TRUE(rec->metadata_hit);
+  EXPECT_TRUE(fs_->read_only());
+  EXPECT_NE(rec->message.find("shut down read-only"), std::string::npos) << rec->message;
+  EXPECT_NE(rec->message.find(fmt::format("{}", root)), std::string::npos) << rec->message;
+  EXPECT_EQ(fs_->Create(kRootIno, "x", 0644).status().code(), EROFS);
+  Unmount();
+  // A remount sees both copies on the bad-block list: read-only with the reason.
+  Mount();
+  EXPECT_TRUE(fs_->read_only());
+  auto attr = fs_->GetAttr(files[0]);
+  EXPECT_FALSE(attr.ok());
+}
+
+TEST_F(MetadataRepairTest, HitsOnASuperblockCopyAndOnAFreeSlotDoNotShutDown) {
+  Format();
+  std::vector<Ino> files = MakeFiles(5);
+  ASSERT_TRUE(fs_->Sync().ok());
+  // Superblock slot 0 of the primary copy.
+  ASSERT_TRUE(dev_->InjectPoison(0, kB).ok());
+  auto rec = fs_->RecordMediaFailure(0, kB, kFailureSimulated);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_FALSE(rec->metadata_hit) << rec->message;
+  EXPECT_FALSE(fs_->read_only());
+  // The last node slot of chunk 0: free on a small filesystem.
+  ASSERT_TRUE(dev_->InjectPoison(kChunk - kB, kB).ok());
+  rec = fs_->RecordMediaFailure(kChunk - kB, kB, kFailureSimulated);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_FALSE(rec->metadata_hit) << rec->message;
+  EXPECT_FALSE(fs_->read_only());
+  MakeFiles(30, "g");
+  ExpectCheckClean();
+  Unmount();
+  Mount();
+  EXPECT_FALSE(fs_->read_only());
+  ExpectFilesIntact(files);
+}
+
+}  // namespace
+}  // namespace daxfs

@@ -58,6 +58,7 @@ Result<FsCheckResult> Checker::Run() {
   a_.runner->Exclusive([&] {
     txn::CheckReport pool_report = a_.pool->Check();
     for (auto& p : pool_report.problems) problem("metadata: " + p);
+    for (auto& d : pool_report.damage) result.damage.push_back("metadata: " + d);
     result.nodes_checked = pool_report.nodes_checked;
   });
 

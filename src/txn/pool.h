@@ -231,6 +231,9 @@ struct CheckReport {
   // Not problems: states a crash leaves that the next commit rewrites (a torn copy of the
   // current superblock slot whose other copy is good).
   std::vector<std::string> pending;
+  // Not problems: known damage worked around (a superblock copy on bad media whose other copy
+  // is good: slots cannot move, so it stays).
+  std::vector<std::string> damage;
   uint64_t nodes_checked = 0;
   uint64_t twins_checked = 0;
   uint64_t records_checked = 0;

@@ -827,6 +827,10 @@ void Pool::CheckSuperblockCopies(CheckReport* report) const {
                           slot, twin);
   }
   if (problem.empty()) return;
+  if ((p.empty() && t == "is on bad media") || (t.empty() && p == "is on bad media")) {
+    report->damage.push_back(problem + " (the other copy serves)");
+    return;
+  }
   if (stale_sb_copy_ != UINT64_MAX) {
     report->pending.push_back(problem +
                               " (a crash between the two copies; the next commit rewrites it)");

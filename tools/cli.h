@@ -73,6 +73,8 @@ Runner SetupRepair(CLI::App* sub);
 Runner SetupInjectError(CLI::App* sub);
 Runner SetupErrors(CLI::App* sub);
 Runner SetupMap(CLI::App* sub);
+// commands_scrub.cc
+Runner SetupScrub(CLI::App* sub);
 // commands_mount.cc: the FUSE front end (fuse/).
 Runner SetupMount(CLI::App* sub);
 Runner SetupUmount(CLI::App* sub);

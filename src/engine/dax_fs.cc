@@ -141,6 +141,15 @@ class DaxFsImpl final : public DaxFs {
 
   std::vector<FailureReport> mount_reports() const override { return mount_reports_; }
 
+  Result<ScrubReport> Scrub(const ScrubOptions& options) override {
+    if (unmounted_) return Status::IoError("the filesystem is unmounted");
+    uint32_t flags = fs_->device()->IsPmem() ? 0u : uint32_t{kFailureSimulated};
+    return fs_->Scrub(options, [&](uint64_t offset, uint64_t length) -> Result<MediaFailureRecord> {
+      ASSIGN_OR_RETURN(FailureReport r, router_->NotifyFailure(offset, length, flags));
+      return r.media;
+    });
+  }
+
   Status WaitForSignals() override {
     if (!signals_) return Status::Invalid("this filesystem does not handle signals");
     return failure::WaitForSignalEvents();

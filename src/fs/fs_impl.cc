@@ -421,6 +421,7 @@ ScrubAccess FsImpl::scrub_access() {
           .data = &data_,
           .poison = &poison_,
           .owners = &owners_,
+          .repairs = &repairs_,
           .has_rmap = has_rmap_,
           .has_reflink = has_reflink_};
 }
@@ -428,6 +429,11 @@ ScrubAccess FsImpl::scrub_access() {
 Result<FsCheckResult> FsImpl::Check() {
   if (scrubber_ == nullptr) return NoScrubber();
   return scrubber_->Check(scrub_access());
+}
+
+Result<ScrubReport> FsImpl::Scrub(const ScrubOptions& options, const ScrubRoute& route) {
+  if (scrubber_ == nullptr) return NoScrubber();
+  return scrubber_->Scrub(scrub_access(), options, route);
 }
 
 Result<RepairReport> FsImpl::RebuildReverseMaps() {

@@ -115,6 +115,7 @@ class FsImpl final : public FsFace, private TxnHooks {
   // ---- The face to the layers above (face.h; Layouts, layouts.h; Owners)
   void SetMappingObserver(MappingObserver* observer) override;
   void SetRepairObserver(RepairObserver* observer) override;
+  Result<ScrubReport> Scrub(const ScrubOptions& options, const ScrubRoute& route) override;
   Status PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
                         const std::function<Status(const MapLayout&)>& install) override;
   device::Device* device() const override { return device_; }

@@ -232,6 +232,63 @@ TEST_F(MetadataRepairTest, HitsOnASuperblockCopyAndOnAFreeSlotDoNotShutDown) {
   ExpectFilesIntact(files);
 }
 
+// Scrub's metadata phase reads both copies: a bad twin (which reads never look at) is found and
+// repaired; both copies bad is a problem and shuts down.
+TEST_F(MetadataRepairTest, ScrubFindsABadTwinAndRepairsIt) {
+  Format();
+  std::vector<Ino> files = MakeFiles();
+  ASSERT_TRUE(fs_->Sync().ok());
+  uint64_t root = InodesRoot();
+  uint64_t twin = impl()->pool()->TwinBlock(root);
+  dev_->At(twin * kB + 200)[0] ^= 0x11;
+  auto* face = static_cast<fs::FsFace*>(fs_.get());
+  fs::ScrubRoute route = [&](uint64_t offset, uint64_t length) {
+    return fs_->RecordMediaFailure(offset, length, kFailureSimulated);
+  };
+  auto r = face->Scrub({}, route);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->clean()) << (r->metadata.problems.empty() ? "" : r->metadata.problems[0]);
+  EXPECT_EQ(r->metadata.found, 1u);
+  EXPECT_EQ(r->metadata.repaired, 1u);
+  ASSERT_EQ(r->repairs.size(), 1u);
+  EXPECT_EQ(r->repairs[0].block, root);
+  EXPECT_TRUE(r->repairs[0].twin_bad);
+  EXPECT_FALSE(r->repairs[0].primary_bad);
+  EXPECT_NE(InodesRoot(), root);
+  ExpectFilesIntact(files);
+  ExpectCheckClean();
+  auto again = face->Scrub({}, route);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->metadata.found, 0u);
+  Unmount();
+  Mount();
+  ExpectFilesIntact(files);
+  ExpectCheckClean();
+}
+
+TEST_F(MetadataRepairTest, ScrubFindingBothCopiesBadShutsDown) {
+  Format();
+  MakeFiles();
+  ASSERT_TRUE(fs_->Sync().ok());
+  uint64_t root = InodesRoot();
+  uint64_t twin = impl()->pool()->TwinBlock(root);
+  dev_->At(twin * kB + 200)[0] ^= 0x11;
+  dev_->At(root * kB + 300)[0] ^= 0x11;
+  auto* face = static_cast<fs::FsFace*>(fs_.get());
+  auto r = face->Scrub({}, [&](uint64_t offset, uint64_t length) {
+    return fs_->RecordMediaFailure(offset, length, kFailureSimulated);
+  });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->clean());
+  ASSERT_FALSE(r->metadata.problems.empty());
+  EXPECT_NE(r->metadata.problems[0].find("both copies are bad"), std::string::npos)
+      << r->metadata.problems[0];
+  EXPECT_TRUE(r->read_only);
+  EXPECT_NE(r->read_only_reason.find(fmt::format("metadata node {}", root)), std::string::npos)
+      << r->read_only_reason;
+  EXPECT_TRUE(fs_->read_only());
+}
+
 // ---- Randomised: aged filesystems, errors on random metadata copies, contents against a model.
 
 uint64_t Seed() {

@@ -320,6 +320,11 @@ class Pool {
   }
   // The allocator's state of node slot `slot` (kNotMetadata outside METADATA chunks).
   space::NodeState SlotState(uint64_t slot) const { return nodes_.State(slot); }
+  // For scrub: verifies both copies of node slot `slot` (bad media, checksum, own block number)
+  // and, when exactly one is bad, queues the repair as a read finding it would. The two results
+  // (the twin's Ok without twins). Reads the committed copies: call it with no writer changing
+  // them (the filesystem lock).
+  std::pair<Status, Status> ScrubNode(uint64_t slot);
   // Repairs done since the last call, oldest first (relocations once durable).
   std::vector<RepairEvent> TakeRepairEvents();
   // Node slots retired (never allocated again this mount) or waiting to be. Retirement is not

@@ -257,6 +257,16 @@ Result<const uint8_t*> Pool::ReadTwin(uint64_t blockno, const Status& why) {
   return device_->At(twin * kBlockSize);
 }
 
+std::pair<Status, Status> Pool::ScrubNode(uint64_t slot) {
+  Status primary = CheckCopy(slot, slot);
+  uint64_t twin = TwinBlock(slot);
+  Status copy = twin != 0 ? CheckCopy(twin, slot) : Status::Ok();
+  if (twin != 0 && primary.ok() != copy.ok()) {
+    QueueRepair(slot, !primary.ok(), !copy.ok(), (primary.ok() ? copy : primary).message());
+  }
+  return {primary, copy};
+}
+
 void Pool::QueueRepair(uint64_t blockno, bool primary_bad, bool twin_bad,
                        const std::string& reason) {
   std::lock_guard<std::mutex> g(repair_mutex_);

@@ -44,6 +44,7 @@ struct Command {
 
 // ---- The subcommands (commands_image.cc, commands_namespace.cc, commands_data.cc).
 Runner SetupMkfs(CLI::App* sub);
+Runner SetupTune(CLI::App* sub);
 Runner SetupInfo(CLI::App* sub);
 Runner SetupDf(CLI::App* sub);
 Runner SetupCheck(CLI::App* sub);
@@ -85,6 +86,8 @@ struct ClientMapArgs {
 Status MapThroughSocket(const ClientMapArgs& a);
 Status InjectErrorThroughSocket(const std::string& socket, const std::string& offset,
                                 const std::string& length, const std::string& at);
+// commands_scrub.cc
+Runner SetupScrub(CLI::App* sub);
 // commands_mount.cc: the FUSE front end (fuse/).
 Runner SetupMount(CLI::App* sub);
 Runner SetupUmount(CLI::App* sub);

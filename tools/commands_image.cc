@@ -24,6 +24,7 @@ nlohmann::json InfoJson(const ImageInfo& info) {
                       {"chunk_size", info.chunk_size},
                       {"chunk_count", info.chunk_count},
                       {"metadata_chunks", info.metadata_chunks},
+                      {"metadata_twin_chunks", info.metadata_twin_chunks},
                       {"data_chunks", info.data_chunks},
                       {"free_chunks", info.free_chunks},
                       {"metadata_nodes",
@@ -43,8 +44,10 @@ nlohmann::json InfoJson(const ImageInfo& info) {
   }
   j["chunks"] = nlohmann::json::array();
   for (const auto& c : info.chunks) {
-    j["chunks"].push_back(
-        {{"index", c.index}, {"offset", c.offset}, {"length", c.length}, {"type", c.type}});
+    nlohmann::json chunk = {
+        {"index", c.index}, {"offset", c.offset}, {"length", c.length}, {"type", c.type}};
+    if (c.partner >= 0) chunk[c.type == "METADATA_TWIN" ? "twin_of" : "twin"] = c.partner;
+    j["chunks"].push_back(chunk);
   }
   return j;
 }
@@ -65,8 +68,17 @@ void PrintInfo(const ImageInfo& info) {
              info.superblock_slot, info.clean ? "clean" : "not cleanly unmounted");
   fmt::print("size:            {} ({} bytes), block size {}\n", HumanSize(info.device_size),
              info.device_size, info.block_size);
-  fmt::print("chunks:          {} x {}: {} metadata, {} data, {} free\n", info.chunk_count,
-             HumanSize(info.chunk_size), info.metadata_chunks, info.data_chunks, info.free_chunks);
+  fmt::print("chunks:          {} x {}: {} metadata, {}{} data, {} free\n", info.chunk_count,
+             HumanSize(info.chunk_size), info.metadata_chunks,
+             info.metadata_twin_chunks ? fmt::format("{} metadata twin, ", info.metadata_twin_chunks)
+                                       : "",
+             info.data_chunks, info.free_chunks);
+  std::string twins;
+  for (const auto& c : info.chunks) {
+    if (c.type == "METADATA" && c.partner >= 0)
+      twins += fmt::format("{}{} -> {}", twins.empty() ? "" : ", ", c.index, c.partner);
+  }
+  if (!twins.empty()) fmt::print("metadata twins:  chunk {}\n", twins);
   fmt::print("metadata nodes:  {} total, {} used, {} free\n", info.metadata_nodes_total,
              info.metadata_nodes_used, info.metadata_nodes_free);
   fmt::print("trees:\n");
@@ -87,6 +99,7 @@ struct MkfsArgs {
   MkfsOptions options;
   bool no_rmap = false;
   bool no_reflink = false;
+  bool no_metadata_dup = false;
 };
 
 Status RunMkfs(const MkfsArgs& a) {
@@ -99,11 +112,27 @@ Status RunMkfs(const MkfsArgs& a) {
   }
   options.rmap = !a.no_rmap;
   options.reflink = !a.no_rmap && !a.no_reflink;  // reflink needs the reverse map
+  options.metadata_dup = !a.no_metadata_dup;
   RETURN_IF_ERROR(At(a.image, Mkfs(a.image, options)));
   ASSIGN_OR_RETURN(ImageInfo made, Inspect(a.image));
   fmt::print("{}: daxfs filesystem of {} made: {} chunks of {}, features {}, uuid {}\n", a.image,
              HumanSize(made.device_size), made.chunk_count, HumanSize(made.chunk_size),
              Features(made), made.uuid);
+  return Status::Ok();
+}
+
+// ---- tune
+
+struct TuneArgs {
+  std::string image;
+  TuneOptions options;
+};
+
+Status RunTune(const TuneArgs& a) {
+  Result<TuneReport> tuned = Tune(a.image, a.options);
+  if (!tuned.ok()) return At(a.image, tuned.status());
+  const TuneReport& report = *tuned;
+  for (const std::string& c : report.changes) fmt::print("{}: {}\n", a.image, c);
   return Status::Ok();
 }
 
@@ -213,7 +242,19 @@ Runner SetupMkfs(CLI::App* sub) {
   sub->add_flag("-f,--force", a->options.force, "Replace an existing daxfs filesystem");
   sub->add_flag("--no-rmap", a->no_rmap, "No reverse map (implies --no-reflink)");
   sub->add_flag("--no-reflink", a->no_reflink, "No shared blocks");
+  sub->add_flag("--no-metadata-dup", a->no_metadata_dup,
+                "No second copy of the metadata (a media error in metadata then shuts the "
+                "filesystem down instead of being repaired)");
   return [a](Reporter&) { return RunMkfs(*a); };
+}
+
+Runner SetupTune(CLI::App* sub) {
+  auto a = std::make_shared<TuneArgs>();
+  AddImageArg(sub, &a->image);
+  sub->add_flag("--metadata-dup", a->options.metadata_dup,
+                "Add a second copy of every metadata node and of the superblock (one twin chunk "
+                "per metadata chunk), in one commit");
+  return [a](Reporter&) { return RunTune(*a); };
 }
 
 Runner SetupInfo(CLI::App* sub) {

@@ -14,6 +14,7 @@
 
 #include "daxfs/filesystem.h"
 #include "daxfs/media.h"
+#include "daxfs/scrub.h"
 #include "daxfs/status.h"
 
 namespace daxfs {
@@ -137,6 +138,10 @@ class DaxFs {
   virtual Result<FailureReport> InjectError(uint64_t offset, uint64_t length) = 0;
   // What the bad-block scan at mount routed.
   virtual std::vector<FailureReport> mount_reports() const = 0;
+  // The online scrub (daxfs/scrub.h, docs/scrub.md): the filesystem stays usable while it runs;
+  // every bad data range it finds is routed like NotifyFailure (simulated on emulated devices),
+  // mappings included, and logged.
+  virtual Result<ScrubReport> Scrub(const ScrubOptions& options) = 0;
   // Waits until every signal caught so far has been routed (handle_signals).
   virtual Status WaitForSignals() = 0;
 

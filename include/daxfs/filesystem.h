@@ -77,6 +77,10 @@ struct FormatOptions {
   std::string label;
   bool rmap = true;         // keep the reverse map (feature flag)
   bool reflink = true;      // allow shared blocks (requires rmap)
+  // A second copy ("twin") of every metadata node and of the superblock in another chunk, written
+  // in the same commit (ro_compat metadup): a media error or a bad checksum in one copy is read
+  // around and repaired (docs/media.md). Off: a metadata hit shuts the filesystem down.
+  bool metadata_dup = true;
 };
 
 struct MountOptions {

@@ -21,6 +21,20 @@ struct MkfsOptions {
   std::string label;
   bool rmap = true;     // keep the reverse map (feature flag)
   bool reflink = true;  // allow shared blocks (needs rmap)
+  bool metadata_dup = true;  // twin copies of every metadata node and the superblock
+};
+
+// What Tune changes on an existing image (each only when set).
+struct TuneOptions {
+  // Adds metadata twins (metadup) to an image made without them, in one commit: a twin chunk for
+  // every metadata chunk, every node and the superblock copied. EEXIST when on already; ENOSPC
+  // (nothing changed) without enough free chunks.
+  bool metadata_dup = false;
+};
+
+// What Tune did.
+struct TuneReport {
+  std::vector<std::string> changes;  // one line each
 };
 
 struct TreeInfo {
@@ -38,7 +52,9 @@ struct ChunkInfo {
   uint64_t index = 0;
   uint64_t offset = 0;
   uint64_t length = 0;
-  std::string type;  // "METADATA", "DATA" or "free"
+  std::string type;  // "METADATA", "DATA", "METADATA_TWIN" or "free"
+  // metadup: a METADATA chunk's twin chunk, a METADATA_TWIN chunk's primary; else -1.
+  int64_t partner = -1;
 };
 
 struct ImageInfo {
@@ -56,6 +72,7 @@ struct ImageInfo {
   uint64_t chunk_size = 0;
   uint64_t chunk_count = 0;
   uint64_t metadata_chunks = 0;
+  uint64_t metadata_twin_chunks = 0;  // metadup: one per metadata chunk
   uint64_t data_chunks = 0;
   uint64_t free_chunks = 0;
   uint64_t metadata_nodes_total = 0;
@@ -76,6 +93,10 @@ struct CheckResult {
 // Makes a new, empty filesystem on `path` (a file or a pmem device). On any error nothing on
 // the device has changed.
 Status Mkfs(const std::string& path, const MkfsOptions& options);
+
+// Changes features of an existing (unmounted) image; see TuneOptions. EINVAL when nothing is
+// asked.
+Result<TuneReport> Tune(const std::string& path, const TuneOptions& options);
 
 // Mounts read-only and describes the image.
 Result<ImageInfo> Inspect(const std::string& path);

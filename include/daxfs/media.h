@@ -52,6 +52,30 @@ struct FileRangeLoss {
   bool shared = false;       // the bad block has other owners too
 };
 
+// One metadata repair from a twin (metadup, docs/media.md): a copy of a node was bad (on bad media
+// or failing its checksum); the good copy served the reads and the node moved to a new slot and
+// twin in the next commit, the bad slot retired (never allocated again, recorded in the poison
+// tree so it survives remount).
+struct MetadataRepair {
+  enum class Kind : uint8_t {
+    kRelocated = 1,  // the node moved from `block` to `new_block` (durable at `generation`)
+    kRetired = 2,    // the slot held no node: it was only taken out of service
+    kLost = 3,       // no good copy: not repaired (`reason`); the filesystem shuts down
+  };
+  Kind kind = Kind::kRelocated;
+  uint64_t block = 0;        // the node slot: device block of its primary copy
+  uint64_t twin_block = 0;   // device block of its twin copy
+  bool primary_bad = false;  // which copy was bad (the other one was used)
+  bool twin_bad = false;
+  std::string reason;           // what was wrong with the bad copy
+  std::string tree;             // the tree the node belongs to ("" when unknown)
+  int level = -1;               // its level in the tree (0: leaf; -1 unknown)
+  uint64_t new_block = 0;       // kRelocated: the new primary block ...
+  uint64_t new_twin_block = 0;  // ... and its twin
+  uint64_t generation = 0;      // kRelocated: the commit that made the move durable
+};
+const char* MetadataRepairKindName(MetadataRepair::Kind kind);  // "relocated", "retired", "lost"
+
 // What Filesystem::RecordMediaFailure did with a failed device range.
 struct MediaFailureRecord {
   std::vector<RangePiece> pieces;     // the range cut by kind, in device order
@@ -60,6 +84,8 @@ struct MediaFailureRecord {
   bool metadata_hit = false;          // the filesystem shut down read-only
   bool recorded = true;               // false: read-only, so kept in memory for this mount only
   std::string message;                // one line for logs, e.g. the shutdown reason
+  // Metadata with a good twin that the failure hit: repaired instead of a shutdown (metadup).
+  std::vector<MetadataRepair> repairs;
 };
 
 // Everything known to be bad (daxfs errors).
@@ -67,6 +93,8 @@ struct MediaErrorList {
   std::vector<FileRangeLoss> lost;          // lost file ranges, by (ino, file offset)
   std::vector<DeviceRange> retired;         // bad device space no file owns (never allocated)
   std::vector<RangePiece> metadata_damage;  // bad bytes in the superblock or METADATA chunks
+  // Metadata node slots whose bad copy a repair took out of service (metadup; one block each).
+  std::vector<DeviceRange> retired_metadata;
   std::vector<DeviceRange> bad;             // every bad device range known (media list + routed)
   // Non-empty when damaged metadata kept lost/retired from being read: why.
   std::string incomplete;

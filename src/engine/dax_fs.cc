@@ -46,6 +46,26 @@ Result<Tracking> ParseTracking(std::string_view name) {
 
 namespace {
 
+// Writes each metadata repair to the event log (called under the filesystem lock).
+class RepairLogger final : public fs::RepairObserver {
+ public:
+  explicit RepairLogger(failure::EventLog* log) : log_(log) {}
+  void Repaired(const std::vector<MetadataRepair>& repairs) override {
+    for (const MetadataRepair& r : repairs) {
+      base::Log(base::LogLevel::kInfo, "metadata repair: node slot {} {} ({}), {}", r.block,
+                MetadataRepairKindName(r.kind), r.reason,
+                r.kind == MetadataRepair::Kind::kRelocated
+                    ? fmt::format("moved to block {}", r.new_block)
+                    : std::string("not moved"));
+    }
+    Status s = log_->AppendRepairs(repairs);
+    if (!s.ok()) base::Log(base::LogLevel::kError, "event log: {}", s.ToString());
+  }
+
+ private:
+  failure::EventLog* log_;
+};
+
 class DaxFsImpl final : public DaxFs {
  public:
   DaxFsImpl(std::unique_ptr<device::Device> owned, std::unique_ptr<fs::FsFace> fs)
@@ -74,6 +94,9 @@ class DaxFsImpl final : public DaxFs {
     }
     if (!options.event_log.empty()) {
       log_ = std::make_unique<failure::EventLog>(options.event_log);
+      // Metadata repairs from twins (found by reads, failures, the mount) are events too.
+      repair_logger_ = std::make_unique<RepairLogger>(log_.get());
+      fs_->SetRepairObserver(repair_logger_.get());
     }
     router_ =
         std::make_unique<failure::Router>(fs_.get(), table_.get(), trackers_[0].get(), log_.get());
@@ -120,6 +143,15 @@ class DaxFsImpl final : public DaxFs {
 
   std::vector<FailureReport> mount_reports() const override { return mount_reports_; }
 
+  Result<ScrubReport> Scrub(const ScrubOptions& options) override {
+    if (unmounted_) return Status::IoError("the filesystem is unmounted");
+    uint32_t flags = fs_->device()->IsPmem() ? 0u : uint32_t{kFailureSimulated};
+    return fs_->Scrub(options, [&](uint64_t offset, uint64_t length) -> Result<MediaFailureRecord> {
+      ASSIGN_OR_RETURN(FailureReport r, router_->NotifyFailure(offset, length, flags));
+      return r.media;
+    });
+  }
+
   Status WaitForSignals() override {
     if (!signals_) return Status::Invalid("this filesystem does not handle signals");
     return failure::WaitForSignalEvents();
@@ -153,6 +185,7 @@ class DaxFsImpl final : public DaxFs {
     }
     if (table_) table_->KillAll();
     Status s = fs_->Unmount();
+    if (repair_logger_) fs_->SetRepairObserver(nullptr);
     unmounted_ = true;
     return s;
   }
@@ -188,6 +221,7 @@ class DaxFsImpl final : public DaxFs {
     std::vector<DeviceRange> recorded = known.retired;
     for (const FileRangeLoss& l : known.lost) recorded.push_back({l.device_offset, l.length});
     for (const RangePiece& m : known.metadata_damage) recorded.push_back({m.offset, m.length});
+    for (const DeviceRange& m : known.retired_metadata) recorded.push_back(m);
     for (const device::BadRange& r : bad) {
       if (Covered(recorded, r.offset, r.length)) continue;
       ASSIGN_OR_RETURN(FailureReport report,
@@ -238,6 +272,7 @@ class DaxFsImpl final : public DaxFs {
   std::vector<std::unique_ptr<dax::OwnerTracker>> trackers_;
   std::unique_ptr<dax::MappingTable> table_;
   std::unique_ptr<failure::EventLog> log_;
+  std::unique_ptr<RepairLogger> repair_logger_;
   std::unique_ptr<failure::Router> router_;
   std::vector<FailureReport> mount_reports_;
   bool signals_ = false;

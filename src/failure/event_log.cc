@@ -76,6 +76,36 @@ std::string EventJson(std::string_view event, const FailureReport& r) {
   j["shut_down"] = r.shut_down;
   j["unmounted"] = r.unmounted;
   if (!r.media.message.empty()) j["message"] = r.media.message;
+  if (!r.media.repairs.empty()) {
+    nlohmann::json repairs = nlohmann::json::array();
+    for (const MetadataRepair& m : r.media.repairs)
+      repairs.push_back(nlohmann::json::parse(RepairJson(m)));
+    j["repairs"] = repairs;
+  }
+  return j.dump();
+}
+
+std::string RepairJson(const MetadataRepair& m) {
+  nlohmann::json j;
+  j["time"] = UtcNow();
+  j["event"] = "repair";
+  j["kind"] = MetadataRepairKindName(m.kind);
+  j["block"] = m.block;
+  j["device_offset"] = m.block * 4096;
+  j["twin_block"] = m.twin_block;
+  nlohmann::json bad = nlohmann::json::array();
+  if (m.primary_bad) bad.push_back("primary");
+  if (m.twin_bad) bad.push_back("twin");
+  j["bad_copies"] = bad;
+  j["used_copy"] = m.primary_bad ? (m.twin_bad ? "none" : "twin") : "primary";
+  if (!m.reason.empty()) j["reason"] = m.reason;
+  if (!m.tree.empty()) j["tree"] = m.tree;
+  if (m.level >= 0) j["level"] = m.level;
+  if (m.kind == MetadataRepair::Kind::kRelocated) {
+    j["new_block"] = m.new_block;
+    j["new_twin_block"] = m.new_twin_block;
+    j["generation"] = m.generation;
+  }
   return j.dump();
 }
 
@@ -84,7 +114,17 @@ EventLog::~EventLog() {
 }
 
 Status EventLog::Append(std::string_view event, const FailureReport& report) {
-  std::string line = EventJson(event, report);
+  return AppendLine(EventJson(event, report));
+}
+
+Status EventLog::AppendRepairs(const std::vector<MetadataRepair>& repairs) {
+  if (repairs.empty()) return Status::Ok();
+  std::string lines;
+  for (const MetadataRepair& m : repairs) lines += (lines.empty() ? "" : "\n") + RepairJson(m);
+  return AppendLine(std::move(lines));
+}
+
+Status EventLog::AppendLine(std::string line) {
   line.push_back('\n');
   std::lock_guard<std::mutex> lock(mu_);
   if (fd_ < 0) {

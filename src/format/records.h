@@ -128,7 +128,9 @@ Result<RefcountRecord> DecodeRefcount(uint64_t device_block, const uint8_t* valu
 //   whole-block write replaces them. One inode's records never overlap.
 // - a bad device range, key {kPoisonBad, device block, 0}: device blocks [device block, +blocks)
 //   are bad; they are never allocated again (owned by files that lost them, or retired: owner
-//   `bad` in the rmap). Bad-range records never overlap.
+//   `bad` in the rmap). Bad-range records never overlap. With kBadMetadata the range is one block
+//   of a METADATA or METADATA_TWIN chunk: a copy of a metadata node slot that a twin repair took
+//   out of service (metadup); no file owns it and the rmap keeps it under owner `metadata`.
 // So the losses of an inode's file range and the bad ranges overlapping a device range are each
 // one seek and a short forward scan.
 inline constexpr uint16_t kPoisonValueSize = 16;
@@ -136,7 +138,10 @@ inline constexpr uint64_t kPoisonLost = 1;
 inline constexpr uint64_t kPoisonBad = 2;
 inline constexpr uint32_t kBadHitFree = 1;       // the range was free space when it went bad
 inline constexpr uint32_t kBadSimulated = 2;     // injected by software (kFailureSimulated)
-inline constexpr uint32_t kBadKnownFlags = kBadHitFree | kBadSimulated;
+inline constexpr uint32_t kBadMetadata = 4;      // a retired metadata node slot's bad copy
+inline constexpr uint32_t kBadChecksum = 8;      // kBadMetadata found by checksum, not on bad media
+inline constexpr uint32_t kBadKnownFlags =
+    kBadHitFree | kBadSimulated | kBadMetadata | kBadChecksum;
 struct LostRecord {
   uint64_t ino = 0;
   uint64_t file_block = 0;

@@ -11,6 +11,7 @@
 
 #include "daxfs/filesystem.h"
 #include "daxfs/media.h"
+#include "daxfs/scrub.h"
 #include "fs/mapping_hooks.h"
 
 namespace daxfs::device {
@@ -38,6 +39,19 @@ class FailurePlanObserver {
   virtual void Planned(const DeviceRange& range, const std::vector<FileRangeLoss>& owners) = 0;
 };
 
+// Hears every metadata repair from a twin (metadup): a node whose copy was bad moved to a new
+// slot, or a bad slot taken out of service. Called under the filesystem lock, right after the
+// commit that made the repairs durable; must not call back into the filesystem.
+class RepairObserver {
+ public:
+  virtual ~RepairObserver() = default;
+  virtual void Repaired(const std::vector<MetadataRepair>& repairs) = 0;
+};
+
+// Routes a bad device range found by scrub through the failure chain (the DAX layer's router:
+// owners recorded lost, mappings notified, free space retired); called without the lock.
+using ScrubRoute = std::function<Result<MediaFailureRecord>(uint64_t offset, uint64_t length)>;
+
 class FsFace : public Filesystem {
  public:
   // The device the filesystem is mounted on (its size is the one range every device offset is
@@ -48,6 +62,11 @@ class FsFace : public Filesystem {
 
   // The DAX layer's observer of watched files (null: none). Set before the first mapping.
   virtual void SetMappingObserver(MappingObserver* observer) = 0;
+  // The observer of metadata repairs (null: none); it hears the repairs done since mount at once.
+  virtual void SetRepairObserver(RepairObserver* observer) = 0;
+  // The online scrub (daxfs/scrub.h), in slices under the lock; every bad range it finds goes
+  // through `route` (the failure chain).
+  virtual Result<ScrubReport> Scrub(const ScrubOptions& options, const ScrubRoute& route) = 0;
   // One operation that makes [offset, +length) of regular file `ino` mappable and hands its
   // layout to `install` under the filesystem lock (so no extent changes in between; `install`
   // must not call back into the filesystem; its error is returned and, for a writable mapping,

@@ -47,6 +47,7 @@ class FormatHooks final : public TxnHooks {
   Status BeforeCommit(WriteOp&) override { return Status::Ok(); }
   void TxnCommitted() override {}
   void TxnAborted() override {}
+  bool WantsCommit() const override { return false; }
 };
 
 }  // namespace
@@ -61,7 +62,8 @@ Status FsImpl::FormatDevice(device::Device* device, const FormatOptions& options
                        (options.reflink ? format::feature::kRoCompatReflink : 0);
   ASSIGN_OR_RETURN(auto pool, txn::Pool::Format(device, {.chunk_size = options.chunk_size,
                                                          .label = options.label,
-                                                         .ro_compat = ro_compat}));
+                                                         .ro_compat = ro_compat,
+                                                         .metadata_dup = options.metadata_dup}));
   RegisterTrees(pool.get());
   FormatHooks hooks;
   OpRunner runner(pool.get(), device, MountOptions{}, options.rmap, options.rmap && options.reflink,
@@ -94,6 +96,7 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(device::Device* device,
   std::vector<device::BadRange> damage = pool->MetadataDamage();
   std::unique_ptr<FsImpl> fs(new FsImpl(device, std::move(owned), std::move(pool), options));
   fs->scrubber_ = scrubber;
+  std::vector<uint64_t> retired_slots;
   Status root = fs->runner_.ReadForUpdate([&](const ReadOp& op) -> Status {
     Result<Inode> r = Inodes::Get(op, format::kRootIno);
     if (!r.ok()) {
@@ -104,22 +107,64 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(device::Device* device,
       return Status::Corruption("inode 1 (the root) is not a directory");
     }
     RETURN_IF_ERROR(fs->data_.Rebuild(op));
-    return fs->poison_.ExcludeBadFromDataSpace(op);
+    RETURN_IF_ERROR(fs->poison_.ExcludeBadFromDataSpace(op));
+    ASSIGN_OR_RETURN(retired_slots, fs->repairs_.LoadAtMount(op));
+    return Status::Ok();
   });
+  if (root.ok() && !retired_slots.empty()) {
+    // Slots a repair took out of service: the pool does not keep them, the poison tree does.
+    Status retired = fs->pool_->RetireNodes(retired_slots);
+    if (!retired.ok())
+      base::Log(base::LogLevel::kError, "retiring metadata slots: {}", retired.ToString());
+  }
   if (!damage.empty()) {
-    // Bad bytes under metadata: mount read-only (shut down) so that check and errors still work.
     if (!root.ok())
       base::Log(base::LogLevel::kError, "mount with metadata damage: {}", root.ToString());
-    uint64_t chunk = damage[0].offset / fs->pool_->superblock().chunk_size;
-    fs->runner_.Exclusive([&] {
-      fs->runner_.ShutDown(Status::IoError(fmt::format(
-          "media error in metadata at device offset {} (chunk {}): filesystem shut down read-only",
-          damage[0].offset, chunk)));
-    });
-    return fs;
+    fs->HandleMetadataDamageAtMount(damage);
+    if (!root.ok() && !fs->runner_.read_only()) {
+      fs->runner_.Exclusive([&] { fs->runner_.ShutDown(root); });
+    }
+    if (fs->runner_.read_only()) return fs;
   }
   RETURN_IF_ERROR(root);
+  // Repairs found by the mount (a bad copy on the device's list or failing its checksum) are
+  // made durable now, with their poison records.
+  fs->repairs_.Absorb(fs->pool_->TakeRepairEvents());
+  if (fs->WantsCommit()) {
+    Status repaired = fs->runner_.CommitIfWanted();
+    if (!repaired.ok())
+      base::Log(base::LogLevel::kError, "metadata repair at mount: {}", repaired.ToString());
+  }
   return fs;
+}
+
+void FsImpl::HandleMetadataDamageAtMount(const std::vector<device::BadRange>& damage) {
+  std::string why;
+  if (!pool_->metadata_dup()) {
+    why = fmt::format(
+        "media error in metadata at device offset {} (chunk {}): filesystem shut down read-only",
+        damage[0].offset, damage[0].offset / pool_->superblock().chunk_size);
+  } else {
+    // Every hit was queued by the pool's mount already; this finds the nodes with no good copy.
+    for (const device::BadRange& r : damage) {
+      txn::MetadataFailure f = pool_->NoteMetadataFailure(r.offset, r.length);
+      if (!f.repairable()) {
+        why = fmt::format(
+            "media error in metadata at device offset {} (chunk {}): {}: filesystem "
+            "shut down read-only",
+            r.offset, r.offset / pool_->superblock().chunk_size, f.lost[0]);
+        break;
+      }
+    }
+    if (why.empty() && pool_->read_only() && !options_.read_only) {
+      why = fmt::format(
+          "media error in metadata at device offset {} (chunk {}): a tree could not "
+          "be walked: filesystem shut down read-only",
+          damage[0].offset, damage[0].offset / pool_->superblock().chunk_size);
+    }
+  }
+  if (why.empty()) return;
+  runner_.Exclusive([&] { runner_.ShutDown(Status::IoError(why)); });
 }
 
 namespace {
@@ -138,6 +183,7 @@ FsImpl::FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,
       data_(pool_.get()),
       poison_(device, &data_),
       budget_(pool_.get(), &poison_),
+      repairs_(pool_.get(), device, &poison_, &budget_),
       extents_(device, &data_, &poison_),
       remap_(&extents_, &poison_),
       files_(device, &data_, &poison_, &budget_, &extents_, &remap_),
@@ -154,7 +200,8 @@ FsImpl::FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,
               .budget = &budget_,
               .owners = &owners_,
               .names = &names_,
-              .layouts = &layouts_}) {}
+              .layouts = &layouts_,
+              .repairs = &repairs_}) {}
 
 FsImpl::~FsImpl() {
   if (runner_.unmounted()) return;
@@ -167,13 +214,21 @@ FsImpl::~FsImpl() {
 void FsImpl::TxnBegan(txn::WriteTxn&) { data_.TxnBegan(); }
 
 Status FsImpl::BeforeCommit(WriteOp& op) {
+  // Metadata repairs first (a relocation may type METADATA chunks), with their poison records.
+  if (pool_->metadata_dup()) RETURN_IF_ERROR(repairs_.BeforeCommit(op));
   // New METADATA chunks get their rmap records.
   return has_rmap_ ? rmap_.ReconcileMetadataChunks(op) : Status::Ok();
 }
 
-void FsImpl::TxnCommitted() { data_.TxnCommitted(); }
+void FsImpl::TxnCommitted() {
+  data_.TxnCommitted();
+  repairs_.Committed();
+}
 
-void FsImpl::TxnAborted() { data_.TxnAborted(); }
+void FsImpl::TxnAborted() {
+  data_.TxnAborted();
+  repairs_.Aborted();
+}
 
 Status FsImpl::Fsync(Ino ino) {
   RETURN_IF_ERROR(
@@ -184,6 +239,16 @@ Status FsImpl::Fsync(Ino ino) {
 Status FsImpl::Sync() { return runner_.Sync(); }
 
 Status FsImpl::Unmount() { return runner_.Unmount(); }
+
+Status FsImpl::EnableMetadataDup() {
+  RETURN_IF_ERROR(runner_.Exclusive([&] { return runner_.CheckWritable("metadata twins"); }));
+  if (pool_->metadata_dup()) return Status::Exists("metadata twins are on already");
+  // Alone in its transaction (its error aborts it); the rmap's records of the twin chunks go into
+  // the same commit (BeforeCommit).
+  RETURN_IF_ERROR(runner_.Sync());
+  RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) { return op.txn().EnableMetadataDup(); }));
+  return runner_.Sync();
+}
 
 Result<FsStats> FsImpl::StatFs() {
   FsStats st;
@@ -356,6 +421,7 @@ ScrubAccess FsImpl::scrub_access() {
           .data = &data_,
           .poison = &poison_,
           .owners = &owners_,
+          .repairs = &repairs_,
           .has_rmap = has_rmap_,
           .has_reflink = has_reflink_};
 }
@@ -363,6 +429,11 @@ ScrubAccess FsImpl::scrub_access() {
 Result<FsCheckResult> FsImpl::Check() {
   if (scrubber_ == nullptr) return NoScrubber();
   return scrubber_->Check(scrub_access());
+}
+
+Result<ScrubReport> FsImpl::Scrub(const ScrubOptions& options, const ScrubRoute& route) {
+  if (scrubber_ == nullptr) return NoScrubber();
+  return scrubber_->Scrub(scrub_access(), options, route);
 }
 
 Result<RepairReport> FsImpl::RebuildReverseMaps() {
@@ -391,6 +462,10 @@ Result<std::vector<RangePiece>> FsImpl::ClassifyRange(uint64_t offset, uint64_t 
 
 void FsImpl::SetMappingObserver(MappingObserver* observer) {
   runner_.Exclusive([&] { runner_.SetObserver(observer); });
+}
+
+void FsImpl::SetRepairObserver(RepairObserver* observer) {
+  runner_.Exclusive([&] { repairs_.SetObserver(observer); });
 }
 
 Status FsImpl::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,

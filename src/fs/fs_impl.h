@@ -24,6 +24,7 @@
 #include "fs/layouts.h"
 #include "fs/mapping_hooks.h"
 #include "fs/media_failures.h"
+#include "fs/metadata_repairs.h"
 #include "fs/namespace.h"
 #include "fs/node_budget.h"
 #include "fs/op.h"
@@ -113,6 +114,8 @@ class FsImpl final : public FsFace, private TxnHooks {
 
   // ---- The face to the layers above (face.h; Layouts, layouts.h; Owners)
   void SetMappingObserver(MappingObserver* observer) override;
+  void SetRepairObserver(RepairObserver* observer) override;
+  Result<ScrubReport> Scrub(const ScrubOptions& options, const ScrubRoute& route) override;
   Status PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool writable,
                         const std::function<Status(const MapLayout&)>& install) override;
   device::Device* device() const override { return device_; }
@@ -122,6 +125,9 @@ class FsImpl final : public FsFace, private TxnHooks {
                                                    size_t max) override;
 
   bool has_reflink() const { return has_reflink_; }
+  // Adds metadata twins to a filesystem made without them (Pool::EnableMetadataDup in a write
+  // operation of its own, committed before it returns). EEXIST, ENOSPC, EROFS.
+  Status EnableMetadataDup();
   // For the scrub layer: the runner and modules it checks and repairs through.
   ScrubAccess scrub_access();
   // For tests: the pool underneath (do not write through it).
@@ -137,6 +143,11 @@ class FsImpl final : public FsFace, private TxnHooks {
   Status BeforeCommit(WriteOp& op) override;
   void TxnCommitted() override;
   void TxnAborted() override;
+  bool WantsCommit() const override { return repairs_.WantsCommit(); }
+
+  // Mount with bad bytes under metadata (`damage`): without twins, or when a node lost both
+  // copies, read-only with the reason; with twins every other hit is queued for repair.
+  void HandleMetadataDamageAtMount(const std::vector<device::BadRange>& damage);
 
   FsStats FillSpace(FsStats st);  // the space figures of StatFs (under the filesystem lock)
 
@@ -150,6 +161,7 @@ class FsImpl final : public FsFace, private TxnHooks {
   DataSpace data_;
   PoisonIndex poison_;
   NodeBudget budget_;
+  MetadataRepairs repairs_;
   ExtentMap extents_;
   Remapper remap_;
   FileData files_;

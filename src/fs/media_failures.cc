@@ -12,6 +12,7 @@
 #include "fs/blocks.h"
 #include "fs/data_space.h"
 #include "fs/layouts.h"
+#include "fs/metadata_repairs.h"
 #include "fs/namespace.h"
 #include "fs/node_budget.h"
 #include "fs/op_runner.h"
@@ -78,6 +79,7 @@ std::vector<RangePiece> MediaFailures::ClassifyNow(uint64_t offset, uint64_t len
   std::vector<int8_t> types(sb.chunk_count, -1);
   for (auto& [chunk, type] : p_.pool->Chunks()) types[chunk] = static_cast<int8_t>(type);
   uint64_t chunk_bytes = sb.chunk_size;
+  const uint64_t sb_twin = p_.pool->TwinBlock(0) * kBlock;  // chunk 0's twin (0: none)
   for (uint64_t at = offset; at < end;) {
     if (at >= fs_end) {
       AppendPiece(&pieces, at, end - at, RangeKind::kOutside);
@@ -96,9 +98,12 @@ std::vector<RangePiece> MediaFailures::ClassifyNow(uint64_t offset, uint64_t len
       }
       continue;
     }
-    if (type == static_cast<int8_t>(format::ChunkType::kMetadata)) {
-      uint64_t slots_end = format::kFirstNodeBlock * kBlock;
-      if (at < slots_end) {
+    if (type == static_cast<int8_t>(format::ChunkType::kMetadata) ||
+        type == static_cast<int8_t>(format::ChunkType::kMetadataTwin)) {
+      // Chunk 0 and its twin start with the superblock slots (and their copies).
+      bool sb_home = chunk == 0 || (sb_twin != 0 && chunk * chunk_bytes == sb_twin);
+      uint64_t slots_end = chunk * chunk_bytes + format::kFirstNodeBlock * kBlock;
+      if (sb_home && at < slots_end) {
         uint64_t next = std::min(slots_end, chunk_end);
         AppendPiece(&pieces, at, next - at, RangeKind::kSuperblock);
         at = next;
@@ -135,7 +140,11 @@ struct MediaFailures::Plan {
   std::vector<uint64_t>
       chunks_to_type;  // unallocated chunks hit: typed DATA to hold the retirement
   std::vector<space::Run> retire_chunk;  // the bad blocks in those chunks
-  std::optional<RangePiece> metadata;    // the first metadata piece hit
+  std::optional<RangePiece> metadata;    // the first metadata piece that shuts down
+  std::string lost;                      // why (metadup: a node with no good copy)
+  std::vector<RangePiece> repairable;    // metadup: metadata pieces whose nodes have a twin
+  uint64_t nodes_hit = 0;                // ... the nodes in them, queued for repair
+  uint64_t superblock_copies_hit = 0;    // ... and superblock copies (the other copy serves)
   bool any_metadata() const { return metadata.has_value(); }
 };
 
@@ -147,12 +156,25 @@ Status MediaFailures::MakePlan(const ReadOp& op, uint64_t offset, uint64_t lengt
   plan->pieces = ClassifyNow(plan->first * kBlock, (plan->end - plan->first) * kBlock);
   bool simulated = plan->flags & kFailureSimulated;
   // Metadata is found by address alone, before any tree is read: the bad bytes may be the very
-  // nodes that would name the owners, and the filesystem shuts down without recording them.
+  // nodes that would name the owners. With twins every hit node with a good copy is queued for
+  // repair (reads use the good copy from now on) and the rest of the failure is planned as
+  // usual; without, or when a node lost both copies, the filesystem shuts down without recording
+  // anything.
+  const bool dup = p_.pool->metadata_dup();
   for (const RangePiece& p : plan->pieces) {
-    if (IsMetadataKind(p.kind)) {
-      plan->metadata = p;
-      return Status::Ok();
+    if (!IsMetadataKind(p.kind)) continue;
+    if (dup) {
+      txn::MetadataFailure f = p_.pool->NoteMetadataFailure(p.offset, p.length);
+      if (f.repairable()) {
+        plan->repairable.push_back(p);
+        plan->nodes_hit += f.nodes.size();
+        plan->superblock_copies_hit += f.superblock_copies.size();
+        continue;
+      }
+      plan->lost = f.lost[0];
     }
+    plan->metadata = p;
+    return Status::Ok();
   }
 
   // Owners of the data pieces: the rmap, or a scan of every extent map without it.
@@ -353,6 +375,7 @@ Result<MediaFailureRecord> MediaFailures::Record(const DeviceRange& range, uint3
   if (writable) RETURN_IF_ERROR(p_.runner->Sync());
 
   MediaFailureRecord rec;
+  const size_t repairs_mark = p_.runner->Exclusive([&] { return p_.repairs->reported(); });
   bool handled = false;  // done in memory (read-only, or a metadata hit)
   Plan plan;
   plan.flags = flags;
@@ -386,10 +409,16 @@ Result<MediaFailureRecord> MediaFailures::Record(const DeviceRange& range, uint3
         if (plan.any_metadata()) {
           rec.metadata_hit = true;
           rec.message = fmt::format(
-              "media error in {} at device offset {} (chunk {}): filesystem shut down read-only",
+              "media error in {} at device offset {} (chunk {}){}: filesystem shut down read-only",
               plan.metadata->kind == RangeKind::kSuperblock ? "the superblock" : "metadata",
-              plan.metadata->offset, plan.metadata->offset / p_.pool->superblock().chunk_size);
+              plan.metadata->offset, plan.metadata->offset / p_.pool->superblock().chunk_size,
+              plan.lost.empty() ? "" : ": " + plan.lost);
           p_.runner->ShutDown(Status::IoError(rec.message));
+        } else if (!plan.repairable.empty()) {
+          rec.message = fmt::format(
+              "media error in metadata at device offset {}: {} node(s) hit, each with a good "
+              "twin: reads use the twin (read-only: repaired at the next read-write mount)",
+              plan.repairable[0].offset, plan.nodes_hit);
         } else {
           rec.message =
               Describe(rec, offset, length) + " (read-only: kept in memory for this mount)";
@@ -401,6 +430,7 @@ Result<MediaFailureRecord> MediaFailures::Record(const DeviceRange& range, uint3
 
   RETURN_IF_ERROR(p_.runner->Sync());
   rec = Report(plan.pieces, plan.owners);
+  rec.repairs = p_.runner->Exclusive([&] { return p_.repairs->Since(repairs_mark); });
   for (const space::Run& r : plan.retire_free)
     rec.retired.push_back({r.start * kBlock, r.count * kBlock});
   for (const space::Run& r : plan.retire_chunk)
@@ -408,6 +438,21 @@ Result<MediaFailureRecord> MediaFailures::Record(const DeviceRange& range, uint3
   std::sort(rec.retired.begin(), rec.retired.end(),
             [](auto& a, auto& b) { return a.offset < b.offset; });
   rec.message = Describe(rec, offset, length);
+  if (!plan.repairable.empty()) {
+    uint64_t moved = 0, retired = 0;
+    for (const MetadataRepair& r : rec.repairs) {
+      moved += r.kind == MetadataRepair::Kind::kRelocated;
+      retired += r.kind == MetadataRepair::Kind::kRetired;
+    }
+    rec.message += fmt::format(
+        "; metadata hit at device offset {}: repaired from the twin copies ({} node(s) moved, {} "
+        "slot(s) retired{})",
+        plan.repairable[0].offset, moved, retired,
+        plan.superblock_copies_hit
+            ? fmt::format(", {} superblock copy(ies) bad: the other copy serves",
+                          plan.superblock_copies_hit)
+            : "");
+  }
   base::Log(base::LogLevel::kInfo, "{}", rec.message);
   return rec;
 }
@@ -439,7 +484,11 @@ Result<MediaErrorList> MediaFailures::List() {
     for (const RmapRecord& r : retired)
       out.retired.push_back({r.device_block * kBlock, r.blocks * kBlock});
     ASSIGN_OR_RETURN(std::vector<BadRecord> recorded, p_.poison->BadRecords(op, 0, kNoEnd));
-    for (const BadRecord& r : recorded) bad.push_back({r.device_block, r.blocks});
+    for (const BadRecord& r : recorded) {
+      bad.push_back({r.device_block, r.blocks});
+      if (r.flags & format::kBadMetadata)
+        out.retired_metadata.push_back({r.device_block * kBlock, r.blocks * kBlock});
+    }
     for (const space::Run& r : p_.poison->kept_bad()) bad.push_back(r);
     for (const RangePiece& p : p_.poison->kept_metadata_hits()) out.metadata_damage.push_back(p);
     return Status::Ok();
@@ -450,6 +499,7 @@ Result<MediaErrorList> MediaFailures::List() {
     if (p_.pool->MetadataDamage().empty()) return read;
     out.lost.clear();
     out.retired.clear();
+    out.retired_metadata.clear();
     out.incomplete = read.ToString();
   }
   for (const device::BadRange& r : p_.pool->MetadataDamage()) {

@@ -25,6 +25,7 @@ namespace daxfs::fs {
 
 class DataSpace;
 class Layouts;
+class MetadataRepairs;
 class Namespace;
 class NodeBudget;
 class OpRunner;
@@ -43,6 +44,7 @@ class MediaFailures {
     const Owners* owners;
     const Namespace* names;
     const Layouts* layouts;
+    const MetadataRepairs* repairs;
   };
   explicit MediaFailures(const Parts& parts) : p_(parts) {}
 

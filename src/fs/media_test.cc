@@ -218,7 +218,7 @@ class PlanRecorder final : public fs::FailurePlanObserver {
 };
 
 TEST_F(SharedMediaTest, FailureIsPlannedOnceWithTheRecordsOwners) {
-  Format();
+  Format({.metadata_dup = false});
   Shared s = MakeShared();
   PlanRecorder plan;
   ASSERT_TRUE(dev_->InjectPoison(s.bad, kB).ok());
@@ -408,7 +408,7 @@ TEST_F(MediaTest, FreeSpaceHitIsRetiredAndSurvivesRemount) {
 }
 
 TEST_F(MediaTest, MetadataHitShutsDownAndMountWithDamageIsReadOnly) {
-  Format();
+  Format({.metadata_dup = false});
   Ino a = MakeFile("a", 1, 4);
   uint64_t node = 3 * kB;  // chunk 0 holds the superblocks and nodes
   auto rec = fs_->RecordMediaFailure(node, kB, kFailureSimulated);
@@ -448,7 +448,7 @@ TEST_F(MediaTest, MetadataHitShutsDownAndMountWithDamageIsReadOnly) {
 }
 
 TEST_F(MediaTest, BadSuperblockSlotFallsBackToTheOther) {
-  Format();
+  Format({.metadata_dup = false});
   Ino a = MakeFile("a", 1, 5);
   ASSERT_TRUE(fs_->Unmount().ok());
   fs_.reset();
@@ -460,7 +460,7 @@ TEST_F(MediaTest, BadSuperblockSlotFallsBackToTheOther) {
 }
 
 TEST_F(MediaTest, BadTreeNodeFailsWithEio) {
-  Format();
+  Format({.metadata_dup = false});
   MakeFile("a", 1, 5);
   auto* pool = impl()->pool();
   uint64_t root = pool->superblock().tree(format::TreeId::kInodes).root;

@@ -153,9 +153,20 @@ Status OpRunner::Sync() {
   return Commit();
 }
 
+Status OpRunner::CommitIfWanted() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (unmounted_ || read_only_ || !hooks_->WantsCommit()) return Status::Ok();
+  RETURN_IF_ERROR(BeginWrite());
+  Status s = Commit();
+  if (!s.ok()) base::Log(base::LogLevel::kError, "repair commit failed: {}", s.ToString());
+  return s;
+}
+
 Status OpRunner::Unmount() {
   std::lock_guard<std::mutex> lock(mu_);
   if (unmounted_) return Status::IoError("the filesystem is already unmounted");
+  // The filesystem's own pending work (metadata repairs) goes into the last commit too.
+  if (!txn_ && !read_only_ && hooks_->WantsCommit()) BeginWrite().IgnoreError();
   Status s = Commit();
   Status closed = pool_->Close();
   unmounted_ = true;

@@ -29,6 +29,9 @@ class TxnHooks {
   virtual void TxnCommitted() = 0;
   // The transaction was aborted (or the filesystem shut down): forget what it allocated.
   virtual void TxnAborted() = 0;
+  // Whether a commit would do work of the filesystem's own now (metadata repairs found by a
+  // read): the runner then commits right after a read operation and before unmount. Cheap.
+  virtual bool WantsCommit() const = 0;
 };
 
 class OpRunner {
@@ -69,6 +72,9 @@ class OpRunner {
 
   // Commits the open transaction, if any.
   Status Sync();
+  // Commits now, opening a transaction if none is open, when the hooks want a commit and the
+  // filesystem is writable (a read found a bad metadata copy: the repair becomes durable).
+  Status CommitIfWanted();
   Status Unmount();
   bool unmounted() const { return unmounted_; }  // not under the lock: the owner's destructor
   // Read-only until remounted, with the reason. Inside a ReadForUpdate or write operation.
@@ -111,14 +117,20 @@ class OpRunner {
 
 template <typename Body>
 Status OpRunner::Read(Body&& body) {
-  std::lock_guard<std::mutex> lock(mu_);
-  RETURN_IF_ERROR(CheckMounted());
-  // Declared in this order so that the trees go before the snapshot they read.
-  std::unique_ptr<txn::ReadTxn> view;
-  std::optional<btree::BTree> trees[kFsTreeCount];
-  ReadContext op;
-  RETURN_IF_ERROR(OpenRead(&view, trees, &op));
-  return body(static_cast<const ReadOp&>(op));
+  Status s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    RETURN_IF_ERROR(CheckMounted());
+    // Declared in this order so that the trees go before the snapshot they read.
+    std::unique_ptr<txn::ReadTxn> view;
+    std::optional<btree::BTree> trees[kFsTreeCount];
+    ReadContext op;
+    RETURN_IF_ERROR(OpenRead(&view, trees, &op));
+    s = body(static_cast<const ReadOp&>(op));
+  }
+  // A read that met a bad metadata copy (and was served by its twin) heals it at once.
+  if (hooks_->WantsCommit()) CommitIfWanted().IgnoreError();
+  return s;
 }
 
 template <typename Body>

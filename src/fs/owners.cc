@@ -185,10 +185,16 @@ std::vector<RmapRecord> Owners::SpecialOwnerRecords() const {
   out.push_back(
       {.device_block = 0, .owner = format::kOwnerSuperblock, .blocks = format::kFirstNodeBlock});
   for (auto& [chunk, type] : pool_->Chunks()) {
-    if (type != format::ChunkType::kMetadata) continue;
+    if (type != format::ChunkType::kMetadata && type != format::ChunkType::kMetadataTwin) continue;
     uint64_t first = sb.ChunkFirstBlock(chunk), count = sb.ChunkBlockCount(chunk);
-    if (chunk == 0) {  // after the superblock slots
-      first = format::kFirstNodeBlock;
+    bool sb_twin = type == format::ChunkType::kMetadataTwin && pool_->TwinBlock(0) == first;
+    if (sb_twin) {  // chunk 0's twin starts with the superblock copies
+      out.push_back({.device_block = first,
+                     .owner = format::kOwnerSuperblock,
+                     .blocks = format::kFirstNodeBlock});
+    }
+    if (chunk == 0 || sb_twin) {  // after the superblock slots
+      first += format::kFirstNodeBlock;
       count -= format::kFirstNodeBlock;
     }
     if (count > 0)

@@ -136,7 +136,10 @@ Result<std::vector<RmapRecord>> PoisonIndex::RetiredRecords(
   std::vector<RmapRecord> out;
   if (bad.empty()) return out;
   std::vector<space::Run> bad_runs, owned;
-  for (const BadRecord& r : bad) bad_runs.push_back({r.device_block, r.blocks});
+  for (const BadRecord& r : bad) {
+    // A retired metadata slot is metadata space (owner `metadata`), not retired data space.
+    if (!(r.flags & format::kBadMetadata)) bad_runs.push_back({r.device_block, r.blocks});
+  }
   for (const RmapRecord& r : file_owners) {
     if (!format::IsSpecialOwner(r.owner)) owned.push_back({r.device_block, r.blocks});
   }

@@ -34,6 +34,28 @@ Status AddMetadataRecord(TreeWriter& rmap, uint64_t chunk, uint64_t first, uint6
   return s.WithContext(fmt::format("rmap record of metadata chunk {}", chunk));
 }
 
+// The records of a METADATA or METADATA_TWIN chunk: `metadata` for its node slots, and for
+// chunk 0's twin (`sb_twin`: it starts with the superblock copies) `superblock` for its first
+// blocks. Chunk 0's own superblock record is the format's.
+Status AddChunkRecords(TreeWriter& rmap, const format::Superblock& sb, uint64_t chunk,
+                       bool sb_twin = false) {
+  uint64_t first = sb.ChunkFirstBlock(chunk), blocks = sb.ChunkBlockCount(chunk);
+  if (chunk == 0 || sb_twin) {
+    if (chunk != 0) {
+      btree::Key key = RmapKey(first, format::kOwnerSuperblock, 0);
+      ASSIGN_OR_RETURN(bool present, rmap.tree()->Get(key, nullptr));
+      if (!present) {
+        RETURN_IF_ERROR(
+            rmap.Insert(key, RmapValue(format::kFirstNodeBlock, 0).bytes)
+                .WithContext(fmt::format("rmap record of superblock twins in chunk {}", chunk)));
+      }
+    }
+    first += format::kFirstNodeBlock;
+    blocks -= format::kFirstNodeBlock;
+  }
+  return AddMetadataRecord(rmap, chunk, first, blocks);
+}
+
 }  // namespace
 
 // ---- Extents.
@@ -66,42 +88,45 @@ Status Rmap::AddFormatRecords(WriteOp& op, const format::Superblock& sb) {
   TreeWriter& rmap = op.writer(FsTree::kRmap);
   RETURN_IF_ERROR(rmap.Insert(RmapKey(0, format::kOwnerSuperblock, 0),
                               RmapValue(format::kFirstNodeBlock, 0).bytes));
-  uint64_t chunk0 = sb.ChunkBlockCount(0);
-  RETURN_IF_ERROR(rmap.Insert(RmapKey(format::kFirstNodeBlock, format::kOwnerMetadata, 0),
-                              RmapValue(chunk0 - format::kFirstNodeBlock, 0).bytes));
+  RETURN_IF_ERROR(AddChunkRecords(rmap, sb, 0));
+  if (sb.metadup()) RETURN_IF_ERROR(AddChunkRecords(rmap, sb, sb.TwinOf(0), true));
   return ReconcileTyped(op, sb);
 }
 
 Status Rmap::ReconcileTyped(WriteOp& op, const format::Superblock& sb) {
   TreeWriter& rmap = op.writer(FsTree::kRmap);
-  // Indexes, not iterators: an insert may type another chunk and grow the list.
+  // Indexes, not iterators: an insert may type another chunk and grow the list. (Their twins
+  // get their records from ReconcileMetadataChunks: the typed count moved.)
   for (size_t i = 0; i < op.txn().metadata_chunks_typed().size(); ++i) {
     uint64_t chunk = op.txn().metadata_chunks_typed()[i];
-    RETURN_IF_ERROR(
-        AddMetadataRecord(rmap, chunk, sb.ChunkFirstBlock(chunk), sb.ChunkBlockCount(chunk)));
+    RETURN_IF_ERROR(AddChunkRecords(rmap, sb, chunk));
   }
   return Status::Ok();
 }
 
 Status Rmap::ReconcileMetadataChunks(WriteOp& op) {
   format::Superblock sb = pool_->superblock();
-  RETURN_IF_ERROR(ReconcileTyped(op, sb));
+  // Chunks typed by this transaction, their twins, chunks typed some other way (a pool
+  // transaction of a test or tool, an older build, adding twins): check them all whenever the
+  // count moved. An insert may type one more: then look again.
+  auto count = [&] {
+    txn::SpaceInfo space = pool_->Space();
+    return space.metadata_chunks + space.metadata_twin_chunks;
+  };
   TreeWriter& rmap = op.writer(FsTree::kRmap);
-  // Chunks typed some other way (a pool transaction of a test or tool, an older build): check
-  // them all whenever the count moved. An insert may type one more: then look again.
-  while (pool_->Space().metadata_chunks != metadata_chunks_reconciled_) {
-    uint64_t count = 0;
-    for (auto& [chunk, type] : pool_->Chunks()) {
-      if (type != format::ChunkType::kMetadata) continue;
-      ++count;
-      uint64_t first = sb.ChunkFirstBlock(chunk), blocks = sb.ChunkBlockCount(chunk);
-      if (chunk == 0) {
-        first += format::kFirstNodeBlock;
-        blocks -= format::kFirstNodeBlock;
-      }
-      RETURN_IF_ERROR(AddMetadataRecord(rmap, chunk, first, blocks));
+  while (count() != metadata_chunks_reconciled_) {
+    uint64_t seen = 0;
+    std::vector<std::pair<uint64_t, format::ChunkType>> chunks = pool_->Chunks();
+    for (auto& [chunk, type] : chunks) {
+      if (type != format::ChunkType::kMetadata && type != format::ChunkType::kMetadataTwin)
+        continue;
+      ++seen;
+      // The pool knows chunk 0's twin as soon as it is paired (before a commit says so).
+      bool sb_twin = type == format::ChunkType::kMetadataTwin &&
+                     pool_->TwinBlock(0) == sb.ChunkFirstBlock(chunk);
+      RETURN_IF_ERROR(AddChunkRecords(rmap, sb, chunk, sb_twin));
     }
-    metadata_chunks_reconciled_ = count;
+    metadata_chunks_reconciled_ = seen;
   }
   return Status::Ok();
 }

@@ -33,11 +33,13 @@ class Rmap {
   static Status ChangeExtent(WriteOp& op, Ino ino, uint64_t file_block,
                              const format::ExtentRecord& old, const format::ExtentRecord& x);
 
-  // The special-owner records of a new filesystem (superblock slots, chunk 0's nodes), then
-  // those of every METADATA chunk the format's transaction typed.
+  // The special-owner records of a new filesystem (superblock slots, chunk 0's nodes, chunk 0's
+  // twin with its superblock copies), then those of every METADATA chunk the format's
+  // transaction typed.
   static Status AddFormatRecords(WriteOp& op, const format::Superblock& sb);
-  // Gives every METADATA chunk without one its `metadata` record: those this transaction typed,
-  // and all of them whenever the pool's count moved (a chunk typed some other way). The inserts
+  // Gives every METADATA and METADATA_TWIN chunk without one its `metadata` record (and chunk 0's
+  // twin its `superblock` record): those this transaction typed, and all of them whenever the
+  // pool's count moved (a chunk typed some other way, the twins). The inserts
   // may type more chunks: loops until none lacks its record. Runs just before every commit.
   Status ReconcileMetadataChunks(WriteOp& op);
 
@@ -61,7 +63,7 @@ class Rmap {
   static Status ReconcileTyped(WriteOp& op, const format::Superblock& sb);
 
   txn::Pool* pool_;
-  uint64_t metadata_chunks_reconciled_ = 0;  // METADATA chunks known to have their records
+  uint64_t metadata_chunks_reconciled_ = 0;  // METADATA(_TWIN) chunks known to have records
 };
 
 }  // namespace daxfs::fs

@@ -4,7 +4,11 @@
 // (ScrubAccess). The fs layer knows no checker or repair beyond this interface.
 #pragma once
 
+#include <functional>
+
 #include "daxfs/filesystem.h"
+#include "daxfs/scrub.h"
+#include "fs/face.h"
 
 namespace daxfs::txn {
 class Pool;
@@ -13,6 +17,7 @@ class Pool;
 namespace daxfs::fs {
 
 class DataSpace;
+class MetadataRepairs;
 class OpRunner;
 class Owners;
 class PoisonIndex;
@@ -24,6 +29,7 @@ struct ScrubAccess {
   DataSpace* data;
   const PoisonIndex* poison;
   const Owners* owners;
+  const MetadataRepairs* repairs;
   bool has_rmap;
   bool has_reflink;
 };
@@ -34,6 +40,9 @@ class Scrubber {
   // Filesystem::Check and Filesystem::RebuildReverseMaps of the mount `fs`.
   virtual Result<FsCheckResult> Check(const ScrubAccess& fs) = 0;
   virtual Result<RepairReport> RebuildReverseMaps(const ScrubAccess& fs) = 0;
+  // FsFace::Scrub: the online scrub (src/scrub/online.cc).
+  virtual Result<ScrubReport> Scrub(const ScrubAccess& fs, const ScrubOptions& options,
+                                    const ScrubRoute& route) = 0;
 };
 
 }  // namespace daxfs::fs

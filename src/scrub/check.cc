@@ -58,6 +58,7 @@ Result<FsCheckResult> Checker::Run() {
   a_.runner->Exclusive([&] {
     txn::CheckReport pool_report = a_.pool->Check();
     for (auto& p : pool_report.problems) problem("metadata: " + p);
+    for (auto& d : pool_report.damage) result.damage.push_back("metadata: " + d);
     result.nodes_checked = pool_report.nodes_checked;
   });
 
@@ -365,9 +366,42 @@ void Checker::CheckMediaDamage(const std::map<uint64_t, bool>& regular_files,
     result->damage.push_back(fmt::format("retired: device offset {} (+{} bytes)",
                                          r.device_block * fs::kBlock, r.blocks * fs::kBlock));
   }
+  // With twins, a bad copy that a repair retired (a kBadMetadata bad range) and a bad copy of a
+  // superblock slot (the other copy serves) are known damage; any other bad byte under metadata
+  // is a problem (a repair still pending, or a node without a good copy).
+  const bool dup = a_.pool->metadata_dup();
+  const uint64_t sb_twin = a_.pool->TwinBlock(0);
+  auto retired_slot = [&](uint64_t block) {
+    auto it =
+        std::upper_bound(bad_ranges.begin(), bad_ranges.end(), block,
+                         [](uint64_t b, const format::BadRecord& r) { return b < r.device_block; });
+    if (it == bad_ranges.begin()) return false;
+    --it;
+    return (it->flags & format::kBadMetadata) && it->device_block + it->blocks > block;
+  };
+  auto superblock_copy = [&](uint64_t block) {
+    return block < format::kFirstNodeBlock ||
+           (sb_twin != 0 && block >= sb_twin && block < sb_twin + format::kFirstNodeBlock);
+  };
   for (const device::BadRange& r : a_.pool->MetadataDamage()) {
-    problem(fmt::format("media: bad bytes under metadata at device offset {} (+{} bytes, chunk {})",
-                        r.offset, r.length, r.offset / a_.pool->superblock().chunk_size));
+    uint64_t first = r.offset / fs::kBlock,
+             end = (r.offset + r.length + fs::kBlock - 1) / fs::kBlock;
+    for (uint64_t b = first; b < end; ++b) {
+      if (dup && retired_slot(b)) {
+        result->damage.push_back(fmt::format(
+            "metadata: device block {} (a copy of a metadata node slot) is on bad media: retired, "
+            "the node moved",
+            b));
+      } else if (dup && superblock_copy(b)) {
+        result->damage.push_back(fmt::format(
+            "metadata: superblock copy at device block {} is on bad media: the other copy serves",
+            b));
+      } else {
+        problem(fmt::format(
+            "media: bad bytes under metadata at device offset {} (+{} bytes, chunk {})",
+            b * fs::kBlock, fs::kBlock, b * fs::kBlock / a_.pool->superblock().chunk_size));
+      }
+    }
   }
 }
 

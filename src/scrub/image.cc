@@ -13,6 +13,7 @@
 #include "format/superblock.h"
 #include "fs/fs_impl.h"
 #include "fs/trees.h"
+#include "scrub/mount.h"
 #include "txn/pool.h"
 
 namespace daxfs {
@@ -23,6 +24,7 @@ std::vector<std::string> FeatureNames(const format::Superblock& sb) {
   if (sb.ro_compat & format::feature::kRoCompatRmap) out.push_back("rmap");
   if (sb.ro_compat & format::feature::kRoCompatReflink) out.push_back("reflink");
   if (sb.ro_compat & format::feature::kRoCompatPoison) out.push_back("poison");
+  if (sb.ro_compat & format::feature::kRoCompatMetadup) out.push_back("metadup");
   return out;
 }
 
@@ -96,7 +98,8 @@ Status Mkfs(const std::string& path, const MkfsOptions& options) {
   FormatOptions fo{.chunk_size = options.chunk_size,
                    .label = options.label,
                    .rmap = options.rmap,
-                   .reflink = options.reflink};
+                   .reflink = options.reflink,
+                   .metadata_dup = options.metadata_dup};
   Status formatted = fs::FsImpl::FormatDevice(dev->get(), fo);
   if (!formatted.ok()) return undo_create(formatted.WithContext(path));
   return Status::Ok();
@@ -124,6 +127,7 @@ Result<ImageInfo> Inspect(const std::string& path) {
   info.chunk_size = sb.chunk_size;
   info.chunk_count = sb.chunk_count;
   info.metadata_chunks = space.metadata_chunks;
+  info.metadata_twin_chunks = space.metadata_twin_chunks;
   info.data_chunks = space.data_chunks;
   info.free_chunks = space.free_chunks;
   info.metadata_nodes_total = space.nodes.total;
@@ -139,6 +143,10 @@ Result<ImageInfo> Inspect(const std::string& path) {
     if (next < typed.size() && typed[next].first == c)
       ci.type = format::ChunkTypeName(typed[next++].second);
     info.chunks.push_back(ci);
+  }
+  for (const format::TwinPair& p : sb.twins()) {
+    if (p.primary < info.chunks.size()) info.chunks[p.primary].partner = p.twin;
+    if (p.twin < info.chunks.size()) info.chunks[p.twin].partner = p.primary;
   }
   auto view = pool.BeginRead();
   for (uint16_t id = 1; id < format::kMaxTrees; ++id) {
@@ -171,6 +179,28 @@ Result<ImageInfo> Inspect(const std::string& path) {
     info.trees.push_back(ti);
   }
   return info;
+}
+
+Result<TuneReport> Tune(const std::string& path, const TuneOptions& options) {
+  if (!options.metadata_dup) return Status::Invalid("nothing to change (try --metadata-dup)");
+  ASSIGN_OR_RETURN(auto dev, device::OpenDevice(path));
+  device::Device* raw = dev.get();
+  Result<std::unique_ptr<fs::FsFace>> mounted = scrub::Mount(raw, std::move(dev), {});
+  if (!mounted.ok()) return mounted.status().WithContext(path);
+  // Every FsFace is the FsImpl scrub::Mount made.
+  auto* fs = static_cast<fs::FsImpl*>(mounted->get());
+  TuneReport report;
+  if (options.metadata_dup) {
+    Status enabled = fs->EnableMetadataDup();
+    if (!enabled.ok()) return enabled.WithContext(path);
+    txn::SpaceInfo space = fs->pool()->Space();
+    report.changes.push_back(fmt::format(
+        "metadata twins on: {} metadata chunk(s), each with a METADATA_TWIN chunk holding a copy "
+        "of every node; the superblock copied into chunk {}",
+        space.metadata_chunks, fs->pool()->TwinBlock(0) / fs->pool()->superblock().chunk_blocks()));
+  }
+  RETURN_IF_ERROR((*mounted)->Unmount().WithContext(path));
+  return report;
 }
 
 Result<CheckResult> Check(const std::string& path) {

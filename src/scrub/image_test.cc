@@ -1,6 +1,8 @@
 #include "daxfs/image.h"
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <unistd.h>
 
 #include <fstream>
@@ -41,13 +43,59 @@ TEST_F(ImageTest, MkfsInspectCheck) {
   EXPECT_TRUE(info->clean);
   EXPECT_EQ(info->chunk_size, 4u << 20);
   EXPECT_EQ(info->metadata_chunks, 1u);
+  EXPECT_EQ(info->metadata_twin_chunks, 1u);  // twins are on by default
+  EXPECT_NE(std::find(info->features.begin(), info->features.end(), "metadup"),
+            info->features.end());
   EXPECT_EQ(info->chunks.size(), 16u);
+  EXPECT_EQ(info->chunks[0].type, "METADATA");
+  EXPECT_EQ(info->chunks[1].type, "METADATA_TWIN");
+  EXPECT_EQ(info->chunks[0].partner, 1);
+  EXPECT_EQ(info->chunks[1].partner, 0);
+  EXPECT_EQ(info->chunks[2].partner, -1);
   ASSERT_FALSE(info->trees.empty());
   EXPECT_EQ(info->trees[0].name, "chunks");
-  EXPECT_EQ(info->trees[0].records, 1u);
+  EXPECT_EQ(info->trees[0].records, 2u);  // chunk 0 and its twin
   Result<CheckResult> check = Check(path_);
   ASSERT_TRUE(check.ok());
   EXPECT_TRUE(check->ok());
+}
+
+TEST_F(ImageTest, TuneAddsMetadataTwinsToAnImageWithout) {
+  ASSERT_TRUE(Mkfs(path_, {.create_size = 64 << 20, .metadata_dup = false}).ok());
+  Result<ImageInfo> info = Inspect(path_);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->metadata_twin_chunks, 0u);
+  EXPECT_EQ(std::find(info->features.begin(), info->features.end(), "metadup"),
+            info->features.end());
+  {  // some metadata to copy
+    Result<std::unique_ptr<Filesystem>> fs = Filesystem::Open(path_);
+    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
+    for (int i = 0; i < 300; ++i) {
+      ASSERT_TRUE((*fs)->Create(kRootIno, "f" + std::to_string(i), 0644).ok());
+    }
+    ASSERT_TRUE((*fs)->Unmount().ok());
+  }
+  EXPECT_EQ(Tune(path_, {}).status().code(), EINVAL);
+  Result<TuneReport> tuned = Tune(path_, {.metadata_dup = true});
+  ASSERT_TRUE(tuned.ok()) << tuned.status().ToString();
+  ASSERT_EQ(tuned->changes.size(), 1u);
+  EXPECT_NE(tuned->changes[0].find("metadata twins on"), std::string::npos) << tuned->changes[0];
+  info = Inspect(path_);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->metadata_twin_chunks, info->metadata_chunks);
+  EXPECT_NE(std::find(info->features.begin(), info->features.end(), "metadup"),
+            info->features.end());
+  EXPECT_TRUE(info->clean);
+  Result<CheckResult> check = Check(path_);
+  ASSERT_TRUE(check.ok()) << check.status().ToString();
+  EXPECT_TRUE(check->ok()) << (check->problems.empty() ? "" : check->problems[0]);
+  Status again = Tune(path_, {.metadata_dup = true}).status();
+  EXPECT_EQ(again.code(), EEXIST) << again.ToString();
+  {  // the files are all there
+    Result<std::unique_ptr<Filesystem>> fs = Filesystem::Open(path_, {.read_only = true});
+    ASSERT_TRUE(fs.ok());
+    EXPECT_TRUE((*fs)->Lookup(kRootIno, "f299").ok());
+  }
 }
 
 TEST_F(ImageTest, MkfsRefusesToClobberWithoutForce) {

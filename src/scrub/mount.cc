@@ -6,6 +6,7 @@
 #include "fs/fs_impl.h"
 #include "fs/scrubber.h"
 #include "scrub/check.h"
+#include "scrub/online.h"
 #include "scrub/repair.h"
 
 namespace daxfs {
@@ -17,6 +18,10 @@ class FsScrubber final : public fs::Scrubber {
   Result<FsCheckResult> Check(const fs::ScrubAccess& fs) override { return Checker(fs).Run(); }
   Result<RepairReport> RebuildReverseMaps(const fs::ScrubAccess& fs) override {
     return Repairer(fs).Run();
+  }
+  Result<ScrubReport> Scrub(const fs::ScrubAccess& fs, const ScrubOptions& options,
+                            const fs::ScrubRoute& route) override {
+    return OnlineScrub(fs, options, route).Run();
   }
 };
 

@@ -155,6 +155,11 @@ class WriteTxn : public btree::NodeStore {
   }
   // The first error inside the transaction, or OK.
   const Status& status() const { return failed_; }
+  // Pool::EnableMetadataDup inside this transaction (so the caller can add its own records to the
+  // same commit): the twin chunks are typed and paired now, every reachable node is copied at
+  // Commit. EEXIST when on already, ENOSPC when the chunks cannot be found; on an error the
+  // transaction must be aborted.
+  Status EnableMetadataDup() { return EnableTwins(); }
 
   // Types a free chunk (one with no chunk-table record) and returns its number; ENOSPC if none
   // (the transaction is then unchanged). `which`: that chunk (EEXIST if it is typed already).
@@ -226,6 +231,9 @@ struct CheckReport {
   // Not problems: states a crash leaves that the next commit rewrites (a torn copy of the
   // current superblock slot whose other copy is good).
   std::vector<std::string> pending;
+  // Not problems: known damage worked around (a superblock copy on bad media whose other copy
+  // is good: slots cannot move, so it stays).
+  std::vector<std::string> damage;
   uint64_t nodes_checked = 0;
   uint64_t twins_checked = 0;
   uint64_t records_checked = 0;
@@ -302,6 +310,21 @@ class Pool {
   MetadataFailure NoteMetadataFailure(uint64_t offset, uint64_t length);
   // Nodes queued for repair (the next write transaction relocates them).
   size_t PendingRepairs() const;
+  // The queue itself: (node slot, what is wrong), ascending (for recording the slots a commit
+  // will retire).
+  std::vector<std::pair<uint64_t, PendingRepair>> QueuedRepairs() const;
+  // The node slot whose primary or twin copy is device block `block`, and whether `block` is
+  // the twin copy; nullopt for superblock slots and blocks outside METADATA(_TWIN) chunks.
+  std::optional<std::pair<uint64_t, bool>> NodeSlotOf(uint64_t block) const {
+    return SlotOf(block);
+  }
+  // The allocator's state of node slot `slot` (kNotMetadata outside METADATA chunks).
+  space::NodeState SlotState(uint64_t slot) const { return nodes_.State(slot); }
+  // For scrub: verifies both copies of node slot `slot` (bad media, checksum, own block number)
+  // and, when exactly one is bad, queues the repair as a read finding it would. The two results
+  // (the twin's Ok without twins). Reads the committed copies: call it with no writer changing
+  // them (the filesystem lock).
+  std::pair<Status, Status> ScrubNode(uint64_t slot);
   // Repairs done since the last call, oldest first (relocations once durable).
   std::vector<RepairEvent> TakeRepairEvents();
   // Node slots retired (never allocated again this mount) or waiting to be. Retirement is not

@@ -257,6 +257,16 @@ Result<const uint8_t*> Pool::ReadTwin(uint64_t blockno, const Status& why) {
   return device_->At(twin * kBlockSize);
 }
 
+std::pair<Status, Status> Pool::ScrubNode(uint64_t slot) {
+  Status primary = CheckCopy(slot, slot);
+  uint64_t twin = TwinBlock(slot);
+  Status copy = twin != 0 ? CheckCopy(twin, slot) : Status::Ok();
+  if (twin != 0 && primary.ok() != copy.ok()) {
+    QueueRepair(slot, !primary.ok(), !copy.ok(), (primary.ok() ? copy : primary).message());
+  }
+  return {primary, copy};
+}
+
 void Pool::QueueRepair(uint64_t blockno, bool primary_bad, bool twin_bad,
                        const std::string& reason) {
   std::lock_guard<std::mutex> g(repair_mutex_);
@@ -383,6 +393,11 @@ MetadataFailure Pool::NoteMetadataFailure(uint64_t offset, uint64_t length) {
 }
 
 size_t Pool::PendingRepairs() const { return repairs_queued_.load(); }
+
+std::vector<std::pair<uint64_t, PendingRepair>> Pool::QueuedRepairs() const {
+  std::lock_guard<std::mutex> g(repair_mutex_);
+  return {repairs_.begin(), repairs_.end()};
+}
 
 std::vector<RepairEvent> Pool::TakeRepairEvents() {
   std::lock_guard<std::mutex> g(repair_mutex_);
@@ -822,6 +837,10 @@ void Pool::CheckSuperblockCopies(CheckReport* report) const {
                           slot, twin);
   }
   if (problem.empty()) return;
+  if ((p.empty() && t == "is on bad media") || (t.empty() && p == "is on bad media")) {
+    report->damage.push_back(problem + " (the other copy serves)");
+    return;
+  }
   if (stale_sb_copy_ != UINT64_MAX) {
     report->pending.push_back(problem +
                               " (a crash between the two copies; the next commit rewrites it)");

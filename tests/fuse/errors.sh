@@ -2,7 +2,8 @@
 # Mount errors reach the invoking shell with exit code 1 and a clear message, in daemon mode
 # (through the start-up handshake) and in the foreground: a missing mount point, one that is not
 # a directory or already a daxfs mount, an image in use, missing or not a daxfs image, a bad
-# option; a damaged image mounts read-only and says why; -o ro refuses writes.
+# option; a damaged image mounts read-only and says why (with twins: repaired, read-write);
+# -o ro refuses writes.
 source "$(dirname "$0")/lib.sh"
 
 # mount_fails EXPECTED_TEXT ARGS...: daxfs mount ARGS exits 1 and says EXPECTED_TEXT.
@@ -14,7 +15,7 @@ mount_fails() {
   echo "$out" | grep -qF -- "$want" || fail "daxfs mount $*: said '$out', expected '$want'"
 }
 
-new_image 64M
+new_image 64M --no-metadata-dup
 new_mountpoint
 touch "$SCRATCH/a-file"
 for mode in "" "-f"; do
@@ -65,6 +66,19 @@ awk -v m="$MNT" '$5 == m { split($6, o, ","); exit o[1] != "ro" }' /proc/self/mo
 [ "$(cat "$MNT/kept")" = kept ] || fail "read on the damaged image"
 expect EROFS open "$MNT/new" wronly,creat
 daxfs umount "$MNT"
+say "damaged metadata with twins (the default): repaired at mount, read-write, logged"
+new_image 64M
+mount_bg
+echo kept > "$MNT/kept"
+unmount_wait
+daxfs inject-error "$IMG" --offset "$offset" >/dev/null 2>&1 || fail "inject-error"
+out=$(t "$DAXFS" mount "$IMG" "$MNT" 2>&1) || fail "mount of an image with a bad node copy: $out"
+echo "$out" | grep -q "read-only" && fail "a bad copy with a good twin mounted read-only: $out"
+[ "$(cat "$MNT/kept")" = kept ] || fail "read after the repair"
+echo new > "$MNT/new" || fail "write after the repair"
+daxfs umount "$MNT"
+grep -q '"event":"repair"' "$IMG.events.jsonl" || fail "no repair event: $(cat "$IMG.events.jsonl")"
+daxfs check "$IMG" >/dev/null || fail "check after the repair: $(daxfs check "$IMG" 2>&1)"
 say "ENOSPC mid-write: a clear errno, nothing half-made, the space comes back"
 new_image 16M
 mount_bg

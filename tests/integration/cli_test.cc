@@ -3,6 +3,7 @@
 // Knows nothing of the engine: only the command line, stdout, stderr and the exit code.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/file.h>
 #include <sys/wait.h>
@@ -85,14 +86,15 @@ std::vector<Args> EveryCommandOn(const std::string& image) {
           {"repair", image},
           {"errors", image},
           {"inject-error", image, "--offset", "60M"},
-          {"map", image, "/f"}};
+          {"map", image, "/f"},
+          {"scrub", image}};
 }
 
-const char* const kCommands[] = {"mkfs",  "info",     "df",    "check",     "ls",  "stat", "mkdir",
-                                 "rm",    "rmdir",    "mv",    "ln",        "put", "get",  "cat",
-                                 "write", "truncate", "punch", "fallocate", "bmap",
-                                 "reflink", "dedupe", "unshare", "fsmap", "repair",
-                                 "inject-error", "errors", "map"};
+const char* const kCommands[] = {
+    "mkfs",    "info",     "df",     "check",        "ls",     "stat",    "mkdir",
+    "rm",      "rmdir",    "mv",     "ln",           "put",    "get",     "cat",
+    "write",   "truncate", "punch",  "fallocate",    "bmap",   "reflink", "dedupe",
+    "unshare", "fsmap",    "repair", "inject-error", "errors", "map",     "scrub"};
 
 class CliTest : public ::testing::Test {
  protected:
@@ -272,8 +274,36 @@ TEST_F(CliTest, MkfsInfoAndFeatures) {
   EXPECT_TRUE(Contains(forced.out, "features rmap,")) << forced;
   EXPECT_FALSE(Contains(forced.out, "reflink")) << forced;
   Outcome no_rmap = Ok({"mkfs", image_, "--force", "--no-rmap"});
-  EXPECT_TRUE(Contains(no_rmap.out, "features (none)")) << no_rmap;
+  EXPECT_TRUE(Contains(no_rmap.out, "features metadup")) << no_rmap;
+  Outcome bare = Ok({"mkfs", image_, "--force", "--no-rmap", "--no-metadata-dup"});
+  EXPECT_TRUE(Contains(bare.out, "features (none)")) << bare;
   EXPECT_EQ(Json({"info", image_, "--json"})["features"], json::array());
+}
+
+TEST_F(CliTest, MetadataTwinsByDefaultAndTuneAddsThem) {
+  Ok({"mkfs", image_, "64M"});
+  Outcome info = Ok({"info", image_});
+  EXPECT_TRUE(Contains(info.out, "features:        rmap,reflink,metadup")) << info;
+  EXPECT_TRUE(Contains(info.out, "1 metadata, 1 metadata twin,")) << info;
+  EXPECT_TRUE(Contains(info.out, "metadata twins:  chunk 0 -> 1")) << info;
+  json j = Json({"info", image_, "--json"});
+  EXPECT_EQ(j["metadata_twin_chunks"], 1);
+  EXPECT_EQ(j["chunks"][0]["twin"], 1);
+  EXPECT_EQ(j["chunks"][1]["type"], "METADATA_TWIN");
+  EXPECT_EQ(j["chunks"][1]["twin_of"], 0);
+  Fails({"tune", image_, "--metadata-dup"}, "daxfs: tune: " + image_ + ": ",
+        "metadata twins are on already");
+
+  Ok({"mkfs", image_, "64M", "--force", "--no-metadata-dup"});
+  EXPECT_EQ(Json({"info", image_, "--json"})["metadata_twin_chunks"], 0);
+  WriteFile(Host("one.bin"), RandomBytes(1 << 20, 7));
+  Ok({"put", image_, Host("one.bin"), "/one.bin"});
+  Fails({"tune", image_}, "daxfs: tune: " + image_ + ": ", "nothing to change");
+  Outcome tuned = Ok({"tune", image_, "--metadata-dup"});
+  EXPECT_TRUE(Contains(tuned.out, "metadata twins on")) << tuned;
+  j = Json({"info", image_, "--json"});
+  EXPECT_EQ(j["metadata_twin_chunks"], j["metadata_chunks"]);
+  EXPECT_EQ(Ok({"cat", image_, "/one.bin"}).out, RandomBytes(1 << 20, 7));
 }
 
 TEST_F(CliTest, MkfsRejectsBadSizes) {
@@ -860,6 +890,82 @@ TEST_F(CliTest, InjectErrorAndErrorsReportBadInput) {
   json errors = Json({"errors", image_, "--json"});
   EXPECT_EQ(errors["retired"].size(), 1u) << errors.dump();
   EXPECT_TRUE(std::filesystem::exists(image_ + ".badblocks"));
+}
+
+}  // namespace
+
+namespace {
+
+// ---- daxfs scrub: bad blocks nothing has routed yet are found and named; plain lines when
+// stdout is not a terminal; --json; SIGINT stops with a resume point that --resume goes on from.
+
+TEST_F(CliTest, ScrubFindsUnroutedBadBlocksAndNamesTheFiles) {
+  Mkfs();
+  WriteFile(Host("a.bin"), RandomBytes(1 << 20, 3));
+  Ok({"put", image_, Host("a.bin"), "/a"});
+  Ok({"reflink", image_, "/a", "/a.clone"});
+  json bmap = Json({"bmap", image_, "/a", "--json"});
+  uint64_t device = bmap["extents"][0]["device_offset"];
+  // On the device's list only, as the hardware would report it: no command has routed it.
+  std::ofstream(image_ + ".badblocks", std::ios::app) << device + 8192 << " 4096\n";
+  Outcome r = Ok({"scrub", image_});
+  EXPECT_TRUE(Contains(r.out, "scrub: phase metadata done")) << r;
+  EXPECT_TRUE(Contains(r.out, "scrub: phase index done")) << r;
+  EXPECT_TRUE(Contains(r.out, "scrub: phase data done")) << r;
+  EXPECT_TRUE(Contains(r.out, "lost: /a file bytes 8192+4096")) << r;
+  EXPECT_TRUE(Contains(r.out, "lost: /a.clone file bytes 8192+4096")) << r;
+  json j = Json({"scrub", image_, "--json"});
+  EXPECT_EQ(j["clean"], true);
+  EXPECT_EQ(j["data"]["found"], 0);  // recorded by the first scrub
+  EXPECT_EQ(Json({"errors", image_, "--json"})["lost"].size(), 2u);
+  Fails({"scrub", image_, "--resume"}, "daxfs: scrub: ", "no resume point");
+  Fails({"scrub", image_, "--max-rate", "fast"}, "daxfs: scrub: --max-rate: ", "not a size");
+}
+
+TEST_F(CliTest, ScrubStopsOnSigintAndResumes) {
+  Mkfs();
+  WriteFile(Host("big.bin"), RandomBytes(24 << 20, 5));
+  Ok({"put", image_, Host("big.bin"), "/big"});
+  // A slow scrub (1 MiB/s over 24 MiB of data), interrupted once its data phase has begun.
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_addclose(&actions, out[0]);
+  std::vector<std::string> all = {DAXFS_CLI, "scrub", image_, "--max-rate", "1M"};
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  ASSERT_EQ(posix_spawn(&pid, DAXFS_CLI, &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  close(out[1]);
+  std::string text;
+  char buf[4096];
+  while (!Contains(text, "phase index done")) {
+    ssize_t n = read(out[0], buf, sizeof buf);
+    ASSERT_GT(n, 0) << text;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ASSERT_EQ(kill(pid, SIGINT), 0);
+  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;)
+    text.append(buf, static_cast<size_t>(n));
+  close(out[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << text;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << text;
+  EXPECT_TRUE(Contains(text, "scrub stopped")) << text;
+  EXPECT_TRUE(Contains(text, "stopped in phase data at block")) << text;
+  ASSERT_TRUE(std::filesystem::exists(image_ + ".scrub"));
+  json j = Json({"scrub", image_, "--resume", "--json"});
+  EXPECT_EQ(j["stopped"], false);
+  EXPECT_EQ(j["metadata"]["ran"], false);
+  EXPECT_EQ(j["data"]["ran"], true);
+  EXPECT_GT(j["data"]["checked"], 0);
+  EXPECT_LE(j["data"]["checked"], (24 << 20) / 4096);  // from where it stopped (maybe the start)
+  EXPECT_FALSE(std::filesystem::exists(image_ + ".scrub"));
 }
 
 }  // namespace

@@ -1,0 +1,249 @@
+// `daxfs scrub IMAGE`: the online scrub (daxfs/scrub.h) of an image, with progress on a
+// terminal (a plain line per phase when stdout is not one), --max-rate, a clean stop on SIGINT with
+// a resume point kept in "<image>.scrub", and a summary or --json. Uses only include/daxfs/.
+#include <fmt/core.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "cli.h"
+
+namespace daxfs::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void OnInterrupt(int) { g_stop.store(true); }
+
+struct ScrubArgs {
+  std::string image;
+  std::string max_rate;
+  bool json = false;
+  bool resume = false;
+};
+
+std::string ResumePath(const std::string& image) { return image + ".scrub"; }
+
+// The resume file: one line "<phase> <block>" (phase by name).
+Result<ScrubPosition> ReadResume(const std::string& image) {
+  std::ifstream in(ResumePath(image));
+  if (!in) {
+    return Status::NotFound(
+        fmt::format("{}: no resume point (a stopped scrub leaves one)", ResumePath(image)));
+  }
+  std::string phase;
+  uint64_t block = 0;
+  if (!(in >> phase >> block)) {
+    return Status::Invalid(fmt::format("{}: not a scrub resume point", ResumePath(image)));
+  }
+  for (ScrubPhase p : {ScrubPhase::kMetadata, ScrubPhase::kIndex, ScrubPhase::kData}) {
+    if (phase == ScrubPhaseName(p)) return ScrubPosition{p, block};
+  }
+  return Status::Invalid(fmt::format("{}: unknown phase '{}'", ResumePath(image), phase));
+}
+
+Status WriteResume(const std::string& image, const ScrubPosition& at) {
+  std::string path = ResumePath(image), tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << ScrubPhaseName(at.phase) << " " << at.block << "\n";
+    if (!out) return HostError(tmp, errno);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) return HostError(path, errno);
+  return Status::Ok();
+}
+
+std::string Bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) {
+    b /= 1024;
+    ++u;
+  }
+  return fmt::format("{:.1f} {}", b, units[u]);
+}
+
+// Progress: on a terminal one line rewritten in place (bytes, rate, ETA); otherwise a plain
+// line when each phase ends.
+void ShowProgress(const ScrubProgress& p, bool tty, std::FILE* out) {
+  double rate = p.seconds > 0 ? static_cast<double>(p.done_bytes) / p.seconds : 0;
+  if (!tty) {
+    if (!p.phase_done) return;
+    if (p.phase == ScrubPhase::kIndex) {
+      fmt::print(out, "scrub: phase index done in {:.2f} s\n", p.seconds);
+    } else {
+      double read_rate = p.seconds > 0 ? static_cast<double>(p.read_bytes) / p.seconds : 0;
+      fmt::print(out, "scrub: phase {} done: {} read in {:.3f} s ({}/s)\n", ScrubPhaseName(p.phase),
+                 Bytes(static_cast<double>(p.read_bytes)), p.seconds, Bytes(read_rate));
+    }
+    std::fflush(out);
+    return;
+  }
+  double left =
+      p.total_bytes > p.done_bytes ? static_cast<double>(p.total_bytes - p.done_bytes) : 0;
+  std::string eta = rate > 0 ? fmt::format("{:.0f} s", left / rate) : "?";
+  int pct = p.total_bytes ? static_cast<int>(100.0 * static_cast<double>(p.done_bytes) /
+                                             static_cast<double>(p.total_bytes))
+                          : 100;
+  fmt::print(out, "\r\033[K{:<8} {:3d}%  {} / {}  {}/s  ETA {}", ScrubPhaseName(p.phase), pct,
+             Bytes(static_cast<double>(p.done_bytes)), Bytes(static_cast<double>(p.total_bytes)),
+             Bytes(rate), eta);
+  if (p.phase_done) fmt::print(out, "\n");
+  std::fflush(out);
+}
+
+nlohmann::json PhaseJson(const ScrubPhaseReport& r) {
+  return {{"ran", r.ran},
+          {"checked", r.checked},
+          {"bytes", r.bytes},
+          {"found", r.found},
+          {"repaired", r.repaired},
+          {"problems", r.problems},
+          {"unread_bad", r.unread_bad},
+          {"seconds", r.seconds}};
+}
+
+void PrintSummary(const std::string& image, const ScrubReport& r) {
+  auto phase = [](const char* name, const ScrubPhaseReport& p, const char* what) {
+    if (!p.ran) {
+      fmt::print("  {:<9} not run\n", name);
+      return;
+    }
+    fmt::print("  {:<9} {} {} checked ({}), {} found, {} repaired, {} problem(s)\n", name,
+               p.checked, what, Bytes(static_cast<double>(p.bytes)), p.found, p.repaired,
+               p.problems.size());
+    for (const std::string& s : p.problems) fmt::print("    {}\n", s);
+  };
+  fmt::print("{}: scrub {}\n", image, r.stopped ? "stopped" : "finished");
+  phase("metadata", r.metadata, "node copies");
+  phase("index", r.index, "nodes");
+  phase("data", r.data, "blocks");
+  if (r.data.unread_bad > 0) {
+    fmt::print("  data      {} bad block(s) outside allocated data (free space) routed\n",
+               r.data.unread_bad);
+  }
+  for (const MetadataRepair& m : r.repairs) {
+    fmt::print(
+        "  repaired: metadata node {} ({} copy bad{}): {}{}\n", m.block,
+        m.primary_bad ? "primary" : "twin", m.tree.empty() ? "" : ", tree " + m.tree,
+        MetadataRepairKindName(m.kind),
+        m.kind == MetadataRepair::Kind::kRelocated ? fmt::format(" to block {}", m.new_block) : "");
+  }
+  for (const FileRangeLoss& l : r.lost) {
+    fmt::print("  lost: {} file bytes {}+{} (device {}){}\n", l.path.empty() ? "(no path)" : l.path,
+               l.file_offset, l.length, l.device_offset, l.shared ? ", shared" : "");
+  }
+  for (const DeviceRange& d : r.retired) {
+    fmt::print("  retired: free device bytes {}+{}\n", d.offset, d.length);
+  }
+  if (r.read_only) fmt::print("  the filesystem is read-only: {}\n", r.read_only_reason);
+  if (r.stopped) {
+    fmt::print("  stopped in phase {} at block {}: 'daxfs scrub {} --resume' goes on\n",
+               ScrubPhaseName(r.resume.phase), r.resume.block, image);
+  }
+}
+
+Status RunScrub(const ScrubArgs& a) {
+  ScrubOptions options;
+  if (!a.max_rate.empty()) {
+    ASSIGN_OR_RETURN(options.max_rate, ParseSizeArg("--max-rate", a.max_rate));
+    if (options.max_rate == 0) return Status::Invalid("--max-rate: must be more than 0");
+  }
+  if (a.resume) {
+    Result<ScrubPosition> at = ReadResume(a.image);
+    if (!at.ok()) return at.status();
+    options.resume = *at;
+  }
+  // Progress on stdout: rewritten in place on a terminal, a line per phase otherwise; none with
+  // --json (stdout is the JSON then).
+  const bool tty = ::isatty(STDOUT_FILENO);
+  if (!a.json) options.progress = [tty](const ScrubProgress& p) { ShowProgress(p, tty, stdout); };
+  g_stop.store(false);
+  options.stop = &g_stop;
+  struct sigaction sa = {}, old_int = {}, old_term = {};
+  sa.sa_handler = OnInterrupt;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, &old_int);
+  ::sigaction(SIGTERM, &sa, &old_term);
+  DaxOptions dax_options;
+  // The bad-block list is the scrub's to find: not routed at mount.
+  dax_options.scan_bad_blocks = false;
+  Result<ScrubReport> got = Status::Ok();
+  Status s = WithDax(a.image, Access::kReadWrite, dax_options, [&](DaxFs& dax) -> Status {
+    got = dax.Scrub(options);
+    return got.status();
+  });
+  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  RETURN_IF_ERROR(s);
+  const ScrubReport& r = *got;
+  if (r.stopped) {
+    RETURN_IF_ERROR(WriteResume(a.image, r.resume));
+  } else {
+    std::remove(ResumePath(a.image).c_str());
+  }
+  if (a.json) {
+    nlohmann::json out;
+    out["image"] = a.image;
+    out["stopped"] = r.stopped;
+    if (r.stopped)
+      out["resume"] = {{"phase", ScrubPhaseName(r.resume.phase)}, {"block", r.resume.block}};
+    out["metadata"] = PhaseJson(r.metadata);
+    out["index"] = PhaseJson(r.index);
+    out["data"] = PhaseJson(r.data);
+    out["repairs"] = nlohmann::json::array();
+    for (const MetadataRepair& m : r.repairs) {
+      out["repairs"].push_back({{"kind", MetadataRepairKindName(m.kind)},
+                                {"block", m.block},
+                                {"twin_block", m.twin_block},
+                                {"primary_bad", m.primary_bad},
+                                {"twin_bad", m.twin_bad},
+                                {"tree", m.tree},
+                                {"new_block", m.new_block},
+                                {"reason", m.reason}});
+    }
+    out["lost"] = nlohmann::json::array();
+    std::set<std::string> paths;
+    for (const FileRangeLoss& l : r.lost) {
+      out["lost"].push_back({{"ino", l.ino},
+                             {"path", l.path},
+                             {"file_offset", l.file_offset},
+                             {"length", l.length},
+                             {"device_offset", l.device_offset},
+                             {"shared", l.shared}});
+      paths.insert(l.path);
+    }
+    out["lost_paths"] = paths;
+    out["retired"] = nlohmann::json::array();
+    for (const DeviceRange& d : r.retired)
+      out["retired"].push_back({{"offset", d.offset}, {"length", d.length}});
+    out["read_only"] = r.read_only;
+    if (r.read_only) out["read_only_reason"] = r.read_only_reason;
+    out["clean"] = r.clean();
+    fmt::print("{}\n", out.dump(2));
+  } else {
+    PrintSummary(a.image, r);
+  }
+  if (!r.clean() && !r.stopped) {
+    return At(a.image, Status::Corruption("scrub found damage it could not repair"));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Runner SetupScrub(CLI::App* sub) {
+  auto a = std::make_shared<ScrubArgs>();
+  AddImageArg(sub, &a->image);
+  sub->add_option("--max-rate", a->max_rate, "Bytes read per second at most, e.g. 200M");
+  sub->add_flag("--json", a->json, "Print the summary as JSON");
+  sub->add_flag("--resume", a->resume,
+                "Go on from where an interrupted scrub stopped (IMAGE.scrub)");
+  return [a](Reporter&) { return RunScrub(*a); };
+}
+
+}  // namespace daxfs::cli

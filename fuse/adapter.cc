@@ -100,14 +100,9 @@ void FillStat(const Attr& a, struct stat* st) {
   st->st_ctim = ToTimespec(a.ctime_ns);
 }
 
-// The engine may give a deleted inode's number to a new one (ENGINE_NEEDS.md), so the kernel
-// needs (number, generation) pairs that differ between the two: the birth time tells them apart.
-// The kernel keeps 32 bits; the root's generation is 0, as the kernel assumes.
-uint64_t Generation(const Attr& a) {
-  if (a.ino == kRootIno) return 0;
-  const uint64_t b = static_cast<uint64_t>(a.btime_ns);
-  return (b ^ (b >> 32)) & 0xffffffffu;
-}
+// FUSE names an inode by (number, generation). The engine never gives a number to a second
+// inode (the inode table's header, docs/format.md), so its generation (0 today) is enough.
+uint64_t Generation(const Attr& a) { return a.generation; }
 
 fuse_entry_param Entry(fuse_req_t req, const Attr& a) {
   fuse_entry_param e{};

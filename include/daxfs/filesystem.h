@@ -40,6 +40,10 @@ struct Attr {
   int64_t mtime_ns = 0;
   int64_t ctime_ns = 0;
   int64_t btime_ns = 0;
+  // With `ino`, names this inode for the whole life of the filesystem (FUSE's generation).
+  // Inode numbers only grow, so a number never comes back and the generation is 0 today; a
+  // future reuse of numbers would give the new inode a different one.
+  uint32_t generation = 0;
 };
 
 // Which attributes SetAttr changes.
@@ -103,6 +107,7 @@ struct FsStats {
   uint64_t files = 0;
   uint64_t directories = 0;
   uint64_t symlinks = 0;
+  uint64_t special = 0;  // FIFOs, sockets, character and block devices
   uint64_t generation = 0;
 };
 
@@ -110,7 +115,8 @@ struct FsStats {
 inline constexpr uint64_t kOwnerSuperblock = 0xfffffffffffffff0ULL;
 inline constexpr uint64_t kOwnerMetadata = 0xfffffffffffffff1ULL;
 inline constexpr uint64_t kOwnerBad = 0xfffffffffffffff2ULL;
-inline constexpr uint64_t kOwnerFree = 0xfffffffffffffff3ULL;  // never stored; fsmap may report free space
+inline constexpr uint64_t kOwnerFree =
+    0xfffffffffffffff3ULL;  // never stored; fsmap may report free space
 
 // One GETFSMAP record: a device range and its owner. All sizes in bytes.
 struct FsmapRecord {
@@ -191,7 +197,8 @@ class Filesystem {
   // Calls `fn` for each entry after `cookie` (0: from the start, including "." and "..") in a
   // stable order; `fn` returns false to stop. Entries added or removed meanwhile may or may not
   // be seen; no entry is seen twice.
-  virtual Status ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& fn) = 0;
+  virtual Status ReadDir(Ino dir, uint64_t cookie,
+                         const std::function<bool(const DirEntry&)>& fn) = 0;
 
   // ---- File data. Offsets and lengths are bytes; a file may be sparse up to 2^63 - 1.
   virtual Result<size_t> Read(Ino ino, uint64_t offset, std::span<uint8_t> out) = 0;
@@ -218,8 +225,8 @@ class Filesystem {
   // FALLOC_FL_UNSHARE_RANGE: blocks of the range that are shared get private copies.
   virtual Status Unshare(Ino ino, uint64_t offset, uint64_t length) = 0;
   // copy_file_range: clones the block-aligned part when reflink is on, copies the rest.
-  virtual Result<uint64_t> CopyFileRange(Ino src, uint64_t src_offset, Ino dst,
-                                         uint64_t dst_offset, uint64_t length) = 0;
+  virtual Result<uint64_t> CopyFileRange(Ino src, uint64_t src_offset, Ino dst, uint64_t dst_offset,
+                                         uint64_t length) = 0;
 
   // ---- Owners: GETFSMAP. Records overlapping device bytes [start, end), in order of
   // (physical, owner, offset), one per owner for shared blocks, resuming strictly after `after`

@@ -58,7 +58,8 @@ Status FsImpl::FormatDevice(device::Device* device, const FormatOptions& options
     return Status::Invalid("reflink needs the reverse map (rmap); enable rmap or disable reflink");
   }
   uint64_t ro_compat = (options.rmap ? format::feature::kRoCompatRmap : 0) |
-                       (options.reflink ? format::feature::kRoCompatReflink : 0);
+                       (options.reflink ? format::feature::kRoCompatReflink : 0) |
+                       format::feature::kRoCompatPosix;
   ASSIGN_OR_RETURN(auto pool, txn::Pool::Format(device, {.chunk_size = options.chunk_size,
                                                          .label = options.label,
                                                          .ro_compat = ro_compat}));
@@ -78,6 +79,7 @@ Status FsImpl::FormatDevice(device::Device* device, const FormatOptions& options
                .btime_ns = now,
                .parent = format::kRootIno};
     RETURN_IF_ERROR(op.writer(FsTree::kInodes).Insert(InodeKey(root.ino), InodeValue(root).bytes));
+    RETURN_IF_ERROR(Inodes::CreateHeader(op));  // next number 2, one directory
     if (!options.rmap) return Status::Ok();
     return Rmap::AddFormatRecords(op, pool->superblock());
   }));
@@ -119,7 +121,28 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(device::Device* device,
     return fs;
   }
   RETURN_IF_ERROR(root);
+  if (!fs->read_only()) RETURN_IF_ERROR(fs->MountWrites());
   return fs;
+}
+
+// An image made before the inode table's header gets one (and ro_compat posix, so older builds
+// mount it read-only from now on), in one operation.
+Status FsImpl::MountWrites() {
+  bool has_header = false;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    Result<format::InodeTableHeader> h = Inodes::Header(op, false);
+    if (!h.ok() && !h.status().IsNotFound()) return h.status();
+    has_header = h.ok();
+    return Status::Ok();
+  }));
+  if (!has_header) {
+    RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
+      RETURN_IF_ERROR(budget_.ReserveNodes(op, 1));
+      op.txn().AddRoCompat(format::feature::kRoCompatPosix);
+      return Inodes::CreateHeader(op);
+    }));
+  }
+  return Status::Ok();
 }
 
 namespace {

@@ -138,6 +138,8 @@ class FsImpl final : public FsFace, private TxnHooks {
   void TxnCommitted() override;
   void TxnAborted() override;
 
+  // What a writable mount does before it is handed out: an older image's upgrade.
+  Status MountWrites();
   FsStats FillSpace(FsStats st);  // the space figures of StatFs (under the filesystem lock)
 
   device::Device* device_;

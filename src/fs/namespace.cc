@@ -272,7 +272,7 @@ Status Namespace::DropLink(WriteOp& op, Inode* inode, int64_t now) {
     return Inodes::Put(op, *inode);
   }
   RETURN_IF_ERROR(files_->FreeAllData(op, inode));
-  return Inodes::Delete(op, inode->ino);
+  return Inodes::Delete(op, *inode);
 }
 
 // ---- Lookup and attributes.
@@ -303,7 +303,8 @@ Result<std::string> Namespace::ReadLink(const ReadOp& op, Ino ino) const {
 
 // ---- Creating names.
 
-// Tree updates: the new inode, its entry, the parent inode; a symlink's data adds an extent.
+// Tree updates: the new inode, its entry, the parent inode, the inode table's header; a
+// symlink's data adds an extent.
 Result<Inode> Namespace::Create(WriteOp& op, Ino dir, std::string_view name, FileType type,
                                 uint32_t mode, std::string_view target) {
   const bool is_dir = type == FileType::kDirectory;
@@ -315,8 +316,8 @@ Result<Inode> Namespace::Create(WriteOp& op, Ino dir, std::string_view name, Fil
   }
   ASSIGN_OR_RETURN(NameSlot where, FindName(op, dir, name));
   ASSIGN_OR_RETURN(uint64_t slot, FreeSlotFor(where, dir, name));
-  ASSIGN_OR_RETURN(Ino ino, Inodes::Next(op));
-  RETURN_IF_ERROR(budget_->ReserveNodes(op, type == FileType::kSymlink ? 8 : 3));
+  ASSIGN_OR_RETURN(Ino ino, Inodes::NextNumber(op));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, type == FileType::kSymlink ? 9 : 4));
 
   const int64_t now = NowNs();
   Inode n = NewInode(ino, type, mode, dir, now);
@@ -324,6 +325,7 @@ Result<Inode> Namespace::Create(WriteOp& op, Ino dir, std::string_view name, Fil
     RETURN_IF_ERROR(files_->WriteData(
         op, &n, 0, {reinterpret_cast<const uint8_t*>(target.data()), target.size()}));
   }
+  RETURN_IF_ERROR(Inodes::Allocate(op, ino, type));
   RETURN_IF_ERROR(Inodes::Put(op, n));
   RETURN_IF_ERROR(PutEntry(op, dir, slot, n, name));
   ++parent.size;
@@ -361,7 +363,8 @@ Result<Inode> Namespace::Link(WriteOp& op, Ino ino, Ino new_dir, std::string_vie
 
 // ---- Removing names.
 
-// Tree updates: the entry, the parent, the inode (updated or deleted) and freeing its data.
+// Tree updates: the entry, the parent, the inode (updated or deleted, with the header) and
+// freeing its data.
 Status Namespace::Unlink(WriteOp& op, Ino dir, std::string_view name) {
   RETURN_IF_ERROR(ValidateName(name, EISDIR));
   ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, dir));
@@ -374,7 +377,7 @@ Status Namespace::Unlink(WriteOp& op, Ino dir, std::string_view name) {
     return Status::Error(EISDIR, fmt::format("'{}' is a directory (use rmdir)", name));
   }
   ASSIGN_OR_RETURN(uint64_t free_updates, TreeUpdatesToFree(op, n));
-  RETURN_IF_ERROR(budget_->ReserveNodes(op, 3 + free_updates));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 4 + free_updates));
 
   const int64_t now = NowNs();
   RETURN_IF_ERROR(DropLink(op, &n, now));
@@ -384,7 +387,7 @@ Status Namespace::Unlink(WriteOp& op, Ino dir, std::string_view name) {
   return Inodes::Put(op, parent);
 }
 
-// Tree updates: the entry, the directory's inode, the parent inode.
+// Tree updates: the entry, the directory's inode, the parent inode, the header.
 Status Namespace::Rmdir(WriteOp& op, Ino dir, std::string_view name) {
   RETURN_IF_ERROR(ValidateName(name, EINVAL));
   ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, dir));
@@ -401,9 +404,9 @@ Status Namespace::Rmdir(WriteOp& op, Ino dir, std::string_view name) {
   if (has_entries) {
     return Status::Error(ENOTEMPTY, fmt::format("directory '{}' is not empty", name));
   }
-  RETURN_IF_ERROR(budget_->ReserveNodes(op, 3));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 4));
 
-  RETURN_IF_ERROR(Inodes::Delete(op, child.ino));
+  RETURN_IF_ERROR(Inodes::Delete(op, child));
   RETURN_IF_ERROR(DeleteEntry(op, dir, *where.slot));
   --parent.size;
   --parent.nlink;
@@ -417,7 +420,7 @@ Status Namespace::Rename(WriteOp& op, Ino old_dir, std::string_view old_name, In
                          std::string_view new_name) {
   ASSIGN_OR_RETURN(RenamePlan plan, PlanRename(op, old_dir, old_name, new_dir, new_name));
   if (plan.no_op) return Status::Ok();
-  RETURN_IF_ERROR(budget_->ReserveNodes(op, 6 + plan.free_updates));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 7 + plan.free_updates));
   return ApplyRename(op, &plan, new_name);
 }
 
@@ -498,7 +501,8 @@ Status Namespace::CheckNotInside(const ReadOp& op, Ino moving_dir, Ino new_paren
                                         : Status::Ok();
 }
 
-// Tree updates (6 + freeing): the replaced inode, both entries, the source inode, both parents.
+// Tree updates (7 + freeing): the replaced inode (and the header), both entries, the source
+// inode, both parents.
 Status Namespace::ApplyRename(WriteOp& op, RenamePlan* plan, std::string_view new_name) {
   const int64_t now = NowNs();
   const bool source_dir = plan->source.type == FileType::kDirectory;
@@ -507,7 +511,7 @@ Status Namespace::ApplyRename(WriteOp& op, RenamePlan* plan, std::string_view ne
   Inode* np = plan->same_dir ? &plan->old_parent : &plan->new_parent;
   if (plan->target) {  // first: freeing its data is the one step that may still fail
     if (plan->target->type == FileType::kDirectory) {
-      RETURN_IF_ERROR(Inodes::Delete(op, plan->target->ino));
+      RETURN_IF_ERROR(Inodes::Delete(op, *plan->target));
       --np->nlink;
     } else {
       RETURN_IF_ERROR(DropLink(op, &*plan->target, now));

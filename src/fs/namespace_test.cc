@@ -15,8 +15,8 @@
 #include "device/device.h"
 #include "format/records.h"
 #include "fs/fs_impl.h"
-#include "txn/pool.h"
 #include "status_assert.h"
+#include "txn/pool.h"
 
 namespace daxfs {
 namespace {
@@ -132,6 +132,31 @@ class NamespaceTest : public ::testing::Test {
     ASSERT_OK((*txn)->Commit());
   }
 
+  void PatchHeader(const std::function<void(format::InodeTableHeader*)>& fn) {
+    Result<std::unique_ptr<txn::WriteTxn>> txn = pool()->BeginWrite();
+    ASSERT_TRUE(txn.ok()) << txn.status().ToString();
+    ASSERT_OK((*txn)->EnsureNodes(64));
+    Result<btree::BTree*> tree = (*txn)->Tree(fs::SpecOf(fs::FsTree::kInodes));
+    ASSERT_TRUE(tree.ok());
+    uint8_t value[format::kInodeValueSize];
+    ASSERT_TRUE(Must((*tree)->Get(btree::Key{{format::kInodeTableHeaderIno}}, value)));
+    format::InodeTableHeader h = Must(format::DecodeInodeTableHeader(value));
+    fn(&h);
+    format::EncodeInodeTableHeader(h, value);
+    ASSERT_OK((*tree)->Update(btree::Key{{format::kInodeTableHeaderIno}}, value));
+    ASSERT_OK((*txn)->Commit());
+  }
+  // As an image made before the header (which also lacks the posix feature bit).
+  void DeleteHeader() {
+    Result<std::unique_ptr<txn::WriteTxn>> txn = pool()->BeginWrite();
+    ASSERT_TRUE(txn.ok()) << txn.status().ToString();
+    ASSERT_OK((*txn)->EnsureNodes(64));
+    Result<btree::BTree*> tree = (*txn)->Tree(fs::SpecOf(fs::FsTree::kInodes));
+    ASSERT_TRUE(tree.ok());
+    ASSERT_OK((*tree)->Delete(btree::Key{{format::kInodeTableHeaderIno}}));
+    ASSERT_OK((*txn)->Commit());
+  }
+
   // Puts (or, with ino 0, deletes) raw directory entries at the given slots.
   void PatchEntries(Ino dir, const std::vector<uint64_t>& slots, Ino ino) {
     Result<std::unique_ptr<txn::WriteTxn>> txn = pool()->BeginWrite();
@@ -205,6 +230,56 @@ TEST_F(NamespaceTest, NewInodesTakeDistinctNumbers) {
   }
   EXPECT_TRUE(seen.insert(Dir(kRootIno, "d")).second);
   EXPECT_TRUE(seen.insert(Link(kRootIno, "l", "d")).second);
+}
+
+TEST_F(NamespaceTest, InodeNumbersNeverComeBack) {
+  Ino a = File(kRootIno, "a");
+  Ino b = Dir(kRootIno, "b");
+  ASSERT_OK(fs_->Unlink(kRootIno, "a"));
+  ASSERT_OK(fs_->Rmdir(kRootIno, "b"));
+  Ino c = File(kRootIno, "c");  // the newest numbers are free, but not taken again
+  EXPECT_GT(c, b);
+  EXPECT_GT(b, a);
+  Remount();
+  Ino d = File(kRootIno, "d");
+  EXPECT_GT(d, c);
+  // StatFs counts by type from the table's header, and Check agrees with it.
+  Link(kRootIno, "l", "d");
+  Dir(kRootIno, "e");
+  FsStats st = Must(fs_->StatFs());
+  EXPECT_EQ(st.inodes, 5u);
+  EXPECT_EQ(st.files, 2u);
+  EXPECT_EQ(st.directories, 2u);
+  EXPECT_EQ(st.symlinks, 1u);
+  EXPECT_EQ(st.special, 0u);
+}
+
+TEST_F(NamespaceTest, CheckFindsAWrongInodeTableHeader) {
+  File(kRootIno, "a");
+  Ino b = File(kRootIno, "b");
+  // The header claims b's number is still free and counts one file too many.
+  PatchHeader([&](format::InodeTableHeader* h) {
+    h->next_ino = b;
+    ++h->counts[static_cast<size_t>(format::FileType::kRegular)];
+  });
+  Result<FsCheckResult> r = fs_->Check();
+  ASSERT_OK(r.status());
+  std::string all;
+  for (const std::string& p : r->problems) all += p + "\n";
+  EXPECT_NE(all.find("the next inode is " + std::to_string(b)), std::string::npos) << all;
+  EXPECT_NE(all.find("counts 3 inodes of type 1 (file) but there are 2"), std::string::npos) << all;
+  // A create refuses rather than reuse a number.
+  EXPECT_ERRNO(fs_->Create(kRootIno, "c", 0644), EUCLEAN);
+  skip_final_check_ = true;
+}
+
+TEST_F(NamespaceTest, AMissingInodeTableHeaderIsDerivedAtAWritableMount) {
+  File(kRootIno, "a");
+  Ino b = File(kRootIno, "b");
+  DeleteHeader();
+  Remount();
+  EXPECT_EQ(Must(fs_->StatFs()).files, 2u);
+  EXPECT_GT(File(kRootIno, "c"), b);
 }
 
 TEST_F(NamespaceTest, NameValidation) {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <tuple>
 
 #include "fs/blocks.h"
@@ -48,6 +49,33 @@ std::map<uint64_t, bool> inodes_are_files(const std::map<uint64_t, InodeFacts>& 
   return out;
 }
 
+// With ro_compat posix the header exists, its next number is above every inode's and its counts
+// are the inodes there are by type.
+void CheckInodeTableHeader(const std::optional<format::InodeTableHeader>& header,
+                           const std::map<uint64_t, InodeFacts>& inodes, bool posix,
+                           FsCheckResult* result) {
+  auto problem = [&](std::string text) { result->problems.push_back(std::move(text)); };
+  if (!header) {
+    if (posix) {
+      problem("the inode table has no header (key 0) but the image has the posix feature");
+    }
+    return;
+  }
+  if (!inodes.empty() && header->next_ino <= inodes.rbegin()->first) {
+    problem(fmt::format("the inode table's header says the next inode is {} but inode {} exists",
+                        header->next_ino, inodes.rbegin()->first));
+  }
+  uint64_t counts[format::kFileTypeSlots] = {};
+  for (auto& [ino, f] : inodes) ++counts[static_cast<size_t>(f.inode.type)];
+  for (size_t t = 1; t < format::kFileTypeSlots; ++t) {
+    if (counts[t] != header->counts[t]) {
+      problem(fmt::format(
+          "the inode table's header counts {} inodes of type {} ({}) but there are {}",
+          header->counts[t], t, format::FileTypeName(static_cast<FileType>(t)), counts[t]));
+    }
+  }
+}
+
 }  // namespace
 
 Result<FsCheckResult> Checker::Run() {
@@ -68,10 +96,20 @@ Result<FsCheckResult> Checker::Run() {
   std::vector<format::LostRecord> lost;
   std::vector<format::BadRecord> bad_ranges;
   std::vector<RmapRecord> retired;  // bad space no file owns (owner `bad`)
+  std::optional<format::InodeTableHeader> header;
   Status walked = a_.runner->Read([&](const ReadOp& op) -> Status {
     btree::Cursor c(op.inodes());
     for (Status s = c.SeekFirst(); c.Valid(); s = c.Next()) {
       RETURN_IF_ERROR(s);
+      if (c.key().w[0] == format::kInodeTableHeaderIno) {
+        Result<format::InodeTableHeader> h = format::DecodeInodeTableHeader(c.value().data());
+        if (h.ok()) {
+          header = *h;
+        } else {
+          problem(h.status().message());
+        }
+        continue;
+      }
       Result<Inode> n = format::DecodeInode(c.key().w[0], c.value().data());
       if (!n.ok()) {
         problem(n.status().message());
@@ -178,6 +216,8 @@ Result<FsCheckResult> Checker::Run() {
     return result;
   }
   result.inodes_checked = inodes.size();
+  CheckInodeTableHeader(header, inodes,
+                        a_.pool->superblock().ro_compat & format::feature::kRoCompatPosix, &result);
 
   for (auto& [ino, f] : inodes) {
     const Inode& n = f.inode;

@@ -23,6 +23,7 @@ std::vector<std::string> FeatureNames(const format::Superblock& sb) {
   if (sb.ro_compat & format::feature::kRoCompatRmap) out.push_back("rmap");
   if (sb.ro_compat & format::feature::kRoCompatReflink) out.push_back("reflink");
   if (sb.ro_compat & format::feature::kRoCompatPoison) out.push_back("poison");
+  if (sb.ro_compat & format::feature::kRoCompatPosix) out.push_back("posix");
   return out;
 }
 

@@ -113,12 +113,25 @@ fuse_entry_param Entry(fuse_req_t req, const Attr& a) {
   return e;
 }
 
+// An inode the kernel knows (lookup count above zero) holds one engine reference, so that its
+// last unlink keeps it as an orphan while the kernel may still use it (open files, mappings,
+// working directories); the last forget releases it, which frees an orphan. A Retain that fails
+// (the inode went meanwhile) leaves the kernel with a stale number, answered with ESTALE. A
+// forget racing a new lookup of the same inode may release before the new reference is taken:
+// the release then fails (EINVAL, ignored) and the reference stays until unmount.
+void Known(Adapter& a, Ino ino, uint64_t n = 1) {
+  if (a.lookups().Add(ino, n) && ino != kRootIno) a.fs().Retain(ino).IgnoreError();
+}
+void Forgotten(Adapter& a, Ino ino, uint64_t n) {
+  if (a.lookups().Forget(ino, n) == 0 && ino != kRootIno) a.fs().Release(ino).IgnoreError();
+}
+
 // Counts the lookup before replying (a forget may follow the reply at once on another thread)
 // and takes it back when the kernel did not get the reply (an interrupted request).
 void ReplyEntry(fuse_req_t req, const Attr& a) {
   fuse_entry_param e = Entry(req, a);
-  A(req).lookups().Add(a.ino);
-  if (fuse_reply_entry(req, &e) != 0) A(req).lookups().Forget(a.ino, 1);
+  Known(A(req), a.ino);
+  if (fuse_reply_entry(req, &e) != 0) Forgotten(A(req), a.ino, 1);
 }
 
 void ReplyAttr(fuse_req_t req, const Attr& a) {
@@ -202,12 +215,12 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-  A(req).lookups().Forget(ino, nlookup);
+  Forgotten(A(req), ino, nlookup);
   fuse_reply_none(req);
 }
 
 void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
-  for (size_t i = 0; i < count; ++i) A(req).lookups().Forget(forgets[i].ino, forgets[i].nlookup);
+  for (size_t i = 0; i < count; ++i) Forgotten(A(req), forgets[i].ino, forgets[i].nlookup);
   fuse_reply_none(req);
 }
 
@@ -336,8 +349,8 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   if (!r.ok()) return ReplyError(req, "create", parent, r.status());
   SetOpenFlags(fi);
   fuse_entry_param e = Entry(req, *r);
-  A(req).lookups().Add(r->ino);
-  if (fuse_reply_create(req, &e, fi) != 0) A(req).lookups().Forget(r->ino, 1);
+  Known(A(req), r->ino);
+  if (fuse_reply_create(req, &e, fi) != 0) Forgotten(A(req), r->ino, 1);
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
@@ -382,12 +395,26 @@ void OpOpendir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) { fuse_reply_open
 
 // Entries after cookie `off` ("." and ".." first), as many as fit in `size` bytes. With `plus`,
 // each entry but "." and ".." carries its attributes and counts as a lookup.
+//
+// Directory offsets: the engine's cookies are 1 ("."), 2 ("..") and an entry's slot, which has
+// bit 63 set (docs/format.md), so as an off_t it would be negative and lseek/seekdir to it fail
+// with EINVAL. The offset the kernel sees is the cookie with bit 63 cleared (1 and 2 as they
+// are), and back. An entry whose slot with bit 63 cleared is 2 or less (bits 8..62 of its name
+// hash all zero, 1 in 2^55 per name) would be listed again after a resume at "..".
+off_t OffsetOf(uint64_t cookie) {
+  return static_cast<off_t>(cookie <= 2 ? cookie : cookie & ~(1ULL << 63));
+}
+uint64_t CookieOf(off_t off) {
+  const uint64_t o = static_cast<uint64_t>(off);
+  return o <= 2 ? o : o | (1ULL << 63);
+}
+
 void ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
   Adapter& a = A(req);
   char* buffer = reinterpret_cast<char*>(ThreadBuffer(size));
   size_t used = 0;
   std::vector<DirEntry> wanted;  // plus: entries that fit, attributes read after the listing
-  Status s = a.fs().ReadDir(ino, static_cast<uint64_t>(off), [&](const DirEntry& d) {
+  Status s = a.fs().ReadDir(ino, CookieOf(off), [&](const DirEntry& d) {
     if (plus) {
       size_t need = fuse_add_direntry_plus(req, nullptr, 0, d.name.c_str(), nullptr, 0);
       if (need > size - used) return false;
@@ -398,8 +425,8 @@ void ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
     struct stat st {};
     st.st_ino = d.ino;
     st.st_mode = TypeBits(d.type);
-    size_t need = fuse_add_direntry(req, buffer + used, size - used, d.name.c_str(), &st,
-                                    static_cast<off_t>(d.cookie));
+    size_t need =
+        fuse_add_direntry(req, buffer + used, size - used, d.name.c_str(), &st, OffsetOf(d.cookie));
     if (need > size - used) return false;
     used += need;
     return true;
@@ -420,11 +447,11 @@ void ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
           break;
         }
         e = Entry(req, *attr);
-        a.lookups().Add(d.ino);
+        Known(a, d.ino);
         counted.push_back(d.ino);
       }
       used += fuse_add_direntry_plus(req, buffer + used, size - used, d.name.c_str(), &e,
-                                     static_cast<off_t>(d.cookie));
+                                     OffsetOf(d.cookie));
     }
   }
   if (!s.ok() && s.IsNotFound() && used == 0) s = Status::Ok();  // removed: no more entries
@@ -432,7 +459,7 @@ void ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
   // After an error, the entries already listed are still given (their lookups counted), as a
   // reply cannot carry both.
   if (fuse_reply_buf(req, buffer, used) != 0) {
-    for (Ino counted_ino : counted) a.lookups().Forget(counted_ino, 1);
+    for (Ino counted_ino : counted) Forgotten(a, counted_ino, 1);
   }
 }
 

@@ -181,6 +181,13 @@ class Filesystem {
   // last one only when `follow` is true. ENAMETOOLONG past 4096 bytes.
   virtual Result<Attr> Resolve(std::string_view path, bool follow = true) = 0;
   virtual Result<Attr> GetAttr(Ino ino) = 0;
+  // Open-file references (docs/concurrency.md): while `ino` is retained, the removal of its last
+  // link (unlink, rmdir, rename over it) keeps it as an orphan with nlink 0, still usable by
+  // number (read, write, truncate, getattr, setattr), and the last Release frees it. In memory,
+  // counted, per mount; mount frees every orphan a crash left, Unmount those still retained.
+  // Retain: ENOENT if there is no such inode. Release: EINVAL if `ino` is not retained.
+  virtual Status Retain(Ino ino) = 0;
+  virtual Status Release(Ino ino) = 0;
   virtual Result<Attr> SetAttr(Ino ino, const SetAttrRequest& request) = 0;
   virtual Result<Attr> Create(Ino dir, std::string_view name, uint32_t mode) = 0;  // EEXIST
   virtual Result<Attr> Mkdir(Ino dir, std::string_view name, uint32_t mode) = 0;

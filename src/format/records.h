@@ -69,6 +69,11 @@ void EncodeInodeTableHeader(const InodeTableHeader& header, uint8_t* value);
 // EUCLEAN when the first byte is not 0, a reserved byte is set or next_ino is not above the root.
 Result<InodeTableHeader> DecodeInodeTableHeader(const uint8_t* value);
 
+// ---- Orphan tree (TreeId::kOrphans): key = {ino}, value = kOrphanValueSize bytes, all 0
+// (reserved). An inode whose last link went while it was open (referenced) stays, with nlink 0,
+// exactly as long as it has an orphan record; mount frees every orphan.
+inline constexpr uint16_t kOrphanValueSize = 8;
+
 // ---- Directory-entry tree (TreeId::kDirents): key = {dir ino, slot}, value = kDirentValueSize.
 // slot = (hash(name) with the top bit set and the low 8 bits cleared) | collision index, so
 // entries of one directory sort by hash, every slot is > 2 (1 and 2 are the readdir cookies of

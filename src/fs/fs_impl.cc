@@ -142,7 +142,47 @@ Status FsImpl::MountWrites() {
       return Inodes::CreateHeader(op);
     }));
   }
+  return ReclaimOrphans();
+}
+
+Status FsImpl::ReclaimOrphans() {
+  std::vector<Ino> orphans;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(orphans, Orphans::List(op));
+    return Status::Ok();
+  }));
+  for (Ino ino : orphans) {
+    RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) { return names_.FreeOrphan(op, ino); }));
+  }
   return Status::Ok();
+}
+
+void FsImpl::ReleaseAllForUnmount() {
+  orphans_.DropAll();
+  if (runner_.unmounted() || read_only()) return;
+  Status s = ReclaimOrphans();  // what fails here stays for the next mount to free
+  if (!s.ok()) base::Log(base::LogLevel::kError, "freeing orphans at unmount: {}", s.ToString());
+}
+
+Status FsImpl::Retain(Ino ino) {
+  return runner_.Read([&](const ReadOp& op) -> Status {
+    RETURN_IF_ERROR(Inodes::Get(op, ino).status());
+    orphans_.Retain(ino);  // under the operation: no unlink runs between the check and this
+    return Status::Ok();
+  });
+}
+
+// The last reference of an orphan frees it. On a read-only mount it stays for the next mount.
+Status FsImpl::Release(Ino ino) {
+  ASSIGN_OR_RETURN(bool last, orphans_.Release(ino));
+  if (!last) return Status::Ok();
+  bool orphan = false;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(orphan, Orphans::IsOrphan(op, ino));
+    return Status::Ok();
+  }));
+  if (!orphan || read_only()) return Status::Ok();
+  return runner_.Write([&](WriteOp& op) { return names_.FreeOrphan(op, ino); });
 }
 
 namespace {
@@ -165,7 +205,7 @@ FsImpl::FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,
       remap_(&extents_, &poison_),
       files_(device, &data_, &poison_, &budget_, &extents_, &remap_),
       reflink_(has_reflink_, &files_, &remap_, &budget_),
-      names_(&files_, &budget_, &extents_),
+      names_(&files_, &budget_, &extents_, &orphans_),
       owners_(pool_.get(), &poison_),
       runner_(pool_.get(), device, options, has_rmap_, has_reflink_, this),
       layouts_(&runner_, device, &extents_, &poison_, &files_, &budget_),
@@ -181,6 +221,7 @@ FsImpl::FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,
 
 FsImpl::~FsImpl() {
   if (runner_.unmounted()) return;
+  ReleaseAllForUnmount();
   Status s = runner_.Unmount();
   if (!s.ok()) base::Log(base::LogLevel::kError, "unmount at close failed: {}", s.ToString());
 }
@@ -206,7 +247,10 @@ Status FsImpl::Fsync(Ino ino) {
 
 Status FsImpl::Sync() { return runner_.Sync(); }
 
-Status FsImpl::Unmount() { return runner_.Unmount(); }
+Status FsImpl::Unmount() {
+  ReleaseAllForUnmount();
+  return runner_.Unmount();
+}
 
 Result<FsStats> FsImpl::StatFs() {
   FsStats st;

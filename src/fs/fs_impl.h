@@ -28,6 +28,7 @@
 #include "fs/node_budget.h"
 #include "fs/op.h"
 #include "fs/op_runner.h"
+#include "fs/orphans.h"
 #include "fs/owners.h"
 #include "fs/poison.h"
 #include "fs/reflink.h"
@@ -54,6 +55,8 @@ class FsImpl final : public FsFace, private TxnHooks {
   Result<Attr> Lookup(Ino dir, std::string_view name) override;
   Result<Attr> Resolve(std::string_view path, bool follow) override;
   Result<Attr> GetAttr(Ino ino) override;
+  Status Retain(Ino ino) override;
+  Status Release(Ino ino) override;
   Result<Attr> SetAttr(Ino ino, const SetAttrRequest& request) override;
   Result<Attr> Create(Ino dir, std::string_view name, uint32_t mode) override;
   Result<Attr> Mkdir(Ino dir, std::string_view name, uint32_t mode) override;
@@ -138,8 +141,13 @@ class FsImpl final : public FsFace, private TxnHooks {
   void TxnCommitted() override;
   void TxnAborted() override;
 
-  // What a writable mount does before it is handed out: an older image's upgrade.
+  // What a writable mount does before it is handed out: an older image's upgrade, then every
+  // orphan freed (the references of the last mount are gone).
   Status MountWrites();
+  // Frees every orphan that nothing references, one operation each.
+  Status ReclaimOrphans();
+  // Before the pool closes (Unmount, the destructor): the references go, and their orphans.
+  void ReleaseAllForUnmount();
   FsStats FillSpace(FsStats st);  // the space figures of StatFs (under the filesystem lock)
 
   device::Device* device_;
@@ -156,6 +164,7 @@ class FsImpl final : public FsFace, private TxnHooks {
   Remapper remap_;
   FileData files_;
   Reflink reflink_;
+  Orphans orphans_;  // open references (before names_, which uses them)
   Namespace names_;
   Owners owners_;
   OpRunner runner_;

@@ -14,6 +14,7 @@
 #include "fs/file_data.h"
 #include "fs/inodes.h"
 #include "fs/node_budget.h"
+#include "fs/orphans.h"
 
 namespace daxfs::fs {
 
@@ -31,6 +32,12 @@ bool IsDotName(std::string_view name) { return name == "." || name == ".."; }
 
 // A name as a directory entry: 1..255 bytes, no '/' or NUL. "." and ".." fail with `dot_errno`
 // unless it is 0.
+// A directory removed while open (an orphan) takes no new names (ENOENT, as Linux).
+Status CheckAlive(const Inode& dir) {
+  if (dir.nlink != 0) return Status::Ok();
+  return Status::NotFound(fmt::format("directory {} was removed", dir.ino));
+}
+
 Status ValidateName(std::string_view name, int dot_errno) {
   if (name.empty()) return Status::Invalid("empty file name");
   if (name.size() > format::kMaxNameLen) {
@@ -271,8 +278,35 @@ Status Namespace::DropLink(WriteOp& op, Inode* inode, int64_t now) {
     inode->ctime_ns = now;
     return Inodes::Put(op, *inode);
   }
+  if (orphans_->IsRetained(inode->ino)) return Orphans::Keep(op, inode, now);
   RETURN_IF_ERROR(files_->FreeAllData(op, inode));
   return Inodes::Delete(op, *inode);
+}
+
+// Tree updates (3 + freeing): the inode (and the header), the orphan record, freeing the data.
+Status Namespace::FreeOrphan(WriteOp& op, Ino ino) {
+  if (orphans_->IsRetained(ino)) return Status::Ok();
+  ASSIGN_OR_RETURN(bool orphan, Orphans::IsOrphan(op, ino));
+  if (!orphan) return Status::Ok();
+  Result<Inode> n = Inodes::Get(op, ino);
+  if (!n.ok() && n.status().IsNotFound()) {
+    return Status::Corruption(fmt::format("orphan record for inode {}, which does not exist", ino));
+  }
+  RETURN_IF_ERROR(n.status());
+  if (n->nlink != 0) {
+    return Status::Corruption(
+        fmt::format("orphan record for inode {}, which has {} links", ino, n->nlink));
+  }
+  uint64_t free_updates = 0;
+  if (n->type != FileType::kDirectory) {
+    n->nlink = 1;  // as TreeUpdatesToFree counts a last link
+    ASSIGN_OR_RETURN(free_updates, TreeUpdatesToFree(op, *n));
+    n->nlink = 0;
+  }
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 3 + free_updates));
+  if (n->type != FileType::kDirectory) RETURN_IF_ERROR(files_->FreeAllData(op, &*n));
+  RETURN_IF_ERROR(Inodes::Delete(op, *n));
+  return Orphans::DeleteRecord(op, ino);
 }
 
 // ---- Lookup and attributes.
@@ -311,6 +345,7 @@ Result<Inode> Namespace::Create(WriteOp& op, Ino dir, std::string_view name, Fil
   RETURN_IF_ERROR(ValidateName(name, EEXIST));
   if (type == FileType::kSymlink) RETURN_IF_ERROR(ValidateSymlinkTarget(target));
   ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, dir));
+  RETURN_IF_ERROR(CheckAlive(parent));
   if (is_dir && parent.nlink >= kMaxLinks) {
     return Status::Error(EMLINK, fmt::format("directory {} has too many subdirectories", dir));
   }
@@ -345,7 +380,11 @@ Result<Inode> Namespace::Link(WriteOp& op, Ino ino, Ino new_dir, std::string_vie
   if (n.nlink >= kMaxLinks) {
     return Status::Error(EMLINK, fmt::format("inode {} has {} links already", ino, n.nlink));
   }
+  if (n.nlink == 0) {  // an orphan: as Linux, no new name for an unlinked file
+    return Status::NotFound(fmt::format("inode {} has no link left (unlinked while open)", ino));
+  }
   ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, new_dir));
+  RETURN_IF_ERROR(CheckAlive(parent));
   ASSIGN_OR_RETURN(NameSlot where, FindName(op, new_dir, new_name));
   ASSIGN_OR_RETURN(uint64_t slot, FreeSlotFor(where, new_dir, new_name));
   RETURN_IF_ERROR(budget_->ReserveNodes(op, 3));
@@ -377,7 +416,7 @@ Status Namespace::Unlink(WriteOp& op, Ino dir, std::string_view name) {
     return Status::Error(EISDIR, fmt::format("'{}' is a directory (use rmdir)", name));
   }
   ASSIGN_OR_RETURN(uint64_t free_updates, TreeUpdatesToFree(op, n));
-  RETURN_IF_ERROR(budget_->ReserveNodes(op, 4 + free_updates));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 5 + free_updates));
 
   const int64_t now = NowNs();
   RETURN_IF_ERROR(DropLink(op, &n, now));
@@ -404,13 +443,18 @@ Status Namespace::Rmdir(WriteOp& op, Ino dir, std::string_view name) {
   if (has_entries) {
     return Status::Error(ENOTEMPTY, fmt::format("directory '{}' is not empty", name));
   }
-  RETURN_IF_ERROR(budget_->ReserveNodes(op, 4));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 5));
 
-  RETURN_IF_ERROR(Inodes::Delete(op, child));
+  const int64_t now = NowNs();
+  if (orphans_->IsRetained(child.ino)) {
+    RETURN_IF_ERROR(Orphans::Keep(op, &child, now));
+  } else {
+    RETURN_IF_ERROR(Inodes::Delete(op, child));
+  }
   RETURN_IF_ERROR(DeleteEntry(op, dir, *where.slot));
   --parent.size;
   --parent.nlink;
-  Touch(&parent, NowNs());
+  Touch(&parent, now);
   return Inodes::Put(op, parent);
 }
 
@@ -420,7 +464,7 @@ Status Namespace::Rename(WriteOp& op, Ino old_dir, std::string_view old_name, In
                          std::string_view new_name) {
   ASSIGN_OR_RETURN(RenamePlan plan, PlanRename(op, old_dir, old_name, new_dir, new_name));
   if (plan.no_op) return Status::Ok();
-  RETURN_IF_ERROR(budget_->ReserveNodes(op, 7 + plan.free_updates));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 8 + plan.free_updates));
   return ApplyRename(op, &plan, new_name);
 }
 
@@ -432,6 +476,7 @@ Result<Namespace::RenamePlan> Namespace::PlanRename(const ReadOp& op, Ino old_di
   RenamePlan plan;
   ASSIGN_OR_RETURN(plan.old_parent, GetDirectory(op, old_dir));
   ASSIGN_OR_RETURN(plan.new_parent, GetDirectory(op, new_dir));
+  RETURN_IF_ERROR(CheckAlive(plan.new_parent));
   plan.same_dir = old_dir == new_dir;
   ASSIGN_OR_RETURN(NameSlot from, FindName(op, old_dir, old_name));
   if (!from.slot) {
@@ -511,7 +556,11 @@ Status Namespace::ApplyRename(WriteOp& op, RenamePlan* plan, std::string_view ne
   Inode* np = plan->same_dir ? &plan->old_parent : &plan->new_parent;
   if (plan->target) {  // first: freeing its data is the one step that may still fail
     if (plan->target->type == FileType::kDirectory) {
-      RETURN_IF_ERROR(Inodes::Delete(op, *plan->target));
+      if (orphans_->IsRetained(plan->target->ino)) {
+        RETURN_IF_ERROR(Orphans::Keep(op, &*plan->target, now));
+      } else {
+        RETURN_IF_ERROR(Inodes::Delete(op, *plan->target));
+      }
       --np->nlink;
     } else {
       RETURN_IF_ERROR(DropLink(op, &*plan->target, now));

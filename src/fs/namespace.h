@@ -19,14 +19,15 @@ namespace daxfs::fs {
 class ExtentMap;
 class FileData;
 class NodeBudget;
+class Orphans;
 
 class Namespace {
  public:
   // Entries ReadDir gathers per read operation (handed to the caller outside it).
   static constexpr size_t kReadDirBatch = 128;
 
-  Namespace(FileData* files, NodeBudget* budget, const ExtentMap* extents)
-      : files_(files), budget_(budget), extents_(extents) {}
+  Namespace(FileData* files, NodeBudget* budget, const ExtentMap* extents, Orphans* orphans)
+      : files_(files), budget_(budget), extents_(extents), orphans_(orphans) {}
 
   // ENOENT, ENOTDIR, EINVAL for a bad name.
   Result<format::Inode> Lookup(const ReadOp& op, Ino dir, std::string_view name) const;
@@ -50,6 +51,10 @@ class Namespace {
   Status Rmdir(WriteOp& op, Ino dir, std::string_view name);   // ENOTEMPTY, ENOTDIR, EBUSY
   Status Rename(WriteOp& op, Ino old_dir, std::string_view old_name, Ino new_dir,
                 std::string_view new_name);
+  // An orphan (an inode with no link left and an orphan record) that nothing references any more
+  // goes: its data, the inode and the record. Does nothing (Ok) when `ino` is no orphan or is
+  // referenced again.
+  Status FreeOrphan(WriteOp& op, Ino ino);
 
  private:
   struct NameSlot;    // where a name is, or could go, in a directory
@@ -69,7 +74,8 @@ class Namespace {
   Result<bool> HasEntries(const ReadOp& op, Ino dir) const;
   // Tree updates that dropping the last link of `inode` costs on top of deleting it.
   Result<uint64_t> TreeUpdatesToFree(const ReadOp& op, const format::Inode& inode) const;
-  // One link goes away; at the last, the data and the inode go too (data first).
+  // One link goes away; at the last, the data and the inode go too (data first), unless the
+  // inode is referenced: it then stays as an orphan.
   Status DropLink(WriteOp& op, format::Inode* inode, int64_t now);
   Status CheckNotInside(const ReadOp& op, Ino moving_dir, Ino new_parent) const;
   Result<RenamePlan> PlanRename(const ReadOp& op, Ino old_dir, std::string_view old_name,
@@ -80,6 +86,7 @@ class Namespace {
   FileData* files_;
   NodeBudget* budget_;
   const ExtentMap* extents_;
+  Orphans* orphans_;
 };
 
 }  // namespace daxfs::fs

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <set>
 #include <tuple>
 
 #include "fs/blocks.h"
@@ -97,6 +98,7 @@ Result<FsCheckResult> Checker::Run() {
   std::vector<format::BadRecord> bad_ranges;
   std::vector<RmapRecord> retired;  // bad space no file owns (owner `bad`)
   std::optional<format::InodeTableHeader> header;
+  std::set<uint64_t> orphans;  // inodes with an orphan record
   Status walked = a_.runner->Read([&](const ReadOp& op) -> Status {
     btree::Cursor c(op.inodes());
     for (Status s = c.SeekFirst(); c.Valid(); s = c.Next()) {
@@ -209,6 +211,14 @@ Result<FsCheckResult> Checker::Run() {
       }
     }
     ASSIGN_OR_RETURN(retired, a_.poison->RetiredRecords(op, used));
+    btree::Cursor o(op.orphans());
+    for (Status s = o.SeekFirst(); o.Valid(); s = o.Next()) {
+      RETURN_IF_ERROR(s);
+      if (std::any_of(o.value().begin(), o.value().end(), [](uint8_t b) { return b != 0; })) {
+        problem(fmt::format("orphan record of inode {}: a reserved byte is set", o.key().w[0]));
+      }
+      orphans.insert(o.key().w[0]);
+    }
     return Status::Ok();
   });
   if (!walked.ok()) {
@@ -219,8 +229,37 @@ Result<FsCheckResult> Checker::Run() {
   CheckInodeTableHeader(header, inodes,
                         a_.pool->superblock().ro_compat & format::feature::kRoCompatPosix, &result);
 
+  // Orphans: nlink 0 exactly when there is an orphan record; an orphan has no entry (and a
+  // directory orphan no entries inside); its blocks are checked as any file's below.
+  for (uint64_t ino : orphans) {
+    auto it = inodes.find(ino);
+    if (it == inodes.end()) {
+      problem(fmt::format("orphan record of inode {}, which does not exist", ino));
+    } else if (it->second.inode.nlink != 0) {
+      problem(fmt::format("orphan record of inode {}, which has {} links", ino,
+                          it->second.inode.nlink));
+    }
+  }
   for (auto& [ino, f] : inodes) {
     const Inode& n = f.inode;
+    if (n.nlink == 0 && ino != format::kRootIno) {
+      if (!orphans.count(ino)) {
+        problem(fmt::format("inode {} ({}) has no link and no orphan record", ino,
+                            format::FileTypeName(n.type)));
+      }
+      if (f.entries_naming_it != 0) {
+        problem(fmt::format("orphan {} is named by {} entries", ino, f.entries_naming_it));
+      }
+      if (n.type == FileType::kDirectory && (f.entries_inside != 0 || n.size != 0)) {
+        problem(fmt::format("orphan directory {} is not empty (size {}, {} entries)", ino, n.size,
+                            f.entries_inside));
+      }
+      if (n.type != FileType::kDirectory && n.blocks != f.mapped_blocks) {
+        problem(fmt::format("inode {}: says {} blocks but its extents map {}", ino, n.blocks,
+                            f.mapped_blocks));
+      }
+      continue;
+    }
     if (ino == format::kRootIno) {
       if (n.type != FileType::kDirectory) problem("inode 1 (root) is not a directory");
       if (f.entries_naming_it != 0) problem("the root directory is named by an entry");

@@ -306,16 +306,10 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
               const char* new_name, unsigned int flags) {
-  // RENAME_NOREPLACE: the kernel has already refused an existing target, under the locks of both
-  // directories, and every change reaches the engine through this kernel; so a plain rename is
-  // exact (as tmpfs does it). Once other writers exist (the client API) the engine must check
-  // (ENGINE_NEEDS.md). RENAME_EXCHANGE and the rest need the engine: EINVAL, as Linux says for a
-  // filesystem without them.
-  if (flags & ~static_cast<unsigned int>(RENAME_NOREPLACE)) {
-    return ReplyError(req, "rename", parent,
-                      Status::Invalid("RENAME_EXCHANGE and RENAME_WHITEOUT are not supported yet"));
-  }
-  ReplyStatus(req, "rename", parent, A(req).fs().Rename(parent, name, new_parent, new_name));
+  // RENAME_NOREPLACE and RENAME_EXCHANGE are the engine's (it checks them itself); it refuses
+  // RENAME_WHITEOUT and unknown flags with EINVAL, as Linux does for a filesystem without them.
+  static_assert(RENAME_NOREPLACE == kRenameNoReplace && RENAME_EXCHANGE == kRenameExchange);
+  ReplyStatus(req, "rename", parent, A(req).fs().Rename(parent, name, new_parent, new_name, flags));
 }
 
 // Page cache kept across opens (the daemon is the only writer: the kernel saw every change), and

@@ -97,6 +97,9 @@ enum FallocateMode : uint32_t {
   kFallocZeroRange = 0x10,  // FALLOC_FL_ZERO_RANGE
 };
 
+// renameat2 flags (the values of Linux's RENAME_*).
+enum RenameFlags : uint32_t { kRenameNoReplace = 1, kRenameExchange = 2 };
+
 struct FsStats {
   uint64_t block_size = 4096;
   uint64_t total_blocks = 0;      // whole device
@@ -201,6 +204,12 @@ class Filesystem {
   // directory over an empty directory). EINVAL when a directory would move into itself.
   virtual Status Rename(Ino old_dir, std::string_view old_name, Ino new_dir,
                         std::string_view new_name) = 0;
+  // renameat2: `flags` are RenameFlags. kRenameNoReplace: EEXIST when the new name exists.
+  // kRenameExchange: both names must exist (ENOENT) and swap atomically, of any types (a
+  // directory moving to another parent gets its ".." and both parents' link counts fixed).
+  // EINVAL for both flags together, RENAME_WHITEOUT (4) or an unknown flag.
+  virtual Status Rename(Ino old_dir, std::string_view old_name, Ino new_dir,
+                        std::string_view new_name, uint32_t flags) = 0;
   // Calls `fn` for each entry after `cookie` (0: from the start, including "." and "..") in a
   // stable order; `fn` returns false to stop. Entries added or removed meanwhile may or may not
   // be seen; no entry is seen twice.

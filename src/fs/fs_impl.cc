@@ -360,8 +360,13 @@ Status FsImpl::Rmdir(Ino dir, std::string_view name) {
 
 Status FsImpl::Rename(Ino old_dir, std::string_view old_name, Ino new_dir,
                       std::string_view new_name) {
+  return Rename(old_dir, old_name, new_dir, new_name, 0);
+}
+
+Status FsImpl::Rename(Ino old_dir, std::string_view old_name, Ino new_dir,
+                      std::string_view new_name, uint32_t flags) {
   return runner_.Write(
-      [&](WriteOp& op) { return names_.Rename(op, old_dir, old_name, new_dir, new_name); });
+      [&](WriteOp& op) { return names_.Rename(op, old_dir, old_name, new_dir, new_name, flags); });
 }
 
 // Entries are gathered in batches under the lock and handed to `fn` without it, so `fn` may call

@@ -67,6 +67,8 @@ class FsImpl final : public FsFace, private TxnHooks {
   Status Rmdir(Ino dir, std::string_view name) override;
   Status Rename(Ino old_dir, std::string_view old_name, Ino new_dir,
                 std::string_view new_name) override;
+  Status Rename(Ino old_dir, std::string_view old_name, Ino new_dir, std::string_view new_name,
+                uint32_t flags) override;
   Status ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& fn) override;
 
   // ---- File data (FileData, file_data.h)

@@ -461,16 +461,27 @@ Status Namespace::Rmdir(WriteOp& op, Ino dir, std::string_view name) {
 // ---- Rename.
 
 Status Namespace::Rename(WriteOp& op, Ino old_dir, std::string_view old_name, Ino new_dir,
-                         std::string_view new_name) {
-  ASSIGN_OR_RETURN(RenamePlan plan, PlanRename(op, old_dir, old_name, new_dir, new_name));
+                         std::string_view new_name, uint32_t flags) {
+  if (flags & ~static_cast<uint32_t>(kRenameNoReplace | kRenameExchange)) {
+    return Status::Invalid(fmt::format("rename: unsupported flags 0x{:x}", flags));
+  }
+  if ((flags & kRenameNoReplace) && (flags & kRenameExchange)) {
+    return Status::Invalid("rename: RENAME_NOREPLACE and RENAME_EXCHANGE together");
+  }
+  ASSIGN_OR_RETURN(RenamePlan plan, PlanRename(op, old_dir, old_name, new_dir, new_name, flags));
   if (plan.no_op) return Status::Ok();
+  if (flags & kRenameExchange) {
+    RETURN_IF_ERROR(budget_->ReserveNodes(op, 6));
+    return ApplyExchange(op, &plan, old_name, new_name);
+  }
   RETURN_IF_ERROR(budget_->ReserveNodes(op, 8 + plan.free_updates));
   return ApplyRename(op, &plan, new_name);
 }
 
 Result<Namespace::RenamePlan> Namespace::PlanRename(const ReadOp& op, Ino old_dir,
                                                     std::string_view old_name, Ino new_dir,
-                                                    std::string_view new_name) const {
+                                                    std::string_view new_name,
+                                                    uint32_t flags) const {
   RETURN_IF_ERROR(ValidateName(old_name, EINVAL));
   RETURN_IF_ERROR(ValidateName(new_name, EINVAL));
   RenamePlan plan;
@@ -485,6 +496,13 @@ Result<Namespace::RenamePlan> Namespace::PlanRename(const ReadOp& op, Ino old_di
   plan.source_slot = *from.slot;
   ASSIGN_OR_RETURN(plan.source, EntryInode(op, old_dir, from.entry));
   ASSIGN_OR_RETURN(NameSlot to, FindName(op, new_dir, new_name));
+  if (to.slot && (flags & kRenameNoReplace)) {
+    return Status::Exists(fmt::format("rename: '{}' exists in directory {}", new_name, new_dir));
+  }
+  if (!to.slot && (flags & kRenameExchange)) {
+    return Status::NotFound(
+        fmt::format("rename: '{}' does not exist in directory {} to exchange", new_name, new_dir));
+  }
   if (to.slot) {
     if (to.entry.ino == plan.source.ino) {
       plan.no_op = true;
@@ -499,8 +517,63 @@ Result<Namespace::RenamePlan> Namespace::PlanRename(const ReadOp& op, Ino old_di
   if (plan.source.type == FileType::kDirectory && !plan.same_dir) {
     RETURN_IF_ERROR(CheckNotInside(op, plan.source.ino, new_dir));
   }
-  RETURN_IF_ERROR(CheckReplace(op, plan));
+  if (flags & kRenameExchange) {
+    RETURN_IF_ERROR(CheckExchange(op, plan));
+  } else {
+    RETURN_IF_ERROR(CheckReplace(op, plan));
+  }
   return plan;
+}
+
+// RENAME_EXCHANGE across parents: the target directory must not be above the old name, and a
+// parent that gains a subdirectory must have room for its link.
+Status Namespace::CheckExchange(const ReadOp& op, const RenamePlan& plan) const {
+  if (plan.same_dir) return Status::Ok();
+  const bool source_dir = plan.source.type == FileType::kDirectory;
+  const bool target_dir = plan.target->type == FileType::kDirectory;
+  if (target_dir) RETURN_IF_ERROR(CheckNotInside(op, plan.target->ino, plan.old_parent.ino));
+  if (source_dir && !target_dir && plan.new_parent.nlink >= kMaxLinks) {
+    return Status::Error(
+        EMLINK, fmt::format("directory {} has too many subdirectories", plan.new_parent.ino));
+  }
+  if (target_dir && !source_dir && plan.old_parent.nlink >= kMaxLinks) {
+    return Status::Error(
+        EMLINK, fmt::format("directory {} has too many subdirectories", plan.old_parent.ino));
+  }
+  return Status::Ok();
+}
+
+// Tree updates (6): both entries, both inodes, both parents. Each name keeps its slot and gets
+// the other inode; a directory that changes parent gets its ".." and the link counts follow.
+Status Namespace::ApplyExchange(WriteOp& op, RenamePlan* plan, std::string_view old_name,
+                                std::string_view new_name) {
+  const int64_t now = NowNs();
+  Inode& source = plan->source;
+  Inode& target = *plan->target;
+  Inode* old_parent = &plan->old_parent;
+  Inode* np = plan->same_dir ? &plan->old_parent : &plan->new_parent;
+  RETURN_IF_ERROR(PutEntry(op, old_parent->ino, plan->source_slot, target, old_name));
+  RETURN_IF_ERROR(PutEntry(op, np->ino, plan->new_slot, source, new_name));
+  if (!plan->same_dir) {
+    if (source.type == FileType::kDirectory) {
+      source.parent = np->ino;
+      --old_parent->nlink;
+      ++np->nlink;
+    }
+    if (target.type == FileType::kDirectory) {
+      target.parent = old_parent->ino;
+      ++old_parent->nlink;
+      --np->nlink;
+    }
+  }
+  source.ctime_ns = now;
+  target.ctime_ns = now;
+  RETURN_IF_ERROR(Inodes::Put(op, source));
+  RETURN_IF_ERROR(Inodes::Put(op, target));
+  Touch(old_parent, now);
+  Touch(np, now);
+  RETURN_IF_ERROR(Inodes::Put(op, *old_parent));
+  return plan->same_dir ? Status::Ok() : Inodes::Put(op, *np);
 }
 
 // The type rules of POSIX rename, and the new parent's link count.

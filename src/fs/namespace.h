@@ -49,8 +49,10 @@ class Namespace {
   Result<format::Inode> Link(WriteOp& op, Ino ino, Ino new_dir, std::string_view new_name);
   Status Unlink(WriteOp& op, Ino dir, std::string_view name);  // EISDIR for directories
   Status Rmdir(WriteOp& op, Ino dir, std::string_view name);   // ENOTEMPTY, ENOTDIR, EBUSY
+  // `flags`: RenameFlags (filesystem.h). EINVAL for a bad combination, EEXIST (no-replace),
+  // ENOENT (exchange without a target).
   Status Rename(WriteOp& op, Ino old_dir, std::string_view old_name, Ino new_dir,
-                std::string_view new_name);
+                std::string_view new_name, uint32_t flags = 0);
   // An orphan (an inode with no link left and an orphan record) that nothing references any more
   // goes: its data, the inode and the record. Does nothing (Ok) when `ino` is no orphan or is
   // referenced again.
@@ -79,9 +81,12 @@ class Namespace {
   Status DropLink(WriteOp& op, format::Inode* inode, int64_t now);
   Status CheckNotInside(const ReadOp& op, Ino moving_dir, Ino new_parent) const;
   Result<RenamePlan> PlanRename(const ReadOp& op, Ino old_dir, std::string_view old_name,
-                                Ino new_dir, std::string_view new_name) const;
+                                Ino new_dir, std::string_view new_name, uint32_t flags) const;
   Status CheckReplace(const ReadOp& op, const RenamePlan& plan) const;
   Status ApplyRename(WriteOp& op, RenamePlan* plan, std::string_view new_name);
+  Status CheckExchange(const ReadOp& op, const RenamePlan& plan) const;
+  Status ApplyExchange(WriteOp& op, RenamePlan* plan, std::string_view old_name,
+                       std::string_view new_name);
 
   FileData* files_;
   NodeBudget* budget_;

@@ -1099,6 +1099,57 @@ TEST_F(NamespaceTest, RenameRefusesPastTheLinkLimit) {
 
 // ---- SetAttr.
 
+TEST_F(NamespaceTest, RenameFlags) {
+  Ino f = File(kRootIno, "f");
+  Ino g = File(kRootIno, "g");
+  std::string before = Snapshot();
+  EXPECT_ERRNO(fs_->Rename(kRootIno, "f", kRootIno, "g", kRenameNoReplace | kRenameExchange),
+               EINVAL);
+  EXPECT_ERRNO(fs_->Rename(kRootIno, "f", kRootIno, "g", 4), EINVAL);  // RENAME_WHITEOUT
+  EXPECT_ERRNO(fs_->Rename(kRootIno, "f", kRootIno, "g", kRenameNoReplace), EEXIST);
+  EXPECT_ERRNO(fs_->Rename(kRootIno, "f", kRootIno, "f", kRenameNoReplace), EEXIST);
+  EXPECT_ERRNO(fs_->Rename(kRootIno, "f", kRootIno, "none", kRenameExchange), ENOENT);
+  EXPECT_ERRNO(fs_->Rename(kRootIno, "none", kRootIno, "g", kRenameExchange), ENOENT);
+  EXPECT_EQ(Snapshot(), before);
+  ASSERT_OK(fs_->Rename(kRootIno, "f", kRootIno, "h", kRenameNoReplace));
+  ASSERT_OK(fs_->Rename(kRootIno, "h", kRootIno, "g", kRenameExchange));
+  EXPECT_EQ(PathIno("/h"), g);
+  EXPECT_EQ(PathIno("/g"), f);
+}
+
+TEST_F(NamespaceTest, ExchangeFileAndDirectoryAcrossParents) {
+  Ino a = Dir(kRootIno, "a");
+  Ino b = Dir(kRootIno, "b");
+  Ino f = File(a, "f");
+  Ino d = Dir(b, "d");
+  Ino inner = File(d, "inner");
+  ASSERT_OK(fs_->SetAttr(a, {.mtime_ns = 1}));
+  int64_t t0 = Now();
+  ASSERT_OK(fs_->Rename(a, "f", b, "d", kRenameExchange));
+  EXPECT_EQ(PathIno("/a/f"), d);
+  EXPECT_EQ(PathIno("/b/d"), f);
+  EXPECT_EQ(PathIno("/a/f/inner"), inner);
+  EXPECT_EQ(List(d)[1].ino, a);  // ".."
+  EXPECT_EQ(Stat(a).nlink, 3u);
+  EXPECT_EQ(Stat(b).nlink, 2u);
+  EXPECT_EQ(Stat(a).size, 1u);
+  EXPECT_EQ(Stat(b).size, 1u);
+  EXPECT_GE(Stat(a).mtime_ns, t0);
+  EXPECT_GE(Stat(f).ctime_ns, t0);
+  EXPECT_GE(Stat(d).ctime_ns, t0);
+  EXPECT_EQ(List(a, 2)[0].type, FileType::kDirectory);  // the entry's type follows its inode
+  ExpectConsistent(fs_.get());
+  // A directory cannot be exchanged with something inside it.
+  Ino deep = Dir(d, "deep");
+  (void)deep;
+  EXPECT_ERRNO(fs_->Rename(kRootIno, "a", d, "deep", kRenameExchange), EINVAL);
+  EXPECT_ERRNO(fs_->Rename(d, "deep", kRootIno, "a", kRenameExchange), EINVAL);
+  // Two directories.
+  ASSERT_OK(fs_->Rename(kRootIno, "b", d, "deep", kRenameExchange));
+  EXPECT_EQ(List(b)[1].ino, d);
+  EXPECT_EQ(List(deep)[1].ino, kRootIno);
+}
+
 TEST_F(NamespaceTest, SetAttr) {
   Ino f = File(kRootIno, "f");
   Attr before = Stat(f);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstring>
 #include <ctime>
@@ -140,23 +141,17 @@ void ReplyAttr(fuse_req_t req, const Attr& a) {
   fuse_reply_attr(req, &st, A(req).options().timeout);
 }
 
-// New inodes belong to 0:0 in the engine today; they get the caller's uid and gid with a second
-// operation (interim, ENGINE_NEEDS.md). If that fails, the new name is removed again.
-Result<Attr> GiveToCaller(fuse_req_t req, Ino parent, const char* name, Result<Attr> made) {
-  if (!made.ok()) return made;
+// The caller of a request, for the engine to own new inodes by (set-gid directories included).
+// Supplementary groups matter only for a set-gid file made in a set-gid directory.
+Credentials CallerOf(fuse_req_t req) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
-  if (made->uid == ctx->uid && made->gid == ctx->gid) return made;
-  Filesystem& fs = A(req).fs();
-  SetAttrRequest owner;
-  owner.uid = ctx->uid;
-  owner.gid = ctx->gid;
-  Result<Attr> owned = fs.SetAttr(made->ino, owner);
-  if (!owned.ok()) {
-    Status undo =
-        made->type == FileType::kDirectory ? fs.Rmdir(parent, name) : fs.Unlink(parent, name);
-    undo.IgnoreError();
+  Credentials c{.uid = ctx->uid, .gid = ctx->gid, .groups = {}};
+  if (c.uid != 0) {
+    gid_t groups[64];
+    int n = fuse_req_getgroups(req, 64, groups);
+    for (int i = 0; i < std::min(n, 64); ++i) c.groups.push_back(groups[i]);
   }
-  return owned;
+  return c;
 }
 
 // A per-thread buffer for reads, writes from pipes and directory listings (up to 1 MiB).
@@ -273,19 +268,19 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
     return ReplyError(req, "mknod", parent,
                       Status::Error(EPERM, "special files are not supported yet"));
   }
-  Result<Attr> r = GiveToCaller(req, parent, name, A(req).fs().Create(parent, name, mode & 07777));
+  Result<Attr> r = A(req).fs().Create(parent, name, mode & 07777, CallerOf(req));
   if (!r.ok()) return ReplyError(req, "mknod", parent, r.status());
   ReplyEntry(req, *r);
 }
 
 void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  Result<Attr> r = GiveToCaller(req, parent, name, A(req).fs().Mkdir(parent, name, mode & 07777));
+  Result<Attr> r = A(req).fs().Mkdir(parent, name, mode & 07777, CallerOf(req));
   if (!r.ok()) return ReplyError(req, "mkdir", parent, r.status());
   ReplyEntry(req, *r);
 }
 
 void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
-  Result<Attr> r = GiveToCaller(req, parent, name, A(req).fs().Symlink(parent, name, link));
+  Result<Attr> r = A(req).fs().Symlink(parent, name, link, CallerOf(req));
   if (!r.ok()) return ReplyError(req, "symlink", parent, r.status());
   ReplyEntry(req, *r);
 }
@@ -330,7 +325,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
               fuse_file_info* fi) {
   Filesystem& fs = A(req).fs();
-  Result<Attr> r = GiveToCaller(req, parent, name, fs.Create(parent, name, mode & 07777));
+  Result<Attr> r = fs.Create(parent, name, mode & 07777, CallerOf(req));
   if (!r.ok() && r.status().code() == EEXIST && !(fi->flags & O_EXCL)) {
     // open(O_CREAT) of a name made meanwhile opens the file that is there.
     r = fs.Lookup(parent, name);

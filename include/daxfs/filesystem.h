@@ -46,6 +46,21 @@ struct Attr {
   uint32_t generation = 0;
 };
 
+// Who asks (a FUSE request's caller, a client's peer credentials): uid, gid and supplementary
+// groups. The default is root.
+struct Credentials {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::vector<uint32_t> groups;  // supplementary groups
+  bool InGroup(uint32_t g) const {
+    if (g == gid) return true;
+    for (uint32_t x : groups) {
+      if (x == g) return true;
+    }
+    return false;
+  }
+};
+
 // Which attributes SetAttr changes.
 struct SetAttrRequest {
   std::optional<uint32_t> mode;
@@ -195,6 +210,16 @@ class Filesystem {
   virtual Result<Attr> Create(Ino dir, std::string_view name, uint32_t mode) = 0;  // EEXIST
   virtual Result<Attr> Mkdir(Ino dir, std::string_view name, uint32_t mode) = 0;
   virtual Result<Attr> Symlink(Ino dir, std::string_view name, std::string_view target) = 0;
+  // The same for a caller: the new inode belongs to cred.uid and to cred.gid, or to the
+  // directory's group when the directory is set-gid (a new subdirectory then gets S_ISGID; a new
+  // file keeps a requested S_ISGID, with group execute, only when the caller is root or in that
+  // group), in the one operation. The calls above are these with root's credentials.
+  virtual Result<Attr> Create(Ino dir, std::string_view name, uint32_t mode,
+                              const Credentials& cred) = 0;
+  virtual Result<Attr> Mkdir(Ino dir, std::string_view name, uint32_t mode,
+                             const Credentials& cred) = 0;
+  virtual Result<Attr> Symlink(Ino dir, std::string_view name, std::string_view target,
+                               const Credentials& cred) = 0;
   virtual Result<std::string> ReadLink(Ino ino) = 0;  // EINVAL if not a symlink
   // Hard link: `ino` gets the new name. EPERM for directories.
   virtual Result<Attr> Link(Ino ino, Ino new_dir, std::string_view new_name) = 0;

@@ -320,20 +320,34 @@ Result<Attr> FsImpl::SetAttr(Ino ino, const SetAttrRequest& request) {
 }
 
 Result<Attr> FsImpl::Create(Ino dir, std::string_view name, uint32_t mode) {
-  return WriteAttr(runner_, [&](WriteOp& op) {
-    return names_.Create(op, dir, name, format::FileType::kRegular, mode, {});
-  });
+  return Create(dir, name, mode, Credentials{});
 }
 
 Result<Attr> FsImpl::Mkdir(Ino dir, std::string_view name, uint32_t mode) {
-  return WriteAttr(runner_, [&](WriteOp& op) {
-    return names_.Create(op, dir, name, format::FileType::kDirectory, mode, {});
-  });
+  return Mkdir(dir, name, mode, Credentials{});
 }
 
 Result<Attr> FsImpl::Symlink(Ino dir, std::string_view name, std::string_view target) {
+  return Symlink(dir, name, target, Credentials{});
+}
+
+Result<Attr> FsImpl::Create(Ino dir, std::string_view name, uint32_t mode,
+                            const Credentials& cred) {
   return WriteAttr(runner_, [&](WriteOp& op) {
-    return names_.Create(op, dir, name, format::FileType::kSymlink, 0777, target);
+    return names_.Create(op, dir, name, format::FileType::kRegular, mode, {}, cred);
+  });
+}
+
+Result<Attr> FsImpl::Mkdir(Ino dir, std::string_view name, uint32_t mode, const Credentials& cred) {
+  return WriteAttr(runner_, [&](WriteOp& op) {
+    return names_.Create(op, dir, name, format::FileType::kDirectory, mode, {}, cred);
+  });
+}
+
+Result<Attr> FsImpl::Symlink(Ino dir, std::string_view name, std::string_view target,
+                             const Credentials& cred) {
+  return WriteAttr(runner_, [&](WriteOp& op) {
+    return names_.Create(op, dir, name, format::FileType::kSymlink, 0777, target, cred);
   });
 }
 

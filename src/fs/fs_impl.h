@@ -61,6 +61,12 @@ class FsImpl final : public FsFace, private TxnHooks {
   Result<Attr> Create(Ino dir, std::string_view name, uint32_t mode) override;
   Result<Attr> Mkdir(Ino dir, std::string_view name, uint32_t mode) override;
   Result<Attr> Symlink(Ino dir, std::string_view name, std::string_view target) override;
+  Result<Attr> Create(Ino dir, std::string_view name, uint32_t mode,
+                      const Credentials& cred) override;
+  Result<Attr> Mkdir(Ino dir, std::string_view name, uint32_t mode,
+                     const Credentials& cred) override;
+  Result<Attr> Symlink(Ino dir, std::string_view name, std::string_view target,
+                       const Credentials& cred) override;
   Result<std::string> ReadLink(Ino ino) override;
   Result<Attr> Link(Ino ino, Ino new_dir, std::string_view new_name) override;
   Status Unlink(Ino dir, std::string_view name) override;

@@ -5,6 +5,7 @@
 #include "fs/namespace.h"
 
 #include <fmt/core.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <limits>
@@ -97,6 +98,25 @@ Inode NewInode(Ino ino, FileType type, uint32_t mode, Ino dir, int64_t now) {
 }
 
 void Touch(Inode* dir, int64_t now) { dir->mtime_ns = dir->ctime_ns = now; }
+
+// The owner of a new inode, as Linux's inode_init_owner and mode_strip_sgid: the caller's uid;
+// the set-gid directory's group (a new directory inherits S_ISGID) or the caller's gid; a new
+// non-directory in a set-gid directory loses a requested S_ISGID (with group execute) when the
+// caller is neither root nor in that group.
+void OwnNewInode(Inode* n, const Inode& dir, const Credentials& cred) {
+  n->uid = cred.uid;
+  if (!(dir.mode & S_ISGID)) {
+    n->gid = cred.gid;
+    return;
+  }
+  n->gid = dir.gid;
+  if (n->type == FileType::kDirectory) {
+    n->mode |= S_ISGID;
+  } else if ((n->mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) && cred.uid != 0 &&
+             !cred.InGroup(dir.gid)) {
+    n->mode &= ~S_ISGID;
+  }
+}
 
 }  // namespace
 
@@ -340,7 +360,7 @@ Result<std::string> Namespace::ReadLink(const ReadOp& op, Ino ino) const {
 // Tree updates: the new inode, its entry, the parent inode, the inode table's header; a
 // symlink's data adds an extent.
 Result<Inode> Namespace::Create(WriteOp& op, Ino dir, std::string_view name, FileType type,
-                                uint32_t mode, std::string_view target) {
+                                uint32_t mode, std::string_view target, const Credentials& cred) {
   const bool is_dir = type == FileType::kDirectory;
   RETURN_IF_ERROR(ValidateName(name, EEXIST));
   if (type == FileType::kSymlink) RETURN_IF_ERROR(ValidateSymlinkTarget(target));
@@ -356,6 +376,7 @@ Result<Inode> Namespace::Create(WriteOp& op, Ino dir, std::string_view name, Fil
 
   const int64_t now = NowNs();
   Inode n = NewInode(ino, type, mode, dir, now);
+  OwnNewInode(&n, parent, cred);
   if (type == FileType::kSymlink) {  // first: it allocates data, all or nothing
     RETURN_IF_ERROR(files_->WriteData(
         op, &n, 0, {reinterpret_cast<const uint8_t*>(target.data()), target.size()}));

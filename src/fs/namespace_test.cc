@@ -1150,6 +1150,31 @@ TEST_F(NamespaceTest, ExchangeFileAndDirectoryAcrossParents) {
   EXPECT_EQ(List(deep)[1].ino, kRootIno);
 }
 
+TEST_F(NamespaceTest, NewInodesBelongToTheCallerAndFollowSetgidDirectories) {
+  const Credentials user{.uid = 1000, .gid = 100, .groups = {7}};
+  Attr f = Must(fs_->Create(kRootIno, "f", 02755, user));
+  EXPECT_EQ(f.uid, 1000u);
+  EXPECT_EQ(f.gid, 100u);
+  EXPECT_EQ(f.mode, 02755u);  // not in a set-gid directory: kept
+  Attr l = Must(fs_->Symlink(kRootIno, "l", "f", user));
+  EXPECT_EQ(l.uid, 1000u);
+  Ino sg = Dir(kRootIno, "sg");
+  ASSERT_OK(fs_->SetAttr(sg, {.mode = 02777, .gid = 50}));
+  Attr d = Must(fs_->Mkdir(sg, "sub", 0755, user));
+  EXPECT_EQ(d.gid, 50u);  // the directory's group
+  EXPECT_EQ(d.uid, 1000u);
+  EXPECT_EQ(d.mode, 02755u);  // inherits set-gid
+  EXPECT_EQ(Must(fs_->Create(d.ino, "deeper", 0644, user)).gid, 50u);
+  // A set-gid file: kept for root and members of the group, dropped for others.
+  EXPECT_EQ(Must(fs_->Create(sg, "other", 02755, user)).mode, 0755u);
+  EXPECT_EQ(Must(fs_->Create(sg, "member", 02755, {.uid = 1000, .gid = 100, .groups = {50}})).mode,
+            02755u);
+  EXPECT_EQ(Must(fs_->Create(sg, "root", 02755)).mode, 02755u);
+  EXPECT_EQ(Must(fs_->Create(sg, "noexec", 02644, user)).mode, 02644u);  // mandatory-locking bit
+  // The old calls are root's.
+  EXPECT_EQ(Must(fs_->Create(kRootIno, "r", 0644)).uid, 0u);
+}
+
 TEST_F(NamespaceTest, SetAttr) {
   Ino f = File(kRootIno, "f");
   Attr before = Stat(f);

@@ -24,7 +24,7 @@ expect EOPNOTSUPP listxattr g
 # An unlinked open file stays (an orphan, ENGINE_NEEDS 1 closed): reads through it keep working.
 out=$("$FUSE_PROBE" unlink-open "$DIR/open-then-unlinked")
 [ "$out" = "read after unlink: OK (data kept)" ] || fail "unlink while open: $out"
-# New files belong to the caller (an interim second operation in the adapter). Other users
+# New files belong to the caller (the engine's Credentials, in the create itself). Other users
 # reach the mount only with -o allow_other.
 chmod 1777 d
 setpriv --reuid=4321 --regid=4321 --clear-groups touch "$DIR/d/mine"

@@ -68,6 +68,11 @@ struct SetAttrRequest {
   std::optional<uint32_t> gid;
   std::optional<int64_t> atime_ns;
   std::optional<int64_t> mtime_ns;
+  // Truncate (or extend) to this size in the same operation (regular files: EISDIR, EINVAL).
+  std::optional<uint64_t> size;
+  // UTIME_NOW: the engine's clock, the same reading as the ctime it sets (over *_ns).
+  bool atime_now = false;
+  bool mtime_now = false;
 };
 
 struct DirEntry {

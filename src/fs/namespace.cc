@@ -340,12 +340,19 @@ Result<Inode> Namespace::Lookup(const ReadOp& op, Ino dir, std::string_view name
 Result<Inode> Namespace::SetAttr(WriteOp& op, Ino ino, const SetAttrRequest& request) {
   ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
   RETURN_IF_ERROR(budget_->ReserveNodes(op, 1));
+  if (request.size) {  // first: it validates and reserves before it changes anything
+    RETURN_IF_ERROR(files_->Truncate(op, ino, *request.size));
+    ASSIGN_OR_RETURN(n, Inodes::Get(op, ino));  // (its leaf is already written: no new node)
+  }
+  const int64_t now = NowNs();
   if (request.mode) n.mode = static_cast<uint16_t>(*request.mode & 07777);
   if (request.uid) n.uid = *request.uid;
   if (request.gid) n.gid = *request.gid;
   if (request.atime_ns) n.atime_ns = *request.atime_ns;
   if (request.mtime_ns) n.mtime_ns = *request.mtime_ns;
-  n.ctime_ns = NowNs();
+  if (request.atime_now) n.atime_ns = now;
+  if (request.mtime_now) n.mtime_ns = now;
+  n.ctime_ns = now;
   RETURN_IF_ERROR(Inodes::Put(op, n));
   return n;
 }

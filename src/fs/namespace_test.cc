@@ -1175,6 +1175,31 @@ TEST_F(NamespaceTest, NewInodesBelongToTheCallerAndFollowSetgidDirectories) {
   EXPECT_EQ(Must(fs_->Create(kRootIno, "r", 0644)).uid, 0u);
 }
 
+TEST_F(NamespaceTest, SetAttrWithSizeAndNow) {
+  Ino f = File(kRootIno, "f");
+  std::vector<uint8_t> data(10000, 5);
+  ASSERT_EQ(Must(fs_->Write(f, 0, data)), data.size());
+  ASSERT_OK(fs_->SetAttr(f, {.atime_ns = 1, .mtime_ns = 1}));
+  int64_t t0 = Now();
+  Attr a = Must(fs_->SetAttr(f, {.mode = 0600, .size = 100, .atime_now = true, .mtime_now = true}));
+  EXPECT_EQ(a.size, 100u);
+  EXPECT_EQ(a.mode, 0600u);
+  EXPECT_EQ(a.blocks, 1u);
+  EXPECT_GE(a.mtime_ns, t0);
+  EXPECT_EQ(a.mtime_ns, a.ctime_ns);  // one reading of the engine's clock
+  EXPECT_EQ(a.atime_ns, a.ctime_ns);
+  EXPECT_EQ(Must(fs_->SetAttr(f, {.size = 9000})).size, 9000u);  // extends, a hole
+  std::vector<uint8_t> back(9000, 1);
+  ASSERT_EQ(Must(fs_->Read(f, 0, back)), 9000u);
+  EXPECT_EQ(back[99], 5);
+  EXPECT_EQ(back[100], 0);
+  // A size for a directory fails and changes nothing (the mode neither).
+  Ino d = Dir(kRootIno, "d");
+  std::string before = Snapshot();
+  EXPECT_ERRNO(fs_->SetAttr(d, {.mode = 0700, .size = 0}), EISDIR);
+  EXPECT_EQ(Snapshot(), before);
+}
+
 TEST_F(NamespaceTest, SetAttr) {
   Ino f = File(kRootIno, "f");
   Attr before = Stat(f);

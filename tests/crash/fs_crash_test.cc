@@ -124,7 +124,7 @@ class FsCrashRun {
   void DoRandomOp() {
     std::string bytes(1 + rng_.Uniform(9000), static_cast<char>('a' + rng_.Uniform(26)));
     auto data = std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-    switch (rng_.Uniform(13)) {
+    switch (rng_.Uniform(14)) {
       case 0: (void)fs_->Create(Dir(), Name(), 0644); return;
       case 1: (void)fs_->Mkdir(kRootIno, "d", 0755); return;
       case 2: case 3: {
@@ -158,6 +158,12 @@ class FsCrashRun {
       case 12:
         (void)fs_->Rename(Dir(), Name(), Dir(), Name(), kRenameExchange);
         return;
+      case 13: {  // truncate, mode and times in one operation
+        auto f = AnyFile();
+        SetAttrRequest r{.mode = 0600, .size = rng_.Uniform(12000), .mtime_now = true};
+        if (f.ok()) (void)fs_->SetAttr(*f, r);
+        return;
+      }
       case 11: {  // the last reference of an orphan frees it
         if (retained_.empty()) return;
         size_t i = rng_.Uniform(retained_.size());

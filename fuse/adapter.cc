@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstring>
 #include <ctime>
@@ -79,12 +80,6 @@ timespec ToTimespec(int64_t ns) {
 
 int64_t ToNs(const timespec& t) { return int64_t{t.tv_sec} * kNsPerSecond + t.tv_nsec; }
 
-int64_t NowNs() {
-  timespec t;
-  clock_gettime(CLOCK_REALTIME, &t);
-  return ToNs(t);
-}
-
 void FillStat(const Attr& a, struct stat* st) {
   *st = {};
   st->st_ino = a.ino;
@@ -100,14 +95,9 @@ void FillStat(const Attr& a, struct stat* st) {
   st->st_ctim = ToTimespec(a.ctime_ns);
 }
 
-// The engine may give a deleted inode's number to a new one (ENGINE_NEEDS.md), so the kernel
-// needs (number, generation) pairs that differ between the two: the birth time tells them apart.
-// The kernel keeps 32 bits; the root's generation is 0, as the kernel assumes.
-uint64_t Generation(const Attr& a) {
-  if (a.ino == kRootIno) return 0;
-  const uint64_t b = static_cast<uint64_t>(a.btime_ns);
-  return (b ^ (b >> 32)) & 0xffffffffu;
-}
+// FUSE names an inode by (number, generation). The engine never gives a number to a second
+// inode (the inode table's header, docs/format.md), so its generation (0 today) is enough.
+uint64_t Generation(const Attr& a) { return a.generation; }
 
 fuse_entry_param Entry(fuse_req_t req, const Attr& a) {
   fuse_entry_param e{};
@@ -118,12 +108,25 @@ fuse_entry_param Entry(fuse_req_t req, const Attr& a) {
   return e;
 }
 
+// An inode the kernel knows (lookup count above zero) holds one engine reference, so that its
+// last unlink keeps it as an orphan while the kernel may still use it (open files, mappings,
+// working directories); the last forget releases it, which frees an orphan. A Retain that fails
+// (the inode went meanwhile) leaves the kernel with a stale number, answered with ESTALE. A
+// forget racing a new lookup of the same inode may release before the new reference is taken:
+// the release then fails (EINVAL, ignored) and the reference stays until unmount.
+void Known(Adapter& a, Ino ino, uint64_t n = 1) {
+  if (a.lookups().Add(ino, n) && ino != kRootIno) a.fs().Retain(ino).IgnoreError();
+}
+void Forgotten(Adapter& a, Ino ino, uint64_t n) {
+  if (a.lookups().Forget(ino, n) == 0 && ino != kRootIno) a.fs().Release(ino).IgnoreError();
+}
+
 // Counts the lookup before replying (a forget may follow the reply at once on another thread)
 // and takes it back when the kernel did not get the reply (an interrupted request).
 void ReplyEntry(fuse_req_t req, const Attr& a) {
   fuse_entry_param e = Entry(req, a);
-  A(req).lookups().Add(a.ino);
-  if (fuse_reply_entry(req, &e) != 0) A(req).lookups().Forget(a.ino, 1);
+  Known(A(req), a.ino);
+  if (fuse_reply_entry(req, &e) != 0) Forgotten(A(req), a.ino, 1);
 }
 
 void ReplyAttr(fuse_req_t req, const Attr& a) {
@@ -132,23 +135,17 @@ void ReplyAttr(fuse_req_t req, const Attr& a) {
   fuse_reply_attr(req, &st, A(req).options().timeout);
 }
 
-// New inodes belong to 0:0 in the engine today; they get the caller's uid and gid with a second
-// operation (interim, ENGINE_NEEDS.md). If that fails, the new name is removed again.
-Result<Attr> GiveToCaller(fuse_req_t req, Ino parent, const char* name, Result<Attr> made) {
-  if (!made.ok()) return made;
+// The caller of a request, for the engine to own new inodes by (set-gid directories included).
+// Supplementary groups matter only for a set-gid file made in a set-gid directory.
+Credentials CallerOf(fuse_req_t req) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
-  if (made->uid == ctx->uid && made->gid == ctx->gid) return made;
-  Filesystem& fs = A(req).fs();
-  SetAttrRequest owner;
-  owner.uid = ctx->uid;
-  owner.gid = ctx->gid;
-  Result<Attr> owned = fs.SetAttr(made->ino, owner);
-  if (!owned.ok()) {
-    Status undo =
-        made->type == FileType::kDirectory ? fs.Rmdir(parent, name) : fs.Unlink(parent, name);
-    undo.IgnoreError();
+  Credentials c{.uid = ctx->uid, .gid = ctx->gid, .groups = {}};
+  if (c.uid != 0) {
+    gid_t groups[64];
+    int n = fuse_req_getgroups(req, 64, groups);
+    for (int i = 0; i < std::min(n, 64); ++i) c.groups.push_back(groups[i]);
   }
-  return owned;
+  return c;
 }
 
 // A per-thread buffer for reads, writes from pipes and directory listings (up to 1 MiB).
@@ -207,12 +204,12 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-  A(req).lookups().Forget(ino, nlookup);
+  Forgotten(A(req), ino, nlookup);
   fuse_reply_none(req);
 }
 
 void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
-  for (size_t i = 0; i < count; ++i) A(req).lookups().Forget(forgets[i].ino, forgets[i].nlookup);
+  for (size_t i = 0; i < count; ++i) Forgotten(A(req), forgets[i].ino, forgets[i].nlookup);
   fuse_reply_none(req);
 }
 
@@ -224,29 +221,28 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
   Filesystem& fs = A(req).fs();
+  SetAttrRequest r;  // one engine operation: size, owner, mode and times together
   if (to_set & FUSE_SET_ATTR_SIZE) {
     if (attr->st_size < 0)
       return ReplyError(req, "truncate", ino, Status::Invalid("negative size"));
-    Status s = fs.Truncate(ino, static_cast<uint64_t>(attr->st_size));
-    if (!s.ok()) return ReplyError(req, "truncate", ino, Stale(s));
+    r.size = static_cast<uint64_t>(attr->st_size);
   }
-  SetAttrRequest r;
   if (to_set & FUSE_SET_ATTR_MODE) r.mode = attr->st_mode & 07777;
   if (to_set & FUSE_SET_ATTR_UID) r.uid = attr->st_uid;
   if (to_set & FUSE_SET_ATTR_GID) r.gid = attr->st_gid;
-  // UTIME_NOW: the adapter reads the clock (interim, ENGINE_NEEDS.md); UTIME_OMIT: not sent.
-  const int64_t now = (to_set & (FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)) ? NowNs() : 0;
+  // UTIME_NOW: the engine's clock (the same reading as the ctime); UTIME_OMIT: not sent.
   if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
-    r.atime_ns = now;
+    r.atime_now = true;
   } else if (to_set & FUSE_SET_ATTR_ATIME) {
     r.atime_ns = ToNs(attr->st_atim);
   }
   if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
-    r.mtime_ns = now;
+    r.mtime_now = true;
   } else if (to_set & FUSE_SET_ATTR_MTIME) {
     r.mtime_ns = ToNs(attr->st_mtim);
   }
-  const bool change = r.mode || r.uid || r.gid || r.atime_ns || r.mtime_ns;
+  const bool change =
+      r.size || r.mode || r.uid || r.gid || r.atime_ns || r.mtime_ns || r.atime_now || r.mtime_now;
   Result<Attr> out = change ? fs.SetAttr(ino, r) : fs.GetAttr(ino);
   if (!out.ok()) return ReplyError(req, "setattr", ino, Stale(out.status()));
   ReplyAttr(req, *out);
@@ -265,19 +261,19 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
     return ReplyError(req, "mknod", parent,
                       Status::Error(EPERM, "special files are not supported yet"));
   }
-  Result<Attr> r = GiveToCaller(req, parent, name, A(req).fs().Create(parent, name, mode & 07777));
+  Result<Attr> r = A(req).fs().Create(parent, name, mode & 07777, CallerOf(req));
   if (!r.ok()) return ReplyError(req, "mknod", parent, r.status());
   ReplyEntry(req, *r);
 }
 
 void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  Result<Attr> r = GiveToCaller(req, parent, name, A(req).fs().Mkdir(parent, name, mode & 07777));
+  Result<Attr> r = A(req).fs().Mkdir(parent, name, mode & 07777, CallerOf(req));
   if (!r.ok()) return ReplyError(req, "mkdir", parent, r.status());
   ReplyEntry(req, *r);
 }
 
 void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
-  Result<Attr> r = GiveToCaller(req, parent, name, A(req).fs().Symlink(parent, name, link));
+  Result<Attr> r = A(req).fs().Symlink(parent, name, link, CallerOf(req));
   if (!r.ok()) return ReplyError(req, "symlink", parent, r.status());
   ReplyEntry(req, *r);
 }
@@ -298,16 +294,10 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
               const char* new_name, unsigned int flags) {
-  // RENAME_NOREPLACE: the kernel has already refused an existing target, under the locks of both
-  // directories, and every change reaches the engine through this kernel; so a plain rename is
-  // exact (as tmpfs does it). Once other writers exist (the client API) the engine must check
-  // (ENGINE_NEEDS.md). RENAME_EXCHANGE and the rest need the engine: EINVAL, as Linux says for a
-  // filesystem without them.
-  if (flags & ~static_cast<unsigned int>(RENAME_NOREPLACE)) {
-    return ReplyError(req, "rename", parent,
-                      Status::Invalid("RENAME_EXCHANGE and RENAME_WHITEOUT are not supported yet"));
-  }
-  ReplyStatus(req, "rename", parent, A(req).fs().Rename(parent, name, new_parent, new_name));
+  // RENAME_NOREPLACE and RENAME_EXCHANGE are the engine's (it checks them itself); it refuses
+  // RENAME_WHITEOUT and unknown flags with EINVAL, as Linux does for a filesystem without them.
+  static_assert(RENAME_NOREPLACE == kRenameNoReplace && RENAME_EXCHANGE == kRenameExchange);
+  ReplyStatus(req, "rename", parent, A(req).fs().Rename(parent, name, new_parent, new_name, flags));
 }
 
 // Page cache kept across opens while the daemon is the only writer (the kernel saw every change;
@@ -329,7 +319,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
               fuse_file_info* fi) {
   Filesystem& fs = A(req).fs();
-  Result<Attr> r = GiveToCaller(req, parent, name, fs.Create(parent, name, mode & 07777));
+  Result<Attr> r = fs.Create(parent, name, mode & 07777, CallerOf(req));
   if (!r.ok() && r.status().code() == EEXIST && !(fi->flags & O_EXCL)) {
     // open(O_CREAT) of a name made meanwhile opens the file that is there.
     r = fs.Lookup(parent, name);
@@ -342,8 +332,8 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   if (!r.ok()) return ReplyError(req, "create", parent, r.status());
   SetOpenFlags(req, fi);
   fuse_entry_param e = Entry(req, *r);
-  A(req).lookups().Add(r->ino);
-  if (fuse_reply_create(req, &e, fi) != 0) A(req).lookups().Forget(r->ino, 1);
+  Known(A(req), r->ino);
+  if (fuse_reply_create(req, &e, fi) != 0) Forgotten(A(req), r->ino, 1);
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
@@ -388,12 +378,26 @@ void OpOpendir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) { fuse_reply_open
 
 // Entries after cookie `off` ("." and ".." first), as many as fit in `size` bytes. With `plus`,
 // each entry but "." and ".." carries its attributes and counts as a lookup.
+//
+// Directory offsets: the engine's cookies are 1 ("."), 2 ("..") and an entry's slot, which has
+// bit 63 set (docs/format.md), so as an off_t it would be negative and lseek/seekdir to it fail
+// with EINVAL. The offset the kernel sees is the cookie with bit 63 cleared (1 and 2 as they
+// are), and back. An entry whose slot with bit 63 cleared is 2 or less (bits 8..62 of its name
+// hash all zero, 1 in 2^55 per name) would be listed again after a resume at "..".
+off_t OffsetOf(uint64_t cookie) {
+  return static_cast<off_t>(cookie <= 2 ? cookie : cookie & ~(1ULL << 63));
+}
+uint64_t CookieOf(off_t off) {
+  const uint64_t o = static_cast<uint64_t>(off);
+  return o <= 2 ? o : o | (1ULL << 63);
+}
+
 void ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
   Adapter& a = A(req);
   char* buffer = reinterpret_cast<char*>(ThreadBuffer(size));
   size_t used = 0;
   std::vector<DirEntry> wanted;  // plus: entries that fit, attributes read after the listing
-  Status s = a.fs().ReadDir(ino, static_cast<uint64_t>(off), [&](const DirEntry& d) {
+  Status s = a.fs().ReadDir(ino, CookieOf(off), [&](const DirEntry& d) {
     if (plus) {
       size_t need = fuse_add_direntry_plus(req, nullptr, 0, d.name.c_str(), nullptr, 0);
       if (need > size - used) return false;
@@ -404,8 +408,8 @@ void ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
     struct stat st {};
     st.st_ino = d.ino;
     st.st_mode = TypeBits(d.type);
-    size_t need = fuse_add_direntry(req, buffer + used, size - used, d.name.c_str(), &st,
-                                    static_cast<off_t>(d.cookie));
+    size_t need =
+        fuse_add_direntry(req, buffer + used, size - used, d.name.c_str(), &st, OffsetOf(d.cookie));
     if (need > size - used) return false;
     used += need;
     return true;
@@ -426,11 +430,11 @@ void ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
           break;
         }
         e = Entry(req, *attr);
-        a.lookups().Add(d.ino);
+        Known(a, d.ino);
         counted.push_back(d.ino);
       }
       used += fuse_add_direntry_plus(req, buffer + used, size - used, d.name.c_str(), &e,
-                                     static_cast<off_t>(d.cookie));
+                                     OffsetOf(d.cookie));
     }
   }
   if (!s.ok() && s.IsNotFound() && used == 0) s = Status::Ok();  // removed: no more entries
@@ -438,7 +442,7 @@ void ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
   // After an error, the entries already listed are still given (their lookups counted), as a
   // reply cannot carry both.
   if (fuse_reply_buf(req, buffer, used) != 0) {
-    for (Ino counted_ino : counted) a.lookups().Forget(counted_ino, 1);
+    for (Ino counted_ino : counted) Forgotten(a, counted_ino, 1);
   }
 }
 

@@ -40,6 +40,25 @@ struct Attr {
   int64_t mtime_ns = 0;
   int64_t ctime_ns = 0;
   int64_t btime_ns = 0;
+  // With `ino`, names this inode for the whole life of the filesystem (FUSE's generation).
+  // Inode numbers only grow, so a number never comes back and the generation is 0 today; a
+  // future reuse of numbers would give the new inode a different one.
+  uint32_t generation = 0;
+};
+
+// Who asks (a FUSE request's caller, a client's peer credentials): uid, gid and supplementary
+// groups. The default is root.
+struct Credentials {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::vector<uint32_t> groups;  // supplementary groups
+  bool InGroup(uint32_t g) const {
+    if (g == gid) return true;
+    for (uint32_t x : groups) {
+      if (x == g) return true;
+    }
+    return false;
+  }
 };
 
 // Which attributes SetAttr changes.
@@ -49,6 +68,11 @@ struct SetAttrRequest {
   std::optional<uint32_t> gid;
   std::optional<int64_t> atime_ns;
   std::optional<int64_t> mtime_ns;
+  // Truncate (or extend) to this size in the same operation (regular files: EISDIR, EINVAL).
+  std::optional<uint64_t> size;
+  // UTIME_NOW: the engine's clock, the same reading as the ctime it sets (over *_ns).
+  bool atime_now = false;
+  bool mtime_now = false;
 };
 
 struct DirEntry {
@@ -97,6 +121,9 @@ enum FallocateMode : uint32_t {
   kFallocZeroRange = 0x10,  // FALLOC_FL_ZERO_RANGE
 };
 
+// renameat2 flags (the values of Linux's RENAME_*).
+enum RenameFlags : uint32_t { kRenameNoReplace = 1, kRenameExchange = 2 };
+
 struct FsStats {
   uint64_t block_size = 4096;
   uint64_t total_blocks = 0;      // whole device
@@ -107,6 +134,7 @@ struct FsStats {
   uint64_t files = 0;
   uint64_t directories = 0;
   uint64_t symlinks = 0;
+  uint64_t special = 0;  // FIFOs, sockets, character and block devices
   uint64_t generation = 0;
 };
 
@@ -114,7 +142,8 @@ struct FsStats {
 inline constexpr uint64_t kOwnerSuperblock = 0xfffffffffffffff0ULL;
 inline constexpr uint64_t kOwnerMetadata = 0xfffffffffffffff1ULL;
 inline constexpr uint64_t kOwnerBad = 0xfffffffffffffff2ULL;
-inline constexpr uint64_t kOwnerFree = 0xfffffffffffffff3ULL;  // never stored; fsmap may report free space
+inline constexpr uint64_t kOwnerFree =
+    0xfffffffffffffff3ULL;  // never stored; fsmap may report free space
 
 // One GETFSMAP record: a device range and its owner. All sizes in bytes.
 struct FsmapRecord {
@@ -179,10 +208,27 @@ class Filesystem {
   // last one only when `follow` is true. ENAMETOOLONG past 4096 bytes.
   virtual Result<Attr> Resolve(std::string_view path, bool follow = true) = 0;
   virtual Result<Attr> GetAttr(Ino ino) = 0;
+  // Open-file references (docs/concurrency.md): while `ino` is retained, the removal of its last
+  // link (unlink, rmdir, rename over it) keeps it as an orphan with nlink 0, still usable by
+  // number (read, write, truncate, getattr, setattr), and the last Release frees it. In memory,
+  // counted, per mount; mount frees every orphan a crash left, Unmount those still retained.
+  // Retain: ENOENT if there is no such inode. Release: EINVAL if `ino` is not retained.
+  virtual Status Retain(Ino ino) = 0;
+  virtual Status Release(Ino ino) = 0;
   virtual Result<Attr> SetAttr(Ino ino, const SetAttrRequest& request) = 0;
   virtual Result<Attr> Create(Ino dir, std::string_view name, uint32_t mode) = 0;  // EEXIST
   virtual Result<Attr> Mkdir(Ino dir, std::string_view name, uint32_t mode) = 0;
   virtual Result<Attr> Symlink(Ino dir, std::string_view name, std::string_view target) = 0;
+  // The same for a caller: the new inode belongs to cred.uid and to cred.gid, or to the
+  // directory's group when the directory is set-gid (a new subdirectory then gets S_ISGID; a new
+  // file keeps a requested S_ISGID, with group execute, only when the caller is root or in that
+  // group), in the one operation. The calls above are these with root's credentials.
+  virtual Result<Attr> Create(Ino dir, std::string_view name, uint32_t mode,
+                              const Credentials& cred) = 0;
+  virtual Result<Attr> Mkdir(Ino dir, std::string_view name, uint32_t mode,
+                             const Credentials& cred) = 0;
+  virtual Result<Attr> Symlink(Ino dir, std::string_view name, std::string_view target,
+                               const Credentials& cred) = 0;
   virtual Result<std::string> ReadLink(Ino ino) = 0;  // EINVAL if not a symlink
   // Hard link: `ino` gets the new name. EPERM for directories.
   virtual Result<Attr> Link(Ino ino, Ino new_dir, std::string_view new_name) = 0;
@@ -192,10 +238,17 @@ class Filesystem {
   // directory over an empty directory). EINVAL when a directory would move into itself.
   virtual Status Rename(Ino old_dir, std::string_view old_name, Ino new_dir,
                         std::string_view new_name) = 0;
+  // renameat2: `flags` are RenameFlags. kRenameNoReplace: EEXIST when the new name exists.
+  // kRenameExchange: both names must exist (ENOENT) and swap atomically, of any types (a
+  // directory moving to another parent gets its ".." and both parents' link counts fixed).
+  // EINVAL for both flags together, RENAME_WHITEOUT (4) or an unknown flag.
+  virtual Status Rename(Ino old_dir, std::string_view old_name, Ino new_dir,
+                        std::string_view new_name, uint32_t flags) = 0;
   // Calls `fn` for each entry after `cookie` (0: from the start, including "." and "..") in a
   // stable order; `fn` returns false to stop. Entries added or removed meanwhile may or may not
   // be seen; no entry is seen twice.
-  virtual Status ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& fn) = 0;
+  virtual Status ReadDir(Ino dir, uint64_t cookie,
+                         const std::function<bool(const DirEntry&)>& fn) = 0;
 
   // ---- File data. Offsets and lengths are bytes; a file may be sparse up to 2^63 - 1.
   virtual Result<size_t> Read(Ino ino, uint64_t offset, std::span<uint8_t> out) = 0;
@@ -222,8 +275,8 @@ class Filesystem {
   // FALLOC_FL_UNSHARE_RANGE: blocks of the range that are shared get private copies.
   virtual Status Unshare(Ino ino, uint64_t offset, uint64_t length) = 0;
   // copy_file_range: clones the block-aligned part when reflink is on, copies the rest.
-  virtual Result<uint64_t> CopyFileRange(Ino src, uint64_t src_offset, Ino dst,
-                                         uint64_t dst_offset, uint64_t length) = 0;
+  virtual Result<uint64_t> CopyFileRange(Ino src, uint64_t src_offset, Ino dst, uint64_t dst_offset,
+                                         uint64_t length) = 0;
 
   // ---- Owners: GETFSMAP. Records overlapping device bytes [start, end), in order of
   // (physical, owner, offset), one per owner for shared blocks, resuming strictly after `after`

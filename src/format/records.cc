@@ -82,6 +82,27 @@ Result<Inode> DecodeInode(uint64_t ino, const uint8_t* v) {
   return n;
 }
 
+//   0 zero u8 | 1..7 reserved | 8 next_ino u64 | 16 + 8 * (type - 1): count of type 1..7 (u64)
+//   72..127 reserved
+void EncodeInodeTableHeader(const InodeTableHeader& h, uint8_t* v) {
+  std::memset(v, 0, kInodeValueSize);
+  base::EncodeU64(v + 8, h.next_ino);
+  for (size_t t = 1; t < kFileTypeSlots; ++t) base::EncodeU64(v + 8 + 8 * t, h.counts[t]);
+}
+
+Result<InodeTableHeader> DecodeInodeTableHeader(const uint8_t* v) {
+  InodeTableHeader h;
+  h.next_ino = base::DecodeU64(v + 8);
+  for (size_t t = 1; t < kFileTypeSlots; ++t) h.counts[t] = base::DecodeU64(v + 8 + 8 * t);
+  bool reserved_clear = std::all_of(v, v + 8, [](uint8_t b) { return b == 0; }) &&
+                        std::all_of(v + 72, v + kInodeValueSize, [](uint8_t b) { return b == 0; });
+  if (!reserved_clear || h.next_ino <= kRootIno) {
+    return Status::Corruption(fmt::format(
+        "the inode table's header (key 0) is malformed (next inode number {})", h.next_ino));
+  }
+  return h;
+}
+
 uint64_t NameHashSlot(std::string_view name) {
   uint64_t h = base::Checksum64(name.data(), name.size(), 0x6469726e616d65ULL);
   return (h | (1ULL << 63)) & ~kSlotCollisionMask;
@@ -155,9 +176,11 @@ Result<RmapRecord> DecodeRmap(uint64_t device_block, uint64_t owner, uint64_t fi
   RmapRecord r{device_block, owner, file_block, base::DecodeU64(v), base::DecodeU32(v + 8)};
   bool special = IsSpecialOwner(owner);
   if (r.blocks == 0 || r.blocks > UINT64_MAX - device_block || (r.flags & ~kRmapKnownFlags) ||
-      (special && SpecialOwnerName(owner) == nullptr) || (special && file_block != 0) || owner == 0) {
-    return Status::Corruption(fmt::format(
-        "rmap record at device block {}: malformed (owner {}, file block {}, {} blocks, flags 0x{:x})",
+      (special && SpecialOwnerName(owner) == nullptr) || (special && file_block != 0) ||
+      owner == 0) {
+    return Status::Corruption(
+        fmt::format("rmap record at device block {}: malformed (owner {}, file block {}, {} "
+                    "blocks, flags 0x{:x})",
         device_block, owner, file_block, r.blocks, r.flags));
   }
   return r;
@@ -165,7 +188,8 @@ Result<RmapRecord> DecodeRmap(uint64_t device_block, uint64_t owner, uint64_t fi
 
 uint64_t RmapIntervalEnd(uint64_t device_block, const uint8_t* v) {
   uint64_t blocks = base::DecodeU64(v);
-  return blocks > UINT64_MAX - device_block ? UINT64_MAX : device_block + std::max<uint64_t>(blocks, 1);
+  return blocks > UINT64_MAX - device_block ? UINT64_MAX
+                                            : device_block + std::max<uint64_t>(blocks, 1);
 }
 
 void EncodeRefcountValue(const RefcountRecord& r, uint8_t* v) {
@@ -177,15 +201,17 @@ void EncodeRefcountValue(const RefcountRecord& r, uint8_t* v) {
 Result<RefcountRecord> DecodeRefcount(uint64_t device_block, const uint8_t* v) {
   RefcountRecord r{device_block, base::DecodeU64(v), base::DecodeU32(v + 8)};
   if (r.blocks == 0 || r.blocks > UINT64_MAX - device_block || r.refcount < 2) {
-    return Status::Corruption(fmt::format(
-        "refcount record at device block {}: malformed ({} blocks, count {})", device_block,
-        r.blocks, r.refcount));
+    return Status::Corruption(
+        fmt::format("refcount record at device block {}: malformed ({} blocks, count {})",
+                    device_block, r.blocks, r.refcount));
   }
   return r;
 }
 
-static_assert(sizeof(uint64_t) + sizeof(uint64_t) == kPoisonValueSize, "lost value: blocks, device block");
-static_assert(sizeof(uint64_t) + 2 * sizeof(uint32_t) == kPoisonValueSize, "bad value: blocks, flags, reserved");
+static_assert(sizeof(uint64_t) + sizeof(uint64_t) == kPoisonValueSize,
+              "lost value: blocks, device block");
+static_assert(sizeof(uint64_t) + 2 * sizeof(uint32_t) == kPoisonValueSize,
+              "bad value: blocks, flags, reserved");
 
 void EncodeLostValue(const LostRecord& r, uint8_t* v) {
   base::EncodeU64(v, r.blocks);
@@ -198,7 +224,8 @@ Result<LostRecord> DecodeLost(uint64_t ino, uint64_t file_block, const uint8_t* 
       r.blocks > UINT64_MAX - r.device_block || r.device_block == 0) {
     return Status::Corruption(fmt::format(
         "poison: lost-range record of inode {} at file block {} is malformed ({} blocks at device "
-        "block {})", ino, file_block, r.blocks, r.device_block));
+        "block {})",
+        ino, file_block, r.blocks, r.device_block));
   }
   return r;
 }
@@ -215,7 +242,8 @@ Result<BadRecord> DecodeBad(uint64_t device_block, uint64_t zero, const uint8_t*
       (r.flags & ~kBadKnownFlags)) {
     return Status::Corruption(fmt::format(
         "poison: bad-range record at device block {} is malformed ({} blocks, flags 0x{:x}, key "
-        "word {})", device_block, r.blocks, r.flags, zero));
+        "word {})",
+        device_block, r.blocks, r.flags, zero));
   }
   return r;
 }

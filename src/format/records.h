@@ -49,6 +49,31 @@ void EncodeInode(const Inode& inode, uint8_t* value);
 // EUCLEAN naming the inode on an unknown type, mode bits or flags.
 Result<Inode> DecodeInode(uint64_t ino, const uint8_t* value);
 
+// ---- The inode table's header: the record at key {0} of the inode tree (no inode has number
+// 0; its first byte, where an inode has its type, is 0). With ro_compat posix. Inode numbers
+// only grow: a new inode takes next_ino, so a number never names two inodes in one filesystem's
+// life. `counts` are the inodes by type (index: the type code; 0 unused), so that statfs needs
+// no walk.
+inline constexpr uint64_t kInodeTableHeaderIno = 0;
+inline constexpr size_t kFileTypeSlots = 8;  // type codes 1..7, index 0 unused
+struct InodeTableHeader {
+  uint64_t next_ino = kRootIno + 1;
+  uint64_t counts[kFileTypeSlots] = {};
+  uint64_t total() const {
+    uint64_t n = 0;
+    for (uint64_t c : counts) n += c;
+    return n;
+  }
+};
+void EncodeInodeTableHeader(const InodeTableHeader& header, uint8_t* value);
+// EUCLEAN when the first byte is not 0, a reserved byte is set or next_ino is not above the root.
+Result<InodeTableHeader> DecodeInodeTableHeader(const uint8_t* value);
+
+// ---- Orphan tree (TreeId::kOrphans): key = {ino}, value = kOrphanValueSize bytes, all 0
+// (reserved). An inode whose last link went while it was open (referenced) stays, with nlink 0,
+// exactly as long as it has an orphan record; mount frees every orphan.
+inline constexpr uint16_t kOrphanValueSize = 8;
+
 // ---- Directory-entry tree (TreeId::kDirents): key = {dir ino, slot}, value = kDirentValueSize.
 // slot = (hash(name) with the top bit set and the low 8 bits cleared) | collision index, so
 // entries of one directory sort by hash, every slot is > 2 (1 and 2 are the readdir cookies of

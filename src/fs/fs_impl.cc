@@ -59,7 +59,8 @@ Status FsImpl::FormatDevice(device::Device* device, const FormatOptions& options
     return Status::Invalid("reflink needs the reverse map (rmap); enable rmap or disable reflink");
   }
   uint64_t ro_compat = (options.rmap ? format::feature::kRoCompatRmap : 0) |
-                       (options.reflink ? format::feature::kRoCompatReflink : 0);
+                       (options.reflink ? format::feature::kRoCompatReflink : 0) |
+                       format::feature::kRoCompatPosix;
   ASSIGN_OR_RETURN(auto pool, txn::Pool::Format(device, {.chunk_size = options.chunk_size,
                                                          .label = options.label,
                                                          .ro_compat = ro_compat,
@@ -80,6 +81,7 @@ Status FsImpl::FormatDevice(device::Device* device, const FormatOptions& options
                .btime_ns = now,
                .parent = format::kRootIno};
     RETURN_IF_ERROR(op.writer(FsTree::kInodes).Insert(InodeKey(root.ino), InodeValue(root).bytes));
+    RETURN_IF_ERROR(Inodes::CreateHeader(op));  // next number 2, one directory
     if (!options.rmap) return Status::Ok();
     return Rmap::AddFormatRecords(op, pool->superblock());
   }));
@@ -135,6 +137,7 @@ Result<std::unique_ptr<FsImpl>> FsImpl::Mount(device::Device* device,
     if (!repaired.ok())
       base::Log(base::LogLevel::kError, "metadata repair at mount: {}", repaired.ToString());
   }
+  if (!fs->read_only()) RETURN_IF_ERROR(fs->MountWrites());
   return fs;
 }
 
@@ -167,6 +170,66 @@ void FsImpl::HandleMetadataDamageAtMount(const std::vector<device::BadRange>& da
   runner_.Exclusive([&] { runner_.ShutDown(Status::IoError(why)); });
 }
 
+// An image made before the inode table's header gets one (and ro_compat posix, so older builds
+// mount it read-only from now on), in one operation.
+Status FsImpl::MountWrites() {
+  bool has_header = false;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    Result<format::InodeTableHeader> h = Inodes::Header(op, false);
+    if (!h.ok() && !h.status().IsNotFound()) return h.status();
+    has_header = h.ok();
+    return Status::Ok();
+  }));
+  if (!has_header) {
+    RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) -> Status {
+      RETURN_IF_ERROR(budget_.ReserveNodes(op, 1));
+      op.txn().AddRoCompat(format::feature::kRoCompatPosix);
+      return Inodes::CreateHeader(op);
+    }));
+  }
+  return ReclaimOrphans();
+}
+
+Status FsImpl::ReclaimOrphans() {
+  std::vector<Ino> orphans;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(orphans, Orphans::List(op));
+    return Status::Ok();
+  }));
+  for (Ino ino : orphans) {
+    RETURN_IF_ERROR(runner_.Write([&](WriteOp& op) { return names_.FreeOrphan(op, ino); }));
+  }
+  return Status::Ok();
+}
+
+void FsImpl::ReleaseAllForUnmount() {
+  orphans_.DropAll();
+  if (runner_.unmounted() || read_only()) return;
+  Status s = ReclaimOrphans();  // what fails here stays for the next mount to free
+  if (!s.ok()) base::Log(base::LogLevel::kError, "freeing orphans at unmount: {}", s.ToString());
+}
+
+Status FsImpl::Retain(Ino ino) {
+  return runner_.Read([&](const ReadOp& op) -> Status {
+    RETURN_IF_ERROR(Inodes::Get(op, ino).status());
+    orphans_.Retain(ino);  // under the operation: no unlink runs between the check and this
+    return Status::Ok();
+  });
+}
+
+// The last reference of an orphan frees it. On a read-only mount it stays for the next mount.
+Status FsImpl::Release(Ino ino) {
+  ASSIGN_OR_RETURN(bool last, orphans_.Release(ino));
+  if (!last) return Status::Ok();
+  bool orphan = false;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(orphan, Orphans::IsOrphan(op, ino));
+    return Status::Ok();
+  }));
+  if (!orphan || read_only()) return Status::Ok();
+  return runner_.Write([&](WriteOp& op) { return names_.FreeOrphan(op, ino); });
+}
+
 namespace {
 bool HasFeature(const txn::Pool& pool, uint64_t bit) { return pool.superblock().ro_compat & bit; }
 }  // namespace
@@ -188,7 +251,7 @@ FsImpl::FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,
       remap_(&extents_, &poison_),
       files_(device, &data_, &poison_, &budget_, &extents_, &remap_),
       reflink_(has_reflink_, &files_, &remap_, &budget_),
-      names_(&files_, &budget_, &extents_),
+      names_(&files_, &budget_, &extents_, &orphans_),
       owners_(pool_.get(), &poison_),
       runner_(pool_.get(), device, options, has_rmap_, has_reflink_, this),
       layouts_(&runner_, device, &extents_, &poison_, &files_, &budget_),
@@ -205,6 +268,7 @@ FsImpl::FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,
 
 FsImpl::~FsImpl() {
   if (runner_.unmounted()) return;
+  ReleaseAllForUnmount();
   Status s = runner_.Unmount();
   if (!s.ok()) base::Log(base::LogLevel::kError, "unmount at close failed: {}", s.ToString());
 }
@@ -238,7 +302,10 @@ Status FsImpl::Fsync(Ino ino) {
 
 Status FsImpl::Sync() { return runner_.Sync(); }
 
-Status FsImpl::Unmount() { return runner_.Unmount(); }
+Status FsImpl::Unmount() {
+  ReleaseAllForUnmount();
+  return runner_.Unmount();
+}
 
 Status FsImpl::EnableMetadataDup() {
   RETURN_IF_ERROR(runner_.Exclusive([&] { return runner_.CheckWritable("metadata twins"); }));
@@ -318,20 +385,34 @@ Result<Attr> FsImpl::SetAttr(Ino ino, const SetAttrRequest& request) {
 }
 
 Result<Attr> FsImpl::Create(Ino dir, std::string_view name, uint32_t mode) {
-  return WriteAttr(runner_, [&](WriteOp& op) {
-    return names_.Create(op, dir, name, format::FileType::kRegular, mode, {});
-  });
+  return Create(dir, name, mode, Credentials{});
 }
 
 Result<Attr> FsImpl::Mkdir(Ino dir, std::string_view name, uint32_t mode) {
-  return WriteAttr(runner_, [&](WriteOp& op) {
-    return names_.Create(op, dir, name, format::FileType::kDirectory, mode, {});
-  });
+  return Mkdir(dir, name, mode, Credentials{});
 }
 
 Result<Attr> FsImpl::Symlink(Ino dir, std::string_view name, std::string_view target) {
+  return Symlink(dir, name, target, Credentials{});
+}
+
+Result<Attr> FsImpl::Create(Ino dir, std::string_view name, uint32_t mode,
+                            const Credentials& cred) {
   return WriteAttr(runner_, [&](WriteOp& op) {
-    return names_.Create(op, dir, name, format::FileType::kSymlink, 0777, target);
+    return names_.Create(op, dir, name, format::FileType::kRegular, mode, {}, cred);
+  });
+}
+
+Result<Attr> FsImpl::Mkdir(Ino dir, std::string_view name, uint32_t mode, const Credentials& cred) {
+  return WriteAttr(runner_, [&](WriteOp& op) {
+    return names_.Create(op, dir, name, format::FileType::kDirectory, mode, {}, cred);
+  });
+}
+
+Result<Attr> FsImpl::Symlink(Ino dir, std::string_view name, std::string_view target,
+                             const Credentials& cred) {
+  return WriteAttr(runner_, [&](WriteOp& op) {
+    return names_.Create(op, dir, name, format::FileType::kSymlink, 0777, target, cred);
   });
 }
 
@@ -358,8 +439,13 @@ Status FsImpl::Rmdir(Ino dir, std::string_view name) {
 
 Status FsImpl::Rename(Ino old_dir, std::string_view old_name, Ino new_dir,
                       std::string_view new_name) {
+  return Rename(old_dir, old_name, new_dir, new_name, 0);
+}
+
+Status FsImpl::Rename(Ino old_dir, std::string_view old_name, Ino new_dir,
+                      std::string_view new_name, uint32_t flags) {
   return runner_.Write(
-      [&](WriteOp& op) { return names_.Rename(op, old_dir, old_name, new_dir, new_name); });
+      [&](WriteOp& op) { return names_.Rename(op, old_dir, old_name, new_dir, new_name, flags); });
 }
 
 // Entries are gathered in batches under the lock and handed to `fn` without it, so `fn` may call

@@ -29,6 +29,7 @@
 #include "fs/node_budget.h"
 #include "fs/op.h"
 #include "fs/op_runner.h"
+#include "fs/orphans.h"
 #include "fs/owners.h"
 #include "fs/poison.h"
 #include "fs/reflink.h"
@@ -55,16 +56,26 @@ class FsImpl final : public FsFace, private TxnHooks {
   Result<Attr> Lookup(Ino dir, std::string_view name) override;
   Result<Attr> Resolve(std::string_view path, bool follow) override;
   Result<Attr> GetAttr(Ino ino) override;
+  Status Retain(Ino ino) override;
+  Status Release(Ino ino) override;
   Result<Attr> SetAttr(Ino ino, const SetAttrRequest& request) override;
   Result<Attr> Create(Ino dir, std::string_view name, uint32_t mode) override;
   Result<Attr> Mkdir(Ino dir, std::string_view name, uint32_t mode) override;
   Result<Attr> Symlink(Ino dir, std::string_view name, std::string_view target) override;
+  Result<Attr> Create(Ino dir, std::string_view name, uint32_t mode,
+                      const Credentials& cred) override;
+  Result<Attr> Mkdir(Ino dir, std::string_view name, uint32_t mode,
+                     const Credentials& cred) override;
+  Result<Attr> Symlink(Ino dir, std::string_view name, std::string_view target,
+                       const Credentials& cred) override;
   Result<std::string> ReadLink(Ino ino) override;
   Result<Attr> Link(Ino ino, Ino new_dir, std::string_view new_name) override;
   Status Unlink(Ino dir, std::string_view name) override;
   Status Rmdir(Ino dir, std::string_view name) override;
   Status Rename(Ino old_dir, std::string_view old_name, Ino new_dir,
                 std::string_view new_name) override;
+  Status Rename(Ino old_dir, std::string_view old_name, Ino new_dir, std::string_view new_name,
+                uint32_t flags) override;
   Status ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& fn) override;
 
   // ---- File data (FileData, file_data.h)
@@ -149,6 +160,13 @@ class FsImpl final : public FsFace, private TxnHooks {
   // copies, read-only with the reason; with twins every other hit is queued for repair.
   void HandleMetadataDamageAtMount(const std::vector<device::BadRange>& damage);
 
+  // What a writable mount does before it is handed out: an older image's upgrade, then every
+  // orphan freed (the references of the last mount are gone).
+  Status MountWrites();
+  // Frees every orphan that nothing references, one operation each.
+  Status ReclaimOrphans();
+  // Before the pool closes (Unmount, the destructor): the references go, and their orphans.
+  void ReleaseAllForUnmount();
   FsStats FillSpace(FsStats st);  // the space figures of StatFs (under the filesystem lock)
 
   device::Device* device_;
@@ -166,6 +184,7 @@ class FsImpl final : public FsFace, private TxnHooks {
   Remapper remap_;
   FileData files_;
   Reflink reflink_;
+  Orphans orphans_;  // open references (before names_, which uses them)
   Namespace names_;
   Owners owners_;
   OpRunner runner_;

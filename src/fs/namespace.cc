@@ -5,6 +5,7 @@
 #include "fs/namespace.h"
 
 #include <fmt/core.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <limits>
@@ -14,6 +15,7 @@
 #include "fs/file_data.h"
 #include "fs/inodes.h"
 #include "fs/node_budget.h"
+#include "fs/orphans.h"
 
 namespace daxfs::fs {
 
@@ -31,6 +33,12 @@ bool IsDotName(std::string_view name) { return name == "." || name == ".."; }
 
 // A name as a directory entry: 1..255 bytes, no '/' or NUL. "." and ".." fail with `dot_errno`
 // unless it is 0.
+// A directory removed while open (an orphan) takes no new names (ENOENT, as Linux).
+Status CheckAlive(const Inode& dir) {
+  if (dir.nlink != 0) return Status::Ok();
+  return Status::NotFound(fmt::format("directory {} was removed", dir.ino));
+}
+
 Status ValidateName(std::string_view name, int dot_errno) {
   if (name.empty()) return Status::Invalid("empty file name");
   if (name.size() > format::kMaxNameLen) {
@@ -90,6 +98,25 @@ Inode NewInode(Ino ino, FileType type, uint32_t mode, Ino dir, int64_t now) {
 }
 
 void Touch(Inode* dir, int64_t now) { dir->mtime_ns = dir->ctime_ns = now; }
+
+// The owner of a new inode, as Linux's inode_init_owner and mode_strip_sgid: the caller's uid;
+// the set-gid directory's group (a new directory inherits S_ISGID) or the caller's gid; a new
+// non-directory in a set-gid directory loses a requested S_ISGID (with group execute) when the
+// caller is neither root nor in that group.
+void OwnNewInode(Inode* n, const Inode& dir, const Credentials& cred) {
+  n->uid = cred.uid;
+  if (!(dir.mode & S_ISGID)) {
+    n->gid = cred.gid;
+    return;
+  }
+  n->gid = dir.gid;
+  if (n->type == FileType::kDirectory) {
+    n->mode |= S_ISGID;
+  } else if ((n->mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) && cred.uid != 0 &&
+             !cred.InGroup(dir.gid)) {
+    n->mode &= ~S_ISGID;
+  }
+}
 
 }  // namespace
 
@@ -271,8 +298,35 @@ Status Namespace::DropLink(WriteOp& op, Inode* inode, int64_t now) {
     inode->ctime_ns = now;
     return Inodes::Put(op, *inode);
   }
+  if (orphans_->IsRetained(inode->ino)) return Orphans::Keep(op, inode, now);
   RETURN_IF_ERROR(files_->FreeAllData(op, inode));
-  return Inodes::Delete(op, inode->ino);
+  return Inodes::Delete(op, *inode);
+}
+
+// Tree updates (3 + freeing): the inode (and the header), the orphan record, freeing the data.
+Status Namespace::FreeOrphan(WriteOp& op, Ino ino) {
+  if (orphans_->IsRetained(ino)) return Status::Ok();
+  ASSIGN_OR_RETURN(bool orphan, Orphans::IsOrphan(op, ino));
+  if (!orphan) return Status::Ok();
+  Result<Inode> n = Inodes::Get(op, ino);
+  if (!n.ok() && n.status().IsNotFound()) {
+    return Status::Corruption(fmt::format("orphan record for inode {}, which does not exist", ino));
+  }
+  RETURN_IF_ERROR(n.status());
+  if (n->nlink != 0) {
+    return Status::Corruption(
+        fmt::format("orphan record for inode {}, which has {} links", ino, n->nlink));
+  }
+  uint64_t free_updates = 0;
+  if (n->type != FileType::kDirectory) {
+    n->nlink = 1;  // as TreeUpdatesToFree counts a last link
+    ASSIGN_OR_RETURN(free_updates, TreeUpdatesToFree(op, *n));
+    n->nlink = 0;
+  }
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 3 + free_updates));
+  if (n->type != FileType::kDirectory) RETURN_IF_ERROR(files_->FreeAllData(op, &*n));
+  RETURN_IF_ERROR(Inodes::Delete(op, *n));
+  return Orphans::DeleteRecord(op, ino);
 }
 
 // ---- Lookup and attributes.
@@ -286,12 +340,19 @@ Result<Inode> Namespace::Lookup(const ReadOp& op, Ino dir, std::string_view name
 Result<Inode> Namespace::SetAttr(WriteOp& op, Ino ino, const SetAttrRequest& request) {
   ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
   RETURN_IF_ERROR(budget_->ReserveNodes(op, 1));
+  if (request.size) {  // first: it validates and reserves before it changes anything
+    RETURN_IF_ERROR(files_->Truncate(op, ino, *request.size));
+    ASSIGN_OR_RETURN(n, Inodes::Get(op, ino));  // (its leaf is already written: no new node)
+  }
+  const int64_t now = NowNs();
   if (request.mode) n.mode = static_cast<uint16_t>(*request.mode & 07777);
   if (request.uid) n.uid = *request.uid;
   if (request.gid) n.gid = *request.gid;
   if (request.atime_ns) n.atime_ns = *request.atime_ns;
   if (request.mtime_ns) n.mtime_ns = *request.mtime_ns;
-  n.ctime_ns = NowNs();
+  if (request.atime_now) n.atime_ns = now;
+  if (request.mtime_now) n.mtime_ns = now;
+  n.ctime_ns = now;
   RETURN_IF_ERROR(Inodes::Put(op, n));
   return n;
 }
@@ -303,27 +364,31 @@ Result<std::string> Namespace::ReadLink(const ReadOp& op, Ino ino) const {
 
 // ---- Creating names.
 
-// Tree updates: the new inode, its entry, the parent inode; a symlink's data adds an extent.
+// Tree updates: the new inode, its entry, the parent inode, the inode table's header; a
+// symlink's data adds an extent.
 Result<Inode> Namespace::Create(WriteOp& op, Ino dir, std::string_view name, FileType type,
-                                uint32_t mode, std::string_view target) {
+                                uint32_t mode, std::string_view target, const Credentials& cred) {
   const bool is_dir = type == FileType::kDirectory;
   RETURN_IF_ERROR(ValidateName(name, EEXIST));
   if (type == FileType::kSymlink) RETURN_IF_ERROR(ValidateSymlinkTarget(target));
   ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, dir));
+  RETURN_IF_ERROR(CheckAlive(parent));
   if (is_dir && parent.nlink >= kMaxLinks) {
     return Status::Error(EMLINK, fmt::format("directory {} has too many subdirectories", dir));
   }
   ASSIGN_OR_RETURN(NameSlot where, FindName(op, dir, name));
   ASSIGN_OR_RETURN(uint64_t slot, FreeSlotFor(where, dir, name));
-  ASSIGN_OR_RETURN(Ino ino, Inodes::Next(op));
-  RETURN_IF_ERROR(budget_->ReserveNodes(op, type == FileType::kSymlink ? 8 : 3));
+  ASSIGN_OR_RETURN(Ino ino, Inodes::NextNumber(op));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, type == FileType::kSymlink ? 9 : 4));
 
   const int64_t now = NowNs();
   Inode n = NewInode(ino, type, mode, dir, now);
+  OwnNewInode(&n, parent, cred);
   if (type == FileType::kSymlink) {  // first: it allocates data, all or nothing
     RETURN_IF_ERROR(files_->WriteData(
         op, &n, 0, {reinterpret_cast<const uint8_t*>(target.data()), target.size()}));
   }
+  RETURN_IF_ERROR(Inodes::Allocate(op, ino, type));
   RETURN_IF_ERROR(Inodes::Put(op, n));
   RETURN_IF_ERROR(PutEntry(op, dir, slot, n, name));
   ++parent.size;
@@ -343,7 +408,11 @@ Result<Inode> Namespace::Link(WriteOp& op, Ino ino, Ino new_dir, std::string_vie
   if (n.nlink >= kMaxLinks) {
     return Status::Error(EMLINK, fmt::format("inode {} has {} links already", ino, n.nlink));
   }
+  if (n.nlink == 0) {  // an orphan: as Linux, no new name for an unlinked file
+    return Status::NotFound(fmt::format("inode {} has no link left (unlinked while open)", ino));
+  }
   ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, new_dir));
+  RETURN_IF_ERROR(CheckAlive(parent));
   ASSIGN_OR_RETURN(NameSlot where, FindName(op, new_dir, new_name));
   ASSIGN_OR_RETURN(uint64_t slot, FreeSlotFor(where, new_dir, new_name));
   RETURN_IF_ERROR(budget_->ReserveNodes(op, 3));
@@ -361,7 +430,8 @@ Result<Inode> Namespace::Link(WriteOp& op, Ino ino, Ino new_dir, std::string_vie
 
 // ---- Removing names.
 
-// Tree updates: the entry, the parent, the inode (updated or deleted) and freeing its data.
+// Tree updates: the entry, the parent, the inode (updated or deleted, with the header) and
+// freeing its data.
 Status Namespace::Unlink(WriteOp& op, Ino dir, std::string_view name) {
   RETURN_IF_ERROR(ValidateName(name, EISDIR));
   ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, dir));
@@ -374,7 +444,7 @@ Status Namespace::Unlink(WriteOp& op, Ino dir, std::string_view name) {
     return Status::Error(EISDIR, fmt::format("'{}' is a directory (use rmdir)", name));
   }
   ASSIGN_OR_RETURN(uint64_t free_updates, TreeUpdatesToFree(op, n));
-  RETURN_IF_ERROR(budget_->ReserveNodes(op, 3 + free_updates));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 5 + free_updates));
 
   const int64_t now = NowNs();
   RETURN_IF_ERROR(DropLink(op, &n, now));
@@ -384,7 +454,7 @@ Status Namespace::Unlink(WriteOp& op, Ino dir, std::string_view name) {
   return Inodes::Put(op, parent);
 }
 
-// Tree updates: the entry, the directory's inode, the parent inode.
+// Tree updates: the entry, the directory's inode, the parent inode, the header.
 Status Namespace::Rmdir(WriteOp& op, Ino dir, std::string_view name) {
   RETURN_IF_ERROR(ValidateName(name, EINVAL));
   ASSIGN_OR_RETURN(Inode parent, GetDirectory(op, dir));
@@ -401,34 +471,51 @@ Status Namespace::Rmdir(WriteOp& op, Ino dir, std::string_view name) {
   if (has_entries) {
     return Status::Error(ENOTEMPTY, fmt::format("directory '{}' is not empty", name));
   }
-  RETURN_IF_ERROR(budget_->ReserveNodes(op, 3));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 5));
 
-  RETURN_IF_ERROR(Inodes::Delete(op, child.ino));
+  const int64_t now = NowNs();
+  if (orphans_->IsRetained(child.ino)) {
+    RETURN_IF_ERROR(Orphans::Keep(op, &child, now));
+  } else {
+    RETURN_IF_ERROR(Inodes::Delete(op, child));
+  }
   RETURN_IF_ERROR(DeleteEntry(op, dir, *where.slot));
   --parent.size;
   --parent.nlink;
-  Touch(&parent, NowNs());
+  Touch(&parent, now);
   return Inodes::Put(op, parent);
 }
 
 // ---- Rename.
 
 Status Namespace::Rename(WriteOp& op, Ino old_dir, std::string_view old_name, Ino new_dir,
-                         std::string_view new_name) {
-  ASSIGN_OR_RETURN(RenamePlan plan, PlanRename(op, old_dir, old_name, new_dir, new_name));
+                         std::string_view new_name, uint32_t flags) {
+  if (flags & ~static_cast<uint32_t>(kRenameNoReplace | kRenameExchange)) {
+    return Status::Invalid(fmt::format("rename: unsupported flags 0x{:x}", flags));
+  }
+  if ((flags & kRenameNoReplace) && (flags & kRenameExchange)) {
+    return Status::Invalid("rename: RENAME_NOREPLACE and RENAME_EXCHANGE together");
+  }
+  ASSIGN_OR_RETURN(RenamePlan plan, PlanRename(op, old_dir, old_name, new_dir, new_name, flags));
   if (plan.no_op) return Status::Ok();
-  RETURN_IF_ERROR(budget_->ReserveNodes(op, 6 + plan.free_updates));
+  if (flags & kRenameExchange) {
+    RETURN_IF_ERROR(budget_->ReserveNodes(op, 6));
+    return ApplyExchange(op, &plan, old_name, new_name);
+  }
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 8 + plan.free_updates));
   return ApplyRename(op, &plan, new_name);
 }
 
 Result<Namespace::RenamePlan> Namespace::PlanRename(const ReadOp& op, Ino old_dir,
                                                     std::string_view old_name, Ino new_dir,
-                                                    std::string_view new_name) const {
+                                                    std::string_view new_name,
+                                                    uint32_t flags) const {
   RETURN_IF_ERROR(ValidateName(old_name, EINVAL));
   RETURN_IF_ERROR(ValidateName(new_name, EINVAL));
   RenamePlan plan;
   ASSIGN_OR_RETURN(plan.old_parent, GetDirectory(op, old_dir));
   ASSIGN_OR_RETURN(plan.new_parent, GetDirectory(op, new_dir));
+  RETURN_IF_ERROR(CheckAlive(plan.new_parent));
   plan.same_dir = old_dir == new_dir;
   ASSIGN_OR_RETURN(NameSlot from, FindName(op, old_dir, old_name));
   if (!from.slot) {
@@ -437,6 +524,13 @@ Result<Namespace::RenamePlan> Namespace::PlanRename(const ReadOp& op, Ino old_di
   plan.source_slot = *from.slot;
   ASSIGN_OR_RETURN(plan.source, EntryInode(op, old_dir, from.entry));
   ASSIGN_OR_RETURN(NameSlot to, FindName(op, new_dir, new_name));
+  if (to.slot && (flags & kRenameNoReplace)) {
+    return Status::Exists(fmt::format("rename: '{}' exists in directory {}", new_name, new_dir));
+  }
+  if (!to.slot && (flags & kRenameExchange)) {
+    return Status::NotFound(
+        fmt::format("rename: '{}' does not exist in directory {} to exchange", new_name, new_dir));
+  }
   if (to.slot) {
     if (to.entry.ino == plan.source.ino) {
       plan.no_op = true;
@@ -451,8 +545,63 @@ Result<Namespace::RenamePlan> Namespace::PlanRename(const ReadOp& op, Ino old_di
   if (plan.source.type == FileType::kDirectory && !plan.same_dir) {
     RETURN_IF_ERROR(CheckNotInside(op, plan.source.ino, new_dir));
   }
-  RETURN_IF_ERROR(CheckReplace(op, plan));
+  if (flags & kRenameExchange) {
+    RETURN_IF_ERROR(CheckExchange(op, plan));
+  } else {
+    RETURN_IF_ERROR(CheckReplace(op, plan));
+  }
   return plan;
+}
+
+// RENAME_EXCHANGE across parents: the target directory must not be above the old name, and a
+// parent that gains a subdirectory must have room for its link.
+Status Namespace::CheckExchange(const ReadOp& op, const RenamePlan& plan) const {
+  if (plan.same_dir) return Status::Ok();
+  const bool source_dir = plan.source.type == FileType::kDirectory;
+  const bool target_dir = plan.target->type == FileType::kDirectory;
+  if (target_dir) RETURN_IF_ERROR(CheckNotInside(op, plan.target->ino, plan.old_parent.ino));
+  if (source_dir && !target_dir && plan.new_parent.nlink >= kMaxLinks) {
+    return Status::Error(
+        EMLINK, fmt::format("directory {} has too many subdirectories", plan.new_parent.ino));
+  }
+  if (target_dir && !source_dir && plan.old_parent.nlink >= kMaxLinks) {
+    return Status::Error(
+        EMLINK, fmt::format("directory {} has too many subdirectories", plan.old_parent.ino));
+  }
+  return Status::Ok();
+}
+
+// Tree updates (6): both entries, both inodes, both parents. Each name keeps its slot and gets
+// the other inode; a directory that changes parent gets its ".." and the link counts follow.
+Status Namespace::ApplyExchange(WriteOp& op, RenamePlan* plan, std::string_view old_name,
+                                std::string_view new_name) {
+  const int64_t now = NowNs();
+  Inode& source = plan->source;
+  Inode& target = *plan->target;
+  Inode* old_parent = &plan->old_parent;
+  Inode* np = plan->same_dir ? &plan->old_parent : &plan->new_parent;
+  RETURN_IF_ERROR(PutEntry(op, old_parent->ino, plan->source_slot, target, old_name));
+  RETURN_IF_ERROR(PutEntry(op, np->ino, plan->new_slot, source, new_name));
+  if (!plan->same_dir) {
+    if (source.type == FileType::kDirectory) {
+      source.parent = np->ino;
+      --old_parent->nlink;
+      ++np->nlink;
+    }
+    if (target.type == FileType::kDirectory) {
+      target.parent = old_parent->ino;
+      ++old_parent->nlink;
+      --np->nlink;
+    }
+  }
+  source.ctime_ns = now;
+  target.ctime_ns = now;
+  RETURN_IF_ERROR(Inodes::Put(op, source));
+  RETURN_IF_ERROR(Inodes::Put(op, target));
+  Touch(old_parent, now);
+  Touch(np, now);
+  RETURN_IF_ERROR(Inodes::Put(op, *old_parent));
+  return plan->same_dir ? Status::Ok() : Inodes::Put(op, *np);
 }
 
 // The type rules of POSIX rename, and the new parent's link count.
@@ -498,7 +647,8 @@ Status Namespace::CheckNotInside(const ReadOp& op, Ino moving_dir, Ino new_paren
                                         : Status::Ok();
 }
 
-// Tree updates (6 + freeing): the replaced inode, both entries, the source inode, both parents.
+// Tree updates (7 + freeing): the replaced inode (and the header), both entries, the source
+// inode, both parents.
 Status Namespace::ApplyRename(WriteOp& op, RenamePlan* plan, std::string_view new_name) {
   const int64_t now = NowNs();
   const bool source_dir = plan->source.type == FileType::kDirectory;
@@ -507,7 +657,11 @@ Status Namespace::ApplyRename(WriteOp& op, RenamePlan* plan, std::string_view ne
   Inode* np = plan->same_dir ? &plan->old_parent : &plan->new_parent;
   if (plan->target) {  // first: freeing its data is the one step that may still fail
     if (plan->target->type == FileType::kDirectory) {
-      RETURN_IF_ERROR(Inodes::Delete(op, plan->target->ino));
+      if (orphans_->IsRetained(plan->target->ino)) {
+        RETURN_IF_ERROR(Orphans::Keep(op, &*plan->target, now));
+      } else {
+        RETURN_IF_ERROR(Inodes::Delete(op, *plan->target));
+      }
       --np->nlink;
     } else {
       RETURN_IF_ERROR(DropLink(op, &*plan->target, now));

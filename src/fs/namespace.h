@@ -19,14 +19,15 @@ namespace daxfs::fs {
 class ExtentMap;
 class FileData;
 class NodeBudget;
+class Orphans;
 
 class Namespace {
  public:
   // Entries ReadDir gathers per read operation (handed to the caller outside it).
   static constexpr size_t kReadDirBatch = 128;
 
-  Namespace(FileData* files, NodeBudget* budget, const ExtentMap* extents)
-      : files_(files), budget_(budget), extents_(extents) {}
+  Namespace(FileData* files, NodeBudget* budget, const ExtentMap* extents, Orphans* orphans)
+      : files_(files), budget_(budget), extents_(extents), orphans_(orphans) {}
 
   // ENOENT, ENOTDIR, EINVAL for a bad name.
   Result<format::Inode> Lookup(const ReadOp& op, Ino dir, std::string_view name) const;
@@ -41,15 +42,23 @@ class Namespace {
   Result<std::string> PathOf(const ReadOp& op, Ino ino) const;
 
   Result<format::Inode> SetAttr(WriteOp& op, Ino ino, const SetAttrRequest& request);
-  // A file, directory or symlink (`target`) named `name` in `dir`. EEXIST, EMLINK, ENOSPC.
+  // A file, directory or symlink (`target`) named `name` in `dir`, owned by `cred` (set-gid
+  // directories: filesystem.h). EEXIST, EMLINK, ENOSPC.
   Result<format::Inode> Create(WriteOp& op, Ino dir, std::string_view name, format::FileType type,
-                               uint32_t mode, std::string_view target);
+                               uint32_t mode, std::string_view target,
+                               const Credentials& cred = {});
   // A hard link: `ino` gets the new name. EPERM for directories, EMLINK.
   Result<format::Inode> Link(WriteOp& op, Ino ino, Ino new_dir, std::string_view new_name);
   Status Unlink(WriteOp& op, Ino dir, std::string_view name);  // EISDIR for directories
   Status Rmdir(WriteOp& op, Ino dir, std::string_view name);   // ENOTEMPTY, ENOTDIR, EBUSY
+  // `flags`: RenameFlags (filesystem.h). EINVAL for a bad combination, EEXIST (no-replace),
+  // ENOENT (exchange without a target).
   Status Rename(WriteOp& op, Ino old_dir, std::string_view old_name, Ino new_dir,
-                std::string_view new_name);
+                std::string_view new_name, uint32_t flags = 0);
+  // An orphan (an inode with no link left and an orphan record) that nothing references any more
+  // goes: its data, the inode and the record. Does nothing (Ok) when `ino` is no orphan or is
+  // referenced again.
+  Status FreeOrphan(WriteOp& op, Ino ino);
 
  private:
   struct NameSlot;    // where a name is, or could go, in a directory
@@ -69,17 +78,22 @@ class Namespace {
   Result<bool> HasEntries(const ReadOp& op, Ino dir) const;
   // Tree updates that dropping the last link of `inode` costs on top of deleting it.
   Result<uint64_t> TreeUpdatesToFree(const ReadOp& op, const format::Inode& inode) const;
-  // One link goes away; at the last, the data and the inode go too (data first).
+  // One link goes away; at the last, the data and the inode go too (data first), unless the
+  // inode is referenced: it then stays as an orphan.
   Status DropLink(WriteOp& op, format::Inode* inode, int64_t now);
   Status CheckNotInside(const ReadOp& op, Ino moving_dir, Ino new_parent) const;
   Result<RenamePlan> PlanRename(const ReadOp& op, Ino old_dir, std::string_view old_name,
-                                Ino new_dir, std::string_view new_name) const;
+                                Ino new_dir, std::string_view new_name, uint32_t flags) const;
   Status CheckReplace(const ReadOp& op, const RenamePlan& plan) const;
   Status ApplyRename(WriteOp& op, RenamePlan* plan, std::string_view new_name);
+  Status CheckExchange(const ReadOp& op, const RenamePlan& plan) const;
+  Status ApplyExchange(WriteOp& op, RenamePlan* plan, std::string_view old_name,
+                       std::string_view new_name);
 
   FileData* files_;
   NodeBudget* budget_;
   const ExtentMap* extents_;
+  Orphans* orphans_;
 };
 
 }  // namespace daxfs::fs

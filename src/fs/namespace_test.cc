@@ -15,8 +15,8 @@
 #include "device/device.h"
 #include "format/records.h"
 #include "fs/fs_impl.h"
-#include "txn/pool.h"
 #include "status_assert.h"
+#include "txn/pool.h"
 
 namespace daxfs {
 namespace {
@@ -132,6 +132,46 @@ class NamespaceTest : public ::testing::Test {
     ASSERT_OK((*txn)->Commit());
   }
 
+  void PatchHeader(const std::function<void(format::InodeTableHeader*)>& fn) {
+    Result<std::unique_ptr<txn::WriteTxn>> txn = pool()->BeginWrite();
+    ASSERT_TRUE(txn.ok()) << txn.status().ToString();
+    ASSERT_OK((*txn)->EnsureNodes(64));
+    Result<btree::BTree*> tree = (*txn)->Tree(fs::SpecOf(fs::FsTree::kInodes));
+    ASSERT_TRUE(tree.ok());
+    uint8_t value[format::kInodeValueSize];
+    ASSERT_TRUE(Must((*tree)->Get(btree::Key{{format::kInodeTableHeaderIno}}, value)));
+    format::InodeTableHeader h = Must(format::DecodeInodeTableHeader(value));
+    fn(&h);
+    format::EncodeInodeTableHeader(h, value);
+    ASSERT_OK((*tree)->Update(btree::Key{{format::kInodeTableHeaderIno}}, value));
+    ASSERT_OK((*txn)->Commit());
+  }
+  // As an image made before the header (which also lacks the posix feature bit).
+  void DeleteHeader() {
+    Result<std::unique_ptr<txn::WriteTxn>> txn = pool()->BeginWrite();
+    ASSERT_TRUE(txn.ok()) << txn.status().ToString();
+    ASSERT_OK((*txn)->EnsureNodes(64));
+    Result<btree::BTree*> tree = (*txn)->Tree(fs::SpecOf(fs::FsTree::kInodes));
+    ASSERT_TRUE(tree.ok());
+    ASSERT_OK((*tree)->Delete(btree::Key{{format::kInodeTableHeaderIno}}));
+    ASSERT_OK((*txn)->Commit());
+  }
+
+  void PatchOrphan(Ino ino, bool present) {
+    Result<std::unique_ptr<txn::WriteTxn>> txn = pool()->BeginWrite();
+    ASSERT_TRUE(txn.ok()) << txn.status().ToString();
+    ASSERT_OK((*txn)->EnsureNodes(64));
+    Result<btree::BTree*> tree = (*txn)->Tree(fs::SpecOf(fs::FsTree::kOrphans));
+    ASSERT_TRUE(tree.ok());
+    uint8_t value[format::kOrphanValueSize] = {};
+    if (present) {
+      ASSERT_OK((*tree)->Insert(btree::Key{{ino}}, value));
+    } else {
+      ASSERT_OK((*tree)->Delete(btree::Key{{ino}}));
+    }
+    ASSERT_OK((*txn)->Commit());
+  }
+
   // Puts (or, with ino 0, deletes) raw directory entries at the given slots.
   void PatchEntries(Ino dir, const std::vector<uint64_t>& slots, Ino ino) {
     Result<std::unique_ptr<txn::WriteTxn>> txn = pool()->BeginWrite();
@@ -205,6 +245,56 @@ TEST_F(NamespaceTest, NewInodesTakeDistinctNumbers) {
   }
   EXPECT_TRUE(seen.insert(Dir(kRootIno, "d")).second);
   EXPECT_TRUE(seen.insert(Link(kRootIno, "l", "d")).second);
+}
+
+TEST_F(NamespaceTest, InodeNumbersNeverComeBack) {
+  Ino a = File(kRootIno, "a");
+  Ino b = Dir(kRootIno, "b");
+  ASSERT_OK(fs_->Unlink(kRootIno, "a"));
+  ASSERT_OK(fs_->Rmdir(kRootIno, "b"));
+  Ino c = File(kRootIno, "c");  // the newest numbers are free, but not taken again
+  EXPECT_GT(c, b);
+  EXPECT_GT(b, a);
+  Remount();
+  Ino d = File(kRootIno, "d");
+  EXPECT_GT(d, c);
+  // StatFs counts by type from the table's header, and Check agrees with it.
+  Link(kRootIno, "l", "d");
+  Dir(kRootIno, "e");
+  FsStats st = Must(fs_->StatFs());
+  EXPECT_EQ(st.inodes, 5u);
+  EXPECT_EQ(st.files, 2u);
+  EXPECT_EQ(st.directories, 2u);
+  EXPECT_EQ(st.symlinks, 1u);
+  EXPECT_EQ(st.special, 0u);
+}
+
+TEST_F(NamespaceTest, CheckFindsAWrongInodeTableHeader) {
+  File(kRootIno, "a");
+  Ino b = File(kRootIno, "b");
+  // The header claims b's number is still free and counts one file too many.
+  PatchHeader([&](format::InodeTableHeader* h) {
+    h->next_ino = b;
+    ++h->counts[static_cast<size_t>(format::FileType::kRegular)];
+  });
+  Result<FsCheckResult> r = fs_->Check();
+  ASSERT_OK(r.status());
+  std::string all;
+  for (const std::string& p : r->problems) all += p + "\n";
+  EXPECT_NE(all.find("the next inode is " + std::to_string(b)), std::string::npos) << all;
+  EXPECT_NE(all.find("counts 3 inodes of type 1 (file) but there are 2"), std::string::npos) << all;
+  // A create refuses rather than reuse a number.
+  EXPECT_ERRNO(fs_->Create(kRootIno, "c", 0644), EUCLEAN);
+  skip_final_check_ = true;
+}
+
+TEST_F(NamespaceTest, AMissingInodeTableHeaderIsDerivedAtAWritableMount) {
+  File(kRootIno, "a");
+  Ino b = File(kRootIno, "b");
+  DeleteHeader();
+  Remount();
+  EXPECT_EQ(Must(fs_->StatFs()).files, 2u);
+  EXPECT_GT(File(kRootIno, "c"), b);
 }
 
 TEST_F(NamespaceTest, NameValidation) {
@@ -325,6 +415,177 @@ TEST_F(NamespaceTest, UnlinkFreesAtTheLastLink) {
   EXPECT_ERRNO(fs_->GetAttr(l), ENOENT);
   EXPECT_EQ(Stat(target).nlink, 1u);
   EXPECT_ERRNO(fs_->Unlink(target, "x"), ENOTDIR);
+}
+
+// ---- Open-file references and orphans.
+
+TEST_F(NamespaceTest, RetainedFileOutlivesItsLastLink) {
+  Ino f = File(kRootIno, "f");
+  std::vector<uint8_t> data(3 * 4096 + 100, 7);
+  ASSERT_EQ(Must(fs_->Write(f, 0, data)), data.size());
+  uint64_t free_before = Must(fs_->StatFs()).free_blocks;
+  EXPECT_ERRNO(fs_->Retain(9999), ENOENT);
+  EXPECT_ERRNO(fs_->Release(f), EINVAL);
+  ASSERT_OK(fs_->Retain(f));
+  ASSERT_OK(fs_->Retain(f));  // references nest
+  int64_t t0 = Now();
+  ASSERT_OK(fs_->Unlink(kRootIno, "f"));
+  EXPECT_ERRNO(fs_->Lookup(kRootIno, "f"), ENOENT);
+  Attr a = Stat(f);
+  EXPECT_EQ(a.nlink, 0u);
+  EXPECT_GE(a.ctime_ns, t0);
+  EXPECT_EQ(Must(fs_->StatFs()).files, 1u);  // still there, blocks included
+  EXPECT_EQ(Must(fs_->StatFs()).free_blocks, free_before);
+  ExpectConsistent(fs_.get());  // nlink 0 with an orphan record
+  // Still usable by number.
+  std::vector<uint8_t> back(data.size());
+  EXPECT_EQ(Must(fs_->Read(f, 0, back)), data.size());
+  EXPECT_EQ(back, data);
+  EXPECT_EQ(Must(fs_->Write(f, data.size(), data)), data.size());
+  ASSERT_OK(fs_->Truncate(f, 5000));
+  ASSERT_OK(fs_->SetAttr(f, {.mode = 0600}));
+  EXPECT_EQ(Stat(f).size, 5000u);
+  EXPECT_ERRNO(fs_->Link(f, kRootIno, "again"), ENOENT);  // no new name for it
+  ExpectConsistent(fs_.get());
+  ASSERT_OK(fs_->Release(f));
+  EXPECT_EQ(Stat(f).nlink, 0u);  // one reference left
+  ASSERT_OK(fs_->Release(f));    // the last: freed, data and all
+  EXPECT_ERRNO(fs_->GetAttr(f), ENOENT);
+  EXPECT_ERRNO(fs_->Release(f), EINVAL);
+  FsStats st = Must(fs_->StatFs());
+  EXPECT_EQ(st.files, 0u);
+  EXPECT_GT(st.free_blocks, free_before);
+}
+
+TEST_F(NamespaceTest, RetainedButLinkedFilesAreFreedAsUsual) {
+  Ino f = File(kRootIno, "f");
+  ASSERT_OK(fs_->Retain(f));
+  ASSERT_OK(fs_->Release(f));  // no orphan: nothing happens
+  ASSERT_OK(fs_->Unlink(kRootIno, "f"));
+  EXPECT_ERRNO(fs_->GetAttr(f), ENOENT);  // not retained any more: freed at the last unlink
+  Ino g = File(kRootIno, "g");
+  ASSERT_OK(fs_->Link(g, kRootIno, "h"));
+  ASSERT_OK(fs_->Retain(g));
+  ASSERT_OK(fs_->Unlink(kRootIno, "g"));  // not the last link
+  EXPECT_EQ(Stat(g).nlink, 1u);
+  ASSERT_OK(fs_->Release(g));
+  EXPECT_EQ(Stat(g).nlink, 1u);
+}
+
+TEST_F(NamespaceTest, RetainedDirectoryOutlivesRmdir) {
+  Ino d = Dir(kRootIno, "d");
+  Ino c = Dir(d, "c");
+  ASSERT_OK(fs_->Retain(c));
+  ASSERT_OK(fs_->Rmdir(d, "c"));
+  EXPECT_EQ(Stat(c).nlink, 0u);
+  EXPECT_EQ(Stat(d).nlink, 2u);
+  EXPECT_ERRNO(fs_->Create(c, "new", 0644), ENOENT);
+  EXPECT_ERRNO(fs_->Mkdir(c, "new", 0755), ENOENT);
+  Ino f = File(kRootIno, "f");
+  EXPECT_ERRNO(fs_->Rename(kRootIno, "f", c, "f"), ENOENT);
+  EXPECT_ERRNO(fs_->Link(f, c, "f"), ENOENT);
+  EXPECT_EQ(List(c, 2).size(), 0u);
+  ExpectConsistent(fs_.get());
+  ASSERT_OK(fs_->Release(c));
+  EXPECT_ERRNO(fs_->GetAttr(c), ENOENT);
+}
+
+TEST_F(NamespaceTest, RenameOverARetainedFileOrDirectoryKeepsIt) {
+  Ino a = File(kRootIno, "a");
+  Ino b = File(kRootIno, "b");
+  std::vector<uint8_t> data(9000, 3);
+  ASSERT_EQ(Must(fs_->Write(b, 0, data)), data.size());
+  ASSERT_OK(fs_->Retain(b));
+  ASSERT_OK(fs_->Rename(kRootIno, "a", kRootIno, "b"));
+  EXPECT_EQ(Must(fs_->Lookup(kRootIno, "b")).ino, a);
+  EXPECT_EQ(Stat(b).nlink, 0u);
+  std::vector<uint8_t> back(data.size());
+  EXPECT_EQ(Must(fs_->Read(b, 0, back)), data.size());
+  EXPECT_EQ(back, data);
+  Ino x = Dir(kRootIno, "x");
+  Ino y = Dir(kRootIno, "y");
+  ASSERT_OK(fs_->Retain(y));
+  ASSERT_OK(fs_->Rename(kRootIno, "x", kRootIno, "y"));
+  EXPECT_EQ(Stat(y).nlink, 0u);
+  EXPECT_EQ(Stat(kRootIno).nlink, 3u);
+  ExpectConsistent(fs_.get());
+  ASSERT_OK(fs_->Release(b));
+  ASSERT_OK(fs_->Release(y));
+  EXPECT_ERRNO(fs_->GetAttr(b), ENOENT);
+  EXPECT_ERRNO(fs_->GetAttr(y), ENOENT);
+  EXPECT_EQ(Stat(x).nlink, 2u);
+}
+
+TEST_F(NamespaceTest, MountFreesTheOrphansACrashLeft) {
+  Ino f = File(kRootIno, "f");
+  std::vector<uint8_t> data(5 * 4096, 9);
+  ASSERT_EQ(Must(fs_->Write(f, 0, data)), data.size());
+  Ino d = Dir(kRootIno, "d");
+  uint64_t free_with_files = Must(fs_->StatFs()).free_blocks;
+  ASSERT_OK(fs_->Retain(f));
+  ASSERT_OK(fs_->Retain(d));
+  ASSERT_OK(fs_->Unlink(kRootIno, "f"));
+  ASSERT_OK(fs_->Rmdir(kRootIno, "d"));
+  ASSERT_OK(fs_->Sync());
+  // A power cut now: the image as it is, the references gone with the process.
+  std::string image(reinterpret_cast<const char*>(dev_->base()), dev_->size());
+  fs_.reset();  // (its own unmount frees the orphans on the old device)
+  dev_ = device::NewMemoryDevice(image);
+  Mount();
+  EXPECT_ERRNO(fs_->GetAttr(f), ENOENT);
+  EXPECT_ERRNO(fs_->GetAttr(d), ENOENT);
+  FsStats st = Must(fs_->StatFs());
+  EXPECT_EQ(st.inodes, 1u);
+  EXPECT_GT(st.free_blocks, free_with_files);
+  EXPECT_GT(File(kRootIno, "g"), d);  // the numbers still do not come back
+}
+
+TEST_F(NamespaceTest, ACrashImageWithOrphansReadOnlyIsConsistent) {
+  Ino f = File(kRootIno, "f");
+  ASSERT_OK(fs_->Retain(f));
+  ASSERT_OK(fs_->Unlink(kRootIno, "f"));
+  ASSERT_OK(fs_->Sync());
+  std::string image(reinterpret_cast<const char*>(dev_->base()), dev_->size());
+  fs_.reset();
+  dev_ = device::NewMemoryDevice(image);
+  Mount({.read_only = true});
+  EXPECT_EQ(Stat(f).nlink, 0u);  // a read-only mount leaves the orphan to the next writable one
+  ExpectConsistent(fs_.get());
+  fs_.reset();
+  Mount();
+  EXPECT_ERRNO(fs_->GetAttr(f), ENOENT);
+}
+
+TEST_F(NamespaceTest, UnmountFreesRetainedOrphans) {
+  Ino f = File(kRootIno, "f");
+  ASSERT_OK(fs_->Retain(f));
+  ASSERT_OK(fs_->Unlink(kRootIno, "f"));
+  Remount();
+  EXPECT_ERRNO(fs_->GetAttr(f), ENOENT);
+  EXPECT_EQ(Must(fs_->StatFs()).inodes, 1u);
+}
+
+TEST_F(NamespaceTest, CheckFindsOrphanRecordsThatDoNotFit) {
+  Ino f = File(kRootIno, "f");
+  Ino g = File(kRootIno, "g");
+  PatchInode(g, [](format::Inode* n) { n->nlink = 0; });  // unlinked, no record, but named
+  PatchOrphan(f, true);                                   // a record for a linked file
+  PatchOrphan(12345, true);                               // and for no inode
+  Result<FsCheckResult> r = fs_->Check();
+  ASSERT_OK(r.status());
+  std::string all;
+  for (const std::string& p : r->problems) all += p + "\n";
+  EXPECT_NE(all.find("orphan record of inode " + std::to_string(f) + ", which has 1 links"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("orphan record of inode 12345, which does not exist"), std::string::npos)
+      << all;
+  EXPECT_NE(all.find("inode " + std::to_string(g) + " (file) has no link and no orphan record"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("orphan " + std::to_string(g) + " is named by 1 entries"), std::string::npos)
+      << all;
+  skip_final_check_ = true;
 }
 
 TEST_F(NamespaceTest, HardLinks) {
@@ -837,6 +1098,107 @@ TEST_F(NamespaceTest, RenameRefusesPastTheLinkLimit) {
 }
 
 // ---- SetAttr.
+
+TEST_F(NamespaceTest, RenameFlags) {
+  Ino f = File(kRootIno, "f");
+  Ino g = File(kRootIno, "g");
+  std::string before = Snapshot();
+  EXPECT_ERRNO(fs_->Rename(kRootIno, "f", kRootIno, "g", kRenameNoReplace | kRenameExchange),
+               EINVAL);
+  EXPECT_ERRNO(fs_->Rename(kRootIno, "f", kRootIno, "g", 4), EINVAL);  // RENAME_WHITEOUT
+  EXPECT_ERRNO(fs_->Rename(kRootIno, "f", kRootIno, "g", kRenameNoReplace), EEXIST);
+  EXPECT_ERRNO(fs_->Rename(kRootIno, "f", kRootIno, "f", kRenameNoReplace), EEXIST);
+  EXPECT_ERRNO(fs_->Rename(kRootIno, "f", kRootIno, "none", kRenameExchange), ENOENT);
+  EXPECT_ERRNO(fs_->Rename(kRootIno, "none", kRootIno, "g", kRenameExchange), ENOENT);
+  EXPECT_EQ(Snapshot(), before);
+  ASSERT_OK(fs_->Rename(kRootIno, "f", kRootIno, "h", kRenameNoReplace));
+  ASSERT_OK(fs_->Rename(kRootIno, "h", kRootIno, "g", kRenameExchange));
+  EXPECT_EQ(PathIno("/h"), g);
+  EXPECT_EQ(PathIno("/g"), f);
+}
+
+TEST_F(NamespaceTest, ExchangeFileAndDirectoryAcrossParents) {
+  Ino a = Dir(kRootIno, "a");
+  Ino b = Dir(kRootIno, "b");
+  Ino f = File(a, "f");
+  Ino d = Dir(b, "d");
+  Ino inner = File(d, "inner");
+  ASSERT_OK(fs_->SetAttr(a, {.mtime_ns = 1}));
+  int64_t t0 = Now();
+  ASSERT_OK(fs_->Rename(a, "f", b, "d", kRenameExchange));
+  EXPECT_EQ(PathIno("/a/f"), d);
+  EXPECT_EQ(PathIno("/b/d"), f);
+  EXPECT_EQ(PathIno("/a/f/inner"), inner);
+  EXPECT_EQ(List(d)[1].ino, a);  // ".."
+  EXPECT_EQ(Stat(a).nlink, 3u);
+  EXPECT_EQ(Stat(b).nlink, 2u);
+  EXPECT_EQ(Stat(a).size, 1u);
+  EXPECT_EQ(Stat(b).size, 1u);
+  EXPECT_GE(Stat(a).mtime_ns, t0);
+  EXPECT_GE(Stat(f).ctime_ns, t0);
+  EXPECT_GE(Stat(d).ctime_ns, t0);
+  EXPECT_EQ(List(a, 2)[0].type, FileType::kDirectory);  // the entry's type follows its inode
+  ExpectConsistent(fs_.get());
+  // A directory cannot be exchanged with something inside it.
+  Ino deep = Dir(d, "deep");
+  (void)deep;
+  EXPECT_ERRNO(fs_->Rename(kRootIno, "a", d, "deep", kRenameExchange), EINVAL);
+  EXPECT_ERRNO(fs_->Rename(d, "deep", kRootIno, "a", kRenameExchange), EINVAL);
+  // Two directories.
+  ASSERT_OK(fs_->Rename(kRootIno, "b", d, "deep", kRenameExchange));
+  EXPECT_EQ(List(b)[1].ino, d);
+  EXPECT_EQ(List(deep)[1].ino, kRootIno);
+}
+
+TEST_F(NamespaceTest, NewInodesBelongToTheCallerAndFollowSetgidDirectories) {
+  const Credentials user{.uid = 1000, .gid = 100, .groups = {7}};
+  Attr f = Must(fs_->Create(kRootIno, "f", 02755, user));
+  EXPECT_EQ(f.uid, 1000u);
+  EXPECT_EQ(f.gid, 100u);
+  EXPECT_EQ(f.mode, 02755u);  // not in a set-gid directory: kept
+  Attr l = Must(fs_->Symlink(kRootIno, "l", "f", user));
+  EXPECT_EQ(l.uid, 1000u);
+  Ino sg = Dir(kRootIno, "sg");
+  ASSERT_OK(fs_->SetAttr(sg, {.mode = 02777, .gid = 50}));
+  Attr d = Must(fs_->Mkdir(sg, "sub", 0755, user));
+  EXPECT_EQ(d.gid, 50u);  // the directory's group
+  EXPECT_EQ(d.uid, 1000u);
+  EXPECT_EQ(d.mode, 02755u);  // inherits set-gid
+  EXPECT_EQ(Must(fs_->Create(d.ino, "deeper", 0644, user)).gid, 50u);
+  // A set-gid file: kept for root and members of the group, dropped for others.
+  EXPECT_EQ(Must(fs_->Create(sg, "other", 02755, user)).mode, 0755u);
+  EXPECT_EQ(Must(fs_->Create(sg, "member", 02755, {.uid = 1000, .gid = 100, .groups = {50}})).mode,
+            02755u);
+  EXPECT_EQ(Must(fs_->Create(sg, "root", 02755)).mode, 02755u);
+  EXPECT_EQ(Must(fs_->Create(sg, "noexec", 02644, user)).mode, 02644u);  // mandatory-locking bit
+  // The old calls are root's.
+  EXPECT_EQ(Must(fs_->Create(kRootIno, "r", 0644)).uid, 0u);
+}
+
+TEST_F(NamespaceTest, SetAttrWithSizeAndNow) {
+  Ino f = File(kRootIno, "f");
+  std::vector<uint8_t> data(10000, 5);
+  ASSERT_EQ(Must(fs_->Write(f, 0, data)), data.size());
+  ASSERT_OK(fs_->SetAttr(f, {.atime_ns = 1, .mtime_ns = 1}));
+  int64_t t0 = Now();
+  Attr a = Must(fs_->SetAttr(f, {.mode = 0600, .size = 100, .atime_now = true, .mtime_now = true}));
+  EXPECT_EQ(a.size, 100u);
+  EXPECT_EQ(a.mode, 0600u);
+  EXPECT_EQ(a.blocks, 1u);
+  EXPECT_GE(a.mtime_ns, t0);
+  EXPECT_EQ(a.mtime_ns, a.ctime_ns);  // one reading of the engine's clock
+  EXPECT_EQ(a.atime_ns, a.ctime_ns);
+  EXPECT_EQ(Must(fs_->SetAttr(f, {.size = 9000})).size, 9000u);  // extends, a hole
+  std::vector<uint8_t> back(9000, 1);
+  ASSERT_EQ(Must(fs_->Read(f, 0, back)), 9000u);
+  EXPECT_EQ(back[99], 5);
+  EXPECT_EQ(back[100], 0);
+  // A size for a directory fails and changes nothing (the mode neither).
+  Ino d = Dir(kRootIno, "d");
+  std::string before = Snapshot();
+  EXPECT_ERRNO(fs_->SetAttr(d, {.mode = 0700, .size = 0}), EISDIR);
+  EXPECT_EQ(Snapshot(), before);
+}
 
 TEST_F(NamespaceTest, SetAttr) {
   Ino f = File(kRootIno, "f");

@@ -36,6 +36,7 @@ class ReadOp {
   const btree::BTree* rmap() const { return tree(FsTree::kRmap); }
   const btree::BTree* refcount() const { return tree(FsTree::kRefcount); }
   const btree::BTree* poison() const { return tree(FsTree::kPoison); }
+  const btree::BTree* orphans() const { return tree(FsTree::kOrphans); }
 
  protected:
   ReadOp() = default;

@@ -50,6 +50,12 @@ const FsTreeDef kTrees[] = {
       .key_words = 3,
       .value_size = format::kPoisonValueSize},
      TreeKept::kAlways},
+    {FsTree::kOrphans,  // inodes with no link left, kept for open references; usually empty
+     {.id = TreeId::kOrphans,
+      .name = "orphans",
+      .key_words = 1,
+      .value_size = format::kOrphanValueSize},
+     TreeKept::kAlways},
 };
 static_assert(std::size(kTrees) == kFsTreeCount);
 

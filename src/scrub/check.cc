@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
+#include <set>
 #include <tuple>
 
 #include "fs/blocks.h"
@@ -48,6 +50,33 @@ std::map<uint64_t, bool> inodes_are_files(const std::map<uint64_t, InodeFacts>& 
   return out;
 }
 
+// With ro_compat posix the header exists, its next number is above every inode's and its counts
+// are the inodes there are by type.
+void CheckInodeTableHeader(const std::optional<format::InodeTableHeader>& header,
+                           const std::map<uint64_t, InodeFacts>& inodes, bool posix,
+                           FsCheckResult* result) {
+  auto problem = [&](std::string text) { result->problems.push_back(std::move(text)); };
+  if (!header) {
+    if (posix) {
+      problem("the inode table has no header (key 0) but the image has the posix feature");
+    }
+    return;
+  }
+  if (!inodes.empty() && header->next_ino <= inodes.rbegin()->first) {
+    problem(fmt::format("the inode table's header says the next inode is {} but inode {} exists",
+                        header->next_ino, inodes.rbegin()->first));
+  }
+  uint64_t counts[format::kFileTypeSlots] = {};
+  for (auto& [ino, f] : inodes) ++counts[static_cast<size_t>(f.inode.type)];
+  for (size_t t = 1; t < format::kFileTypeSlots; ++t) {
+    if (counts[t] != header->counts[t]) {
+      problem(fmt::format(
+          "the inode table's header counts {} inodes of type {} ({}) but there are {}",
+          header->counts[t], t, format::FileTypeName(static_cast<FileType>(t)), counts[t]));
+    }
+  }
+}
+
 }  // namespace
 
 Result<FsCheckResult> Checker::Run() {
@@ -69,10 +98,21 @@ Result<FsCheckResult> Checker::Run() {
   std::vector<format::LostRecord> lost;
   std::vector<format::BadRecord> bad_ranges;
   std::vector<RmapRecord> retired;  // bad space no file owns (owner `bad`)
+  std::optional<format::InodeTableHeader> header;
+  std::set<uint64_t> orphans;  // inodes with an orphan record
   Status walked = a_.runner->Read([&](const ReadOp& op) -> Status {
     btree::Cursor c(op.inodes());
     for (Status s = c.SeekFirst(); c.Valid(); s = c.Next()) {
       RETURN_IF_ERROR(s);
+      if (c.key().w[0] == format::kInodeTableHeaderIno) {
+        Result<format::InodeTableHeader> h = format::DecodeInodeTableHeader(c.value().data());
+        if (h.ok()) {
+          header = *h;
+        } else {
+          problem(h.status().message());
+        }
+        continue;
+      }
       Result<Inode> n = format::DecodeInode(c.key().w[0], c.value().data());
       if (!n.ok()) {
         problem(n.status().message());
@@ -172,6 +212,14 @@ Result<FsCheckResult> Checker::Run() {
       }
     }
     ASSIGN_OR_RETURN(retired, a_.poison->RetiredRecords(op, used));
+    btree::Cursor o(op.orphans());
+    for (Status s = o.SeekFirst(); o.Valid(); s = o.Next()) {
+      RETURN_IF_ERROR(s);
+      if (std::any_of(o.value().begin(), o.value().end(), [](uint8_t b) { return b != 0; })) {
+        problem(fmt::format("orphan record of inode {}: a reserved byte is set", o.key().w[0]));
+      }
+      orphans.insert(o.key().w[0]);
+    }
     return Status::Ok();
   });
   if (!walked.ok()) {
@@ -179,9 +227,40 @@ Result<FsCheckResult> Checker::Run() {
     return result;
   }
   result.inodes_checked = inodes.size();
+  CheckInodeTableHeader(header, inodes,
+                        a_.pool->superblock().ro_compat & format::feature::kRoCompatPosix, &result);
 
+  // Orphans: nlink 0 exactly when there is an orphan record; an orphan has no entry (and a
+  // directory orphan no entries inside); its blocks are checked as any file's below.
+  for (uint64_t ino : orphans) {
+    auto it = inodes.find(ino);
+    if (it == inodes.end()) {
+      problem(fmt::format("orphan record of inode {}, which does not exist", ino));
+    } else if (it->second.inode.nlink != 0) {
+      problem(fmt::format("orphan record of inode {}, which has {} links", ino,
+                          it->second.inode.nlink));
+    }
+  }
   for (auto& [ino, f] : inodes) {
     const Inode& n = f.inode;
+    if (n.nlink == 0 && ino != format::kRootIno) {
+      if (!orphans.count(ino)) {
+        problem(fmt::format("inode {} ({}) has no link and no orphan record", ino,
+                            format::FileTypeName(n.type)));
+      }
+      if (f.entries_naming_it != 0) {
+        problem(fmt::format("orphan {} is named by {} entries", ino, f.entries_naming_it));
+      }
+      if (n.type == FileType::kDirectory && (f.entries_inside != 0 || n.size != 0)) {
+        problem(fmt::format("orphan directory {} is not empty (size {}, {} entries)", ino, n.size,
+                            f.entries_inside));
+      }
+      if (n.type != FileType::kDirectory && n.blocks != f.mapped_blocks) {
+        problem(fmt::format("inode {}: says {} blocks but its extents map {}", ino, n.blocks,
+                            f.mapped_blocks));
+      }
+      continue;
+    }
     if (ino == format::kRootIno) {
       if (n.type != FileType::kDirectory) problem("inode 1 (root) is not a directory");
       if (f.entries_naming_it != 0) problem("the root directory is named by an entry");

@@ -25,6 +25,7 @@ std::vector<std::string> FeatureNames(const format::Superblock& sb) {
   if (sb.ro_compat & format::feature::kRoCompatReflink) out.push_back("reflink");
   if (sb.ro_compat & format::feature::kRoCompatPoison) out.push_back("poison");
   if (sb.ro_compat & format::feature::kRoCompatMetadup) out.push_back("metadup");
+  if (sb.ro_compat & format::feature::kRoCompatPosix) out.push_back("posix");
   return out;
 }
 

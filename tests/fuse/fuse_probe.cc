@@ -392,8 +392,8 @@ int CmdStress(const std::string& dir, int threads, int rounds) {
   return failures ? 1 : 0;
 }
 
-// ---- unlink-open FILE: what a file unlinked while open gives today (ENGINE_NEEDS.md: the
-// engine deletes it at once; reads then fail with ESTALE until open-file references exist).
+// ---- unlink-open FILE: whether a file unlinked while open keeps its data (it does since the
+// engine has open-file references and orphans, ENGINE_NEEDS.md 1; before, reads gave ESTALE).
 
 int CmdUnlinkOpen(const std::string& path) {
   int fd = OpenOrDie(path, O_RDWR | O_CREAT | O_TRUNC);

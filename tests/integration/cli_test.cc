@@ -257,12 +257,12 @@ TEST_F(CliTest, ImageInUseByAnotherProcessIsBusy) {
 TEST_F(CliTest, MkfsInfoAndFeatures) {
   Outcome made = Ok({"mkfs", image_, "64M", "--label", "tour"});
   EXPECT_TRUE(made.out.starts_with(image_ + ": daxfs filesystem of 64.0 MiB made")) << made;
-  EXPECT_TRUE(Contains(made.out, "features rmap,reflink")) << made;
+  EXPECT_TRUE(Contains(made.out, "features rmap,reflink,metadup,posix")) << made;
   EXPECT_EQ(std::filesystem::file_size(image_), 64u << 20);
 
   Outcome info = Ok({"info", image_});
   EXPECT_TRUE(Contains(info.out, "label:           tour")) << info;
-  EXPECT_TRUE(Contains(info.out, "features:        rmap,reflink")) << info;
+  EXPECT_TRUE(Contains(info.out, "features:        rmap,reflink,metadup,posix")) << info;
   EXPECT_TRUE(Contains(info.out, "clean")) << info;
   json j = Json({"info", image_, "--json"});
   EXPECT_EQ(j["device_size"], 64u << 20);
@@ -274,10 +274,10 @@ TEST_F(CliTest, MkfsInfoAndFeatures) {
   EXPECT_TRUE(Contains(forced.out, "features rmap,")) << forced;
   EXPECT_FALSE(Contains(forced.out, "reflink")) << forced;
   Outcome no_rmap = Ok({"mkfs", image_, "--force", "--no-rmap"});
-  EXPECT_TRUE(Contains(no_rmap.out, "features metadup")) << no_rmap;
+  EXPECT_TRUE(Contains(no_rmap.out, "features metadup,posix")) << no_rmap;
   Outcome bare = Ok({"mkfs", image_, "--force", "--no-rmap", "--no-metadata-dup"});
-  EXPECT_TRUE(Contains(bare.out, "features (none)")) << bare;
-  EXPECT_EQ(Json({"info", image_, "--json"})["features"], json::array());
+  EXPECT_TRUE(Contains(bare.out, "features posix")) << bare;
+  EXPECT_EQ(Json({"info", image_, "--json"})["features"], json::array({"posix"}));
 }
 
 TEST_F(CliTest, MetadataTwinsByDefaultAndTuneAddsThem) {
@@ -834,9 +834,11 @@ TEST_F(CliTest, InjectedErrorInASharedBlockReachesEveryOwnerAndMapping) {
   Outcome r = Ok({"map", image_, "/orig", "/c1", "/c2", "--inject-at", "/orig:4096", "--load"});
   for (const char* path : {"/orig", "/c1", "/c2"}) {
     EXPECT_TRUE(Contains(r.out, std::string("mapped ") + path)) << r;
-    EXPECT_TRUE(std::regex_search(r.out, std::regex(std::string("handler of mapping #[0-9]+ \\(") +
-                                                    path + "\\): bad bytes at 0x[0-9a-f]+\\+4096 = "
-                                                           "file offset 4096"))) << r;
+    EXPECT_TRUE(
+        std::regex_search(r.out, std::regex(std::string("handler of mapping #[0-9]+ \\(") + path +
+                                            "\\): bad bytes at 0x[0-9a-f]+\\+4096 = "
+                                            "file offset 4096")))
+        << r;
   }
   EXPECT_TRUE(Contains(r.out, "owners (3)")) << r;
   EXPECT_TRUE(Contains(r.out, "the load trapped")) << r;

@@ -187,7 +187,11 @@ class FsModelRun {
   }
 
   void Step() {
-    switch (rng_.Uniform(21)) {
+    switch (rng_.Uniform(23)) {
+      case 21:
+        return DoRetainAndUnlink();
+      case 22:
+        return DoOrphanWriteOrRelease();
       case 0: case 1: return DoCreate(FileType::kRegular);
       case 2: return DoCreate(FileType::kDirectory);
       case 3: case 4: case 5: return DoWrite();
@@ -207,9 +211,13 @@ class FsModelRun {
       case 20: return DoCopyFileRange();
       case 15:
         if (rng_.OneIn(4)) {
-          ASSERT_TRUE(fs_->Unmount().ok());
+          ASSERT_TRUE(fs_->Unmount().ok());  // frees the orphans: the references go with it
           fs_.reset();
           Mount();
+          for (auto& o : orphans_) {
+            EXPECT_EQ(fs_->GetAttr(o.first).status().code(), ENOENT) << "orphan after remount";
+          }
+          orphans_.clear();
         } else {
           ASSERT_TRUE(fs_->Sync().ok());
         }
@@ -615,10 +623,76 @@ class FsModelRun {
     }
   }
 
+  // ---- Open-file references: a retained file's last link goes, it lives on as an orphan (by
+  // number, nlink 0, its data kept and writable) until its release frees it.
+
+  void DoRetainAndUnlink() {
+    // Files with one link and no block shared with another file (the sharing checks cover
+    // named files only).
+    std::map<uint64_t, int> owners;
+    for (auto& f : model_.Files()) {
+      for (uint64_t b : model_.Get(f.second)->phys) {
+        if (b != 0) ++owners[b];
+      }
+    }
+    std::vector<std::string> single;
+    for (auto& f : model_.Files()) {
+      const Node* n = model_.Get(f.second);
+      bool shared = std::any_of(n->phys.begin(), n->phys.end(),
+                                [&](uint64_t b) { return b != 0 && owners[b] > 1; });
+      if (n->links == 1 && !shared) single.push_back(f.second);
+    }
+    if (single.empty()) return;
+    std::string p = Pick(single);
+    daxfs::Ino ino = InoOf(p);
+    ASSERT_TRUE(fs_->Retain(ino).ok());
+    ASSERT_TRUE(fs_->Unlink(InoOf(Parent(p)), Base(p)).ok()) << "unlink retained " << p;
+    orphans_.push_back({ino, model_.Get(p)->data});
+    model_.Remove(p);
+  }
+
+  void DoOrphanWriteOrRelease() {
+    if (orphans_.empty()) return;
+    size_t i = rng_.Uniform(orphans_.size());
+    daxfs::Ino ino = orphans_[i].first;
+    std::string& data = orphans_[i].second;
+    if (rng_.OneIn(2)) {
+      uint64_t off = rng_.Uniform(data.size() + 5000);
+      std::string bytes(1 + rng_.Uniform(9000), static_cast<char>('A' + rng_.Uniform(26)));
+      auto w = fs_->Write(ino, off,
+                          std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+      ASSERT_TRUE(w.ok()) << "write to orphan " << ino << ": " << w.status().ToString();
+      if (data.size() < off + bytes.size()) data.resize(off + bytes.size(), '\0');
+      data.replace(off, bytes.size(), bytes);
+      return;
+    }
+    daxfs::Ino gone = ino;
+    ASSERT_TRUE(fs_->Release(gone).ok());
+    orphans_.erase(orphans_.begin() + static_cast<long>(i));
+    EXPECT_EQ(fs_->GetAttr(gone).status().code(), ENOENT) << "orphan " << gone << " after release";
+  }
+
+  void VerifyOrphans(int step) {
+    for (size_t i = 0; i < orphans_.size(); ++i) {
+      daxfs::Ino ino = orphans_[i].first;
+      const std::string& data = orphans_[i].second;
+      auto a = fs_->GetAttr(ino);
+      ASSERT_TRUE(a.ok()) << "orphan " << ino << " after step " << step;
+      EXPECT_EQ(a->nlink, 0u);
+      ASSERT_EQ(a->size, data.size());
+      std::string buf(data.size(), '\x7f');
+      auto r = fs_->Read(ino, 0, std::span(reinterpret_cast<uint8_t*>(buf.data()), buf.size()));
+      ASSERT_TRUE(r.ok());
+      EXPECT_EQ(buf, data) << "orphan " << ino << " after step " << step;
+    }
+  }
+
   void Verify(int step) {
     auto snap = testing::Snapshot(fs_.get());
     ASSERT_TRUE(snap.ok()) << snap.status().ToString();
     ASSERT_EQ(*snap, model_.Snapshot()) << "after step " << step;
+    VerifyOrphans(step);
+    if (::testing::Test::HasFatalFailure()) return;
     VerifySharing(step);
     if (::testing::Test::HasFatalFailure()) return;
     auto check = fs_->Check();
@@ -642,6 +716,7 @@ class FsModelRun {
   bool group_;
   std::unique_ptr<Filesystem> fs_;
   Model model_;
+  std::vector<std::pair<daxfs::Ino, std::string>> orphans_;  // retained, unlinked: id, data
   uint64_t next_phys_ = 1;
 };
 

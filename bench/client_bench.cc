@@ -381,6 +381,7 @@ int main(int argc, char** argv) {
   }
   std::remove(image.c_str());
   std::remove((image + ".events.jsonl").c_str());
+  std::remove((image + ".badblocks").c_str());
   fmt::print("\nload at the end: {}\n", bench_util::LoadAverage());
   return 0;
 }

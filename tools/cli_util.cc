@@ -115,6 +115,14 @@ void PrintFailureReport(const FailureReport& r, std::FILE* out) {
                  n.remote ? fmt::format("  in process {} (uid {})", n.pid, n.uid) : "");
     }
   }
+  for (const MetadataRepair& m : r.media.repairs) {
+    fmt::print(out, "  metadata repaired from its twin: node {} ({} copy bad{}), {}{}\n", m.block,
+               m.primary_bad ? "primary" : "twin", m.tree.empty() ? "" : ", tree " + m.tree,
+               MetadataRepairKindName(m.kind),
+               m.kind == MetadataRepair::Kind::kRelocated
+                   ? fmt::format(" to block {} (twin {})", m.new_block, m.new_twin_block)
+                   : "");
+  }
   for (const std::string& a : r.actions) fmt::print(out, "  - {}\n", a);
 }
 

@@ -194,9 +194,22 @@ struct RepairArgs {
 Status RunRepair(const RepairArgs& a) {
   return WithImage(a.image, Access::kReadWrite, [&](Filesystem& fs) -> Status {
     ASSIGN_OR_RETURN(RepairReport r, fs.RebuildReverseMaps());
-    for (const std::string& f : r.fixed) fmt::print("{}: fixed: {}\n", a.image, f);
-    fmt::print("{}: reverse map rebuilt: {} rmap records, {} refcount records, {} problem(s) fixed\n",
-               a.image, r.rmap_records, r.refcount_records, r.fixed.size());
+    if (r.twins_rebuilt) {
+      for (const std::string& f : r.twins_fixed) fmt::print("{}: fixed: {}\n", a.image, f);
+      for (const std::string& l : r.twins_lost) fmt::print("{}: lost: {}\n", a.image, l);
+      fmt::print("{}: metadata twins rebuilt: {} nodes checked, {} fixed, {} without a good copy\n",
+                 a.image, r.twin_nodes_checked, r.twins_fixed.size(), r.twins_lost.size());
+    }
+    if (!r.twins_rebuilt || r.rmap_records + r.refcount_records + r.fixed.size() > 0) {
+      for (const std::string& f : r.fixed) fmt::print("{}: fixed: {}\n", a.image, f);
+      fmt::print(
+          "{}: reverse map rebuilt: {} rmap records, {} refcount records, {} problem(s) fixed\n",
+          a.image, r.rmap_records, r.refcount_records, r.fixed.size());
+    }
+    if (!r.twins_lost.empty()) {
+      return At(a.image, Status::Corruption(fmt::format("{} metadata node(s) have no good copy",
+                                                        r.twins_lost.size())));
+    }
     return Status::Ok();
   });
 }

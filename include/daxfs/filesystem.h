@@ -175,6 +175,12 @@ struct RepairReport {
   uint64_t rmap_records = 0;      // records in the rebuilt reverse map
   uint64_t refcount_records = 0;  // records in the rebuilt refcount tree
   std::vector<std::string> fixed; // what differed from the rebuilt trees before repair
+  // Metadata twins (metadup): both copies of every node verified; bad, missing or differing
+  // twins rewritten from a good primary, nodes with a bad primary moved.
+  bool twins_rebuilt = false;
+  uint64_t twin_nodes_checked = 0;
+  std::vector<std::string> twins_fixed;
+  std::vector<std::string> twins_lost;  // nodes with no good copy (not repaired)
 };
 
 struct FsCheckResult {

@@ -497,6 +497,13 @@ TEST_F(FsmapTest, WithoutRmapTheScanGivesTheSameOwners) {
   }
   EXPECT_EQ(file_records(with[0]), file_records(with[1]));
   EXPECT_FALSE(file_records(with[0]).empty());
+  // Without the rmap, repair only rebuilds the metadata twins (on by default) ...
+  auto repaired = fs_->RebuildReverseMaps();
+  ASSERT_TRUE(repaired.ok()) << repaired.status().ToString();
+  EXPECT_TRUE(repaired->twins_rebuilt);
+  EXPECT_EQ(repaired->rmap_records, 0u);
+  // ... and without twins either there is nothing to rebuild.
+  Start({.chunk_size = kChunk, .rmap = false, .reflink = false, .metadata_dup = false});
   EXPECT_EQ(fs_->RebuildReverseMaps().status().code(), EOPNOTSUPP);
 }
 

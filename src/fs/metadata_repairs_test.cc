@@ -289,6 +289,47 @@ TEST_F(MetadataRepairTest, ScrubFindingBothCopiesBadShutsDown) {
   EXPECT_TRUE(fs_->read_only());
 }
 
+// Check reports a bad twin (from the pool's check of both copies); repair rewrites it.
+TEST_F(MetadataRepairTest, CheckReportsABadTwinAndRepairRebuildsIt) {
+  Format();
+  std::vector<Ino> files = MakeFiles();
+  ASSERT_TRUE(fs_->Sync().ok());
+  uint64_t root = InodesRoot();
+  uint64_t twin = impl()->pool()->TwinBlock(root);
+  dev_->At(twin * kB + 200)[0] ^= 0x11;
+  auto check = fs_->Check();
+  ASSERT_TRUE(check.ok());
+  ASSERT_FALSE(check->ok());
+  EXPECT_NE(Joined(check->problems).find(fmt::format("twin at block {} is bad", twin)),
+            std::string::npos)
+      << Joined(check->problems);
+  auto repaired = fs_->RebuildReverseMaps();
+  ASSERT_TRUE(repaired.ok()) << repaired.status().ToString();
+  EXPECT_TRUE(repaired->twins_rebuilt);
+  EXPECT_GT(repaired->twin_nodes_checked, 0u);
+  EXPECT_EQ(repaired->twins_fixed.size(), 1u) << Joined(repaired->twins_fixed);
+  EXPECT_TRUE(repaired->twins_lost.empty());
+  ExpectCheckClean();
+  ExpectFilesIntact(files);
+  Unmount();
+  Mount();
+  ExpectCheckClean();
+  ExpectFilesIntact(files);
+}
+
+TEST_F(MetadataRepairTest, RepairWithoutRmapStillRebuildsTwins) {
+  Format({.rmap = false, .reflink = false});
+  MakeFiles(5);
+  ASSERT_TRUE(fs_->Sync().ok());
+  uint64_t twin = impl()->pool()->TwinBlock(InodesRoot());
+  dev_->At(twin * kB + 99)[0] ^= 0x22;
+  auto repaired = fs_->RebuildReverseMaps();
+  ASSERT_TRUE(repaired.ok()) << repaired.status().ToString();
+  EXPECT_EQ(repaired->twins_fixed.size(), 1u);
+  EXPECT_EQ(repaired->rmap_records, 0u);
+  ExpectCheckClean();
+}
+
 // ---- Randomised: aged filesystems, errors on random metadata copies, contents against a model.
 
 uint64_t Seed() {

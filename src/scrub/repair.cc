@@ -105,13 +105,32 @@ Status Repairer::ReserveRebuild(WriteOp& op, uint64_t rmap_records, uint64_t ref
 }
 
 Result<RepairReport> Repairer::Run() {
-  if (!a_.has_rmap) {
+  const bool dup = a_.pool->metadata_dup();
+  if (!a_.has_rmap && !dup) {
     return Status::NotSupported(
-        "the filesystem keeps no reverse map (made with rmap = false): nothing to rebuild");
+        "the filesystem keeps no reverse map (made with rmap = false) and no metadata twins: "
+        "nothing to rebuild");
   }
   // Start from a transaction of our own, so that a failure part-way aborts only the repair.
   RETURN_IF_ERROR(a_.runner->Sync());
   RepairReport report;
+  if (dup) {
+    // The twins first (the pool's own commit, under the filesystem lock with no transaction
+    // open), so that the rebuild below reads sound metadata; repairs it queued are recorded by
+    // the next commit of the filesystem.
+    Result<txn::TwinRebuildReport> twins =
+        a_.runner->Exclusive([&] { return a_.pool->RebuildTwins(); });
+    RETURN_IF_ERROR(twins.status());
+    report.twins_rebuilt = true;
+    report.twin_nodes_checked = twins->nodes_checked;
+    report.twins_fixed = twins->rewritten;
+    report.twins_fixed.insert(report.twins_fixed.end(), twins->relocated.begin(),
+                              twins->relocated.end());
+    if (twins->superblock_rewritten) report.twins_fixed.push_back("superblock copy rewritten");
+    report.twins_lost = twins->lost;
+    RETURN_IF_ERROR(a_.runner->CommitIfWanted());
+    if (!a_.has_rmap) return report;
+  }
   RETURN_IF_ERROR(a_.runner->Write([&](WriteOp& op) -> Status {
     // 1. Observe: what the trees must hold, and what they hold.
     std::vector<RmapRecord> files;

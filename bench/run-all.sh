@@ -24,3 +24,4 @@ if [ "$(id -u)" -eq 0 ] && [ -c /dev/fuse ]; then
 else
   echo "skipped: bench/fuse/run.sh needs root and /dev/fuse"
 fi
+echo; echo "== Metadata twins vs --no-metadata-dup on filesystem workloads; scrub read rate vs memcpy"; "$B/bench/metadup_bench"

@@ -26,6 +26,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "base/signal_chain.h"
 #include "daxfs/client.h"
 #include "proto/channel.h"
 #include "proto/message.h"
@@ -116,33 +117,8 @@ struct sigaction g_prev_segv;
 constinit std::atomic<bool> g_installed{false};
 std::mutex g_install_mu;
 
-void RestoreDefaultAndUnblock(int signo) {
-  struct sigaction dfl;
-  std::memset(&dfl, 0, sizeof dfl);
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  sigaction(signo, &dfl, nullptr);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, signo);
-  sigprocmask(SIG_UNBLOCK, &set, nullptr);
-}
-
 void Chain(int signo, siginfo_t* si, void* context) {
-  const struct sigaction& prev = signo == SIGBUS ? g_prev_bus : g_prev_segv;
-  if ((prev.sa_flags & SA_SIGINFO) != 0) {
-    if (prev.sa_sigaction != nullptr) prev.sa_sigaction(signo, si, context);
-    return;
-  }
-  if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
-    prev.sa_handler(signo);
-    return;
-  }
-  const bool sent = si == nullptr || si->si_code <= 0;
-  const bool repeats = !sent && !(signo == SIGBUS && si->si_code == BUS_MCEERR_AO);
-  if (prev.sa_handler == SIG_IGN && !repeats) return;
-  RestoreDefaultAndUnblock(signo);
-  if (!repeats) raise(signo);
+  base::ChainSignal(signo == SIGBUS ? g_prev_bus : g_prev_segv, signo, si, context);
 }
 
 void Report(const Found& f, uintptr_t addr, int signo, int code, int lsb, bool fence_trap) {
@@ -196,7 +172,7 @@ bool ClaimReport(size_t slot, uint64_t page) {
   AddText(line, &len, sizeof line, "): killed\n");
   ssize_t n = write(STDERR_FILENO, line, len);
   (void)n;
-  RestoreDefaultAndUnblock(SIGBUS);
+  base::RestoreDefaultAndUnblock(SIGBUS);
   raise(SIGBUS);
   _exit(128 + SIGBUS);
 }

@@ -36,6 +36,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/signal_chain.h"
 #include "daxfs/dax.h"
 
 namespace daxfs::failure {
@@ -160,36 +161,9 @@ constinit std::atomic<bool> g_installed{false};
 
 struct sigaction& PreviousAction(int signo) { return signo == SIGBUS ? g_prev_bus : g_prev_segv; }
 
-void RestoreDefaultAndUnblock(int signo) {
-  struct sigaction dfl;
-  std::memset(&dfl, 0, sizeof dfl);
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  sigaction(signo, &dfl, nullptr);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, signo);
-  sigprocmask(SIG_UNBLOCK, &set, nullptr);
-}
-
 // The signal is not daxfs's: hand it to whoever had it before.
 void Chain(int signo, siginfo_t* si, void* context) {
-  const struct sigaction& prev = PreviousAction(signo);
-  if ((prev.sa_flags & SA_SIGINFO) != 0) {
-    if (prev.sa_sigaction != nullptr) prev.sa_sigaction(signo, si, context);
-    return;
-  }
-  if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
-    prev.sa_handler(signo);
-    return;
-  }
-  // A fault re-executes on return (and now meets the default action); a signal that was sent,
-  // or an AO report, does not repeat, so it is raised again.
-  const bool sent = si == nullptr || si->si_code <= 0;
-  const bool repeats = !sent && !(signo == SIGBUS && si->si_code == BUS_MCEERR_AO);
-  if (prev.sa_handler == SIG_IGN && !repeats) return;  // ignored, as before we were installed
-  RestoreDefaultAndUnblock(signo);
-  if (!repeats) raise(signo);
+  base::ChainSignal(PreviousAction(signo), signo, si, context);
 }
 
 // ---- async-signal-safe formatting --------------------------------------------------------------
@@ -228,7 +202,7 @@ void FenceTrapExit(uintptr_t address, const dax::AddressInfo& info) {
   line.Add("): killed\n");
   ssize_t n = write(STDERR_FILENO, line.buf, line.len);
   (void)n;
-  RestoreDefaultAndUnblock(SIGBUS);
+  base::RestoreDefaultAndUnblock(SIGBUS);
   raise(SIGBUS);
   _exit(128 + SIGBUS);  // not reached: SIGBUS by default terminates
 }

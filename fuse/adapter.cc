@@ -14,6 +14,7 @@
 #include <cinttypes>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,14 @@ mode_t TypeBits(FileType type) {
       return S_IFDIR;
     case FileType::kSymlink:
       return S_IFLNK;
+    case FileType::kFifo:
+      return S_IFIFO;
+    case FileType::kSocket:
+      return S_IFSOCK;
+    case FileType::kCharDevice:
+      return S_IFCHR;
+    case FileType::kBlockDevice:
+      return S_IFBLK;
   }
   return S_IFREG;
 }
@@ -93,6 +102,7 @@ void FillStat(const Attr& a, struct stat* st) {
   st->st_atim = ToTimespec(a.atime_ns);
   st->st_mtim = ToTimespec(a.mtime_ns);
   st->st_ctim = ToTimespec(a.ctime_ns);
+  st->st_rdev = static_cast<dev_t>(a.rdev);
 }
 
 // FUSE names an inode by (number, generation). The engine never gives a number to a second
@@ -254,14 +264,36 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   fuse_reply_readlink(req, r->c_str());
 }
 
-void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
-  if (!S_ISREG(mode)) {
-    // FIFOs, sockets and device nodes need the engine (ENGINE_NEEDS.md); EPERM is what Linux
-    // says for a filesystem without them.
-    return ReplyError(req, "mknod", parent,
-                      Status::Error(EPERM, "special files are not supported yet"));
+// The special file type of a mknod mode; nullopt for a regular file (or no type bits, which
+// mknod(2) takes as a regular file).
+std::optional<FileType> SpecialType(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFIFO:
+      return FileType::kFifo;
+    case S_IFSOCK:
+      return FileType::kSocket;
+    case S_IFCHR:
+      return FileType::kCharDevice;
+    case S_IFBLK:
+      return FileType::kBlockDevice;
   }
-  Result<Attr> r = A(req).fs().Create(parent, name, mode & 07777, CallerOf(req));
+  return std::nullopt;
+}
+
+void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  const mode_t type = mode & S_IFMT;
+  if (type != 0 && type != S_IFREG && !SpecialType(mode)) {
+    return ReplyError(req, "mknod", parent, Status::Invalid("mknod of a directory or symlink"));
+  }
+  std::optional<FileType> special = SpecialType(mode);
+  Result<Attr> r =
+      special ? A(req).fs().Mknod(parent, name, *special, mode & 07777,
+                                  (*special == FileType::kCharDevice ||
+                                   *special == FileType::kBlockDevice)
+                                      ? static_cast<uint64_t>(rdev)
+                                      : 0,
+                                  CallerOf(req))
+              : A(req).fs().Create(parent, name, mode & 07777, CallerOf(req));
   if (!r.ok()) return ReplyError(req, "mknod", parent, r.status());
   ReplyEntry(req, *r);
 }

@@ -213,12 +213,21 @@ std::string TypeName(FileType type) {
       return "directory";
     case FileType::kSymlink:
       return "symbolic link";
+    case FileType::kFifo:
+      return "fifo";
+    case FileType::kSocket:
+      return "socket";
+    case FileType::kCharDevice:
+      return "character special file";
+    case FileType::kBlockDevice:
+      return "block special file";
   }
   return "unknown";
 }
 
 std::string ModeString(FileType type, uint32_t mode) {
-  std::string s = type == FileType::kDirectory ? "d" : type == FileType::kSymlink ? "l" : "-";
+  const auto t = static_cast<size_t>(type);
+  std::string s(1, "?-dlpscb"[t < 8 ? t : 0]);
   const char* rwx = "rwx";
   for (int i = 0; i < 9; ++i) s += (mode & (0400 >> i)) ? rwx[i % 3] : '-';
   auto special = [&](uint32_t bit, size_t at, char set_x, char set_no_x) {

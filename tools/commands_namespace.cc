@@ -147,9 +147,9 @@ Result<StatInfo> Stat(Filesystem& fs, std::string_view path, bool follow) {
 
 nlohmann::json StatJson(const std::string& path, const StatInfo& s) {
   const Attr& a = s.attr;
-  const char* type = a.type == FileType::kDirectory ? "directory"
-                     : a.type == FileType::kSymlink ? "symlink"
-                                                    : "file";
+  static constexpr const char* kTypes[] = {"unknown", "file",   "directory", "symlink",
+                                           "fifo",    "socket", "char",      "block"};
+  const char* type = kTypes[static_cast<size_t>(a.type) < 8 ? static_cast<size_t>(a.type) : 0];
   nlohmann::json j = {{"path", path},
                       {"ino", a.ino},
                       {"type", type},

@@ -25,7 +25,17 @@ class Device;
 using Ino = uint64_t;
 inline constexpr Ino kRootIno = 1;
 
-enum class FileType : uint8_t { kRegular = 1, kDirectory = 2, kSymlink = 3 };
+// The type codes are the on-media ones (docs/format.md). FIFOs, sockets and device nodes are
+// inodes without data (Mknod); a device node carries its device number in Attr::rdev.
+enum class FileType : uint8_t {
+  kRegular = 1,
+  kDirectory = 2,
+  kSymlink = 3,
+  kFifo = 4,
+  kSocket = 5,
+  kCharDevice = 6,
+  kBlockDevice = 7,
+};
 
 struct Attr {
   Ino ino = 0;
@@ -44,6 +54,7 @@ struct Attr {
   // Inode numbers only grow, so a number never comes back and the generation is 0 today; a
   // future reuse of numbers would give the new inode a different one.
   uint32_t generation = 0;
+  uint64_t rdev = 0;  // device nodes: the device number (Linux dev_t, makedev()); others: 0
 };
 
 // Who asks (a FUSE request's caller, a client's peer credentials): uid, gid and supplementary
@@ -235,6 +246,13 @@ class Filesystem {
                              const Credentials& cred) = 0;
   virtual Result<Attr> Symlink(Ino dir, std::string_view name, std::string_view target,
                                const Credentials& cred) = 0;
+  // A FIFO, socket, character or block device node named `name` in `dir`, owned as Create's
+  // (the caller's uid, the set-gid rules), in one operation. `rdev` is the device number of a
+  // device node and must be 0 for a FIFO or socket; EINVAL for any other type (use Create,
+  // Mkdir, Symlink) or mode bits outside 07777. Special files hold no data: Read, Write,
+  // Truncate, Map, Reflink and Bmap of one answer EINVAL.
+  virtual Result<Attr> Mknod(Ino dir, std::string_view name, FileType type, uint32_t mode,
+                             uint64_t rdev, const Credentials& cred) = 0;
   virtual Result<std::string> ReadLink(Ino ino) = 0;  // EINVAL if not a symlink
   // Hard link: `ino` gets the new name. EPERM for directories.
   virtual Result<Attr> Link(Ino ino, Ino new_dir, std::string_view new_name) = 0;

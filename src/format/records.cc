@@ -19,17 +19,25 @@ const char* FileTypeName(FileType type) {
       return "directory";
     case FileType::kSymlink:
       return "symlink";
+    case FileType::kFifo:
+      return "fifo";
+    case FileType::kSocket:
+      return "socket";
+    case FileType::kCharDevice:
+      return "char device";
+    case FileType::kBlockDevice:
+      return "block device";
   }
   return "unknown";
 }
 
 namespace {
-bool KnownType(uint8_t t) { return t >= 1 && t <= 3; }
+bool KnownType(uint8_t t) { return t >= 1 && t <= 7; }
 }  // namespace
 
 //   0 type u8 | 1 reserved u8 | 2 mode u16 | 4 uid | 8 gid | 12 nlink | 16 size u64 | 24 blocks
 //   32 atime | 40 mtime | 48 ctime | 56 btime (i64 ns) | 64 parent | 72 flags u32 | 76 generation
-//   80..127 reserved
+//   80 rdev u64 (device nodes) | 88..127 reserved
 void EncodeInode(const Inode& n, uint8_t* v) {
   std::memset(v, 0, kInodeValueSize);
   base::Encoder e(v, kInodeValueSize);
@@ -48,6 +56,7 @@ void EncodeInode(const Inode& n, uint8_t* v) {
   e.PutU64(n.parent);
   e.PutU32(n.flags);
   e.PutU32(n.generation);
+  e.PutU64(n.rdev);
 }
 
 Result<Inode> DecodeInode(uint64_t ino, const uint8_t* v) {
@@ -69,8 +78,13 @@ Result<Inode> DecodeInode(uint64_t ino, const uint8_t* v) {
   n.parent = d.GetU64();
   n.flags = d.GetU32();
   n.generation = d.GetU32();
+  n.rdev = d.GetU64();
   if (!KnownType(type)) {
     return Status::Corruption(fmt::format("inode {}: unknown file type {}", ino, type));
+  }
+  if (n.rdev != 0 && !IsDevice(static_cast<FileType>(type))) {
+    return Status::Corruption(fmt::format("inode {}: a {} with a device number", ino,
+                                          FileTypeName(static_cast<FileType>(type))));
   }
   if (n.mode & ~07777) {
     return Status::Corruption(fmt::format("inode {}: invalid mode 0{:o}", ino, n.mode));

@@ -21,7 +21,15 @@ enum class FileType : uint8_t {
   kRegular = 1,
   kDirectory = 2,
   kSymlink = 3,
+  kFifo = 4,         // special files (ro_compat posix): an inode, no data
+  kSocket = 5,
+  kCharDevice = 6,   // with rdev
+  kBlockDevice = 7,  // with rdev
 };
+inline constexpr bool IsSpecial(FileType t) { return t >= FileType::kFifo; }
+inline constexpr bool IsDevice(FileType t) {
+  return t == FileType::kCharDevice || t == FileType::kBlockDevice;
+}
 const char* FileTypeName(FileType type);
 
 // ---- Inode tree (TreeId::kInodes): key = {ino}, value = kInodeValueSize bytes.
@@ -42,6 +50,7 @@ struct Inode {
   uint64_t parent = 0;   // directories: the directory that holds this one ("..")
   uint32_t flags = 0;    // kInodeFlag*
   uint32_t generation = 0;
+  uint64_t rdev = 0;     // device nodes: the device number (Linux dev_t encoding); others: 0
 };
 inline constexpr uint32_t kInodeFlagReflinked = 1;  // may share blocks
 

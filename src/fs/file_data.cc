@@ -34,8 +34,9 @@ Status CheckRegular(const Inode& n) {
   if (n.type == format::FileType::kDirectory) {
     return Status::Error(EISDIR, fmt::format("inode {} is a directory", n.ino));
   }
-  if (n.type == format::FileType::kSymlink) {
-    return Status::Invalid(fmt::format("inode {} is a symlink, not a regular file", n.ino));
+  if (n.type != format::FileType::kRegular) {
+    return Status::Invalid(fmt::format("inode {} is a {}, not a regular file", n.ino,
+                                       format::FileTypeName(n.type)));
   }
   return Status::Ok();
 }
@@ -614,6 +615,10 @@ Result<std::vector<FileExtent>> FileData::Bmap(const ReadOp& op, Ino ino) const 
   ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
   if (inode.type == format::FileType::kDirectory) {
     return Status::Error(EISDIR, fmt::format("inode {} is a directory", ino));
+  }
+  if (format::IsSpecial(inode.type)) {
+    return Status::Invalid(fmt::format("inode {} is a {}: no data", ino,
+                                       format::FileTypeName(inode.type)));
   }
   // An extent partly shared is reported as its shared and unshared parts.
   Status inner;

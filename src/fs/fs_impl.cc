@@ -416,6 +416,25 @@ Result<Attr> FsImpl::Symlink(Ino dir, std::string_view name, std::string_view ta
   });
 }
 
+Result<Attr> FsImpl::Mknod(Ino dir, std::string_view name, FileType type, uint32_t mode,
+                           uint64_t rdev, const Credentials& cred) {
+  const auto t = static_cast<format::FileType>(type);
+  if (!format::IsSpecial(t) || static_cast<uint8_t>(type) > 7) {
+    return Status::Invalid(fmt::format("mknod '{}': not a FIFO, socket or device node type ({})",
+                                       name, static_cast<int>(type)));
+  }
+  if (mode & ~07777u) {
+    return Status::Invalid(fmt::format("mknod '{}': mode 0{:o} has bits outside 07777", name, mode));
+  }
+  if (rdev != 0 && !format::IsDevice(t)) {
+    return Status::Invalid(
+        fmt::format("mknod '{}': a {} has no device number", name, format::FileTypeName(t)));
+  }
+  return WriteAttr(runner_, [&](WriteOp& op) {
+    return names_.Create(op, dir, name, t, mode, {}, cred, rdev);
+  });
+}
+
 Result<std::string> FsImpl::ReadLink(Ino ino) {
   std::string out;
   RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {

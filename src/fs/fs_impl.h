@@ -66,6 +66,8 @@ class FsImpl final : public FsFace, private TxnHooks {
                       const Credentials& cred) override;
   Result<Attr> Mkdir(Ino dir, std::string_view name, uint32_t mode,
                      const Credentials& cred) override;
+  Result<Attr> Mknod(Ino dir, std::string_view name, FileType type, uint32_t mode, uint64_t rdev,
+                     const Credentials& cred) override;
   Result<Attr> Symlink(Ino dir, std::string_view name, std::string_view target,
                        const Credentials& cred) override;
   Result<std::string> ReadLink(Ino ino) override;

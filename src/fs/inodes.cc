@@ -33,7 +33,8 @@ Attr Inodes::ToAttr(const Inode& n) {
           .mtime_ns = n.mtime_ns,
           .ctime_ns = n.ctime_ns,
           .btime_ns = n.btime_ns,
-          .generation = n.generation};
+          .generation = n.generation,
+          .rdev = n.rdev};
 }
 
 Result<Inode> Inodes::Get(const ReadOp& op, Ino ino) {

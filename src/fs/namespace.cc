@@ -367,7 +367,8 @@ Result<std::string> Namespace::ReadLink(const ReadOp& op, Ino ino) const {
 // Tree updates: the new inode, its entry, the parent inode, the inode table's header; a
 // symlink's data adds an extent.
 Result<Inode> Namespace::Create(WriteOp& op, Ino dir, std::string_view name, FileType type,
-                                uint32_t mode, std::string_view target, const Credentials& cred) {
+                                uint32_t mode, std::string_view target, const Credentials& cred,
+                                uint64_t rdev) {
   const bool is_dir = type == FileType::kDirectory;
   RETURN_IF_ERROR(ValidateName(name, EEXIST));
   if (type == FileType::kSymlink) RETURN_IF_ERROR(ValidateSymlinkTarget(target));
@@ -384,6 +385,7 @@ Result<Inode> Namespace::Create(WriteOp& op, Ino dir, std::string_view name, Fil
   const int64_t now = NowNs();
   Inode n = NewInode(ino, type, mode, dir, now);
   OwnNewInode(&n, parent, cred);
+  n.rdev = rdev;
   if (type == FileType::kSymlink) {  // first: it allocates data, all or nothing
     RETURN_IF_ERROR(files_->WriteData(
         op, &n, 0, {reinterpret_cast<const uint8_t*>(target.data()), target.size()}));

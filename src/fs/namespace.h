@@ -42,11 +42,11 @@ class Namespace {
   Result<std::string> PathOf(const ReadOp& op, Ino ino) const;
 
   Result<format::Inode> SetAttr(WriteOp& op, Ino ino, const SetAttrRequest& request);
-  // A file, directory or symlink (`target`) named `name` in `dir`, owned by `cred` (set-gid
-  // directories: filesystem.h). EEXIST, EMLINK, ENOSPC.
+  // A file, directory, symlink (`target`) or special file (`rdev` for a device node) named
+  // `name` in `dir`, owned by `cred` (set-gid directories: filesystem.h). EEXIST, EMLINK, ENOSPC.
   Result<format::Inode> Create(WriteOp& op, Ino dir, std::string_view name, format::FileType type,
                                uint32_t mode, std::string_view target,
-                               const Credentials& cred = {});
+                               const Credentials& cred = {}, uint64_t rdev = 0);
   // A hard link: `ino` gets the new name. EPERM for directories, EMLINK.
   Result<format::Inode> Link(WriteOp& op, Ino ino, Ino new_dir, std::string_view new_name);
   Status Unlink(WriteOp& op, Ino dir, std::string_view name);  // EISDIR for directories

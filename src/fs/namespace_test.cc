@@ -2,6 +2,7 @@
 // device; a few white-box tests patch records through the pool to reach limits (link counts,
 // name-hash collisions) that the API cannot reach cheaply. Every test ends with the checker.
 #include <gtest/gtest.h>
+#include <sys/sysmacros.h>
 
 #include <chrono>
 #include <functional>
@@ -1173,6 +1174,94 @@ TEST_F(NamespaceTest, NewInodesBelongToTheCallerAndFollowSetgidDirectories) {
   EXPECT_EQ(Must(fs_->Create(sg, "noexec", 02644, user)).mode, 02644u);  // mandatory-locking bit
   // The old calls are root's.
   EXPECT_EQ(Must(fs_->Create(kRootIno, "r", 0644)).uid, 0u);
+}
+
+TEST_F(NamespaceTest, MknodMakesFifosSocketsAndDeviceNodes) {
+  const Credentials user{.uid = 1000, .gid = 100};
+  const uint64_t dev = makedev(8, 17);
+  Attr fifo = Must(fs_->Mknod(kRootIno, "fifo", FileType::kFifo, 0640, 0, user));
+  Attr sock = Must(fs_->Mknod(kRootIno, "sock", FileType::kSocket, 0755, 0, user));
+  Attr chr = Must(fs_->Mknod(kRootIno, "chr", FileType::kCharDevice, 0600, makedev(1, 3), {}));
+  Attr blk = Must(fs_->Mknod(kRootIno, "blk", FileType::kBlockDevice, 0660, dev, {}));
+  EXPECT_EQ(fifo.type, FileType::kFifo);
+  EXPECT_EQ(fifo.mode, 0640u);
+  EXPECT_EQ(fifo.uid, 1000u);
+  EXPECT_EQ(fifo.gid, 100u);
+  EXPECT_EQ(fifo.nlink, 1u);
+  EXPECT_EQ(fifo.rdev, 0u);
+  EXPECT_EQ(sock.type, FileType::kSocket);
+  EXPECT_EQ(chr.rdev, makedev(1, 3));
+  EXPECT_EQ(blk.type, FileType::kBlockDevice);
+  EXPECT_EQ(blk.rdev, dev);
+  EXPECT_EQ(Stat(kRootIno).size, 4u);
+  // ReadDir reports their types; a remount keeps them and their device numbers.
+  std::map<std::string, FileType> types;
+  ASSERT_OK(fs_->ReadDir(kRootIno, 0, [&](const DirEntry& e) {
+    types[e.name] = e.type;
+    return true;
+  }));
+  EXPECT_EQ(types["fifo"], FileType::kFifo);
+  EXPECT_EQ(types["sock"], FileType::kSocket);
+  EXPECT_EQ(types["chr"], FileType::kCharDevice);
+  EXPECT_EQ(types["blk"], FileType::kBlockDevice);
+  Remount();
+  Attr again = Stat(blk.ino);
+  EXPECT_EQ(again.type, FileType::kBlockDevice);
+  EXPECT_EQ(again.rdev, dev);
+  EXPECT_EQ(again.mode, 0660u);
+  FsStats st = Must(fs_->StatFs());
+  EXPECT_EQ(st.special, 4u);
+  // Hard links, rename and unlink as any file; chmod and chown work, a size does not.
+  ASSERT_OK(fs_->Link(fifo.ino, kRootIno, "fifo2").status());
+  EXPECT_EQ(Stat(fifo.ino).nlink, 2u);
+  ASSERT_OK(fs_->Rename(kRootIno, "fifo2", kRootIno, "fifo3", 0));
+  ASSERT_OK(fs_->SetAttr(chr.ino, {.mode = 0644, .uid = 5}).status());
+  EXPECT_EQ(Stat(chr.ino).uid, 5u);
+  EXPECT_EQ(Stat(chr.ino).rdev, makedev(1, 3));
+  SetAttrRequest grow;
+  grow.size = 4096;
+  EXPECT_ERRNO(fs_->SetAttr(chr.ino, grow).status(), EINVAL);
+  ASSERT_OK(fs_->Unlink(kRootIno, "fifo"));
+  ASSERT_OK(fs_->Unlink(kRootIno, "fifo3"));
+  EXPECT_ERRNO(fs_->GetAttr(fifo.ino).status(), ENOENT);
+  EXPECT_EQ(Must(fs_->StatFs()).special, 3u);
+}
+
+TEST_F(NamespaceTest, MknodRefusesBadRequestsAndChangesNothing) {
+  Ino f = File(kRootIno, "f");
+  const uint64_t before = Stat(kRootIno).mtime_ns;
+  EXPECT_ERRNO(fs_->Mknod(kRootIno, "x", FileType::kRegular, 0644, 0, {}).status(), EINVAL);
+  EXPECT_ERRNO(fs_->Mknod(kRootIno, "x", FileType::kDirectory, 0755, 0, {}).status(), EINVAL);
+  EXPECT_ERRNO(fs_->Mknod(kRootIno, "x", FileType::kSymlink, 0777, 0, {}).status(), EINVAL);
+  EXPECT_ERRNO(fs_->Mknod(kRootIno, "x", static_cast<FileType>(9), 0644, 0, {}).status(), EINVAL);
+  EXPECT_ERRNO(fs_->Mknod(kRootIno, "x", FileType::kFifo, 010644, 0, {}).status(), EINVAL);
+  EXPECT_ERRNO(fs_->Mknod(kRootIno, "x", FileType::kFifo, 0644, makedev(1, 3), {}).status(),
+               EINVAL);  // a FIFO has no device number
+  EXPECT_ERRNO(fs_->Mknod(kRootIno, "f", FileType::kFifo, 0644, 0, {}).status(), EEXIST);
+  EXPECT_ERRNO(fs_->Mknod(f, "x", FileType::kFifo, 0644, 0, {}).status(), ENOTDIR);
+  EXPECT_ERRNO(fs_->Mknod(999, "x", FileType::kFifo, 0644, 0, {}).status(), ENOENT);
+  EXPECT_ERRNO(fs_->Mknod(kRootIno, std::string(256, 'n'), FileType::kFifo, 0644, 0, {}).status(),
+               ENAMETOOLONG);
+  EXPECT_ERRNO(fs_->Lookup(kRootIno, "x").status(), ENOENT);
+  EXPECT_EQ(Stat(kRootIno).size, 1u);
+  EXPECT_EQ(static_cast<uint64_t>(Stat(kRootIno).mtime_ns), before);
+}
+
+TEST_F(NamespaceTest, SpecialFilesHoldNoData) {
+  Ino fifo = Must(fs_->Mknod(kRootIno, "fifo", FileType::kFifo, 0644, 0, {})).ino;
+  Ino blk = Must(fs_->Mknod(kRootIno, "blk", FileType::kBlockDevice, 0644, makedev(8, 0), {})).ino;
+  Ino f = File(kRootIno, "f");
+  uint8_t buf[16] = {1, 2, 3};
+  for (Ino ino : {fifo, blk}) {
+    EXPECT_ERRNO(fs_->Read(ino, 0, buf).status(), EINVAL);
+    EXPECT_ERRNO(fs_->Write(ino, 0, buf).status(), EINVAL);
+    EXPECT_ERRNO(fs_->Truncate(ino, 100), EINVAL);
+    EXPECT_ERRNO(fs_->Bmap(ino).status(), EINVAL);
+    EXPECT_ERRNO(fs_->Clone(f, ino), EINVAL);
+    EXPECT_ERRNO(fs_->ReadLink(ino).status(), EINVAL);
+    EXPECT_EQ(Stat(ino).size, 0u);
+    EXPECT_EQ(Stat(ino).blocks, 0u);
+  }
 }
 
 TEST_F(NamespaceTest, SetAttrWithSizeAndNow) {

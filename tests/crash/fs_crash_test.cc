@@ -124,7 +124,7 @@ class FsCrashRun {
   void DoRandomOp() {
     std::string bytes(1 + rng_.Uniform(9000), static_cast<char>('a' + rng_.Uniform(26)));
     auto data = std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-    switch (rng_.Uniform(14)) {
+    switch (rng_.Uniform(15)) {
       case 0: (void)fs_->Create(Dir(), Name(), 0644); return;
       case 1: (void)fs_->Mkdir(kRootIno, "d", 0755); return;
       case 2: case 3: {
@@ -162,6 +162,12 @@ class FsCrashRun {
         auto f = AnyFile();
         SetAttrRequest r{.mode = 0600, .size = rng_.Uniform(12000), .mtime_now = true};
         if (f.ok()) (void)fs_->SetAttr(*f, r);
+        return;
+      }
+      case 14: {  // a special file: a FIFO or a device node with its number
+        const bool device = rng_.OneIn(2);
+        (void)fs_->Mknod(Dir(), Name(), device ? FileType::kBlockDevice : FileType::kFifo, 0640,
+                         device ? 0x800 + rng_.Uniform(64) : 0, {});
         return;
       }
       case 11: {  // the last reference of an orphan frees it

@@ -34,6 +34,7 @@ struct Node {
   // which is never shared). File blocks holding one id must share one device block, and only
   // those.
   std::vector<uint64_t> phys;
+  uint64_t rdev = 0;  // device nodes
 };
 
 class Model {
@@ -129,6 +130,7 @@ class Model {
       } else if (n.type == FileType::kSymlink) {
         text += " -> " + n.data;
       }
+      if (n.rdev != 0) text += fmt::format(" rdev={}", n.rdev);
       text += "\n";
     }
     return text;
@@ -187,7 +189,9 @@ class FsModelRun {
   }
 
   void Step() {
-    switch (rng_.Uniform(23)) {
+    switch (rng_.Uniform(24)) {
+      case 23:
+        return DoMknod();
       case 21:
         return DoRetainAndUnlink();
       case 22:
@@ -242,6 +246,20 @@ class FsModelRun {
     } else {
       model_.Add(path, {type, ""});
     }
+  }
+
+  // A FIFO, socket or device node; a device node gets a random device number.
+  void DoMknod() {
+    std::string dir = RandomDir(), path = Join(dir, RandomName());
+    const FileType type = static_cast<FileType>(4 + rng_.Uniform(4));
+    const bool device = type == FileType::kCharDevice || type == FileType::kBlockDevice;
+    const uint64_t rdev = device ? 1 + rng_.Uniform(1u << 20) : 0;
+    Status s = fs_->Mknod(InoOf(dir), Base(path), type, 0640, rdev, {}).status();
+    if (model_.Exists(path)) return ExpectCode(s, EEXIST, "mknod " + path);
+    ASSERT_TRUE(s.ok()) << "mknod " << path << ": " << s.ToString();
+    Node n{type, ""};
+    n.rdev = rdev;
+    model_.Add(path, n);
   }
 
   std::vector<std::string> Files() { return model_.Paths(FileType::kRegular); }

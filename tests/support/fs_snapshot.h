@@ -45,6 +45,7 @@ inline Status DumpTree(Filesystem* fs, Ino dir, const std::string& path,
       ASSIGN_OR_RETURN(std::string target, fs->ReadLink(e.ino));
       line += " -> " + target;
     }
+    if (a.rdev != 0) line += fmt::format(" rdev={}", a.rdev);
     (*out)[child] = line;
     if (a.type == FileType::kDirectory) RETURN_IF_ERROR(DumpTree(fs, e.ino, child, out));
   }

@@ -1264,6 +1264,28 @@ TEST_F(NamespaceTest, SpecialFilesHoldNoData) {
   }
 }
 
+TEST_F(NamespaceTest, CheckFindsASpecialFileWithDataAndDecodeRefusesAStrayDeviceNumber) {
+  Ino fifo = Must(fs_->Mknod(kRootIno, "fifo", FileType::kFifo, 0644, 0, {})).ino;
+  PatchInode(fifo, [](format::Inode* n) { n->size = 10; });
+  Result<FsCheckResult> r = fs_->Check();
+  ASSERT_OK(r.status());
+  std::string all;
+  for (const std::string& p : r->problems) all += p + "\n";
+  EXPECT_NE(all.find("fifo " + std::to_string(fifo) + ": holds data (size 10"), std::string::npos)
+      << all;
+  PatchInode(fifo, [](format::Inode* n) { n->size = 0; });
+  // A device number on anything but a device node is corruption, named with the inode.
+  format::Inode bad{.ino = 7, .type = format::FileType::kFifo, .rdev = 5};
+  uint8_t value[format::kInodeValueSize];
+  format::EncodeInode(bad, value);
+  Result<format::Inode> decoded = format::DecodeInode(7, value);
+  EXPECT_ERRNO(decoded.status(), EUCLEAN);
+  EXPECT_NE(decoded.status().message().find("inode 7"), std::string::npos);
+  bad.type = format::FileType::kCharDevice;
+  format::EncodeInode(bad, value);
+  EXPECT_EQ(Must(format::DecodeInode(7, value)).rdev, 5u);
+}
+
 TEST_F(NamespaceTest, SetAttrWithSizeAndNow) {
   Ino f = File(kRootIno, "f");
   std::vector<uint8_t> data(10000, 5);

@@ -296,6 +296,10 @@ Result<FsCheckResult> Checker::Run() {
         problem(fmt::format("inode {}: says {} blocks but its extents map {}", ino, n.blocks,
                             f.mapped_blocks));
       }
+      if (format::IsSpecial(n.type) && (n.size != 0 || f.mapped_blocks != 0)) {
+        problem(fmt::format("{} {}: holds data (size {}, {} blocks mapped)",
+                            format::FileTypeName(n.type), ino, n.size, f.mapped_blocks));
+      }
     }
   }
 

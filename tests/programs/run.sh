@@ -72,6 +72,21 @@ cmp -s "$work/listing.copy" "$work/listing.untar" ||
 [ "$(tar -tf "$work/tree.tar" | wc -l)" -eq "$files" ] || fail "the archive does not list $files entries"
 rm -rf "$work/untar"
 
+check "special files: a FIFO and a device node carried by cp -a and by tar"
+mkdir "$work/special"
+mkfifo -m 0640 "$work/special/fifo"
+mknod -m 0600 "$work/special/null" c 1 3
+cp -a "$work/special" "$work/special.cp"
+tar -C "$work" -cf "$work/special.tar" special
+mkdir "$work/special.untar"
+tar -C "$work/special.untar" -xf "$work/special.tar"
+for d in "$work/special" "$work/special.cp" "$work/special.untar/special"; do
+  [ -p "$d/fifo" ] && [ "$(stat -c %a "$d/fifo")" = 640 ] || fail "$d/fifo is not a FIFO of mode 640"
+  [ -c "$d/null" ] && [ "$(stat -c %t:%T:%a "$d/null")" = "1:3:600" ] ||
+    fail "$d/null is not the character device 1:3 of mode 600: $(stat -c '%F %t:%T %a' "$d/null")"
+done
+rm -rf "$work/special" "$work/special.cp" "$work/special.untar" "$work/special.tar"
+
 check "git: init, add, commit twice, log, gc, clone (hard links), fsck --full --strict"
 repo=$work/git
 gitc() { git -C "$repo" -c user.name="daxfs tests" -c user.email=tests@daxfs.invalid -c gc.auto=0 "$@"; }

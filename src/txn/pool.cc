@@ -101,8 +101,7 @@ Result<btree::BTree> ReadTxn::Tree(const btree::TreeSpec& spec) {
 // ---------------------------------------------------------------------------------------------
 // WriteTxn
 
-WriteTxn::WriteTxn(Pool* pool, std::unique_lock<std::mutex> lock)
-    : pool_(pool), writer_lock_(std::move(lock)) {
+WriteTxn::WriteTxn(Pool* pool) : pool_(pool) {
   std::lock_guard<std::mutex> g(pool_->state_mutex_);
   sb_ = pool_->sb_;
   generation_ = sb_.generation + 1;
@@ -337,7 +336,10 @@ void WriteTxn::Finish() {
   repairs_.clear();
   unqueued_.clear();
   done_ = true;
-  if (writer_lock_.owns_lock()) writer_lock_.unlock();
+  if (holds_gate_) {
+    holds_gate_ = false;
+    pool_->writer_gate_.Release();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -618,9 +620,12 @@ void Pool::RegisterTree(const btree::TreeSpec& spec) { specs_[static_cast<uint16
 
 Result<std::unique_ptr<WriteTxn>> Pool::BeginWrite() {
   if (read_only_) return Status::ReadOnly("the filesystem is mounted read-only");
-  std::unique_lock<std::mutex> lock(writer_mutex_);
-  if (closed_) return Status::Invalid("the pool is closed");
-  std::unique_ptr<WriteTxn> txn(new WriteTxn(this, std::move(lock)));
+  writer_gate_.Acquire();
+  if (closed_) {
+    writer_gate_.Release();
+    return Status::Invalid("the pool is closed");
+  }
+  std::unique_ptr<WriteTxn> txn(new WriteTxn(this));
   AbsorbRepairs(txn.get());  // before any slot can be freed and handed out
   nodes_.ReleaseDeferred(SafeGeneration());
   return txn;
@@ -782,7 +787,7 @@ Status Pool::CheckTree(TreeId id, std::vector<uint8_t>* seen, CheckReport* repor
 
 CheckReport Pool::Check() {
   CheckReport report;
-  std::lock_guard<std::mutex> writer(writer_mutex_);
+  WriterGate::Scoped writer(writer_gate_);
   std::vector<uint8_t> seen(sb_.total_blocks(), 0);
   for (uint16_t id = 1; id < format::kMaxTrees; ++id) {
     CheckTree(static_cast<TreeId>(id), &seen, &report).IgnoreError();

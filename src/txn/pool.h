@@ -35,6 +35,7 @@
 #include "device/device.h"
 #include "format/superblock.h"
 #include "space/node_allocator.h"
+#include "txn/writer_gate.h"
 
 namespace daxfs::txn {
 
@@ -197,7 +198,7 @@ class WriteTxn : public btree::NodeStore {
 
  private:
   friend class Pool;
-  WriteTxn(Pool* pool, std::unique_lock<std::mutex> lock);
+  WriteTxn(Pool* pool);  // the pool's writer gate is held
   Status Fail(Status s);
   Status GrowMetadata();
   Status AddChunkRecord(uint64_t chunk, format::ChunkType type, uint32_t partner = 0);
@@ -208,7 +209,7 @@ class WriteTxn : public btree::NodeStore {
   void Finish();
 
   Pool* pool_;
-  std::unique_lock<std::mutex> writer_lock_;
+  bool holds_gate_ = true;  // released by Finish, on whichever thread finishes
   uint64_t generation_;
   format::Superblock sb_;  // roots as of this transaction
   std::map<uint16_t, std::unique_ptr<btree::BTree>> trees_;
@@ -380,7 +381,7 @@ class Pool {
   const uint64_t chunk_blocks_;  // geometry, fixed for the pool's life
   const uint64_t chunk_count_;
 
-  std::mutex writer_mutex_;           // held by the one WriteTxn
+  WriterGate writer_gate_;            // held by the one WriteTxn (any thread may finish it)
   mutable std::mutex state_mutex_;    // guards sb_, readers_, chunk_types_
   format::Superblock sb_;             // last committed
   std::multiset<uint64_t> readers_;   // generations pinned by live ReadTxns

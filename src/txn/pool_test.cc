@@ -3,8 +3,11 @@
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <map>
+#include <thread>
 
 #include "base/coding.h"
 #include "base/random.h"
@@ -123,6 +126,34 @@ TEST(PoolTest, AbortLeavesNoTrace) {
   space::NodeCounts after = pool->Space().nodes;
   EXPECT_EQ(after.used, before.used);
   EXPECT_EQ(after.fresh, 0u);
+  ExpectClean(pool.get());
+}
+
+// Group commit begins a write transaction on one thread and finishes it on another (a later
+// request, or the commit thread); the writer gate must allow it, and a second writer waits for
+// the first to finish, wherever it finishes.
+TEST(PoolTest, WriteTxnMayFinishOnAnotherThread) {
+  auto dev = device::NewMemoryDevice(kDeviceSize);
+  auto pool = MustFormat(dev.get());
+  pool->RegisterTree(ScratchSpec());
+  std::unique_ptr<WriteTxn> first = *pool->BeginWrite();
+  ASSERT_TRUE((*first->Tree(ScratchSpec()))->Put(Key{{1, 7}}, Value(1)).ok());
+  std::atomic<bool> second_began{false};
+  std::thread second([&] {
+    auto txn = pool->BeginWrite();  // waits for the first
+    ASSERT_TRUE(txn.ok());
+    second_began = true;
+    ASSERT_TRUE((*(*txn)->Tree(ScratchSpec()))->Put(Key{{2, 14}}, Value(2)).ok());
+    ASSERT_TRUE((*txn)->Commit().ok());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(second_began.load());  // the gate is held by the first transaction
+  std::thread finisher([&] { ASSERT_TRUE(first->Commit().ok()); });  // not the thread that began
+  finisher.join();
+  second.join();
+  EXPECT_TRUE(second_began.load());
+  auto all = ReadAll(pool.get());
+  EXPECT_EQ(all.size(), 2u);
   ExpectClean(pool.get());
 }
 

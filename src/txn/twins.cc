@@ -407,13 +407,13 @@ std::vector<RepairEvent> Pool::TakeRepairEvents() {
 }
 
 std::vector<uint64_t> Pool::RetiredNodes() {
-  std::lock_guard<std::mutex> writer(writer_mutex_);
+  WriterGate::Scoped writer(writer_gate_);
   if (!read_only_) AbsorbRepairs(nullptr);
   return nodes_.RetiredBlocks();
 }
 
 Status Pool::RetireNodes(const std::vector<uint64_t>& blocks) {
-  std::lock_guard<std::mutex> writer(writer_mutex_);
+  WriterGate::Scoped writer(writer_gate_);
   for (uint64_t b : blocks) {
     if (nodes_.State(b) == space::NodeState::kNotMetadata) {
       return Status::Invalid(fmt::format("block {} is not a node slot of a METADATA chunk", b));
@@ -724,7 +724,7 @@ Result<TwinRebuildReport> Pool::RebuildTwins() {
   if (!metadata_dup()) return Status::Invalid("this filesystem has no metadata twins");
   TwinRebuildReport report;
   {
-    std::lock_guard<std::mutex> writer(writer_mutex_);
+    WriterGate::Scoped writer(writer_gate_);
     if (closed_) return Status::Invalid("the pool is closed");
     auto view = BeginRead();
     view->verify_all_ = true;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -31,6 +32,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "daxfs/filesystem.h"
@@ -357,6 +359,42 @@ Result<double> RandRead(Side& s, const std::vector<uint64_t>& blocks, Buffers& b
     RETURN_IF_ERROR(CheckStamp(b.small.data(), kSmall, blk));
   }
   return blocks.size() / Seconds(t0, Clock::now());
+}
+
+// The same reads split between `threads` threads (each its own buffer), all started together;
+// ops/s of all of them.
+Result<double> RandReadThreads(Side& s, const std::vector<uint64_t>& blocks, int threads) {
+  RETURN_IF_ERROR(s.OpenData());
+  RETURN_IF_ERROR(s.SyncAll());
+  std::vector<Status> got(threads);
+  std::vector<std::thread> pool;
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  const size_t per = blocks.size() / threads;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      std::vector<uint8_t> buf(kSmall);
+      ready.fetch_add(1);
+      while (!go.load(std::memory_order_acquire)) {
+      }
+      for (size_t i = t * per; i < (t + 1) * per; ++i) {
+        Status r = s.ReadAt(blocks[i] * kSmall, buf);
+        if (r.ok()) r = CheckStamp(buf.data(), kSmall, blocks[i]);
+        if (!r.ok()) {
+          got[t] = r;
+          return;
+        }
+      }
+    });
+  }
+  while (ready.load() < threads) {
+  }
+  auto t0 = Clock::now();
+  go.store(true, std::memory_order_release);
+  for (std::thread& th : pool) th.join();
+  auto t1 = Clock::now();
+  for (const Status& g : got) RETURN_IF_ERROR(g);
+  return per * threads / Seconds(t0, t1);
 }
 
 // `count` writes from the sequence, then one sync (included).
@@ -831,6 +869,13 @@ int main(int argc, char** argv) {
     auto p = Measure("pread", opt.reps, {d, x, m}, [&](Side& s) { return RandRead(s, reads, buf); });
     rows.push_back({"4 KiB random pread", "ops/s", p[0], "XFS", p[1], 3.0});
     rows.push_back({"4 KiB random pread", "ops/s", p[0], "memcpy 4 KiB from the mapping", p[2], std::nullopt});
+    // Parallel readers: the same reads on 1 and on 2 threads, each side against itself.
+    auto one = Measure("pread, 1 thread", opt.reps, {d, x},
+                       [&](Side& s) { return RandReadThreads(s, reads, 1); });
+    auto two = Measure("pread, 2 threads", opt.reps, {d, x},
+                       [&](Side& s) { return RandReadThreads(s, reads, 2); });
+    rows.push_back({"4 KiB random pread, 2 threads", "ops/s", two[0], "daxfs, 1 thread", one[0], 1.8});
+    rows.push_back({"4 KiB random pread, 2 threads (XFS)", "ops/s", two[1], "XFS, 1 thread", one[1], std::nullopt});
   }
   if (opt.Wants("pwrite")) {
     auto p = Measure("pwrite, fsync at end", opt.reps, {d, x},

@@ -227,7 +227,8 @@ Status Layouts::PrepareMapping(Ino ino, uint64_t offset, uint64_t length, bool w
     // Install if the range is ready as it is: always for a read-only mapping; for a writable one
     // when every block is written, private and committed (no transaction open).
     bool installed = false;
-    Status read = runner_->Read([&](const ReadOp& op) -> Status {
+    // Exclusive: the install adds to the mapping table, which write operations consult.
+    Status read = runner_->ReadForUpdate([&](const ReadOp& op) -> Status {
       ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
       RETURN_IF_ERROR(CheckMappable(inode, offset, length));
       if (writable && runner_->read_only()) {

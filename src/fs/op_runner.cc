@@ -148,13 +148,13 @@ void OpRunner::ShutDown(const Status& why) {
 }
 
 Status OpRunner::Sync() {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   RETURN_IF_ERROR(CheckMounted());
   return Commit();
 }
 
 Status OpRunner::CommitIfWanted() {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   if (unmounted_ || read_only_ || !hooks_->WantsCommit()) return Status::Ok();
   RETURN_IF_ERROR(BeginWrite());
   Status s = Commit();
@@ -163,7 +163,7 @@ Status OpRunner::CommitIfWanted() {
 }
 
 Status OpRunner::Unmount() {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   if (unmounted_) return Status::IoError("the filesystem is already unmounted");
   // The filesystem's own pending work (metadata repairs) goes into the last commit too.
   if (!txn_ && !read_only_ && hooks_->WantsCommit()) BeginWrite().IgnoreError();

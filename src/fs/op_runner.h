@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 
 #include "daxfs/filesystem.h"
 #include "fs/op.h"
@@ -41,15 +42,16 @@ class OpRunner {
 
   // Runs body(const ReadOp&) on the open write transaction's trees if there is one
   // (read-your-writes in group commit), else on a snapshot of the last commit. Read operations
-  // change nothing; they will run in parallel with each other.
+  // change nothing of the runner or the trees and run in parallel with each other (the lock is
+  // shared); every write operation excludes them. A body may change in-memory state of its own
+  // only behind its own lock (the orphan pins, the pool's repair queue, the node marks).
   template <typename Body>
   Status Read(Body&& body);
-  // A read operation that also changes in-memory state of the mount (losses kept in memory, the
-  // shutdown): it will exclude every other operation.
+  // A read operation that also changes in-memory state of the mount that read operations look at
+  // (losses kept in memory, the shutdown, installing a mapping): it excludes every other
+  // operation.
   template <typename Body>
-  Status ReadForUpdate(Body&& body) {
-    return Read(std::forward<Body>(body));
-  }
+  Status ReadForUpdate(Body&& body);
   // Runs body(WriteOp&): opens the write transaction if none is open, then commits according to
   // the durability mode. The body must follow docs/fs.md ("Operations and atomicity"): it
   // validates and reserves before it changes anything, so an error it returns means "nothing
@@ -66,7 +68,7 @@ class OpRunner {
   // Runs fn() under the filesystem lock, without trees.
   template <typename Fn>
   auto Exclusive(Fn&& fn) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::shared_mutex> lock(mu_);
     return fn();
   }
 
@@ -92,6 +94,8 @@ class OpRunner {
 
  private:
   Status CheckMounted() const;
+  template <typename Body>
+  Status ReadLocked(Body&& body);
   Status OpenRead(std::unique_ptr<txn::ReadTxn>* view, std::optional<btree::BTree>* trees,
                   ReadOp* op);
   Status BeginWrite();  // the transaction, opened if none is
@@ -106,7 +110,8 @@ class OpRunner {
   TxnHooks* hooks_;
   MappingObserver* observer_ = nullptr;
 
-  std::mutex mu_;
+  // The filesystem lock: shared by read operations, exclusive for everything else.
+  std::shared_mutex mu_;
   bool read_only_;
   bool unmounted_ = false;
   Status shutdown_;                     // why the filesystem went read-only, if it did
@@ -115,18 +120,24 @@ class OpRunner {
   DirtyRanges dirty_;  // of the open transaction
 };
 
+// Under the lock, shared or exclusive.
+template <typename Body>
+Status OpRunner::ReadLocked(Body&& body) {
+  RETURN_IF_ERROR(CheckMounted());
+  // Declared in this order so that the trees go before the snapshot they read.
+  std::unique_ptr<txn::ReadTxn> view;
+  std::optional<btree::BTree> trees[kFsTreeCount];
+  ReadContext op;
+  RETURN_IF_ERROR(OpenRead(&view, trees, &op));
+  return body(static_cast<const ReadOp&>(op));
+}
+
 template <typename Body>
 Status OpRunner::Read(Body&& body) {
   Status s;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    RETURN_IF_ERROR(CheckMounted());
-    // Declared in this order so that the trees go before the snapshot they read.
-    std::unique_ptr<txn::ReadTxn> view;
-    std::optional<btree::BTree> trees[kFsTreeCount];
-    ReadContext op;
-    RETURN_IF_ERROR(OpenRead(&view, trees, &op));
-    s = body(static_cast<const ReadOp&>(op));
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    s = ReadLocked(std::forward<Body>(body));
   }
   // A read that met a bad metadata copy (and was served by its twin) heals it at once.
   if (hooks_->WantsCommit()) CommitIfWanted().IgnoreError();
@@ -134,8 +145,19 @@ Status OpRunner::Read(Body&& body) {
 }
 
 template <typename Body>
+Status OpRunner::ReadForUpdate(Body&& body) {
+  Status s;
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    s = ReadLocked(std::forward<Body>(body));
+  }
+  if (hooks_->WantsCommit()) CommitIfWanted().IgnoreError();
+  return s;
+}
+
+template <typename Body>
 Status OpRunner::Write(Body&& body) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   RETURN_IF_ERROR(BeginWrite());
   WriteOp op(txn_.get(), &dirty_, observer_, ops_in_txn_ == 0);
   RETURN_IF_ERROR(OpenTrees(&op));
@@ -145,7 +167,7 @@ Status OpRunner::Write(Body&& body) {
 
 template <typename Plan, typename Apply>
 Status OpRunner::PlanThenWrite(Plan&& plan, Apply&& apply) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   RETURN_IF_ERROR(CheckMounted());
   bool write = false;
   {

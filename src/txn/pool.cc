@@ -112,6 +112,8 @@ WriteTxn::~WriteTxn() {
 }
 
 Status WriteTxn::Fail(Status s) {
+  // Also from read operations running in parallel over this transaction's trees.
+  std::lock_guard<std::mutex> g(fail_mu_);
   if (failed_.ok()) failed_ = s;
   return s;
 }

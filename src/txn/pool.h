@@ -223,6 +223,7 @@ class WriteTxn : public btree::NodeStore {
   bool copy_all_to_twins_ = false;  // EnableMetadataDup: every reachable node
   bool in_chunk_op_ = false;
   bool done_ = false;
+  std::mutex fail_mu_;  // Fail may be called by parallel readers of this transaction
   Status failed_;
 };
 

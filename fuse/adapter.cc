@@ -11,6 +11,7 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cinttypes>
 #include <cstring>
 #include <ctime>
@@ -340,12 +341,47 @@ void SetOpenFlags(fuse_req_t req, fuse_file_info* fi) {
   fi->noflush = 1;
 }
 
+// What the adapter keeps per open file or directory (fi->fh): whether its access time is still
+// to be looked at. The kernel keeps atime of FUSE inodes to the filesystem (S_NOATIME), so the
+// adapter asks the engine, once per open (relatime's rule makes later reads of the same open a
+// no-op until the file is written, and a write through this open re-arms it).
+struct OpenState {
+  std::atomic<bool> atime_pending{true};
+};
+
+void AttachOpenState(fuse_file_info* fi) { fi->fh = reinterpret_cast<uint64_t>(new OpenState); }
+void DropOpenState(fuse_file_info* fi) {
+  delete reinterpret_cast<OpenState*>(fi->fh);
+  fi->fh = 0;
+}
+
+void AccessedAtime(fuse_req_t req, Ino ino, fuse_file_info* fi, bool dir) {
+  const AdapterOptions& o = A(req).options();
+  if (fi == nullptr || fi->fh == 0 || !o.atime || (dir && !o.diratime)) return;
+  auto* st = reinterpret_cast<OpenState*>(fi->fh);
+  if (!st->atime_pending.exchange(false, std::memory_order_relaxed)) return;
+  Result<bool> r = A(req).fs().TouchAtime(ino);  // best effort: the read itself succeeded
+  if (!r.ok()) st->atime_pending.store(true, std::memory_order_relaxed);
+}
+
+void Rearm(fuse_file_info* fi) {
+  if (fi != nullptr && fi->fh != 0) {
+    reinterpret_cast<OpenState*>(fi->fh)->atime_pending.store(true, std::memory_order_relaxed);
+  }
+}
+
+void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  DropOpenState(fi);
+  fuse_reply_err(req, 0);
+}
+
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Filesystem& fs = A(req).fs();
   Status s = (fi->flags & O_TRUNC) ? fs.Truncate(ino, 0) : fs.GetAttr(ino).status();
   if (!s.ok()) return ReplyError(req, "open", ino, Stale(s));
   SetOpenFlags(req, fi);
-  fuse_reply_open(req, fi);
+  AttachOpenState(fi);
+  if (fuse_reply_open(req, fi) != 0) DropOpenState(fi);  // interrupted: no release will come
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
@@ -363,20 +399,25 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   }
   if (!r.ok()) return ReplyError(req, "create", parent, r.status());
   SetOpenFlags(req, fi);
+  AttachOpenState(fi);
   fuse_entry_param e = Entry(req, *r);
   Known(A(req), r->ino);
-  if (fuse_reply_create(req, &e, fi) != 0) Forgotten(A(req), r->ino, 1);
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    Forgotten(A(req), r->ino, 1);
+    DropOpenState(fi);
+  }
 }
 
-void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   if (off < 0) return ReplyError(req, "read", ino, Status::Invalid("negative offset"));
   uint8_t* buffer = ThreadBuffer(size);
   Result<size_t> n = A(req).fs().Read(ino, static_cast<uint64_t>(off), {buffer, size});
   if (!n.ok()) return ReplyError(req, "read", ino, Stale(n.status()));
+  AccessedAtime(req, ino, fi, /*dir=*/false);
   fuse_reply_buf(req, reinterpret_cast<const char*>(buffer), *n);
 }
 
-void OpWriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse_file_info*) {
+void OpWriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
   if (off < 0) return ReplyError(req, "write", ino, Status::Invalid("negative offset"));
   size_t size = fuse_buf_size(in);
   const uint8_t* data = nullptr;
@@ -395,6 +436,7 @@ void OpWriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse
   }
   Result<size_t> n = A(req).fs().Write(ino, static_cast<uint64_t>(off), {data, size});
   if (!n.ok()) return ReplyError(req, "write", ino, Stale(n.status()));
+  Rearm(fi);  // mtime moved past atime: the next read through this open updates it
   fuse_reply_write(req, *n);
 }
 
@@ -406,7 +448,10 @@ void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
   ReplyStatus(req, "fsync", ino, Stale(A(req).fs().Fsync(ino)));
 }
 
-void OpOpendir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) { fuse_reply_open(req, fi); }
+void OpOpendir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  AttachOpenState(fi);
+  if (fuse_reply_open(req, fi) != 0) DropOpenState(fi);
+}
 
 // Entries after cookie `off` ("." and ".." first), as many as fit in `size` bytes. With `plus`,
 // each entry but "." and ".." carries its attributes and counts as a lookup.
@@ -478,11 +523,13 @@ void ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
   }
 }
 
-void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  AccessedAtime(req, ino, fi, /*dir=*/true);
   ReadDirectory(req, ino, size, off, /*plus=*/false);
 }
 
-void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  AccessedAtime(req, ino, fi, /*dir=*/true);
   ReadDirectory(req, ino, size, off, /*plus=*/true);
 }
 
@@ -645,12 +692,12 @@ const fuse_lowlevel_ops& Adapter::Operations() {
     o.read = OpRead;
     o.write_buf = OpWriteBuf;
     o.flush = OpOk;
-    o.release = OpOk;
+    o.release = OpRelease;
     o.fsync = OpFsync;
     o.opendir = OpOpendir;
     o.readdir = OpReaddir;
     o.readdirplus = OpReaddirplus;
-    o.releasedir = OpOk;
+    o.releasedir = OpRelease;
     o.fsyncdir = OpFsync;
     o.statfs = OpStatfs;
     o.setxattr = OpSetxattr;

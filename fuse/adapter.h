@@ -23,6 +23,11 @@ struct AdapterOptions {
   // Keep a file's page cache across opens: right while the daemon is the only writer; false when
   // client processes store into files directly (-o socket): each open then drops cached pages.
   bool keep_cache = true;
+  // Access times (relatime, as Linux by default): the first read of an open file and the first
+  // readdir of an open directory ask the engine's TouchAtime. Off with -o noatime; nodiratime
+  // turns it off for directories only.
+  bool atime = true;
+  bool diratime = true;
 };
 
 class Adapter {

@@ -236,6 +236,19 @@ struct SessionDeleter {
 };
 using Session = std::unique_ptr<fuse_session, SessionDeleter>;
 
+// Whether reads update access times (of directories, with `dir`): the last of noatime and
+// atime/relatime/strictatime wins, as for mount(8); nodiratime/diratime likewise for directories.
+bool AtimeWanted(const MountConfig& c, bool dir) {
+  bool atime = true, diratime = true;
+  for (const std::string& f : c.kernel_flags) {
+    if (f == "noatime") atime = false;
+    if (f == "atime" || f == "relatime" || f == "strictatime") atime = true;
+    if (f == "nodiratime") diratime = false;
+    if (f == "diratime") diratime = true;
+  }
+  return atime && (!dir || diratime);
+}
+
 Result<Session> NewSession(const MountConfig& c, Adapter* adapter) {
   std::vector<std::string> argv = {"daxfs", "-o", FuseOptionString(c)};
   if (c.debug) argv.push_back("-d");
@@ -281,7 +294,9 @@ Status Serve(MountConfig c, Handshake* hs) {
                               .default_permissions = c.default_permissions,
                               .debug = c.debug,
                               .max_io = kMaxIoBytes,
-                              .keep_cache = !c.serve_clients});
+                              .keep_cache = !c.serve_clients,
+                              .atime = AtimeWanted(c, false),
+                              .diratime = AtimeWanted(c, true)});
   Result<Session> session = NewSession(c, &adapter);
   if (!session.ok()) {
     dax->Unmount().IgnoreError();

@@ -233,6 +233,10 @@ class Filesystem {
   virtual Status Retain(Ino ino) = 0;
   virtual Status Release(Ino ino) = 0;
   virtual Result<Attr> SetAttr(Ino ino, const SetAttrRequest& request) = 0;
+  // The access time of a read (relatime, as Linux mounts by default): sets atime to now, without
+  // changing ctime, when atime is not after mtime or ctime or is a day old; otherwise changes
+  // nothing (no transaction). True when it wrote. A read-only filesystem changes nothing.
+  virtual Result<bool> TouchAtime(Ino ino) = 0;
   virtual Result<Attr> Create(Ino dir, std::string_view name, uint32_t mode) = 0;  // EEXIST
   virtual Result<Attr> Mkdir(Ino dir, std::string_view name, uint32_t mode) = 0;
   virtual Result<Attr> Symlink(Ino dir, std::string_view name, std::string_view target) = 0;

@@ -384,6 +384,38 @@ Result<Attr> FsImpl::SetAttr(Ino ino, const SetAttrRequest& request) {
   return WriteAttr(runner_, [&](WriteOp& op) { return names_.SetAttr(op, ino, request); });
 }
 
+namespace {
+constexpr int64_t kRelatimeNs = int64_t{24} * 3600 * 1000000000;
+bool AtimeIsStale(const Inode& n, int64_t now) {
+  return n.atime_ns <= n.mtime_ns || n.atime_ns <= n.ctime_ns || now - n.atime_ns >= kRelatimeNs;
+}
+}  // namespace
+
+Result<bool> FsImpl::TouchAtime(Ino ino) {
+  bool wrote = false;
+  bool stale = false;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
+    stale = !runner_.read_only() && AtimeIsStale(n, NowNs());
+    return Status::Ok();
+  }));
+  if (!stale) return false;  // the common case: a shared read, no transaction
+  RETURN_IF_ERROR(runner_.PlanThenWrite(
+      [&](const ReadOp& op) -> Result<bool> {
+        ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
+        return !runner_.read_only() && AtimeIsStale(n, NowNs());
+      },
+      [&](WriteOp& op) -> Status {
+        ASSIGN_OR_RETURN(Inode n, Inodes::Get(op, ino));
+        RETURN_IF_ERROR(budget_.ReserveNodes(op, 1));
+        n.atime_ns = std::max(NowNs(), n.atime_ns);
+        RETURN_IF_ERROR(Inodes::Put(op, n));
+        wrote = true;
+        return Status::Ok();
+      }));
+  return wrote;
+}
+
 Result<Attr> FsImpl::Create(Ino dir, std::string_view name, uint32_t mode) {
   return Create(dir, name, mode, Credentials{});
 }

@@ -59,6 +59,7 @@ class FsImpl final : public FsFace, private TxnHooks {
   Status Retain(Ino ino) override;
   Status Release(Ino ino) override;
   Result<Attr> SetAttr(Ino ino, const SetAttrRequest& request) override;
+  Result<bool> TouchAtime(Ino ino) override;
   Result<Attr> Create(Ino dir, std::string_view name, uint32_t mode) override;
   Result<Attr> Mkdir(Ino dir, std::string_view name, uint32_t mode) override;
   Result<Attr> Symlink(Ino dir, std::string_view name, std::string_view target) override;

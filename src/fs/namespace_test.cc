@@ -1311,6 +1311,41 @@ TEST_F(NamespaceTest, SetAttrWithSizeAndNow) {
   EXPECT_EQ(Snapshot(), before);
 }
 
+// relatime: a read sets atime when it is not after mtime/ctime or is a day old, never ctime.
+TEST_F(NamespaceTest, TouchAtimeFollowsRelatime) {
+  Ino f = File(kRootIno, "f");
+  Attr made = Stat(f);
+  EXPECT_TRUE(Must(fs_->TouchAtime(f))) << "a new file's atime equals its mtime";
+  Attr touched = Stat(f);
+  EXPECT_GT(touched.atime_ns, made.mtime_ns);
+  EXPECT_EQ(touched.ctime_ns, made.ctime_ns) << "an atime update changed ctime";
+  EXPECT_EQ(touched.mtime_ns, made.mtime_ns);
+  EXPECT_FALSE(Must(fs_->TouchAtime(f))) << "atime already after mtime and ctime";
+  EXPECT_EQ(Stat(f).atime_ns, touched.atime_ns);
+  ASSERT_TRUE(fs_->Write(f, 0, std::vector<uint8_t>{1}).ok());  // mtime moves past atime
+  EXPECT_TRUE(Must(fs_->TouchAtime(f)));
+  // An atime set in the future is after mtime and ctime and not a day old: left alone.
+  const int64_t future = Now() + int64_t{3600} * 1000000000;
+  Must(fs_->SetAttr(f, {.atime_ns = future}));
+  EXPECT_FALSE(Must(fs_->TouchAtime(f)));
+  EXPECT_EQ(Stat(f).atime_ns, future);
+  Must(fs_->SetAttr(f, {.atime_ns = 978307200LL * 1000000000}));  // 2001: before ctime
+  EXPECT_TRUE(Must(fs_->TouchAtime(f)));
+  EXPECT_ERRNO(fs_->TouchAtime(9999), ENOENT);
+  Ino d = Dir(kRootIno, "d");
+  EXPECT_TRUE(Must(fs_->TouchAtime(d)));
+  ASSERT_OK(fs_->Sync());
+  std::string image(reinterpret_cast<const char*>(dev_->base()), dev_->size());
+  fs_.reset();
+  dev_ = device::NewMemoryDevice(image);
+  Mount({.read_only = true});
+  Attr ro = Stat(f);
+  EXPECT_ERRNO(fs_->Write(f, 0, std::vector<uint8_t>{2}), EROFS);
+  Must(fs_->TouchAtime(f));  // not an error on a read-only mount: the read must succeed
+  EXPECT_EQ(Stat(f).atime_ns, ro.atime_ns);
+  ExpectConsistent(fs_.get());
+}
+
 TEST_F(NamespaceTest, SetAttr) {
   Ino f = File(kRootIno, "f");
   Attr before = Stat(f);

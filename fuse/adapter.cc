@@ -548,7 +548,8 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t in, off_t off_in, fuse_file_info
 // ---- Extended attributes. The engine stores any name; the mount takes the user., trusted. and
 // security. namespaces (the kernel checks who may use which). system.* (POSIX ACLs: the mount
 // has none) and names without a namespace are EOPNOTSUPP; a bare prefix ("user.") is EINVAL.
-// The size-0 probes of getxattr and listxattr answer the length the caller must allocate.
+// The size-0 probes of getxattr and listxattr answer the length the caller must allocate. As on
+// ext4 and XFS, listxattr shows trusted.* names to root only (the kernel leaves that to FUSE).
 Status CheckXattrName(const char* name) {
   std::string_view n(name);
   for (std::string_view prefix : {"user.", "trusted.", "security."}) {
@@ -585,8 +586,10 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
 void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   Result<std::vector<std::string>> names = A(req).fs().ListXattr(ino);
   if (!names.ok()) return ReplyError(req, "listxattr", ino, Stale(names.status()));
+  const bool root = fuse_req_ctx(req)->uid == 0;
   std::string out;  // NUL-terminated names, one after another
   for (const std::string& n : *names) {
+    if (!root && n.rfind("trusted.", 0) == 0) continue;
     out += n;
     out += '\0';
   }

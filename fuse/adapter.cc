@@ -592,14 +592,64 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t in, off_t off_in, fuse_file_info
   fuse_reply_write(req, *n);
 }
 
-// Extended attributes need the engine (ENGINE_NEEDS.md). ENOSYS makes the kernel answer
-// EOPNOTSUPP itself from then on, so writes do not each cost a getxattr of security.capability.
-void OpSetxattr(fuse_req_t req, fuse_ino_t, const char*, const char*, size_t, int) {
-  fuse_reply_err(req, ENOSYS);
+// ---- Extended attributes. The engine stores any name; the mount takes the user., trusted. and
+// security. namespaces (the kernel checks who may use which). system.* (POSIX ACLs: the mount
+// has none) and names without a namespace are EOPNOTSUPP; a bare prefix ("user.") is EINVAL.
+// The size-0 probes of getxattr and listxattr answer the length the caller must allocate. As on
+// ext4 and XFS, listxattr shows trusted.* names to root only (the kernel leaves that to FUSE).
+Status CheckXattrName(const char* name) {
+  std::string_view n(name);
+  for (std::string_view prefix : {"user.", "trusted.", "security."}) {
+    if (n.rfind(prefix, 0) != 0) continue;
+    if (n.size() == prefix.size()) return Status::Invalid("xattr: empty name after the namespace");
+    return Status::Ok();
+  }
+  return Status::NotSupported("xattr: only the user., trusted. and security. namespaces");
 }
-void OpGetxattr(fuse_req_t req, fuse_ino_t, const char*, size_t) { fuse_reply_err(req, ENOSYS); }
-void OpListxattr(fuse_req_t req, fuse_ino_t, size_t) { fuse_reply_err(req, ENOSYS); }
-void OpRemovexattr(fuse_req_t req, fuse_ino_t, const char*) { fuse_reply_err(req, ENOSYS); }
+
+void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+                int flags) {
+  Status s = CheckXattrName(name);
+  if (s.ok()) {
+    s = A(req).fs().SetXattr(ino, name, {reinterpret_cast<const uint8_t*>(value), size}, flags);
+  }
+  ReplyStatus(req, "setxattr", ino, Stale(s));
+}
+
+void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  if (Status s = CheckXattrName(name); !s.ok()) return ReplyError(req, "getxattr", ino, s);
+  Filesystem& fs = A(req).fs();
+  if (size == 0) {
+    Result<size_t> n = fs.GetXattr(ino, name, {});
+    if (!n.ok()) return ReplyError(req, "getxattr", ino, Stale(n.status()));
+    return (void)fuse_reply_xattr(req, *n);
+  }
+  std::vector<uint8_t> buf(std::min<size_t>(size, 65536));
+  Result<size_t> n = fs.GetXattr(ino, name, buf);
+  if (!n.ok()) return ReplyError(req, "getxattr", ino, Stale(n.status()));
+  fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), *n);
+}
+
+void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Result<std::vector<std::string>> names = A(req).fs().ListXattr(ino);
+  if (!names.ok()) return ReplyError(req, "listxattr", ino, Stale(names.status()));
+  const bool root = fuse_req_ctx(req)->uid == 0;
+  std::string out;  // NUL-terminated names, one after another
+  for (const std::string& n : *names) {
+    if (!root && n.rfind("trusted.", 0) == 0) continue;
+    out += n;
+    out += '\0';
+  }
+  if (size == 0) return (void)fuse_reply_xattr(req, out.size());
+  if (out.size() > size) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, out.data(), out.size());
+}
+
+void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  Status s = CheckXattrName(name);
+  if (s.ok()) s = A(req).fs().RemoveXattr(ino, name);
+  ReplyStatus(req, "removexattr", ino, Stale(s));
+}
 
 // Called only with -o no_default_permissions (then the mount is the mounting user's alone):
 // the inode must exist, and X_OK needs a directory or an execute bit, as for root on Linux.

@@ -135,6 +135,9 @@ enum FallocateMode : uint32_t {
 // renameat2 flags (the values of Linux's RENAME_*).
 enum RenameFlags : uint32_t { kRenameNoReplace = 1, kRenameExchange = 2 };
 
+// SetXattr flags (the values of XATTR_CREATE and XATTR_REPLACE).
+enum XattrFlags : int { kXattrCreate = 1, kXattrReplace = 2 };
+
 struct FsStats {
   uint64_t block_size = 4096;
   uint64_t total_blocks = 0;      // whole device
@@ -277,6 +280,20 @@ class Filesystem {
   // be seen; no entry is seen twice.
   virtual Status ReadDir(Ino dir, uint64_t cookie,
                          const std::function<bool(const DirEntry&)>& fn) = 0;
+
+  // ---- Extended attributes (stored on media, deleted with the inode). Names are 1..255 bytes
+  // (ERANGE past that, EINVAL when empty), values at most 65536 bytes (E2BIG). The engine keeps
+  // any name; namespaces (user., trusted., security.) are the front end's rules. SetXattr and
+  // RemoveXattr change the ctime. ENOENT for no such inode, EROFS on a read-only filesystem.
+  // SetXattr: `flags` are XattrFlags (kXattrCreate: EEXIST when the name exists; kXattrReplace:
+  // ENODATA when it does not), EINVAL for other bits.
+  virtual Status SetXattr(Ino ino, std::string_view name, std::span<const uint8_t> value,
+                          int flags) = 0;
+  // The value's size; with a non-empty `out`, the value copied into it (ERANGE when too small).
+  // ENODATA when absent.
+  virtual Result<size_t> GetXattr(Ino ino, std::string_view name, std::span<uint8_t> out) = 0;
+  virtual Result<std::vector<std::string>> ListXattr(Ino ino) = 0;
+  virtual Status RemoveXattr(Ino ino, std::string_view name) = 0;  // ENODATA when absent
 
   // ---- File data. Offsets and lengths are bytes; a file may be sparse up to 2^63 - 1.
   virtual Result<size_t> Read(Ino ino, uint64_t offset, std::span<uint8_t> out) = 0;

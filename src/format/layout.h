@@ -31,7 +31,7 @@ enum class TreeId : uint16_t {
   kRmap = 5,       // reverse map (feature rmap)
   kRefcount = 6,   // shared-block counts (feature reflink)
   kPoison = 7,     // lost file ranges and bad device ranges
-  // 8: the extended attributes (issue 9, to come)
+  kXattrs = 8,     // extended attributes (ro_compat posix)
   kOrphans = 9,    // inodes without a link kept for open references (ro_compat posix)
   kScratch = 15,   // a key/value tree for tests and benchmarks of the engine itself
 };

@@ -150,6 +150,40 @@ bool DirentNameIs(const uint8_t* v, std::string_view name) {
   return v[9] == name.size() && std::memcmp(v + 10, name.data(), name.size()) == 0;
 }
 
+//   0 name length u8 | 1..3 reserved | 4 value length u32 | 8 name | first value bytes
+uint64_t XattrParts(size_t name_len, size_t value_len) {
+  size_t head = XattrHeadValueBytes(name_len);
+  if (value_len <= head) return 1;
+  return 1 + (value_len - head + kXattrValueSize - 1) / kXattrValueSize;
+}
+
+void EncodeXattrHead(std::string_view name, const uint8_t* value, size_t value_len, uint8_t* v) {
+  std::memset(v, 0, kXattrValueSize);
+  size_t len = std::min(name.size(), kMaxXattrNameLen);
+  v[0] = static_cast<uint8_t>(len);
+  base::EncodeU32(v + 4, static_cast<uint32_t>(value_len));
+  std::memcpy(v + kXattrHeadSize, name.data(), len);
+  size_t first = std::min(value_len, XattrHeadValueBytes(len));
+  if (first > 0) std::memcpy(v + kXattrHeadSize + len, value, first);
+}
+
+Result<XattrHead> DecodeXattrHead(uint64_t ino, uint64_t slot, const uint8_t* v) {
+  XattrHead h;
+  uint8_t len = v[0];
+  h.value_len = base::DecodeU32(v + 4);
+  if (len == 0 || v[1] != 0 || v[2] != 0 || v[3] != 0 || h.value_len > kMaxXattrValueLen) {
+    return Status::Corruption(fmt::format(
+        "xattr of inode {} at slot 0x{:x}: malformed head (name length {}, value length {})", ino,
+        slot, len, h.value_len));
+  }
+  h.name.assign(reinterpret_cast<const char*>(v + kXattrHeadSize), len);
+  return h;
+}
+
+bool XattrNameIs(const uint8_t* v, std::string_view name) {
+  return v[0] == name.size() && std::memcmp(v + kXattrHeadSize, name.data(), name.size()) == 0;
+}
+
 //   0 device block u64 | 8 length in blocks u32 | 12 flags u32
 void EncodeExtent(const ExtentRecord& x, uint8_t* v) {
   base::EncodeU64(v, x.device_block);

@@ -83,6 +83,30 @@ Result<InodeTableHeader> DecodeInodeTableHeader(const uint8_t* value);
 // exactly as long as it has an orphan record; mount frees every orphan.
 inline constexpr uint16_t kOrphanValueSize = 8;
 
+// ---- Xattr tree (TreeId::kXattrs): key = {ino, slot, part}, value = kXattrValueSize bytes.
+// slot = NameHashSlot(name) | collision index (as directory entries: up to 256 names of one
+// inode may share a hash). Part 0 is the head: 0 name length u8 | 1..3 reserved | 4 value
+// length u32 | 8 name | then the first value bytes; parts 1..n hold the rest of the value,
+// kXattrValueSize bytes each (the last zero padded). XattrParts says how many parts there are.
+inline constexpr uint16_t kXattrValueSize = 512;
+inline constexpr size_t kXattrHeadSize = 8;
+inline constexpr size_t kMaxXattrNameLen = 255;
+inline constexpr size_t kMaxXattrValueLen = 65536;
+struct XattrHead {
+  std::string name;
+  uint32_t value_len = 0;
+};
+// Value bytes the head holds after a name of `name_len` bytes.
+inline constexpr size_t XattrHeadValueBytes(size_t name_len) {
+  return kXattrValueSize - kXattrHeadSize - name_len;
+}
+// Parts (head included) of an attribute of these sizes.
+uint64_t XattrParts(size_t name_len, size_t value_len);
+// The head of `name` = `value` (its first value bytes; the rest goes to parts 1..).
+void EncodeXattrHead(std::string_view name, const uint8_t* value, size_t value_len, uint8_t* v);
+Result<XattrHead> DecodeXattrHead(uint64_t ino, uint64_t slot, const uint8_t* v);
+bool XattrNameIs(const uint8_t* v, std::string_view name);
+
 // ---- Directory-entry tree (TreeId::kDirents): key = {dir ino, slot}, value = kDirentValueSize.
 // slot = (hash(name) with the top bit set and the low 8 bits cleared) | collision index, so
 // entries of one directory sort by hash, every slot is > 2 (1 and 2 are the readdir cookies of

@@ -252,6 +252,7 @@ FsImpl::FsImpl(device::Device* device, std::unique_ptr<device::Device> owned,
       files_(device, &data_, &poison_, &budget_, &extents_, &remap_),
       reflink_(has_reflink_, &files_, &remap_, &budget_),
       names_(&files_, &budget_, &extents_, &orphans_),
+      xattrs_(&budget_),
       owners_(pool_.get(), &poison_),
       runner_(pool_.get(), device, options, has_rmap_, has_reflink_, this),
       layouts_(&runner_, device, &extents_, &poison_, &files_, &budget_),
@@ -514,6 +515,35 @@ Status FsImpl::ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const 
     }
     if (batch.size() < Namespace::kReadDirBatch) return Status::Ok();
   }
+}
+
+// ---- Extended attributes.
+
+Status FsImpl::SetXattr(Ino ino, std::string_view name, std::span<const uint8_t> value,
+                        int flags) {
+  return runner_.Write([&](WriteOp& op) { return xattrs_.Set(op, ino, name, value, flags); });
+}
+
+Result<size_t> FsImpl::GetXattr(Ino ino, std::string_view name, std::span<uint8_t> out) {
+  size_t size = 0;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(size, xattrs_.Get(op, ino, name, out));
+    return Status::Ok();
+  }));
+  return size;
+}
+
+Result<std::vector<std::string>> FsImpl::ListXattr(Ino ino) {
+  std::vector<std::string> names;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    ASSIGN_OR_RETURN(names, xattrs_.List(op, ino));
+    return Status::Ok();
+  }));
+  return names;
+}
+
+Status FsImpl::RemoveXattr(Ino ino, std::string_view name) {
+  return runner_.Write([&](WriteOp& op) { return xattrs_.Remove(op, ino, name); });
 }
 
 Result<std::string> FsImpl::PathOf(Ino ino) {

@@ -26,6 +26,7 @@
 #include "fs/media_failures.h"
 #include "fs/metadata_repairs.h"
 #include "fs/namespace.h"
+#include "fs/xattrs.h"
 #include "fs/node_budget.h"
 #include "fs/op.h"
 #include "fs/op_runner.h"
@@ -80,6 +81,13 @@ class FsImpl final : public FsFace, private TxnHooks {
   Status Rename(Ino old_dir, std::string_view old_name, Ino new_dir, std::string_view new_name,
                 uint32_t flags) override;
   Status ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& fn) override;
+
+  // ---- Extended attributes (Xattrs, xattrs.h)
+  Status SetXattr(Ino ino, std::string_view name, std::span<const uint8_t> value,
+                  int flags) override;
+  Result<size_t> GetXattr(Ino ino, std::string_view name, std::span<uint8_t> out) override;
+  Result<std::vector<std::string>> ListXattr(Ino ino) override;
+  Status RemoveXattr(Ino ino, std::string_view name) override;
 
   // ---- File data (FileData, file_data.h)
   Result<size_t> Read(Ino ino, uint64_t offset, std::span<uint8_t> out) override;
@@ -189,6 +197,7 @@ class FsImpl final : public FsFace, private TxnHooks {
   Reflink reflink_;
   Orphans orphans_;  // open references (before names_, which uses them)
   Namespace names_;
+  Xattrs xattrs_;
   Owners owners_;
   OpRunner runner_;
   Layouts layouts_;

@@ -15,6 +15,7 @@
 #include "fs/file_data.h"
 #include "fs/inodes.h"
 #include "fs/node_budget.h"
+#include "fs/xattrs.h"
 #include "fs/orphans.h"
 
 namespace daxfs::fs {
@@ -277,17 +278,26 @@ Result<bool> Namespace::HasEntries(const ReadOp& op, Ino dir) const {
   return c.Valid() && c.key().w[0] == dir;
 }
 
-// Tree updates that dropping the last link of `inode` costs on top of deleting it: freeing
-// its extents (a generous share of one path copy per kExtentsPerFreeUpdate records).
+// Tree updates that dropping the last link of `inode` costs on top of deleting it: deleting its
+// xattr records and, for a file, freeing its extents (a generous share of one path copy per
+// kExtentsPerFreeUpdate records).
 Result<uint64_t> Namespace::TreeUpdatesToFree(const ReadOp& op, const Inode& inode) const {
-  if (inode.type == FileType::kDirectory || inode.nlink > 1) return 0;
+  if (inode.type != FileType::kDirectory && inode.nlink > 1) return 0;
+  ASSIGN_OR_RETURN(uint64_t xattrs, Xattrs::UpdatesToFree(op, inode.ino));
+  if (inode.type == FileType::kDirectory) return xattrs;
   uint64_t extents = 0;
   RETURN_IF_ERROR(extents_->ForEach(op, inode.ino, 0, kMaxFileBlocks,
                                     [&](uint64_t, const format::ExtentRecord&) {
                                       ++extents;
                                       return true;
                                     }));
-  return 2 + extents / kExtentsPerFreeUpdate;
+  return 2 + extents / kExtentsPerFreeUpdate + xattrs;
+}
+
+// An inode goes, with its extended attributes, in the operation that deletes it.
+Status Namespace::DeleteInode(WriteOp& op, const Inode& inode) {
+  RETURN_IF_ERROR(Xattrs::DeleteAll(op, inode.ino));
+  return Inodes::Delete(op, inode);
 }
 
 // One link of a file or symlink goes away; at the last, its data and inode go too. The data is
@@ -300,7 +310,7 @@ Status Namespace::DropLink(WriteOp& op, Inode* inode, int64_t now) {
   }
   if (orphans_->IsRetained(inode->ino)) return Orphans::Keep(op, inode, now);
   RETURN_IF_ERROR(files_->FreeAllData(op, inode));
-  return Inodes::Delete(op, *inode);
+  return DeleteInode(op, *inode);
 }
 
 // Tree updates (3 + freeing): the inode (and the header), the orphan record, freeing the data.
@@ -317,15 +327,12 @@ Status Namespace::FreeOrphan(WriteOp& op, Ino ino) {
     return Status::Corruption(
         fmt::format("orphan record for inode {}, which has {} links", ino, n->nlink));
   }
-  uint64_t free_updates = 0;
-  if (n->type != FileType::kDirectory) {
-    n->nlink = 1;  // as TreeUpdatesToFree counts a last link
-    ASSIGN_OR_RETURN(free_updates, TreeUpdatesToFree(op, *n));
-    n->nlink = 0;
-  }
+  n->nlink = 1;  // as TreeUpdatesToFree counts a last link
+  ASSIGN_OR_RETURN(uint64_t free_updates, TreeUpdatesToFree(op, *n));
+  n->nlink = 0;
   RETURN_IF_ERROR(budget_->ReserveNodes(op, 3 + free_updates));
   if (n->type != FileType::kDirectory) RETURN_IF_ERROR(files_->FreeAllData(op, &*n));
-  RETURN_IF_ERROR(Inodes::Delete(op, *n));
+  RETURN_IF_ERROR(DeleteInode(op, *n));
   return Orphans::DeleteRecord(op, ino);
 }
 
@@ -473,13 +480,14 @@ Status Namespace::Rmdir(WriteOp& op, Ino dir, std::string_view name) {
   if (has_entries) {
     return Status::Error(ENOTEMPTY, fmt::format("directory '{}' is not empty", name));
   }
-  RETURN_IF_ERROR(budget_->ReserveNodes(op, 5));
+  ASSIGN_OR_RETURN(uint64_t free_updates, TreeUpdatesToFree(op, child));
+  RETURN_IF_ERROR(budget_->ReserveNodes(op, 5 + free_updates));
 
   const int64_t now = NowNs();
   if (orphans_->IsRetained(child.ino)) {
     RETURN_IF_ERROR(Orphans::Keep(op, &child, now));
   } else {
-    RETURN_IF_ERROR(Inodes::Delete(op, child));
+    RETURN_IF_ERROR(DeleteInode(op, child));
   }
   RETURN_IF_ERROR(DeleteEntry(op, dir, *where.slot));
   --parent.size;
@@ -662,7 +670,7 @@ Status Namespace::ApplyRename(WriteOp& op, RenamePlan* plan, std::string_view ne
       if (orphans_->IsRetained(plan->target->ino)) {
         RETURN_IF_ERROR(Orphans::Keep(op, &*plan->target, now));
       } else {
-        RETURN_IF_ERROR(Inodes::Delete(op, *plan->target));
+        RETURN_IF_ERROR(DeleteInode(op, *plan->target));
       }
       --np->nlink;
     } else {

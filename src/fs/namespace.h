@@ -81,6 +81,8 @@ class Namespace {
   // One link goes away; at the last, the data and the inode go too (data first), unless the
   // inode is referenced: it then stays as an orphan.
   Status DropLink(WriteOp& op, format::Inode* inode, int64_t now);
+  // Deletes `inode` and its extended attributes.
+  Status DeleteInode(WriteOp& op, const format::Inode& inode);
   Status CheckNotInside(const ReadOp& op, Ino moving_dir, Ino new_parent) const;
   Result<RenamePlan> PlanRename(const ReadOp& op, Ino old_dir, std::string_view old_name,
                                 Ino new_dir, std::string_view new_name, uint32_t flags) const;

@@ -20,7 +20,7 @@ uint64_t SaturatingMul(uint64_t a, uint64_t b) {
 
 Status NodeBudget::ReserveNodes(WriteOp& op, uint64_t tree_updates) {
   uint64_t height = 1;
-  for (const btree::BTree* t : {op.inodes(), op.dirents(), op.extents()}) {
+  for (const btree::BTree* t : {op.inodes(), op.dirents(), op.extents(), op.xattrs()}) {
     if (t == nullptr || t->root() == 0) continue;
     ASSIGN_OR_RETURN(const uint8_t* root, op.txn().Read(t->root()));
     height = std::max<uint64_t>(height, format::BTreeNodeLevel(root) + 1);

@@ -45,7 +45,7 @@ class NodeBudget {
  public:
   NodeBudget(const txn::Pool* pool, const PoisonIndex* poison) : pool_(pool), poison_(poison) {}
 
-  // Nodes for `tree_updates` B+tree updates anywhere in the inode, dirent and extent trees
+  // Nodes for `tree_updates` B+tree updates anywhere in the inode, dirent, extent and xattr trees
   // (path copy plus splits up to a new root, at the current heights). ENOSPC.
   Status ReserveNodes(WriteOp& op, uint64_t tree_updates);
   // Nodes for `updates` extent-tree updates that all fall among `records` consecutive records of

@@ -37,6 +37,7 @@ class ReadOp {
   const btree::BTree* refcount() const { return tree(FsTree::kRefcount); }
   const btree::BTree* poison() const { return tree(FsTree::kPoison); }
   const btree::BTree* orphans() const { return tree(FsTree::kOrphans); }
+  const btree::BTree* xattrs() const { return tree(FsTree::kXattrs); }
 
  protected:
   ReadOp() = default;

@@ -56,6 +56,12 @@ const FsTreeDef kTrees[] = {
       .key_words = 1,
       .value_size = format::kOrphanValueSize},
      TreeKept::kAlways},
+    {FsTree::kXattrs,  // extended attributes: a head and value parts per name
+     {.id = TreeId::kXattrs,
+      .name = "xattrs",
+      .key_words = 3,
+      .value_size = format::kXattrValueSize},
+     TreeKept::kAlways},
 };
 static_assert(std::size(kTrees) == kFsTreeCount);
 

@@ -17,8 +17,9 @@
 namespace daxfs::fs {
 
 // A tree's slot in an operation's tree set (op.h), in the order of FsTrees().
-enum class FsTree : uint8_t { kInodes, kDirents, kExtents, kRmap, kRefcount, kPoison, kOrphans };
-inline constexpr size_t kFsTreeCount = 7;
+enum class FsTree : uint8_t { kInodes, kDirents, kExtents, kRmap, kRefcount, kPoison, kOrphans,
+                             kXattrs };
+inline constexpr size_t kFsTreeCount = 8;
 
 // Which filesystems keep a tree (the feature bits it needs).
 enum class TreeKept : uint8_t { kAlways, kWithRmap, kWithReflink };
@@ -58,6 +59,9 @@ inline bool RmapKeyLess(const format::RmapRecord& a, const format::RmapRecord& b
 }
 inline btree::Key RefcountKey(uint64_t device_block) { return btree::Key{{device_block}}; }
 inline btree::Key OrphanKey(Ino ino) { return btree::Key{{ino}}; }
+inline btree::Key XattrKey(Ino ino, uint64_t slot, uint64_t part) {
+  return btree::Key{{ino, slot, part}};
+}
 inline btree::Key LostKey(Ino ino, uint64_t file_block) {
   return btree::Key{{format::kPoisonLost, ino, file_block}};
 }

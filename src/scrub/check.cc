@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -79,6 +80,59 @@ void CheckInodeTableHeader(const std::optional<format::InodeTableHeader>& header
 
 }  // namespace
 
+// The xattr tree: every name is a head (part 0) followed by exactly the value parts its length
+// needs, at a slot of its name's hash. The inodes owning records go to `owners`.
+static Status WalkXattrs(const btree::BTree* tree, std::set<uint64_t>* owners,
+                  const std::function<void(std::string)>& problem) {
+  struct Group {
+    uint64_t ino = 0, slot = 0, records = 0;
+    std::optional<format::XattrHead> head;
+  };
+  std::optional<Group> g;
+  auto finish = [&] {
+    if (!g) return;
+    if (!g->head) {
+      problem(fmt::format("xattr of inode {} at slot 0x{:x}: value parts without a head", g->ino,
+                          g->slot));
+      return;
+    }
+    uint64_t want = format::XattrParts(g->head->name.size(), g->head->value_len);
+    if (g->records != want) {
+      problem(fmt::format("xattr '{}' of inode {}: {} parts, its value of {} bytes needs {}",
+                          g->head->name, g->ino, g->records, g->head->value_len, want));
+    }
+    if ((g->slot & ~format::kSlotCollisionMask) != format::NameHashSlot(g->head->name)) {
+      problem(fmt::format("xattr '{}' of inode {}: slot 0x{:x} is not of its name's hash",
+                          g->head->name, g->ino, g->slot));
+    }
+  };
+  btree::Cursor x(tree);
+  for (Status s = x.SeekFirst(); x.Valid(); s = x.Next()) {
+    RETURN_IF_ERROR(s);
+    const btree::Key& k = x.key();
+    if (!g || g->ino != k.w[0] || g->slot != k.w[1]) {
+      finish();
+      g = Group{.ino = k.w[0], .slot = k.w[1]};
+      owners->insert(k.w[0]);
+    }
+    if (k.w[2] != g->records) {
+      problem(fmt::format("xattr of inode {} at slot 0x{:x}: part {} where part {} belongs",
+                          k.w[0], k.w[1], k.w[2], g->records));
+    }
+    if (k.w[2] == 0) {
+      Result<format::XattrHead> h = format::DecodeXattrHead(k.w[0], k.w[1], x.value().data());
+      if (h.ok()) {
+        g->head = *h;
+      } else {
+        problem(h.status().message());
+      }
+    }
+    g->records = k.w[2] + 1;
+  }
+  finish();
+  return Status::Ok();
+}
+
 Result<FsCheckResult> Checker::Run() {
   RETURN_IF_ERROR(a_.runner->Sync());
   FsCheckResult result;
@@ -100,6 +154,7 @@ Result<FsCheckResult> Checker::Run() {
   std::vector<RmapRecord> retired;  // bad space no file owns (owner `bad`)
   std::optional<format::InodeTableHeader> header;
   std::set<uint64_t> orphans;  // inodes with an orphan record
+  std::set<uint64_t> xattr_owners;  // inodes with xattr records
   Status walked = a_.runner->Read([&](const ReadOp& op) -> Status {
     btree::Cursor c(op.inodes());
     for (Status s = c.SeekFirst(); c.Valid(); s = c.Next()) {
@@ -220,7 +275,7 @@ Result<FsCheckResult> Checker::Run() {
       }
       orphans.insert(o.key().w[0]);
     }
-    return Status::Ok();
+    return WalkXattrs(op.xattrs(), &xattr_owners, problem);
   });
   if (!walked.ok()) {
     problem("walk stopped: " + walked.ToString());
@@ -229,6 +284,10 @@ Result<FsCheckResult> Checker::Run() {
   result.inodes_checked = inodes.size();
   CheckInodeTableHeader(header, inodes,
                         a_.pool->superblock().ro_compat & format::feature::kRoCompatPosix, &result);
+
+  for (uint64_t ino : xattr_owners) {
+    if (!inodes.count(ino)) problem(fmt::format("xattrs of inode {}, which does not exist", ino));
+  }
 
   // Orphans: nlink 0 exactly when there is an orphan record; an orphan has no entry (and a
   // directory orphan no entries inside); its blocks are checked as any file's below.

@@ -5,7 +5,9 @@
 // operation since the last durable one. Replay one workload with DAXFS_SEED=<n>.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,7 +35,8 @@ class FsCrashRun {
  public:
   FsCrashRun(uint64_t seed, bool group) : rng_(seed), dev_(kDeviceSize), group_(group) {}
 
-  void Run(int ops) {
+  // `ops` random operations, or with a script its steps (one operation each) in order.
+  void Run(int ops, std::vector<std::function<void(Filesystem*)>> script = {}) {
     ASSERT_TRUE(Filesystem::Format(&dev_, {.chunk_size = 256 << 10}).ok());
     MountOptions o;
     if (group_) o.durability = Durability::kGroupCommit, o.group_commit_ops = 4;
@@ -42,9 +45,14 @@ class FsCrashRun {
     fs_ = std::move(*fs);
     states_.push_back(Snap());
     dev_.SetPersistHook([&](uint64_t point) { Capture(point); });
+    if (!script.empty()) ops = static_cast<int>(script.size());
     for (int i = 0; i < ops; ++i) {
       in_flight_ = states_.size();
-      DoRandomOp();
+      if (script.empty()) {
+        DoRandomOp();
+      } else {
+        script[static_cast<size_t>(i)](fs_.get());
+      }
       if (::testing::Test::HasFatalFailure()) return;
       if (rng_.OneIn(5)) {
         ASSERT_TRUE(fs_->Sync().ok());
@@ -102,10 +110,13 @@ class FsCrashRun {
                       << lo << ", " << hi << "]\nrecovered:\n" << r.snapshot << "expected (after op):\n"
                       << states_[hi];
     }
-    std::printf("%zu crash images checked over %zu states\n", recovered_.size(), states_.size());
+    std::printf("%zu crash images checked over %zu states (%d xattr sets, %d removes)\n",
+                recovered_.size(), states_.size(), xattr_sets_, xattr_removes_);
   }
 
   std::string Name() { return std::string(1, static_cast<char>('a' + rng_.Uniform(5))); }
+
+  std::string XattrName() { return std::string("user.") + (rng_.OneIn(2) ? "x" : "y"); }
 
   Ino Dir() {
     if (rng_.OneIn(2)) return kRootIno;
@@ -124,7 +135,7 @@ class FsCrashRun {
   void DoRandomOp() {
     std::string bytes(1 + rng_.Uniform(9000), static_cast<char>('a' + rng_.Uniform(26)));
     auto data = std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-    switch (rng_.Uniform(15)) {
+    switch (rng_.Uniform(17)) {
       case 0: (void)fs_->Create(Dir(), Name(), 0644); return;
       case 1: (void)fs_->Mkdir(kRootIno, "d", 0755); return;
       case 2: case 3: {
@@ -170,6 +181,19 @@ class FsCrashRun {
                          device ? 0x800 + rng_.Uniform(64) : 0, {});
         return;
       }
+      case 15: {  // an extended attribute set (a value of up to 7 parts) on any inode
+        auto a = fs_->Lookup(Dir(), Name());
+        if (!a.ok()) return;
+        const int flags = rng_.OneIn(4) ? kXattrCreate : 0;
+        const size_t size = std::min<size_t>(data.size(), rng_.Uniform(3000));
+        if (fs_->SetXattr(a->ino, XattrName(), data.first(size), flags).ok()) ++xattr_sets_;
+        return;
+      }
+      case 16: {  // and removed
+        auto a = fs_->Lookup(Dir(), Name());
+        if (a.ok() && fs_->RemoveXattr(a->ino, XattrName()).ok()) ++xattr_removes_;
+        return;
+      }
       case 11: {  // the last reference of an orphan frees it
         if (retained_.empty()) return;
         size_t i = rng_.Uniform(retained_.size());
@@ -189,6 +213,7 @@ class FsCrashRun {
   size_t durable_ = 0;
   std::vector<Recovered> recovered_;
   std::vector<size_t> lowest_acceptable_;
+  int xattr_sets_ = 0, xattr_removes_ = 0;
   std::vector<Ino> retained_;  // references held (an orphan's data is in no snapshot)
 };
 
@@ -198,6 +223,43 @@ TEST(FsCrashTest, DurableOnReturnEveryPersistPoint) {
     SCOPED_TRACE("seed " + std::to_string(s));
     FsCrashRun run(s, false);
     run.Run(40);
+  }
+}
+
+// Extended attributes at every persist point: a set, a multi-part value grown, shrunk and
+// replaced, removes, attributes on a directory, and an inode deleted (last unlink, rmdir, rename
+// over one) with its attributes in the same transaction.
+TEST(FsCrashTest, XattrsEveryPersistPoint) {
+  auto bytes = [](size_t n, char c) { return std::vector<uint8_t>(n, static_cast<uint8_t>(c)); };
+  auto ino = [](Filesystem* fs, const char* path) {
+    auto a = fs->Resolve(path, false);
+    EXPECT_TRUE(a.ok()) << path << ": " << a.status().ToString();
+    return a.ok() ? a->ino : Ino{0};
+  };
+  auto ok = [](const Status& s) { EXPECT_TRUE(s.ok()) << s.ToString(); };
+  using Step = std::function<void(Filesystem*)>;
+  std::vector<Step> script = {
+      [&](Filesystem* fs) { ok(fs->Create(kRootIno, "f", 0644).status()); },
+      [&](Filesystem* fs) { ok(fs->Mkdir(kRootIno, "d", 0755).status()); },
+      [&](Filesystem* fs) { ok(fs->SetXattr(ino(fs, "/f"), "user.small", bytes(10, 's'), 0)); },
+      [&](Filesystem* fs) { ok(fs->SetXattr(ino(fs, "/f"), "user.big", bytes(5000, 'b'), 0)); },
+      [&](Filesystem* fs) { ok(fs->SetXattr(ino(fs, "/f"), "user.big", bytes(20000, 'c'), 0)); },
+      [&](Filesystem* fs) {
+        ok(fs->SetXattr(ino(fs, "/f"), "user.big", bytes(700, 'd'), kXattrReplace));
+      },
+      [&](Filesystem* fs) { ok(fs->RemoveXattr(ino(fs, "/f"), "user.small")); },
+      [&](Filesystem* fs) { ok(fs->SetXattr(ino(fs, "/d"), "trusted.t", bytes(3000, 't'), 0)); },
+      [&](Filesystem* fs) { ok(fs->Create(kRootIno, "g", 0644).status()); },
+      [&](Filesystem* fs) { ok(fs->SetXattr(ino(fs, "/g"), "user.g", bytes(9000, 'g'), 0)); },
+      [&](Filesystem* fs) { ok(fs->Rename(kRootIno, "f", kRootIno, "g")); },  // g's go
+      [&](Filesystem* fs) { ok(fs->Rmdir(kRootIno, "d")); },
+      [&](Filesystem* fs) { ok(fs->SetXattr(ino(fs, "/g"), "user.more", bytes(1, 'm'), 0)); },
+      [&](Filesystem* fs) { ok(fs->Unlink(kRootIno, "g")); },
+  };
+  for (bool group : {false, true}) {
+    SCOPED_TRACE(group ? "group commit" : "durable on return");
+    FsCrashRun run(21, group);
+    run.Run(0, script);
   }
 }
 

@@ -143,6 +143,11 @@ int CmdExpect(std::vector<std::string> a) {
          char buf[256];
          return static_cast<long>(::listxattr(arg(0), buf, sizeof buf));
        }},
+      {"removexattr", [&] { return static_cast<long>(::removexattr(arg(0), "user.k")); }},
+      {"setxattr-acl",  // a POSIX ACL: the mount has none
+       [&] {
+         return static_cast<long>(::setxattr(arg(0), "system.posix_acl_access", "\2\0\0\0", 4, 0));
+       }},
       {"chdir", [&] { return static_cast<long>(::chdir(arg(0))); }},
       {"write",
        [&] {  // write ARG1 to the file (opened for writing, no create)

@@ -48,7 +48,10 @@ done
 bad=$(awk '!/^[[:space:]]*(#|$)/ && NF < 2 { print FILENAME ":" FNR ": " $1 }' "$gaps")
 [ -z "$bad" ] || { echo "run.sh: a known gap without its reason: $bad" >&2; exit 2; }
 mapfile -t listed < <(awk '!/^[[:space:]]*(#|$)/ { print $1 }' "$gaps")
-[ ${#listed[@]} -gt 0 ] || { echo "run.sh: $gaps lists no test" >&2; exit 2; }
+if [ ${#listed[@]} -eq 0 ]; then  # no gap left: every test must pass
+  echo "== posix_test: $gaps lists no known gap: every test must pass"
+  exec "$bin" --gtest_color=no "$@"
+fi
 mapfile -t all < <("$bin" --gtest_list_tests | awk '/^[^ ]/ { suite = $1 } /^  / { print suite $1 }')
 declare -A known=()
 for t in "${all[@]}"; do known[$t]=1; done

@@ -1,10 +1,11 @@
 // Test support: a canonical text dump of a whole filesystem (every path with its type, link
-// count, size, content checksum and symlink target, sorted), for comparing states in model and
-// crash tests. Uses only the public API.
+// count, size, content checksum, symlink target and extended attributes, sorted), for comparing
+// states in model and crash tests. Uses only the public API.
 #pragma once
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -24,6 +25,22 @@ inline Status ReadWholeFile(Filesystem* fs, Ino ino, uint64_t size, std::string*
     done += n;
   }
   return Status::Ok();
+}
+
+// " xattrs=name:checksum,..." in name order, or nothing for an inode without any.
+inline Result<std::string> DumpXattrs(Filesystem* fs, Ino ino) {
+  ASSIGN_OR_RETURN(std::vector<std::string> names, fs->ListXattr(ino));
+  if (names.empty()) return std::string();
+  std::sort(names.begin(), names.end());
+  std::string out = " xattrs=";
+  for (const std::string& name : names) {
+    ASSIGN_OR_RETURN(size_t size, fs->GetXattr(ino, name, {}));
+    std::vector<uint8_t> value(size);
+    if (size > 0) RETURN_IF_ERROR(fs->GetXattr(ino, name, value).status());
+    out += fmt::format("{}{}:{}:{:016x}", out.size() > 8 ? "," : "", name, size,
+                       base::Checksum64(value.data(), value.size()));
+  }
+  return out;
 }
 
 inline Status DumpTree(Filesystem* fs, Ino dir, const std::string& path,
@@ -46,6 +63,8 @@ inline Status DumpTree(Filesystem* fs, Ino dir, const std::string& path,
       line += " -> " + target;
     }
     if (a.rdev != 0) line += fmt::format(" rdev={}", a.rdev);
+    ASSIGN_OR_RETURN(std::string xattrs, DumpXattrs(fs, e.ino));
+    line += xattrs;
     (*out)[child] = line;
     if (a.type == FileType::kDirectory) RETURN_IF_ERROR(DumpTree(fs, e.ino, child, out));
   }

@@ -136,6 +136,11 @@ class DaxFs {
   virtual Result<FailureReport> NotifyFailure(uint64_t offset, uint64_t length, uint32_t flags) = 0;
   // Marks the range bad on the device (inject-error) and routes it (simulated).
   virtual Result<FailureReport> InjectError(uint64_t offset, uint64_t length) = 0;
+  // Marks the range's 4 KiB blocks bad on the device only (a latent error, as the hardware would
+  // leave one): nothing routes it, so a later read fails with EIO and a scrub finds it. Returns
+  // the device range marked. EINVAL for an empty range or one past the device; EOPNOTSUPP on
+  // real pmem (use ndctl inject-error).
+  virtual Result<DeviceRange> InjectLatentError(uint64_t offset, uint64_t length) = 0;
   // What the bad-block scan at mount routed.
   virtual std::vector<FailureReport> mount_reports() const = 0;
   // The online scrub (daxfs/scrub.h, docs/scrub.md): the filesystem stays usable while it runs;

@@ -141,6 +141,21 @@ class DaxFsImpl final : public DaxFs {
     return r;
   }
 
+  Result<DeviceRange> InjectLatentError(uint64_t offset, uint64_t length) override {
+    if (unmounted_) return Status::IoError("the filesystem is unmounted");
+    if (length == 0) return Status::Invalid("inject latent error: empty range");
+    const uint64_t block = 4096;
+    uint64_t start = offset & ~(block - 1);
+    if (offset > UINT64_MAX - length) return Status::Invalid("inject latent error: range overflows");
+    uint64_t end = offset + length;
+    if (end % block != 0) {
+      if (end > UINT64_MAX - block) return Status::Invalid("inject latent error: range overflows");
+      end = (end | (block - 1)) + 1;
+    }
+    RETURN_IF_ERROR(fs_->device()->InjectPoison(start, end - start));
+    return DeviceRange{start, end - start};
+  }
+
   std::vector<FailureReport> mount_reports() const override { return mount_reports_; }
 
   Result<ScrubReport> Scrub(const ScrubOptions& options) override {

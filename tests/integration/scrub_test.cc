@@ -191,6 +191,49 @@ TEST(Scrub, FindsEveryDataErrorBeforeAnyReadAndNamesExactlyTheOwners) {
   }
 }
 
+// InjectLatentError marks blocks bad on the device only: nothing is routed (no losses recorded),
+// a read of the block fails with EIO, and the scrub then finds and names it. Bad input changes
+// nothing.
+TEST(Scrub, LatentErrorsAreOnlyMarkedAndTheScrubFindsThem) {
+  Image img("latent");
+  Result<std::unique_ptr<DaxFs>> dax = DaxFs::Open(img.path);
+  ASSERT_TRUE(dax.ok()) << dax.status().ToString();
+  Filesystem& fs = (*dax)->fs();
+  Result<Attr> a = fs.Create(kRootIno, "victim", 0644);
+  Result<Attr> b = fs.Create(kRootIno, "bystander", 0644);
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::vector<uint8_t> data(4 * kBlock, 0x5a);
+  ASSERT_TRUE(fs.Write(a->ino, 0, data).ok());
+  ASSERT_TRUE(fs.Write(b->ino, 0, data).ok());
+  Result<std::vector<FileExtent>> map = fs.Bmap(a->ino);
+  ASSERT_TRUE(map.ok() && !map->empty());
+  uint64_t device = map->front().device_offset + kBlock;  // the victim's second block
+
+  EXPECT_EQ((*dax)->InjectLatentError(device, 0).status().code(), EINVAL);
+  EXPECT_EQ((*dax)->InjectLatentError(uint64_t{1} << 40, kBlock).status().code(), EINVAL);
+  EXPECT_TRUE(fs.MediaErrors()->lost.empty());
+
+  Result<DeviceRange> marked = (*dax)->InjectLatentError(device + 100, 10);
+  ASSERT_TRUE(marked.ok()) << marked.status().ToString();
+  EXPECT_EQ(marked->offset, device);
+  EXPECT_EQ(marked->length, kBlock);
+  EXPECT_TRUE(fs.MediaErrors()->lost.empty());  // not routed
+  uint8_t buf[16];
+  EXPECT_EQ(fs.Read(a->ino, kBlock, buf).status().code(), EIO);
+  EXPECT_TRUE(fs.Read(a->ino, 0, buf).ok());
+
+  Result<ScrubReport> r = (*dax)->Scrub({});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->data.found, 1u);
+  ASSERT_EQ(r->lost.size(), 1u);
+  EXPECT_EQ(r->lost[0].ino, a->ino);
+  EXPECT_EQ(r->lost[0].path, "/victim");
+  EXPECT_EQ(r->lost[0].file_offset, kBlock);
+  Result<size_t> got = fs.Read(b->ino, 0, buf);
+  EXPECT_TRUE(got.ok());
+  ASSERT_TRUE((*dax)->Unmount().ok());
+}
+
 TEST(Scrub, StopsBetweenSlicesAndResumesWhereItStopped) {
   uint64_t seed = Seed();
   base::Random rng(seed);

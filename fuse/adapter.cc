@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cinttypes>
 #include <cstring>
+#include <unistd.h>
 #include <ctime>
 #include <optional>
 #include <string>
@@ -679,12 +680,21 @@ Status InjectError(fuse_req_t req, Ino ino, InjectErrorIoctl* io) {
   Adapter& a = A(req);
   if (fuse_req_ctx(req)->uid != 0) return Status::Error(EPERM, "inject-error needs root");
   uint64_t offset = io->offset;
-  if (io->flags & kInjectAtFileOffset) {
-    ASSIGN_OR_RETURN(offset, DeviceOffsetOf(a.fs(), ino, io->offset));
-  } else if (io->flags != 0) {
+  if ((io->flags & ~(kInjectAtFileOffset | kInjectLatent)) != 0) {
     return Status::Invalid("unknown inject-error flags");
   }
+  if (io->flags & kInjectAtFileOffset) {
+    ASSIGN_OR_RETURN(offset, DeviceOffsetOf(a.fs(), ino, io->offset));
+  }
   const uint64_t length = io->length == 0 ? 4096 : io->length;
+  if (io->flags & kInjectLatent) {
+    ASSIGN_OR_RETURN(DeviceRange marked, a.dax().InjectLatentError(offset, length));
+    io->offset = marked.offset;
+    io->length = marked.length;
+    io->owners = 0;
+    io->shut_down = 0;
+    return Status::Ok();
+  }
   ASSIGN_OR_RETURN(FailureReport report, a.dax().InjectError(offset, length));
   for (const FileRangeLoss& lost : report.media.owners) {
     if (a.lookups().Count(lost.ino) == 0 || a.session() == nullptr) continue;
@@ -703,9 +713,56 @@ Status InjectError(fuse_req_t req, Ino ino, InjectErrorIoctl* io) {
   return Status::Ok();
 }
 
+// Root or the user who mounted (the daemon's uid) may start and stop a scrub.
+bool MayControl(fuse_req_t req) {
+  uid_t uid = fuse_req_ctx(req)->uid;
+  return uid == 0 || uid == ::getuid();
+}
+
+// The scrub requests (control.h kIocScrub*), on the mount's root only.
+void ScrubIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, const void* in, size_t in_size,
+                size_t out_size) {
+  ScrubControl& scrub = A(req).scrub();
+  if (ino != FUSE_ROOT_ID) return (void)fuse_reply_err(req, ENOTTY);
+  if (cmd == static_cast<unsigned int>(kIocScrubStatus)) {
+    if (out_size < sizeof(ScrubStatusIoctl)) return (void)fuse_reply_err(req, EINVAL);
+    ScrubStatusIoctl st = scrub.GetStatus();
+    return (void)fuse_reply_ioctl(req, 0, &st, sizeof st);
+  }
+  if (!MayControl(req)) return (void)fuse_reply_err(req, EPERM);
+  if (cmd == static_cast<unsigned int>(kIocScrubStart)) {
+    if (in_size < sizeof(ScrubStartIoctl)) return (void)fuse_reply_err(req, EINVAL);
+    ScrubStartIoctl io;
+    std::memcpy(&io, in, sizeof io);
+    Status s = scrub.Start(io);
+    if (!s.ok()) return ReplyError(req, "scrub start", ino, s);
+    return (void)fuse_reply_ioctl(req, 0, nullptr, 0);
+  }
+  if (cmd == static_cast<unsigned int>(kIocScrubStop)) {
+    Status s = scrub.Stop();
+    if (!s.ok()) return ReplyError(req, "scrub stop", ino, s);
+    return (void)fuse_reply_ioctl(req, 0, nullptr, 0);
+  }
+  // kIocScrubSummary
+  if (in_size < sizeof(ScrubSummaryIoctl) || out_size < sizeof(ScrubSummaryIoctl)) {
+    return (void)fuse_reply_err(req, EINVAL);
+  }
+  auto io = std::make_unique<ScrubSummaryIoctl>();
+  std::memcpy(io.get(), in, sizeof *io);
+  Status s = scrub.Summary(io.get());
+  if (!s.ok()) return ReplyError(req, "scrub summary", ino, s);
+  fuse_reply_ioctl(req, 0, io.get(), sizeof *io);
+}
+
 void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*,
              unsigned flags, const void* in, size_t in_size, size_t out_size) {
   if (flags & FUSE_IOCTL_COMPAT) return (void)fuse_reply_err(req, ENOSYS);
+  if (cmd == static_cast<unsigned int>(kIocScrubStart) ||
+      cmd == static_cast<unsigned int>(kIocScrubStatus) ||
+      cmd == static_cast<unsigned int>(kIocScrubStop) ||
+      cmd == static_cast<unsigned int>(kIocScrubSummary)) {
+    return ScrubIoctl(req, ino, cmd, in, in_size, out_size);
+  }
   if (cmd != static_cast<unsigned int>(kIocInjectError)) {
     return (void)fuse_reply_err(req, ENOTTY);
   }

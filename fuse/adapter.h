@@ -8,10 +8,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 
 #include "daxfs/dax.h"
 #include "daxfs/filesystem.h"
 #include "lookup_table.h"
+#include "scrub_control.h"
 
 namespace daxfs::fusefs {
 
@@ -32,7 +34,8 @@ struct AdapterOptions {
 
 class Adapter {
  public:
-  Adapter(DaxFs* dax, const AdapterOptions& options) : dax_(dax), options_(options) {}
+  Adapter(DaxFs* dax, const AdapterOptions& options)
+      : dax_(dax), options_(options), scrub_(std::make_unique<ScrubControl>(dax)) {}
 
   // The operation table to give fuse_session_new, with this Adapter as its userdata.
   static const fuse_lowlevel_ops& Operations();
@@ -45,12 +48,15 @@ class Adapter {
   const AdapterOptions& options() const { return options_; }
   LookupTable& lookups() { return lookups_; }
   fuse_session* session() const { return session_; }
+  // The scrub run for `daxfs scrub --mount`; stop it (Shutdown) before the engine unmounts.
+  ScrubControl& scrub() { return *scrub_; }
 
  private:
   DaxFs* dax_;
   AdapterOptions options_;
   LookupTable lookups_;
   fuse_session* session_ = nullptr;
+  std::unique_ptr<ScrubControl> scrub_;
 };
 
 }  // namespace daxfs::fusefs

@@ -94,7 +94,7 @@ Runner SetupUmount(CLI::App* sub);
 // `path` is a directory where a daxfs image is mounted (inject-error then goes to its daemon).
 bool IsDaxfsMount(const std::string& path);
 Status InjectErrorThroughMount(const std::string& mountpoint, const std::string& offset,
-                               const std::string& length, const std::string& at);
+                               const std::string& length, const std::string& at, bool latent = false);
 
 // ---- Errors.
 

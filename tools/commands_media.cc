@@ -33,6 +33,7 @@ Result<uint64_t> DeviceOffsetOf(Filesystem& fs, const std::string& spec) {
 
 struct InjectArgs {
   std::string image, offset, length = "4096", at, socket;
+  bool latent = false;
 };
 
 Status RunInjectError(const InjectArgs& a) {
@@ -41,10 +42,11 @@ Status RunInjectError(const InjectArgs& a) {
   }
   if (!a.socket.empty()) {
     if (!a.image.empty()) return Status::Invalid("give either IMAGE or --socket, not both");
+    if (a.latent) return Status::Invalid("--latent: give IMAGE or a mount point (not --socket)");
     return InjectErrorThroughSocket(a.socket, a.offset, a.length, a.at);
   }
   if (a.image.empty()) return Status::Invalid("give IMAGE (or --socket of a daxfs serve)");
-  if (IsDaxfsMount(a.image)) return InjectErrorThroughMount(a.image, a.offset, a.length, a.at);
+  if (IsDaxfsMount(a.image)) return InjectErrorThroughMount(a.image, a.offset, a.length, a.at, a.latent);
   return WithDax(a.image, Access::kReadWrite, {}, [&](DaxFs& dax) -> Status {
     uint64_t offset = 0;
     if (!a.at.empty()) {
@@ -53,6 +55,12 @@ Status RunInjectError(const InjectArgs& a) {
       ASSIGN_OR_RETURN(offset, ParseSizeArg("--offset", a.offset));
     }
     ASSIGN_OR_RETURN(uint64_t length, ParseSizeArg("--length", a.length));
+    if (a.latent) {
+      Result<DeviceRange> m = dax.InjectLatentError(offset, length);
+      if (!m.ok()) return At(a.image, m.status());
+      fmt::print("device bytes {}+{} marked bad (latent: not routed)\n", m->offset, m->length);
+      return Status::Ok();
+    }
     Result<FailureReport> r = dax.InjectError(offset, length);
     if (!r.ok()) return At(a.image, r.status());
     PrintFailureReport(*r, stdout);
@@ -221,6 +229,8 @@ Runner SetupInjectError(CLI::App* sub) {
   sub->add_option("--offset", a->offset, "Device byte offset of the bad range");
   sub->add_option("--at", a->at, "Or: the device block behind PATH:OFFSET of a file");
   sub->add_option("--length", a->length, "Bytes (default 4096; whole blocks go bad)");
+  sub->add_flag("--latent", a->latent,
+                "Only mark the blocks bad (a latent error a read or a scrub finds): not routed");
   return [a](Reporter&) { return RunInjectError(*a); };
 }
 

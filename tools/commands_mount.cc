@@ -86,7 +86,7 @@ bool IsDaxfsMount(const std::string& path) {
 }
 
 Status InjectErrorThroughMount(const std::string& mountpoint, const std::string& offset,
-                               const std::string& length, const std::string& at) {
+                               const std::string& length, const std::string& at, bool latent) {
   fusefs::InjectErrorIoctl io;
   std::string target = mountpoint;
   if (!at.empty()) {
@@ -101,12 +101,18 @@ Status InjectErrorThroughMount(const std::string& mountpoint, const std::string&
     ASSIGN_OR_RETURN(io.offset, ParseSizeArg("--offset", offset));
   }
   ASSIGN_OR_RETURN(io.length, ParseSizeArg("--length", length));
+  if (latent) io.flags |= fusefs::kInjectLatent;
   int fd = ::open(target.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return HostError(target, errno);
   int rc = ::ioctl(fd, fusefs::kIocInjectError, &io);
   int err = errno;
   ::close(fd);
   if (rc != 0) return At(target, Errno(err, "inject-error through the daxfs daemon"));
+  if (latent) {
+    fmt::print("device bytes {}+{} marked bad (latent: not routed) by the daemon of {}\n",
+               io.offset, io.length, mountpoint);
+    return Status::Ok();
+  }
   fmt::print("media failure at device bytes {}+{}, simulated, routed by the daemon of {}\n",
              io.offset, io.length, mountpoint);
   fmt::print("  file owners that lost data: {}\n", io.owners);

@@ -3,7 +3,12 @@
 // a resume point kept in "<image>.scrub", and a summary or --json. Uses only include/daxfs/.
 #include <fmt/core.h>
 #include <signal.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <atomic>
 #include <cstdio>
@@ -12,6 +17,8 @@
 #include <set>
 
 #include "cli.h"
+#include "fuse/control.h"
+#include "fuse/scrub_json.h"
 
 namespace daxfs::cli {
 namespace {
@@ -21,6 +28,7 @@ extern "C" void OnInterrupt(int) { g_stop.store(true); }
 
 struct ScrubArgs {
   std::string image;
+  std::string mount;
   std::string max_rate;
   bool json = false;
   bool resume = false;
@@ -147,7 +155,119 @@ void PrintSummary(const std::string& image, const ScrubReport& r) {
   }
 }
 
+// `daxfs scrub --mount MOUNTPOINT`: the daemon scrubs (fuse/control.h kIocScrub*); progress by
+// polling its status, the summary read back as JSON. SIGINT/SIGTERM send a stop.
+Status RunMountScrub(const ScrubArgs& a, const std::string& mountpoint) {
+  fusefs::ScrubStartIoctl start;
+  if (!a.max_rate.empty()) {
+    ASSIGN_OR_RETURN(start.max_rate, ParseSizeArg("--max-rate", a.max_rate));
+    if (start.max_rate == 0) return Status::Invalid("--max-rate: must be more than 0");
+  }
+  if (a.resume) start.flags |= fusefs::kScrubResume;
+  int fd = ::open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return HostError(mountpoint, errno);
+  auto fail = [&](const char* what) {
+    int err = errno;
+    ::close(fd);
+    return At(mountpoint, Errno(err, what));
+  };
+  if (::ioctl(fd, fusefs::kIocScrubStart, &start) != 0) return fail("scrub start through the daxfs daemon");
+  g_stop.store(false);
+  struct sigaction sa = {}, old_int = {}, old_term = {};
+  sa.sa_handler = OnInterrupt;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, &old_int);
+  ::sigaction(SIGTERM, &sa, &old_term);
+  const bool tty = ::isatty(STDOUT_FILENO);
+  uint32_t shown = 0;
+  bool stop_sent = false;
+  fusefs::ScrubStatusIoctl st;
+  while (true) {
+    if (::ioctl(fd, fusefs::kIocScrubStatus, &st) != 0) break;
+    if (!a.json) {
+      for (uint32_t p = 0; p < 3; ++p) {
+        if ((st.phases_done & (1u << p)) && !(shown & (1u << p))) {
+          shown |= 1u << p;
+          ScrubProgress done;
+          done.phase = static_cast<ScrubPhase>(p);
+          done.read_bytes = done.done_bytes = done.total_bytes = st.phase_read_bytes[p];
+          done.seconds = static_cast<double>(st.phase_seconds_ns[p]) / 1e9;
+          done.phase_done = true;
+          ShowProgress(done, tty, stdout);
+        }
+      }
+      if (tty && st.state == fusefs::kScrubRunning && st.phase < 3 &&
+          !(st.phases_done & (1u << st.phase))) {
+        ScrubProgress now;
+        now.phase = static_cast<ScrubPhase>(st.phase);
+        now.done_bytes = st.done_bytes;
+        now.total_bytes = st.total_bytes;
+        now.read_bytes = st.read_bytes;
+        now.seconds = static_cast<double>(st.seconds_ns) / 1e9;
+        ShowProgress(now, tty, stdout);
+      }
+    }
+    if (st.state != fusefs::kScrubRunning) break;
+    if (g_stop.load() && !stop_sent) {
+      ::ioctl(fd, fusefs::kIocScrubStop);
+      stop_sent = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  if (st.state == fusefs::kScrubFailed) {
+    ::close(fd);
+    return At(mountpoint, Errno(static_cast<int>(st.error), "the daemon's scrub failed"));
+  }
+  if (st.state != fusefs::kScrubDone && st.state != fusefs::kScrubStopped) {
+    return fail("scrub status through the daxfs daemon");
+  }
+  std::string text;
+  auto chunk = std::make_unique<fusefs::ScrubSummaryIoctl>();
+  do {
+    chunk->offset = text.size();
+    if (::ioctl(fd, fusefs::kIocScrubSummary, chunk.get()) != 0) return fail("scrub summary");
+    text.append(chunk->data, chunk->length);
+  } while (chunk->length > 0 && text.size() < chunk->total);
+  ::close(fd);
+  nlohmann::json out = nlohmann::json::parse(text, nullptr, false);
+  if (out.is_discarded()) return At(mountpoint, Status::Corruption("the daemon's scrub summary is not JSON"));
+  out["mount"] = mountpoint;
+  if (a.json) {
+    fmt::print("{}\n", out.dump(2));
+  } else {
+    fmt::print("{}: scrub {} (by the daemon)\n", mountpoint, out["stopped"].get<bool>() ? "stopped" : "finished");
+    for (const char* name : {"metadata", "index", "data"}) {
+      const nlohmann::json& p = out[name];
+      if (!p["ran"].get<bool>()) {
+        fmt::print("  {:<9} not run\n", name);
+        continue;
+      }
+      fmt::print("  {:<9} {} checked ({}), {} found, {} repaired, {} problem(s)\n", name,
+                 p["checked"].get<uint64_t>(), Bytes(p["bytes"].get<double>()),
+                 p["found"].get<uint64_t>(), p["repaired"].get<uint64_t>(), p["problems"].size());
+      for (const auto& s : p["problems"]) fmt::print("    {}\n", s.get<std::string>());
+    }
+    for (const auto& l : out["lost"]) {
+      fmt::print("  lost: {} file bytes {}+{} (device {}){}\n", l["path"].get<std::string>(),
+                 l["file_offset"].get<uint64_t>(), l["length"].get<uint64_t>(),
+                 l["device_offset"].get<uint64_t>(), l["shared"].get<bool>() ? ", shared" : "");
+    }
+    if (out["stopped"].get<bool>()) {
+      fmt::print("  stopped: 'daxfs scrub --mount {} --resume' goes on\n", mountpoint);
+    }
+  }
+  if (!out["clean"].get<bool>() && !out["stopped"].get<bool>()) {
+    return At(mountpoint, Status::Corruption("scrub found damage it could not repair"));
+  }
+  return Status::Ok();
+}
+
 Status RunScrub(const ScrubArgs& a) {
+  if (!a.mount.empty()) return RunMountScrub(a, a.mount);
+  if (a.image.empty()) return Status::Invalid("give IMAGE or --mount MOUNTPOINT");
+  if (IsDaxfsMount(a.image)) return RunMountScrub(a, a.image);
   ScrubOptions options;
   if (!a.max_rate.empty()) {
     ASSIGN_OR_RETURN(options.max_rate, ParseSizeArg("--max-rate", a.max_rate));
@@ -238,7 +358,8 @@ Status RunScrub(const ScrubArgs& a) {
 
 Runner SetupScrub(CLI::App* sub) {
   auto a = std::make_shared<ScrubArgs>();
-  AddImageArg(sub, &a->image);
+  sub->add_option("IMAGE", a->image, "The image file (or a directory where one is mounted)");
+  sub->add_option("--mount", a->mount, "Scrub through the daemon of this daxfs mount point");
   sub->add_option("--max-rate", a->max_rate, "Bytes read per second at most, e.g. 200M");
   sub->add_flag("--json", a->json, "Print the summary as JSON");
   sub->add_flag("--resume", a->resume,

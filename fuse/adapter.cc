@@ -778,6 +778,16 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_
 
 }  // namespace
 
+Adapter::Adapter(DaxFs* dax, const AdapterOptions& options) : dax_(dax), options_(options) {
+  // A range the daemon's scrub found lost: its pages leave the kernel's cache (as for
+  // inject-error), so reads of it fail with EIO from then on.
+  scrub_ = std::make_unique<ScrubControl>(dax, [this](const FileRangeLoss& lost) {
+    if (lookups_.Count(lost.ino) == 0 || session_ == nullptr) return;
+    fuse_lowlevel_notify_inval_inode(session_, lost.ino, static_cast<off_t>(lost.file_offset),
+                                     static_cast<off_t>(lost.length));
+  });
+}
+
 const fuse_lowlevel_ops& Adapter::Operations() {
   static const fuse_lowlevel_ops ops = [] {
     fuse_lowlevel_ops o{};

@@ -34,8 +34,7 @@ struct AdapterOptions {
 
 class Adapter {
  public:
-  Adapter(DaxFs* dax, const AdapterOptions& options)
-      : dax_(dax), options_(options), scrub_(std::make_unique<ScrubControl>(dax)) {}
+  Adapter(DaxFs* dax, const AdapterOptions& options);
 
   // The operation table to give fuse_session_new, with this Adapter as its userdata.
   static const fuse_lowlevel_ops& Operations();

@@ -1,20 +1,19 @@
 // `daxfs scrub IMAGE`: the online scrub (daxfs/scrub.h) of an image, with progress on a
 // terminal (a plain line per phase when stdout is not one), --max-rate, a clean stop on SIGINT with
 // a resume point kept in "<image>.scrub", and a summary or --json. Uses only include/daxfs/.
+#include <fcntl.h>
 #include <fmt/core.h>
 #include <signal.h>
-#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include <chrono>
-#include <thread>
-
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
-#include <set>
+#include <thread>
 
 #include "cli.h"
 #include "fuse/control.h"
@@ -104,55 +103,68 @@ void ShowProgress(const ScrubProgress& p, bool tty, std::FILE* out) {
   std::fflush(out);
 }
 
-nlohmann::json PhaseJson(const ScrubPhaseReport& r) {
-  return {{"ran", r.ran},
-          {"checked", r.checked},
-          {"bytes", r.bytes},
-          {"found", r.found},
-          {"repaired", r.repaired},
-          {"problems", r.problems},
-          {"unread_bad", r.unread_bad},
-          {"seconds", r.seconds}};
+// The summary, from the JSON form (fuse/scrub_json.h) both the image scrub and the daemon's give;
+// `again` is the command that resumes a stopped scrub.
+void PrintSummary(const std::string& name, const nlohmann::json& r, const std::string& again) {
+  const bool stopped = r["stopped"].get<bool>();
+  fmt::print("{}: scrub {}\n", name, stopped ? "stopped" : "finished");
+  for (auto [phase, what] : {std::pair{"metadata", "node copies"}, {"index", "nodes"},
+                             {"data", "blocks"}}) {
+    const nlohmann::json& p = r[phase];
+    if (!p["ran"].get<bool>()) {
+      fmt::print("  {:<9} not run\n", phase);
+      continue;
+    }
+    fmt::print("  {:<9} {} {} checked ({}), {} found, {} repaired, {} problem(s)\n", phase,
+               p["checked"].get<uint64_t>(), what, Bytes(p["bytes"].get<double>()),
+               p["found"].get<uint64_t>(), p["repaired"].get<uint64_t>(), p["problems"].size());
+    for (const auto& problem : p["problems"]) fmt::print("    {}\n", problem.get<std::string>());
+  }
+  if (uint64_t unread = r["data"]["unread_bad"].get<uint64_t>(); unread > 0) {
+    fmt::print("  data      {} bad block(s) outside allocated data (free space) routed\n", unread);
+  }
+  for (const auto& m : r["repairs"]) {
+    const std::string tree = m["tree"].get<std::string>();
+    const std::string kind = m["kind"].get<std::string>();
+    fmt::print("  repaired: metadata node {} ({} copy bad{}): {}{}\n", m["block"].get<uint64_t>(),
+               m["primary_bad"].get<bool>() ? "primary" : "twin",
+               tree.empty() ? "" : ", tree " + tree, kind,
+               kind == MetadataRepairKindName(MetadataRepair::Kind::kRelocated)
+                   ? fmt::format(" to block {}", m["new_block"].get<uint64_t>())
+                   : "");
+  }
+  for (const auto& l : r["lost"]) {
+    const std::string path = l["path"].get<std::string>();
+    fmt::print("  lost: {} file bytes {}+{} (device {}){}\n", path.empty() ? "(no path)" : path,
+               l["file_offset"].get<uint64_t>(), l["length"].get<uint64_t>(),
+               l["device_offset"].get<uint64_t>(), l["shared"].get<bool>() ? ", shared" : "");
+  }
+  for (const auto& d : r["retired"]) {
+    fmt::print("  retired: free device bytes {}+{}\n", d["offset"].get<uint64_t>(),
+               d["length"].get<uint64_t>());
+  }
+  if (r["read_only"].get<bool>()) {
+    fmt::print("  the filesystem is read-only: {}\n", r["read_only_reason"].get<std::string>());
+  }
+  if (stopped) {
+    fmt::print("  stopped in phase {} at block {}: '{}' goes on\n",
+               r["resume"]["phase"].get<std::string>(), r["resume"]["block"].get<uint64_t>(), again);
+  }
 }
 
-void PrintSummary(const std::string& image, const ScrubReport& r) {
-  auto phase = [](const char* name, const ScrubPhaseReport& p, const char* what) {
-    if (!p.ran) {
-      fmt::print("  {:<9} not run\n", name);
-      return;
-    }
-    fmt::print("  {:<9} {} {} checked ({}), {} found, {} repaired, {} problem(s)\n", name,
-               p.checked, what, Bytes(static_cast<double>(p.bytes)), p.found, p.repaired,
-               p.problems.size());
-    for (const std::string& s : p.problems) fmt::print("    {}\n", s);
-  };
-  fmt::print("{}: scrub {}\n", image, r.stopped ? "stopped" : "finished");
-  phase("metadata", r.metadata, "node copies");
-  phase("index", r.index, "nodes");
-  phase("data", r.data, "blocks");
-  if (r.data.unread_bad > 0) {
-    fmt::print("  data      {} bad block(s) outside allocated data (free space) routed\n",
-               r.data.unread_bad);
+// Prints the summary (text or --json, with `key`: `name` added) and the command's status.
+Status Finish(const ScrubArgs& a, const char* key, const std::string& name, nlohmann::json out,
+              const std::string& again) {
+  out[key] = name;
+  if (a.json) {
+    fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+  } else {
+    PrintSummary(name, out, again);
   }
-  for (const MetadataRepair& m : r.repairs) {
-    fmt::print(
-        "  repaired: metadata node {} ({} copy bad{}): {}{}\n", m.block,
-        m.primary_bad ? "primary" : "twin", m.tree.empty() ? "" : ", tree " + m.tree,
-        MetadataRepairKindName(m.kind),
-        m.kind == MetadataRepair::Kind::kRelocated ? fmt::format(" to block {}", m.new_block) : "");
+  if (!out["clean"].get<bool>() && !out["stopped"].get<bool>()) {
+    return At(name, Status::Corruption("scrub found damage it could not repair"));
   }
-  for (const FileRangeLoss& l : r.lost) {
-    fmt::print("  lost: {} file bytes {}+{} (device {}){}\n", l.path.empty() ? "(no path)" : l.path,
-               l.file_offset, l.length, l.device_offset, l.shared ? ", shared" : "");
-  }
-  for (const DeviceRange& d : r.retired) {
-    fmt::print("  retired: free device bytes {}+{}\n", d.offset, d.length);
-  }
-  if (r.read_only) fmt::print("  the filesystem is read-only: {}\n", r.read_only_reason);
-  if (r.stopped) {
-    fmt::print("  stopped in phase {} at block {}: 'daxfs scrub {} --resume' goes on\n",
-               ScrubPhaseName(r.resume.phase), r.resume.block, image);
-  }
+  return Status::Ok();
 }
 
 // `daxfs scrub --mount MOUNTPOINT`: the daemon scrubs (fuse/control.h kIocScrub*); progress by
@@ -233,35 +245,8 @@ Status RunMountScrub(const ScrubArgs& a, const std::string& mountpoint) {
   ::close(fd);
   nlohmann::json out = nlohmann::json::parse(text, nullptr, false);
   if (out.is_discarded()) return At(mountpoint, Status::Corruption("the daemon's scrub summary is not JSON"));
-  out["mount"] = mountpoint;
-  if (a.json) {
-    fmt::print("{}\n", out.dump(2));
-  } else {
-    fmt::print("{}: scrub {} (by the daemon)\n", mountpoint, out["stopped"].get<bool>() ? "stopped" : "finished");
-    for (const char* name : {"metadata", "index", "data"}) {
-      const nlohmann::json& p = out[name];
-      if (!p["ran"].get<bool>()) {
-        fmt::print("  {:<9} not run\n", name);
-        continue;
-      }
-      fmt::print("  {:<9} {} checked ({}), {} found, {} repaired, {} problem(s)\n", name,
-                 p["checked"].get<uint64_t>(), Bytes(p["bytes"].get<double>()),
-                 p["found"].get<uint64_t>(), p["repaired"].get<uint64_t>(), p["problems"].size());
-      for (const auto& s : p["problems"]) fmt::print("    {}\n", s.get<std::string>());
-    }
-    for (const auto& l : out["lost"]) {
-      fmt::print("  lost: {} file bytes {}+{} (device {}){}\n", l["path"].get<std::string>(),
-                 l["file_offset"].get<uint64_t>(), l["length"].get<uint64_t>(),
-                 l["device_offset"].get<uint64_t>(), l["shared"].get<bool>() ? ", shared" : "");
-    }
-    if (out["stopped"].get<bool>()) {
-      fmt::print("  stopped: 'daxfs scrub --mount {} --resume' goes on\n", mountpoint);
-    }
-  }
-  if (!out["clean"].get<bool>() && !out["stopped"].get<bool>()) {
-    return At(mountpoint, Status::Corruption("scrub found damage it could not repair"));
-  }
-  return Status::Ok();
+  return Finish(a, "mount", mountpoint, std::move(out),
+                fmt::format("daxfs scrub --mount {} --resume", mountpoint));
 }
 
 Status RunScrub(const ScrubArgs& a) {
@@ -306,52 +291,8 @@ Status RunScrub(const ScrubArgs& a) {
   } else {
     std::remove(ResumePath(a.image).c_str());
   }
-  if (a.json) {
-    nlohmann::json out;
-    out["image"] = a.image;
-    out["stopped"] = r.stopped;
-    if (r.stopped)
-      out["resume"] = {{"phase", ScrubPhaseName(r.resume.phase)}, {"block", r.resume.block}};
-    out["metadata"] = PhaseJson(r.metadata);
-    out["index"] = PhaseJson(r.index);
-    out["data"] = PhaseJson(r.data);
-    out["repairs"] = nlohmann::json::array();
-    for (const MetadataRepair& m : r.repairs) {
-      out["repairs"].push_back({{"kind", MetadataRepairKindName(m.kind)},
-                                {"block", m.block},
-                                {"twin_block", m.twin_block},
-                                {"primary_bad", m.primary_bad},
-                                {"twin_bad", m.twin_bad},
-                                {"tree", m.tree},
-                                {"new_block", m.new_block},
-                                {"reason", m.reason}});
-    }
-    out["lost"] = nlohmann::json::array();
-    std::set<std::string> paths;
-    for (const FileRangeLoss& l : r.lost) {
-      out["lost"].push_back({{"ino", l.ino},
-                             {"path", l.path},
-                             {"file_offset", l.file_offset},
-                             {"length", l.length},
-                             {"device_offset", l.device_offset},
-                             {"shared", l.shared}});
-      paths.insert(l.path);
-    }
-    out["lost_paths"] = paths;
-    out["retired"] = nlohmann::json::array();
-    for (const DeviceRange& d : r.retired)
-      out["retired"].push_back({{"offset", d.offset}, {"length", d.length}});
-    out["read_only"] = r.read_only;
-    if (r.read_only) out["read_only_reason"] = r.read_only_reason;
-    out["clean"] = r.clean();
-    fmt::print("{}\n", out.dump(2));
-  } else {
-    PrintSummary(a.image, r);
-  }
-  if (!r.clean() && !r.stopped) {
-    return At(a.image, Status::Corruption("scrub found damage it could not repair"));
-  }
-  return Status::Ok();
+  return Finish(a, "image", a.image, fusefs::ScrubReportJson(r),
+                fmt::format("daxfs scrub {} --resume", a.image));
 }
 
 }  // namespace

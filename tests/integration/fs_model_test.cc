@@ -6,6 +6,7 @@
 // DAXFS_MODEL_STEPS=<n> for a longer run (the "long" target runs many more).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -35,6 +36,7 @@ struct Node {
   // those.
   std::vector<uint64_t> phys;
   uint64_t rdev = 0;  // device nodes
+  std::map<std::string, std::string> xattrs;  // name -> value, any inode type
 };
 
 class Model {
@@ -131,6 +133,13 @@ class Model {
         text += " -> " + n.data;
       }
       if (n.rdev != 0) text += fmt::format(" rdev={}", n.rdev);
+      // As testing::DumpXattrs writes them: name:size:checksum in name order.
+      const char* sep = " xattrs=";
+      for (auto& [name, value] : n.xattrs) {
+        text += fmt::format("{}{}:{}:{:016x}", sep, name, value.size(),
+                            base::Checksum64(value.data(), value.size()));
+        sep = ",";
+      }
       text += "\n";
     }
     return text;
@@ -189,7 +198,8 @@ class FsModelRun {
   }
 
   void Step() {
-    switch (rng_.Uniform(24)) {
+    switch (rng_.Uniform(26)) {
+      case 24: case 25: return DoXattr();
       case 23:
         return DoMknod();
       case 21:
@@ -622,6 +632,77 @@ class FsModelRun {
       FAIL() << "step " << step << ": sharing differs (or written blocks differ)\n  fs:    "
                     << text(fs_groups) << "\n  model: " << text(model_groups)
                     << "\n  fs has " << fs_groups.size() << " groups, model " << model_groups.size();
+    }
+  }
+
+  // Set (plain, create-only, replace-only), remove, get or list an extended attribute of any
+  // inode; names from a small set so that they collide, values up to the 64 KiB limit and past it.
+  void DoXattr() {
+    auto all = model_.AllPaths();
+    if (all.empty()) return;
+    std::string p = Pick(all);
+    Node* n = model_.GetMutable(p);
+    daxfs::Ino ino = InoOf(p);
+    std::string name = "user." + RandomName();
+    if (rng_.OneIn(20)) name = rng_.OneIn(2) ? std::string(256, 'n') : std::string(255, 'n');
+    if (rng_.OneIn(40)) name.clear();
+    const bool bad_name = name.empty() || name.size() > 255;
+    const int bad_code = name.empty() ? EINVAL : ERANGE;
+    const bool present = n->xattrs.count(name) > 0;
+    const std::string what = "xattr " + name.substr(0, 12) + " of " + p;
+    switch (rng_.Uniform(5)) {
+      case 0: case 1: {  // set
+        const int flags = rng_.OneIn(2) ? 0 : (rng_.OneIn(2) ? kXattrCreate : kXattrReplace);
+        size_t size = rng_.OneIn(3) ? 0 : rng_.Uniform(3000);
+        if (rng_.OneIn(8)) size = 60000 + rng_.Uniform(5537);
+        if (rng_.OneIn(30) && !bad_name) size = 65537;
+        std::string value = RandomBytes(size);
+        Status st = fs_->SetXattr(
+            ino, name, std::span(reinterpret_cast<const uint8_t*>(value.data()), value.size()), flags);
+        if (bad_name) return ExpectCode(st, bad_code, "set " + what);
+        if (size > 65536) return ExpectCode(st, E2BIG, "set " + what);
+        if (flags == kXattrCreate && present) return ExpectCode(st, EEXIST, "create " + what);
+        if (flags == kXattrReplace && !present) return ExpectCode(st, ENODATA, "replace " + what);
+        ASSERT_TRUE(st.ok()) << "set " << what << ": " << st.ToString();
+        n->xattrs[name] = std::move(value);
+        return;
+      }
+      case 2: {  // remove
+        Status st = fs_->RemoveXattr(ino, name);
+        if (bad_name) return ExpectCode(st, bad_code, "remove " + what);
+        if (!present) return ExpectCode(st, ENODATA, "remove " + what);
+        ASSERT_TRUE(st.ok()) << "remove " << what << ": " << st.ToString();
+        n->xattrs.erase(name);
+        return;
+      }
+      case 3: {  // get: the size, then the value (into a buffer too small, sometimes)
+        auto size = fs_->GetXattr(ino, name, {});
+        if (bad_name) return ExpectCode(size.status(), bad_code, "get " + what);
+        if (!present) return ExpectCode(size.status(), ENODATA, "get " + what);
+        ASSERT_TRUE(size.ok()) << "get " << what << ": " << size.status().ToString();
+        const std::string& want = n->xattrs.at(name);
+        ASSERT_EQ(*size, want.size()) << what;
+        if (want.empty()) return;
+        const bool small = rng_.OneIn(5);
+        std::string buf(small ? want.size() - 1 : want.size() + rng_.Uniform(10), '\x7f');
+        auto got = fs_->GetXattr(
+            ino, name, std::span(reinterpret_cast<uint8_t*>(buf.data()), buf.size()));
+        if (small) return ExpectCode(got.status(), ERANGE, "get into a short buffer " + what);
+        ASSERT_TRUE(got.ok()) << what << ": " << got.status().ToString();
+        ASSERT_EQ(*got, want.size());
+        EXPECT_EQ(buf.substr(0, want.size()), want) << what;
+        return;
+      }
+      default: {  // list
+        auto names = fs_->ListXattr(ino);
+        ASSERT_TRUE(names.ok()) << "list xattrs of " << p << ": " << names.status().ToString();
+        std::vector<std::string> want;
+        for (auto& kv : n->xattrs) want.push_back(kv.first);
+        std::vector<std::string> got = *names;
+        std::sort(got.begin(), got.end());
+        EXPECT_EQ(got, want) << "list xattrs of " << p;
+        return;
+      }
     }
   }
 

@@ -55,8 +55,9 @@ Status Orphans::DeleteRecord(WriteOp& op, Ino ino) {
 Result<std::vector<Ino>> Orphans::List(const ReadOp& op) {
   std::vector<Ino> out;
   btree::Cursor c(op.orphans());
-  for (Status s = c.SeekFirst(); c.Valid(); s = c.Next()) {
+  for (Status s = c.SeekFirst();; s = c.Next()) {
     RETURN_IF_ERROR(s);
+    if (!c.Valid()) break;
     out.push_back(c.key().w[0]);
   }
   return out;

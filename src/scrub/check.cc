@@ -107,8 +107,9 @@ static Status WalkXattrs(const btree::BTree* tree, std::set<uint64_t>* owners,
     }
   };
   btree::Cursor x(tree);
-  for (Status s = x.SeekFirst(); x.Valid(); s = x.Next()) {
+  for (Status s = x.SeekFirst();; s = x.Next()) {
     RETURN_IF_ERROR(s);
+    if (!x.Valid()) break;
     const btree::Key& k = x.key();
     if (!g || g->ino != k.w[0] || g->slot != k.w[1]) {
       finish();
@@ -157,8 +158,9 @@ Result<FsCheckResult> Checker::Run() {
   std::set<uint64_t> xattr_owners;  // inodes with xattr records
   Status walked = a_.runner->Read([&](const ReadOp& op) -> Status {
     btree::Cursor c(op.inodes());
-    for (Status s = c.SeekFirst(); c.Valid(); s = c.Next()) {
+    for (Status s = c.SeekFirst();; s = c.Next()) {
       RETURN_IF_ERROR(s);
+      if (!c.Valid()) break;
       if (c.key().w[0] == format::kInodeTableHeaderIno) {
         Result<format::InodeTableHeader> h = format::DecodeInodeTableHeader(c.value().data());
         if (h.ok()) {
@@ -176,8 +178,9 @@ Result<FsCheckResult> Checker::Run() {
       inodes[n->ino].inode = *n;
     }
     btree::Cursor d(op.dirents());
-    for (Status s = d.SeekFirst(); d.Valid(); s = d.Next()) {
+    for (Status s = d.SeekFirst();; s = d.Next()) {
       RETURN_IF_ERROR(s);
+      if (!d.Valid()) break;
       uint64_t dir = d.key().w[0], slot = d.key().w[1];
       Result<format::Dirent> e = format::DecodeDirent(dir, slot, d.value().data());
       if (!e.ok()) {
@@ -212,8 +215,9 @@ Result<FsCheckResult> Checker::Run() {
     }
     btree::Cursor x(op.extents());
     uint64_t last_ino = 0, last_end = 0;
-    for (Status s = x.SeekFirst(); x.Valid(); s = x.Next()) {
+    for (Status s = x.SeekFirst();; s = x.Next()) {
       RETURN_IF_ERROR(s);
+      if (!x.Valid()) break;
       uint64_t ino = x.key().w[0], fblock = x.key().w[1];
       ++result.extents_checked;
       Result<format::ExtentRecord> ext = format::DecodeExtent(ino, fblock, x.value().data());
@@ -247,8 +251,9 @@ Result<FsCheckResult> Checker::Run() {
     for (auto& b : bad) problem(std::move(b));
     // Media damage: the poison tree's records and the retired space they imply.
     btree::Cursor p(op.poison());
-    for (Status s = p.SeekFirst(); p.Valid(); s = p.Next()) {
+    for (Status s = p.SeekFirst();; s = p.Next()) {
       RETURN_IF_ERROR(s);
+      if (!p.Valid()) break;
       const btree::Key& k = p.key();
       if (k.w[0] == format::kPoisonLost) {
         Result<format::LostRecord> r = format::DecodeLost(k.w[1], k.w[2], p.value().data());
@@ -268,8 +273,9 @@ Result<FsCheckResult> Checker::Run() {
     }
     ASSIGN_OR_RETURN(retired, a_.poison->RetiredRecords(op, used));
     btree::Cursor o(op.orphans());
-    for (Status s = o.SeekFirst(); o.Valid(); s = o.Next()) {
+    for (Status s = o.SeekFirst();; s = o.Next()) {
       RETURN_IF_ERROR(s);
+      if (!o.Valid()) break;
       if (std::any_of(o.value().begin(), o.value().end(), [](uint8_t b) { return b != 0; })) {
         problem(fmt::format("orphan record of inode {}: a reserved byte is set", o.key().w[0]));
       }

@@ -815,7 +815,12 @@ CheckReport Pool::Check() {
   std::vector<int64_t> partner(sb_.chunk_count, -1);
   if (table.ok()) {
     btree::Cursor cur(&*table);
-    for (Status s = cur.SeekFirst(); s.ok() && cur.Valid(); s = cur.Next()) {
+    for (Status s = cur.SeekFirst();; s = cur.Next()) {
+      if (!s.ok()) {
+        report.problems.push_back("chunk table: " + s.ToString());
+        break;
+      }
+      if (!cur.Valid()) break;
       Result<format::ChunkRecord> rec = format::DecodeChunkRecord(cur.key().w[0], cur.value().data());
       if (!rec.ok()) {
         report.problems.push_back(rec.status().message());
@@ -824,6 +829,8 @@ CheckReport Pool::Check() {
         partner[cur.key().w[0]] = rec->partner;
       }
     }
+  } else {
+    report.problems.push_back("chunk table: " + table.status().ToString());
   }
   CheckTwinChunks(on_media, partner, &report);
   if (sb_.metadup()) CheckSuperblockCopies(&report);

@@ -695,12 +695,8 @@ Status InjectError(fuse_req_t req, Ino ino, InjectErrorIoctl* io) {
     io->shut_down = 0;
     return Status::Ok();
   }
+  // The owners' cached pages are dropped by the loss observer (Adapter::Attach).
   ASSIGN_OR_RETURN(FailureReport report, a.dax().InjectError(offset, length));
-  for (const FileRangeLoss& lost : report.media.owners) {
-    if (a.lookups().Count(lost.ino) == 0 || a.session() == nullptr) continue;
-    fuse_lowlevel_notify_inval_inode(a.session(), lost.ino, static_cast<off_t>(lost.file_offset),
-                                     static_cast<off_t>(lost.length));
-  }
   if (a.options().debug) {
     fuse_log(FUSE_LOG_DEBUG,
              "daxfs: inject-error at device bytes %" PRIu64 "+%" PRIu64 ": %zu owners\n",
@@ -778,15 +774,19 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_
 
 }  // namespace
 
-Adapter::Adapter(DaxFs* dax, const AdapterOptions& options) : dax_(dax), options_(options) {
-  // A range the daemon's scrub found lost: its pages leave the kernel's cache (as for
-  // inject-error), so reads of it fail with EIO from then on.
-  scrub_ = std::make_unique<ScrubControl>(dax, [this](const FileRangeLoss& lost) {
-    if (lookups_.Count(lost.ino) == 0 || session_ == nullptr) return;
+Adapter::Adapter(DaxFs* dax, const AdapterOptions& options)
+    : dax_(dax), options_(options), scrub_(std::make_unique<ScrubControl>(dax)) {}
+
+void Adapter::Attach(fuse_session* session) {
+  session_ = session;
+  dax_->SetLossObserver([this](const FileRangeLoss& lost) {
+    if (lookups_.Count(lost.ino) == 0) return;  // the kernel caches nothing of it
     fuse_lowlevel_notify_inval_inode(session_, lost.ino, static_cast<off_t>(lost.file_offset),
                                      static_cast<off_t>(lost.length));
   });
 }
+
+void Adapter::Detach() { dax_->SetLossObserver({}); }
 
 const fuse_lowlevel_ops& Adapter::Operations() {
   static const fuse_lowlevel_ops ops = [] {

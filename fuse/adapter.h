@@ -40,7 +40,11 @@ class Adapter {
   static const fuse_lowlevel_ops& Operations();
 
   // The session, for notifications (cache invalidation after a media failure).
-  void Attach(fuse_session* session) { session_ = session; }
+  // From here on a file range the engine records lost, whatever found it (inject-error, a scrub,
+  // a SIGBUS, a client's report), leaves the kernel's page cache, so reads of it fail with EIO.
+  void Attach(fuse_session* session);
+  // Before the engine unmounts: no more cache drops.
+  void Detach();
 
   DaxFs& dax() { return *dax_; }
   Filesystem& fs() { return dax_->fs(); }

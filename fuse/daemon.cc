@@ -352,6 +352,7 @@ Status Serve(MountConfig c, Handshake* hs) {
                "lookups: {}\n", adapter.lookups().known(), adapter.lookups().underflows());
   }
   fuse_session_unmount(se);
+  adapter.Detach();
   adapter.scrub().Shutdown();  // a running scrub stops at its next slice
   if (server) server->Stop();  // every client lease released before the engine goes
   server.reset();

@@ -51,9 +51,6 @@ void ScrubControl::Run(ScrubOptions options) {
   Result<ScrubReport> r = dax_->Scrub(options);
   std::string summary;
   if (r.ok()) {
-    if (on_lost_) {
-      for (const FileRangeLoss& l : r->lost) on_lost_(l);
-    }
     summary = ScrubReportJson(*r).dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   std::lock_guard<std::mutex> lock(mu_);

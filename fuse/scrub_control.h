@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -18,11 +17,7 @@ namespace daxfs::fusefs {
 
 class ScrubControl {
  public:
-  // `on_lost` hears every file range the scrub found lost, after DaxFs::Scrub returned and before
-  // the status says done (no engine lock held): the adapter drops those pages from the kernel's
-  // cache so that a read of them fails from then on.
-  using LostHandler = std::function<void(const FileRangeLoss&)>;
-  ScrubControl(DaxFs* dax, LostHandler on_lost) : dax_(dax), on_lost_(std::move(on_lost)) {}
+  explicit ScrubControl(DaxFs* dax) : dax_(dax) {}
   ~ScrubControl() { Shutdown(); }
   ScrubControl(const ScrubControl&) = delete;
   ScrubControl& operator=(const ScrubControl&) = delete;
@@ -42,7 +37,6 @@ class ScrubControl {
   void Run(ScrubOptions options);
 
   DaxFs* dax_;
-  LostHandler on_lost_;
   mutable std::mutex mu_;
   std::thread thread_;  // joined by the next Start or Shutdown
   std::atomic<bool> stop_{false};

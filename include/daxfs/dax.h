@@ -143,6 +143,13 @@ class DaxFs {
   virtual Result<DeviceRange> InjectLatentError(uint64_t offset, uint64_t length) = 0;
   // What the bad-block scan at mount routed.
   virtual std::vector<FailureReport> mount_reports() const = 0;
+  // `observer` hears every file range recorded lost from now on, whatever routed it
+  // (NotifyFailure, InjectError, a SIGBUS, a scrub, a client's report through a layout host),
+  // once per owner, after the routing finished, on the routing thread, with no engine lock held.
+  // A front end with its own cache of file data drops the range there (the FUSE daemon
+  // invalidates the kernel's pages). Empty: none. Set it before the filesystem is shared.
+  using LossObserver = std::function<void(const FileRangeLoss&)>;
+  virtual void SetLossObserver(LossObserver observer) = 0;
   // The online scrub (daxfs/scrub.h, docs/scrub.md): the filesystem stays usable while it runs;
   // every bad data range it finds is routed like NotifyFailure (simulated on emulated devices),
   // mappings included, and logged.

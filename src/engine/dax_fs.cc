@@ -4,6 +4,8 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <memory>
+#include <mutex>
 
 #include "base/log.h"
 #include "dax/mapping_table.h"
@@ -131,6 +133,7 @@ class DaxFsImpl final : public DaxFs {
     if (unmounted_) return Status::IoError("the filesystem is unmounted");
     Result<FailureReport> r = router_->NotifyFailure(offset, length, flags);
     if (r.ok() && r->unmounted) unmounted_ = true;
+    Observe(r);
     return r;
   }
 
@@ -138,7 +141,14 @@ class DaxFsImpl final : public DaxFs {
     if (unmounted_) return Status::IoError("the filesystem is unmounted");
     Result<FailureReport> r = router_->InjectError(offset, length);
     if (r.ok() && r->unmounted) unmounted_ = true;
+    Observe(r);
     return r;
+  }
+
+  void SetLossObserver(LossObserver observer) override {
+    auto held = observer ? std::make_shared<const LossObserver>(std::move(observer)) : nullptr;
+    std::lock_guard<std::mutex> lock(observer_mu_);
+    observer_ = std::move(held);
   }
 
   Result<DeviceRange> InjectLatentError(uint64_t offset, uint64_t length) override {
@@ -162,8 +172,10 @@ class DaxFsImpl final : public DaxFs {
     if (unmounted_) return Status::IoError("the filesystem is unmounted");
     uint32_t flags = fs_->device()->IsPmem() ? 0u : uint32_t{kFailureSimulated};
     return fs_->Scrub(options, [&](uint64_t offset, uint64_t length) -> Result<MediaFailureRecord> {
-      ASSIGN_OR_RETURN(FailureReport r, router_->NotifyFailure(offset, length, flags));
-      return r.media;
+      Result<FailureReport> r = router_->NotifyFailure(offset, length, flags);
+      Observe(r);
+      if (!r.ok()) return r.status();
+      return r->media;
     });
   }
 
@@ -225,6 +237,18 @@ class DaxFsImpl final : public DaxFs {
         return tracking::NewNullTracker();
     }
     return Status::Invalid("unknown tracking design");
+  }
+
+  // Tells the loss observer (if any) about every owner `r` recorded lost.
+  void Observe(const Result<FailureReport>& r) {
+    if (!r.ok() || r->media.owners.empty()) return;
+    std::shared_ptr<const LossObserver> observer;
+    {
+      std::lock_guard<std::mutex> lock(observer_mu_);
+      observer = observer_;
+    }
+    if (!observer) return;
+    for (const FileRangeLoss& lost : r->media.owners) (*observer)(lost);
   }
 
   // Routes every bad range of the device's list that the filesystem has not recorded yet (at
@@ -292,6 +316,8 @@ class DaxFsImpl final : public DaxFs {
   std::vector<FailureReport> mount_reports_;
   bool signals_ = false;
   bool unmounted_ = false;
+  std::mutex observer_mu_;
+  std::shared_ptr<const LossObserver> observer_;  // SetLossObserver
 };
 
 Result<std::unique_ptr<DaxFs>> OpenOn(device::Device* device, std::unique_ptr<device::Device> owned,

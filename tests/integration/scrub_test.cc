@@ -9,10 +9,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <string>
@@ -231,6 +233,49 @@ TEST(Scrub, LatentErrorsAreOnlyMarkedAndTheScrubFindsThem) {
   EXPECT_EQ(r->lost[0].file_offset, kBlock);
   Result<size_t> got = fs.Read(b->ino, 0, buf);
   EXPECT_TRUE(got.ok());
+  ASSERT_TRUE((*dax)->Unmount().ok());
+}
+
+// The loss observer hears every owner a routing records lost, whatever routed it (here
+// InjectError and the scrub), once per owner, a clone included; cleared, it hears nothing.
+TEST(Scrub, TheLossObserverHearsEveryOwnerWhateverFoundTheLoss) {
+  Image img("observer");
+  Result<std::unique_ptr<DaxFs>> dax = DaxFs::Open(img.path);
+  ASSERT_TRUE(dax.ok()) << dax.status().ToString();
+  Filesystem& fs = (*dax)->fs();
+  Result<Attr> a = fs.Create(kRootIno, "a", 0644);
+  Result<Attr> b = fs.Create(kRootIno, "b", 0644);
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::vector<uint8_t> data(4 * kBlock, 0x33);
+  ASSERT_TRUE(fs.Write(a->ino, 0, data).ok());
+  ASSERT_TRUE(fs.Write(b->ino, 0, data).ok());
+  Result<Attr> clone = fs.Create(kRootIno, "clone", 0644);
+  ASSERT_TRUE(clone.ok());
+  ASSERT_TRUE(fs.Clone(a->ino, clone->ino).ok());
+  std::mutex mu;
+  std::vector<std::pair<Ino, uint64_t>> heard;  // (ino, file offset)
+  (*dax)->SetLossObserver([&](const FileRangeLoss& l) {
+    std::lock_guard<std::mutex> lock(mu);
+    heard.emplace_back(l.ino, l.file_offset);
+  });
+  auto device_of = [&](Ino ino, uint64_t block) {
+    Result<std::vector<FileExtent>> map = fs.Bmap(ino);
+    EXPECT_TRUE(map.ok() && !map->empty());
+    return map->front().device_offset + block * kBlock;
+  };
+  ASSERT_TRUE((*dax)->InjectError(device_of(a->ino, 1), kBlock).ok());
+  std::sort(heard.begin(), heard.end());
+  EXPECT_EQ(heard, (std::vector<std::pair<Ino, uint64_t>>{{a->ino, kBlock}, {clone->ino, kBlock}}));
+  heard.clear();
+  ASSERT_TRUE((*dax)->InjectLatentError(device_of(b->ino, 2), kBlock).ok());
+  EXPECT_TRUE(heard.empty());  // marked only: nothing routed yet
+  Result<ScrubReport> r = (*dax)->Scrub({});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(heard, (std::vector<std::pair<Ino, uint64_t>>{{b->ino, 2 * kBlock}}));
+  heard.clear();
+  (*dax)->SetLossObserver({});
+  ASSERT_TRUE((*dax)->InjectError(device_of(b->ino, 3), kBlock).ok());
+  EXPECT_TRUE(heard.empty());
   ASSERT_TRUE((*dax)->Unmount().ok());
 }
 

@@ -71,6 +71,14 @@ class OpRunner {
     std::unique_lock<std::shared_mutex> lock(mu_);
     return fn();
   }
+  // Runs fn() under the filesystem lock held shared (beside read operations, excluding every
+  // write), without trees: fn may look at the allocators and the device, and change only state
+  // of its own.
+  template <typename Fn>
+  auto Shared(Fn&& fn) {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    return fn();
+  }
 
   // Commits the open transaction, if any.
   Status Sync();

@@ -216,7 +216,8 @@ Result<bool> OnlineScrub::DataPhase(uint64_t from) {
       // Looks at up to 4 slices' worth of blocks, reads up to one slice of allocated ones.
       uint64_t end = std::min(c.start + c.count, b + 4 * per_slice);
       std::vector<space::Run> fresh_bad;
-      a_.runner->Exclusive([&] {
+      // Shared: reads of files go on beside the slice; no write can free a block under it.
+      a_.runner->Shared([&] {
         uint64_t in_buffer = 0;
         for (; b < end && in_buffer < per_slice; ++b) {
           if (a_.data->blocks().IsFree(b)) continue;

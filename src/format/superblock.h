@@ -25,10 +25,10 @@ inline constexpr uint64_t kRoCompatReflink = 1ULL << 1;  // blocks may be shared
 // Set by the first media failure recorded: a build that does not know the poison tree
 // would serve lost data and hand out bad blocks, so it may only mount read-only.
 inline constexpr uint64_t kRoCompatPoison = 1ULL << 2;
-// Every committed metadata node has a twin copy in a METADATA_TWIN chunk (issue 12). A build that
+// Every committed metadata node has a twin copy in a METADATA_TWIN chunk. A build that
 // writes without updating the twins would leave them stale, so an unaware build mounts read-only.
 inline constexpr uint64_t kRoCompatMetadup = 1ULL << 3;
-// (Bit 4 is the operation log's.) The POSIX additions of issue 9: the inode table's header
+// (Bit 4 is the operation log's.) The POSIX additions of the mount (docs/fs.md): the inode table's header
 // record (inode numbers that only grow, counts by type), the orphan tree, the xattr tree and the
 // special file types. A build that does not know them would reuse inode numbers, leave the counts
 // wrong, never reclaim orphans and leave xattrs behind, so it may only mount read-only.

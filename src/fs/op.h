@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <utility>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "fs/trees.h"
 
 namespace daxfs::txn {
+class ReadTxn;
 class WriteTxn;
 }
 
@@ -29,7 +31,11 @@ class ReadOp {
   ReadOp(const ReadOp&) = delete;
   ReadOp& operator=(const ReadOp&) = delete;
 
-  const btree::BTree* tree(FsTree t) const { return trees_[static_cast<size_t>(t)]; }
+  const btree::BTree* tree(FsTree t) const {
+    const size_t i = static_cast<size_t>(t);
+    if (trees_[i] == nullptr && (lazy_ & (1u << i)) != 0) OpenLazy(i);
+    return trees_[i];
+  }
   const btree::BTree* inodes() const { return tree(FsTree::kInodes); }
   const btree::BTree* dirents() const { return tree(FsTree::kDirents); }
   const btree::BTree* extents() const { return tree(FsTree::kExtents); }
@@ -43,7 +49,14 @@ class ReadOp {
   ReadOp() = default;
   ~ReadOp() = default;
   friend class OpRunner;
-  const btree::BTree* trees_[kFsTreeCount] = {};
+  // A read operation on a snapshot opens each tree the first time it is asked for (a pread
+  // needs two or three of the nine): the runner checked every kept tree's shape already.
+  void OpenLazy(size_t i) const;
+  mutable const btree::BTree* trees_[kFsTreeCount] = {};
+  mutable uint32_t lazy_ = 0;                       // kept trees not opened yet, by slot
+  txn::ReadTxn* view_ = nullptr;                    // the snapshot they open on
+  std::optional<btree::BTree>* storage_ = nullptr;  // [kFsTreeCount], on the runner's stack
+  const btree::TreeSpec* specs_[kFsTreeCount] = {};
 };
 
 // A read operation that owns its context (the runner's, on the stack of Read()).

@@ -55,11 +55,21 @@ Status OpRunner::OpenRead(std::unique_ptr<txn::ReadTxn>* view, std::optional<btr
       ASSIGN_OR_RETURN(op->trees_[slot], txn_->Tree(def.spec));
       continue;
     }
-    ASSIGN_OR_RETURN(btree::BTree tree, (*view)->Tree(def.spec));
-    trees[slot].emplace(std::move(tree));
-    op->trees_[slot] = &*trees[slot];
+    RETURN_IF_ERROR((*view)->CheckShape(def.spec));
+    op->lazy_ |= 1u << slot;
+    op->specs_[slot] = &def.spec;
+  }
+  if (!txn_) {
+    op->view_ = view->get();
+    op->storage_ = trees;
   }
   return Status::Ok();
+}
+
+void ReadOp::OpenLazy(size_t i) const {
+  storage_[i].emplace(view_->TreeOf(*specs_[i]));
+  trees_[i] = &*storage_[i];
+  lazy_ &= ~(1u << i);
 }
 
 Status OpRunner::BeginWrite() {

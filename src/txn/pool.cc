@@ -89,13 +89,18 @@ Result<const uint8_t*> ReadTxn::Read(uint64_t blockno) {
   return pool_->ReadNode(blockno, false, verify_all_);
 }
 
-Result<btree::BTree> ReadTxn::Tree(const btree::TreeSpec& spec) {
+Status ReadTxn::CheckShape(const btree::TreeSpec& spec) const {
   const TreeRoot& t = sb_.tree(spec.id);
   if (t.root != 0 && !(ShapeOf(spec).key_words == t.key_words &&
                        ShapeOf(spec).value_size == t.value_size && ShapeOf(spec).flags == t.flags)) {
     return Status::Invalid(fmt::format("{}: shape on media differs from the expected one", spec.name));
   }
-  return btree::BTree(spec, this, t.root);
+  return Status::Ok();
+}
+
+Result<btree::BTree> ReadTxn::Tree(const btree::TreeSpec& spec) {
+  RETURN_IF_ERROR(CheckShape(spec));
+  return TreeOf(spec);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -526,7 +531,7 @@ Status Pool::LoadChunkTable() {
   ReadTxn view(this, sb_);
   {
     std::lock_guard<std::mutex> g(state_mutex_);
-    readers_.insert(sb_.generation);
+    readers_.Pin(sb_.generation);
   }
   ASSIGN_OR_RETURN(btree::BTree table, view.Tree(ChunkTableSpec()));
   btree::Cursor c(&table);
@@ -577,7 +582,7 @@ Status Pool::RebuildFreeNodes() {
   ReadTxn view(this, sb_);
   {
     std::lock_guard<std::mutex> g(state_mutex_);
-    readers_.insert(sb_.generation);
+    readers_.Pin(sb_.generation);
   }
   for (uint16_t id = 1; id < format::kMaxTrees; ++id) {
     if (sb_.trees[id].root == 0) continue;
@@ -635,21 +640,18 @@ Result<std::unique_ptr<WriteTxn>> Pool::BeginWrite() {
 
 std::unique_ptr<ReadTxn> Pool::BeginRead() {
   std::lock_guard<std::mutex> g(state_mutex_);
-  readers_.insert(sb_.generation);
+  readers_.Pin(sb_.generation);
   return std::unique_ptr<ReadTxn>(new ReadTxn(this, sb_));
 }
 
 void Pool::UnregisterReader(uint64_t generation) {
   std::lock_guard<std::mutex> g(state_mutex_);
-  auto it = readers_.find(generation);
-  if (it != readers_.end()) readers_.erase(it);
+  readers_.Unpin(generation);
 }
 
 uint64_t Pool::SafeGeneration() const {
   std::lock_guard<std::mutex> g(state_mutex_);
-  uint64_t safe = sb_.generation;
-  if (!readers_.empty()) safe = std::min(safe, *readers_.begin());
-  return safe;
+  return readers_.Oldest(sb_.generation);
 }
 
 // The slot and, with metadup, its twin (a byte-identical copy) in one persist.

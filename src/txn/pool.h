@@ -18,6 +18,7 @@
 // retires the bad slot.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <condition_variable>
@@ -28,6 +29,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "btree/btree.h"
@@ -118,6 +120,12 @@ class ReadTxn : public btree::NodeStore {
   const format::Superblock& superblock() const { return sb_; }
   // A tree as of this view (its root from the snapshot); `spec` says its shape.
   Result<btree::BTree> Tree(const btree::TreeSpec& spec);
+  // Whether the tree on media has `spec`'s shape (Tree's check, without opening it): after it
+  // passed, TreeOf(spec) opens the same tree as Tree(spec).
+  Status CheckShape(const btree::TreeSpec& spec) const;
+  btree::BTree TreeOf(const btree::TreeSpec& spec) {
+    return btree::BTree(spec, this, sb_.tree(spec.id).root);
+  }
 
   Result<const uint8_t*> Read(uint64_t blockno) override;
   bool IsFresh(uint64_t) const override { return false; }
@@ -385,7 +393,40 @@ class Pool {
   WriterGate writer_gate_;            // held by the one WriteTxn (any thread may finish it)
   mutable std::mutex state_mutex_;    // guards sb_, readers_, chunk_types_
   format::Superblock sb_;             // last committed
-  std::multiset<uint64_t> readers_;   // generations pinned by live ReadTxns
+  // Generations pinned by live ReadTxns: few distinct ones at a time (the last commit, sometimes
+  // the one before), so counts in a small vector, which allocates nothing once it has grown.
+  class ReaderPins {
+   public:
+    void Pin(uint64_t generation) {
+      for (auto& [g, n] : pins_) {
+        if (g == generation) {
+          ++n;
+          return;
+        }
+      }
+      pins_.emplace_back(generation, 1);
+    }
+    void Unpin(uint64_t generation) {
+      for (size_t i = 0; i < pins_.size(); ++i) {
+        if (pins_[i].first != generation) continue;
+        if (--pins_[i].second == 0) {
+          pins_[i] = pins_.back();
+          pins_.pop_back();
+        }
+        return;
+      }
+    }
+    // The oldest pinned generation, or `none` when nothing is pinned.
+    uint64_t Oldest(uint64_t none) const {
+      uint64_t oldest = none;
+      for (const auto& [g, n] : pins_) oldest = std::min(oldest, g);
+      return oldest;
+    }
+
+   private:
+    std::vector<std::pair<uint64_t, uint64_t>> pins_;  // (generation, readers)
+  };
+  ReaderPins readers_;
   std::vector<int8_t> chunk_types_;   // -1 free, else ChunkType
   space::NodeAllocator nodes_;
   std::map<uint16_t, btree::TreeSpec> specs_;

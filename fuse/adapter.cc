@@ -9,12 +9,12 @@
 #include <linux/fs.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cinttypes>
 #include <cstring>
-#include <unistd.h>
 #include <ctime>
 #include <optional>
 #include <string>

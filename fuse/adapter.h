@@ -39,8 +39,7 @@ class Adapter {
   // The operation table to give fuse_session_new, with this Adapter as its userdata.
   static const fuse_lowlevel_ops& Operations();
 
-  // The session, for notifications (cache invalidation after a media failure).
-  // From here on a file range the engine records lost, whatever found it (inject-error, a scrub,
+  // The session, for notifications. From here on a file range the engine records lost, whatever found it (inject-error, a scrub,
   // a SIGBUS, a client's report), leaves the kernel's page cache, so reads of it fail with EIO.
   void Attach(fuse_session* session);
   // Before the engine unmounts: no more cache drops.
@@ -50,7 +49,6 @@ class Adapter {
   Filesystem& fs() { return dax_->fs(); }
   const AdapterOptions& options() const { return options_; }
   LookupTable& lookups() { return lookups_; }
-  fuse_session* session() const { return session_; }
   // The scrub run for `daxfs scrub --mount`; stop it (Shutdown) before the engine unmounts.
   ScrubControl& scrub() { return *scrub_; }
 

@@ -19,6 +19,21 @@ nlohmann::json PhaseJson(const ScrubPhaseReport& r) {
 
 }  // namespace
 
+nlohmann::json LossJson(const FileRangeLoss& l) {
+  return {{"ino", l.ino},
+          {"path", l.path},
+          {"file_offset", l.file_offset},
+          {"length", l.length},
+          {"device_offset", l.device_offset},
+          {"shared", l.shared}};
+}
+
+nlohmann::json RangesJson(const std::vector<DeviceRange>& ranges) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const DeviceRange& d : ranges) out.push_back({{"offset", d.offset}, {"length", d.length}});
+  return out;
+}
+
 nlohmann::json ScrubReportJson(const ScrubReport& r) {
   nlohmann::json out;
   out["stopped"] = r.stopped;
@@ -42,19 +57,11 @@ nlohmann::json ScrubReportJson(const ScrubReport& r) {
   out["lost"] = nlohmann::json::array();
   std::set<std::string> paths;
   for (const FileRangeLoss& l : r.lost) {
-    out["lost"].push_back({{"ino", l.ino},
-                           {"path", l.path},
-                           {"file_offset", l.file_offset},
-                           {"length", l.length},
-                           {"device_offset", l.device_offset},
-                           {"shared", l.shared}});
+    out["lost"].push_back(LossJson(l));
     paths.insert(l.path);
   }
   out["lost_paths"] = paths;
-  out["retired"] = nlohmann::json::array();
-  for (const DeviceRange& d : r.retired) {
-    out["retired"].push_back({{"offset", d.offset}, {"length", d.length}});
-  }
+  out["retired"] = RangesJson(r.retired);
   out["read_only"] = r.read_only;
   if (r.read_only) out["read_only_reason"] = r.read_only_reason;
   out["clean"] = r.clean();

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "fuse/scrub_json.h"
 
 namespace daxfs::cli {
 namespace {
@@ -79,18 +80,9 @@ Status RunErrors(const ErrorsArgs& a) {
     if (a.json) {
       nlohmann::json out;
       out["lost"] = nlohmann::json::array();
-      for (const FileRangeLoss& l : e.lost) {
-        out["lost"].push_back({{"ino", l.ino}, {"path", l.path}, {"file_offset", l.file_offset},
-                               {"length", l.length}, {"device_offset", l.device_offset},
-                               {"shared", l.shared}});
-      }
-      auto ranges = [](const std::vector<DeviceRange>& rs) {
-        nlohmann::json j = nlohmann::json::array();
-        for (const DeviceRange& r : rs) j.push_back({{"offset", r.offset}, {"length", r.length}});
-        return j;
-      };
-      out["retired"] = ranges(e.retired);
-      out["bad"] = ranges(e.bad);
+      for (const FileRangeLoss& l : e.lost) out["lost"].push_back(fusefs::LossJson(l));
+      out["retired"] = fusefs::RangesJson(e.retired);
+      out["bad"] = fusefs::RangesJson(e.bad);
       if (!e.incomplete.empty()) out["incomplete"] = e.incomplete;
       out["metadata_damage"] = nlohmann::json::array();
       for (const RangePiece& p : e.metadata_damage) {

@@ -194,8 +194,12 @@ Status RunMountScrub(const ScrubArgs& a, const std::string& mountpoint) {
   uint32_t shown = 0;
   bool stop_sent = false;
   fusefs::ScrubStatusIoctl st;
+  int status_err = 0;  // a failed status request's errno
   while (true) {
-    if (::ioctl(fd, fusefs::kIocScrubStatus, &st) != 0) break;
+    if (::ioctl(fd, fusefs::kIocScrubStatus, &st) != 0) {
+      status_err = errno;
+      break;
+    }
     if (!a.json) {
       for (uint32_t p = 0; p < 3; ++p) {
         if ((st.phases_done & (1u << p)) && !(shown & (1u << p))) {
@@ -233,7 +237,8 @@ Status RunMountScrub(const ScrubArgs& a, const std::string& mountpoint) {
     return At(mountpoint, Errno(static_cast<int>(st.error), "the daemon's scrub failed"));
   }
   if (st.state != fusefs::kScrubDone && st.state != fusefs::kScrubStopped) {
-    return fail("scrub status through the daxfs daemon");
+    ::close(fd);
+    return At(mountpoint, Errno(status_err, "scrub status through the daxfs daemon"));
   }
   std::string text;
   auto chunk = std::make_unique<fusefs::ScrubSummaryIoctl>();

@@ -28,9 +28,9 @@ inline constexpr uint64_t kRoCompatPoison = 1ULL << 2;
 // Every committed metadata node has a twin copy in a METADATA_TWIN chunk. A build that
 // writes without updating the twins would leave them stale, so an unaware build mounts read-only.
 inline constexpr uint64_t kRoCompatMetadup = 1ULL << 3;
-// (Bit 4 is the operation log's.) The POSIX additions of the mount (docs/fs.md): the inode table's header
-// record (inode numbers that only grow, counts by type), the orphan tree, the xattr tree and the
-// special file types. A build that does not know them would reuse inode numbers, leave the counts
+// (Bit 4 is the operation log's.) The POSIX additions of the mount (docs/format.md, bit 5): the
+// inode table's header record (inode numbers that only grow, counts by type), the orphan tree,
+// the xattr tree and the special file types. A build that does not know them would reuse inode numbers, leave the counts
 // wrong, never reclaim orphans and leave xattrs behind, so it may only mount read-only.
 inline constexpr uint64_t kRoCompatPosix = 1ULL << 5;
 inline constexpr uint64_t kKnownCompat = 0;

@@ -50,7 +50,7 @@ class ReadOp {
   ~ReadOp() = default;
   friend class OpRunner;
   // A read operation on a snapshot opens each tree the first time it is asked for (a pread
-  // needs two or three of the nine): the runner checked every kept tree's shape already.
+  // needs two or three of the eight): the runner checked every kept tree's shape already.
   void OpenLazy(size_t i) const;
   mutable const btree::BTree* trees_[kFsTreeCount] = {};
   mutable uint32_t lazy_ = 0;                       // kept trees not opened yet, by slot

@@ -47,7 +47,8 @@ Status OpRunner::CheckWritable(std::string_view what) const {
 
 Status OpRunner::OpenRead(std::unique_ptr<txn::ReadTxn>* view, std::optional<btree::BTree>* trees,
                           ReadOp* op) {
-  if (!txn_) *view = pool_->BeginRead();
+  // The filesystem lock (held by the caller) excludes every commit: the view needs no pin.
+  if (!txn_) *view = pool_->BeginReadUnderLock();
   for (const FsTreeDef& def : FsTrees()) {
     if (!IsKept(def, has_rmap_, has_reflink_)) continue;
     size_t slot = static_cast<size_t>(def.slot);

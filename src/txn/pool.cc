@@ -83,14 +83,16 @@ uint64_t DefaultChunkSize(uint64_t device_size) {
 // ---------------------------------------------------------------------------------------------
 // ReadTxn
 
-ReadTxn::~ReadTxn() { pool_->UnregisterReader(sb_.generation); }
+ReadTxn::~ReadTxn() {
+  if (pinned_) pool_->UnregisterReader(sb_->generation);
+}
 
 Result<const uint8_t*> ReadTxn::Read(uint64_t blockno) {
   return pool_->ReadNode(blockno, false, verify_all_);
 }
 
 Status ReadTxn::CheckShape(const btree::TreeSpec& spec) const {
-  const TreeRoot& t = sb_.tree(spec.id);
+  const TreeRoot& t = sb_->tree(spec.id);
   if (t.root != 0 && !(ShapeOf(spec).key_words == t.key_words &&
                        ShapeOf(spec).value_size == t.value_size && ShapeOf(spec).flags == t.flags)) {
     return Status::Invalid(fmt::format("{}: shape on media differs from the expected one", spec.name));
@@ -528,7 +530,7 @@ Status Pool::LoadChunkTable() {
   if (t.root == 0) return Status::Corruption("superblock: the chunk table is empty");
   // Nodes are read before any chunk is known to be metadata: ReadNode sees kNotMetadata and
   // verifies each one by checksum and own block number.
-  ReadTxn view(this, sb_);
+  ReadTxn view(this, sb_, true);  // pinned just below
   {
     std::lock_guard<std::mutex> g(state_mutex_);
     readers_.Pin(sb_.generation);
@@ -579,7 +581,7 @@ btree::TreeSpec Pool::SpecFor(TreeId id) const {
 }
 
 Status Pool::RebuildFreeNodes() {
-  ReadTxn view(this, sb_);
+  ReadTxn view(this, sb_, true);  // pinned just below
   {
     std::lock_guard<std::mutex> g(state_mutex_);
     readers_.Pin(sb_.generation);
@@ -641,7 +643,11 @@ Result<std::unique_ptr<WriteTxn>> Pool::BeginWrite() {
 std::unique_ptr<ReadTxn> Pool::BeginRead() {
   std::lock_guard<std::mutex> g(state_mutex_);
   readers_.Pin(sb_.generation);
-  return std::unique_ptr<ReadTxn>(new ReadTxn(this, sb_));
+  return std::unique_ptr<ReadTxn>(new ReadTxn(this, sb_, true));
+}
+
+std::unique_ptr<ReadTxn> Pool::BeginReadUnderLock() {
+  return std::unique_ptr<ReadTxn>(new ReadTxn(this, sb_, false));
 }
 
 void Pool::UnregisterReader(uint64_t generation) {

@@ -116,15 +116,15 @@ class Pool;
 class ReadTxn : public btree::NodeStore {
  public:
   ~ReadTxn() override;
-  uint64_t generation() const override { return sb_.generation; }
-  const format::Superblock& superblock() const { return sb_; }
+  uint64_t generation() const override { return sb_->generation; }
+  const format::Superblock& superblock() const { return *sb_; }
   // A tree as of this view (its root from the snapshot); `spec` says its shape.
   Result<btree::BTree> Tree(const btree::TreeSpec& spec);
   // Whether the tree on media has `spec`'s shape (Tree's check, without opening it): after it
   // passed, TreeOf(spec) opens the same tree as Tree(spec).
   Status CheckShape(const btree::TreeSpec& spec) const;
   btree::BTree TreeOf(const btree::TreeSpec& spec) {
-    return btree::BTree(spec, this, sb_.tree(spec.id).root);
+    return btree::BTree(spec, this, sb_->tree(spec.id).root);
   }
 
   Result<const uint8_t*> Read(uint64_t blockno) override;
@@ -135,9 +135,18 @@ class ReadTxn : public btree::NodeStore {
 
  private:
   friend class Pool;
-  ReadTxn(Pool* pool, const format::Superblock& sb) : pool_(pool), sb_(sb) {}
+  // A pinned view owns a copy of the superblock; an unpinned one reads the pool's own (no
+  // commit can change it while the view lives: the pool is mounting, or BeginReadUnderLock's
+  // caller excludes commits).
+  ReadTxn(Pool* pool, const format::Superblock& sb, bool pinned)
+      : pool_(pool), pinned_(pinned) {
+    if (pinned) copy_.emplace(sb);
+    sb_ = pinned ? &*copy_ : &sb;
+  }
   Pool* pool_;
-  format::Superblock sb_;
+  bool pinned_;
+  std::optional<format::Superblock> copy_;
+  const format::Superblock* sb_;
   bool verify_all_ = false;  // set for Check(): trust no cached verification
 };
 
@@ -278,6 +287,11 @@ class Pool {
   // Starts the one write transaction (waits while another is running). EROFS when read-only.
   Result<std::unique_ptr<WriteTxn>> BeginWrite();
   std::unique_ptr<ReadTxn> BeginRead();
+  // The same view without a pin and without the pool's state lock, for a caller that itself
+  // excludes every commit of this pool for the view's whole life (the filesystem's read
+  // operations hold its lock shared; every commit takes it exclusively). Nothing is shared
+  // between readers but the pool's read-only state, so readers on many threads scale.
+  std::unique_ptr<ReadTxn> BeginReadUnderLock();
 
   // Marks the image cleanly unmounted (one final commit). Further writes are refused.
   Status Close();

@@ -122,6 +122,11 @@ WriteRead Writes(const std::string& dir, uint64_t size, bool dup, daxfs::Durabil
 
 void Print(const char* name, const std::vector<double>& on, const std::vector<double>& off,
            uint64_t ops) {
+  if (on.empty() || off.empty()) {
+    for (double v : on) fmt::print("{:<34} twins {:.3f} s\n", name, v);
+    for (double v : off) fmt::print("{:<34} no twins {:.3f} s\n", name, v);
+    return;
+  }
   double a = Median(on), b = Median(off);
   fmt::print("{:<34} {:>9.3f} s {:>9.3f} s {:>7.3f}x  ({:.2f} vs {:.2f} us/op; runs on:", name, a,
              b, a / b, a / ops * 1e6, b / ops * 1e6);
@@ -138,13 +143,21 @@ int main(int argc, char** argv) {
   std::string dir = "/dev/shm";
   uint64_t files = 20000, writes = 20000, scrub_mib = 512;
   int rounds = 3;
+  std::string only, variant = "both";
   app.add_option("--dir", dir);
+  app.add_option("--variant", variant, "both, twins or no-twins (for profiling one of them)");
+  app.add_option("--only", only,
+                 "run only these workloads (comma-separated: cu-durable, cu-group, wr-durable, "
+                 "wr-group, scrub); reads run with wr-group");
   app.add_option("--files", files);
   app.add_option("--writes", writes);
   app.add_option("--scrub-mib", scrub_mib);
   app.add_option("--rounds", rounds);
   CLI11_PARSE(app, argc, argv);
   bench_util::CleanUpAtExitAndOnSignals(CleanUp);
+  auto want = [&](const char* name) {
+    return only.empty() || ("," + only + ",").find(std::string(",") + name + ",") != std::string::npos;
+  };
   fmt::print("machine: {}\nload average at start: {}\n", bench_util::Machine(),
              bench_util::LoadAverage());
 
@@ -154,12 +167,18 @@ int main(int argc, char** argv) {
     for (int k = 0; k < 2; ++k) {
       bool dup = ((r + k) % 2) == 0;  // alternate which goes first
       int i = dup ? 0 : 1;
-      cu_d[i].push_back(CreateUnlink(dir, size, dup, daxfs::Durability::kOnReturn, files));
-      cu_g[i].push_back(CreateUnlink(dir, size, dup, daxfs::Durability::kGroupCommit, files));
-      wr_d[i].push_back(Writes(dir, size, dup, daxfs::Durability::kOnReturn, writes, 42 + r).write);
-      WriteRead w = Writes(dir, size, dup, daxfs::Durability::kGroupCommit, writes, 42 + r);
-      wr[i].push_back(w.write);
-      rd[i].push_back(w.read);
+      if ((variant == "twins" && !dup) || (variant == "no-twins" && dup)) continue;
+      if (want("cu-durable"))
+        cu_d[i].push_back(CreateUnlink(dir, size, dup, daxfs::Durability::kOnReturn, files));
+      if (want("cu-group"))
+        cu_g[i].push_back(CreateUnlink(dir, size, dup, daxfs::Durability::kGroupCommit, files));
+      if (want("wr-durable"))
+        wr_d[i].push_back(Writes(dir, size, dup, daxfs::Durability::kOnReturn, writes, 42 + r).write);
+      if (want("wr-group")) {
+        WriteRead w = Writes(dir, size, dup, daxfs::Durability::kGroupCommit, writes, 42 + r);
+        wr[i].push_back(w.write);
+        rd[i].push_back(w.read);
+      }
     }
   }
   fmt::print("\n1. twins (metadata_dup) vs --no-metadata-dup, median of {} interleaved rounds\n",
@@ -171,6 +190,10 @@ int main(int argc, char** argv) {
   Print(fmt::format("{} alloc 4 KiB writes, group", writes).c_str(), wr[0], wr[1], writes);
   Print(fmt::format("{} random 4 KiB reads", writes).c_str(), rd[0], rd[1], writes);
 
+  if (!want("scrub")) {
+    fmt::print("load average at end: {}\n", bench_util::LoadAverage());
+    return 0;
+  }
   // 2. Scrub: a filesystem holding scrub_mib MiB of data in 1 MiB files.
   std::string image = MakeImage(dir, scrub_mib * (1ull << 20) * 2 + (256ull << 20), true);
   {

@@ -128,12 +128,24 @@ class FileDevice final : public Device {
   pmem2_flush_fn flush_fn_ = nullptr;
   pmem2_drain_fn drain_fn_ = nullptr;
   pmem2_memcpy_fn memcpy_fn_ = nullptr;
+  // Emulated pmem: Flush only records its range; Drain makes the smallest range covering every
+  // range flushed since the last Drain durable with one msync (on one mapping, msync costs a
+  // system call whatever its length, so a commit pays one per persist point instead of one per
+  // flushed run). Drain holds the mutex through the msync, so a Drain that finds nothing pending
+  // returns only after the msync that took its ranges finished.
+  std::mutex flush_mu_;
+  uint64_t pending_begin_ = UINT64_MAX, pending_end_ = 0;
+  Status SyncPending();
 };
 
 FileDevice::~FileDevice() {
   if (pmem_map_ != nullptr) {
     pmem2_map_delete(&pmem_map_);
   } else if (base_ != nullptr) {
+    if (!read_only_) {
+      std::lock_guard<std::mutex> g(flush_mu_);
+      (void)SyncPending();  // ranges flushed and never drained: durable at close, as before
+    }
     munmap(base_, size_);
   }
   if (locked_) flock(fd_, LOCK_UN);
@@ -240,9 +252,21 @@ Status FileDevice::Flush(uint64_t offset, uint64_t length) {
     flush_fn_(base_ + offset, length);
     return Status::Ok();
   }
+  std::lock_guard<std::mutex> g(flush_mu_);
+  pending_begin_ = std::min(pending_begin_, offset);
+  pending_end_ = std::max(pending_end_, offset + length);
+  return Status::Ok();
+}
+
+// Called with flush_mu_ held.
+Status FileDevice::SyncPending() {
+  if (pending_end_ == 0) return Status::Ok();
   static const uint64_t kPage = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  uint64_t start = offset / kPage * kPage;
-  if (msync(base_ + start, offset + length - start, MS_SYNC) != 0) {
+  uint64_t start = pending_begin_ / kPage * kPage;
+  uint64_t end = pending_end_;
+  pending_begin_ = UINT64_MAX;
+  pending_end_ = 0;
+  if (msync(base_ + start, end - start, MS_SYNC) != 0) {
     return Status::IoError(path_ + ": msync failed: " + std::strerror(errno));
   }
   return Status::Ok();
@@ -262,8 +286,12 @@ Status FileDevice::CopyAndFlush(uint64_t to, uint64_t from, uint64_t length) {
 
 Status FileDevice::Drain() {
   if (read_only_) return Status::ReadOnly(path_ + ": device is read-only");
-  if (drain_fn_ != nullptr) drain_fn_();  // msync in Flush is already synchronous
-  return Status::Ok();
+  if (pmem_map_ != nullptr) {
+    if (drain_fn_ != nullptr) drain_fn_();
+    return Status::Ok();
+  }
+  std::lock_guard<std::mutex> g(flush_mu_);
+  return SyncPending();
 }
 
 // Refuses anything but a regular file, and takes the lock so that a device in use is never

@@ -4,6 +4,8 @@
 // Durability model (the same as libpmem2's): a store becomes durable only after Flush() of a range
 // that contains it followed by Drain(). Persist(range) is Flush + Drain. Stores may also become
 // durable earlier, at any time, in 64-byte lines (cache eviction): crash tests model exactly that.
+// On emulated pmem, Flush only records its range and Drain issues one msync covering every range
+// flushed since the last Drain (a persist point costs one system call, not one per range).
 #pragma once
 
 #include <cstddef>
@@ -103,8 +105,9 @@ struct OpenOptions {
 
 // Opens a device from a path: a file on a DAX filesystem, /dev/daxX.Y or /dev/pmemN is mapped
 // through libpmem2 and made durable with its persist function; anything else (a regular file, a
-// /dev/shm file) is mapped with mmap(MAP_SHARED) and made durable with msync. The file is locked
-// exclusively (flock); a second opener gets EBUSY "device is in use". Errors name the path.
+// /dev/shm file) is mapped with mmap(MAP_SHARED) and made durable with msync, one per Drain. The
+// file is locked exclusively (flock); a second opener gets EBUSY "device is in use". Errors name
+// the path.
 Result<std::unique_ptr<Device>> OpenDevice(const std::string& path, const OpenOptions& options = {});
 
 // Creates (or truncates) a regular file of `size` bytes for use as an emulated device. Fails with

@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include <sys/uio.h>
+
 #include "daxfs/media.h"
 #include "daxfs/status.h"
 
@@ -297,6 +299,17 @@ class Filesystem {
 
   // ---- File data. Offsets and lengths are bytes; a file may be sparse up to 2^63 - 1.
   virtual Result<size_t> Read(Ino ino, uint64_t offset, std::span<uint8_t> out) = 0;
+  // Read without a copy: calls `consume` once with bytes [offset, +length) of the file, clipped
+  // to its size, as pieces of device memory in file order (holes and unwritten extents are
+  // pieces of one shared zero buffer; no pieces at or past the end). It runs under the
+  // filesystem lock held shared, so no write changes or frees those blocks before it returns
+  // (stores through a writable DAX mapping can, as they can during Read). `consume` must not
+  // call back into the filesystem; its error is returned. The errors of Read (EIO for a lost
+  // or bad range, found before `consume` runs), and EINVAL for a length over kMaxReadPieces.
+  // Returns the bytes handed to `consume`.
+  static constexpr uint64_t kMaxReadPieces = uint64_t{1} << 30;
+  virtual Result<size_t> ReadPieces(Ino ino, uint64_t offset, uint64_t length,
+                                    const std::function<Status(std::span<const iovec>)>& consume) = 0;
   virtual Result<size_t> Write(Ino ino, uint64_t offset, std::span<const uint8_t> data) = 0;
   virtual Status Truncate(Ino ino, uint64_t size) = 0;
   virtual Status Fallocate(Ino ino, uint32_t mode, uint64_t offset, uint64_t length) = 0;

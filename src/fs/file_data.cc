@@ -306,21 +306,22 @@ Result<FileData::BlockSource> FileData::ReserveForWork(WriteOp& op, uint64_t new
 
 // ---- Reading.
 
-Result<size_t> FileData::ReadData(const ReadOp& op, const Inode& inode, uint64_t offset,
-                                  std::span<uint8_t> out) const {
-  if (offset >= inode.size || out.empty()) return size_t{0};
-  uint64_t n = std::min<uint64_t>(out.size(), inode.size - offset);
+template <typename Sink>
+Result<size_t> FileData::WalkData(const ReadOp& op, const Inode& inode, uint64_t offset,
+                                  uint64_t length, Sink&& sink) const {
+  if (offset >= inode.size || length == 0) return size_t{0};
+  uint64_t n = std::min<uint64_t>(length, inode.size - offset);
   uint64_t end = offset + n;
-  uint64_t pos = offset;  // bytes before it are filled
-  auto zero_to = [&](uint64_t to) {
-    if (to > pos) std::memset(out.data() + (pos - offset), 0, to - pos);
-    pos = std::max(pos, to);
-  };
   uint64_t first = offset / kBlock;
   if (poison_->Active(op)) {
     RETURN_IF_ERROR(
         poison_->CheckNotLost(op, inode.ino, first, BlocksCovering(end) - first, "read"));
   }
+  uint64_t pos = offset;  // bytes before it are handed to the sink
+  auto zero_to = [&](uint64_t to) {
+    if (to > pos) sink(nullptr, to - pos);
+    pos = std::max(pos, to);
+  };
   Status bad;  // bytes on bad media that no failure recorded yet (the engine never loads them)
   RETURN_IF_ERROR(extents_->ForEach(
       op, inode.ino, first, BlocksCovering(end) - first,
@@ -336,8 +337,7 @@ Result<size_t> FileData::ReadData(const ReadOp& op, const Inode& inode, uint64_t
                                            BlocksCovering(x_end) - fb, "read");
             return false;
           }
-          const uint8_t* data = device_->At(x.device_block * kBlock + (pos - x_begin));
-          std::memcpy(out.data() + (pos - offset), data, x_end - pos);
+          sink(device_->At(x.device_block * kBlock + (pos - x_begin)), x_end - pos);
           pos = x_end;
         }
         return true;
@@ -347,11 +347,55 @@ Result<size_t> FileData::ReadData(const ReadOp& op, const Inode& inode, uint64_t
   return static_cast<size_t>(n);
 }
 
+Result<size_t> FileData::ReadData(const ReadOp& op, const Inode& inode, uint64_t offset,
+                                  std::span<uint8_t> out) const {
+  uint8_t* to = out.data();
+  return WalkData(op, inode, offset, out.size(), [&](const uint8_t* src, uint64_t length) {
+    if (src) {
+      std::memcpy(to, src, length);
+    } else {
+      std::memset(to, 0, length);
+    }
+    to += length;
+  });
+}
+
 Result<size_t> FileData::Read(const ReadOp& op, Ino ino, uint64_t offset,
                               std::span<uint8_t> out) const {
   ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
   RETURN_IF_ERROR(CheckRegular(inode));
   return ReadData(op, inode, offset, out);
+}
+
+namespace {
+// What holes read as in ReadPieces: pieces of this, each at most its size.
+alignas(4096) const uint8_t kZeros[128 << 10] = {};
+}  // namespace
+
+Result<size_t> FileData::ReadPieces(const ReadOp& op, Ino ino, uint64_t offset, uint64_t length,
+                                    std::vector<iovec>* pieces) const {
+  if (length > Filesystem::kMaxReadPieces) {
+    return Status::Invalid(fmt::format("read of {} bytes without a copy: at most {} at a time",
+                                       length, Filesystem::kMaxReadPieces));
+  }
+  ASSIGN_OR_RETURN(Inode inode, Inodes::Get(op, ino));
+  RETURN_IF_ERROR(CheckRegular(inode));
+  return WalkData(op, inode, offset, length, [&](const uint8_t* src, uint64_t n) {
+    if (src) {
+      if (!pieces->empty() && static_cast<const uint8_t*>(pieces->back().iov_base) +
+                                      pieces->back().iov_len == src) {
+        pieces->back().iov_len += n;  // extents that follow each other on the device
+      } else {
+        pieces->push_back({const_cast<uint8_t*>(src), n});
+      }
+      return;
+    }
+    for (uint64_t done = 0; done < n;) {
+      uint64_t k = std::min<uint64_t>(n - done, sizeof(kZeros));
+      pieces->push_back({const_cast<uint8_t*>(kZeros), k});
+      done += k;
+    }
+  });
 }
 
 // ---- Writing.

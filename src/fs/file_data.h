@@ -9,6 +9,8 @@
 #include <span>
 #include <vector>
 
+#include <sys/uio.h>
+
 #include "daxfs/filesystem.h"
 #include "format/records.h"
 #include "fs/node_budget.h"
@@ -44,6 +46,10 @@ class FileData {
 
   // ---- The operations on regular file `ino` (EISDIR, EINVAL for other types).
   Result<size_t> Read(const ReadOp& op, Ino ino, uint64_t offset, std::span<uint8_t> out) const;
+  // The same bytes as pieces of device memory appended to `pieces` (holes: a shared zero
+  // buffer), valid while the operation's lock is held.
+  Result<size_t> ReadPieces(const ReadOp& op, Ino ino, uint64_t offset, uint64_t length,
+                            std::vector<iovec>* pieces) const;
   Status Write(WriteOp& op, Ino ino, uint64_t offset, std::span<const uint8_t> data);
   // The checks of a write that writes nothing.
   static Status CheckWritable(const ReadOp& op, Ino ino);
@@ -59,6 +65,11 @@ class FileData {
   // Reads/writes the data of `inode` (a write updates and stores the inode).
   Result<size_t> ReadData(const ReadOp& op, const format::Inode& inode, uint64_t offset,
                           std::span<uint8_t> out) const;
+  // What ReadData and ReadPieces share: the checks, then sink(src, length) for each piece of
+  // [offset, +length) clipped to the size, in order (src null: zeros). Returns the bytes.
+  template <typename Sink>
+  Result<size_t> WalkData(const ReadOp& op, const format::Inode& inode, uint64_t offset,
+                          uint64_t length, Sink&& sink) const;
   Status WriteData(WriteOp& op, format::Inode* inode, uint64_t offset,
                    std::span<const uint8_t> data);
   // Frees every block of an inode whose last link went away.

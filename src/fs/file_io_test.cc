@@ -647,5 +647,37 @@ INSTANTIATE_TEST_SUITE_P(Durability, FileIoModelTest,
                            return info.param == Durability::kOnReturn ? "OnReturn" : "GroupCommit";
                          });
 
+
+// ReadPieces hands out the same bytes as Read (device memory for data, zeros for holes and
+// unwritten extents), clipped to the size, and refuses an oversized length.
+TEST_F(FileIoTest, ReadPiecesGivesTheBytesOfRead) {
+  Start(16 << 20, {});
+  Ino f = NewFile("f");
+  Put(f, 0, std::string(3 * kB + 100, 'a'));
+  Put(f, 40 * kB + 7, std::string(2 * kB, 'b'));  // a hole before it
+  ASSERT_TRUE(fs_->Fallocate(f, 0, 60 * kB, 8 * kB).ok());  // unwritten, size grows
+  Put(f, 80 * kB, std::string(kB, 'c'));
+  std::string all = GetAll(f);
+  for (auto [offset, length] : std::vector<std::pair<uint64_t, uint64_t>>{
+           {0, all.size()}, {5, 50 * kB}, {3 * kB, 70 * kB}, {all.size() - 10, 100}, {all.size(), 10}}) {
+    std::string got;
+    auto n = fs_->ReadPieces(f, offset, length, [&](std::span<const iovec> pieces) {
+      for (const iovec& p : pieces) got.append(static_cast<const char*>(p.iov_base), p.iov_len);
+      return Status::Ok();
+    });
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    uint64_t want = offset >= all.size() ? 0 : std::min<uint64_t>(length, all.size() - offset);
+    EXPECT_EQ(*n, want);
+    EXPECT_EQ(got, all.substr(std::min<uint64_t>(offset, all.size()), want)) << offset;
+  }
+  auto refused = fs_->ReadPieces(f, 0, Filesystem::kMaxReadPieces + 1,
+                                 [](std::span<const iovec>) { return Status::Ok(); });
+  EXPECT_EQ(refused.status().code(), EINVAL);
+  auto consumer_error = fs_->ReadPieces(f, 0, 10, [](std::span<const iovec>) {
+    return Status::IoError("the consumer failed");
+  });
+  EXPECT_FALSE(consumer_error.ok());
+}
+
 }  // namespace
 }  // namespace daxfs

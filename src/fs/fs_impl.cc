@@ -653,6 +653,17 @@ Result<size_t> FsImpl::Read(Ino ino, uint64_t offset, std::span<uint8_t> out) {
   return read;
 }
 
+Result<size_t> FsImpl::ReadPieces(Ino ino, uint64_t offset, uint64_t length,
+                                  const std::function<Status(std::span<const iovec>)>& consume) {
+  size_t read = 0;
+  RETURN_IF_ERROR(runner_.Read([&](const ReadOp& op) -> Status {
+    std::vector<iovec> pieces;
+    ASSIGN_OR_RETURN(read, files_.ReadPieces(op, ino, offset, length, &pieces));
+    return consume(pieces);
+  }));
+  return read;
+}
+
 Result<size_t> FsImpl::Write(Ino ino, uint64_t offset, std::span<const uint8_t> data) {
   if (data.empty()) {  // no change, no commit: only the checks
     RETURN_IF_ERROR(

@@ -91,6 +91,8 @@ class FsImpl final : public FsFace, private TxnHooks {
 
   // ---- File data (FileData, file_data.h)
   Result<size_t> Read(Ino ino, uint64_t offset, std::span<uint8_t> out) override;
+  Result<size_t> ReadPieces(Ino ino, uint64_t offset, uint64_t length,
+                            const std::function<Status(std::span<const iovec>)>& consume) override;
   Result<size_t> Write(Ino ino, uint64_t offset, std::span<const uint8_t> data) override;
   Status Truncate(Ino ino, uint64_t size) override;
   Status Fallocate(Ino ino, uint32_t mode, uint64_t offset, uint64_t length) override;
